@@ -1,0 +1,50 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from carepath.engine.application import CarePath
+from carepath.engine.scheduler import TimerScheduler
+
+from .bootstrap import build_engine, deploy_directory
+from .errors import install_error_handlers
+from .metrics import install_metrics
+from .routes import health, instances, messages, pathways, tasks
+from .settings import Settings
+
+log = logging.getLogger("carepath")
+
+
+def create_app(settings: Settings | None = None, engine: CarePath | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = engine or build_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if settings.deploy_shipped_pathways:
+            for line in deploy_directory(engine, settings.pathways_path()):
+                log.info("pathway %s", line)
+        if settings.scheduler_enabled:
+            scheduler = TimerScheduler(engine, settings.sweep_seconds)
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown()
+
+    app = FastAPI(title="CarePath", version="0.1.0", lifespan=lifespan,
+                  description="Care pathway orchestrator: BPMN pathways on SpiffWorkflow.")
+    app.state.engine = engine
+    app.state.settings = settings
+    install_error_handlers(app)
+    install_metrics(app, engine)
+    for module in (health, pathways, instances, tasks, messages):
+        app.include_router(module.router)
+    return app

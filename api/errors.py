@@ -1,0 +1,65 @@
+"""Domain errors -> HTTP status codes, in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from carepath.engine.errors import (
+    CarePathError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    ValidationFailed,
+)
+
+log = logging.getLogger("carepath.api")
+
+STATUS_BY_ERROR: list[tuple[type[CarePathError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (PermissionDenied, 403),
+    (Unauthenticated, 401),
+    (ValidationFailed, 422),
+]
+
+
+def status_for(exc: CarePathError) -> int:
+    for error_class, status in STATUS_BY_ERROR:
+        if isinstance(exc, error_class):
+            return status
+    return 400
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CarePathError)
+    status = status_for(exc)
+    body: dict[str, object] = {"error": type(exc).__name__, "message": exc.message}
+    if isinstance(exc, ValidationFailed):
+        body["errors"] = [p.as_dict() for p in exc.problems]
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"message": f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}",
+               "location": list(e.get("loc", ()))} for e in exc.errors()]
+    return JSONResponse({"error": "ValidationFailed", "message": "the request is not valid", "errors": errors},
+                        status_code=422)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse({"error": "InternalError", "message": "an unexpected error occurred; it was logged"},
+                        status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CarePathError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,57 @@
+"""Prometheus metrics: request counters and, read from the database at scrape time, instances by
+status, open and overdue tasks, and timer lag (how long the oldest due timer has been waiting)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from carepath.engine.application import CarePath
+from carepath.engine.persistence.tables import Instance, Task, Timer
+
+
+class DatabaseCollector(Collector):
+    def __init__(self, engine: CarePath) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self.engine.now()
+        with self.engine.db.read() as session:
+            by_status = session.execute(select(Instance.status, func.count()).group_by(Instance.status)).all()
+            open_tasks = session.scalar(select(func.count()).select_from(Task).where(Task.state == "ready"))
+            overdue = session.scalar(select(func.count()).select_from(Task).where(
+                Task.state == "ready", Task.due_date < now))
+            oldest_due = session.scalar(select(func.min(Timer.due_at)).where(Timer.state == "pending"))
+        instances = GaugeMetricFamily("carepath_instances", "Pathway instances by status", labels=["status"])
+        for status, count in by_status:
+            instances.add_metric([status], count)
+        yield instances
+        yield GaugeMetricFamily("carepath_open_tasks", "Human tasks ready to be worked", value=open_tasks or 0)
+        yield GaugeMetricFamily("carepath_overdue_tasks", "Open human tasks past their due date", value=overdue or 0)
+        lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
+        yield GaugeMetricFamily("carepath_timer_lag_seconds", "How long the oldest due timer has waited", value=lag)
+
+
+def install_metrics(app: FastAPI, engine: CarePath) -> None:
+    registry = CollectorRegistry()
+    requests = Counter("carepath_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
+    latency = Histogram("carepath_http_request_seconds", "HTTP request latency", ["method", "route"],
+                        registry=registry)
+    registry.register(DatabaseCollector(engine))
+    app.state.metrics_registry = registry
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        requests.labels(request.method, path, str(response.status_code)).inc()
+        latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,37 @@
+"""Health checks (no authentication) and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from carepath.engine.persistence import migrate
+
+from ..deps import EngineDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(engine: EngineDep) -> JSONResponse:
+    try:
+        with engine.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        current = migrate.is_current(engine.db.engine)
+    except Exception as exc:  # the point of this endpoint is to say so rather than fail
+        return JSONResponse({"status": "unavailable", "database": f"error: {type(exc).__name__}"}, status_code=503)
+    if not current:
+        return JSONResponse({"status": "unavailable", "database": "ok", "migrations": "behind"}, status_code=503)
+    return JSONResponse({"status": "ready", "database": "ok", "migrations": "current"})
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

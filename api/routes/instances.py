@@ -1,0 +1,42 @@
+"""/api/instances: read, list, cancel, retry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from carepath.engine.model import InstanceStatus
+from carepath.engine.queries import list_instances
+from carepath.engine.usecases.instances import cancel_instance, get_instance_view, retry_instance
+
+from ..deps import CurrentUser, EngineDep
+from ..schemas import CancelIn, InstanceOut, InstancePage
+
+router = APIRouter(prefix="/api/instances", tags=["instances"])
+
+
+@router.get("", response_model=InstancePage)
+def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = None,
+          pathway: str | None = None, patient_id: str | None = None, business_key: str | None = None,
+          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
+          ) -> InstancePage:
+    with engine.db.read() as session:
+        page = list_instances(session, status=status.value if status else None, pathway=pathway,
+                              patient_id=patient_id, business_key=business_key, limit=limit, offset=offset)
+    return InstancePage.model_validate(page)
+
+
+@router.get("/{instance_id}", response_model=InstanceOut)
+def get(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
+    return InstanceOut.model_validate(get_instance_view(engine, instance_id))
+
+
+@router.post("/{instance_id}/cancel", response_model=InstanceOut)
+def cancel(instance_id: str, body: CancelIn, engine: EngineDep, user: CurrentUser) -> InstanceOut:
+    return InstanceOut.model_validate(cancel_instance(engine, user, instance_id, body.reason))
+
+
+@router.post("/{instance_id}/retry", response_model=InstanceOut)
+def retry(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
+    return InstanceOut.model_validate(retry_instance(engine, user, instance_id))

@@ -1,0 +1,18 @@
+"""/api/messages: events from outside (a report arrived, the patient was admitted)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from carepath.engine.usecases.messages import correlate_message
+
+from ..deps import CurrentUser, EngineDep
+from ..schemas import MessageIn, MessageOut
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+
+@router.post("", response_model=MessageOut)
+def send(body: MessageIn, engine: EngineDep, user: CurrentUser) -> MessageOut:
+    result = correlate_message(engine, user, body.name, body.correlation_key, body.data, body.message_id)
+    return MessageOut.model_validate(result)

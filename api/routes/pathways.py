@@ -1,0 +1,82 @@
+"""/api/pathways: deploy, list, versions, sources, retire, start instances."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import Response
+
+from carepath.engine.definitions import SourceFile
+from carepath.engine.errors import NotFound, Problem, ValidationFailed
+from carepath.engine.queries import list_pathways, pathway_source, pathway_versions
+from carepath.engine.usecases.deploy import deploy_pathways, retire_version
+from carepath.engine.usecases.instances import start_instance
+from carepath.engine.usecases.users import known_groups
+
+from ..deps import CurrentUser, EngineDep
+from ..schemas import DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
+
+router = APIRouter(prefix="/api/pathways", tags=["pathways"])
+
+
+def _read_uploads(files: list[UploadFile], max_bytes: int) -> list[SourceFile]:
+    sources, total = [], 0
+    for upload in files:
+        name = (upload.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1] or "upload.bpmn"
+        content = upload.file.read(max_bytes + 1)
+        total += len(content)
+        if total > max_bytes:
+            raise ValidationFailed("the upload is too large", [Problem(
+                f"the files together exceed {max_bytes // (1024 * 1024)} MB", file=name)])
+        sources.append(SourceFile(name, content))
+    return sources
+
+
+@router.post("", response_model=DeployOut, status_code=201)
+def deploy(request: Request, engine: EngineDep, user: CurrentUser,
+           files: Annotated[list[UploadFile], File(description="one or more .bpmn / .dmn files")]) -> DeployOut:
+    sources = _read_uploads(files, request.app.state.settings.max_upload_bytes)
+    result = deploy_pathways(engine, user, sources, known_groups(engine))
+    return DeployOut.model_validate(result)
+
+
+@router.get("", response_model=list[PathwayVersionOut])
+def list_all(engine: EngineDep, user: CurrentUser) -> list[PathwayVersionOut]:
+    with engine.db.read() as session:
+        return [PathwayVersionOut.model_validate(v) for v in list_pathways(session)]
+
+
+@router.get("/{key}", response_model=PathwayOut)
+def versions(key: str, engine: EngineDep, user: CurrentUser) -> PathwayOut:
+    with engine.db.read() as session:
+        found = pathway_versions(session, key)
+    if not found:
+        raise NotFound(f"pathway '{key}' is not deployed")
+    return PathwayOut(key=key, versions=[PathwayVersionOut.model_validate(v) for v in found])
+
+
+@router.get("/{key}/versions/{version}/bpmn", response_class=Response,
+            responses={200: {"content": {"application/xml": {}}}})
+def source(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Response:
+    with engine.db.read() as session:
+        found = pathway_source(session, key, version)
+    if found is None:
+        raise NotFound(f"pathway '{key}' has no version {version}")
+    filename, content = found
+    safe = filename.replace('"', "")
+    return Response(content, media_type="application/xml",
+                    headers={"Content-Disposition": f'inline; filename="{safe}"'})
+
+
+@router.post("/{key}/versions/{version}/retire", status_code=204)
+def retire(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Response:
+    retire_version(engine, user, key, version)
+    return Response(status_code=204)
+
+
+@router.post("/{key}/instances", response_model=InstanceOut, status_code=201)
+def start(key: str, body: StartIn, engine: EngineDep, user: CurrentUser) -> InstanceOut:
+    view = start_instance(engine, user, key, business_key=body.business_key, patient_id=body.patient_id,
+                          data=body.data, version=body.version)
+    return InstanceOut.model_validate(view)

@@ -1,0 +1,139 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ProblemOut(Out):
+    message: str
+    file: str | None = None
+    line: int | None = None
+    element_id: str | None = None
+
+
+class DeployedOut(Out):
+    key: str
+    version: int
+    created: bool
+    name: str | None
+
+
+class DeployOut(Out):
+    processes: list[DeployedOut]
+    warnings: list[ProblemOut]
+
+
+class PathwayVersionOut(Out):
+    key: str
+    version: int
+    name: str | None
+    family: str
+    retired: bool
+    deployed_at: datetime
+    deployed_by: str
+    source_file: str
+    content_hash: str
+    warnings: list[dict[str, Any]]
+    message_starts: list[str]
+
+
+class PathwayOut(Out):
+    key: str
+    versions: list[PathwayVersionOut]
+
+
+class TaskOut(Out):
+    id: str
+    instance_id: str
+    pathway_key: str
+    element_id: str
+    name: str
+    lane: str | None
+    kind: str
+    state: str
+    assignee: str | None
+    due_date: datetime | None
+    documentation: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+
+
+class WaitOut(Out):
+    type: str
+    element_id: str
+    due_at: datetime | None = None
+    message_name: str | None = None
+    correlation_key: str | None = None
+
+
+class InstanceOut(Out):
+    id: str
+    pathway_key: str
+    version: int
+    business_key: str
+    patient_id: str | None
+    status: str
+    data: dict[str, Any]
+    incident: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    started_by: str
+    open_tasks: list[TaskOut]
+    waiting: list[WaitOut]
+
+
+class Paged(Out):
+    total: int
+    limit: int
+    offset: int
+
+
+class InstancePage(Paged):
+    items: list[InstanceOut]
+
+
+class TaskPage(Paged):
+    items: list[TaskOut]
+
+
+class StartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    business_key: str = Field(min_length=1, max_length=255)
+    patient_id: str | None = Field(default=None, min_length=1, max_length=255)
+    data: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(default=None, ge=1)
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    correlation_key: str = Field(min_length=1, max_length=255)
+    data: dict[str, Any] = Field(default_factory=dict)
+    message_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class MessageOut(Out):
+    outcome: str
+    instance_ids: list[str]
+    message_id: str | None
+    expires_at: datetime | None

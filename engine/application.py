@@ -1,0 +1,65 @@
+"""The engine's composition root: database, clock, caches and the script sandbox, wired once.
+
+HTTP routes, the CLI and the scheduler all hold one `CarePath` and call the use-case functions
+in `carepath.engine.usecases` with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .caches import LRUCache
+from .clock import Clock
+from .persistence.database import Database
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    message_ttl: timedelta = timedelta(days=7)
+    script_timeout_s: float = 5.0
+    script_memory_mb: int = 256
+    workflow_cache_size: int = 2000
+    spec_cache_size: int = 256
+    timer_max_attempts: int = 5
+    timer_retry_base: timedelta = timedelta(seconds=30)
+    conflict_retries: int = 5
+    lane_groups: dict[str, str] = field(default_factory=dict)
+
+
+class CarePath:
+    def __init__(self, db: Database, clock: Clock, config: EngineConfig | None = None,
+                 worker_id: str | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.config = config or EngineConfig()
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.specs: LRUCache[int, Any] = LRUCache(self.config.spec_cache_size)
+        self.workflows: LRUCache[str, Any] = LRUCache(self.config.workflow_cache_size)
+        self._timer_listeners: list[Callable[[datetime], None]] = []
+        self._script_engine: Any = None
+
+    @property
+    def script_engine(self) -> Any:
+        if self._script_engine is None:
+            from .sandbox.spiff import make_script_engine
+
+            self._script_engine = make_script_engine(
+                script_timeout_s=self.config.script_timeout_s, script_memory_mb=self.config.script_memory_mb)
+        return self._script_engine
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def on_timer_scheduled(self, listener: Callable[[datetime], None]) -> None:
+        """Called with the due time of every timer a committed change creates (wakes the scheduler)."""
+        self._timer_listeners.append(listener)
+
+    def timers_scheduled(self, due_times: list[datetime]) -> None:
+        if due_times:
+            earliest = min(due_times)
+            for listener in self._timer_listeners:
+                listener(earliest)

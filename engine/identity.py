@@ -1,0 +1,58 @@
+"""Who is acting: users, roles, groups and API tokens (stored as SHA-256 hashes)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .errors import PermissionDenied
+
+
+class Role(StrEnum):
+    CLINICAL_LEAD = "clinical_lead"
+    COORDINATOR = "coordinator"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+SYSTEM = Principal("system", Role.ADMIN)
+SCHEDULER = Principal("scheduler", Role.ADMIN)
+
+
+def require_role(principal: Principal, *roles: Role, action: str) -> None:
+    if principal.role is Role.ADMIN or principal.role in roles:
+        return
+    allowed = ", ".join(r.value for r in (*roles, Role.ADMIN))
+    raise PermissionDenied(f"{action} needs one of the roles {allowed}; user '{principal.name}' "
+                           f"is {principal.role.value}")
+
+
+def new_token() -> str:
+    return "cp_" + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def group_for_lane(lane: str | None, mapping: dict[str, str] | None = None) -> str | None:
+    """Lane "Care Coordinator" -> group "care-coordinator", unless configured otherwise."""
+    if lane is None:
+        return None
+    if mapping and lane in mapping:
+        return mapping[lane]
+    return re.sub(r"[^a-z0-9]+", "-", lane.strip().lower()).strip("-") or None

@@ -1,0 +1,76 @@
+"""The product's own view of a running pathway: small dataclasses, no SpiffWorkflow objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class InstanceStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    INCIDENT = "incident"
+
+
+ACTIVE_STATUSES = (InstanceStatus.RUNNING, InstanceStatus.INCIDENT)
+
+
+class TaskState(StrEnum):
+    """FHIR Task status codes for human tasks."""
+
+    READY = "ready"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    id: str
+    element_id: str
+    name: str
+    lane: str | None
+    kind: str
+    process_id: str
+    documentation: str | None = None
+    form: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TimerWait:
+    task_id: str
+    element_id: str
+    name: str | None
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageWait:
+    task_id: str
+    element_id: str
+    message_name: str
+    correlation_value: str | None
+
+
+@dataclass(frozen=True)
+class Incident:
+    message: str
+    element_id: str | None = None
+    task_id: str | None = None
+    detail: str | None = None
+
+
+@dataclass
+class Snapshot:
+    """What the engine says about an instance after an action."""
+
+    status: InstanceStatus
+    data: dict[str, Any]
+    open_tasks: list[OpenTask] = field(default_factory=list)
+    timers: list[TimerWait] = field(default_factory=list)
+    messages: list[MessageWait] = field(default_factory=list)
+    incident: Incident | None = None
+    completed_elements: list[str] = field(default_factory=list)
+    call_bindings: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,251 @@
+"""The database schema: typed SQLAlchemy 2 models shared by SQLite and PostgreSQL.
+
+Instance state is SpiffWorkflow JSON without the spec; everything a list or a worklist needs is
+projected into plain indexed columns (`tasks`, `message_subscriptions`, `timers`) so that no
+query ever deserializes a workflow. `events` is append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+ACTIVE_SQL = text("status IN ('running', 'incident')")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, also on SQLite (which stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(40))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class UserGroup(Base):
+    __tablename__ = "user_groups"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class DeploymentFile(Base):
+    __tablename__ = "deployment_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(String(36), index=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class PathwayVersion(Base):
+    __tablename__ = "pathway_versions"
+    __table_args__ = (
+        UniqueConstraint("key", "version"),
+        Index("ix_pathway_versions_key_content_hash", "key", "content_hash"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int]
+    name: Mapped[str | None] = mapped_column(String(500))
+    family: Mapped[str] = mapped_column(String(20))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    spec_json: Mapped[str] = mapped_column(Text)
+    source_file_id: Mapped[int] = mapped_column(ForeignKey("deployment_files.id"))
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    external_calls: Mapped[list[Any]]
+    lanes: Mapped[list[Any]]
+    warnings: Mapped[list[Any]]
+    documentation: Mapped[str | None] = mapped_column(Text)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(200))
+
+
+class MessageStartEvent(Base):
+    __tablename__ = "message_start_events"
+    pathway_version_id: Mapped[int] = mapped_column(
+        ForeignKey("pathway_versions.id", ondelete="CASCADE"), primary_key=True)
+    message_name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    __table_args__ = (
+        Index("uq_instances_active_business_key", "pathway_key", "business_key", unique=True,
+              sqlite_where=ACTIVE_SQL, postgresql_where=ACTIVE_SQL),
+        Index("ix_instances_status_created_at", "status", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pathway_version_id: Mapped[int] = mapped_column(ForeignKey("pathway_versions.id"), index=True)
+    pathway_key: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str] = mapped_column(String(255), index=True)
+    patient_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    incident: Mapped[dict[str, Any] | None]
+    call_bindings: Mapped[dict[str, Any]]
+    lock_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    started_by: Mapped[str] = mapped_column(String(200))
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
+class Task(Base):
+    """Projection of one human task, kept in step with the engine by every state change."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_state_lane_created_at", "state", "lane", "created_at"),
+        Index("ix_tasks_state_created_at", "state", "created_at"),
+        Index("ix_tasks_instance_id_state", "instance_id", "state"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    pathway_key: Mapped[str] = mapped_column(String(255))
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(500))
+    lane: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    due_date: Mapped[datetime | None]
+    documentation: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    completed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Event(Base):
+    """Append-only history: one row per state change."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_instance_id_id", "instance_id", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str | None] = mapped_column(String(36))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    pathway_version_id: Mapped[int | None]
+    type: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]]
+
+
+class Timer(Base):
+    """A waiting timer event: the database, not APScheduler, is the source of truth for what is due."""
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        Index("ix_timers_state_due_at", "state", "due_at"),
+        Index("uq_timers_pending_task", "task_id", unique=True,
+              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(255))
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+
+
+class MessageSubscription(Base):
+    """A message catch that is waiting, with the correlation key it waits for."""
+
+    __tablename__ = "message_subscriptions"
+    __table_args__ = (Index("ix_message_subscriptions_name_key", "message_name", "correlation_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    pathway_key: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(255))
+    message_name: Mapped[str] = mapped_column(String(255))
+    correlation_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class BufferedMessage(Base):
+    """A message received with no waiting receiver, kept until its time-to-live ends."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_name_key_state", "name", "correlation_key", "state"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    correlation_key: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    instance_id: Mapped[str | None] = mapped_column(String(36))
+    sender: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,50 @@
+"""One state change = one transaction: `with UnitOfWork(app) as uow: ...; uow.commit()`.
+
+Leaving the block without commit rolls back. History rows are appended through `record`.
+Work to do only once the transaction is durable (putting a workflow back into the cache,
+waking the scheduler) is registered with `after_commit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..application import CarePath
+from .tables import Event
+
+
+class UnitOfWork:
+    def __init__(self, app: CarePath) -> None:
+        self.app = app
+        self._after_commit: list[Callable[[], None]] = []
+        self._committed = False
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.app.db.write_sessions()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if not self._committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+        if self._committed:
+            for callback in self._after_commit:
+                callback()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._committed = True
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._after_commit.append(callback)
+
+    def record(self, type_: str, actor: str, *, instance_id: str | None = None, task_id: str | None = None,
+               pathway_version_id: int | None = None, data: dict[str, Any] | None = None) -> None:
+        self.session.add(Event(type=type_, actor=actor, instance_id=instance_id, task_id=task_id,
+                               pathway_version_id=pathway_version_id, at=self.app.now(), data=data or {}))

@@ -1,0 +1,147 @@
+"""Read side: lists and views answered from the projection tables, never from workflow state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from .persistence.tables import (
+    DeploymentFile,
+    Instance,
+    MessageStartEvent,
+    MessageSubscription,
+    PathwayVersion,
+    Task,
+    Timer,
+)
+from .views import InstanceView, PathwayVersionView, TaskView, WaitView
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int
+    limit: int
+    offset: int
+
+
+def task_view(row: Task) -> TaskView:
+    return TaskView(id=row.id, instance_id=row.instance_id, pathway_key=row.pathway_key,
+                    element_id=row.element_id, name=row.name, lane=row.lane, kind=row.kind, state=row.state,
+                    assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
+                    created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by)
+
+
+def instance_view(session: Session, instance_id: str) -> InstanceView | None:
+    row = session.get(Instance, instance_id)
+    if row is None:
+        return None
+    version = session.get(PathwayVersion, row.pathway_version_id)
+    tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state == "ready")
+                            .order_by(Task.created_at, Task.id))
+    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == "pending")
+                             .order_by(Timer.due_at))
+    subs = session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == row.id)
+                           .order_by(MessageSubscription.id))
+    waiting = [WaitView("timer", t.element_id, due_at=t.due_at) for t in timers]
+    waiting += [WaitView("message", s.element_id, message_name=s.message_name, correlation_key=s.correlation_key)
+                for s in subs]
+    return InstanceView(
+        id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
+        business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=row.data,
+        incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
+        started_by=row.started_by, open_tasks=[task_view(t) for t in tasks], waiting=waiting)
+
+
+def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int) -> tuple[list[Any], int]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+    return rows, total
+
+
+def list_instances(session: Session, *, status: str | None = None, pathway: str | None = None,
+                   patient_id: str | None = None, business_key: str | None = None,
+                   limit: int = 50, offset: int = 0) -> Page:
+    query = select(Instance)
+    if status:
+        query = query.where(Instance.status == status)
+    if pathway:
+        query = query.where(Instance.pathway_key == pathway)
+    if patient_id:
+        query = query.where(Instance.patient_id == patient_id)
+    if business_key:
+        query = query.where(Instance.business_key == business_key)
+    rows, total = _page(session, query, [Instance.created_at.desc(), Instance.id], limit, offset)
+    versions = _version_numbers(session, {r.pathway_version_id for r in rows})
+    items = [InstanceView(
+        id=r.id, pathway_key=r.pathway_key, version=versions.get(r.pathway_version_id, 0),
+        business_key=r.business_key, patient_id=r.patient_id, status=r.status, data={}, incident=r.incident,
+        created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by)
+        for r in rows]
+    return Page(items, total, limit, offset)
+
+
+def _version_numbers(session: Session, ids: set[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = session.execute(select(PathwayVersion.id, PathwayVersion.version).where(PathwayVersion.id.in_(ids)))
+    return {vid: number for vid, number in rows}
+
+
+def list_tasks(session: Session, *, state: str | None = "ready", lane: str | None = None,
+               instance_id: str | None = None, pathway: str | None = None,
+               limit: int = 50, offset: int = 0) -> Page:
+    query = select(Task)
+    if state:
+        query = query.where(Task.state == state)
+    if lane:
+        query = query.where(Task.lane == lane)
+    if instance_id:
+        query = query.where(Task.instance_id == instance_id)
+    if pathway:
+        query = query.where(Task.pathway_key == pathway)
+    rows, total = _page(session, query, [Task.created_at, Task.id], limit, offset)
+    return Page([task_view(r) for r in rows], total, limit, offset)
+
+
+def get_task(session: Session, task_id: str) -> TaskView | None:
+    row = session.get(Task, task_id)
+    return task_view(row) if row is not None else None
+
+
+def version_view(session: Session, row: PathwayVersion) -> PathwayVersionView:
+    source = session.get(DeploymentFile, row.source_file_id)
+    starts = session.scalars(select(MessageStartEvent.message_name)
+                             .where(MessageStartEvent.pathway_version_id == row.id))
+    return PathwayVersionView(key=row.key, version=row.version, name=row.name, family=row.family,
+                              retired=row.retired, deployed_at=row.deployed_at, deployed_by=row.deployed_by,
+                              source_file=source.filename if source else "", content_hash=row.content_hash,
+                              warnings=row.warnings, message_starts=list(starts))
+
+
+def list_pathways(session: Session) -> list[PathwayVersionView]:
+    """The latest version of every deployed pathway."""
+    latest = select(PathwayVersion.key, func.max(PathwayVersion.version).label("v")).group_by(
+        PathwayVersion.key).subquery()
+    rows = session.scalars(select(PathwayVersion).join(
+        latest, (PathwayVersion.key == latest.c.key) & (PathwayVersion.version == latest.c.v))
+        .order_by(PathwayVersion.key))
+    return [version_view(session, r) for r in rows]
+
+
+def pathway_versions(session: Session, key: str) -> list[PathwayVersionView]:
+    rows = session.scalars(select(PathwayVersion).where(PathwayVersion.key == key)
+                           .order_by(PathwayVersion.version))
+    return [version_view(session, r) for r in rows]
+
+
+def pathway_source(session: Session, key: str, version: int) -> tuple[str, bytes] | None:
+    row = session.scalars(select(PathwayVersion).where(
+        PathwayVersion.key == key, PathwayVersion.version == version)).first()
+    if row is None:
+        return None
+    source = session.get(DeploymentFile, row.source_file_id)
+    return (source.filename, source.content) if source else None

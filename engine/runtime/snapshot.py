@@ -1,0 +1,116 @@
+"""Reading a SpiffWorkflow workflow into the product's dataclasses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.util.task import TaskState as SpiffState
+
+from ..model import Incident, InstanceStatus, MessageWait, OpenTask, Snapshot, TimerWait
+
+
+def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_key: str | None) -> Snapshot:
+    if incident is not None:
+        status = InstanceStatus.INCIDENT
+    elif workflow.is_completed():
+        status = InstanceStatus.COMPLETED
+    else:
+        status = InstanceStatus.RUNNING
+    timers, messages = _waiting_events(workflow)
+    return Snapshot(
+        status=status,
+        data=instance_data(workflow),
+        open_tasks=[_open_task(t) for t in workflow.get_tasks(state=SpiffState.READY, manual=True)],
+        timers=timers,
+        messages=messages,
+        incident=incident,
+    )
+
+
+def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The instance's data as JSON values: the workflow's data over the latest task's."""
+    data: dict[str, Any] = {}
+    if workflow.last_task is not None:
+        data.update(workflow.last_task.data)
+    data.update(workflow.data)
+    if not data.get("data_objects"):
+        data.pop("data_objects", None)
+    return json.loads(json.dumps(data, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _open_task(task: Any) -> OpenTask:
+    spec = task.task_spec
+    return OpenTask(
+        id=str(task.id),
+        element_id=spec.bpmn_id or spec.name,
+        name=spec.bpmn_name or spec.bpmn_id or spec.name,
+        lane=spec.lane,
+        kind="manual" if type(spec).__name__ == "ManualTask" else "user",
+        process_id=task.workflow.spec.name,
+        documentation=spec.documentation,
+    )
+
+
+def _definitions(definition: Any) -> list[Any]:
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition]
+
+
+def _waiting_events(workflow: BpmnWorkflow) -> tuple[list[TimerWait], list[MessageWait]]:
+    timers: list[TimerWait] = []
+    messages: list[MessageWait] = []
+    for task in list(workflow.event_manager.tasks.values()):
+        if not task.has_state(SpiffState.WAITING):
+            continue
+        spec = task.task_spec
+        for definition in _definitions(spec.event_definition):
+            if isinstance(definition, TimerEventDefinition):
+                due = definition.details(task).value
+                if isinstance(due, str):
+                    timers.append(TimerWait(str(task.id), spec.bpmn_id, definition.name,
+                                            datetime.fromisoformat(due)))
+            elif isinstance(definition, MessageEventDefinition):
+                messages.append(MessageWait(str(task.id), spec.bpmn_id, definition.name,
+                                            _correlation_value(workflow, task, definition)))
+    return timers, messages
+
+
+def _correlation_value(workflow: BpmnWorkflow, task: Any, definition: MessageEventDefinition) -> str | None:
+    """The key this catch waits for: its correlation property evaluated on the instance's data."""
+    for prop in definition.correlation_properties:
+        try:
+            value = workflow.script_engine.environment.evaluate(prop.retrieval_expression, task.data)
+        except Exception:  # the property names data this instance does not have: fall back
+            continue
+        if value is not None:
+            return str(value)
+    return None
+
+
+def describe_incident(exc: BaseException) -> Incident:
+    task = getattr(exc, "task", None)
+    element_id = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
+    message = str(exc) or exc.__class__.__name__
+    inner = getattr(exc, "exception", None) or exc.__cause__
+    notes = getattr(exc, "__notes__", None) or []
+    detail_parts = [f"{inner.__class__.__name__}: {inner}"] if inner is not None else []
+    detail_parts.extend(notes)
+    line = getattr(exc, "line_number", None)
+    if line:
+        detail_parts.append(f"line {line}: {getattr(exc, 'error_line', '')}")
+    return Incident(message=message[:2000], element_id=element_id,
+                    task_id=str(task.id) if task is not None else None,
+                    detail="; ".join(detail_parts)[:4000] or None)

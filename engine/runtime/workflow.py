@@ -1,0 +1,171 @@
+"""The one wrapper around a SpiffWorkflow BpmnWorkflow; nothing outside engine/runtime touches Spiff.
+
+Every operation runs under `engine_clock(clock)`, so timer events read the product's time, and
+under a step budget, so a diagram that loops forever (a self-recursive call activity, a cycle of
+script tasks) becomes an incident instead of a hung worker.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.util.task import TaskState as SpiffState
+
+from ..clock import Clock, engine_clock
+from ..errors import InvalidTransition, NotFound
+from ..model import Incident, Snapshot
+from .serializer import serializer_for
+from .snapshot import describe_incident, take_snapshot
+
+MAX_ENGINE_STEPS = 5000
+MAX_SUBPROCESS_DEPTH = 32
+
+
+class EngineLimitExceeded(RuntimeError):
+    pass
+
+
+class RunningWorkflow:
+    """A deserialized pathway instance and the actions the product takes on it."""
+
+    def __init__(self, workflow: BpmnWorkflow, family: str, business_key: str | None = None,
+                 incident: Incident | None = None) -> None:
+        self.workflow = workflow
+        self.family = family
+        self.business_key = business_key
+        self.incident = incident
+        self.bound_versions: dict[str, int] = {}
+
+    @classmethod
+    def create(cls, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec], family: str,
+               script_engine: Any, data: dict[str, Any], business_key: str | None = None) -> RunningWorkflow:
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine)
+        workflow.task_tree.data.update(deepcopy(data))
+        # The start task hands its data to everything after it.
+        for task in workflow.get_tasks(state=SpiffState.READY):
+            task.data.update(deepcopy(data))
+        return cls(workflow, family, business_key)
+
+    @classmethod
+    def restore(cls, state: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec],
+                family: str, script_engine: Any, business_key: str | None = None,
+                incident: Incident | None = None) -> RunningWorkflow:
+        workflow = serializer_for(family).state_from_json(state, spec, subprocess_specs)
+        workflow.script_engine = script_engine
+        return cls(workflow, family, business_key, incident)
+
+    def dump(self) -> str:
+        return serializer_for(self.family).state_to_json(self.workflow)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def run(self, clock: Clock) -> None:
+        """Run engine steps until the instance waits; a failure becomes an incident."""
+        steps = 0
+
+        def count_step(task: Any) -> None:
+            nonlocal steps
+            steps += 1
+            if steps > MAX_ENGINE_STEPS:
+                raise EngineLimitExceeded(
+                    f"the pathway ran more than {MAX_ENGINE_STEPS} automatic steps without waiting; "
+                    "it probably loops forever")
+            if task.workflow.depth > MAX_SUBPROCESS_DEPTH:
+                raise EngineLimitExceeded(
+                    f"subprocesses nest deeper than {MAX_SUBPROCESS_DEPTH} levels; a call activity "
+                    "probably calls itself")
+
+        with engine_clock(clock):
+            try:
+                self._run_until_waiting(count_step)
+            except Exception as exc:  # any failure of diagram code is the instance's incident
+                self.incident = describe_incident(exc)
+                return
+        if not self.workflow.get_tasks(state=SpiffState.ERROR):
+            self.incident = None
+
+    def _run_until_waiting(self, count_step: Any) -> None:
+        # Timers that came due make their events ready only on refresh, which SpiffWorkflow does
+        # after its steps: refresh first and go round until nothing automatic is ready.
+        while True:
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps(will_complete_task=count_step)
+            ready = self.workflow.get_tasks(state=SpiffState.READY, manual=False)
+            if not ready:
+                return
+
+    def complete_task(self, task_id: str, data: dict[str, Any], clock: Clock) -> None:
+        task = self._task(task_id)
+        if not task.task_spec.manual or task.state != SpiffState.READY:
+            raise InvalidTransition(f"task {task_id} is not ready to be completed")
+        task.data.update(deepcopy(data))
+        with engine_clock(clock):
+            task.run()
+        self.run(clock)
+
+    def deliver_message(self, name: str, payload: dict[str, Any], clock: Clock) -> bool:
+        """Hand a correlated message to the task waiting for it; False when no task waits."""
+        waiting = self._message_catch(name)
+        if waiting is None:
+            return False
+        definition = waiting.task_spec.event_definition
+        event = BpmnEvent(definition, payload=self._message_payload(payload))
+        with engine_clock(clock):
+            # Correlation was decided in the database. SpiffWorkflow's own catch would re-evaluate the
+            # diagram's correlation expressions against the payload (and broadcast to every waiting
+            # task), so the matched task catches the message directly.
+            definition.update_internal_data(waiting, event)
+            EventDefinition.catch(definition, waiting, event)
+            waiting._set_state(SpiffState.WAITING)
+            waiting.task_spec._update(waiting)
+        self.run(clock)
+        return True
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+    def retry(self, clock: Clock) -> None:
+        """Put failed tasks back to ready and run again."""
+        for task in self.workflow.get_tasks(state=SpiffState.ERROR):
+            task._set_state(SpiffState.READY)
+        self.run(clock)
+
+    def snapshot(self) -> Snapshot:
+        return take_snapshot(self.workflow, self.incident, self.business_key)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _task(self, task_id: str) -> Any:
+        try:
+            task = self.workflow.get_task_from_id(UUID(task_id))
+        except (ValueError, KeyError, TypeError):
+            task = None
+        if task is None:
+            raise NotFound(f"task {task_id} is not part of this instance")
+        return task
+
+    def _message_catch(self, name: str) -> Any:
+        for task in self.workflow.event_manager.tasks.values():
+            definition = getattr(task.task_spec, "event_definition", None)
+            if isinstance(definition, MessageEventDefinition) and definition.name == name:
+                return task
+        return None
+
+    def _message_payload(self, payload: dict[str, Any]) -> Any:
+        if self.family == "camunda":
+            return {"payload": deepcopy(payload), "result_var": None}
+        return deepcopy(payload)
+
+    def waits_at_message_start(self, name: str) -> bool:
+        task = self._message_catch(name)
+        return task is not None and isinstance(task.task_spec, StartEvent)
+
+    def subprocess_spec_names(self) -> set[str]:
+        return {sp.spec.name for sp in self.workflow.subprocesses.values()}

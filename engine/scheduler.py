@@ -1,0 +1,72 @@
+"""Wakes the process when timers come due; the `timers` table decides what is due.
+
+APScheduler runs with its in-memory job store only (its SQLAlchemy store is not safe across
+processes): one date job re-armed at the earliest due time whenever it changes, and a periodic
+sweep as a safety net. `misfire_grace_time=None` so a late wake-up still runs instead of being
+silently dropped; `coalesce` folds a backlog of wake-ups into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .application import CarePath
+from .usecases.messages import expire_messages
+from .usecases.timers import fire_due_timers, next_due_time
+
+log = logging.getLogger("carepath.scheduler")
+JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+
+
+class TimerScheduler:
+    def __init__(self, app: CarePath, sweep_seconds: float = 30.0) -> None:
+        self.app = app
+        self.sweep_seconds = sweep_seconds
+        self._scheduler = BackgroundScheduler(job_defaults=JOB_DEFAULTS, timezone="UTC")
+        self._lock = threading.Lock()
+        app.on_timer_scheduled(self.wake_at)
+
+    def start(self) -> None:
+        self._scheduler.add_job(self.sweep, "interval", seconds=self.sweep_seconds, id="sweep",
+                                next_run_time=self.app.now())
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def wake_at(self, due: datetime) -> None:
+        """Make sure the process wakes by `due`."""
+        if not self._scheduler.running:
+            return
+        with self._lock:
+            job = self._scheduler.get_job("wake")
+            if job is not None and job.next_run_time is not None and job.next_run_time <= due:
+                return
+            self._scheduler.add_job(self.fire, "date", run_date=max(due, self.app.now()) + timedelta(
+                milliseconds=5), id="wake", replace_existing=True)
+
+    def fire(self) -> None:
+        try:
+            handled = fire_due_timers(self.app)
+            if handled:
+                log.info("fired %d timer(s)", handled)
+        except Exception:  # the sweep will try again; never let the scheduler thread die
+            log.exception("firing due timers failed")
+        self._rearm()
+
+    def sweep(self) -> None:
+        self.fire()
+        try:
+            expire_messages(self.app)
+        except Exception:
+            log.exception("expiring buffered messages failed")
+
+    def _rearm(self) -> None:
+        due = next_due_time(self.app)
+        if due is not None:
+            self.wake_at(due)

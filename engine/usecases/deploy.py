@@ -1,0 +1,128 @@
+"""Deploying pathways: immutable, versioned definitions, one stored spec per version."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..application import CarePath
+from ..definitions import ParsedProcess, SourceFile, parse_package
+from ..errors import NotFound, Problem, ValidationFailed
+from ..identity import Principal, Role, group_for_lane, require_role
+from ..persistence.tables import DeploymentFile, MessageStartEvent, PathwayVersion
+from ..persistence.unit_of_work import UnitOfWork
+from ..runtime.serializer import serializer_for
+from ..views import DeployedProcess, DeployResult
+from .store import with_conflict_retries
+
+
+def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceFile],
+                    known_groups: set[str] | None = None) -> DeployResult:
+    require_role(principal, Role.CLINICAL_LEAD, action="Deploying pathways")
+    if not files:
+        raise ValidationFailed("no files were uploaded; send one or more .bpmn/.dmn files in the field 'files'")
+    with app.db.read() as session:
+        known = set(session.scalars(select(PathwayVersion.key).distinct()))
+    package = parse_package(files, known_process_ids=known)
+    warnings = list(package.warnings) + _lane_warnings(app, package.processes, known_groups)
+
+    def attempt() -> list[DeployedProcess]:
+        with UnitOfWork(app) as uow:
+            stored: dict[str, int] = {}
+            deployment_id = str(uuid.uuid4())
+            deployed = [_deploy_one(uow, principal, proc, files, stored, deployment_id, warnings)
+                        for proc in package.processes]
+            uow.commit()
+            return deployed
+
+    try:
+        deployed = with_conflict_retries(app, attempt)
+    except IntegrityError:  # a concurrent deploy of the same pathway took the version number: go again
+        deployed = with_conflict_retries(app, attempt)
+    return DeployResult(deployed, warnings)
+
+
+def _content_hash(proc: ParsedProcess, files: Sequence[SourceFile]) -> str:
+    digest = hashlib.sha256(proc.family.encode())
+    for f in sorted(files, key=lambda f: f.name):
+        if f.name == proc.source_file or f.name.lower().endswith(".dmn"):
+            digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.content).digest())
+    return digest.hexdigest()
+
+
+def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, files: Sequence[SourceFile],
+                stored: dict[str, int], deployment_id: str, warnings: list[Problem]) -> DeployedProcess:
+    session = uow.session
+    content_hash = _content_hash(proc, files)
+    existing = session.scalars(select(PathwayVersion).where(
+        PathwayVersion.key == proc.key, PathwayVersion.content_hash == content_hash)
+        .order_by(PathwayVersion.version.desc())).first()
+    if existing is not None:
+        return DeployedProcess(proc.key, existing.version, False, existing.name)
+    serializer = serializer_for(proc.family)
+    spec_json = serializer.spec_to_json(proc.spec, proc.subprocess_specs)
+    serializer.spec_from_json(spec_json)  # what cannot be restored must not be deployed
+    latest = session.scalar(select(func.max(PathwayVersion.version)).where(PathwayVersion.key == proc.key)) or 0
+    now = uow.app.now()
+    source_id = _store_file(uow, proc.source_file, files, stored, deployment_id)
+    for f in files:
+        if f.name.lower().endswith(".dmn"):
+            _store_file(uow, f.name, files, stored, deployment_id)
+    own_warnings = [w.as_dict() for w in warnings if w.file in (None, proc.source_file)]
+    version = PathwayVersion(
+        key=proc.key, version=latest + 1, name=proc.name, family=proc.family, content_hash=content_hash,
+        spec_json=spec_json, source_file_id=source_id, deployment_id=deployment_id,
+        external_calls=list(proc.external_calls), lanes=list(proc.lanes), warnings=own_warnings,
+        documentation=proc.documentation, retired=False, deployed_at=now, deployed_by=principal.name)
+    session.add(version)
+    session.flush()
+    for name in sorted(set(proc.message_starts)):
+        session.add(MessageStartEvent(pathway_version_id=version.id, message_name=name))
+    uow.record("pathway_deployed", principal.name, pathway_version_id=version.id,
+               data={"pathway": proc.key, "version": version.version, "content_hash": content_hash,
+                     "deployment_id": deployment_id})
+    return DeployedProcess(proc.key, version.version, True, proc.name)
+
+
+def _store_file(uow: UnitOfWork, name: str, files: Sequence[SourceFile], stored: dict[str, int],
+                deployment_id: str) -> int:
+    if name not in stored:
+        source = next(f for f in files if f.name == name)
+        row = DeploymentFile(deployment_id=deployment_id, filename=name, content=source.content,
+                             sha256=hashlib.sha256(source.content).hexdigest(), created_at=uow.app.now())
+        uow.session.add(row)
+        uow.session.flush()
+        stored[name] = row.id
+    return stored[name]
+
+
+def _lane_warnings(app: CarePath, processes: Sequence[ParsedProcess], known_groups: set[str] | None) -> list[Problem]:
+    if known_groups is None:
+        return []
+    problems = []
+    for proc in processes:
+        for lane in proc.lanes:
+            group = group_for_lane(lane, app.config.lane_groups)
+            if group not in known_groups:
+                problems.append(Problem(
+                    f"Lane '{lane}' maps to group '{group}', which no user belongs to yet; its tasks will "
+                    "wait unrouted until someone is added to that group.", file=proc.source_file))
+    return problems
+
+
+def retire_version(app: CarePath, principal: Principal, key: str, version: int) -> None:
+    require_role(principal, Role.CLINICAL_LEAD, action="Retiring a pathway version")
+    with UnitOfWork(app) as uow:
+        row = uow.session.scalars(select(PathwayVersion).where(
+            PathwayVersion.key == key, PathwayVersion.version == version)).first()
+        if row is None:
+            raise NotFound(f"pathway '{key}' has no version {version}")
+        if not row.retired:
+            row.retired = True
+            uow.record("pathway_retired", principal.name, pathway_version_id=row.id,
+                       data={"pathway": key, "version": version})
+        uow.commit()

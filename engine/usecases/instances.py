@@ -1,0 +1,155 @@
+"""Starting, cancelling and retrying pathway instances."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ..application import CarePath
+from ..errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from ..identity import Principal, Role, require_role
+from ..model import InstanceStatus
+from ..persistence.tables import Instance, PathwayVersion
+from ..persistence.unit_of_work import UnitOfWork
+from ..queries import instance_view
+from ..runtime.workflow import RunningWorkflow
+from ..views import InstanceView
+from .specs import latest_version, resolve_specs
+from .store import instance_by_business_key, load_workflow, lock_instance, save_workflow, with_conflict_retries
+
+MAX_KEY_LENGTH = 255
+
+
+def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, business_key: str,
+                   patient_id: str | None = None, data: dict[str, Any] | None = None,
+                   version: int | None = None) -> InstanceView:
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Starting a pathway")
+    _check_key("business_key", business_key)
+    if patient_id is not None:
+        _check_key("patient_id", patient_id)
+
+    def attempt() -> str:
+        with UnitOfWork(app) as uow:
+            pathway = _startable_version(uow, pathway_key, version)
+            instance = begin_instance(uow, pathway, business_key, patient_id, data or {}, principal.name)
+            uow.commit()
+            return instance.id
+
+    instance_id = with_conflict_retries(app, attempt)
+    return get_instance_view(app, instance_id)
+
+
+def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, patient_id: str | None,
+                   data: dict[str, Any], actor: str, *, message: tuple[str, dict[str, Any]] | None = None
+                   ) -> Instance:
+    """Create, run to the first wait and save an instance inside the caller's transaction."""
+    duplicate = f"pathway '{pathway.key}' already has an active instance for business key '{business_key}'"
+    if instance_by_business_key(uow, pathway.key, business_key) is not None:
+        raise Conflict(duplicate)
+    app = uow.app
+    resolved = resolve_specs(app, uow.session, pathway, {})
+    now = app.now()
+    instance = Instance(id=str(uuid.uuid4()), pathway_version_id=pathway.id, pathway_key=pathway.key,
+                        business_key=business_key, patient_id=patient_id,
+                        status=InstanceStatus.RUNNING.value, state="", data={}, incident=None,
+                        call_bindings={}, created_at=now, updated_at=now, started_by=actor)
+    uow.session.add(instance)
+    try:
+        uow.session.flush()
+    except IntegrityError:  # a concurrent start with the same business key committed first
+        raise Conflict(duplicate) from None
+    seed = {**data, "business_key": business_key, **({"patient_id": patient_id} if patient_id else {})}
+    workflow = RunningWorkflow.create(resolved.spec, resolved.subprocess_specs, resolved.family,
+                                      app.script_engine, seed, business_key)
+    workflow.bound_versions = resolved.bound_versions
+    uow.record("instance_started", actor, instance_id=instance.id, pathway_version_id=pathway.id,
+               data={"pathway": pathway.key, "version": pathway.version, "business_key": business_key,
+                     "patient_id": patient_id, "data": data})
+    workflow.run(app.clock)
+    if message is not None:
+        name, payload = message
+        workflow.deliver_message(name, payload, app.clock)
+        uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=pathway.id,
+                   data={"name": name, "data": payload, "start": True})
+    save_workflow(uow, instance, workflow, actor)
+    return instance
+
+
+def _startable_version(uow: UnitOfWork, key: str, version: int | None) -> PathwayVersion:
+    if version is None:
+        found = latest_version(uow.session, key)
+        if found is None:
+            if latest_version(uow.session, key, include_retired=True) is not None:
+                raise Conflict(f"every version of pathway '{key}' is retired; deploy a new one")
+            raise NotFound(f"pathway '{key}' is not deployed")
+        return found
+    from sqlalchemy import select
+
+    found = uow.session.scalars(select(PathwayVersion).where(
+        PathwayVersion.key == key, PathwayVersion.version == version)).first()
+    if found is None:
+        raise NotFound(f"pathway '{key}' has no version {version}")
+    if found.retired:
+        raise Conflict(f"version {version} of pathway '{key}' is retired and starts no new instances")
+    return found
+
+
+def _check_key(field: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(f"{field} must be a non-empty string")
+    if len(value) > MAX_KEY_LENGTH:
+        raise ValidationFailed(f"{field} is longer than {MAX_KEY_LENGTH} characters")
+
+
+def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reason: str) -> InstanceView:
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Cancelling an instance")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationFailed("a reason is required to cancel an instance")
+
+    def attempt() -> None:
+        with UnitOfWork(app) as uow:
+            instance = lock_instance(uow, instance_id)
+            if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
+                raise InvalidTransition(f"instance {instance_id} is {instance.status} and cannot be cancelled")
+            workflow = load_workflow(uow, instance)
+            workflow.cancel()
+            workflow.incident = None
+            instance.status = InstanceStatus.CANCELLED.value
+            uow.record("cancelled", principal.name, instance_id=instance.id,
+                       pathway_version_id=instance.pathway_version_id, data={"reason": reason})
+            save_workflow(uow, instance, workflow, principal.name)
+            instance.ended_at = app.now()
+            uow.commit()
+
+    with_conflict_retries(app, attempt)
+    return get_instance_view(app, instance_id)
+
+
+def retry_instance(app: CarePath, principal: Principal, instance_id: str) -> InstanceView:
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Retrying an incident")
+
+    def attempt() -> None:
+        with UnitOfWork(app) as uow:
+            instance = lock_instance(uow, instance_id)
+            if instance.status != InstanceStatus.INCIDENT:
+                raise InvalidTransition(f"instance {instance_id} has no incident to retry (it is "
+                                        f"{instance.status})")
+            workflow = load_workflow(uow, instance)
+            uow.record("retried", principal.name, instance_id=instance.id,
+                       pathway_version_id=instance.pathway_version_id, data={"incident": instance.incident})
+            workflow.retry(app.clock)
+            save_workflow(uow, instance, workflow, principal.name)
+            uow.commit()
+
+    with_conflict_retries(app, attempt)
+    return get_instance_view(app, instance_id)
+
+
+def get_instance_view(app: CarePath, instance_id: str) -> InstanceView:
+    with app.db.read() as session:
+        view = instance_view(session, instance_id)
+    if view is None:
+        raise NotFound(f"instance {instance_id} does not exist")
+    return view

@@ -1,0 +1,98 @@
+"""Keeping the task, timer and message-subscription projections in step with the engine.
+
+The projections are what lists, worklists, the scheduler and message correlation query, so they
+are rewritten from the engine's snapshot after every change, in the same transaction. Tasks that
+SpiffWorkflow dropped (cancelled branches, interrupted activities) are marked cancelled here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+
+from ..model import Snapshot, TaskState
+from ..persistence.tables import Instance, MessageSubscription, Task, Timer
+from ..persistence.unit_of_work import UnitOfWork
+
+
+def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
+                     completed_task_id: str | None) -> None:
+    _sync_tasks(uow, instance, snapshot, actor, completed_task_id)
+    _sync_timers(uow, instance, snapshot, actor)
+    _sync_subscriptions(uow, instance, snapshot)
+
+
+def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
+                completed_task_id: str | None) -> None:
+    now = uow.app.now()
+    session = uow.session
+    open_rows = {t.id: t for t in session.scalars(
+        select(Task).where(Task.instance_id == instance.id, Task.state == TaskState.READY.value))}
+    current = {t.id: t for t in snapshot.open_tasks}
+    for task_id, row in open_rows.items():
+        if task_id in current:
+            continue
+        if task_id == completed_task_id:
+            row.state, row.completed_at, row.completed_by = TaskState.COMPLETED.value, now, actor
+        else:
+            row.state, row.completed_at = TaskState.CANCELLED.value, now
+            uow.record("task_cancelled", actor, instance_id=instance.id, task_id=task_id,
+                       pathway_version_id=instance.pathway_version_id, data={"element_id": row.element_id})
+    for task_id, task in current.items():
+        if task_id in open_rows:
+            continue
+        session.add(Task(id=task_id, instance_id=instance.id, pathway_key=instance.pathway_key,
+                         element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
+                         state=TaskState.READY.value, documentation=task.documentation, created_at=now))
+        uow.record("task_ready", actor, instance_id=instance.id, task_id=task_id,
+                   pathway_version_id=instance.pathway_version_id,
+                   data={"element_id": task.element_id, "name": task.name, "lane": task.lane})
+
+
+def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str) -> None:
+    now = uow.app.now()
+    pending = {t.task_id: t for t in uow.session.scalars(
+        select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending"))}
+    waiting = {t.task_id: t for t in snapshot.timers}
+    created: list[datetime] = []
+    for task_id, row in pending.items():
+        wait = waiting.get(task_id)
+        if wait is not None and wait.due_at == row.due_at:
+            continue
+        if row.due_at <= now:
+            _record_fired(uow, instance, row, actor)
+        if wait is None:
+            row.state = "fired" if row.due_at <= now else "cancelled"
+            row.fired_at = now if row.due_at <= now else None
+        else:  # a cycle timer moved on to its next due time
+            row.due_at, row.attempts, row.last_error = wait.due_at, 0, None
+            created.append(wait.due_at)
+    for task_id, wait in waiting.items():
+        if task_id not in pending:
+            uow.session.add(Timer(instance_id=instance.id, task_id=task_id, element_id=wait.element_id,
+                                  due_at=wait.due_at, state="pending", attempts=0, created_at=now))
+            uow.record("timer_scheduled", actor, instance_id=instance.id, task_id=task_id,
+                       pathway_version_id=instance.pathway_version_id,
+                       data={"element_id": wait.element_id, "due_at": wait.due_at.isoformat()})
+            created.append(wait.due_at)
+    if created:
+        uow.after_commit(lambda: uow.app.timers_scheduled(created))
+
+
+def _record_fired(uow: UnitOfWork, instance: Instance, row: Timer, actor: str) -> None:
+    late = (uow.app.now() - row.due_at).total_seconds()
+    uow.record("timer_fired", actor, instance_id=instance.id, task_id=row.task_id,
+               pathway_version_id=instance.pathway_version_id,
+               data={"element_id": row.element_id, "due_at": row.due_at.isoformat(),
+                     "late_by_seconds": round(late, 3)})
+
+
+def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot) -> None:
+    uow.session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == instance.id))
+    now = uow.app.now()
+    for wait in snapshot.messages:
+        uow.session.add(MessageSubscription(
+            instance_id=instance.id, pathway_key=instance.pathway_key, task_id=wait.task_id,
+            element_id=wait.element_id, message_name=wait.message_name,
+            correlation_key=wait.correlation_value or instance.business_key, created_at=now))

@@ -1,0 +1,151 @@
+"""Loading an instance for a change and saving it back with its projections and history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..application import CarePath
+from ..errors import Conflict, NotFound
+from ..model import Incident, InstanceStatus
+from ..persistence.tables import Instance, PathwayVersion
+from ..persistence.unit_of_work import UnitOfWork
+from ..runtime.workflow import RunningWorkflow
+from .projections import sync_projections
+from .specs import resolve_specs
+
+T = TypeVar("T")
+MAX_MESSAGE_CHAIN = 20
+
+
+def with_conflict_retries(app: CarePath, action: Callable[[], T]) -> T:
+    """Run a whole transaction again when another process changed the same instance first."""
+    last: Exception | None = None
+    for _ in range(app.config.conflict_retries):
+        try:
+            return action()
+        except StaleDataError as exc:
+            last = exc
+        except OperationalError as exc:
+            if not _is_serialization_failure(exc):
+                raise
+            last = exc
+    raise Conflict("the instance was changed by another request at the same time; try again") from last
+
+
+def _is_serialization_failure(exc: OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40001", "40P01") or "database is locked" in str(exc)
+
+
+def lock_instance(uow: UnitOfWork, instance_id: str) -> Instance:
+    instance = uow.session.get(Instance, instance_id, with_for_update=True, populate_existing=True)
+    if instance is None:
+        raise NotFound(f"instance {instance_id} does not exist")
+    return instance
+
+
+def load_workflow(uow: UnitOfWork, instance: Instance) -> RunningWorkflow:
+    app = uow.app
+    cached = app.workflows.take(instance.id)
+    version = uow.session.get(PathwayVersion, instance.pathway_version_id)
+    assert version is not None
+    resolved = resolve_specs(app, uow.session, version, instance.call_bindings)
+    if cached is not None and cached[0] == instance.lock_version:
+        workflow: RunningWorkflow = cached[1]
+    else:
+        workflow = RunningWorkflow.restore(instance.state, resolved.spec, resolved.subprocess_specs,
+                                           resolved.family, app.script_engine, instance.business_key,
+                                           _incident_from_dict(instance.incident))
+    workflow.bound_versions = resolved.bound_versions
+    return workflow
+
+
+def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str,
+                  *, completed_task_id: str | None = None) -> None:
+    """State, projections, history; then hand over any buffered messages the instance now waits for."""
+    from .messages import deliver_buffered  # circular: delivery saves through this function
+
+    for _ in range(MAX_MESSAGE_CHAIN):
+        _save_once(uow, instance, workflow, actor, completed_task_id)
+        completed_task_id = None
+        if not deliver_buffered(uow, instance, workflow):
+            break
+    app = uow.app
+    uow.session.flush()
+    key = instance.id
+
+    def cache_after_commit() -> None:
+        app.workflows.put(key, (instance.lock_version, workflow))
+
+    uow.after_commit(cache_after_commit)
+
+
+def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str,
+               completed_task_id: str | None) -> None:
+    snapshot = workflow.snapshot()
+    now = uow.app.now()
+    previous = instance.status
+    if previous != InstanceStatus.CANCELLED:
+        instance.status = snapshot.status.value
+    instance.state = workflow.dump()
+    instance.data = snapshot.data
+    instance.incident = _incident_dict(snapshot.incident)
+    instance.updated_at = now
+    _record_call_bindings(uow, instance, workflow, actor)
+    sync_projections(uow, instance, snapshot, actor, completed_task_id)
+    if instance.status != previous:
+        _record_status_change(uow, instance, previous, actor, snapshot.incident)
+
+
+def _incident_from_dict(data: dict[str, Any] | None) -> Incident | None:
+    if not data:
+        return None
+    return Incident(message=data.get("message", ""), element_id=data.get("element_id"),
+                    task_id=data.get("task_id"), detail=data.get("detail"))
+
+
+def _incident_dict(incident: Any) -> dict[str, Any] | None:
+    if incident is None:
+        return None
+    return {"message": incident.message, "element_id": incident.element_id, "task_id": incident.task_id,
+            "detail": incident.detail}
+
+
+def _record_status_change(uow: UnitOfWork, instance: Instance, previous: str, actor: str,
+                          incident: Any) -> None:
+    status = instance.status
+    if status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
+        instance.ended_at = uow.app.now()
+    if status == InstanceStatus.INCIDENT:
+        uow.record("incident", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
+                   task_id=incident.task_id if incident else None, data=_incident_dict(incident))
+    elif status == InstanceStatus.COMPLETED:
+        uow.record("completed", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id)
+    elif previous == InstanceStatus.INCIDENT and status == InstanceStatus.RUNNING:
+        uow.record("incident_resolved", actor, instance_id=instance.id,
+                   pathway_version_id=instance.pathway_version_id)
+
+
+def _record_call_bindings(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str) -> None:
+    used = workflow.subprocess_spec_names()
+    offered = workflow.bound_versions
+    new = {key: vid for key, vid in offered.items() if key in used and key not in instance.call_bindings}
+    if not new:
+        return
+    instance.call_bindings = {**instance.call_bindings, **new}
+    for key, version_id in new.items():
+        version = uow.session.get(PathwayVersion, version_id)
+        uow.record("call_bound", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
+                   data={"called_pathway": key, "called_version": version.version if version else None})
+
+
+def instance_by_business_key(uow: UnitOfWork, pathway_key: str, business_key: str) -> Instance | None:
+    query = select(Instance).where(Instance.pathway_key == pathway_key, Instance.business_key == business_key,
+                                   Instance.status.in_([s.value for s in (InstanceStatus.RUNNING,
+                                                                          InstanceStatus.INCIDENT)]))
+    return uow.session.scalars(query).first()

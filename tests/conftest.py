@@ -1,0 +1,80 @@
+"""Shared fixtures. The database comes from CAREPATH_TEST_DATABASE_URL (default: a SQLite file per test).
+
+On PostgreSQL the schema is migrated once per session and every table is truncated before each
+test, so a second run starts as clean as the first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from carepath.api.app import create_app
+from carepath.api.settings import Settings
+from carepath.engine.application import CarePath, EngineConfig
+from carepath.engine.clock import ManualClock
+from carepath.engine.persistence import migrate
+from carepath.engine.persistence.database import Database, is_sqlite
+from carepath.engine.persistence.tables import Base
+
+from .support.api import ApiClient
+
+PG_URL = os.environ.get("CAREPATH_TEST_DATABASE_URL", "")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"carepath test database: {PG_URL or 'sqlite (a file per test)'}"
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated() -> Iterator[str | None]:
+    if not PG_URL or is_sqlite(PG_URL):
+        yield None
+        return
+    db = Database(PG_URL)
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    migrate.upgrade(db.engine)
+    db.dispose()
+    yield PG_URL
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _pg_migrated: str | None) -> Iterator[str]:
+    if _pg_migrated is None:
+        yield PG_URL if PG_URL else f"sqlite:///{tmp_path / 'carepath-test.db'}"
+        return
+    db = Database(_pg_migrated)
+    names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    db.dispose()
+    yield _pg_migrated
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def engine(database_url: str, clock: ManualClock) -> Iterator[CarePath]:
+    db = Database(database_url)
+    migrate.upgrade(db.engine)
+    app = CarePath(db, clock, EngineConfig(script_timeout_s=2.0))
+    yield app
+    db.dispose()
+
+
+@pytest.fixture
+def api(engine: CarePath, database_url: str) -> Iterator[ApiClient]:
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False)
+    app = create_app(settings, engine)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield ApiClient(client, engine)

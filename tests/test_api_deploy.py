@@ -1,0 +1,105 @@
+"""Deploying pathways over HTTP: validation, versioning, sources, retiring, permissions."""
+
+from __future__ import annotations
+
+from tests.support import diagrams as d
+from tests.support.api import ApiClient
+
+
+def test_deploy_lists_process_with_key_and_version(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    response = api.deploy(lead, ("follow-up.bpmn", d.linear_user_tasks("follow-up", "Call patient")))
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [(p["key"], p["version"], p["created"]) for p in body["processes"]] == [("follow-up", 1, True)]
+
+
+def test_identical_content_returns_existing_version_and_changes_make_a_new_one(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    first = d.linear_user_tasks("fu", "Call patient")
+    assert api.deploy(lead, ("fu.bpmn", first)).json()["processes"][0]["version"] == 1
+    again = api.deploy(lead, ("fu.bpmn", first)).json()["processes"][0]
+    assert (again["version"], again["created"]) == (1, False)
+    changed = api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", "Book visit")))
+    assert changed.json()["processes"][0]["version"] == 2
+    versions = api.get("/api/pathways/fu", lead).json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    source = api.get("/api/pathways/fu/versions/1/bpmn", lead)
+    assert source.status_code == 200 and source.content == first.encode()
+
+
+def test_instances_stay_on_the_version_they_started_on(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient")))
+    old = api.start(lead, "fu").json()
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Book visit")))
+    new = api.start(lead, "fu").json()
+    assert (old["version"], old["open_tasks"][0]["name"]) == (1, "Call patient")
+    assert (new["version"], new["open_tasks"][0]["name"]) == (2, "Book visit")
+    pinned = api.start(lead, "fu", version=1).json()
+    assert pinned["version"] == 1
+
+
+def test_retired_version_keeps_running_but_starts_nothing_new(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    coordinator = api.user("coordinator")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient")))
+    running = api.start(lead, "fu").json()
+    assert api.post("/api/pathways/fu/versions/1/retire", lead).status_code == 204
+    refused = api.start(lead, "fu")
+    assert refused.status_code == 409 and "retired" in refused.json()["message"]
+    done = api.post(f"/api/tasks/{running['open_tasks'][0]['id']}/complete", coordinator, {"data": {}})
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+
+
+def test_malformed_xml_is_refused_with_a_located_error(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    broken = d.linear_user_tasks("fu", "Call patient").replace("</bpmn:process>", "")
+    response = api.deploy(lead, ("broken.bpmn", broken))
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert errors and errors[0]["file"] == "broken.bpmn" and errors[0]["line"]
+
+
+def test_non_executable_process_is_refused_with_how_to_fix_it(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    xml = d.linear_user_tasks("fu", "Call patient").replace('isExecutable="true"', 'isExecutable="false"')
+    response = api.deploy(lead, ("fu.bpmn", xml))
+    assert response.status_code == 422
+    message = " ".join(e["message"] for e in response.json()["errors"])
+    assert "executable" in message.lower() and "fu" in message
+
+
+def test_gateway_without_condition_names_element_and_line(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    xml = d.gateway_on("gw", "risk == 'high'").replace(' default="f_low"', "")
+    response = api.deploy(lead, ("gw.bpmn", xml))
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["file"] == "gw.bpmn" and error["line"] and error["element_id"]
+
+
+def test_deploy_needs_clinical_lead_or_admin(api: ApiClient) -> None:
+    xml = d.linear_user_tasks("fu", "Call patient")
+    assert api.deploy(api.user("coordinator"), ("fu.bpmn", xml)).status_code == 403
+    assert api.deploy(api.user("auditor"), ("fu.bpmn", xml)).status_code == 403
+    assert api.deploy(api.user("admin"), ("fu.bpmn", xml)).status_code == 201
+
+
+def test_missing_or_bad_token_is_401(api: ApiClient) -> None:
+    assert api.client.get("/api/pathways").status_code == 401
+    bad = api.client.get("/api/pathways", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and "token" in bad.json()["message"]
+
+
+def test_upload_without_files_is_422_not_500(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    response = api.client.post("/api/pathways", headers=api.headers(lead))
+    assert response.status_code == 422
+
+
+def test_unknown_pathway_and_version_are_404(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    assert api.get("/api/pathways/nope", lead).status_code == 404
+    assert api.get("/api/pathways/nope/versions/1/bpmn", lead).status_code == 404
+    assert api.start(lead, "nope").status_code == 404

@@ -1,0 +1,50 @@
+"""The command line: user add on a fresh database prints a working token on its last line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carepath.api.cli import main
+from carepath.api.settings import Settings
+from carepath.engine.application import CarePath
+from carepath.engine.clock import ManualClock
+from carepath.engine.persistence.database import Database
+from carepath.engine.usecases.users import authenticate
+from tests.support import diagrams as d
+
+
+def test_user_add_on_a_fresh_database_prints_token_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", url)
+    assert main(["user", "add", "alice", "--role", "coordinator", "--group", "care-coordinator"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    principal = authenticate(CarePath(Database(url), ManualClock()), token)
+    assert (principal.name, principal.role.value, set(principal.groups)) == (
+        "alice", "coordinator", {"care-coordinator"})
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
+    env = {"CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "PATH": "/usr/bin:/bin"}
+    bad = tmp_path / "bad.bpmn"
+    bad.write_text(d.linear_user_tasks("fu", "Call").replace('isExecutable="true"', 'isExecutable="false"'))
+    result = subprocess.run([sys.executable, "-m", "carepath.api.cli", "validate", str(bad)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "executable" in result.stderr.lower()
+    twice = [sys.executable, "-m", "carepath.api.cli", "user", "add", "bob", "--role", "auditor"]
+    assert subprocess.run(twice, capture_output=True, text=True, env=env, timeout=120).returncode == 0
+    again = subprocess.run(twice, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err
+    assert Settings().database_url.startswith("sqlite")

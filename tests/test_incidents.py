@@ -1,0 +1,64 @@
+"""A failing script or condition puts the instance into incident; retry runs it again."""
+
+from __future__ import annotations
+
+from tests.support import diagrams as d
+from tests.support.api import ApiClient
+
+
+def test_failing_script_is_an_incident_and_retry_recovers(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    xml = d.definitions(d.process(
+        "inc", d.node("startEvent", "start"), d.node("userTask", "enter", "Enter dose"),
+        d.node("scriptTask", "compute", "Compute", body="<bpmn:script>per_kg = dose / weight</bpmn:script>"),
+        d.node("userTask", "review", "Review"), d.node("endEvent", "end"),
+        d.flow("f1", "start", "enter"), d.flow("f2", "enter", "compute"), d.flow("f3", "compute", "review"),
+        d.flow("f4", "review", "end")))
+    assert api.deploy(lead, ("inc.bpmn", xml)).status_code == 201
+    started = api.start(lead, "inc").json()
+    task_id = started["open_tasks"][0]["id"]
+    failed = api.post(f"/api/tasks/{task_id}/complete", lead, {"data": {"dose": 10, "weight": 0}})
+    assert failed.status_code == 200, failed.text
+    body = failed.json()
+    assert body["status"] == "incident" and body["incident"]["element_id"] == "compute"
+    assert "division" in (body["incident"]["message"] + (body["incident"]["detail"] or "")).lower()
+    # The coordinator's completion is kept: the task is completed, not lost.
+    assert api.get(f"/api/tasks/{task_id}", lead).json()["state"] == "completed"
+    assert api.post(f"/api/instances/{started['id']}/retry", lead).json()["status"] == "incident"
+    from carepath.engine.persistence.tables import Instance
+
+    with api.engine.db.write_sessions() as session:  # fix the data the way an admin tool would
+        row = session.get(Instance, started["id"])
+        assert row is not None
+        row.state = row.state.replace('"weight":0', '"weight":5')
+        session.commit()
+    api.engine.workflows.clear()
+    recovered = api.post(f"/api/instances/{started['id']}/retry", lead).json()
+    assert recovered["status"] == "running" and recovered["incident"] is None
+    assert [t["name"] for t in recovered["open_tasks"]] == ["Review"]
+    assert recovered["data"]["per_kg"] == 2
+
+
+def test_runaway_script_is_stopped_and_becomes_an_incident(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("loop.bpmn", d.script_then_task("loop", "while True:\n    pass")))
+    started = api.start(lead, "loop").json()
+    assert started["status"] == "incident" and started["incident"]["element_id"] == "script"
+
+
+def test_retry_without_incident_is_409(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient")))
+    started = api.start(lead, "fu").json()
+    assert api.post(f"/api/instances/{started['id']}/retry", lead).status_code == 409
+
+
+def test_self_recursive_call_activity_becomes_an_incident(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    xml = d.call_activity("selfcall", "selfcall")
+    response = api.deploy(lead, ("selfcall.bpmn", xml))
+    if response.status_code == 422:  # refusing it at deploy time is the better answer
+        assert "selfcall" in response.text
+        return
+    started = api.start(lead, "selfcall").json()
+    assert started["status"] == "incident"
