@@ -31,6 +31,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"carepath test database: {PG_URL or 'sqlite (a file per test)'}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if PG_URL and not is_sqlite(PG_URL):
+        return
+    reason = pytest.mark.skip(reason="needs PostgreSQL: set CAREPATH_TEST_DATABASE_URL (multi-process locking)")
+    for item in items:
+        if "postgres_only" in item.keywords:
+            item.add_marker(reason)
+
+
 @pytest.fixture(scope="session")
 def _pg_migrated() -> Iterator[str | None]:
     if not PG_URL or is_sqlite(PG_URL):

@@ -1,0 +1,19 @@
+"""Deploy-time importer for uploaded BPMN/DMN packages.
+
+`parse_package` turns the files a clinical lead uploads into SpiffWorkflow process specs, or raises
+`carepath.engine.errors.DiagramInvalid` listing every problem found, each located by file, line and
+element id, in words the lead can act on. Nothing in a diagram is evaluated here.
+
+The steps, each in its own module:
+    _safe_xml        names, sizes, encoding, DOCTYPE refusal, element count and depth, well-formedness
+    _schema          OMG BPMN 2.0 XSD (warnings only)
+    _families        which SpiffWorkflow parser: plain BPMN + DMN, Camunda or SpiffWorkflow
+    _static_checks   every known cause of a parse failure, all at once (_check_flow, _check_links)
+    _library         the SpiffWorkflow parse itself, every call guarded (_translate explains failures)
+    _process_info    specs of called processes, message starts, lanes, documentation
+"""
+
+from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile
+from ._package import parse_package
+
+__all__ = ["ImportLimits", "ParsedPackage", "ParsedProcess", "SourceFile", "parse_package"]

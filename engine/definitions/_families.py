@@ -1,0 +1,75 @@
+"""Choose the SpiffWorkflow parser from the extension namespaces a package really uses.
+
+Editors declare namespaces they never use (every bpmn.io file declares camunda:), and the
+`exporter` attribute says nothing about the content, so the choice counts elements and attributes
+actually written in the Camunda or SpiffWorkflow namespace. One parser reads the whole package.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lxml import etree
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+
+from ..errors import Problem
+from ._documents import ACTIVITI_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
+
+PARSER_CLASSES: dict[str, type[BpmnDmnParser]] = {
+    "bpmn": BpmnDmnParser,
+    "camunda": CamundaParser,
+    "spiff": SpiffBpmnParser,
+}
+
+_IGNORED_DIALECTS = {
+    ZEEBE_NS: ("Camunda 8 (Zeebe)", "zeebe:taskDefinition, zeebe:calledElement, zeebe:calledDecision"),
+    ACTIVITI_NS: ("Activiti", "activiti:assignee, activiti:formKey"),
+}
+
+
+@dataclass
+class FamilyChoice:
+    family: str
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def new_parser(family: str) -> BpmnDmnParser:
+    """A fresh parser of the family; validation is done by the importer, so none is attached."""
+    return PARSER_CLASSES[family]()
+
+
+def choose_family(documents: Sequence[Document]) -> FamilyChoice:
+    uses = {document.name: namespace_uses(document) for document in documents if document.kind == "bpmn"}
+    camunda = sum(counts[CAMUNDA_NS] for counts in uses.values())
+    spiff = sum(counts[SPIFF_NS] for counts in uses.values())
+    # SpiffWorkflow's own dialect wins a tie: it is the one the engine underneath speaks natively.
+    family = "spiff" if spiff and spiff >= camunda else "camunda" if camunda else "bpmn"
+    choice = FamilyChoice(family)
+    if camunda and spiff:
+        ignored, ignored_count = ("Camunda", camunda) if family == "spiff" else ("SpiffWorkflow", spiff)
+        choice.warnings.append(Problem(
+            f"The upload uses both Camunda extensions ({camunda}) and SpiffWorkflow extensions ({spiff}). "
+            f"CarePath reads it with the {'SpiffWorkflow' if family == 'spiff' else 'Camunda'} parser and "
+            f"ignores the {ignored_count} {ignored} extension(s). Keep to one modelling tool per pathway."))
+    for name, counts in uses.items():
+        for namespace, (dialect, examples) in _IGNORED_DIALECTS.items():
+            if counts[namespace]:
+                choice.warnings.append(Problem(
+                    f"The file uses {counts[namespace]} {dialect} extension(s) (such as {examples}), which "
+                    "CarePath does not read; they are ignored.", name))
+    return choice
+
+
+def namespace_uses(document: Document) -> Counter[str]:
+    """How many elements and attributes of the document are in each namespace."""
+    counts: Counter[str] = Counter()
+    for element in iter_elements(document.root):
+        counts[etree.QName(element).namespace or ""] += 1
+        for attribute in element.attrib:
+            if attribute.startswith("{"):
+                counts[etree.QName(attribute).namespace or ""] += 1
+    return counts

@@ -1,0 +1,53 @@
+"""The importer's public value types: what goes in (source files, limits) and what comes out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+
+from ..errors import Problem
+
+MEGABYTE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One uploaded file: its name as uploaded (e.g. "post-ed.bpmn") and its raw bytes."""
+
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """Caps checked before any XML reaches SpiffWorkflow, so a hostile upload cannot exhaust the server."""
+
+    max_file_bytes: int = 5 * MEGABYTE
+    max_package_bytes: int = 20 * MEGABYTE
+    max_files: int = 100
+    max_elements: int = 200_000
+    max_depth: int = 256
+    max_warnings_per_file: int = 25
+    # Wall-clock budget for SpiffWorkflow's own parse of the package.
+    max_parse_seconds: float = 30.0
+
+
+@dataclass
+class ParsedProcess:
+    key: str
+    name: str | None
+    family: str
+    source_file: str
+    spec: BpmnProcessSpec
+    subprocess_specs: dict[str, BpmnProcessSpec] = field(default_factory=dict)
+    external_calls: list[str] = field(default_factory=list)
+    message_starts: list[str] = field(default_factory=list)
+    lanes: list[str] = field(default_factory=list)
+    documentation: str | None = None
+
+
+@dataclass
+class ParsedPackage:
+    processes: list[ParsedProcess]
+    warnings: list[Problem] = field(default_factory=list)

@@ -1,0 +1,106 @@
+"""parse_package: from uploaded files to deployable process specs, or every reason they are not."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Sequence
+
+from ..errors import DiagramInvalid, Problem
+from ._check_links import NOT_EXECUTABLE_FIX
+from ._describe import describe, problem_at
+from ._families import choose_family
+from ._index import PackageIndex, build_index
+from ._library import LibraryRun
+from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile
+from ._process_info import parsed_process
+from ._safe_xml import load_documents
+from ._schema import schema_warnings
+from ._static_checks import StaticReport, run_static_checks
+from ._translate import INTERNAL_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[str] = (),
+                  limits: ImportLimits | None = None) -> ParsedPackage:
+    """Read an uploaded package of .bpmn/.dmn files into one ParsedProcess per executable process.
+
+    Raises DiagramInvalid with every problem found when the package cannot be deployed.
+    """
+    limits = limits or ImportLimits()
+    documents, problems = load_documents(files, limits)
+    warnings: list[Problem] = []
+    for document in documents:
+        if document.kind == "bpmn":
+            warnings.extend(schema_warnings(document, limits.max_warnings_per_file))
+    choice = choose_family(documents)
+    warnings.extend(choice.warnings)
+    index = build_index(documents, choice.family, known_process_ids)
+    executability = _executability(index)
+    if executability.refusals or not documents:
+        _refuse(problems + executability.refusals)
+    warnings.extend(executability.warnings)
+    report = _checked(index)
+    processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
+    problems += [finding.problem for finding in report.findings] + library_problems
+    if problems:
+        _refuse(problems)
+    return ParsedPackage(processes, warnings + report.warnings)
+
+
+class _Executability:
+    def __init__(self) -> None:
+        self.refusals: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+
+def _executability(index: PackageIndex) -> _Executability:
+    result = _Executability()
+    bpmn_documents = [document for document in index.documents if document.kind == "bpmn"]
+    if index.documents and not bpmn_documents:
+        result.refusals.extend(Problem("The upload has only DMN files. Upload the .bpmn file of the "
+                                       "pathway together with its .dmn files.", document.name)
+                               for document in index.documents)
+    elif bpmn_documents and not index.processes:
+        result.refusals.extend(Problem("The file has no BPMN process (only a collaboration or "
+                                       "definitions). Export the pathway's process diagram.", document.name)
+                               for document in bpmn_documents)
+    for process_id, (document, process) in index.processes.items():
+        if process_id in index.executable_ids:
+            continue
+        if index.executable_ids:
+            result.warnings.append(problem_at(document, process, f"{describe(process)} is not marked "
+                                              "executable, so CarePath skips it."))
+        else:
+            result.refusals.append(problem_at(document, process, f"Process '{process_id}' is not marked "
+                                              f"executable. {NOT_EXECUTABLE_FIX}"))
+    return result
+
+
+def _checked(index: PackageIndex) -> StaticReport:
+    try:
+        return run_static_checks(index)
+    except Exception as error:  # a defect in the checks must not turn into a server error
+        log.exception("importer checks failed")
+        report = StaticReport()
+        report.refuse([Problem(f"{INTERNAL_PREFIX}: the importer's checks failed ({type(error).__name__}). "
+                               "Please report this diagram to the CarePath team.")], None)
+        return report
+
+
+def _parse_with_library(index: PackageIndex, report: StaticReport,
+                        seconds: float) -> tuple[list[ParsedProcess], list[Problem]]:
+    run = LibraryRun(index, report.files_with_findings(), report.scopes_with_findings(), seconds)
+    run.add_documents()
+    processes = []
+    for process_id in index.executable_ids:
+        parsed = parsed_process(run, index, process_id)
+        if parsed is not None:
+            processes.append(parsed)
+    return processes, run.problems
+
+
+def _refuse(problems: list[Problem]) -> None:
+    count = len(problems)
+    raise DiagramInvalid(f"The upload cannot be deployed: {count} problem{'s' if count != 1 else ''} found.",
+                         problems)
