@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from carepath.engine.application import EngineConfig
 
 
-
 def shipped_pathways_dir() -> Path:
     import carepath.pathways as pathways
 

@@ -88,7 +88,7 @@ def _version_numbers(session: Session, ids: set[int]) -> dict[int, int]:
     if not ids:
         return {}
     rows = session.execute(select(PathwayVersion.id, PathwayVersion.version).where(PathwayVersion.id.in_(ids)))
-    return {vid: number for vid, number in rows}
+    return {row.id: row.version for row in rows}
 
 
 def list_tasks(session: Session, *, state: str | None = "ready", lane: str | None = None,

@@ -32,12 +32,15 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if PG_URL and not is_sqlite(PG_URL):
-        return
-    reason = pytest.mark.skip(reason="needs PostgreSQL: set CAREPATH_TEST_DATABASE_URL (multi-process locking)")
+    skips = {}
+    if not PG_URL or is_sqlite(PG_URL):
+        skips["postgres_only"] = "needs PostgreSQL: set CAREPATH_TEST_DATABASE_URL (multi-process locking)"
+    if not os.environ.get("CAREPATH_CORPUS_DIR"):
+        skips["corpus"] = "CAREPATH_CORPUS_DIR is not set; point it at a BPMN corpus folder"
     for item in items:
-        if "postgres_only" in item.keywords:
-            item.add_marker(reason)
+        for marker, reason in skips.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -103,3 +103,15 @@ def test_unknown_pathway_and_version_are_404(api: ApiClient) -> None:
     assert api.get("/api/pathways/nope", lead).status_code == 404
     assert api.get("/api/pathways/nope/versions/1/bpmn", lead).status_code == 404
     assert api.start(lead, "nope").status_code == 404
+
+
+def test_code_that_cannot_run_is_refused_at_deploy_with_its_line(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    juel = api.deploy(lead, ("gw.bpmn", d.gateway_on("gw", "${risk > 5}")))
+    assert juel.status_code == 422
+    [error] = juel.json()["errors"]
+    assert error["element_id"] == "f_high" and error["line"] and "Python expression" in error["message"]
+    script = api.deploy(lead, ("s.bpmn", d.script_then_task("s", "import os\nos.system('id')")))
+    assert script.status_code == 422 and script.json()["errors"][0]["element_id"] == "script"
+    timer = api.deploy(lead, ("t.bpmn", d.boundary_timers("t", reminder="in two days")))
+    assert timer.status_code == 422 and "ISO 8601" in timer.json()["errors"][0]["message"]

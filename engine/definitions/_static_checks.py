@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from ..errors import Problem
+from ._check_code import CODE_GRAPH_CHECKS, CODE_NODE_CHECKS
 from ._check_flow import FLOW_WARNINGS, GRAPH_CHECKS, NODE_CHECKS, check_scope
 from ._check_links import (
     LINK_CHECKS,
@@ -47,10 +48,10 @@ def run_static_checks(index: PackageIndex) -> StaticReport:
     for document in index.documents:
         if document.kind == "dmn":
             report.refuse(dmn_file_problems(document), None)
-    reached: set[int] = set()
+    reached: set[tuple[str, str | None]] = set()
     for walked in walk_executable(index):
         _check_walked_scope(index, walked, report)
-        reached.update(id(node) for node in walked.reached)
+        reached.update((walked.document.name, node.get("id")) for node in walked.reached)
     _check_unreached_business_rules(index, reached, report)
     return report
 
@@ -64,9 +65,9 @@ def _check_walked_scope(index: PackageIndex, walked: WalkedScope, report: Static
         report.warnings.append(warning)
     for node in walked.reached:
         site = Site(index, walked.document, walked.graph.scope, node)
-        for check in (*NODE_CHECKS, *LINK_CHECKS):
+        for check in (*NODE_CHECKS, *LINK_CHECKS, *CODE_NODE_CHECKS):
             report.refuse(check(site), scope_id)
-        for graph_check in GRAPH_CHECKS:
+        for graph_check in (*GRAPH_CHECKS, *CODE_GRAPH_CHECKS):
             report.refuse(graph_check(site, walked.graph), scope_id)
         for warn in (*FLOW_WARNINGS, *LINK_WARNINGS):
             report.warnings.extend(warn(site))
@@ -82,14 +83,16 @@ def _check_duplicates(index: PackageIndex, report: StaticReport) -> None:
                                   "own id.")], process_id)
 
 
-def _check_unreached_business_rules(index: PackageIndex, reached: set[int], report: StaticReport) -> None:
+def _check_unreached_business_rules(index: PackageIndex, reached: set[tuple[str, str | None]],
+                                    report: StaticReport) -> None:
     """The plain and Camunda parsers read every business rule task's decision when a file is added."""
     if index.family == "spiff":
         return
     for process_id in index.executable_ids:
         document, process = index.processes[process_id]
         for task in process.iter(bpmn("businessRuleTask")):
-            if id(task) not in reached and decision_ref(task, index.family) is None:
+            unreached = (document.name, task.get("id")) not in reached
+            if unreached and decision_ref(task, index.family) is None:
                 scope = enclosing_scope(task)
                 site = Site(index, document, scope if scope is not None else process, task)
                 report.refuse([missing_decision_ref(site)], parse_scope_id(site.scope))

@@ -17,9 +17,17 @@ from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import DEFAULT_CONFIG, BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
+from SpiffWorkflow.bpmn.serializer.default.event_definition import (
+    MessageEventDefinitionConverter,
+    TimerConditionalEventDefinitionConverter,
+)
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.defaults import ServiceTask as BpmnServiceTask
+from SpiffWorkflow.bpmn.specs.event_definitions.message import (
+    MessageEventDefinition as BpmnMessageEventDefinition,
+)
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
@@ -98,4 +106,15 @@ def serializer_for(family: str) -> FamilySerializer:
     configs = {"bpmn": DEFAULT_CONFIG, "camunda": CAMUNDA_CONFIG, "spiff": SPIFF_CONFIG}
     if family not in configs:
         raise ValueError(f"unknown parser family {family!r}")
-    return FamilySerializer(deepcopy(configs[family]))
+    serializer = FamilySerializer(deepcopy(configs[family]))
+    _register_library_gaps(family, serializer.registry)
+    return serializer
+
+
+def _register_library_gaps(family: str, registry: Any) -> None:
+    """Classes SpiffWorkflow's parsers create but its serializer configs leave out."""
+    if family in ("bpmn", "camunda"):
+        BpmnTaskSpecConverter(BpmnServiceTask, registry)
+    if family == "camunda":
+        # Send and receive tasks use the plain message definition; Camunda's has the same class name.
+        MessageEventDefinitionConverter(BpmnMessageEventDefinition, registry, typename="BpmnMessageEventDefinition")

@@ -33,6 +33,8 @@ _CALLABLE_ATTRIBUTES = METHOD_NAMES | CLASS_METHOD_NAMES
 
 def parse_expression(source: str, limits: Limits) -> ast.Expression:
     """The checked syntax tree of `source`; raises a SandboxError subclass if it is not allowed."""
+    if not isinstance(source, str):
+        raise SandboxSyntaxError(f"an expression must be text, not {type(source).__name__}")
     if len(source) > limits.max_source_chars:
         raise SandboxLimitExceeded(
             f"the expression is {len(source)} characters long; the limit is {limits.max_source_chars}")

@@ -5,6 +5,10 @@ each worker, so a worker never inherits the server's threads, locks, sockets or 
 connections (as a plain fork of a threaded server would). Starting one is slow, so workers are
 reused; one that timed out, died or ran out of memory is killed and a fresh one is started on
 the next request that needs it.
+
+As with any forkserver/spawn use, the program's `__main__` module is imported again (once, in
+the fork server), so it must not start anything at import time: keep entry points under
+`if __name__ == "__main__":` (console scripts, uvicorn and pytest already are).
 """
 
 from __future__ import annotations

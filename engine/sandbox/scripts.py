@@ -37,13 +37,18 @@ _pool_lock = threading.Lock()
 
 
 def check_script(source: str) -> None:
-    """Deploy-time check: raises SandboxSyntaxError or SandboxViolation carrying the line."""
+    """Deploy-time check: raises SandboxSyntaxError or SandboxViolation carrying the line
+    (SandboxLimitExceeded for an oversized or absurdly nested script)."""
     compile_script(source)
 
 
 def run_script(source: str, data: Mapping[str, Any], *, timeout_s: float = 5.0,
                memory_mb: int = 256) -> dict[str, Any]:
-    """The task data after running `source` on `data`; `data` itself is not modified."""
+    """The task data after running `source` on `data`; `data` itself is not modified.
+
+    `timeout_s` bounds compiling and running the script, not waiting for a free worker or
+    starting one; `memory_mb` is what the script may allocate on top of the worker's own use.
+    """
     if len(source) > MAX_SCRIPT_CHARS:
         raise SandboxLimitExceeded(
             f"the script is {len(source)} characters long; the limit is {MAX_SCRIPT_CHARS}")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..definitions import ParsedProcess, SourceFile, parse_package
-from ..errors import NotFound, Problem, ValidationFailed
+from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
 from ..identity import Principal, Role, group_for_lane, require_role
 from ..persistence.tables import DeploymentFile, MessageStartEvent, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
@@ -63,9 +63,7 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
         .order_by(PathwayVersion.version.desc())).first()
     if existing is not None:
         return DeployedProcess(proc.key, existing.version, False, existing.name)
-    serializer = serializer_for(proc.family)
-    spec_json = serializer.spec_to_json(proc.spec, proc.subprocess_specs)
-    serializer.spec_from_json(spec_json)  # what cannot be restored must not be deployed
+    spec_json = stored_spec(proc)
     latest = session.scalar(select(func.max(PathwayVersion.version)).where(PathwayVersion.key == proc.key)) or 0
     now = uow.app.now()
     source_id = _store_file(uow, proc.source_file, files, stored, deployment_id)
@@ -86,6 +84,20 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
                data={"pathway": proc.key, "version": version.version, "content_hash": content_hash,
                      "deployment_id": deployment_id})
     return DeployedProcess(proc.key, version.version, True, proc.name)
+
+
+def stored_spec(proc: ParsedProcess) -> str:
+    """The spec as stored once per version; what cannot be stored and restored is not deployed."""
+    serializer = serializer_for(proc.family)
+    try:
+        spec_json = serializer.spec_to_json(proc.spec, proc.subprocess_specs)
+        serializer.spec_from_json(spec_json)
+    except Exception as exc:  # a SpiffWorkflow class its serializer does not know
+        raise DiagramInvalid("The upload cannot be deployed: 1 problem found.", [Problem(
+            f"Process '{proc.key}' uses an element this engine cannot save between steps "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Remove or replace that element.",
+            file=proc.source_file)]) from exc
+    return spec_json
 
 
 def _store_file(uow: UnitOfWork, name: str, files: Sequence[SourceFile], stored: dict[str, int],

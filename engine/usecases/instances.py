@@ -17,7 +17,13 @@ from ..queries import instance_view
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .specs import latest_version, resolve_specs
-from .store import instance_by_business_key, load_workflow, lock_instance, save_workflow, with_conflict_retries
+from .store import (
+    instance_by_business_key,
+    load_workflow,
+    lock_instance,
+    save_workflow,
+    with_conflict_retries,
+)
 
 MAX_KEY_LENGTH = 255
 

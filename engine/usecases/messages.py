@@ -15,7 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from ..application import CarePath
 from ..errors import Conflict, ValidationFailed
 from ..identity import Principal, Role, require_role
-from ..persistence.tables import BufferedMessage, Instance, MessageStartEvent, MessageSubscription, PathwayVersion
+from ..persistence.tables import (
+    BufferedMessage,
+    Instance,
+    MessageStartEvent,
+    MessageSubscription,
+    PathwayVersion,
+)
 from ..persistence.unit_of_work import UnitOfWork
 from ..runtime.workflow import RunningWorkflow
 from ..views import MessageResult

@@ -4,11 +4,10 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-24 16:24:59.123792
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import carepath.engine.persistence.tables
-
 
 revision = '0001'
 down_revision = None

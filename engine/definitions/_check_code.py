@@ -1,0 +1,78 @@
+"""Deploy-time checks of the code in a diagram: conditions, scripts and timer expressions.
+
+They are checked with the same sandbox that will run them, so a condition written in Camunda's
+expression language (`${reached}`), a script that imports `os` or a timer that is neither ISO 8601
+nor an allowed expression is refused at upload with its line, not discovered on a patient's
+instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..errors import Problem
+from ..runtime.timers import looks_like_iso
+from ..sandbox import SandboxError, check_expression, check_script
+from ._check_flow import children_named
+from ._describe import describe
+from ._documents import bpmn, local_name
+from ._walk import ScopeGraph, Site
+
+_TIMER_VALUES = ("timeDate", "timeDuration", "timeCycle")
+_PYTHON_FORMATS = ("", "python", "py", "text/x-python", "python3")
+
+
+def _reason(error: SandboxError) -> str:
+    return getattr(error, "message", None) or str(error)
+
+
+def _condition_problems(site: Site, graph: ScopeGraph) -> Iterator[Problem]:
+    for flow in graph.outgoing.get(site.element.get("id") or "", []):
+        expression = next(flow.iter(bpmn("conditionExpression")), None)
+        text = (expression.text or "").strip() if expression is not None else ""
+        if not text:
+            continue
+        try:
+            check_expression(text)
+        except SandboxError as error:
+            hint = " CarePath conditions are Python expressions, e.g. reached == True." if "${" in text else ""
+            yield Problem(f"The condition '{text[:120]}' on flow '{flow.get('id')}' from {describe(site.element)} "
+                          f"cannot run: {_reason(error)}.{hint}", site.document.name,
+                          expression.sourceline if expression is not None else flow.sourceline, flow.get("id"))
+
+
+def _script_problems(site: Site) -> Iterator[Problem]:
+    if local_name(site.element) != "scriptTask":
+        return
+    if (site.element.get("scriptFormat") or "").strip().lower() not in _PYTHON_FORMATS:
+        return
+    script = next(site.element.iter(bpmn("script")), None)
+    text = (script.text or "") if script is not None else ""
+    if not text.strip():
+        return
+    try:
+        check_script(text)
+    except SandboxError as error:
+        line = (script.sourceline or 0) + max((getattr(error, "line", None) or 1) - 1, 0) if script is not None \
+            else site.element.sourceline
+        yield Problem(f"The script of {describe(site.element)} cannot run: {_reason(error)}.",
+                      site.document.name, line, site.element.get("id"))
+
+
+def _timer_problems(site: Site) -> Iterator[Problem]:
+    for timer in children_named(site.element, "timerEventDefinition"):
+        for value in timer.iter(*(bpmn(name) for name in _TIMER_VALUES)):
+            text = (value.text or "").strip()
+            if not text or looks_like_iso(text):
+                continue
+            try:
+                check_expression(text)
+            except SandboxError as error:
+                yield Problem(f"The timer of {describe(site.element)} has the value '{text[:120]}', which is "
+                              f"neither ISO 8601 (such as P7D, PT4H, R3/P1D or 2026-01-31T09:00:00Z) nor an "
+                              f"expression CarePath can run: {_reason(error)}.", site.document.name,
+                              value.sourceline, site.element.get("id"))
+
+
+CODE_NODE_CHECKS = (_script_problems, _timer_problems)
+CODE_GRAPH_CHECKS = (_condition_problems,)

@@ -1,0 +1,264 @@
+"""The shipped pathway 'post-ed-follow-up' parses, validates and runs its timer-free paths on SpiffWorkflow.
+
+These tests read bpmn/ directly with SpiffWorkflow's CamundaParser, so a broken shipped file fails
+here with SpiffWorkflow's own message, independent of the product's importer. Timers are not run:
+bare SpiffWorkflow evaluates timer expressions as Python, so the editor-style `P1D` the product
+accepts would raise NameError the moment a timer starts waiting. The parsed spec's timer
+expressions are therefore quoted (`'P1D'`) before running; the product's own timer classes read
+the bare form (engine/runtime/timers.py), and its timer tests cover firing them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.camunda.parser import CamundaParser
+from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
+from SpiffWorkflow.util.task import TaskState
+
+PATHWAYS_DIR = Path(__file__).resolve().parents[2] / "bpmn"
+BPMN_FILE = PATHWAYS_DIR / "post-ed-follow-up.bpmn"
+DMN_FILE = PATHWAYS_DIR / "ed-visit-classification.dmn"
+PROCESS_ID = "post-ed-follow-up"
+NS = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
+}
+SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(DEFAULT_CONFIG))
+
+
+# -- builders ------------------------------------------------------------------------------------
+
+def parse_spec() -> BpmnProcessSpec:
+    """Parse with schema validation on: the BPMN against the OMG XSD, the DMN against DMN 1.3."""
+    parser = CamundaParser(validator=BpmnValidator())
+    parser.add_bpmn_file(str(BPMN_FILE))
+    parser.add_dmn_file(str(DMN_FILE))
+    spec = parser.get_spec(PROCESS_ID)
+    quote_timer_expressions(spec)
+    return spec
+
+
+def event_definitions(task_spec: Any) -> list[Any]:
+    """A task spec's event definitions; an event-based gateway holds those of the events after it."""
+    definition = getattr(task_spec, "event_definition", None)
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition] if definition is not None else []
+
+
+def timer_definitions(spec: BpmnProcessSpec) -> list[TimerEventDefinition]:
+    return [d for task_spec in spec.task_specs.values() for d in event_definitions(task_spec)
+            if isinstance(d, TimerEventDefinition)]
+
+
+def quote_timer_expressions(spec: BpmnProcessSpec) -> None:
+    # Bare SpiffWorkflow only: it evaluates `P1D` as Python (see the module docstring).
+    for definition in timer_definitions(spec):
+        definition.expression = repr(definition.expression)
+
+
+def start(data: dict[str, Any]) -> BpmnWorkflow:
+    """Start as the product does: the start data on the workflow and on the ready start task."""
+    workflow = BpmnWorkflow(parse_spec())
+    workflow.task_tree.data.update(data)
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.data.update(data)
+    return run(workflow)
+
+
+def start_data(diagnosis_category: str = "mental_illness", chronic_conditions: int = 0) -> dict[str, Any]:
+    return {"ed_visit_date": "2026-03-02", "diagnosis_category": diagnosis_category,
+            "high_risk_chronic_conditions": chronic_conditions}
+
+
+def save_restore(workflow: BpmnWorkflow) -> BpmnWorkflow:
+    """Round-trip through JSON, as SpiffWorkflow's own tests do, and check nothing changed."""
+    before = SERIALIZER.to_dict(workflow)
+    restored = SERIALIZER.from_dict(json.loads(json.dumps(before)))
+    assert SERIALIZER.to_dict(restored) == before
+    return restored
+
+
+def run(workflow: BpmnWorkflow) -> BpmnWorkflow:
+    workflow.do_engine_steps()
+    return save_restore(workflow)
+
+
+def ready_user_tasks(workflow: BpmnWorkflow) -> list[Any]:
+    return workflow.get_tasks(state=TaskState.READY, manual=True)
+
+
+def ready_names(workflow: BpmnWorkflow) -> list[str]:
+    return sorted(task.task_spec.bpmn_name for task in ready_user_tasks(workflow))
+
+
+def waiting_ids(workflow: BpmnWorkflow) -> list[str]:
+    """The BPMN ids of the events the instance waits on (timers, messages, event-based gateways)."""
+    return sorted(t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.WAITING)
+                  if event_definitions(t.task_spec))
+
+
+def complete(workflow: BpmnWorkflow, name: str, **data: Any) -> BpmnWorkflow:
+    matching = [task for task in ready_user_tasks(workflow) if task.task_spec.bpmn_name == name]
+    assert len(matching) == 1, f"expected one ready task '{name}', found {ready_names(workflow)}"
+    matching[0].data.update(data)
+    matching[0].run()
+    return run(workflow)
+
+
+def deliver_message(workflow: BpmnWorkflow, name: str, payload: dict[str, Any]) -> BpmnWorkflow:
+    """Send a Camunda-style message to the task waiting for it, inside an event-based gateway too."""
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        for candidate in event_definitions(task.task_spec):
+            if isinstance(candidate, MessageEventDefinition) and candidate.name == name:
+                workflow.catch(BpmnEvent(candidate, payload={"payload": payload, "result_var": None}))
+                return run(workflow)
+    raise AssertionError(f"no task waits for message '{name}'")
+
+
+def reach_scheduling() -> BpmnWorkflow:
+    workflow = start(start_data())
+    return complete(workflow, "Call patient", reached=True, call_notes="Feeling better; agreed to a visit")
+
+
+# -- the files -----------------------------------------------------------------------------------
+
+def test_bpmn_is_valid_against_the_omg_schema() -> None:
+    BpmnValidator().validate(etree.parse(str(BPMN_FILE)).getroot(), str(BPMN_FILE))
+
+
+def test_every_element_is_drawn_so_the_diagram_opens_tidy_in_bpmn_io() -> None:
+    root = etree.parse(str(BPMN_FILE)).getroot()
+    process = root.find(f"bpmn:process[@id='{PROCESS_ID}']", NS)
+    assert process is not None and process.get("isExecutable") == "true"
+    not_drawn = {"documentation", "extensionElements", "laneSet"}
+    drawable = {e.get("id") for e in process if etree.QName(e).localname not in not_drawn}
+    drawable |= {e.get("id") for e in root.iterfind(".//bpmn:lane", NS)}
+    drawable |= {e.get("id") for e in root.iterfind(".//bpmn:participant", NS)}
+    drawn = {di.get("bpmnElement") for di in root.iterfind(".//bpmndi:BPMNShape", NS)}
+    drawn |= {di.get("bpmnElement") for di in root.iterfind(".//bpmndi:BPMNEdge", NS)}
+    assert drawable - drawn == set()
+
+
+def test_every_conditional_flow_out_of_an_exclusive_gateway_has_a_condition() -> None:
+    root = etree.parse(str(BPMN_FILE)).getroot()
+    for gateway in root.iterfind(".//bpmn:exclusiveGateway", NS):
+        outgoing = root.xpath(".//bpmn:sequenceFlow[@sourceRef=$id]", namespaces=NS, id=gateway.get("id"))
+        if len(outgoing) < 2:
+            continue
+        assert gateway.get("default"), f"gateway {gateway.get('id')} has no default flow"
+        for flow in outgoing:
+            if flow.get("id") != gateway.get("default"):
+                assert flow.find("bpmn:conditionExpression", NS) is not None, flow.get("id")
+
+
+def test_timers_are_written_as_bare_iso_8601_like_camunda_modeler_does() -> None:
+    root = etree.parse(str(BPMN_FILE)).getroot()
+    durations = {event.get("id"): event.findtext(".//bpmn:timeDuration", namespaces=NS)
+                 for event in root.iter() if event.find("bpmn:timerEventDefinition", NS) is not None}
+    assert durations == {"call_reminder_timer": "P1D", "call_escalation_timer": "P2D",
+                         "follow_up_window_timer": "P7D"}
+
+
+def test_the_reminder_timer_does_not_interrupt_the_call_and_the_escalation_timer_does() -> None:
+    spec = parse_spec()
+    assert spec.task_specs["call_reminder_timer"].cancel_activity is False
+    assert spec.task_specs["call_escalation_timer"].cancel_activity is True
+
+
+# -- running it ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("diagnosis_category", "chronic_conditions", "measure"), [
+    ("mental_illness", 0, "FUM"),
+    ("substance_use", 0, "FUA"),
+    ("other", 2, "FMC"),
+    ("other", 0, "general"),
+    ("mental_illness", 3, "FUM"),  # FIRST hit policy: FUM outranks FMC, it adds the 30-day follow-up
+    ("injury", 1, "general"),
+])
+def test_the_visit_is_classified_and_the_coordinator_calls_the_patient(
+        diagnosis_category: str, chronic_conditions: int, measure: str) -> None:
+    workflow = start(start_data(diagnosis_category, chronic_conditions))
+
+    (call,) = ready_user_tasks(workflow)
+    assert call.task_spec.bpmn_name == "Call patient"
+    assert call.task_spec.lane == "Care Coordinator"
+    assert call.data["measure"] == measure
+    assert call.data["ed_visit_date"] == "2026-03-02"
+
+
+def test_call_patient_offers_its_form_fields() -> None:
+    (call,) = ready_user_tasks(start(start_data()))
+    fields = [(f.id, f.type) for f in call.task_spec.form.fields]
+    assert fields == [("reached", "boolean"), ("call_notes", "string")]
+
+
+def test_the_call_waits_under_a_reminder_and_an_escalation_timer() -> None:
+    workflow = start(start_data())
+    assert waiting_ids(workflow) == ["call_escalation_timer", "call_reminder_timer"]
+
+
+def test_a_reached_patient_goes_to_scheduling() -> None:
+    workflow = reach_scheduling()
+
+    assert ready_names(workflow) == ["Schedule follow-up visit"]
+    assert ready_user_tasks(workflow)[0].task_spec.lane == "Care Coordinator"
+    assert waiting_ids(workflow) == []  # reaching the patient cancelled both call timers
+
+
+def test_a_patient_not_reached_goes_to_the_supervisor() -> None:
+    workflow = complete(start(start_data()), "Call patient", reached=False, call_notes="No answer twice")
+
+    (escalation,) = ready_user_tasks(workflow)
+    assert escalation.task_spec.bpmn_name == "Escalation: patient not reached"
+    assert escalation.task_spec.lane == "Care Team Supervisor"
+
+
+def test_the_supervisor_can_send_the_patient_back_to_scheduling() -> None:
+    workflow = complete(start(start_data()), "Call patient", reached=False)
+    workflow = complete(workflow, "Escalation: patient not reached", follow_up_possible=True)
+
+    assert ready_names(workflow) == ["Schedule follow-up visit"]
+
+
+def test_the_supervisor_can_close_the_episode_when_the_patient_cannot_be_reached() -> None:
+    workflow = complete(start(start_data()), "Call patient", reached=False)
+    workflow = complete(workflow, "Escalation: patient not reached", follow_up_possible=False)
+
+    assert workflow.is_completed()
+    ends = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED)
+            if t.task_spec.bpmn_id in ("closed_not_reached", "episode_closed", "window_reviewed")]
+    assert ends == ["closed_not_reached"]
+
+
+def test_after_scheduling_the_pathway_waits_for_the_visit_or_the_7_day_window() -> None:
+    workflow = complete(reach_scheduling(), "Schedule follow-up visit",
+                        follow_up_date="2026-03-06", follow_up_provider="Riverside Behavioral Health")
+
+    assert ready_user_tasks(workflow) == []
+    assert waiting_ids(workflow) == ["await_visit_gateway"]
+    (gateway,) = workflow.get_tasks(state=TaskState.WAITING)
+    kinds = sorted(type(d).__name__ for d in event_definitions(gateway.task_spec))
+    assert kinds == ["DurationTimerEventDefinition", "MessageEventDefinition"]
+
+
+def test_a_completed_visit_message_leads_to_closing_the_episode() -> None:
+    workflow = complete(reach_scheduling(), "Schedule follow-up visit", follow_up_date="2026-03-06")
+
+    workflow = deliver_message(workflow, "visit_completed", {"visit_date": "2026-03-06"})
+
+    assert ready_names(workflow) == ["Close episode"]
+    workflow = complete(workflow, "Close episode", closing_notes="Seen on day 4")
+    assert workflow.is_completed()
