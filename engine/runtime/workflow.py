@@ -15,7 +15,7 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from ..clock import Clock, engine_clock
@@ -110,19 +110,25 @@ class RunningWorkflow:
             task.run()
         self.run(clock)
 
-    def deliver_message(self, name: str, payload: dict[str, Any], clock: Clock) -> bool:
+    def deliver_message(self, name: str, payload: dict[str, Any], clock: Clock,
+                        correlation_key: str | None = None) -> bool:
         """Hand a correlated message to the task waiting for it; False when no task waits."""
-        waiting = self._message_catch(name)
-        if waiting is None:
+        found = self._message_catch(name)
+        if found is None:
             return False
-        definition = waiting.task_spec.event_definition
+        waiting, definition = found
+        payload = _with_correlation(definition, payload, correlation_key)
         event = BpmnEvent(definition, payload=self._message_payload(payload))
         with engine_clock(clock):
             # Correlation was decided in the database. SpiffWorkflow's own catch would re-evaluate the
-            # diagram's correlation expressions against the payload (and broadcast to every waiting
-            # task), so the matched task catches the message directly.
-            definition.update_internal_data(waiting, event)
-            EventDefinition.catch(definition, waiting, event)
+            # diagram's correlation expressions against the payload and offer the message to every
+            # waiting task, so the matched task catches it directly.
+            outer = waiting.task_spec.event_definition
+            if isinstance(outer, MultipleEventDefinition):  # an event-based gateway or multiple event
+                outer.catch(waiting, event)
+            else:
+                definition.update_internal_data(waiting, event)
+                EventDefinition.catch(definition, waiting, event)
             waiting._set_state(SpiffState.WAITING)
             waiting.task_spec._update(waiting)
         self.run(clock)
@@ -151,11 +157,13 @@ class RunningWorkflow:
             raise NotFound(f"task {task_id} is not part of this instance")
         return task
 
-    def _message_catch(self, name: str) -> Any:
+    def _message_catch(self, name: str) -> tuple[Any, MessageEventDefinition] | None:
         for task in self.workflow.event_manager.tasks.values():
-            definition = getattr(task.task_spec, "event_definition", None)
-            if isinstance(definition, MessageEventDefinition) and definition.name == name:
-                return task
+            outer = getattr(task.task_spec, "event_definition", None)
+            inner = outer.event_definitions if isinstance(outer, MultipleEventDefinition) else [outer]
+            for definition in inner:
+                if isinstance(definition, MessageEventDefinition) and definition.name == name:
+                    return task, definition
         return None
 
     def _message_payload(self, payload: dict[str, Any]) -> Any:
@@ -163,9 +171,19 @@ class RunningWorkflow:
             return {"payload": deepcopy(payload), "result_var": None}
         return deepcopy(payload)
 
-    def waits_at_message_start(self, name: str) -> bool:
-        task = self._message_catch(name)
-        return task is not None and isinstance(task.task_spec, StartEvent)
-
     def subprocess_spec_names(self) -> set[str]:
         return {sp.spec.name for sp in self.workflow.subprocesses.values()}
+
+
+def _with_correlation(definition: MessageEventDefinition, payload: dict[str, Any],
+                      correlation_key: str | None) -> dict[str, Any]:
+    """The message was matched on its key: make a correlation property that names one field carry it,
+    so SpiffWorkflow's own bookkeeping (which evaluates it on the payload) finds the value."""
+    if correlation_key is None:
+        return payload
+    payload = dict(payload)
+    for prop in definition.correlation_properties:
+        field = (prop.retrieval_expression or "").strip()
+        if field.isidentifier() and field not in payload:
+            payload[field] = correlation_key
+    return payload

@@ -76,7 +76,7 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
     workflow.run(app.clock)
     if message is not None:
         name, payload = message
-        workflow.deliver_message(name, payload, app.clock)
+        workflow.deliver_message(name, payload, app.clock, business_key)
         uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=pathway.id,
                    data={"name": name, "data": payload, "start": True})
     save_workflow(uow, instance, workflow, actor)

@@ -112,7 +112,7 @@ def _hand_over(uow: UnitOfWork, actor: str, instance: Instance, workflow: Runnin
     uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
                data={"name": message.name, "correlation_key": message.correlation_key,
                      "message_id": message.message_id, "data": message.data})
-    return workflow.deliver_message(message.name, message.data, uow.app.clock)
+    return workflow.deliver_message(message.name, message.data, uow.app.clock, message.correlation_key)
 
 
 def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> list[str]:
