@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from carepath.engine.application import CarePath
 from carepath.engine.definitions import SourceFile, parse_package
 from carepath.engine.errors import CarePathError, ValidationFailed
 from carepath.engine.identity import SYSTEM, Role
@@ -125,10 +126,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _worker(engine: object, settings: Settings) -> int:
+def _worker(engine: CarePath, settings: Settings) -> int:
     from carepath.engine.scheduler import TimerScheduler
 
-    scheduler = TimerScheduler(engine, settings.sweep_seconds)  # type: ignore[arg-type]
+    scheduler = TimerScheduler(engine, settings.sweep_seconds)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from carepath.engine.clock import ManualClock
 from carepath.engine.persistence.database import Database
 from carepath.engine.usecases.users import authenticate
 from tests.support import diagrams as d
+from tests.support.api import ApiClient
 
 
 def test_user_add_on_a_fresh_database_prints_token_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -48,3 +51,23 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path, monkeypatch: py
     assert main(["serve", "--workers", "2"]) == 2
     assert "PostgreSQL" in capsys.readouterr().err
     assert Settings().database_url.startswith("sqlite")
+
+
+def test_worker_fires_timers_that_came_due_while_nothing_ran(api: ApiClient, database_url: str) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("t.bpmn", d.boundary_timers("t", reminder="PT1H", escalation="P3650D")))
+    started = api.start(lead, "t").json()  # the test clock is in January 2026: the reminder is long due
+    env = {"CAREPATH_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    worker = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "worker"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        names: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "Reminder" not in names:
+            time.sleep(0.5)
+            names = [t["name"] for t in api.get(f"/api/instances/{started['id']}", lead).json()["open_tasks"]]
+        assert sorted(names) == ["Call patient", "Reminder"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0, output
