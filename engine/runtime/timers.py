@@ -10,6 +10,7 @@ specs onto them (see serializer.py), accept bare ISO 8601 as well as quoted expr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -103,32 +104,28 @@ def _fail(my_task: Any, exc: TimerExpressionError) -> WorkflowTaskException:
     return WorkflowTaskException(f"Timer '{my_task.task_spec.bpmn_id}': {exc}", task=my_task, exception=exc)
 
 
+def _has_fired(my_task: Any, due_time: Callable[[], datetime]) -> bool:
+    """Fix the due time once, when the event starts waiting; fired once the clock reaches it."""
+    due = my_task._get_internal_data("event_value")
+    if due is None:
+        try:
+            due = due_time().isoformat()
+        except TimerExpressionError as exc:
+            raise _fail(my_task, exc) from exc
+        my_task._set_internal_data(event_value=due)
+    if datetime.fromisoformat(due) <= engine_now():
+        my_task._set_internal_data(event_fired=True)
+    return bool(my_task._get_internal_data("event_fired", False))
+
+
 class TimeDateEventDefinition(spiff_timer.TimeDateEventDefinition):
     def has_fired(self, my_task: Any) -> bool:
-        due = my_task._get_internal_data("event_value")
-        if due is None:
-            try:
-                due = due_from_date(_resolve(my_task, self.expression)).isoformat()
-            except TimerExpressionError as exc:
-                raise _fail(my_task, exc) from exc
-            my_task._set_internal_data(event_value=due)
-        if datetime.fromisoformat(due) <= engine_now():
-            my_task._set_internal_data(event_fired=True)
-        return bool(my_task._get_internal_data("event_fired", False))
+        return _has_fired(my_task, lambda: due_from_date(_resolve(my_task, self.expression)))
 
 
 class DurationTimerEventDefinition(spiff_timer.DurationTimerEventDefinition):
     def has_fired(self, my_task: Any) -> bool:
-        due = my_task._get_internal_data("event_value")
-        if due is None:
-            try:
-                due = add_duration(engine_now(), _resolve(my_task, self.expression)).isoformat()
-            except TimerExpressionError as exc:
-                raise _fail(my_task, exc) from exc
-            my_task._set_internal_data(event_value=due)
-        if datetime.fromisoformat(due) <= engine_now():
-            my_task._set_internal_data(event_fired=True)
-        return bool(my_task._get_internal_data("event_fired", False))
+        return _has_fired(my_task, lambda: add_duration(engine_now(), _resolve(my_task, self.expression)))
 
 
 class CycleTimerEventDefinition(spiff_timer.CycleTimerEventDefinition):
