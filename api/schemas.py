@@ -65,6 +65,9 @@ class TaskOut(Out):
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
+    priority: int
+    candidate_groups: list[str]
+    candidate_users: list[str]
 
 
 class WaitOut(Out):
@@ -117,6 +120,11 @@ class StartIn(BaseModel):
 class CompleteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(min_length=1, max_length=200)
 
 
 class CancelIn(BaseModel):

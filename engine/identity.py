@@ -15,6 +15,7 @@ class Role(StrEnum):
     CLINICAL_LEAD = "clinical_lead"
     COORDINATOR = "coordinator"
     AUDITOR = "auditor"
+    SUPERVISOR = "supervisor"
     ADMIN = "admin"
 
 

@@ -36,6 +36,11 @@ class OpenTask:
     process_id: str
     documentation: str | None = None
     form: dict[str, Any] | None = None
+    assignee: str | None = None
+    candidate_users: tuple[str, ...] = ()
+    candidate_groups: tuple[str, ...] = ()
+    priority: int = 50
+    assignment_errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from .persistence.tables import (
     MessageSubscription,
     PathwayVersion,
     Task,
+    TaskCandidate,
     Timer,
 )
 from .views import InstanceView, PathwayVersionView, TaskView, WaitView
@@ -28,11 +29,27 @@ class Page:
     offset: int
 
 
-def task_view(row: Task) -> TaskView:
+def task_view(row: Task, candidates: list[tuple[str, str]] | None = None) -> TaskView:
+    candidates = candidates or []
     return TaskView(id=row.id, instance_id=row.instance_id, pathway_key=row.pathway_key,
                     element_id=row.element_id, name=row.name, lane=row.lane, kind=row.kind, state=row.state,
                     assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
-                    created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by)
+                    created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
+                    priority=row.priority,
+                    candidate_groups=tuple(v for k, v in candidates if k == "group"),
+                    candidate_users=tuple(v for k, v in candidates if k == "user"))
+
+
+def task_views(session: Session, rows: list[Task]) -> list[TaskView]:
+    """Views of a page of tasks, their candidates read in one query."""
+    by_task: dict[str, list[tuple[str, str]]] = {row.id: [] for row in rows}
+    if by_task:
+        found = session.execute(select(TaskCandidate.task_id, TaskCandidate.kind, TaskCandidate.value)
+                                .where(TaskCandidate.task_id.in_(list(by_task)))
+                                .order_by(TaskCandidate.kind, TaskCandidate.value))
+        for task_id, kind, value in found:
+            by_task[task_id].append((kind, value))
+    return [task_view(row, by_task[row.id]) for row in rows]
 
 
 def instance_view(session: Session, instance_id: str) -> InstanceView | None:
@@ -53,7 +70,7 @@ def instance_view(session: Session, instance_id: str) -> InstanceView | None:
         id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=row.data,
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
-        started_by=row.started_by, open_tasks=[task_view(t) for t in tasks], waiting=waiting)
+        started_by=row.started_by, open_tasks=task_views(session, list(tasks)), waiting=waiting)
 
 
 def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int) -> tuple[list[Any], int]:
@@ -91,25 +108,72 @@ def _version_numbers(session: Session, ids: set[int]) -> dict[int, int]:
     return {row.id: row.version for row in rows}
 
 
-def list_tasks(session: Session, *, state: str | None = "ready", lane: str | None = None,
-               instance_id: str | None = None, pathway: str | None = None,
+@dataclass(frozen=True)
+class TaskFilter:
+    state: str | None = "ready"
+    lane: str | None = None
+    instance_id: str | None = None
+    pathway: str | None = None
+    assignee: str | None = None
+    unassigned: bool = False
+    candidate_user: str | None = None
+    candidate_groups: frozenset[str] | None = None
+    group: str | None = None
+    patient_id: str | None = None
+    business_key: str | None = None
+    priority: int | None = None
+    text: str | None = None
+
+
+TASK_SORTS: dict[str, list[Any]] = {
+    "age": [Task.created_at, Task.id],
+    "-age": [Task.created_at.desc(), Task.id],
+    "priority": [Task.priority.desc(), Task.created_at, Task.id],
+    "due": [Task.due_date.is_(None), Task.due_date, Task.created_at, Task.id],
+}
+
+
+def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str = "age",
                limit: int = 50, offset: int = 0) -> Page:
+    query = _task_query(filters or TaskFilter())
+    rows, total = _page(session, query, TASK_SORTS[sort], limit, offset)
+    return Page(task_views(session, rows), total, limit, offset)
+
+
+def _task_query(f: TaskFilter) -> Select[Any]:
     query = select(Task)
-    if state:
-        query = query.where(Task.state == state)
-    if lane:
-        query = query.where(Task.lane == lane)
-    if instance_id:
-        query = query.where(Task.instance_id == instance_id)
-    if pathway:
-        query = query.where(Task.pathway_key == pathway)
-    rows, total = _page(session, query, [Task.created_at, Task.id], limit, offset)
-    return Page([task_view(r) for r in rows], total, limit, offset)
+    simple = {Task.state: f.state, Task.lane: f.lane, Task.instance_id: f.instance_id, Task.pathway_key: f.pathway,
+              Task.assignee: f.assignee, Task.priority: f.priority}
+    for column, value in simple.items():
+        if value is not None:
+            query = query.where(column == value)
+    if f.unassigned:
+        query = query.where(Task.assignee.is_(None))
+    if f.group is not None:
+        query = query.where(_offered(TaskCandidate.kind == "group", TaskCandidate.value == f.group))
+    if f.candidate_user is not None:
+        offered = (TaskCandidate.kind == "user") & (TaskCandidate.value == f.candidate_user)
+        if f.candidate_groups:
+            offered |= (TaskCandidate.kind == "group") & TaskCandidate.value.in_(sorted(f.candidate_groups))
+        query = query.where(_offered(offered), Task.assignee.is_(None) | (Task.assignee == f.candidate_user))
+    if f.patient_id is not None or f.business_key is not None:
+        query = query.join(Instance, Instance.id == Task.instance_id)
+        if f.patient_id is not None:
+            query = query.where(Instance.patient_id == f.patient_id)
+        if f.business_key is not None:
+            query = query.where(Instance.business_key == f.business_key)
+    if f.text:
+        query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
+    return query
+
+
+def _offered(*conditions: Any) -> Any:
+    return select(TaskCandidate.task_id).where(TaskCandidate.task_id == Task.id, *conditions).exists()
 
 
 def get_task(session: Session, task_id: str) -> TaskView | None:
     row = session.get(Task, task_id)
-    return task_view(row) if row is not None else None
+    return task_views(session, [row])[0] if row is not None else None
 
 
 def version_view(session: Session, row: PathwayVersion) -> PathwayVersionView:

@@ -25,6 +25,9 @@ class TaskView:
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
+    priority: int = 50
+    candidate_groups: tuple[str, ...] = ()
+    candidate_users: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""/api/tasks: worklists from the task projection, and completion."""
+"""/api/tasks: worklists from the task projection, and the human task actions."""
 
 from __future__ import annotations
 
@@ -7,23 +7,35 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from carepath.engine.errors import NotFound
-from carepath.engine.queries import get_task, list_tasks
-from carepath.engine.usecases.tasks import complete_task
+from carepath.engine.queries import TaskFilter, get_task, list_tasks
+from carepath.engine.usecases.tasks import assign_task, claim_task, complete_task, unclaim_task
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import CompleteIn, InstanceOut, TaskOut, TaskPage
+from ..schemas import AssignIn, CompleteIn, InstanceOut, TaskOut, TaskPage
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 TaskStateParam = Literal["ready", "completed", "cancelled"]
+SortParam = Literal["age", "-age", "priority", "due"]
 
 
 @router.get("", response_model=TaskPage)
 def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "ready", lane: str | None = None,
           instance_id: str | None = None, pathway: str | None = None,
+          assignee: Annotated[str | None, Query(description="a user name, or 'me'")] = None,
+          candidate: Annotated[Literal["me"] | None, Query(description="tasks I may claim or work")] = None,
+          unassigned: bool = False, group: str | None = None, patient_id: str | None = None,
+          business_key: str | None = None, priority: Annotated[int | None, Query(ge=0, le=100)] = None,
+          q: Annotated[str | None, Query(max_length=200, description="text in the task name")] = None,
+          sort: SortParam = "age",
           limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> TaskPage:
+    filters = TaskFilter(
+        state=state, lane=lane, instance_id=instance_id, pathway=pathway,
+        assignee=user.name if assignee == "me" else assignee, unassigned=unassigned,
+        candidate_user=user.name if candidate == "me" else None,
+        candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
+        business_key=business_key, priority=priority, text=q)
     with engine.db.read() as session:
-        page = list_tasks(session, state=state, lane=lane, instance_id=instance_id, pathway=pathway,
-                          limit=limit, offset=offset)
+        page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset)
     return TaskPage.model_validate(page)
 
 
@@ -39,3 +51,18 @@ def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
 @router.post("/{task_id}/complete", response_model=InstanceOut)
 def complete(task_id: str, body: CompleteIn, engine: EngineDep, user: CurrentUser) -> InstanceOut:
     return InstanceOut.model_validate(complete_task(engine, user, task_id, body.data))
+
+
+@router.post("/{task_id}/claim", response_model=TaskOut)
+def claim(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(claim_task(engine, user, task_id))
+
+
+@router.post("/{task_id}/unclaim", response_model=TaskOut)
+def unclaim(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(unclaim_task(engine, user, task_id))
+
+
+@router.post("/{task_id}/assign", response_model=TaskOut)
+def assign(task_id: str, body: AssignIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(assign_task(engine, user, task_id, body.user))

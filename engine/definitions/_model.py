@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
@@ -45,6 +46,8 @@ class ParsedProcess:
     message_starts: list[str] = field(default_factory=list)
     lanes: list[str] = field(default_factory=list)
     documentation: str | None = None
+    # Human task id -> who it goes to, as drawn (see _assignment.py).
+    task_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

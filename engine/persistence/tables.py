@@ -117,6 +117,7 @@ class PathwayVersion(Base):
     lanes: Mapped[list[Any]]
     warnings: Mapped[list[Any]]
     documentation: Mapped[str | None] = mapped_column(Text)
+    task_rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
     deployed_at: Mapped[datetime]
     deployed_by: Mapped[str] = mapped_column(String(200))
@@ -172,12 +173,23 @@ class Task(Base):
     lane: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
-    assignee: Mapped[str | None] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     due_date: Mapped[datetime | None]
     documentation: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class TaskCandidate(Base):
+    """Who may claim a task: groups (from lanes and the diagram) and named users."""
+
+    __tablename__ = "task_candidates"
+    __table_args__ = (Index("ix_task_candidates_kind_value", "kind", "value"),)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
 class Event(Base):

@@ -13,9 +13,11 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from ..model import Incident, InstanceStatus, MessageWait, OpenTask, Snapshot, TimerWait
+from .assignment import assignment_for
 
 
-def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_key: str | None) -> Snapshot:
+def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_key: str | None,
+                  task_rules: dict[str, dict[str, Any]] | None = None) -> Snapshot:
     if incident is not None:
         status = InstanceStatus.INCIDENT
     elif workflow.is_completed():
@@ -26,7 +28,7 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
     return Snapshot(
         status=status,
         data=instance_data(workflow),
-        open_tasks=[_open_task(t) for t in workflow.get_tasks(state=SpiffState.READY, manual=True)],
+        open_tasks=[_open_task(t, task_rules or {}) for t in workflow.get_tasks(state=SpiffState.READY, manual=True)],
         timers=timers,
         messages=messages,
         incident=incident,
@@ -50,8 +52,9 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _open_task(task: Any) -> OpenTask:
+def _open_task(task: Any, task_rules: dict[str, dict[str, Any]]) -> OpenTask:
     spec = task.task_spec
+    assignment = assignment_for(task, task_rules.get(spec.bpmn_id or ""))
     return OpenTask(
         id=str(task.id),
         element_id=spec.bpmn_id or spec.name,
@@ -60,6 +63,11 @@ def _open_task(task: Any) -> OpenTask:
         kind="manual" if type(spec).__name__ == "ManualTask" else "user",
         process_id=task.workflow.spec.name,
         documentation=spec.documentation,
+        assignee=assignment.assignee,
+        candidate_users=assignment.candidate_users,
+        candidate_groups=assignment.candidate_groups,
+        priority=assignment.priority,
+        assignment_errors=assignment.errors,
     )
 
 

@@ -42,6 +42,7 @@ class RunningWorkflow:
         self.business_key = business_key
         self.incident = incident
         self.bound_versions: dict[str, int] = {}
+        self.task_rules: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def create(cls, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec], family: str,
@@ -144,7 +145,7 @@ class RunningWorkflow:
         self.run(clock)
 
     def snapshot(self) -> Snapshot:
-        return take_snapshot(self.workflow, self.incident, self.business_key)
+        return take_snapshot(self.workflow, self.incident, self.business_key, self.task_rules)
 
     # -- helpers -------------------------------------------------------------------------------
 

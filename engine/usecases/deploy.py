@@ -75,7 +75,8 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
         key=proc.key, version=latest + 1, name=proc.name, family=proc.family, content_hash=content_hash,
         spec_json=spec_json, source_file_id=source_id, deployment_id=deployment_id,
         external_calls=list(proc.external_calls), lanes=list(proc.lanes), warnings=own_warnings,
-        documentation=proc.documentation, retired=False, deployed_at=now, deployed_by=principal.name)
+        documentation=proc.documentation, task_rules=dict(proc.task_rules), retired=False, deployed_at=now,
+        deployed_by=principal.name)
     session.add(version)
     session.flush()
     for name in sorted(set(proc.message_starts)):

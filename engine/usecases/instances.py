@@ -70,6 +70,7 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
     workflow = RunningWorkflow.create(resolved.spec, resolved.subprocess_specs, resolved.family,
                                       app.script_engine, seed, business_key)
     workflow.bound_versions = resolved.bound_versions
+    workflow.task_rules = resolved.task_rules
     uow.record("instance_started", actor, instance_id=instance.id, pathway_version_id=pathway.id,
                data={"pathway": pathway.key, "version": pathway.version, "business_key": business_key,
                      "patient_id": patient_id, "data": data})

@@ -11,8 +11,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from ..model import Snapshot, TaskState
-from ..persistence.tables import Instance, MessageSubscription, Task, Timer
+from ..identity import group_for_lane
+from ..model import OpenTask, Snapshot, TaskState
+from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, Timer
 from ..persistence.unit_of_work import UnitOfWork
 
 
@@ -40,14 +41,28 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
             uow.record("task_cancelled", actor, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id, data={"element_id": row.element_id})
     for task_id, task in current.items():
-        if task_id in open_rows:
-            continue
-        session.add(Task(id=task_id, instance_id=instance.id, pathway_key=instance.pathway_key,
+        if task_id not in open_rows:
+            _add_task(uow, instance, task, actor)
+
+
+def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -> None:
+    groups = list(task.candidate_groups)
+    lane_group = group_for_lane(task.lane, uow.app.config.lane_groups)
+    if lane_group and lane_group not in groups:
+        groups.insert(0, lane_group)
+    uow.session.add(Task(id=task.id, instance_id=instance.id, pathway_key=instance.pathway_key,
                          element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
-                         state=TaskState.READY.value, documentation=task.documentation, created_at=now))
-        uow.record("task_ready", actor, instance_id=instance.id, task_id=task_id,
-                   pathway_version_id=instance.pathway_version_id,
-                   data={"element_id": task.element_id, "name": task.name, "lane": task.lane})
+                         state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
+                         documentation=task.documentation, created_at=uow.app.now()))
+    uow.session.flush()
+    uow.session.add_all([TaskCandidate(task_id=task.id, kind="group", value=g) for g in groups]
+                        + [TaskCandidate(task_id=task.id, kind="user", value=u) for u in task.candidate_users])
+    uow.record("task_ready", actor, instance_id=instance.id, task_id=task.id,
+               pathway_version_id=instance.pathway_version_id,
+               data={"element_id": task.element_id, "name": task.name, "lane": task.lane,
+                     "assignee": task.assignee, "candidate_groups": groups,
+                     "candidate_users": list(task.candidate_users), "priority": task.priority,
+                     **({"assignment_errors": list(task.assignment_errors)} if task.assignment_errors else {})})
 
 
 def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str) -> None:

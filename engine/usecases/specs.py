@@ -20,6 +20,7 @@ class RestoredSpec:
     spec: Any
     subprocess_specs: dict[str, Any]
     external_calls: tuple[str, ...]
+    task_rules: dict[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,14 @@ class ResolvedSpecs:
     spec: Any
     subprocess_specs: dict[str, Any]
     bound_versions: dict[str, int]  # called pathway key -> pathway_versions.id used
+    task_rules: dict[str, dict[str, Any]]
 
 
 def restored_spec(app: CarePath, version: PathwayVersion) -> RestoredSpec:
     cached = app.specs.get(version.id)
     if cached is None:
         spec, subs = serializer_for(version.family).spec_from_json(version.spec_json)
-        cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls))
+        cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls), dict(version.task_rules))
         app.specs.put(version.id, cached)
     return cached
 
@@ -52,6 +54,7 @@ def resolve_specs(app: CarePath, session: Session, version: PathwayVersion,
     root = restored_spec(app, version)
     subs: dict[str, Any] = dict(root.subprocess_specs)
     bound: dict[str, int] = {}
+    rules = dict(root.task_rules)
     pending = list(root.external_calls)
     while pending:
         key = pending.pop()
@@ -65,8 +68,9 @@ def resolve_specs(app: CarePath, session: Session, version: PathwayVersion,
         subs[key] = restored.spec
         subs.update({k: v for k, v in restored.subprocess_specs.items() if k not in subs})
         bound[key] = called.id
+        rules = {**restored.task_rules, **rules}
         pending.extend(restored.external_calls)
-    return ResolvedSpecs(root.family, root.spec, subs, bound)
+    return ResolvedSpecs(root.family, root.spec, subs, bound, rules)
 
 
 def _called_version(session: Session, key: str, pinned_id: Any) -> PathwayVersion:

@@ -62,6 +62,7 @@ def load_workflow(uow: UnitOfWork, instance: Instance) -> RunningWorkflow:
                                            resolved.family, app.script_engine, instance.business_key,
                                            _incident_from_dict(instance.incident))
     workflow.bound_versions = resolved.bound_versions
+    workflow.task_rules = resolved.task_rules
     return workflow
 
 

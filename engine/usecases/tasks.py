@@ -1,40 +1,47 @@
-"""Completing human tasks."""
+"""Human task actions: complete, claim, unclaim, assign. Each is one transaction with history."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from ..application import CarePath
-from ..errors import InvalidTransition, NotFound, PermissionDenied, ValidationFailed
-from ..identity import Principal, Role, group_for_lane, require_role
+from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from ..identity import Principal, Role, require_role
 from ..model import TaskState
-from ..persistence.tables import Task
+from ..persistence.tables import Task, TaskCandidate, User
 from ..persistence.unit_of_work import UnitOfWork
-from ..views import InstanceView
+from ..queries import task_view
+from ..views import InstanceView, TaskView
 from .instances import get_instance_view
 from .store import load_workflow, lock_instance, save_workflow, with_conflict_retries
 
+WORKING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR)
+
 
 def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[str, Any] | None) -> InstanceView:
-    require_role(principal, Role.COORDINATOR, Role.CLINICAL_LEAD, action="Completing a task")
+    require_role(principal, *WORKING_ROLES, action="Completing a task")
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("task data must be a JSON object")
 
     def attempt() -> str:
         with UnitOfWork(app) as uow:
-            task = uow.session.get(Task, task_id)
-            if task is None:
-                raise NotFound(f"task {task_id} does not exist")
-            check_may_work_on(app, principal, task)
+            task = _task(uow, task_id)
+            check_may_work_on(uow, principal, task)
             instance = lock_instance(uow, task.instance_id)
-            uow.session.refresh(task)
+            task = _task(uow, task_id, lock=True)
             if task.state != TaskState.READY:
                 raise InvalidTransition(f"task {task_id} ('{task.name}') is {task.state}, not ready; "
                                         "it cannot be completed")
+            _check_not_someone_elses(principal, task)
             workflow = load_workflow(uow, instance)
             uow.record("task_completed", principal.name, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
-                       data={"element_id": task.element_id, "name": task.name, "data": data or {}})
+                       data={"element_id": task.element_id, "name": task.name, "data": data or {},
+                             **({"claimed_by_completing": True} if task.assignee is None else {})})
+            task.assignee = task.assignee or principal.name
             workflow.complete_task(task_id, data or {}, app.clock)
             save_workflow(uow, instance, workflow, principal.name, completed_task_id=task_id)
             uow.commit()
@@ -43,12 +50,107 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
     return get_instance_view(app, with_conflict_retries(app, attempt))
 
 
-def check_may_work_on(app: CarePath, principal: Principal, task: Task) -> None:
-    """Admins work on any task; others on tasks of their groups' lanes and tasks with no lane."""
-    if principal.is_admin or task.lane is None:
+def claim_task(app: CarePath, principal: Principal, task_id: str) -> TaskView:
+    require_role(principal, *WORKING_ROLES, action="Claiming a task")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        check_may_work_on(uow, principal, task)
+        if task.assignee == principal.name:
+            return
+        _check_not_someone_elses(principal, task)
+        _reassign(uow, task, principal.name, principal.name, "task_claimed")
+
+    return _change_task(app, task_id, act)
+
+
+def unclaim_task(app: CarePath, principal: Principal, task_id: str) -> TaskView:
+    require_role(principal, *WORKING_ROLES, action="Releasing a task")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        if task.assignee is None:
+            raise InvalidTransition(f"task '{task.name}' is not claimed by anyone")
+        if task.assignee != principal.name and not _supervises(uow, principal, task):
+            raise PermissionDenied(f"task '{task.name}' is claimed by {task.assignee}; only they, a "
+                                   "supervisor of its group or an admin can release it")
+        _reassign(uow, task, None, principal.name, "task_unclaimed")
+
+    return _change_task(app, task_id, act)
+
+
+def assign_task(app: CarePath, principal: Principal, task_id: str, user: str) -> TaskView:
+    require_role(principal, Role.SUPERVISOR, action="Assigning a task to someone")
+    if not isinstance(user, str) or not user.strip():
+        raise ValidationFailed("the user to assign to is required")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        if not _supervises(uow, principal, task):
+            raise PermissionDenied(f"user '{principal.name}' supervises none of the groups task "
+                                   f"'{task.name}' is offered to")
+        target = uow.session.scalars(select(User).where(User.name == user, User.active.is_(True))).first()
+        if target is None:
+            raise ValidationFailed(f"there is no active user '{user}' to assign the task to")
+        if task.assignee != user:
+            _reassign(uow, task, user, principal.name, "task_assigned")
+
+    return _change_task(app, task_id, act)
+
+
+def _change_task(app: CarePath, task_id: str, act: Callable[[UnitOfWork, Task], None]) -> TaskView:
+    def attempt() -> TaskView:
+        with UnitOfWork(app) as uow:
+            task = _task(uow, task_id, lock=True)
+            if task.state != TaskState.READY:
+                raise InvalidTransition(f"task '{task.name}' is {task.state}; only ready tasks can change hands")
+            act(uow, task)
+            uow.commit()
+            return task_view(task)
+
+    return with_conflict_retries(app, attempt)
+
+
+def _reassign(uow: UnitOfWork, task: Task, new: str | None, actor: str, event: str) -> None:
+    old, task.assignee = task.assignee, new
+    uow.record(event, actor, instance_id=task.instance_id, task_id=task.id,
+               data={"field": "assignee", "old": old, "new": new, "name": task.name})
+
+
+def _task(uow: UnitOfWork, task_id: str, *, lock: bool = False) -> Task:
+    task = uow.session.get(Task, task_id, with_for_update=lock, populate_existing=lock)
+    if task is None:
+        raise NotFound(f"task {task_id} does not exist")
+    return task
+
+
+def _candidates(uow: UnitOfWork, task: Task) -> tuple[set[str], set[str]]:
+    rows = uow.session.execute(select(TaskCandidate.kind, TaskCandidate.value)
+                               .where(TaskCandidate.task_id == task.id)).all()
+    return {v for k, v in rows if k == "group"}, {v for k, v in rows if k == "user"}
+
+
+def check_may_work_on(uow: UnitOfWork, principal: Principal, task: Task) -> None:
+    """Admins work on any task; others on tasks assigned or offered to them or their groups.
+    A task the diagram routes to nobody is open to every working role."""
+    if principal.is_admin or task.assignee == principal.name:
         return
-    group = group_for_lane(task.lane, app.config.lane_groups)
-    if group in principal.groups:
+    groups, users = _candidates(uow, task)
+    if not groups and not users and task.assignee is None:
         return
-    raise PermissionDenied(f"task '{task.name}' belongs to lane '{task.lane}' (group '{group}'); "
-                           f"user '{principal.name}' is not in that group")
+    if principal.name in users or groups & principal.groups:
+        return
+    offered = ", ".join(sorted(groups)) or "named users only"
+    raise PermissionDenied(f"task '{task.name}' is offered to {offered}; user '{principal.name}' is not "
+                           "among them")
+
+
+def _check_not_someone_elses(principal: Principal, task: Task) -> None:
+    if task.assignee not in (None, principal.name) and not principal.is_admin:
+        raise Conflict(f"task '{task.name}' is claimed by {task.assignee}")
+
+
+def _supervises(uow: UnitOfWork, principal: Principal, task: Task) -> bool:
+    if principal.is_admin:
+        return True
+    if principal.role is not Role.SUPERVISOR:
+        return False
+    groups, _ = _candidates(uow, task)
+    return bool(groups & principal.groups) or not groups

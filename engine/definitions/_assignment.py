@@ -1,0 +1,52 @@
+"""Who a human task goes to, as the diagram says it: read from the XML, because SpiffWorkflow's
+CamundaParser drops assignee and candidates and its Spiff parser keeps them only as raw properties.
+
+Values stay raw strings here (literals, comma-separated lists, or `${...}` expressions over instance
+data); the runtime evaluates them in the sandbox when the task becomes ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._documents import Element, bpmn
+
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+HUMAN_TASKS = ("userTask", "manualTask")
+RULE_KEYS = ("assignee", "candidate_users", "candidate_groups", "priority")
+_CAMUNDA_ATTRS = {"assignee": "assignee", "candidateUsers": "candidate_users",
+                  "candidateGroups": "candidate_groups", "priority": "priority"}
+_SPIFF_PROPERTIES = {"assignee": "assignee", "candidateUsers": "candidate_users",
+                     "candidateGroups": "candidate_groups", "priority": "priority"}
+
+
+def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
+    """{user task id: {assignee, candidate_users, candidate_groups, priority}} for every human task."""
+    rules: dict[str, dict[str, Any]] = {}
+    for scope in scopes:
+        for tag in HUMAN_TASKS:
+            for task in scope.iter(bpmn(tag)):
+                rule = _camunda_rule(task) | _spiff_rule(task)
+                if rule and task.get("id"):
+                    rules[task.get("id") or ""] = rule
+    return rules
+
+
+def _camunda_rule(task: Element) -> dict[str, Any]:
+    rule = {}
+    for attribute, key in _CAMUNDA_ATTRS.items():
+        value = (task.get(f"{{{CAMUNDA_NS}}}{attribute}") or "").strip()
+        if value:
+            rule[key] = value
+    return rule
+
+
+def _spiff_rule(task: Element) -> dict[str, Any]:
+    rule = {}
+    for prop in task.iter(f"{{{SPIFF_NS}}}property"):
+        key = _SPIFF_PROPERTIES.get(prop.get("name") or "")
+        value = (prop.get("value") or "").strip()
+        if key and value:
+            rule[key] = value
+    return rule
