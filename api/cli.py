@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--group", action="append", default=[], help="group membership (repeatable)")
+    token = user_sub.add_parser("token", help="issue a new API token for an existing user (printed last)")
+    token.add_argument("name")
     for name, help_text in (("validate", "check BPMN/DMN files without deploying them"),
                             ("deploy", "deploy BPMN/DMN files as one package")):
         cmd = sub.add_parser(name, help=help_text)
@@ -44,8 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+QUIET_LOGGERS = ("alembic", "spiff", "apscheduler")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:  # one line per engine step or migration check is noise to an operator
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
     settings = Settings()
     try:
@@ -66,8 +73,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(migrate.current_revision(engine.db.engine) or "(empty)")
         return 0
     if args.command == "user":
-        from carepath.engine.usecases.users import add_user
+        from carepath.engine.usecases.users import add_user, issue_token
 
+        if args.user_command == "token":
+            print(f"new API token for '{args.name}':")
+            print(issue_token(engine, args.name))
+            return 0
         token = add_user(engine, args.name, args.role, args.group)
         print(f"created user '{args.name}' with role {args.role}; API token:")
         print(token)
@@ -116,14 +127,38 @@ def _print_error(exc: CarePathError) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    if args.workers > 1 and is_sqlite(settings.database_url):
-        print("error: --workers above 1 needs PostgreSQL (set CAREPATH_DATABASE_URL); SQLite is for one "
-              "process", file=sys.stderr)
-        return 2
+    if is_sqlite(settings.database_url):
+        if args.workers > 1:
+            print("error: --workers above 1 needs PostgreSQL (set CAREPATH_DATABASE_URL); SQLite is for one "
+                  "process", file=sys.stderr)
+            return 2
+        lock = _lock_sqlite(settings.database_url)
+        if lock is None:
+            print("error: another CarePath server is already using this SQLite database; SQLite is for one "
+                  "process (use PostgreSQL to run several)", file=sys.stderr)
+            return 2
     migrate.upgrade(build_engine(settings, upgrade_schema=False).db.engine)
     uvicorn.run("carepath.api.asgi:app", host=args.host, port=args.port, workers=args.workers,
                 log_level="info")
     return 0
+
+
+def _lock_sqlite(url: str) -> object | None:
+    """Hold an exclusive lock beside the database file for as long as this process serves it."""
+    import fcntl
+
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return object()
+    handle = open(f"{database}.serve.lock", "w")  # noqa: SIM115 - held open until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def _worker(engine: CarePath, settings: Settings) -> int:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from carepath.engine.application import CarePath
 from carepath.engine.identity import Principal
 from carepath.engine.usecases.users import authenticate
+
+# auto_error off: a missing token is answered by the domain's Unauthenticated (401, one format).
+bearer = HTTPBearer(auto_error=False, description="API token from `carepath user add` or `user token`")
 
 
 def get_engine(request: Request) -> CarePath:
@@ -16,10 +20,9 @@ def get_engine(request: Request) -> CarePath:
     return engine
 
 
-def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_engine)]) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    principal = authenticate(engine, token.strip() if scheme.lower() == "bearer" else None)
+def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_engine)],
+                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    principal = authenticate(engine, credentials.credentials.strip() if credentials else None)
     request.state.user = principal.name
     return principal
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +13,7 @@ from carepath.engine.errors import (
     CarePathError,
     Conflict,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     Unauthenticated,
     ValidationFailed,
@@ -25,6 +27,7 @@ STATUS_BY_ERROR: list[tuple[type[CarePathError], int]] = [
     (PermissionDenied, 403),
     (Unauthenticated, 401),
     (ValidationFailed, 422),
+    (PayloadTooLarge, 413),
 ]
 
 
@@ -45,10 +48,17 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _describe(error: Any) -> str:
+    location = [str(p) for p in error.get("loc", ()) or ()]
+    if error.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    where = ".".join(location[1:] if location[:1] == ["body"] and len(location) > 1 else location)
+    return f"{where}: {error.get('msg')}"
+
+
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"message": f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}",
-               "location": list(e.get("loc", ()))} for e in exc.errors()]
+    errors = [{"message": _describe(e), "location": list(e.get("loc", ()))} for e in exc.errors()]
     return JSONResponse({"error": "ValidationFailed", "message": "the request is not valid", "errors": errors},
                         status_code=422)
 

@@ -12,6 +12,19 @@ class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class ErrorOut(Out):
+    error: str
+    message: str
+    errors: list[dict[str, Any]] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text} for status, text in (
+        (401, "missing or invalid token"), (403, "the user's role or groups do not allow this"),
+        (404, "not found"), (409, "conflicts with the current state"), (413, "upload too large"),
+        (422, "invalid input; `errors` lists each problem"))}
+
+
 class ProblemOut(Out):
     message: str
     file: str | None = None
@@ -78,6 +91,22 @@ class WaitOut(Out):
     correlation_key: str | None = None
 
 
+class InstanceSummaryOut(Out):
+    """An instance in a list; GET /api/instances/{id} adds data, open tasks and what it waits for."""
+
+    id: str
+    pathway_key: str
+    version: int
+    business_key: str
+    patient_id: str | None
+    status: str
+    incident: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    started_by: str
+
+
 class InstanceOut(Out):
     id: str
     pathway_key: str
@@ -102,7 +131,7 @@ class Paged(Out):
 
 
 class InstancePage(Paged):
-    items: list[InstanceOut]
+    items: list[InstanceSummaryOut]
 
 
 class TaskPage(Paged):
@@ -125,6 +154,11 @@ class CompleteIn(BaseModel):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: str = Field(min_length=1, max_length=200)
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: dict[str, Any] = Field(default_factory=dict, description="corrections merged into the failed step's data")
 
 
 class CancelIn(BaseModel):

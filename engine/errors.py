@@ -6,8 +6,9 @@
     │   └── InvalidTransition   the action is not allowed in the current status (409)
     ├── PermissionDenied    the user's role does not allow the action (403)
     ├── Unauthenticated     no valid credentials (401)
-    └── ValidationFailed    the input is wrong; carries located problems (422)
-        └── DiagramInvalid  an uploaded BPMN/DMN package cannot be deployed
+    ├── ValidationFailed    the input is wrong; carries located problems (422)
+    │   └── DiagramInvalid  an uploaded BPMN/DMN package cannot be deployed
+    └── PayloadTooLarge     an upload is larger than allowed (413)
 """
 
 from __future__ import annotations
@@ -61,4 +62,8 @@ class ValidationFailed(CarePathError):
 
 
 class DiagramInvalid(ValidationFailed):
+    pass
+
+
+class PayloadTooLarge(CarePathError):
     pass

@@ -18,7 +18,9 @@ def test_identical_content_returns_existing_version_and_changes_make_a_new_one(a
     lead = api.user("clinical_lead")
     first = d.linear_user_tasks("fu", "Call patient")
     assert api.deploy(lead, ("fu.bpmn", first)).json()["processes"][0]["version"] == 1
-    again = api.deploy(lead, ("fu.bpmn", first)).json()["processes"][0]
+    repeat = api.deploy(lead, ("fu.bpmn", first))
+    assert repeat.status_code == 200  # nothing new was created
+    again = repeat.json()["processes"][0]
     assert (again["version"], again["created"]) == (1, False)
     changed = api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", "Book visit")))
     assert changed.json()["processes"][0]["version"] == 2
@@ -115,3 +117,10 @@ def test_code_that_cannot_run_is_refused_at_deploy_with_its_line(api: ApiClient)
     assert script.status_code == 422 and script.json()["errors"][0]["element_id"] == "script"
     timer = api.deploy(lead, ("t.bpmn", d.boundary_timers("t", reminder="in two days")))
     assert timer.status_code == 422 and "ISO 8601" in timer.json()["errors"][0]["message"]
+
+
+def test_too_large_upload_is_413(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    limit = api.client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
+    response = api.deploy(lead, ("big.bpmn", b"<" + b"x" * limit))
+    assert response.status_code == 413 and "too large" in response.json()["message"]

@@ -81,6 +81,7 @@ def test_lists_filter_and_page(api: ApiClient) -> None:
     ids = [api.start(lead, "fu", patient_id=f"pat-{i % 2}").json()["id"] for i in range(5)]
     page = api.get("/api/instances", lead, params={"patient_id": "pat-0", "limit": 2}).json()
     assert page["total"] == 3 and len(page["items"]) == 2
+    assert "open_tasks" not in page["items"][0]  # the list is a summary; the instance has the details
     rest = api.get("/api/instances", lead, params={"patient_id": "pat-0", "limit": 2, "offset": 2}).json()
     assert {i["id"] for i in page["items"] + rest["items"]} <= set(ids) and len(rest["items"]) == 1
     tasks = api.get("/api/tasks", lead, params={"lane": "Care Coordinator", "state": "ready"}).json()

@@ -29,6 +29,10 @@ def test_user_add_on_a_fresh_database_prints_token_last(tmp_path: Path, monkeypa
     principal = authenticate(CarePath(Database(url), ManualClock()), token)
     assert (principal.name, principal.role.value, set(principal.groups)) == (
         "alice", "coordinator", {"care-coordinator"})
+    assert main(["user", "token", "alice"]) == 0
+    second = capsys.readouterr().out.strip().splitlines()[-1]
+    assert second != token and authenticate(CarePath(Database(url), ManualClock()), second).name == "alice"
+    assert main(["user", "token", "nobody"]) == 1
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
@@ -51,6 +55,18 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path, monkeypatch: py
     assert main(["serve", "--workers", "2"]) == 2
     assert "PostgreSQL" in capsys.readouterr().err
     assert Settings().database_url.startswith("sqlite")
+
+
+def test_second_server_on_one_sqlite_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import fcntl
+
+    database = tmp_path / "one.db"
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", f"sqlite:///{database}")
+    with open(f"{database}.serve.lock", "w") as held:  # as a running server holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["serve"]) == 2
+    assert "already using this SQLite database" in capsys.readouterr().err
 
 
 def test_worker_fires_timers_that_came_due_while_nothing_ran(api: ApiClient, database_url: str) -> None:

@@ -62,3 +62,17 @@ def test_self_recursive_call_activity_becomes_an_incident(api: ApiClient) -> Non
         return
     started = api.start(lead, "selfcall").json()
     assert started["status"] == "incident"
+
+
+def test_retry_with_corrected_data_recovers_a_failed_start(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("g.bpmn", d.definitions(d.process(
+        "g", d.node("startEvent", "s"), d.node("exclusiveGateway", "gw", default="f_low"),
+        d.node("userTask", "hi", "Urgent"), d.node("userTask", "lo", "Routine"), d.node("endEvent", "e1"),
+        d.node("endEvent", "e2"), d.flow("f0", "s", "gw"), d.flow("f_hi", "gw", "hi", "risk_score > 5"),
+        d.flow("f_low", "gw", "lo"), d.flow("f1", "hi", "e1"), d.flow("f2", "lo", "e2")))))
+    started = api.start(lead, "g").json()  # no risk_score: the condition cannot be evaluated
+    assert started["status"] == "incident" and "risk_score" in started["incident"]["message"] + str(
+        started["incident"]["detail"])
+    fixed = api.post(f"/api/instances/{started['id']}/retry", lead, {"data": {"risk_score": 9}}).json()
+    assert fixed["status"] == "running" and [t["name"] for t in fixed["open_tasks"]] == ["Urgent"]

@@ -85,6 +85,8 @@ def test_message_id_makes_delivery_idempotent(api: ApiClient) -> None:
     assert first["outcome"] == "started" and second["outcome"] == "duplicate"
     assert second["instance_ids"] == first["instance_ids"]
     assert api.get("/api/instances", lead, params={"business_key": "enc-6"}).json()["total"] == 1
+    reused = api.post("/api/messages", lead, {**body, "correlation_key": "enc-7"})
+    assert reused.status_code == 409 and "adt-123" in reused.json()["message"]
 
 
 def test_messages_need_a_sending_role(api: ApiClient) -> None:

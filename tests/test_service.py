@@ -18,8 +18,11 @@ def test_health_and_readiness_need_no_token(api: ApiClient) -> None:
 
 def test_openapi_docs_are_served(api: ApiClient) -> None:
     assert api.client.get("/docs").status_code == 200
-    paths = api.client.get("/openapi.json").json()["paths"]
-    assert "/api/pathways/{key}/instances" in paths and "/api/messages" in paths
+    spec = api.client.get("/openapi.json").json()
+    assert "/api/pathways/{key}/instances" in spec["paths"] and "/api/messages" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"  # /docs can authorize
+    start = spec["paths"]["/api/pathways/{key}/instances"]["post"]["responses"]
+    assert {"401", "403", "404", "409", "422"} <= set(start)
 
 
 def test_metrics_count_instances_and_open_tasks(api: ApiClient) -> None:

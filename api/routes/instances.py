@@ -11,9 +11,9 @@ from carepath.engine.queries import list_instances
 from carepath.engine.usecases.instances import cancel_instance, get_instance_view, retry_instance
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import CancelIn, InstanceOut, InstancePage
+from ..schemas import ERROR_RESPONSES, CancelIn, InstanceOut, InstancePage, RetryIn
 
-router = APIRouter(prefix="/api/instances", tags=["instances"])
+router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_RESPONSES)
 
 
 @router.get("", response_model=InstancePage)
@@ -38,5 +38,5 @@ def cancel(instance_id: str, body: CancelIn, engine: EngineDep, user: CurrentUse
 
 
 @router.post("/{instance_id}/retry", response_model=InstanceOut)
-def retry(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
-    return InstanceOut.model_validate(retry_instance(engine, user, instance_id))
+def retry(instance_id: str, engine: EngineDep, user: CurrentUser, body: RetryIn | None = None) -> InstanceOut:
+    return InstanceOut.model_validate(retry_instance(engine, user, instance_id, body.data if body else None))

@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from carepath.engine.usecases.messages import correlate_message
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import MessageIn, MessageOut
+from ..schemas import ERROR_RESPONSES, MessageIn, MessageOut
 
-router = APIRouter(prefix="/api/messages", tags=["messages"])
+router = APIRouter(prefix="/api/messages", tags=["messages"], responses=ERROR_RESPONSES)
 
 
 @router.post("", response_model=MessageOut)

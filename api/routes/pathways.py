@@ -8,16 +8,16 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 
 from carepath.engine.definitions import SourceFile
-from carepath.engine.errors import NotFound, Problem, ValidationFailed
+from carepath.engine.errors import NotFound, PayloadTooLarge
 from carepath.engine.queries import list_pathways, pathway_source, pathway_versions
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
+from ..schemas import ERROR_RESPONSES, DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
 
-router = APIRouter(prefix="/api/pathways", tags=["pathways"])
+router = APIRouter(prefix="/api/pathways", tags=["pathways"], responses=ERROR_RESPONSES)
 
 
 def _read_uploads(files: list[UploadFile], max_bytes: int) -> list[SourceFile]:
@@ -27,17 +27,20 @@ def _read_uploads(files: list[UploadFile], max_bytes: int) -> list[SourceFile]:
         content = upload.file.read(max_bytes + 1)
         total += len(content)
         if total > max_bytes:
-            raise ValidationFailed("the upload is too large", [Problem(
-                f"the files together exceed {max_bytes // (1024 * 1024)} MB", file=name)])
+            raise PayloadTooLarge(f"the upload is too large: the files together exceed "
+                                  f"{max_bytes // (1024 * 1024)} MB (at '{name}')")
         sources.append(SourceFile(name, content))
     return sources
 
 
-@router.post("", response_model=DeployOut, status_code=201)
-def deploy(request: Request, engine: EngineDep, user: CurrentUser,
+@router.post("", response_model=DeployOut, status_code=201,
+             responses={200: {"model": DeployOut, "description": "identical content: existing versions"}})
+def deploy(request: Request, response: Response, engine: EngineDep, user: CurrentUser,
            files: Annotated[list[UploadFile], File(description="one or more .bpmn / .dmn files")]) -> DeployOut:
     sources = _read_uploads(files, request.app.state.settings.max_upload_bytes)
     result = deploy_pathways(engine, user, sources, known_groups(engine))
+    if not any(p.created for p in result.processes):
+        response.status_code = 200
     return DeployOut.model_validate(result)
 
 

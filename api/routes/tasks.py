@@ -11,9 +11,9 @@ from carepath.engine.queries import TaskFilter, get_task, list_tasks
 from carepath.engine.usecases.tasks import assign_task, claim_task, complete_task, unclaim_task
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import AssignIn, CompleteIn, InstanceOut, TaskOut, TaskPage
+from ..schemas import ERROR_RESPONSES, AssignIn, CompleteIn, InstanceOut, TaskOut, TaskPage
 
-router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 TaskStateParam = Literal["ready", "completed", "cancelled"]
 SortParam = Literal["age", "-age", "priority", "due"]
 

@@ -138,10 +138,15 @@ class RunningWorkflow:
     def cancel(self) -> None:
         self.workflow.cancel()
 
-    def retry(self, clock: Clock) -> None:
-        """Put failed tasks back to ready and run again."""
-        for task in self.workflow.get_tasks(state=SpiffState.ERROR):
+    def retry(self, clock: Clock, data: dict[str, Any] | None = None) -> None:
+        """Put failed tasks back to ready, with corrected data if given, and run again."""
+        failed = self.workflow.get_tasks(state=SpiffState.ERROR)
+        for task in failed:
+            task.data.update(deepcopy(data or {}))
             task._set_state(SpiffState.READY)
+        if data and not failed:  # a timer or a waiting event failed: correct the data it reads
+            for task in self.workflow.get_tasks(state=SpiffState.WAITING | SpiffState.READY):
+                task.data.update(deepcopy(data))
         self.run(clock)
 
     def snapshot(self) -> Snapshot:

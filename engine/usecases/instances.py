@@ -134,8 +134,12 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
     return get_instance_view(app, instance_id)
 
 
-def retry_instance(app: CarePath, principal: Principal, instance_id: str) -> InstanceView:
+def retry_instance(app: CarePath, principal: Principal, instance_id: str,
+                   data: dict[str, Any] | None = None) -> InstanceView:
+    """Run the failed step again, optionally with corrected data merged into it first."""
     require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Retrying an incident")
+    if data is not None and not isinstance(data, dict):
+        raise ValidationFailed("retry data must be a JSON object")
 
     def attempt() -> None:
         with UnitOfWork(app) as uow:
@@ -145,8 +149,9 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str) -> Ins
                                         f"{instance.status})")
             workflow = load_workflow(uow, instance)
             uow.record("retried", principal.name, instance_id=instance.id,
-                       pathway_version_id=instance.pathway_version_id, data={"incident": instance.incident})
-            workflow.retry(app.clock)
+                       pathway_version_id=instance.pathway_version_id,
+                       data={"incident": instance.incident, "data": data or {}})
+            workflow.retry(app.clock, data or {})
             save_workflow(uow, instance, workflow, principal.name)
             uow.commit()
 

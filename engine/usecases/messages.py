@@ -41,7 +41,7 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
 
     def attempt() -> MessageResult:
         with UnitOfWork(app) as uow:
-            previous = _previous(uow, message_id)
+            previous = _previous(uow, message_id, name, correlation_key, data or {})
             if previous is not None:
                 return previous
             result = _route(uow, principal.name, name, correlation_key, data or {}, message_id)
@@ -52,18 +52,23 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
         return with_conflict_retries(app, attempt)
     except IntegrityError:
         with UnitOfWork(app) as uow:  # the same message_id arrived concurrently: the other one won
-            previous = _previous(uow, message_id)
+            previous = _previous(uow, message_id, name, correlation_key, data or {})
         if previous is None:
             raise
         return previous
 
 
-def _previous(uow: UnitOfWork, message_id: str | None) -> MessageResult | None:
+def _previous(uow: UnitOfWork, message_id: str | None, name: str, key: str,
+              data: dict[str, Any]) -> MessageResult | None:
+    """The earlier delivery of the same message_id; a different message under that id is a conflict."""
     if message_id is None:
         return None
     row = uow.session.scalars(select(BufferedMessage).where(BufferedMessage.message_id == message_id)).first()
     if row is None:
         return None
+    if (row.name, row.correlation_key, row.data) != (name, key, data):
+        raise Conflict(f"message_id '{message_id}' was already used for a different message "
+                       f"('{row.name}' for '{row.correlation_key}'); message ids must be unique per message")
     return MessageResult("duplicate", [row.instance_id] if row.instance_id else [], message_id)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..application import CarePath
-from ..errors import Conflict, Unauthenticated, ValidationFailed
+from ..errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from ..identity import Principal, Role, hash_token, new_token
 from ..persistence.tables import ApiToken, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
@@ -33,6 +33,21 @@ def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = ()) ->
             uow.session.add(UserGroup(user_id=user.id, group_name=group))
         uow.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=app.now()))
         uow.record("user_added", "system", data={"user": name, "role": role_value.value, "groups": sorted(groups)})
+        uow.commit()
+    return token
+
+
+def issue_token(app: CarePath, name: str) -> str:
+    """A new API token for an existing user (earlier tokens keep working until revoked)."""
+    token = new_token()
+    with UnitOfWork(app) as uow:
+        user = uow.session.scalars(select(User).where(User.name == name)).first()
+        if user is None:
+            raise NotFound(f"there is no user '{name}'")
+        if not user.active:
+            raise Conflict(f"user '{name}' is deactivated")
+        uow.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=app.now()))
+        uow.record("token_issued", "system", data={"user": name})
         uow.commit()
     return token
 
