@@ -30,6 +30,13 @@ class ProblemOut(Out):
     file: str | None = None
     line: int | None = None
     element_id: str | None = None
+    field: str | None = None
+
+
+class FormOut(Out):
+    task_id: str
+    form_schema: dict[str, Any] | None = Field(serialization_alias="schema")
+    data: dict[str, Any]
 
 
 class DeployedOut(Out):

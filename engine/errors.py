@@ -24,6 +24,7 @@ class Problem:
     file: str | None = None
     line: int | None = None
     element_id: str | None = None
+    field: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

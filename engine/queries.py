@@ -209,3 +209,18 @@ def pathway_source(session: Session, key: str, version: int) -> tuple[str, bytes
         return None
     source = session.get(DeploymentFile, row.source_file_id)
     return (source.filename, source.content) if source else None
+
+
+def task_form(session: Session, task_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]] | None:
+    """The task's form schema (from its pathway version, a plain column read) and the instance's data."""
+    row = session.get(Task, task_id)
+    if row is None:
+        return None
+    instance = session.get(Instance, row.instance_id)
+    assert instance is not None
+    version_ids = [instance.pathway_version_id, *(int(v) for v in instance.call_bindings.values())]
+    for rules in session.scalars(select(PathwayVersion.task_rules).where(PathwayVersion.id.in_(version_ids))):
+        form = (rules or {}).get(row.element_id, {}).get("form")
+        if form is not None:
+            return form, instance.data
+    return None, instance.data

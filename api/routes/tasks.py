@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from carepath.engine.errors import NotFound
-from carepath.engine.queries import TaskFilter, get_task, list_tasks
+from carepath.engine.queries import TaskFilter, get_task, list_tasks, task_form
 from carepath.engine.usecases.tasks import assign_task, claim_task, complete_task, unclaim_task
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import ERROR_RESPONSES, AssignIn, CompleteIn, InstanceOut, TaskOut, TaskPage
+from ..schemas import ERROR_RESPONSES, AssignIn, CompleteIn, FormOut, InstanceOut, TaskOut, TaskPage
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 TaskStateParam = Literal["ready", "completed", "cancelled"]
@@ -46,6 +46,18 @@ def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     if view is None:
         raise NotFound(f"task {task_id} does not exist")
     return TaskOut.model_validate(view)
+
+
+@router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True)
+def form(task_id: str, engine: EngineDep, user: CurrentUser) -> FormOut:
+    with engine.db.read() as session:
+        found = task_form(session, task_id)
+    if found is None:
+        raise NotFound(f"task {task_id} does not exist")
+    schema, data = found
+    fields = set((schema or {}).get("properties", {}))
+    return FormOut(task_id=task_id, form_schema=schema,
+                   data={k: v for k, v in data.items() if k in fields} if schema else {})
 
 
 @router.post("/{task_id}/complete", response_model=InstanceOut)

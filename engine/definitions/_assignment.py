@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._documents import Element, bpmn
+from ._forms import camunda_form
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -28,6 +29,9 @@ def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
         for tag in HUMAN_TASKS:
             for task in scope.iter(bpmn(tag)):
                 rule = _camunda_rule(task) | _spiff_rule(task)
+                form = camunda_form(task)
+                if form is not None:
+                    rule["form"] = form
                 if rule and task.get("id"):
                     rules[task.get("id") or ""] = rule
     return rules

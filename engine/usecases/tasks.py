@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from ..application import CarePath
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
+from ..forms import validate_form
 from ..identity import Principal, Role, require_role
 from ..model import TaskState
 from ..persistence.tables import Task, TaskCandidate, User
@@ -37,6 +38,8 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
                                         "it cannot be completed")
             _check_not_someone_elses(principal, task)
             workflow = load_workflow(uow, instance)
+            form = workflow.task_rules.get(task.element_id, {}).get("form")
+            validate_form(task.name, form, data or {})
             uow.record("task_completed", principal.name, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": task.element_id, "name": task.name, "data": data or {},

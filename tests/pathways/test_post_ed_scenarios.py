@@ -109,3 +109,22 @@ def test_no_visit_within_seven_days_asks_the_coordinator_to_confirm(shipped: Api
     clock.advance(days=7, minutes=1)
     fire_due_timers(shipped.engine)
     assert "Follow-up window closing: confirm visit" in _names(shipped, lead, instance["id"])
+
+
+def test_completion_is_checked_against_the_form_field_by_field(shipped: ApiClient) -> None:
+    lead = shipped.user("clinical_lead")
+    coordinator = shipped.user("coordinator", "care-coordinator")
+    instance = _start(shipped, lead, "mental_illness")
+    task_id = _task(instance, "Call patient")
+    form = shipped.get(f"/api/tasks/{task_id}/form", coordinator).json()
+    assert form["schema"]["properties"]["reached"]["type"] == "boolean"
+    bad = shipped.post(f"/api/tasks/{task_id}/complete", coordinator,
+                       {"data": {"reached": "true", "notes": "typo in the field name"}})
+    assert bad.status_code == 422
+    errors = bad.json()["errors"]
+    assert {e.get("field") for e in errors} >= {"reached"}
+    assert any("notes" in e["message"] for e in errors)
+    # Nothing was stored: the task is still ready and the instance did not move.
+    assert shipped.get(f"/api/tasks/{task_id}", coordinator).json()["state"] == "ready"
+    good = shipped.post(f"/api/tasks/{task_id}/complete", coordinator, {"data": {"reached": True}})
+    assert good.status_code == 200
