@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from carepath.engine.application import CarePath
+from carepath.engine.model import OPEN_TASK_STATES
 from carepath.engine.persistence.tables import Instance, Task, Timer
 
 
@@ -24,9 +25,10 @@ class DatabaseCollector(Collector):
         now = self.engine.now()
         with self.engine.db.read() as session:
             by_status = session.execute(select(Instance.status, func.count()).group_by(Instance.status)).all()
-            open_tasks = session.scalar(select(func.count()).select_from(Task).where(Task.state == "ready"))
+            open_tasks = session.scalar(select(func.count()).select_from(Task).where(
+                Task.state.in_(OPEN_TASK_STATES)))
             overdue = session.scalar(select(func.count()).select_from(Task).where(
-                Task.state == "ready", Task.due_date < now))
+                Task.state.in_(OPEN_TASK_STATES), Task.due_date < now))
             oldest_due = session.scalar(select(func.min(Timer.due_at)).where(Timer.state == "pending"))
         instances = GaugeMetricFamily("carepath_instances", "Pathway instances by status", labels=["status"])
         for status, count in by_status:

@@ -168,6 +168,34 @@ class RetryIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict, description="corrections merged into the failed step's data")
 
 
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class PriorityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    priority: int = Field(ge=0, le=100)
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class CommentOut(Out):
+    task_id: str
+    author: str
+    text: str
+    at: datetime
+
+
+class TaskCountOut(Out):
+    group: str | None
+    state: str
+    count: int
+
+
 class CancelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)

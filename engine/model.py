@@ -22,8 +22,12 @@ class TaskState(StrEnum):
     """FHIR Task status codes for human tasks."""
 
     READY = "ready"
+    ON_HOLD = "on-hold"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+OPEN_TASK_STATES = (TaskState.READY.value, TaskState.ON_HOLD.value)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from .model import OPEN_TASK_STATES
 from .persistence.tables import (
     DeploymentFile,
+    Event,
     Instance,
     MessageStartEvent,
     MessageSubscription,
@@ -57,7 +59,7 @@ def instance_view(session: Session, instance_id: str) -> InstanceView | None:
     if row is None:
         return None
     version = session.get(PathwayVersion, row.pathway_version_id)
-    tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state == "ready")
+    tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state.in_(OPEN_TASK_STATES))
                             .order_by(Task.created_at, Task.id))
     timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == "pending")
                              .order_by(Timer.due_at))
@@ -224,3 +226,22 @@ def task_form(session: Session, task_id: str) -> tuple[dict[str, Any] | None, di
         if form is not None:
             return form, instance.data
     return None, instance.data
+
+
+def task_counts(session: Session) -> list[dict[str, Any]]:
+    """Open and on-hold task counts per candidate group; tasks offered to no group count as unrouted."""
+    by_group = session.execute(
+        select(TaskCandidate.value, Task.state, func.count()).join(Task, Task.id == TaskCandidate.task_id)
+        .where(TaskCandidate.kind == "group", Task.state.in_(OPEN_TASK_STATES))
+        .group_by(TaskCandidate.value, Task.state).order_by(TaskCandidate.value, Task.state)).all()
+    unrouted = session.execute(
+        select(Task.state, func.count()).where(Task.state.in_(OPEN_TASK_STATES), ~_offered(
+            TaskCandidate.kind == "group")).group_by(Task.state).order_by(Task.state)).all()
+    rows = [{"group": group, "state": state, "count": count} for group, state, count in by_group]
+    return rows + [{"group": None, "state": state, "count": count} for state, count in unrouted]
+
+
+def task_comments(session: Session, task_id: str) -> list[dict[str, Any]]:
+    events = session.scalars(select(Event).where(Event.task_id == task_id, Event.type == "task_comment")
+                             .order_by(Event.id))
+    return [{"task_id": task_id, "author": e.actor, "text": e.data.get("text", ""), "at": e.at} for e in events]

@@ -7,14 +7,36 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from carepath.engine.errors import NotFound
-from carepath.engine.queries import TaskFilter, get_task, list_tasks, task_form
-from carepath.engine.usecases.tasks import assign_task, claim_task, complete_task, unclaim_task
+from carepath.engine.queries import TaskFilter, get_task, list_tasks, task_comments, task_counts, task_form
+from carepath.engine.usecases.tasks import (
+    assign_task,
+    claim_task,
+    comment_on_task,
+    complete_task,
+    hold_task,
+    resume_task,
+    set_priority,
+    unclaim_task,
+)
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import ERROR_RESPONSES, AssignIn, CompleteIn, FormOut, InstanceOut, TaskOut, TaskPage
+from ..schemas import (
+    ERROR_RESPONSES,
+    AssignIn,
+    CommentIn,
+    CommentOut,
+    CompleteIn,
+    FormOut,
+    InstanceOut,
+    PriorityIn,
+    ReasonIn,
+    TaskCountOut,
+    TaskOut,
+    TaskPage,
+)
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
-TaskStateParam = Literal["ready", "completed", "cancelled"]
+TaskStateParam = Literal["ready", "on-hold", "completed", "cancelled"]
 SortParam = Literal["age", "-age", "priority", "due"]
 
 
@@ -37,6 +59,12 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset)
     return TaskPage.model_validate(page)
+
+
+@router.get("/counts", response_model=list[TaskCountOut])
+def counts(engine: EngineDep, user: CurrentUser) -> list[TaskCountOut]:
+    with engine.db.read() as session:
+        return [TaskCountOut.model_validate(row) for row in task_counts(session)]
 
 
 @router.get("/{task_id}", response_model=TaskOut)
@@ -78,3 +106,31 @@ def unclaim(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
 @router.post("/{task_id}/assign", response_model=TaskOut)
 def assign(task_id: str, body: AssignIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(assign_task(engine, user, task_id, body.user))
+
+
+@router.post("/{task_id}/hold", response_model=TaskOut)
+def hold(task_id: str, body: ReasonIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(hold_task(engine, user, task_id, body.reason))
+
+
+@router.post("/{task_id}/resume", response_model=TaskOut)
+def resume(task_id: str, body: ReasonIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(resume_task(engine, user, task_id, body.reason))
+
+
+@router.post("/{task_id}/priority", response_model=TaskOut)
+def priority(task_id: str, body: PriorityIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(set_priority(engine, user, task_id, body.priority))
+
+
+@router.post("/{task_id}/comments", response_model=CommentOut, status_code=201)
+def comment(task_id: str, body: CommentIn, engine: EngineDep, user: CurrentUser) -> CommentOut:
+    return CommentOut.model_validate(comment_on_task(engine, user, task_id, body.text))
+
+
+@router.get("/{task_id}/comments", response_model=list[CommentOut])
+def comments(task_id: str, engine: EngineDep, user: CurrentUser) -> list[CommentOut]:
+    with engine.db.read() as session:
+        if get_task(session, task_id) is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return [CommentOut.model_validate(c) for c in task_comments(session, task_id)]

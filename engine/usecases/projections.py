@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 
 from ..identity import group_for_lane
-from ..model import OpenTask, Snapshot, TaskState
+from ..model import OPEN_TASK_STATES, OpenTask, Snapshot, TaskState
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, Timer
 from ..persistence.unit_of_work import UnitOfWork
 
@@ -29,7 +29,7 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
     now = uow.app.now()
     session = uow.session
     open_rows = {t.id: t for t in session.scalars(
-        select(Task).where(Task.instance_id == instance.id, Task.state == TaskState.READY.value))}
+        select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
     current = {t.id: t for t in snapshot.open_tasks}
     for task_id, row in open_rows.items():
         if task_id in current:

@@ -11,7 +11,7 @@ from ..application import CarePath
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from ..forms import validate_form
 from ..identity import Principal, Role, require_role
-from ..model import TaskState
+from ..model import OPEN_TASK_STATES, TaskState
 from ..persistence.tables import Task, TaskCandidate, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import task_view
@@ -98,12 +98,80 @@ def assign_task(app: CarePath, principal: Principal, task_id: str, user: str) ->
     return _change_task(app, task_id, act)
 
 
-def _change_task(app: CarePath, task_id: str, act: Callable[[UnitOfWork, Task], None]) -> TaskView:
+def hold_task(app: CarePath, principal: Principal, task_id: str, reason: str) -> TaskView:
+    """Put a task on hold (FHIR on-hold), e.g. waiting for the patient to call back."""
+    require_role(principal, *WORKING_ROLES, action="Putting a task on hold")
+    _require_text(reason, "a reason is required to put a task on hold")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        check_may_work_on(uow, principal, task)
+        _check_not_someone_elses(principal, task)
+        _set_state(uow, task, TaskState.ON_HOLD, principal.name, "task_held", reason)
+
+    return _change_task(app, task_id, act)
+
+
+def resume_task(app: CarePath, principal: Principal, task_id: str, reason: str) -> TaskView:
+    require_role(principal, *WORKING_ROLES, action="Resuming a task")
+    _require_text(reason, "a reason is required to resume a task")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        check_may_work_on(uow, principal, task)
+        _set_state(uow, task, TaskState.READY, principal.name, "task_resumed", reason)
+
+    return _change_task(app, task_id, act, from_state=TaskState.ON_HOLD)
+
+
+def set_priority(app: CarePath, principal: Principal, task_id: str, priority: int) -> TaskView:
+    require_role(principal, Role.SUPERVISOR, action="Changing a task's priority")
+    if not isinstance(priority, int) or not 0 <= priority <= 100:
+        raise ValidationFailed("priority must be a whole number from 0 to 100")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        if not _supervises(uow, principal, task):
+            raise PermissionDenied(f"user '{principal.name}' supervises none of the groups of task '{task.name}'")
+        old, task.priority = task.priority, priority
+        uow.record("task_priority_changed", principal.name, instance_id=task.instance_id, task_id=task.id,
+                   data={"field": "priority", "old": old, "new": priority, "name": task.name})
+
+    return _change_task(app, task_id, act, from_state=None)
+
+
+def comment_on_task(app: CarePath, principal: Principal, task_id: str, text: str) -> dict[str, Any]:
+    """A note on a task ("left voicemail 10:40"), kept in the history."""
+    require_role(principal, *WORKING_ROLES, action="Commenting on a task")
+    _require_text(text, "a comment needs text")
+    if len(text) > 4000:
+        raise ValidationFailed("a comment is at most 4000 characters")
+    with UnitOfWork(app) as uow:
+        task = _task(uow, task_id)
+        check_may_work_on(uow, principal, task)
+        uow.record("task_comment", principal.name, instance_id=task.instance_id, task_id=task.id,
+                   data={"text": text})
+        uow.commit()
+    return {"task_id": task_id, "author": principal.name, "text": text, "at": app.now()}
+
+
+def _require_text(value: Any, message: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(message)
+
+
+def _set_state(uow: UnitOfWork, task: Task, state: TaskState, actor: str, event: str, reason: str) -> None:
+    old, task.state = task.state, state.value
+    uow.record(event, actor, instance_id=task.instance_id, task_id=task.id,
+               data={"field": "state", "old": old, "new": state.value, "reason": reason, "name": task.name})
+
+
+def _change_task(app: CarePath, task_id: str, act: Callable[[UnitOfWork, Task], None],
+                 from_state: TaskState | None = TaskState.READY) -> TaskView:
     def attempt() -> TaskView:
         with UnitOfWork(app) as uow:
             task = _task(uow, task_id, lock=True)
-            if task.state != TaskState.READY:
-                raise InvalidTransition(f"task '{task.name}' is {task.state}; only ready tasks can change hands")
+            allowed = (from_state.value,) if from_state else OPEN_TASK_STATES
+            if task.state not in allowed:
+                raise InvalidTransition(f"task '{task.name}' is {task.state}; this needs a task that is "
+                                        f"{' or '.join(allowed)}")
             act(uow, task)
             uow.commit()
             return task_view(task)

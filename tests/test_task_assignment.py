@@ -1,0 +1,133 @@
+"""Who gets a task: lanes, Camunda Modeler attributes, spiff-arena properties and lane_owners;
+claiming, releasing, assigning, holding, priorities, comments, worklist filters and counts."""
+
+from __future__ import annotations
+
+from tests.support import diagrams as d
+from tests.support.api import ApiClient
+
+CAMUNDA = 'xmlns:camunda="http://camunda.org/schema/1.0/bpmn"'
+SPIFF = 'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"'
+
+
+def _with_namespace(xml: str, namespace: str) -> str:
+    return xml.replace("<bpmn:definitions ", f"<bpmn:definitions {namespace} ", 1)
+
+
+def camunda_task(pid: str, **attributes: str) -> str:
+    attrs = " ".join(f'camunda:{k}="{v}"' for k, v in attributes.items())
+    xml = d.definitions(d.process(
+        pid, d.node("startEvent", "s"), f'<bpmn:userTask id="review" name="Review labs" {attrs}/>',
+        d.node("endEvent", "e"), d.flow("f1", "s", "review"), d.flow("f2", "review", "e")))
+    return _with_namespace(xml, CAMUNDA)
+
+
+def spiff_task(pid: str, **properties: str) -> str:
+    props = "".join(f'<spiffworkflow:property name="{k}" value="{v}"/>' for k, v in properties.items())
+    body = f"<bpmn:extensionElements><spiffworkflow:properties>{props}</spiffworkflow:properties>" \
+           "</bpmn:extensionElements>"
+    xml = d.definitions(d.process(
+        pid, d.node("startEvent", "s"), d.node("userTask", "review", "Review labs", body=body),
+        d.node("endEvent", "e"), d.flow("f1", "s", "review"), d.flow("f2", "review", "e")))
+    return _with_namespace(xml, SPIFF)
+
+
+def _first_task(api: ApiClient, user: str, xml: str, **start: object) -> dict:
+    deployed = api.deploy(user, ("p.bpmn", xml))
+    assert deployed.status_code in (200, 201), deployed.text
+    key = deployed.json()["processes"][0]["key"]
+    started = api.start(user, key, **start)
+    assert started.status_code == 201, started.text
+    return started.json()["open_tasks"][0]
+
+
+def test_camunda_attributes_route_the_task_with_expressions_over_instance_data(api: ApiClient) -> None:
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task(
+        "cam", assignee="${patient.pcp}", candidateGroups="pharmacy, care-coordinator", priority="80"),
+        data={"patient": {"pcp": "dr-lee"}})
+    assert task["assignee"] == "dr-lee" and task["priority"] == 80
+    assert task["candidate_groups"] == ["care-coordinator", "pharmacy"]
+
+
+def test_spiff_properties_and_lane_owners_route_the_task(api: ApiClient) -> None:
+    admin = api.user("admin")
+    task = _first_task(api, admin, spiff_task("sp", candidateGroups="pharmacy", candidateUsers="sam"))
+    assert (task["candidate_groups"], task["candidate_users"]) == (["pharmacy"], ["sam"])
+    laned = _first_task(api, admin, d.linear_user_tasks("ln", "Call patient", lane="Care Coordinator"),
+                        data={"lane_owners": {"Care Coordinator": ["ana", "raj"]}})
+    assert laned["candidate_groups"] == ["care-coordinator"]
+    assert laned["candidate_users"] == ["ana", "raj"]
+
+
+def test_a_bad_assignment_expression_falls_back_to_the_lane(api: ApiClient) -> None:
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("bad", assignee="${patient.pcp}", candidateGroups="pharmacy"))
+    assert task["assignee"] is None and task["candidate_groups"] == ["pharmacy"]
+
+
+def test_claim_release_assign(api: ApiClient) -> None:
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("cl", candidateGroups="pharmacy"))
+    ana = api.user("coordinator", "pharmacy", name="ana")
+    raj = api.user("coordinator", "pharmacy", name="raj")
+    outsider = api.user("coordinator", "social-work")
+    boss = api.user("supervisor", "pharmacy", name="boss")
+    url = f"/api/tasks/{task['id']}"
+    assert api.post(f"{url}/claim", outsider).status_code == 403
+    assert api.post(f"{url}/claim", ana).json()["assignee"] == "ana"
+    assert api.post(f"{url}/claim", raj).status_code == 409  # ana has it
+    assert api.post(f"{url}/complete", raj, {"data": {}}).status_code == 409
+    assert api.post(f"{url}/unclaim", raj).status_code == 403
+    assert api.post(f"{url}/assign", ana, {"user": "raj"}).status_code == 403  # not a supervisor
+    assert api.post(f"{url}/assign", boss, {"user": "nobody"}).status_code == 422
+    assert api.post(f"{url}/assign", boss, {"user": "raj"}).json()["assignee"] == "raj"
+    assert api.post(f"{url}/unclaim", raj).json()["assignee"] is None
+    done = api.post(f"{url}/complete", ana, {"data": {}})  # completing claims it
+    assert done.status_code == 200
+    assert api.get(url, ana).json()["completed_by"] == "ana"
+
+
+def test_hold_resume_priority_comments(api: ApiClient) -> None:
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("hold", candidateGroups="pharmacy"))
+    ana = api.user("coordinator", "pharmacy")
+    boss = api.user("supervisor", "pharmacy")
+    url = f"/api/tasks/{task['id']}"
+    assert api.post(f"{url}/hold", ana, {}).status_code == 422  # a reason is required
+    assert api.post(f"{url}/hold", ana, {"reason": "patient asked to call back Monday"}).json()["state"] == "on-hold"
+    assert api.post(f"{url}/complete", ana, {"data": {}}).status_code == 409
+    assert api.post(f"{url}/resume", ana, {"reason": "Monday"}).json()["state"] == "ready"
+    assert api.post(f"{url}/priority", ana, {"priority": 90}).status_code == 403
+    assert api.post(f"{url}/priority", boss, {"priority": 90}).json()["priority"] == 90
+    assert api.post(f"{url}/priority", boss, {"priority": 101}).status_code == 422
+    assert api.post(f"{url}/comments", ana, {"text": "left voicemail 10:40"}).status_code == 201
+    notes = api.get(f"{url}/comments", ana).json()
+    assert [(n["author"], n["text"]) for n in notes] == [(ana, "left voicemail 10:40")]
+
+
+def test_worklist_filters(api: ApiClient) -> None:
+    admin = api.user("admin")
+    api.deploy(admin, ("a.bpmn", camunda_task("wa", candidateGroups="pharmacy", priority="90")))
+    api.deploy(admin, ("b.bpmn", d.linear_user_tasks("wb", "Call patient", lane="Care Coordinator")))
+    pharm = [api.start(admin, "wa", patient_id="pat-1").json() for _ in range(2)]
+    coord = api.start(admin, "wb", patient_id="pat-2", business_key="enc-77").json()
+    ana = api.user("coordinator", "pharmacy", name="ana")
+
+    def ids(user: str, **params: object) -> set[str]:
+        response = api.get("/api/tasks", user, params=params)
+        assert response.status_code == 200, response.text
+        return {t["instance_id"] for t in response.json()["items"]}
+
+    assert ids(ana, candidate="me") == {p["id"] for p in pharm}
+    assert ids(admin, group="care-coordinator") == {coord["id"]}
+    assert ids(admin, patient_id="pat-2") == {coord["id"]} == ids(admin, business_key="enc-77")
+    assert ids(admin, priority=90) == {p["id"] for p in pharm}
+    assert ids(admin, q="call") == {coord["id"]}
+    api.post(f"/api/tasks/{pharm[0]['open_tasks'][0]['id']}/claim", ana)
+    assert ids(ana, assignee="me") == {pharm[0]["id"]}
+    assert ids(admin, unassigned=True) == {pharm[1]["id"], coord["id"]}
+    by_priority = api.get("/api/tasks", admin, params={"sort": "priority"}).json()["items"]
+    assert [t["priority"] for t in by_priority] == [90, 90, 50]
+    counts = {(c["group"], c["state"]): c["count"] for c in api.get("/api/tasks/counts", admin).json()}
+    assert counts == {("pharmacy", "ready"): 2, ("care-coordinator", "ready"): 1}
