@@ -199,10 +199,10 @@ def test_the_visit_is_classified_and_the_coordinator_calls_the_patient(
     assert call.data["ed_visit_date"] == "2026-03-02"
 
 
-def test_call_patient_offers_its_form_fields() -> None:
+def test_call_patient_offers_its_form_fields_and_requires_the_one_the_gateway_reads() -> None:
     (call,) = ready_user_tasks(start(start_data()))
-    fields = [(f.id, f.type) for f in call.task_spec.form.fields]
-    assert fields == [("reached", "boolean"), ("call_notes", "string")]
+    fields = [(f.id, f.type, [v.name for v in f.validation]) for f in call.task_spec.form.fields]
+    assert fields == [("reached", "boolean", ["required"]), ("call_notes", "string", [])]
 
 
 def test_the_call_waits_under_a_reminder_and_an_escalation_timer() -> None:
@@ -259,6 +259,9 @@ def test_a_completed_visit_message_leads_to_closing_the_episode() -> None:
 
     workflow = deliver_message(workflow, "visit_completed", {"visit_date": "2026-03-06"})
 
-    assert ready_names(workflow) == ["Close episode"]
+    (close,) = ready_user_tasks(workflow)
+    assert close.task_spec.bpmn_name == "Close episode"
+    # SpiffWorkflow's Camunda family stores a caught payload under "<catching element>_Response".
+    assert close.data["await_visit_gateway_Response"] == {"visit_date": "2026-03-06"}
     workflow = complete(workflow, "Close episode", closing_notes="Seen on day 4")
     assert workflow.is_completed()

@@ -1,0 +1,110 @@
+"""python -m carepath.bench [--database-url URL] [--quick] [--skip-http] [--clients 16] [--out DIR]
+
+Measures, in one run: the bare engine cycle; starts and completions over HTTP with concurrent
+clients; worklist latency at 10,000 and 100,000 open tasks; stored bytes per instance; and the
+server's resident memory as instances pile up. Writes JSON and prints a table (docs/benchmark.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from carepath.engine.persistence.database import Database
+from carepath.engine.persistence.tables import Instance
+
+from .common import add_user, fresh_database, log, running_server
+from .cycle import measure_engine_cycle
+from .footprint import start_shipped, state_sizes, touch_instances
+from .load import measure_http
+from .pathway import BPMN, KEY
+from .report import render, targets
+from .worklist import bulk_load, explain_lane_query, measure_worklist
+
+FULL = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
+        "touch": 3000}
+QUICK = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5, "touch": 200}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m carepath.bench")
+    parser.add_argument("--database-url", help="PostgreSQL server URL (a database 'carepath_bench' is "
+                        "created there); default: a SQLite file")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
+    parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
+                               "clients": args.clients}
+    log(f"engine cycle: {sizes['cycles']} cycles")
+    results["engine_cycle"] = measure_engine_cycle(sizes["cycles"])
+    if not args.skip_http:
+        database_url = fresh_database(args.database_url, args.out)
+        results["database"] = Database(database_url).dialect
+        results.update(_http_phases(database_url, args, sizes))
+    results["targets"] = targets(results)
+    dialect = results.get("database", "engine-only")
+    path = args.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{dialect}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(render(results))
+    log(f"wrote {path}")
+
+
+def _http_phases(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
+    admin = add_user(database_url, "bench-admin", "admin")
+    coordinator = add_user(database_url, "bench-coordinator", "coordinator", "pharmacy")
+    out: dict[str, Any] = {}
+    with running_server(database_url, args.out) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}) as client:
+            client.post("/api/pathways", files=[("files", ("bench.bpmn", BPMN.encode(), "application/xml"))])
+        memory = {"server_start_mb": server.rss_mb()}
+        out["http"], instance_ids = measure_http(server.url, admin, clients=args.clients,
+                                                 instances=sizes["instances"])
+        start_shipped(server.url, admin, sizes["shipped"])
+        out["state"] = state_sizes(database_url)
+        memory["after_http_load_mb"] = server.rss_mb()
+        template = _template_state(database_url)
+        out["worklist"] = {}
+        for total in sizes["worklist"]:
+            bulk_load(database_url, total, template)
+            out["worklist"][str(total)] = measure_worklist(server.url, coordinator, sizes["requests"])
+        out["worklist_plan"] = explain_lane_query(database_url)
+        memory["after_bulk_load_mb"] = server.rss_mb()
+        touch_instances(server.url, admin, instance_ids + _bulk_ids(database_url), sizes["touch"])
+        memory["after_reading_instances_mb"] = server.rss_mb()
+        memory["instances_in_database"] = out["state"]["rows"]["instances"] + sum(
+            int(n) for n in sizes["worklist"][-1:])
+        out["memory"] = memory
+    return out
+
+
+def _template_state(database_url: str) -> str:
+    db = Database(database_url)
+    try:
+        with db.engine.connect() as connection:
+            return connection.scalar(select(Instance.state).where(Instance.pathway_key == KEY).limit(1)) or "{}"
+    finally:
+        db.dispose()
+
+
+def _bulk_ids(database_url: str, limit: int = 20_000) -> list[str]:
+    db = Database(database_url)
+    try:
+        with db.engine.connect() as connection:
+            return list(connection.scalars(select(Instance.id).where(Instance.business_key.startswith("bulk-"))
+                                           .limit(limit)))
+    finally:
+        db.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Shared pieces of the benchmark: databases, the server under test, users, percentiles."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from carepath.engine.persistence import migrate
+from carepath.engine.persistence.database import Database, is_sqlite
+
+BENCH_DB = "carepath_bench"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99 and mean of latencies in seconds, reported in milliseconds."""
+    if not samples:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "mean_ms": 0.0, "n": 0}
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {"p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99),
+            "mean_ms": round(statistics.fmean(ordered) * 1000, 2), "n": len(ordered)}
+
+
+def fresh_database(url: str | None, workdir: Path) -> str:
+    """An empty, migrated database: a SQLite file in workdir, or a dedicated PostgreSQL database."""
+    if url is None or is_sqlite(url):
+        path = workdir / "bench.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        target = f"sqlite:///{path}"
+    else:
+        parsed = make_url(url)
+        admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+            connection.execute(f"CREATE DATABASE {BENCH_DB}")
+        target = parsed.set(database=BENCH_DB).render_as_string(hide_password=False)
+    db = Database(target)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+
+@contextmanager
+def running_server(database_url: str, workdir: Path) -> Iterator[Server]:
+    """`carepath serve` as a real process on loopback; always stopped afterwards."""
+    port = free_port()
+    env = {**os.environ, "CAREPATH_DATABASE_URL": database_url, "CAREPATH_DEPLOY_SHIPPED_PATHWAYS": "true"}
+    log_file = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "serve", "--port", str(port)],
+                               env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log_file.close()
+
+
+def add_user(database_url: str, name: str, role: str, *groups: str) -> str:
+    args = [sys.executable, "-m", "carepath.api.cli", "user", "add", name, "--role", role]
+    for group in groups:
+        args += ["--group", group]
+    env = {**os.environ, "CAREPATH_DATABASE_URL": database_url}
+    output = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
+    return output.strip().splitlines()[-1]

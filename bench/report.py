@@ -1,0 +1,58 @@
+"""Targets from the issue, judged on the measured figures, and the printed table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKLIST_P95_TARGET_MS = 20.0
+STATE_TARGET_BYTES = 20 * 1024
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    judged: dict[str, Any] = {}
+    cycle = results["engine_cycle"]["cycles_per_second"]
+    if "http" in results:
+        http = results["http"]["tasks_per_second"]
+        judged["http_tasks_per_second_vs_engine_cycle"] = {"measured": http, "target": cycle, "met": http >= cycle}
+    if "worklist" in results:
+        largest = max(results["worklist"], key=int)
+        worst = max(q["p95_ms"] for q in results["worklist"][largest].values())
+        judged[f"worklist_p95_ms_at_{largest}_open_tasks"] = {
+            "measured": worst, "target": WORKLIST_P95_TARGET_MS, "met": worst < WORKLIST_P95_TARGET_MS}
+    if "state" in results:
+        shipped = results["state"]["by_pathway"].get("post-ed-follow-up", {})
+        biggest = shipped.get("max_state_bytes", 0)
+        judged["state_bytes_per_instance_shipped"] = {"measured": biggest, "target": STATE_TARGET_BYTES,
+                                                      "met": 0 < biggest < STATE_TARGET_BYTES}
+    if "memory" in results:
+        memory = results["memory"]
+        growth = memory["after_reading_instances_mb"] - memory["after_http_load_mb"]
+        judged["memory_growth_mb_over_bulk_instances"] = {"measured": round(growth, 1), "target": 50.0,
+                                                          "met": growth < 50.0}
+    return judged
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [f"CarePath benchmark ({results.get('database', 'engine only')}, quick={results['quick']})"]
+    cycle = results["engine_cycle"]
+    lines.append(f"  bare engine cycle: {cycle['cycles_per_second']}/s ({cycle['mean_cycle_us']} us per cycle)")
+    if "http" in results:
+        http = results["http"]
+        lines.append(f"  HTTP, {http['clients']} clients: {http['instances_per_second']} starts/s "
+                     f"(p50/p95/p99 {_lat(http['start_latency'])}), {http['tasks_per_second']} completions/s "
+                     f"(p50/p95/p99 {_lat(http['complete_latency'])})")
+        for total, queries in results["worklist"].items():
+            lines.append(f"  worklist at {int(total):,} open tasks: " + ", ".join(
+                f"{name} p95 {q['p95_ms']} ms" for name, q in queries.items()))
+        for key, size in results["state"]["by_pathway"].items():
+            lines.append(f"  state {key}: avg {size['avg_state_bytes']} B, max {size['max_state_bytes']} B")
+        memory = results["memory"]
+        lines.append("  server RSS MB: " + ", ".join(f"{k} {v}" for k, v in memory.items()))
+    for name, target in results["targets"].items():
+        lines.append(f"  target {name}: {target['measured']} vs {target['target']} -> "
+                     f"{'met' if target['met'] else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def _lat(lat: dict[str, Any]) -> str:
+    return f"{lat['p50_ms']}/{lat['p95_ms']}/{lat['p99_ms']} ms"
