@@ -110,7 +110,7 @@ class PathwayVersion(Base):
     name: Mapped[str | None] = mapped_column(String(500))
     family: Mapped[str] = mapped_column(String(20))
     content_hash: Mapped[str] = mapped_column(String(64))
-    spec_json: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)  # read only when the spec is not cached
     source_file_id: Mapped[int] = mapped_column(ForeignKey("deployment_files.id"))
     deployment_id: Mapped[str] = mapped_column(String(36))
     external_calls: Mapped[list[Any]]
@@ -143,7 +143,7 @@ class Instance(Base):
     business_key: Mapped[str] = mapped_column(String(255), index=True)
     patient_id: Mapped[str | None] = mapped_column(String(255), index=True)
     status: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text, deferred=True)  # read only when the workflow is not cached
     data: Mapped[dict[str, Any]]
     incident: Mapped[dict[str, Any] | None]
     call_bindings: Mapped[dict[str, Any]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from ..identity import group_for_lane
 from ..model import OPEN_TASK_STATES, OpenTask, Snapshot, TaskState
@@ -104,10 +104,16 @@ def _record_fired(uow: UnitOfWork, instance: Instance, row: Timer, actor: str) -
 
 
 def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot) -> None:
-    uow.session.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == instance.id))
+    wanted = {(w.task_id, w.message_name, w.correlation_value or instance.business_key): w
+              for w in snapshot.messages}
+    existing = {(s.task_id, s.message_name, s.correlation_key): s for s in uow.session.scalars(
+        select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
+    for key, row in existing.items():
+        if key not in wanted:
+            uow.session.delete(row)
     now = uow.app.now()
-    for wait in snapshot.messages:
-        uow.session.add(MessageSubscription(
-            instance_id=instance.id, pathway_key=instance.pathway_key, task_id=wait.task_id,
-            element_id=wait.element_id, message_name=wait.message_name,
-            correlation_key=wait.correlation_value or instance.business_key, created_at=now))
+    for (task_id, name, correlation_key), wait in wanted.items():
+        if (task_id, name, correlation_key) not in existing:
+            uow.session.add(MessageSubscription(
+                instance_id=instance.id, pathway_key=instance.pathway_key, task_id=task_id,
+                element_id=wait.element_id, message_name=name, correlation_key=correlation_key, created_at=now))

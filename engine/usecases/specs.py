@@ -34,7 +34,7 @@ class ResolvedSpecs:
 
 def restored_spec(app: CarePath, version: PathwayVersion) -> RestoredSpec:
     cached = app.specs.get(version.id)
-    if cached is None:
+    if cached is None:  # spec_json is deferred: it is read from the database only here
         spec, subs = serializer_for(version.family).spec_from_json(version.spec_json)
         cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls), dict(version.task_rules))
         app.specs.put(version.id, cached)
@@ -48,10 +48,16 @@ def latest_version(session: Session, key: str, *, include_retired: bool = False)
     return session.scalars(query.order_by(PathwayVersion.version.desc()).limit(1)).first()
 
 
-def resolve_specs(app: CarePath, session: Session, version: PathwayVersion,
+def resolve_specs(app: CarePath, session: Session, version: PathwayVersion | int,
                   bindings: dict[str, Any]) -> ResolvedSpecs:
     """The version's spec plus every called pathway: pinned versions where bound, else the latest."""
-    root = restored_spec(app, version)
+    root = app.specs.get(version) if isinstance(version, int) else None
+    if root is None:
+        row = session.get(PathwayVersion, version) if isinstance(version, int) else version
+        if row is None:
+            raise NotFound(f"pathway version {version} does not exist")
+        root = restored_spec(app, row)
+    root_key = version if isinstance(version, int) else version.id
     subs: dict[str, Any] = dict(root.subprocess_specs)
     bound: dict[str, int] = {}
     rules = dict(root.task_rules)
@@ -63,7 +69,7 @@ def resolve_specs(app: CarePath, session: Session, version: PathwayVersion,
         called = _called_version(session, key, bindings.get(key))
         restored = restored_spec(app, called)
         if restored.family != root.family:
-            raise Conflict(f"pathway '{version.key}' calls '{key}', which was drawn for a different "
+            raise Conflict(f"pathway version {root_key} calls '{key}', which was drawn for a different "
                            f"engine dialect ({restored.family}, not {root.family})")
         subs[key] = restored.spec
         subs.update({k: v for k, v in restored.subprocess_specs.items() if k not in subs})

@@ -52,9 +52,7 @@ def lock_instance(uow: UnitOfWork, instance_id: str) -> Instance:
 def load_workflow(uow: UnitOfWork, instance: Instance) -> RunningWorkflow:
     app = uow.app
     cached = app.workflows.take(instance.id)
-    version = uow.session.get(PathwayVersion, instance.pathway_version_id)
-    assert version is not None
-    resolved = resolve_specs(app, uow.session, version, instance.call_bindings)
+    resolved = resolve_specs(app, uow.session, instance.pathway_version_id, instance.call_bindings)
     if cached is not None and cached[0] == instance.lock_version:
         workflow: RunningWorkflow = cached[1]
     else:
@@ -72,9 +70,9 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
     from .messages import deliver_buffered  # circular: delivery saves through this function
 
     for _ in range(MAX_MESSAGE_CHAIN):
-        _save_once(uow, instance, workflow, actor, completed_task_id)
+        waits_for_messages = _save_once(uow, instance, workflow, actor, completed_task_id)
         completed_task_id = None
-        if not deliver_buffered(uow, instance, workflow):
+        if not waits_for_messages or not deliver_buffered(uow, instance, workflow):
             break
     app = uow.app
     uow.session.flush()
@@ -87,7 +85,8 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
 
 
 def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str,
-               completed_task_id: str | None) -> None:
+               completed_task_id: str | None) -> bool:
+    """Save once; True when the instance now waits for a message (a buffered one may be due to it)."""
     snapshot = workflow.snapshot()
     now = uow.app.now()
     previous = instance.status
@@ -101,6 +100,7 @@ def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, a
     sync_projections(uow, instance, snapshot, actor, completed_task_id)
     if instance.status != previous:
         _record_status_change(uow, instance, previous, actor, snapshot.incident)
+    return bool(snapshot.messages)
 
 
 def _incident_from_dict(data: dict[str, Any] | None) -> Incident | None:
