@@ -57,3 +57,16 @@ def group_for_lane(lane: str | None, mapping: dict[str, str] | None = None) -> s
     if mapping and lane in mapping:
         return mapping[lane]
     return re.sub(r"[^a-z0-9]+", "-", lane.strip().lower()).strip("-") or None
+
+
+def sees_every_task(principal: Principal) -> bool:
+    return principal.role in (Role.ADMIN, Role.AUDITOR)
+
+
+def may_see(principal: Principal, assignee: str | None, groups: set[str], users: set[str]) -> bool:
+    """Whether a task is in the user's view: theirs, offered to them or their groups, or routed to nobody."""
+    if sees_every_task(principal) or assignee == principal.name:
+        return True
+    if not groups and not users:
+        return assignee is None
+    return principal.name in users or bool(groups & principal.groups)

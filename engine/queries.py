@@ -125,6 +125,8 @@ class TaskFilter:
     business_key: str | None = None
     priority: int | None = None
     text: str | None = None
+    # Limit to what this user may see (None: everything, for admins and auditors).
+    visible_to: tuple[str, frozenset[str]] | None = None
 
 
 TASK_SORTS: dict[str, list[Any]] = {
@@ -166,16 +168,30 @@ def _task_query(f: TaskFilter) -> Select[Any]:
             query = query.where(Instance.business_key == f.business_key)
     if f.text:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
+    if f.visible_to is not None:
+        query = query.where(_visible(*f.visible_to))
     return query
+
+
+def _visible(user: str, groups: frozenset[str]) -> Any:
+    offered = (TaskCandidate.kind == "user") & (TaskCandidate.value == user)
+    if groups:
+        offered |= (TaskCandidate.kind == "group") & TaskCandidate.value.in_(sorted(groups))
+    routed_to_nobody = ~_offered() & Task.assignee.is_(None)
+    return (Task.assignee == user) | _offered(offered) | routed_to_nobody
+
+
+def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None) -> TaskView | None:
+    """One task, or None when it does not exist or the user may not see it."""
+    query = select(Task).where(Task.id == task_id)
+    if visible_to is not None:
+        query = query.where(_visible(*visible_to))
+    row = session.scalars(query).first()
+    return task_views(session, [row])[0] if row is not None else None
 
 
 def _offered(*conditions: Any) -> Any:
     return select(TaskCandidate.task_id).where(TaskCandidate.task_id == Task.id, *conditions).exists()
-
-
-def get_task(session: Session, task_id: str) -> TaskView | None:
-    row = session.get(Task, task_id)
-    return task_views(session, [row])[0] if row is not None else None
 
 
 def version_view(session: Session, row: PathwayVersion) -> PathwayVersionView:

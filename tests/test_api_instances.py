@@ -84,9 +84,11 @@ def test_lists_filter_and_page(api: ApiClient) -> None:
     assert "open_tasks" not in page["items"][0]  # the list is a summary; the instance has the details
     rest = api.get("/api/instances", lead, params={"patient_id": "pat-0", "limit": 2, "offset": 2}).json()
     assert {i["id"] for i in page["items"] + rest["items"]} <= set(ids) and len(rest["items"]) == 1
-    tasks = api.get("/api/tasks", lead, params={"lane": "Care Coordinator", "state": "ready"}).json()
+    auditor = api.user("auditor")
+    tasks = api.get("/api/tasks", auditor, params={"lane": "Care Coordinator", "state": "ready"}).json()
     assert tasks["total"] == 5
-    one = api.get("/api/tasks", lead, params={"instance_id": ids[0]}).json()
+    assert api.get("/api/tasks", lead).json()["total"] == 0  # offered to care-coordinator, not to the lead
+    one = api.get("/api/tasks", auditor, params={"instance_id": ids[0]}).json()
     assert [t["instance_id"] for t in one["items"]] == [ids[0]]
     assert api.get("/api/instances", lead, params={"status": "bogus"}).status_code == 422
 
@@ -98,7 +100,9 @@ def test_coordinator_outside_the_lane_group_may_not_complete(api: ApiClient) -> 
     member = api.user("coordinator", "care-coordinator")
     auditor = api.user("auditor")
     assert api.post(f"/api/tasks/{task_id}/complete", auditor, {"data": {}}).status_code == 403
-    assert api.post(f"/api/tasks/{task_id}/complete", outsider, {"data": {}}).status_code == 403
+    # Not offered to the outsider's group: answered as not found, so nothing leaks about the patient.
+    assert api.post(f"/api/tasks/{task_id}/complete", outsider, {"data": {}}).status_code == 404
+    assert api.get(f"/api/tasks/{task_id}", outsider).status_code == 404
     assert api.post(f"/api/tasks/{task_id}/complete", member, {"data": {}}).status_code == 200
 
 

@@ -6,8 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound
-from carepath.engine.queries import TaskFilter, get_task, list_tasks, task_comments, task_counts, task_form
+from carepath.engine.identity import Principal, sees_every_task
+from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
 from carepath.engine.usecases.tasks import (
     assign_task,
     claim_task,
@@ -55,7 +57,7 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
         assignee=user.name if assignee == "me" else assignee, unassigned=unassigned,
         candidate_user=user.name if candidate == "me" else None,
         candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
-        business_key=business_key, priority=priority, text=q)
+        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user))
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset)
     return TaskPage.model_validate(page)
@@ -67,10 +69,20 @@ def counts(engine: EngineDep, user: CurrentUser) -> list[TaskCountOut]:
         return [TaskCountOut.model_validate(row) for row in task_counts(session)]
 
 
+def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
+    return None if sees_every_task(user) else (user.name, user.groups)
+
+
+def _visible_or_404(engine: CarePath, user: Principal, task_id: str) -> None:
+    with engine.db.read() as session:
+        if visible_task(session, task_id, _view_of(user)) is None:
+            raise NotFound(f"task {task_id} does not exist")
+
+
 @router.get("/{task_id}", response_model=TaskOut)
 def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     with engine.db.read() as session:
-        view = get_task(session, task_id)
+        view = visible_task(session, task_id, _view_of(user))
     if view is None:
         raise NotFound(f"task {task_id} does not exist")
     return TaskOut.model_validate(view)
@@ -78,6 +90,7 @@ def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
 
 @router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True)
 def form(task_id: str, engine: EngineDep, user: CurrentUser) -> FormOut:
+    _visible_or_404(engine, user, task_id)
     with engine.db.read() as session:
         found = task_form(session, task_id)
     if found is None:
@@ -130,7 +143,6 @@ def comment(task_id: str, body: CommentIn, engine: EngineDep, user: CurrentUser)
 
 @router.get("/{task_id}/comments", response_model=list[CommentOut])
 def comments(task_id: str, engine: EngineDep, user: CurrentUser) -> list[CommentOut]:
+    _visible_or_404(engine, user, task_id)
     with engine.db.read() as session:
-        if get_task(session, task_id) is None:
-            raise NotFound(f"task {task_id} does not exist")
         return [CommentOut.model_validate(c) for c in task_comments(session, task_id)]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..application import CarePath
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from ..forms import validate_form
-from ..identity import Principal, Role, require_role
+from ..identity import Principal, Role, may_see, require_role
 from ..model import OPEN_TASK_STATES, TaskState
 from ..persistence.tables import Task, TaskCandidate, User
 from ..persistence.unit_of_work import UnitOfWork
@@ -199,18 +199,14 @@ def _candidates(uow: UnitOfWork, task: Task) -> tuple[set[str], set[str]]:
 
 
 def check_may_work_on(uow: UnitOfWork, principal: Principal, task: Task) -> None:
-    """Admins work on any task; others on tasks assigned or offered to them or their groups.
-    A task the diagram routes to nobody is open to every working role."""
+    """Admins work on any task; others on tasks assigned or offered to them or their groups, and
+    on tasks the diagram routes to nobody. A task a user may not see is answered as not found,
+    so that a refusal never tells whether another patient's task exists."""
     if principal.is_admin or task.assignee == principal.name:
         return
     groups, users = _candidates(uow, task)
-    if not groups and not users and task.assignee is None:
-        return
-    if principal.name in users or groups & principal.groups:
-        return
-    offered = ", ".join(sorted(groups)) or "named users only"
-    raise PermissionDenied(f"task '{task.name}' is offered to {offered}; user '{principal.name}' is not "
-                           "among them")
+    if not may_see(principal, task.assignee, groups, users):
+        raise NotFound(f"task {task.id} does not exist")
 
 
 def _check_not_someone_elses(principal: Principal, task: Task) -> None:
