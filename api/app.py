@@ -14,7 +14,7 @@ from carepath.engine.scheduler import TimerScheduler
 from .bootstrap import build_engine, deploy_directory
 from .errors import install_error_handlers
 from .metrics import install_metrics
-from .routes import health, instances, messages, pathways, tasks
+from .routes import health, instances, messages, pathways, tasks, users
 from .settings import Settings
 
 log = logging.getLogger("carepath")
@@ -45,6 +45,6 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.state.settings = settings
     install_error_handlers(app)
     install_metrics(app, engine)
-    for module in (health, pathways, instances, tasks, messages):
+    for module in (health, pathways, instances, tasks, messages, users):
         app.include_router(module.router)
     return app

@@ -37,8 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--group", action="append", default=[], help="group membership (repeatable)")
+    add.add_argument("--expires-days", type=int, default=None, help="the token expires after N days")
     token = user_sub.add_parser("token", help="issue a new API token for an existing user (printed last)")
     token.add_argument("name")
+    token.add_argument("--expires-days", type=int, default=None, help="the token expires after N days")
+    deactivate = user_sub.add_parser("deactivate", help="revoke a user's tokens and release their tasks")
+    deactivate.add_argument("name")
     for name, help_text in (("validate", "check BPMN/DMN files without deploying them"),
                             ("deploy", "deploy BPMN/DMN files as one package")):
         cmd = sub.add_parser(name, help=help_text)
@@ -73,13 +77,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(migrate.current_revision(engine.db.engine) or "(empty)")
         return 0
     if args.command == "user":
-        from carepath.engine.usecases.users import add_user, issue_token
+        from carepath.engine.usecases.users import add_user, deactivate_user, issue_token
 
         if args.user_command == "token":
             print(f"new API token for '{args.name}':")
-            print(issue_token(engine, args.name))
+            print(issue_token(engine, args.name, expires_in_days=args.expires_days))
             return 0
-        token = add_user(engine, args.name, args.role, args.group)
+        if args.user_command == "deactivate":
+            deactivate_user(engine, SYSTEM, args.name)
+            print(f"deactivated '{args.name}': tokens revoked, open tasks back in their groups' queues")
+            return 0
+        token = add_user(engine, args.name, args.role, args.group, expires_in_days=args.expires_days)
         print(f"created user '{args.name}' with role {args.role}; API token:")
         print(token)
         return 0

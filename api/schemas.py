@@ -214,3 +214,41 @@ class MessageOut(Out):
     instance_ids: list[str]
     message_id: str | None
     expires_at: datetime | None
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    role: str
+    groups: list[str] = Field(default_factory=list)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class UserOut(Out):
+    name: str
+    role: str
+    active: bool
+    groups: list[str]
+    created_at: datetime
+
+
+class GroupsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    groups: list[str]
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(Out):
+    id: int
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewTokenOut(Out):
+    user: UserOut
+    token: str = Field(description="shown once; only its hash is stored")

@@ -1,66 +1,157 @@
-"""Users and API tokens."""
+"""Users, groups and API tokens (admins manage them; every change is in the history)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..application import CarePath
 from ..errors import Conflict, NotFound, Unauthenticated, ValidationFailed
-from ..identity import Principal, Role, hash_token, new_token
-from ..persistence.tables import ApiToken, User, UserGroup
+from ..identity import Principal, Role, hash_token, new_token, require_role
+from ..model import OPEN_TASK_STATES
+from ..persistence.tables import ApiToken, Task, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
 
+MAX_TOKEN_DAYS = 3650
 
-def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = ()) -> str:
+
+@dataclass(frozen=True)
+class UserView:
+    name: str
+    role: str
+    active: bool
+    groups: list[str]
+    created_at: datetime
+
+
+def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = (), *, actor: str = "system",
+             expires_in_days: int | None = None) -> str:
     """Create a user and return a new API token for it (shown once; only its hash is stored)."""
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise ValidationFailed("a user name of 1 to 200 characters is required")
-    try:
-        role_value = Role(role)
-    except ValueError:
-        raise ValidationFailed(f"unknown role '{role}'; use one of {', '.join(r.value for r in Role)}") from None
-    token = new_token()
+    role_value = _role(role)
+    groups = _clean_groups(groups)
     with UnitOfWork(app) as uow:
         if uow.session.scalars(select(User).where(User.name == name)).first() is not None:
             raise Conflict(f"user '{name}' already exists")
         user = User(name=name, role=role_value.value, active=True, created_at=app.now())
         uow.session.add(user)
         uow.session.flush()
-        for group in sorted({g.strip() for g in groups if g.strip()}):
-            uow.session.add(UserGroup(user_id=user.id, group_name=group))
-        uow.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=app.now()))
-        uow.record("user_added", "system", data={"user": name, "role": role_value.value, "groups": sorted(groups)})
+        uow.session.add_all([UserGroup(user_id=user.id, group_name=g) for g in groups])
+        token = _add_token(uow, user, expires_in_days)
+        uow.record("user_added", actor, data={"user": name, "role": role_value.value, "groups": groups})
         uow.commit()
     return token
 
 
-def issue_token(app: CarePath, name: str) -> str:
-    """A new API token for an existing user (earlier tokens keep working until revoked)."""
-    token = new_token()
+def issue_token(app: CarePath, name: str, *, actor: str = "system", expires_in_days: int | None = None) -> str:
+    """A new API token for an existing user (earlier tokens keep working until revoked or expired)."""
     with UnitOfWork(app) as uow:
-        user = uow.session.scalars(select(User).where(User.name == name)).first()
-        if user is None:
-            raise NotFound(f"there is no user '{name}'")
+        user = _user(uow, name)
         if not user.active:
             raise Conflict(f"user '{name}' is deactivated")
-        uow.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=app.now()))
-        uow.record("token_issued", "system", data={"user": name})
+        token = _add_token(uow, user, expires_in_days)
+        uow.record("token_issued", actor, data={"user": name, "expires_in_days": expires_in_days})
         uow.commit()
     return token
+
+
+def revoke_token(app: CarePath, principal: Principal, name: str, token_id: int) -> None:
+    require_role(principal, action="Revoking a token")
+    with UnitOfWork(app) as uow:
+        user = _user(uow, name)
+        token = uow.session.get(ApiToken, token_id)
+        if token is None or token.user_id != user.id:
+            raise NotFound(f"user '{name}' has no token {token_id}")
+        if token.revoked_at is None:
+            token.revoked_at = app.now()
+            uow.record("token_revoked", principal.name, data={"user": name, "token_id": token_id})
+        uow.commit()
+
+
+def list_tokens(app: CarePath, principal: Principal, name: str) -> list[dict[str, Any]]:
+    require_role(principal, action="Listing tokens")
+    with UnitOfWork(app) as uow:
+        user = _user(uow, name)
+        rows = uow.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
+        return [{"id": t.id, "created_at": t.created_at, "expires_at": t.expires_at, "revoked_at": t.revoked_at}
+                for t in rows]
+
+
+def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[str]) -> UserView:
+    """Replace a user's group memberships; open tasks follow at once (candidates are groups)."""
+    require_role(principal, action="Changing group memberships")
+    wanted = _clean_groups(groups)
+    with UnitOfWork(app) as uow:
+        user = _user(uow, name)
+        current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+        for group in current - set(wanted):
+            uow.session.delete(uow.session.get(UserGroup, (user.id, group)))
+        uow.session.add_all([UserGroup(user_id=user.id, group_name=g) for g in wanted if g not in current])
+        uow.record("user_groups_changed", principal.name,
+                   data={"user": name, "field": "groups", "old": sorted(current), "new": wanted})
+        uow.commit()
+    return get_user(app, principal, name)
+
+
+def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
+    """Revoke the user's tokens and hand their open tasks back to their groups' queues."""
+    require_role(principal, action="Deactivating a user")
+    with UnitOfWork(app) as uow:
+        user = _user(uow, name)
+        if user.active:
+            user.active = False
+            uow.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                                .values(revoked_at=app.now()))
+            held = uow.session.scalars(select(Task).where(Task.assignee == name, Task.state.in_(OPEN_TASK_STATES)))
+            for task in held:
+                task.assignee = None
+                uow.record("task_released", principal.name, instance_id=task.instance_id, task_id=task.id,
+                           data={"field": "assignee", "old": name, "new": None, "reason": "user deactivated"})
+            uow.record("user_deactivated", principal.name, data={"user": name})
+        uow.commit()
+    return get_user(app, principal, name)
+
+
+def get_user(app: CarePath, principal: Principal, name: str) -> UserView:
+    require_role(principal, action="Reading users")
+    with UnitOfWork(app) as uow:
+        return _view(uow, _user(uow, name))
+
+
+def list_users(app: CarePath, principal: Principal) -> list[UserView]:
+    require_role(principal, action="Reading users")
+    with UnitOfWork(app) as uow:
+        return [_view(uow, user) for user in uow.session.scalars(select(User).order_by(User.name))]
+
+
+def list_groups(app: CarePath, principal: Principal) -> dict[str, list[str]]:
+    require_role(principal, action="Reading groups")
+    with app.db.read() as session:
+        rows = session.execute(select(UserGroup.group_name, User.name).join(User, User.id == UserGroup.user_id)
+                               .order_by(UserGroup.group_name, User.name)).all()
+    groups: dict[str, list[str]] = {}
+    for group, member in rows:
+        groups.setdefault(group, []).append(member)
+    return groups
 
 
 def authenticate(app: CarePath, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated("missing bearer token")
     with app.db.read() as session:
-        row = session.execute(select(User).join(ApiToken, ApiToken.user_id == User.id).where(
+        row = session.execute(select(User, ApiToken.expires_at).join(ApiToken, ApiToken.user_id == User.id).where(
             ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.active.is_(True))).first()
         if row is None:
             raise Unauthenticated("invalid or revoked token")
-        user = row[0]
+        user, expires_at = row
+        if expires_at is not None and expires_at <= app.now():
+            raise Unauthenticated("the token has expired; ask an admin for a new one")
         groups = frozenset(session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
     return Principal(user.name, Role(user.role), groups)
 
@@ -68,3 +159,39 @@ def authenticate(app: CarePath, token: str | None) -> Principal:
 def known_groups(app: CarePath) -> set[str]:
     with app.db.read() as session:
         return set(session.scalars(select(UserGroup.group_name).distinct()))
+
+
+def _role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise ValidationFailed(f"unknown role '{role}'; use one of {', '.join(r.value for r in Role)}") from None
+
+
+def _clean_groups(groups: Iterable[str]) -> list[str]:
+    cleaned = sorted({g.strip() for g in groups if isinstance(g, str) and g.strip()})
+    if any(len(g) > 200 for g in cleaned):
+        raise ValidationFailed("a group name is at most 200 characters")
+    return cleaned
+
+
+def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> str:
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise ValidationFailed(f"a token lasts 1 to {MAX_TOKEN_DAYS} days")
+    token = new_token()
+    expires = uow.app.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    uow.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=uow.app.now(),
+                             expires_at=expires))
+    return token
+
+
+def _user(uow: UnitOfWork, name: str) -> User:
+    user = uow.session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"there is no user '{name}'")
+    return user
+
+
+def _view(uow: UnitOfWork, user: User) -> UserView:
+    groups = sorted(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+    return UserView(user.name, user.role, user.active, groups, user.created_at)

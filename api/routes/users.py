@@ -1,0 +1,78 @@
+"""/api/users and /api/groups: user, membership and token management (admins only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from carepath.engine.identity import Principal, require_role
+from carepath.engine.usecases.users import (
+    add_user,
+    deactivate_user,
+    get_user,
+    issue_token,
+    list_groups,
+    list_tokens,
+    list_users,
+    revoke_token,
+    set_groups,
+)
+
+from ..deps import CurrentUser, EngineDep
+from ..schemas import ERROR_RESPONSES, GroupsIn, NewTokenOut, TokenIn, TokenOut, UserIn, UserOut
+
+router = APIRouter(tags=["users"], responses=ERROR_RESPONSES)
+
+
+def _admin_only(user: Principal) -> None:
+    require_role(user, action="Managing users")
+
+
+@router.get("/api/users", response_model=list[UserOut])
+def users(engine: EngineDep, user: CurrentUser) -> list[UserOut]:
+    return [UserOut.model_validate(u) for u in list_users(engine, user)]
+
+
+@router.post("/api/users", response_model=NewTokenOut, status_code=201)
+def create(body: UserIn, engine: EngineDep, user: CurrentUser) -> NewTokenOut:
+    _admin_only(user)
+    token = add_user(engine, body.name, body.role, body.groups, actor=user.name,
+                     expires_in_days=body.expires_in_days)
+    return NewTokenOut(user=UserOut.model_validate(get_user(engine, user, body.name.strip())), token=token)
+
+
+@router.get("/api/users/{name}", response_model=UserOut)
+def one(name: str, engine: EngineDep, user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(get_user(engine, user, name))
+
+
+@router.put("/api/users/{name}/groups", response_model=UserOut)
+def groups(name: str, body: GroupsIn, engine: EngineDep, user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(set_groups(engine, user, name, body.groups))
+
+
+@router.post("/api/users/{name}/deactivate", response_model=UserOut)
+def deactivate(name: str, engine: EngineDep, user: CurrentUser) -> UserOut:
+    return UserOut.model_validate(deactivate_user(engine, user, name))
+
+
+@router.get("/api/users/{name}/tokens", response_model=list[TokenOut])
+def tokens(name: str, engine: EngineDep, user: CurrentUser) -> list[TokenOut]:
+    return [TokenOut.model_validate(t) for t in list_tokens(engine, user, name)]
+
+
+@router.post("/api/users/{name}/tokens", response_model=NewTokenOut, status_code=201)
+def new_token(name: str, body: TokenIn, engine: EngineDep, user: CurrentUser) -> NewTokenOut:
+    _admin_only(user)
+    token = issue_token(engine, name, actor=user.name, expires_in_days=body.expires_in_days)
+    return NewTokenOut(user=UserOut.model_validate(get_user(engine, user, name)), token=token)
+
+
+@router.delete("/api/users/{name}/tokens/{token_id}", status_code=204)
+def revoke(name: str, token_id: int, engine: EngineDep, user: CurrentUser) -> Response:
+    revoke_token(engine, user, name, token_id)
+    return Response(status_code=204)
+
+
+@router.get("/api/groups", response_model=dict[str, list[str]])
+def groups_list(engine: EngineDep, user: CurrentUser) -> dict[str, list[str]]:
+    return list_groups(engine, user)

@@ -1,0 +1,54 @@
+"""Users, groups and tokens over the API: admins only; deactivation revokes and releases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from carepath.engine.clock import ManualClock
+from tests.support import diagrams as d
+from tests.support.api import ApiClient
+
+
+def test_admin_manages_users_and_memberships_apply_to_open_tasks(api: ApiClient) -> None:
+    admin = api.user("admin")
+    coordinator = api.user("coordinator")
+    assert api.get("/api/users", coordinator).status_code == 403
+    created = api.post("/api/users", admin, {"name": "kim", "role": "coordinator", "groups": ["pharmacy"]})
+    assert created.status_code == 201 and created.json()["user"]["groups"] == ["pharmacy"]
+    kim = {"Authorization": f"Bearer {created.json()['token']}"}
+    api.deploy(admin, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")))
+    api.start(admin, "fu")
+    assert api.client.get("/api/tasks", headers=kim).json()["total"] == 0
+    moved = api.client.put("/api/users/kim/groups", headers=api.headers(admin), json={"groups": ["care-coordinator"]})
+    assert moved.json()["groups"] == ["care-coordinator"]
+    assert api.client.get("/api/tasks", headers=kim).json()["total"] == 1  # at once, no re-routing needed
+    assert api.get("/api/groups", admin).json()["care-coordinator"] == ["kim"]
+    assert api.post("/api/users", admin, {"name": "kim", "role": "coordinator"}).status_code == 409
+    assert api.post("/api/users", admin, {"name": "x", "role": "wizard"}).status_code == 422
+
+
+def test_deactivation_revokes_tokens_and_releases_tasks(api: ApiClient) -> None:
+    admin = api.user("admin")
+    sam = api.user("coordinator", "care-coordinator", name="sam")
+    api.deploy(admin, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")))
+    task = api.start(admin, "fu").json()["open_tasks"][0]
+    assert api.post(f"/api/tasks/{task['id']}/claim", sam).json()["assignee"] == "sam"
+    assert api.post("/api/users/sam/deactivate", admin).json()["active"] is False
+    assert api.get("/api/tasks", sam).status_code == 401
+    assert api.get(f"/api/tasks/{task['id']}", admin).json()["assignee"] is None
+
+
+def test_tokens_expire_and_can_be_revoked(api: ApiClient, clock: ManualClock) -> None:
+    admin = api.user("admin")
+    api.user("coordinator", name="lee")
+    issued = api.post("/api/users/lee/tokens", admin, {"expires_in_days": 1}).json()
+    headers = {"Authorization": f"Bearer {issued['token']}"}
+    assert api.client.get("/api/tasks", headers=headers).status_code == 200
+    clock.advance(timedelta(days=1, seconds=1))
+    expired = api.client.get("/api/tasks", headers=headers)
+    assert expired.status_code == 401 and "expired" in expired.json()["message"]
+    listed = api.get("/api/users/lee/tokens", admin).json()
+    assert len(listed) == 2
+    first = listed[0]["id"]
+    assert api.client.delete(f"/api/users/lee/tokens/{first}", headers=api.headers(admin)).status_code == 204
+    assert api.get("/api/tasks", "lee").status_code == 401
