@@ -88,6 +88,8 @@ class TaskOut(Out):
     priority: int
     candidate_groups: list[str]
     candidate_users: list[str]
+    owner: str | None = Field(default=None, description="who delegated the task (it returns to them)")
+    draft: dict[str, Any] | None = None
 
 
 class WaitOut(Out):

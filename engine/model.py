@@ -22,12 +22,15 @@ class TaskState(StrEnum):
     """FHIR Task status codes for human tasks."""
 
     READY = "ready"
+    IN_PROGRESS = "in-progress"
     ON_HOLD = "on-hold"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
 
 
-OPEN_TASK_STATES = (TaskState.READY.value, TaskState.ON_HOLD.value)
+# Tasks someone can act on, and all tasks not yet finished.
+WORKABLE_TASK_STATES = (TaskState.READY.value, TaskState.IN_PROGRESS.value)
+OPEN_TASK_STATES = (*WORKABLE_TASK_STATES, TaskState.ON_HOLD.value)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None) -> Tas
                     element_id=row.element_id, name=row.name, lane=row.lane, kind=row.kind, state=row.state,
                     assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
                     created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
-                    priority=row.priority,
+                    priority=row.priority, owner=row.owner, draft=row.draft,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
                     candidate_users=tuple(v for k, v in candidates if k == "user"))
 

@@ -28,6 +28,8 @@ class TaskView:
     priority: int = 50
     candidate_groups: tuple[str, ...] = ()
     candidate_users: tuple[str, ...] = ()
+    owner: str | None = None
+    draft: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

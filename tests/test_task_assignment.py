@@ -131,3 +131,22 @@ def test_worklist_filters(api: ApiClient) -> None:
     assert [t["priority"] for t in by_priority] == [90, 90, 50]
     counts = {(c["group"], c["state"]): c["count"] for c in api.get("/api/tasks/counts", admin).json()}
     assert counts == {("pharmacy", "ready"): 2, ("care-coordinator", "ready"): 1}
+
+
+def test_drafts_and_delegation(api: ApiClient) -> None:
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("dr", candidateGroups="pharmacy"))
+    ana = api.user("coordinator", "pharmacy", name="ana")
+    api.user("coordinator", "pharmacy", name="raj")
+    url = f"/api/tasks/{task['id']}"
+    saved = api.client.put(f"{url}/draft", headers=api.headers(ana), json={"data": {"note": "half done"}})
+    assert saved.status_code == 200 and saved.json()["state"] == "in-progress"
+    assert saved.json()["assignee"] == "ana" and saved.json()["draft"] == {"note": "half done"}
+    assert api.get(f"{url}/form", ana).json()["data"] == {"note": "half done"}
+    assert api.post(f"{url}/delegate", "raj", {"user": "ana"}).status_code == 409  # raj is not the assignee
+    delegated = api.post(f"{url}/delegate", ana, {"user": "raj"}).json()
+    assert (delegated["assignee"], delegated["owner"]) == ("raj", "ana")
+    assert api.post(f"{url}/resolve", ana).status_code == 409  # only the delegate resolves
+    back = api.post(f"{url}/resolve", "raj").json()
+    assert (back["assignee"], back["owner"]) == ("ana", None)
+    assert api.post(f"{url}/complete", ana, {"data": {"note": "done"}}).status_code == 200

@@ -15,8 +15,11 @@ from carepath.engine.usecases.tasks import (
     claim_task,
     comment_on_task,
     complete_task,
+    delegate_task,
     hold_task,
+    resolve_task,
     resume_task,
+    save_draft,
     set_priority,
     unclaim_task,
 )
@@ -38,7 +41,7 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
-TaskStateParam = Literal["ready", "on-hold", "completed", "cancelled"]
+TaskStateParam = Literal["ready", "in-progress", "on-hold", "completed", "cancelled"]
 SortParam = Literal["age", "-age", "priority", "due"]
 
 
@@ -90,15 +93,16 @@ def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
 
 @router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True)
 def form(task_id: str, engine: EngineDep, user: CurrentUser) -> FormOut:
-    _visible_or_404(engine, user, task_id)
+    """The form's JSON Schema and its current values: the instance's data under any saved draft."""
     with engine.db.read() as session:
-        found = task_form(session, task_id)
-    if found is None:
+        task = visible_task(session, task_id, _view_of(user))
+        found = task_form(session, task_id) if task is not None else None
+    if task is None or found is None:
         raise NotFound(f"task {task_id} does not exist")
     schema, data = found
     fields = set((schema or {}).get("properties", {}))
-    return FormOut(task_id=task_id, form_schema=schema,
-                   data={k: v for k, v in data.items() if k in fields} if schema else {})
+    current = {k: v for k, v in data.items() if k in fields} if schema else {}
+    return FormOut(task_id=task_id, form_schema=schema, data={**current, **(task.draft or {})})
 
 
 @router.post("/{task_id}/complete", response_model=InstanceOut)
@@ -146,3 +150,18 @@ def comments(task_id: str, engine: EngineDep, user: CurrentUser) -> list[Comment
     _visible_or_404(engine, user, task_id)
     with engine.db.read() as session:
         return [CommentOut.model_validate(c) for c in task_comments(session, task_id)]
+
+
+@router.put("/{task_id}/draft", response_model=TaskOut)
+def draft(task_id: str, body: CompleteIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(save_draft(engine, user, task_id, body.data))
+
+
+@router.post("/{task_id}/delegate", response_model=TaskOut)
+def delegate(task_id: str, body: AssignIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(delegate_task(engine, user, task_id, body.user))
+
+
+@router.post("/{task_id}/resolve", response_model=TaskOut)
+def resolve(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    return TaskOut.model_validate(resolve_task(engine, user, task_id))

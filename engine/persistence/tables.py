@@ -175,6 +175,8 @@ class Task(Base):
     kind: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(20))
     assignee: Mapped[str | None] = mapped_column(String(200), index=True)
+    owner: Mapped[str | None] = mapped_column(String(200))  # who delegated it, and gets it back on resolve
+    draft: Mapped[dict[str, Any] | None]
     priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     due_date: Mapped[datetime | None]
     documentation: Mapped[str | None] = mapped_column(Text)

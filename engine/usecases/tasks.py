@@ -11,7 +11,7 @@ from ..application import CarePath
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from ..forms import validate_form
 from ..identity import Principal, Role, may_see, require_role
-from ..model import OPEN_TASK_STATES, TaskState
+from ..model import OPEN_TASK_STATES, WORKABLE_TASK_STATES, TaskState
 from ..persistence.tables import Task, TaskCandidate, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import task_view
@@ -33,9 +33,8 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
             check_may_work_on(uow, principal, task)
             instance = lock_instance(uow, task.instance_id)
             task = _task(uow, task_id, lock=True)
-            if task.state != TaskState.READY:
-                raise InvalidTransition(f"task {task_id} ('{task.name}') is {task.state}, not ready; "
-                                        "it cannot be completed")
+            if task.state not in WORKABLE_TASK_STATES:
+                raise InvalidTransition(f"task {task_id} ('{task.name}') is {task.state}; it cannot be completed")
             _check_not_someone_elses(principal, task)
             workflow = load_workflow(uow, instance)
             form = workflow.task_rules.get(task.element_id, {}).get("form")
@@ -89,9 +88,7 @@ def assign_task(app: CarePath, principal: Principal, task_id: str, user: str) ->
         if not _supervises(uow, principal, task):
             raise PermissionDenied(f"user '{principal.name}' supervises none of the groups task "
                                    f"'{task.name}' is offered to")
-        target = uow.session.scalars(select(User).where(User.name == user, User.active.is_(True))).first()
-        if target is None:
-            raise ValidationFailed(f"there is no active user '{user}' to assign the task to")
+        _active_user(uow, user)
         if task.assignee != user:
             _reassign(uow, task, user, principal.name, "task_assigned")
 
@@ -117,7 +114,8 @@ def resume_task(app: CarePath, principal: Principal, task_id: str, reason: str) 
 
     def act(uow: UnitOfWork, task: Task) -> None:
         check_may_work_on(uow, principal, task)
-        _set_state(uow, task, TaskState.READY, principal.name, "task_resumed", reason)
+        back = TaskState.IN_PROGRESS if task.draft else TaskState.READY
+        _set_state(uow, task, back, principal.name, "task_resumed", reason)
 
     return _change_task(app, task_id, act, from_state=TaskState.ON_HOLD)
 
@@ -135,6 +133,63 @@ def set_priority(app: CarePath, principal: Principal, task_id: str, priority: in
                    data={"field": "priority", "old": old, "new": priority, "name": task.name})
 
     return _change_task(app, task_id, act, from_state=None)
+
+
+def save_draft(app: CarePath, principal: Principal, task_id: str, data: dict[str, Any]) -> TaskView:
+    """Keep unfinished form data without completing; the task is then in progress (FHIR)."""
+    require_role(principal, *WORKING_ROLES, action="Saving a draft")
+    if not isinstance(data, dict):
+        raise ValidationFailed("draft data must be a JSON object")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        check_may_work_on(uow, principal, task)
+        _check_not_someone_elses(principal, task)
+        task.draft, task.assignee = data, task.assignee or principal.name
+        if task.state != TaskState.IN_PROGRESS:
+            _set_state(uow, task, TaskState.IN_PROGRESS, principal.name, "task_draft_saved", "draft saved")
+        else:
+            uow.record("task_draft_saved", principal.name, instance_id=task.instance_id, task_id=task.id,
+                       data={"fields": sorted(data)})
+
+    return _change_task(app, task_id, act)
+
+
+def delegate_task(app: CarePath, principal: Principal, task_id: str, user: str) -> TaskView:
+    """Hand the task to someone for now; it comes back to its owner when they resolve it."""
+    require_role(principal, *WORKING_ROLES, action="Delegating a task")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        if task.assignee != principal.name and not principal.is_admin:
+            raise Conflict(f"only the task's assignee can delegate it (it is {task.assignee or 'unclaimed'})")
+        _active_user(uow, user)
+        task.owner = task.assignee
+        _reassign(uow, task, user, principal.name, "task_delegated")
+
+    return _change_task(app, task_id, act)
+
+
+def resolve_task(app: CarePath, principal: Principal, task_id: str) -> TaskView:
+    """The delegate is done: the task goes back to the one who delegated it."""
+    require_role(principal, *WORKING_ROLES, action="Resolving a delegated task")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        if task.owner is None:
+            raise InvalidTransition(f"task '{task.name}' was not delegated")
+        if task.assignee != principal.name and not principal.is_admin:
+            raise Conflict(f"task '{task.name}' is delegated to {task.assignee}; only they can resolve it")
+        owner, task.owner = task.owner, None
+        _reassign(uow, task, owner, principal.name, "task_resolved")
+
+    return _change_task(app, task_id, act)
+
+
+def _active_user(uow: UnitOfWork, name: str) -> User:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("the user is required")
+    found = uow.session.scalars(select(User).where(User.name == name, User.active.is_(True))).first()
+    if found is None:
+        raise ValidationFailed(f"there is no active user '{name}'")
+    return found
 
 
 def comment_on_task(app: CarePath, principal: Principal, task_id: str, text: str) -> dict[str, Any]:
@@ -164,11 +219,14 @@ def _set_state(uow: UnitOfWork, task: Task, state: TaskState, actor: str, event:
 
 
 def _change_task(app: CarePath, task_id: str, act: Callable[[UnitOfWork, Task], None],
-                 from_state: TaskState | None = TaskState.READY) -> TaskView:
+                 from_state: TaskState | None | tuple[str, ...] = WORKABLE_TASK_STATES) -> TaskView:
     def attempt() -> TaskView:
         with UnitOfWork(app) as uow:
             task = _task(uow, task_id, lock=True)
-            allowed = (from_state.value,) if from_state else OPEN_TASK_STATES
+            if isinstance(from_state, TaskState):
+                allowed: tuple[str, ...] = (from_state.value,)
+            else:
+                allowed = from_state or OPEN_TASK_STATES
             if task.state not in allowed:
                 raise InvalidTransition(f"task '{task.name}' is {task.state}; this needs a task that is "
                                         f"{' or '.join(allowed)}")
