@@ -69,6 +69,7 @@ def unclaim_task(app: CarePath, principal: Principal, task_id: str) -> TaskView:
     require_role(principal, *WORKING_ROLES, action="Releasing a task")
 
     def act(uow: UnitOfWork, task: Task) -> None:
+        check_may_work_on(uow, principal, task)
         if task.assignee is None:
             raise InvalidTransition(f"task '{task.name}' is not claimed by anyone")
         if task.assignee != principal.name and not _supervises(uow, principal, task):

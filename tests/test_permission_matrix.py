@@ -1,0 +1,82 @@
+"""Every task action x every role x whose task it is: the exact status code.
+
+A task that is not offered to the user (a foreign group's) answers 404, the same as a task that
+does not exist, so a refusal never tells whether another patient's task exists."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import ApiClient
+from tests.test_task_assignment import camunda_task
+
+# Users: (role, groups). "mine" tasks are offered to group "pharmacy".
+USERS = {
+    "admin": ("admin", ()),
+    "auditor": ("auditor", ()),
+    "lead": ("clinical_lead", ()),
+    "coord": ("coordinator", ("pharmacy",)),
+    "peer": ("coordinator", ("pharmacy",)),
+    "outsider": ("coordinator", ("social-work",)),
+    "boss": ("supervisor", ("pharmacy",)),
+}
+
+# Situations of the task before the action: unclaimed, claimed by "coord", claimed by "peer".
+# Expected status per (action, situation, user).
+EXPECTED: dict[tuple[str, str], dict[str, int]] = {
+    ("get", "unclaimed"): {"admin": 200, "auditor": 200, "lead": 404, "coord": 200, "peer": 200,
+                           "outsider": 404, "boss": 200},
+    ("claim", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 200, "peer": 200,
+                             "outsider": 404, "boss": 200},
+    ("claim", "by_peer"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 409, "peer": 200,
+                           "outsider": 404, "boss": 409},
+    ("unclaim", "by_peer"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 403, "peer": 200,
+                             "outsider": 404, "boss": 200},
+    ("complete", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 200, "peer": 200,
+                                "outsider": 404, "boss": 200},
+    ("complete", "by_peer"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 409, "peer": 200,
+                              "outsider": 404, "boss": 409},
+    ("assign", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403,
+                              "outsider": 403, "boss": 200},
+    ("hold", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 200, "peer": 200,
+                            "outsider": 404, "boss": 200},
+    ("comment", "unclaimed"): {"admin": 201, "auditor": 403, "lead": 404, "coord": 201, "peer": 201,
+                               "outsider": 404, "boss": 201},
+    ("priority", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403,
+                                "outsider": 403, "boss": 200},
+}
+CASES = [(action, situation, user, status) for (action, situation), by_user in EXPECTED.items()
+         for user, status in by_user.items()]
+
+
+def _call(api: ApiClient, action: str, user: str, task_id: str) -> int:
+    url = f"/api/tasks/{task_id}"
+    requests = {
+        "get": lambda: api.get(url, user),
+        "claim": lambda: api.post(f"{url}/claim", user),
+        "unclaim": lambda: api.post(f"{url}/unclaim", user),
+        "complete": lambda: api.post(f"{url}/complete", user, {"data": {}}),
+        "assign": lambda: api.post(f"{url}/assign", user, {"user": "coord"}),
+        "hold": lambda: api.post(f"{url}/hold", user, {"reason": "patient travelling"}),
+        "comment": lambda: api.post(f"{url}/comments", user, {"text": "left voicemail"}),
+        "priority": lambda: api.post(f"{url}/priority", user, {"priority": 70}),
+    }
+    return requests[action]().status_code
+
+
+@pytest.mark.parametrize(("action", "situation", "user", "status"), CASES,
+                         ids=[f"{a}-{s}-{u}" for a, s, u, _ in CASES])
+def test_permission_matrix(api: ApiClient, action: str, situation: str, user: str, status: int) -> None:
+    for name, (role, groups) in USERS.items():
+        api.user(role, *groups, name=name)
+    response = api.deploy("admin", ("m.bpmn", camunda_task("matrix", candidateGroups="pharmacy")))
+    assert response.status_code in (200, 201), response.text
+    task_id = api.start("admin", "matrix").json()["open_tasks"][0]["id"]
+    if situation == "by_peer":
+        assert api.post(f"/api/tasks/{task_id}/claim", "peer").status_code == 200
+    assert _call(api, action, user, task_id) == status
+
+
+def test_unknown_task_answers_like_a_foreign_one(api: ApiClient) -> None:
+    api.user("coordinator", "social-work", name="outsider")
+    assert api.get("/api/tasks/00000000-0000-0000-0000-000000000000", "outsider").status_code == 404
