@@ -70,7 +70,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "validate":
-        return _validate(args.files)
+        return _validate(args.files, settings)
     engine = build_engine(settings)
     if args.command == "db":
         if args.action == "current":
@@ -112,9 +112,13 @@ def _read(paths: list[Path]) -> list[SourceFile]:
     return [SourceFile(p.name, p.read_bytes()) for p in paths]
 
 
-def _validate(paths: list[Path]) -> int:
+def _validate(paths: list[Path], settings: Settings) -> int:
+    from carepath.engine.usecases.deploy import lane_warnings
+    from carepath.engine.usecases.users import known_groups
+
     package = parse_package(_read(paths))
-    for w in package.warnings:
+    engine = build_engine(settings)  # lanes are checked against the groups this installation has
+    for w in [*package.warnings, *lane_warnings(engine, package.processes, known_groups(engine))]:
         print(f"warning: {_located(w.file, w.line, w.element_id)}{w.message}")
     for p in package.processes:
         print(f"ok: {p.key} ({p.family}) from {p.source_file}")

@@ -19,6 +19,8 @@ from .persistence.tables import (
     Task,
     TaskCandidate,
     Timer,
+    User,
+    UserGroup,
 )
 from .views import InstanceView, PathwayVersionView, TaskView, WaitView
 
@@ -127,6 +129,8 @@ class TaskFilter:
     text: str | None = None
     # Limit to what this user may see (None: everything, for admins and auditors).
     visible_to: tuple[str, frozenset[str]] | None = None
+    # Tasks nobody can pick up: unassigned, no candidate user, and no member in any candidate group.
+    unrouted: bool = False
 
 
 TASK_SORTS: dict[str, list[Any]] = {
@@ -170,6 +174,11 @@ def _task_query(f: TaskFilter) -> Select[Any]:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
     if f.visible_to is not None:
         query = query.where(_visible(*f.visible_to))
+    if f.unrouted:
+        staffed = select(UserGroup.group_name).join(User, User.id == UserGroup.user_id).where(
+            UserGroup.group_name == TaskCandidate.value, User.active.is_(True)).exists()
+        reachable = (TaskCandidate.kind == "user") | ((TaskCandidate.kind == "group") & staffed)
+        query = query.where(Task.assignee.is_(None), ~_offered(reachable))
     return query
 
 

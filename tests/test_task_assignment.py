@@ -150,3 +150,13 @@ def test_drafts_and_delegation(api: ApiClient) -> None:
     back = api.post(f"{url}/resolve", "raj").json()
     assert (back["assignee"], back["owner"]) == ("ana", None)
     assert api.post(f"{url}/complete", ana, {"data": {"note": "done"}}).status_code == 200
+
+
+def test_tasks_no_one_can_pick_up_are_listed_as_unrouted(api: ApiClient) -> None:
+    admin = api.user("admin")
+    api.deploy(admin, ("a.bpmn", camunda_task("ur", candidateGroups="wound-care")))
+    started = api.start(admin, "ur").json()
+    unrouted = api.get("/api/tasks", admin, params={"unrouted": True}).json()
+    assert [t["instance_id"] for t in unrouted["items"]] == [started["id"]]
+    api.user("coordinator", "wound-care")  # the team gets its first member: the task is routed
+    assert api.get("/api/tasks", admin, params={"unrouted": True}).json()["total"] == 0

@@ -50,7 +50,9 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
           instance_id: str | None = None, pathway: str | None = None,
           assignee: Annotated[str | None, Query(description="a user name, or 'me'")] = None,
           candidate: Annotated[Literal["me"] | None, Query(description="tasks I may claim or work")] = None,
-          unassigned: bool = False, group: str | None = None, patient_id: str | None = None,
+          unassigned: bool = False,
+          unrouted: Annotated[bool, Query(description="tasks no active user can pick up")] = False,
+          group: str | None = None, patient_id: str | None = None,
           business_key: str | None = None, priority: Annotated[int | None, Query(ge=0, le=100)] = None,
           q: Annotated[str | None, Query(max_length=200, description="text in the task name")] = None,
           sort: SortParam = "age",
@@ -60,7 +62,7 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
         assignee=user.name if assignee == "me" else assignee, unassigned=unassigned,
         candidate_user=user.name if candidate == "me" else None,
         candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
-        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user))
+        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user), unrouted=unrouted)
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset)
     return TaskPage.model_validate(page)

@@ -28,7 +28,7 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
     with app.db.read() as session:
         known = set(session.scalars(select(PathwayVersion.key).distinct()))
     package = parse_package(files, known_process_ids=known)
-    warnings = list(package.warnings) + _lane_warnings(app, package.processes, known_groups)
+    warnings = list(package.warnings) + lane_warnings(app, package.processes, known_groups)
 
     def attempt() -> list[DeployedProcess]:
         with UnitOfWork(app) as uow:
@@ -113,7 +113,7 @@ def _store_file(uow: UnitOfWork, name: str, files: Sequence[SourceFile], stored:
     return stored[name]
 
 
-def _lane_warnings(app: CarePath, processes: Sequence[ParsedProcess], known_groups: set[str] | None) -> list[Problem]:
+def lane_warnings(app: CarePath, processes: Sequence[ParsedProcess], known_groups: set[str] | None) -> list[Problem]:
     if known_groups is None:
         return []
     problems = []
