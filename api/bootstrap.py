@@ -33,7 +33,7 @@ def build_engine(settings: Settings, clock: Clock = system_clock, *, upgrade_sch
 def deploy_directory(app: CarePath, directory: Path) -> list[str]:
     """Deploy every .bpmn/.dmn in a directory as one package (idempotent: same content, same version)."""
     files = [SourceFile(p.name, p.read_bytes()) for p in sorted(directory.iterdir())
-             if p.suffix.lower() in (".bpmn", ".dmn")]
+             if p.suffix.lower() in (".bpmn", ".dmn", ".json")]
     if not files:
         return []
     result = deploy_pathways(app, SYSTEM, files)

@@ -160,3 +160,22 @@ def test_tasks_no_one_can_pick_up_are_listed_as_unrouted(api: ApiClient) -> None
     assert [t["instance_id"] for t in unrouted["items"]] == [started["id"]]
     api.user("coordinator", "wound-care")  # the team gets its first member: the task is routed
     assert api.get("/api/tasks", admin, params={"unrouted": True}).json()["total"] == 0
+
+
+def test_spiff_form_schema_file_uploaded_beside_the_bpmn_validates_completion(api: ApiClient) -> None:
+    import json
+
+    admin = api.user("admin")
+    xml = spiff_task("sf", formJsonSchemaFilename="review-form.json")
+    form = {"type": "object", "required": ["a1c"], "properties": {"a1c": {"type": "number", "minimum": 3}}}
+    missing = api.deploy(admin, ("sf.bpmn", xml))
+    assert missing.status_code == 422 and "review-form.json" in missing.json()["errors"][0]["message"]
+    bad_schema = api.deploy(admin, ("sf.bpmn", xml), ("review-form.json", '{"type": 5}'))
+    assert bad_schema.status_code == 422
+    deployed = api.deploy(admin, ("sf.bpmn", xml), ("review-form.json", json.dumps(form)))
+    assert deployed.status_code == 201, deployed.text
+    task = api.start(admin, "sf").json()["open_tasks"][0]
+    assert api.get(f"/api/tasks/{task['id']}/form", admin).json()["schema"] == form
+    wrong = api.post(f"/api/tasks/{task['id']}/complete", admin, {"data": {"a1c": 1}})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "a1c"
+    assert api.post(f"/api/tasks/{task['id']}/complete", admin, {"data": {"a1c": 7.2}}).status_code == 200

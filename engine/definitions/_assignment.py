@@ -49,8 +49,11 @@ def _camunda_rule(task: Element) -> dict[str, Any]:
 def _spiff_rule(task: Element) -> dict[str, Any]:
     rule = {}
     for prop in task.iter(f"{{{SPIFF_NS}}}property"):
-        key = _SPIFF_PROPERTIES.get(prop.get("name") or "")
+        name = prop.get("name") or ""
+        key = _SPIFF_PROPERTIES.get(name)
         value = (prop.get("value") or "").strip()
         if key and value:
             rule[key] = value
+        elif name == "formJsonSchemaFilename" and value:
+            rule["form_file"] = value  # resolved against the uploaded .json files (_json_forms.py)
     return rule

@@ -10,6 +10,7 @@ from ._check_links import NOT_EXECUTABLE_FIX
 from ._describe import describe, problem_at
 from ._families import choose_family
 from ._index import PackageIndex, build_index
+from ._json_forms import attach_forms, is_form_file, load_form_schemas
 from ._library import LibraryRun
 from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile
 from ._process_info import parsed_process
@@ -28,7 +29,9 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     Raises DiagramInvalid with every problem found when the package cannot be deployed.
     """
     limits = limits or ImportLimits()
-    documents, problems = load_documents(files, limits)
+    schemas, problems = load_form_schemas([f for f in files if is_form_file(f)])
+    documents, xml_problems = load_documents([f for f in files if not is_form_file(f)], limits)
+    problems += xml_problems
     warnings: list[Problem] = []
     for document in documents:
         if document.kind == "bpmn":
@@ -43,6 +46,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     report = _checked(index)
     processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
     problems += [finding.problem for finding in report.findings] + library_problems
+    problems += attach_forms(processes, schemas)
     if problems:
         _refuse(problems)
     return ParsedPackage(processes, warnings + report.warnings)

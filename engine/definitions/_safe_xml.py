@@ -77,7 +77,7 @@ _DOCTYPE_MESSAGE = (
 def _check_name_and_size(source: SourceFile, limits: ImportLimits) -> None:
     if not source.name.lower().endswith(ALLOWED_SUFFIXES):
         raise _Refused(f"'{source.name}' is not a BPMN or DMN file. Upload files ending in .bpmn, "
-                       ".bpmn20.xml, .xml or .dmn.")
+                       ".bpmn20.xml, .xml or .dmn (and .json for form schemas).")
     size = len(source.content)
     if size > limits.max_file_bytes:
         raise _Refused(f"The file is {size / MEGABYTE:.1f} MB; CarePath accepts files up to "

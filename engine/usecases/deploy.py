@@ -49,7 +49,7 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
 def _content_hash(proc: ParsedProcess, files: Sequence[SourceFile]) -> str:
     digest = hashlib.sha256(proc.family.encode())
     for f in sorted(files, key=lambda f: f.name):
-        if f.name == proc.source_file or f.name.lower().endswith(".dmn"):
+        if f.name == proc.source_file or f.name.lower().endswith((".dmn", ".json")):
             digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.content).digest())
     return digest.hexdigest()
 
@@ -68,7 +68,7 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
     now = uow.app.now()
     source_id = _store_file(uow, proc.source_file, files, stored, deployment_id)
     for f in files:
-        if f.name.lower().endswith(".dmn"):
+        if f.name.lower().endswith((".dmn", ".json")):
             _store_file(uow, f.name, files, stored, deployment_id)
     own_warnings = [w.as_dict() for w in warnings if w.file in (None, proc.source_file)]
     version = PathwayVersion(
