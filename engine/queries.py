@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -131,6 +132,8 @@ class TaskFilter:
     visible_to: tuple[str, frozenset[str]] | None = None
     # Tasks nobody can pick up: unassigned, no candidate user, and no member in any candidate group.
     unrouted: bool = False
+    due_before: datetime | None = None
+    overdue_at: datetime | None = None  # "now", for overdue=true
 
 
 TASK_SORTS: dict[str, list[Any]] = {
@@ -174,6 +177,10 @@ def _task_query(f: TaskFilter) -> Select[Any]:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
     if f.visible_to is not None:
         query = query.where(_visible(*f.visible_to))
+    if f.due_before is not None:
+        query = query.where(Task.due_date < f.due_before)
+    if f.overdue_at is not None:
+        query = query.where(Task.due_date < f.overdue_at, Task.state.in_(OPEN_TASK_STATES))
     if f.unrouted:
         staffed = select(UserGroup.group_name).join(User, User.id == UserGroup.user_id).where(
             UserGroup.group_name == TaskCandidate.value, User.active.is_(True)).exists()

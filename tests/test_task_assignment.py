@@ -179,3 +179,19 @@ def test_spiff_form_schema_file_uploaded_beside_the_bpmn_validates_completion(ap
     wrong = api.post(f"/api/tasks/{task['id']}/complete", admin, {"data": {"a1c": 1}})
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "a1c"
     assert api.post(f"/api/tasks/{task['id']}/complete", admin, {"data": {"a1c": 7.2}}).status_code == 200
+
+
+def test_due_date_filters(api: ApiClient) -> None:
+    from carepath.engine.persistence.tables import Task
+
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("due", candidateGroups="pharmacy"))
+    with api.engine.db.write_sessions() as session:  # due dates come from the diagram in a later issue
+        row = session.get(Task, task["id"])
+        assert row is not None
+        row.due_date = api.engine.now()
+        session.commit()
+    api.engine.clock.advance(hours=1)  # type: ignore[attr-defined]
+    assert api.get("/api/tasks", admin, params={"overdue": True}).json()["total"] == 1
+    assert api.get("/api/tasks", admin, params={"due_before": "2000-01-01T00:00:00Z"}).json()["total"] == 0
+    assert api.get("/api/tasks", admin, params={"due_before": "2030-01-01T00:00:00"}).status_code == 422

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from carepath.engine.application import CarePath
-from carepath.engine.errors import NotFound
+from carepath.engine.errors import NotFound, ValidationFailed
 from carepath.engine.identity import Principal, sees_every_task
 from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
 from carepath.engine.usecases.tasks import (
@@ -52,6 +53,8 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
           candidate: Annotated[Literal["me"] | None, Query(description="tasks I may claim or work")] = None,
           unassigned: bool = False,
           unrouted: Annotated[bool, Query(description="tasks no active user can pick up")] = False,
+          due_before: Annotated[datetime | None, Query(description="ISO 8601 with a UTC offset")] = None,
+          overdue: bool = False,
           group: str | None = None, patient_id: str | None = None,
           business_key: str | None = None, priority: Annotated[int | None, Query(ge=0, le=100)] = None,
           q: Annotated[str | None, Query(max_length=200, description="text in the task name")] = None,
@@ -62,7 +65,8 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
         assignee=user.name if assignee == "me" else assignee, unassigned=unassigned,
         candidate_user=user.name if candidate == "me" else None,
         candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
-        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user), unrouted=unrouted)
+        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user), unrouted=unrouted,
+        due_before=_aware(due_before), overdue_at=engine.now() if overdue else None)
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset)
     return TaskPage.model_validate(page)
@@ -72,6 +76,12 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
 def counts(engine: EngineDep, user: CurrentUser) -> list[TaskCountOut]:
     with engine.db.read() as session:
         return [TaskCountOut.model_validate(row) for row in task_counts(session)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationFailed("due_before needs a UTC offset, e.g. 2026-11-30T17:00:00Z")
+    return value
 
 
 def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
