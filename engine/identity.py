@@ -64,9 +64,10 @@ def sees_every_task(principal: Principal) -> bool:
 
 
 def may_see(principal: Principal, assignee: str | None, groups: set[str], users: set[str]) -> bool:
-    """Whether a task is in the user's view: theirs, offered to them or their groups, or routed to nobody."""
+    """Whether a task is in the user's view: theirs, offered to them or their groups, or to everyone.
+    Must agree with queries._visible, which answers the same question in SQL for lists."""
     if sees_every_task(principal) or assignee == principal.name:
         return True
-    if not groups and not users:
-        return assignee is None
+    if not groups and not users:  # offered to everyone (a task the diagram routes to nobody)
+        return True
     return principal.name in users or bool(groups & principal.groups)

@@ -28,6 +28,9 @@ class TaskState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# task_candidates row (kind "all") of a task the diagram offers to nobody in particular.
+EVERYONE = "*"
+
 # Tasks someone can act on, and all tasks not yet finished.
 WORKABLE_TASK_STATES = (TaskState.READY.value, TaskState.IN_PROGRESS.value)
 OPEN_TASK_STATES = (*WORKABLE_TASK_STATES, TaskState.ON_HOLD.value)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from .model import OPEN_TASK_STATES
+from .model import EVERYONE, OPEN_TASK_STATES
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -166,7 +166,8 @@ def _task_query(f: TaskFilter) -> Select[Any]:
         offered = (TaskCandidate.kind == "user") & (TaskCandidate.value == f.candidate_user)
         if f.candidate_groups:
             offered |= (TaskCandidate.kind == "group") & TaskCandidate.value.in_(sorted(f.candidate_groups))
-        query = query.where(_offered(offered), Task.assignee.is_(None) | (Task.assignee == f.candidate_user))
+        query = query.where(Task.id.in_(select(TaskCandidate.task_id).where(offered)),
+                            Task.assignee.is_(None) | (Task.assignee == f.candidate_user))
     if f.patient_id is not None or f.business_key is not None:
         query = query.join(Instance, Instance.id == Task.instance_id)
         if f.patient_id is not None:
@@ -184,17 +185,18 @@ def _task_query(f: TaskFilter) -> Select[Any]:
     if f.unrouted:
         staffed = select(UserGroup.group_name).join(User, User.id == UserGroup.user_id).where(
             UserGroup.group_name == TaskCandidate.value, User.active.is_(True)).exists()
-        reachable = (TaskCandidate.kind == "user") | ((TaskCandidate.kind == "group") & staffed)
+        reachable = TaskCandidate.kind.in_(["user", "all"]) | ((TaskCandidate.kind == "group") & staffed)
         query = query.where(Task.assignee.is_(None), ~_offered(reachable))
     return query
 
 
 def _visible(user: str, groups: frozenset[str]) -> Any:
-    offered = (TaskCandidate.kind == "user") & (TaskCandidate.value == user)
+    """Assigned to the user, or offered to them, their groups or everyone: index lookups joined by OR."""
+    offered = ((TaskCandidate.kind == "user") & (TaskCandidate.value == user)) | (
+        (TaskCandidate.kind == "all") & (TaskCandidate.value == EVERYONE))
     if groups:
         offered |= (TaskCandidate.kind == "group") & TaskCandidate.value.in_(sorted(groups))
-    routed_to_nobody = ~_offered() & Task.assignee.is_(None)
-    return (Task.assignee == user) | _offered(offered) | routed_to_nobody
+    return (Task.assignee == user) | Task.id.in_(select(TaskCandidate.task_id).where(offered))
 
 
 def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None) -> TaskView | None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..identity import group_for_lane
-from ..model import OPEN_TASK_STATES, OpenTask, Snapshot, TaskState
+from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, Timer
 from ..persistence.unit_of_work import UnitOfWork
 
@@ -55,8 +55,11 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
                          state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
                          documentation=task.documentation, created_at=uow.app.now()))
     uow.session.flush()
-    uow.session.add_all([TaskCandidate(task_id=task.id, kind="group", value=g) for g in groups]
-                        + [TaskCandidate(task_id=task.id, kind="user", value=u) for u in task.candidate_users])
+    candidates = [TaskCandidate(task_id=task.id, kind="group", value=g) for g in groups]
+    candidates += [TaskCandidate(task_id=task.id, kind="user", value=u) for u in task.candidate_users]
+    if not candidates and task.assignee is None:  # offered to no one in particular: every worker sees it
+        candidates.append(TaskCandidate(task_id=task.id, kind="all", value=EVERYONE))
+    uow.session.add_all(candidates)
     uow.record("task_ready", actor, instance_id=instance.id, task_id=task.id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": task.element_id, "name": task.name, "lane": task.lane,
