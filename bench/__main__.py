@@ -27,9 +27,10 @@ from .pathway import BPMN, KEY
 from .report import render, targets
 from .worklist import bulk_load, explain_lane_query, measure_worklist
 
-FULL = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
+FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000}
-QUICK = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5, "touch": 200}
+QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
+                         "touch": 200}
 
 
 def main() -> None:

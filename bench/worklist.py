@@ -68,7 +68,7 @@ def bulk_load(database_url: str, total_open: int, template_state: str) -> int:
         db.dispose()
 
 
-QUERIES = {
+QUERIES: dict[str, dict[str, Any]] = {
     "lane": {"state": "ready", "lane": "Pharmacy", "limit": 50},
     "candidate_me": {"candidate": "me", "limit": 50},
     "priority_page_10": {"state": "ready", "sort": "priority", "limit": 50, "offset": 500},
