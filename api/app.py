@@ -14,10 +14,19 @@ from carepath.engine.scheduler import TimerScheduler
 from .bootstrap import build_engine, deploy_directory
 from .errors import install_error_handlers
 from .metrics import install_metrics
+from .oidc import OidcVerifier
 from .routes import health, instances, messages, pathways, tasks, users
 from .settings import Settings
 
 log = logging.getLogger("carepath")
+
+
+def _oidc(settings: Settings) -> OidcVerifier | None:
+    if not settings.oidc_issuer or not settings.oidc_audience:
+        return None
+    return OidcVerifier(settings.oidc_issuer, settings.oidc_audience, jwks=settings.oidc_jwks,
+                        jwks_url=settings.oidc_jwks_url, username_claim=settings.oidc_username_claim,
+                        roles_claim=settings.oidc_roles_claim, groups_claim=settings.oidc_groups_claim)
 
 
 def create_app(settings: Settings | None = None, engine: CarePath | None = None) -> FastAPI:
@@ -43,6 +52,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
                   description="Care pathway orchestrator: BPMN pathways on SpiffWorkflow.")
     app.state.engine = engine
     app.state.settings = settings
+    app.state.oidc = _oidc(settings)
     install_error_handlers(app)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, users):

@@ -9,7 +9,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from carepath.engine.application import CarePath
 from carepath.engine.identity import Principal
-from carepath.engine.usecases.users import authenticate
+from carepath.engine.usecases.users import authenticate, check_not_deactivated
+
+from .oidc import OidcVerifier, looks_like_jwt
 
 # auto_error off: a missing token is answered by the domain's Unauthenticated (401, one format).
 bearer = HTTPBearer(auto_error=False, description="API token from `carepath user add` or `user token`")
@@ -22,7 +24,13 @@ def get_engine(request: Request) -> CarePath:
 
 def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_engine)],
                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    principal = authenticate(engine, credentials.credentials.strip() if credentials else None)
+    token = credentials.credentials.strip() if credentials else None
+    verifier: OidcVerifier | None = request.app.state.oidc
+    if token and verifier is not None and looks_like_jwt(token):
+        principal = verifier.principal(token)
+        check_not_deactivated(engine, principal.name)
+    else:
+        principal = authenticate(engine, token)
     request.state.user = principal.name
     return principal
 

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     timer_retry_seconds: float = 30.0
     lane_groups: str = "{}"
     max_upload_bytes: int = 20 * 1024 * 1024
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks: str | None = None
+    oidc_username_claim: str = "preferred_username"
+    oidc_roles_claim: str = "roles"
+    oidc_groups_claim: str = "groups"
 
     @field_validator("lane_groups")
     @classmethod

@@ -156,6 +156,14 @@ def authenticate(app: CarePath, token: str | None) -> Principal:
     return Principal(user.name, Role(user.role), groups)
 
 
+def check_not_deactivated(app: CarePath, name: str) -> None:
+    """Users signed in through an identity provider may have a local record; a deactivated one is refused."""
+    with app.db.read() as session:
+        inactive = session.scalars(select(User.id).where(User.name == name, User.active.is_(False))).first()
+    if inactive is not None:
+        raise Unauthenticated(f"user '{name}' is deactivated")
+
+
 def known_groups(app: CarePath) -> set[str]:
     with app.db.read() as session:
         return set(session.scalars(select(UserGroup.group_name).distinct()))
