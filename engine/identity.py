@@ -71,3 +71,13 @@ def may_see(principal: Principal, assignee: str | None, groups: set[str], users:
     if not groups and not users:  # offered to everyone (a task the diagram routes to nobody)
         return True
     return principal.name in users or bool(groups & principal.groups)
+
+
+def reads_every_instance(principal: Principal) -> bool:
+    """Admins, auditors and clinical leads (who own the pathways) read every instance; task workers
+    read the instances they are involved in."""
+    return principal.role in (Role.ADMIN, Role.AUDITOR, Role.CLINICAL_LEAD)
+
+
+def instance_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
+    return None if reads_every_instance(principal) else (principal.name, principal.groups)

@@ -84,10 +84,26 @@ def _page(session: Session, query: Select[Any], order: list[Any], limit: int, of
     return rows, total
 
 
+def instances_visible_to(user: str, groups: frozenset[str]) -> Any:
+    """Instances a task worker may read: ones they started, or with a task they may see or did."""
+    involved = select(Task.instance_id).where(_visible(user, groups) | (Task.completed_by == user))
+    return (Instance.started_by == user) | Instance.id.in_(involved)
+
+
+def instance_is_visible(session: Session, instance_id: str, visible_to: tuple[str, frozenset[str]] | None) -> bool:
+    query = select(Instance.id).where(Instance.id == instance_id)
+    if visible_to is not None:
+        query = query.where(instances_visible_to(*visible_to))
+    return session.scalar(query) is not None
+
+
 def list_instances(session: Session, *, status: str | None = None, pathway: str | None = None,
                    patient_id: str | None = None, business_key: str | None = None,
+                   visible_to: tuple[str, frozenset[str]] | None = None,
                    limit: int = 50, offset: int = 0) -> Page:
     query = select(Instance)
+    if visible_to is not None:
+        query = query.where(instances_visible_to(*visible_to))
     if status:
         query = query.where(Instance.status == status)
     if pathway:

@@ -80,3 +80,17 @@ def test_permission_matrix(api: ApiClient, action: str, situation: str, user: st
 def test_unknown_task_answers_like_a_foreign_one(api: ApiClient) -> None:
     api.user("coordinator", "social-work", name="outsider")
     assert api.get("/api/tasks/00000000-0000-0000-0000-000000000000", "outsider").status_code == 404
+
+
+def test_task_workers_read_only_the_instances_they_are_involved_in(api: ApiClient) -> None:
+    for name, (role, groups) in USERS.items():
+        api.user(role, *groups, name=name)
+    api.deploy("admin", ("m.bpmn", camunda_task("matrix", candidateGroups="pharmacy")))
+    instance = api.start("admin", "matrix", patient_id="pat-9").json()
+    url = f"/api/instances/{instance['id']}"
+    expected = {"admin": 200, "auditor": 200, "lead": 200, "coord": 200, "peer": 200, "outsider": 404, "boss": 200}
+    assert {user: api.get(url, user).status_code for user in USERS} == expected
+    listed = {user: api.get("/api/instances", user, params={"patient_id": "pat-9"}).json()["total"] for user in USERS}
+    assert listed == {user: 1 if status == 200 else 0 for user, status in expected.items()}
+    assert api.post(f"{url}/cancel", "outsider", {"reason": "x"}).status_code == 404
+    assert api.post(f"{url}/cancel", "coord", {"reason": "duplicate referral"}).status_code == 200

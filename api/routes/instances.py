@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from carepath.engine.identity import instance_scope
 from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import list_instances
 from carepath.engine.usecases.instances import cancel_instance, get_instance_view, retry_instance
@@ -23,13 +24,14 @@ def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = 
           ) -> InstancePage:
     with engine.db.read() as session:
         page = list_instances(session, status=status.value if status else None, pathway=pathway,
-                              patient_id=patient_id, business_key=business_key, limit=limit, offset=offset)
+                              patient_id=patient_id, business_key=business_key,
+                              visible_to=instance_scope(user), limit=limit, offset=offset)
     return InstancePage.model_validate(page)
 
 
 @router.get("/{instance_id}", response_model=InstanceOut)
 def get(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
-    return InstanceOut.model_validate(get_instance_view(engine, instance_id))
+    return InstanceOut.model_validate(get_instance_view(engine, instance_id, user))
 
 
 @router.post("/{instance_id}/cancel", response_model=InstanceOut)

@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from ..identity import Principal, Role, require_role
+from ..identity import Principal, Role, instance_scope, require_role
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import instance_view
+from ..queries import instance_is_visible, instance_view
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .specs import latest_version, resolve_specs
@@ -117,6 +117,7 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
 
     def attempt() -> None:
         with UnitOfWork(app) as uow:
+            _check_visible(uow, principal, instance_id)
             instance = lock_instance(uow, instance_id)
             if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
                 raise InvalidTransition(f"instance {instance_id} is {instance.status} and cannot be cancelled")
@@ -143,6 +144,7 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
 
     def attempt() -> None:
         with UnitOfWork(app) as uow:
+            _check_visible(uow, principal, instance_id)
             instance = lock_instance(uow, instance_id)
             if instance.status != InstanceStatus.INCIDENT:
                 raise InvalidTransition(f"instance {instance_id} has no incident to retry (it is "
@@ -159,9 +161,16 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
     return get_instance_view(app, instance_id)
 
 
-def get_instance_view(app: CarePath, instance_id: str) -> InstanceView:
+def get_instance_view(app: CarePath, instance_id: str, principal: Principal | None = None) -> InstanceView:
+    """The instance, if it exists and the principal (when given) may read it; else NotFound."""
     with app.db.read() as session:
-        view = instance_view(session, instance_id)
+        visible = principal is None or instance_is_visible(session, instance_id, instance_scope(principal))
+        view = instance_view(session, instance_id) if visible else None
     if view is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return view
+
+
+def _check_visible(uow: UnitOfWork, principal: Principal, instance_id: str) -> None:
+    if not instance_is_visible(uow.session, instance_id, instance_scope(principal)):
+        raise NotFound(f"instance {instance_id} does not exist")
