@@ -94,3 +94,41 @@ def test_task_workers_read_only_the_instances_they_are_involved_in(api: ApiClien
     assert listed == {user: 1 if status == 200 else 0 for user, status in expected.items()}
     assert api.post(f"{url}/cancel", "outsider", {"reason": "x"}).status_code == 404
     assert api.post(f"{url}/cancel", "coord", {"reason": "duplicate referral"}).status_code == 200
+
+
+# Endpoints guarded by role alone: expected status per user.
+ROLE_EXPECTED: dict[str, dict[str, int]] = {
+    "deploy": {"admin": 201, "auditor": 403, "lead": 201, "coord": 403, "peer": 403, "outsider": 403, "boss": 403},
+    "retire": {"admin": 204, "auditor": 403, "lead": 204, "coord": 403, "peer": 403, "outsider": 403, "boss": 403},
+    "start": {"admin": 201, "auditor": 403, "lead": 201, "coord": 201, "peer": 201, "outsider": 201, "boss": 201},
+    "message": {"admin": 200, "auditor": 403, "lead": 200, "coord": 200, "peer": 200, "outsider": 200, "boss": 200},
+    "list_pathways": dict.fromkeys(USERS, 200),
+    "users": {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403, "outsider": 403, "boss": 403},
+    "create_user": {"admin": 201, "auditor": 403, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
+                    "boss": 403},
+    "groups": {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403, "outsider": 403, "boss": 403},
+}
+ROLE_CASES = [(action, user, status) for action, by_user in ROLE_EXPECTED.items() for user, status in by_user.items()]
+
+
+def _role_call(api: ApiClient, action: str, user: str) -> int:
+    unique = f"{action}-{user}"
+    requests = {
+        "deploy": lambda: api.deploy(user, (f"{unique}.bpmn", camunda_task(unique, candidateGroups="pharmacy"))),
+        "retire": lambda: api.post("/api/pathways/matrix/versions/1/retire", user),
+        "start": lambda: api.start(user, "matrix"),
+        "message": lambda: api.post("/api/messages", user, {"name": "report", "correlation_key": unique}),
+        "list_pathways": lambda: api.get("/api/pathways", user),
+        "users": lambda: api.get("/api/users", user),
+        "create_user": lambda: api.post("/api/users", user, {"name": unique, "role": "auditor"}),
+        "groups": lambda: api.get("/api/groups", user),
+    }
+    return requests[action]().status_code
+
+
+@pytest.mark.parametrize(("action", "user", "status"), ROLE_CASES, ids=[f"{a}-{u}" for a, u, _ in ROLE_CASES])
+def test_role_matrix(api: ApiClient, action: str, user: str, status: int) -> None:
+    for name, (role, groups) in USERS.items():
+        api.user(role, *groups, name=name)
+    assert api.deploy("admin", ("m.bpmn", camunda_task("matrix", candidateGroups="pharmacy"))).status_code == 201
+    assert _role_call(api, action, user) == status

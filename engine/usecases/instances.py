@@ -31,7 +31,7 @@ MAX_KEY_LENGTH = 255
 def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, business_key: str,
                    patient_id: str | None = None, data: dict[str, Any] | None = None,
                    version: int | None = None) -> InstanceView:
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Starting a pathway")
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Starting a pathway")
     _check_key("business_key", business_key)
     if patient_id is not None:
         _check_key("patient_id", patient_id)
@@ -111,7 +111,7 @@ def _check_key(field: str, value: Any) -> None:
 
 
 def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reason: str) -> InstanceView:
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Cancelling an instance")
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Cancelling an instance")
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationFailed("a reason is required to cancel an instance")
 
@@ -138,7 +138,7 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
 def retry_instance(app: CarePath, principal: Principal, instance_id: str,
                    data: dict[str, Any] | None = None) -> InstanceView:
     """Run the failed step again, optionally with corrected data merged into it first."""
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, action="Retrying an incident")
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Retrying an incident")
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("retry data must be a JSON object")
 

@@ -31,7 +31,7 @@ from .store import load_workflow, lock_instance, save_workflow, with_conflict_re
 
 def correlate_message(app: CarePath, principal: Principal, name: str, correlation_key: str,
                       data: dict[str, Any] | None = None, message_id: str | None = None) -> MessageResult:
-    require_role(principal, Role.COORDINATOR, Role.CLINICAL_LEAD, action="Sending a message")
+    require_role(principal, Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR, action="Sending a message")
     _check_key("name", name)
     _check_key("correlation_key", correlation_key)
     if message_id is not None:
