@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Out(BaseModel):
@@ -17,6 +17,8 @@ class ErrorOut(Out):
     message: str
     errors: list[dict[str, Any]] | None = None
 
+
+EXACT_TOTAL = "count every matching row (slower on large lists); by default the total stops at 1,000"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in (
@@ -90,6 +92,15 @@ class TaskOut(Out):
     candidate_users: list[str]
     owner: str | None = Field(default=None, description="who delegated the task (it returns to them)")
     draft: dict[str, Any] | None = None
+    follow_up_date: datetime | None = Field(default=None, description="when to look at the task again")
+    due_in_seconds: int | None = Field(default=None, description="time left until the due date while the task "
+                                       "is open; negative: how late it is")
+    overdue: bool = Field(default=False, description="open and past its due date")
+
+    @model_validator(mode="after")
+    def _overdue(self) -> TaskOut:
+        self.overdue = self.due_in_seconds is not None and self.due_in_seconds < 0
+        return self
 
 
 class WaitOut(Out):
@@ -134,7 +145,9 @@ class InstanceOut(Out):
 
 
 class Paged(Out):
-    total: int
+    total: int = Field(description="matching rows, counted up to 1,000 (or to the end of the page asked for) "
+                       "unless exact_total=true; see total_exact")
+    total_exact: bool = Field(description="false when more rows match than `total` says")
     limit: int
     offset: int
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from carepath.engine.application import EngineConfig
+from carepath.engine.calendars import Calendars, DeadlineError, parse_retry
+
+
+def _json_object(value: str, name: str, shape: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object of {shape}")
+    return parsed
 
 
 def shipped_pathways_dir() -> Path:
@@ -33,6 +45,12 @@ class Settings(BaseSettings):
     timer_max_attempts: int = 5
     timer_retry_seconds: float = 30.0
     lane_groups: str = "{}"
+    # Business calendars: JSON {"name": {"timezone", "country", "subdivision", "closures", "weekend"}}; the
+    # built-in "us-federal" (US federal holidays, America/New_York) is always there and can be overridden.
+    calendars: str = "{}"
+    default_calendar: str = "us-federal"
+    # Retries of a failing timer: R<attempts>/<first delay>, doubling each time (overrides the two above).
+    timer_retry: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
@@ -45,23 +63,49 @@ class Settings(BaseSettings):
     @field_validator("lane_groups")
     @classmethod
     def _lane_groups_is_json(cls, value: str) -> str:
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise ValueError("CAREPATH_LANE_GROUPS must be a JSON object of lane name -> group") from None
-        if not isinstance(parsed, dict):
-            raise ValueError("CAREPATH_LANE_GROUPS must be a JSON object of lane name -> group")
+        _json_object(value, "CAREPATH_LANE_GROUPS", "lane name -> group")
         return value
 
+    @field_validator("calendars")
+    @classmethod
+    def _calendars_are_valid(cls, value: str) -> str:
+        parsed = _json_object(value, "CAREPATH_CALENDARS", "calendar name -> settings")
+        if not all(isinstance(v, dict) for v in parsed.values()):
+            raise ValueError("CAREPATH_CALENDARS must be a JSON object of calendar name -> settings")
+        try:
+            Calendars.from_settings(parsed)
+        except DeadlineError as exc:
+            raise ValueError(f"CAREPATH_CALENDARS: {exc}") from None
+        return value
+
+    @field_validator("timer_retry")
+    @classmethod
+    def _timer_retry_is_iso(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_retry(value)
+        return value
+
+    @model_validator(mode="after")
+    def _default_calendar_is_configured(self) -> Settings:
+        try:
+            Calendars.from_settings(json.loads(self.calendars), self.default_calendar)
+        except DeadlineError as exc:
+            raise ValueError(f"CAREPATH_DEFAULT_CALENDAR: {exc}") from None
+        return self
+
     def engine_config(self) -> EngineConfig:
+        attempts, retry_base = self.timer_max_attempts, timedelta(seconds=self.timer_retry_seconds)
+        if self.timer_retry:
+            attempts, retry_base = parse_retry(self.timer_retry)
         return EngineConfig(
             message_ttl=timedelta(seconds=self.message_ttl_seconds),
             script_timeout_s=self.script_timeout_seconds,
             script_memory_mb=self.script_memory_mb,
             workflow_cache_size=self.workflow_cache_size,
-            timer_max_attempts=self.timer_max_attempts,
-            timer_retry_base=timedelta(seconds=self.timer_retry_seconds),
+            timer_max_attempts=attempts,
+            timer_retry_base=retry_base,
             lane_groups=json.loads(self.lane_groups),
+            calendars=Calendars.from_settings(json.loads(self.calendars), self.default_calendar),
         )
 
     def pathways_path(self) -> Path:

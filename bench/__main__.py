@@ -25,7 +25,7 @@ from .footprint import start_shipped, state_sizes, touch_instances
 from .load import measure_http
 from .pathway import BPMN, KEY
 from .report import render, targets
-from .worklist import bulk_load, explain_lane_query, measure_worklist
+from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000}
@@ -40,15 +40,26 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--only", choices=["all", "worklist"], default="all",
+                        help="'worklist': only the worklist phase (the engine cycle and HTTP load are skipped)")
+    parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
+                        help="worklist sizes to measure (default 10000 100000; --quick 2000 10000)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.open_tasks:
+        sizes["worklist"] = tuple(sorted(args.open_tasks))
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
                                "clients": args.clients}
-    log(f"engine cycle: {sizes['cycles']} cycles")
-    results["engine_cycle"] = measure_engine_cycle(sizes["cycles"])
-    if not args.skip_http:
+    if args.only == "worklist":
+        database_url = fresh_database(args.database_url, args.out)
+        results["database"] = Database(database_url).dialect
+        results.update(_worklist_phase(database_url, args, sizes))
+    else:
+        log(f"engine cycle: {sizes['cycles']} cycles")
+        results["engine_cycle"] = measure_engine_cycle(sizes["cycles"])
+    if args.only == "all" and not args.skip_http:
         database_url = fresh_database(args.database_url, args.out)
         results["database"] = Database(database_url).dialect
         results.update(_http_phases(database_url, args, sizes))
@@ -62,7 +73,7 @@ def main() -> None:
 
 def _http_phases(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
     admin = add_user(database_url, "bench-admin", "admin")
-    coordinator = add_user(database_url, "bench-coordinator", "coordinator", "pharmacy")
+    personas = add_personas(database_url)
     out: dict[str, Any] = {}
     with running_server(database_url, args.out) as server:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}) as client:
@@ -77,14 +88,28 @@ def _http_phases(database_url: str, args: argparse.Namespace, sizes: dict[str, A
         out["worklist"] = {}
         for total in sizes["worklist"]:
             bulk_load(database_url, total, template)
-            out["worklist"][str(total)] = measure_worklist(server.url, coordinator, sizes["requests"])
-        out["worklist_plan"] = explain_lane_query(database_url)
+            out["worklist"][str(total)] = measure_worklist(server.url, personas, sizes["requests"])
+        out["worklist_plans"] = explain(database_url)
         memory["after_bulk_load_mb"] = server.rss_mb()
         touch_instances(server.url, admin, instance_ids + _bulk_ids(database_url), sizes["touch"])
         memory["after_reading_instances_mb"] = server.rss_mb()
         memory["instances_in_database"] = out["state"]["rows"]["instances"] + sum(
             int(n) for n in sizes["worklist"][-1:])
         out["memory"] = memory
+    return out
+
+
+def _worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
+    admin = add_user(database_url, "bench-admin", "admin")
+    personas = add_personas(database_url)
+    out: dict[str, Any] = {"worklist": {}}
+    with running_server(database_url, args.out) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}) as client:
+            client.post("/api/pathways", files=[("files", ("bench.bpmn", BPMN.encode(), "application/xml"))])
+        for total in sizes["worklist"]:
+            bulk_load(database_url, total, "{}")
+            out["worklist"][str(total)] = measure_worklist(server.url, personas, sizes["requests"])
+        out["worklist_plans"] = explain(database_url)
     return out
 
 

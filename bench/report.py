@@ -10,8 +10,8 @@ STATE_TARGET_BYTES = 20 * 1024
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
     judged: dict[str, Any] = {}
-    cycle = results["engine_cycle"]["cycles_per_second"]
     if "http" in results:
+        cycle = results["engine_cycle"]["cycles_per_second"]
         http = results["http"]["tasks_per_second"]
         judged["http_tasks_per_second_vs_engine_cycle"] = {"measured": http, "target": cycle, "met": http >= cycle}
     if "worklist" in results:
@@ -34,16 +34,19 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
 
 def render(results: dict[str, Any]) -> str:
     lines = [f"CarePath benchmark ({results.get('database', 'engine only')}, quick={results['quick']})"]
-    cycle = results["engine_cycle"]
-    lines.append(f"  bare engine cycle: {cycle['cycles_per_second']}/s ({cycle['mean_cycle_us']} us per cycle)")
+    if "engine_cycle" in results:
+        cycle = results["engine_cycle"]
+        lines.append(f"  bare engine cycle: {cycle['cycles_per_second']}/s ({cycle['mean_cycle_us']} us per cycle)")
+    for total, queries in results.get("worklist", {}).items():
+        lines.append(f"  worklist at {int(total):,} open tasks (p50 / p95 / p99 ms, rows on page, total):")
+        for name, q in queries.items():
+            lines.append(f"    {name:<30} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['items']:>5} "
+                         f"{q['total']:>7}")
     if "http" in results:
         http = results["http"]
         lines.append(f"  HTTP, {http['clients']} clients: {http['instances_per_second']} starts/s "
                      f"(p50/p95/p99 {_lat(http['start_latency'])}), {http['tasks_per_second']} completions/s "
                      f"(p50/p95/p99 {_lat(http['complete_latency'])})")
-        for total, queries in results["worklist"].items():
-            lines.append(f"  worklist at {int(total):,} open tasks: " + ", ".join(
-                f"{name} p95 {q['p95_ms']} ms" for name, q in queries.items()))
         for key, size in results["state"]["by_pathway"].items():
             lines.append(f"  state {key}: avg {size['avg_state_bytes']} B, max {size['max_state_bytes']} B")
         memory = results["memory"]

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .caches import LRUCache
+from .calendars import Calendars, TimeContext
 from .clock import Clock
 from .persistence.database import Database
 
@@ -28,6 +29,8 @@ class EngineConfig:
     timer_retry_base: timedelta = timedelta(seconds=30)
     conflict_retries: int = 5
     lane_groups: dict[str, str] = field(default_factory=dict)
+    # Business calendars by name; pathways choose one (and a time zone) with process properties.
+    calendars: Calendars = field(default_factory=lambda: Calendars.from_settings(None))
 
 
 class CarePath:
@@ -41,6 +44,11 @@ class CarePath:
         self.workflows: LRUCache[str, Any] = LRUCache(self.config.workflow_cache_size)
         self._timer_listeners: list[Callable[[datetime], None]] = []
         self._script_engine: Any = None
+
+    def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:
+        """How a pathway counts time: its calendar and zone (checked at deploy), else the defaults."""
+        settings = settings or {}
+        return self.config.calendars.context(settings.get("calendar"), settings.get("timezone"))
 
     @property
     def script_engine(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +32,22 @@ class TaskState(StrEnum):
 # task_candidates row (kind "all") of a task the diagram offers to nobody in particular.
 EVERYONE = "*"
 
+
+def audience_key(kind: str, value: str) -> str:
+    """One entry of tasks.audience: "group:<name>", "user:<name>" or "all:*"."""
+    return f"{kind}:{value}"
+
+
+def audience_keys(candidates: Iterable[tuple[str, str]]) -> list[str]:
+    return sorted({audience_key(kind, value) for kind, value in candidates})
+
+
+def viewer_keys(user: str, groups: Iterable[str], *, everyone: bool = True) -> list[str]:
+    """The audience keys that put a task in this user's view (or, without `everyone`, on their
+    claimable list: offered to them or their groups by name)."""
+    keys = [audience_key("user", user), *(audience_key("group", g) for g in sorted(groups))]
+    return keys + [audience_key("all", EVERYONE)] if everyone else keys
+
 # Tasks someone can act on, and all tasks not yet finished.
 WORKABLE_TASK_STATES = (TaskState.READY.value, TaskState.IN_PROGRESS.value)
 OPEN_TASK_STATES = (*WORKABLE_TASK_STATES, TaskState.ON_HOLD.value)
@@ -51,6 +68,8 @@ class OpenTask:
     candidate_groups: tuple[str, ...] = ()
     priority: int = 50
     assignment_errors: tuple[str, ...] = ()
+    due_date: datetime | None = None
+    follow_up_date: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Text, bindparam, func, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from .model import EVERYONE, OPEN_TASK_STATES
+from .model import OPEN_TASK_STATES, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -32,20 +33,25 @@ class Page:
     total: int
     limit: int
     offset: int
+    total_exact: bool = True
 
 
-def task_view(row: Task, candidates: list[tuple[str, str]] | None = None) -> TaskView:
+def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: datetime | None = None) -> TaskView:
     candidates = candidates or []
+    due_in = None
+    if now is not None and row.due_date is not None and row.state in OPEN_TASK_STATES:
+        due_in = int((row.due_date - now).total_seconds())
     return TaskView(id=row.id, instance_id=row.instance_id, pathway_key=row.pathway_key,
                     element_id=row.element_id, name=row.name, lane=row.lane, kind=row.kind, state=row.state,
                     assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
                     created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
-                    priority=row.priority, owner=row.owner, draft=row.draft,
+                    priority=row.priority, owner=row.owner, draft=row.draft, follow_up_date=row.follow_up_date,
+                    due_in_seconds=due_in,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
                     candidate_users=tuple(v for k, v in candidates if k == "user"))
 
 
-def task_views(session: Session, rows: list[Task]) -> list[TaskView]:
+def task_views(session: Session, rows: list[Task], now: datetime | None = None) -> list[TaskView]:
     """Views of a page of tasks, their candidates read in one query."""
     by_task: dict[str, list[tuple[str, str]]] = {row.id: [] for row in rows}
     if by_task:
@@ -54,10 +60,10 @@ def task_views(session: Session, rows: list[Task]) -> list[TaskView]:
                                 .order_by(TaskCandidate.kind, TaskCandidate.value))
         for task_id, kind, value in found:
             by_task[task_id].append((kind, value))
-    return [task_view(row, by_task[row.id]) for row in rows]
+    return [task_view(row, by_task[row.id], now) for row in rows]
 
 
-def instance_view(session: Session, instance_id: str) -> InstanceView | None:
+def instance_view(session: Session, instance_id: str, now: datetime | None = None) -> InstanceView | None:
     row = session.get(Instance, instance_id)
     if row is None:
         return None
@@ -75,35 +81,49 @@ def instance_view(session: Session, instance_id: str) -> InstanceView | None:
         id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=row.data,
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
-        started_by=row.started_by, open_tasks=task_views(session, list(tasks)), waiting=waiting)
+        started_by=row.started_by, open_tasks=task_views(session, list(tasks), now), waiting=waiting)
 
 
-def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int) -> tuple[list[Any], int]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+# Lists count matching rows up to this many (or to the end of the page asked for, if further):
+# counting every one of 100,000 open tasks costs more than the page itself.
+COUNT_CAP = 1000
+
+
+def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int,
+          exact_total: bool = False) -> tuple[list[Any], int, bool]:
+    """A page of rows and the total: exact when `exact_total` or when fewer than the cap match;
+    otherwise the cap, with False for exactness (the page still says whether more follow)."""
+    counted = query.order_by(None)
+    cap = max(COUNT_CAP, offset + limit)
+    if not exact_total:
+        counted = counted.limit(cap + 1)
+    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
-    return rows, total
+    if not exact_total and total > cap:
+        return rows, cap, False
+    return rows, total, True
 
 
-def instances_visible_to(user: str, groups: frozenset[str]) -> Any:
+def instances_visible_to(session: Session, user: str, groups: frozenset[str]) -> Any:
     """Instances a task worker may read: ones they started, or with a task they may see or did."""
-    involved = select(Task.instance_id).where(_visible(user, groups) | (Task.completed_by == user))
+    involved = select(Task.instance_id).where(_visible(_dialect(session), user, groups) | (Task.completed_by == user))
     return (Instance.started_by == user) | Instance.id.in_(involved)
 
 
 def instance_is_visible(session: Session, instance_id: str, visible_to: tuple[str, frozenset[str]] | None) -> bool:
     query = select(Instance.id).where(Instance.id == instance_id)
     if visible_to is not None:
-        query = query.where(instances_visible_to(*visible_to))
+        query = query.where(instances_visible_to(session, *visible_to))
     return session.scalar(query) is not None
 
 
 def list_instances(session: Session, *, status: str | None = None, pathway: str | None = None,
                    patient_id: str | None = None, business_key: str | None = None,
                    visible_to: tuple[str, frozenset[str]] | None = None,
-                   limit: int = 50, offset: int = 0) -> Page:
+                   limit: int = 50, offset: int = 0, exact_total: bool = False) -> Page:
     query = select(Instance)
     if visible_to is not None:
-        query = query.where(instances_visible_to(*visible_to))
+        query = query.where(instances_visible_to(session, *visible_to))
     if status:
         query = query.where(Instance.status == status)
     if pathway:
@@ -112,14 +132,15 @@ def list_instances(session: Session, *, status: str | None = None, pathway: str 
         query = query.where(Instance.patient_id == patient_id)
     if business_key:
         query = query.where(Instance.business_key == business_key)
-    rows, total = _page(session, query, [Instance.created_at.desc(), Instance.id], limit, offset)
+    rows, total, exact = _page(session, query, [Instance.created_at.desc(), Instance.id], limit, offset,
+                               exact_total)
     versions = _version_numbers(session, {r.pathway_version_id for r in rows})
     items = [InstanceView(
         id=r.id, pathway_key=r.pathway_key, version=versions.get(r.pathway_version_id, 0),
         business_key=r.business_key, patient_id=r.patient_id, status=r.status, data={}, incident=r.incident,
         created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by)
         for r in rows]
-    return Page(items, total, limit, offset)
+    return Page(items, total, limit, offset, exact)
 
 
 def _version_numbers(session: Session, ids: set[int]) -> dict[int, int]:
@@ -146,6 +167,8 @@ class TaskFilter:
     text: str | None = None
     # Limit to what this user may see (None: everything, for admins and auditors).
     visible_to: tuple[str, frozenset[str]] | None = None
+    # Supervisors also see the tasks nobody can pick up (with unrouted=True), to route them.
+    sees_unrouted: bool = False
     # Tasks nobody can pick up: unassigned, no candidate user, and no member in any candidate group.
     unrouted: bool = False
     due_before: datetime | None = None
@@ -156,18 +179,29 @@ TASK_SORTS: dict[str, list[Any]] = {
     "age": [Task.created_at, Task.id],
     "-age": [Task.created_at.desc(), Task.id],
     "priority": [Task.priority.desc(), Task.created_at, Task.id],
-    "due": [Task.due_date.is_(None), Task.due_date, Task.created_at, Task.id],
+    "due": [Task.due_date.asc().nulls_last(), Task.created_at, Task.id],
 }
 
 
 def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str = "age",
-               limit: int = 50, offset: int = 0) -> Page:
-    query = _task_query(filters or TaskFilter())
-    rows, total = _page(session, query, TASK_SORTS[sort], limit, offset)
-    return Page(task_views(session, rows), total, limit, offset)
+               limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None) -> Page:
+    filters = filters or TaskFilter()
+    staffed = staffed_groups(session) if filters.unrouted else frozenset()
+    query = _task_query(filters, _dialect(session), staffed)
+    rows, total, exact = _page(session, query, TASK_SORTS[sort], limit, offset, exact_total)
+    return Page(task_views(session, rows, now), total, limit, offset, exact)
 
 
-def _task_query(f: TaskFilter) -> Select[Any]:
+def task_page_query(filters: TaskFilter, dialect: str, sort: str, limit: int, offset: int) -> Select[Any]:
+    """The SQL of one worklist page (for the benchmark's plans)."""
+    return _task_query(filters, dialect, frozenset()).order_by(*TASK_SORTS[sort]).limit(limit).offset(offset)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[Any]:
     query = select(Task)
     simple = {Task.state: f.state, Task.lane: f.lane, Task.instance_id: f.instance_id, Task.pathway_key: f.pathway,
               Task.assignee: f.assignee, Task.priority: f.priority}
@@ -177,12 +211,10 @@ def _task_query(f: TaskFilter) -> Select[Any]:
     if f.unassigned:
         query = query.where(Task.assignee.is_(None))
     if f.group is not None:
-        query = query.where(_offered(TaskCandidate.kind == "group", TaskCandidate.value == f.group))
+        query = query.where(_audience_has(dialect, [audience_key("group", f.group)]))
     if f.candidate_user is not None:
-        offered = (TaskCandidate.kind == "user") & (TaskCandidate.value == f.candidate_user)
-        if f.candidate_groups:
-            offered |= (TaskCandidate.kind == "group") & TaskCandidate.value.in_(sorted(f.candidate_groups))
-        query = query.where(Task.id.in_(select(TaskCandidate.task_id).where(offered)),
+        keys = viewer_keys(f.candidate_user, f.candidate_groups or (), everyone=False)
+        query = query.where(_audience_has(dialect, keys),
                             Task.assignee.is_(None) | (Task.assignee == f.candidate_user))
     if f.patient_id is not None or f.business_key is not None:
         query = query.join(Instance, Instance.id == Task.instance_id)
@@ -192,36 +224,61 @@ def _task_query(f: TaskFilter) -> Select[Any]:
             query = query.where(Instance.business_key == f.business_key)
     if f.text:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
-    if f.visible_to is not None:
-        query = query.where(_visible(*f.visible_to))
+    # Offered to me or my groups (candidate=me) already implies visible, and supervisors see the whole
+    # unrouted queue; saying it twice would only mislead the planner's row estimates.
+    implied = f.candidate_user == f.visible_to[0] if f.visible_to else False
+    if f.visible_to is not None and not implied and not (f.unrouted and f.sees_unrouted):
+        query = query.where(_visible(dialect, *f.visible_to))
     if f.due_before is not None:
         query = query.where(Task.due_date < f.due_before)
     if f.overdue_at is not None:
         query = query.where(Task.due_date < f.overdue_at, Task.state.in_(OPEN_TASK_STATES))
     if f.unrouted:
-        staffed = select(UserGroup.group_name).join(User, User.id == UserGroup.user_id).where(
-            UserGroup.group_name == TaskCandidate.value, User.active.is_(True)).exists()
-        reachable = TaskCandidate.kind.in_(["user", "all"]) | ((TaskCandidate.kind == "group") & staffed)
-        query = query.where(Task.assignee.is_(None), ~_offered(reachable))
+        query = query.where(_unrouted(dialect, staffed))
     return query
 
 
-def _visible(user: str, groups: frozenset[str]) -> Any:
-    """Assigned to the user, or offered to them, their groups or everyone: index lookups joined by OR."""
-    offered = ((TaskCandidate.kind == "user") & (TaskCandidate.value == user)) | (
-        (TaskCandidate.kind == "all") & (TaskCandidate.value == EVERYONE))
-    if groups:
-        offered |= (TaskCandidate.kind == "group") & TaskCandidate.value.in_(sorted(groups))
-    return (Task.assignee == user) | Task.id.in_(select(TaskCandidate.task_id).where(offered))
+def staffed_groups(session: Session) -> frozenset[str]:
+    """Groups with at least one active member."""
+    return frozenset(session.scalars(select(UserGroup.group_name).join(User, User.id == UserGroup.user_id)
+                                     .where(User.active.is_(True)).distinct()))
 
 
-def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None) -> TaskView | None:
+def _unrouted(dialect: str, staffed: frozenset[str]) -> Any:
+    """Nobody can pick the task up: unassigned, offered to no one by name nor to everyone, and none
+    of its groups has an active member."""
+    unreachable = Task.assignee.is_(None) & ~_offered(TaskCandidate.kind.in_(["user", "all"]))
+    if staffed:
+        unreachable &= ~_audience_has(dialect, [audience_key("group", g) for g in sorted(staffed)])
+    return unreachable
+
+
+def _visible(dialect: str, user: str, groups: frozenset[str]) -> Any:
+    """Assigned to the user, or offered to them, their groups or everyone: a test on the task row itself,
+    so a worklist page is an ordered index scan that stops after `limit` rows."""
+    return (Task.assignee == user) | _audience_has(dialect, viewer_keys(user, groups))
+
+
+def _audience_has(dialect: str, keys: list[str]) -> Any:
+    """tasks.audience shares a key with `keys`: array overlap (GIN-indexed) on PostgreSQL, a scan of
+    the row's JSON array on SQLite."""
+    if dialect == "postgresql":
+        return Task.audience.op("&&")(bindparam(None, keys, type_=postgresql.ARRAY(Text())))
+    entries = func.json_each(Task.audience).table_valued("value")
+    return select(1).select_from(entries).where(entries.c.value.in_(keys)).exists()
+
+
+def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None,
+                 sees_unrouted: bool = False, now: datetime | None = None) -> TaskView | None:
     """One task, or None when it does not exist or the user may not see it."""
     query = select(Task).where(Task.id == task_id)
     if visible_to is not None:
-        query = query.where(_visible(*visible_to))
+        visible = _visible(_dialect(session), *visible_to)
+        if sees_unrouted:
+            visible |= _unrouted(_dialect(session), staffed_groups(session))
+        query = query.where(visible)
     row = session.scalars(query).first()
-    return task_views(session, [row])[0] if row is not None else None
+    return task_views(session, [row], now)[0] if row is not None else None
 
 
 def _offered(*conditions: Any) -> Any:

@@ -30,6 +30,9 @@ class TaskView:
     candidate_users: tuple[str, ...] = ()
     owner: str | None = None
     draft: dict[str, Any] | None = None
+    follow_up_date: datetime | None = None
+    # Seconds until the due date (negative: how late) while the task is open, at the time of reading.
+    due_in_seconds: int | None = None
 
 
 @dataclass(frozen=True)

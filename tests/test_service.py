@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -40,3 +42,44 @@ def test_models_and_migrations_agree(api: ApiClient) -> None:
     with api.engine.db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
+
+
+def test_upgrading_to_the_audience_column_folds_in_existing_candidates(tmp_path) -> None:
+    """Revision 0005 backfills tasks.audience from task_candidates for tasks created before it."""
+    import sqlite3
+
+    from sqlalchemy import select
+
+    from carepath.engine.persistence import migrate
+    from carepath.engine.persistence.database import Database
+    from carepath.engine.persistence.tables import Task
+
+    path = tmp_path / "old.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(db.engine, "0004")
+        with sqlite3.connect(path) as raw:
+            _insert_filled(raw, "deployment_files", id=1)
+            _insert_filled(raw, "pathway_versions", id=1, source_file_id=1)
+            _insert_filled(raw, "instances", id="i1", pathway_version_id=1)
+            for task_id, candidates in {"t1": [("user", "sam"), ("group", "pharmacy")], "t2": []}.items():
+                raw.execute("INSERT INTO tasks (id, instance_id, pathway_key, element_id, name, kind, state, "
+                            "priority, created_at) VALUES (?, 'i1', 'p', 'e', 'n', 'user', 'ready', 50, "
+                            "'2026-01-01 00:00:00')", (task_id,))
+                raw.executemany("INSERT INTO task_candidates (task_id, kind, value) VALUES (?, ?, ?)",
+                                [(task_id, kind, value) for kind, value in candidates])
+        migrate.upgrade(db.engine)
+        with db.engine.connect() as connection:
+            audience = dict(connection.execute(select(Task.id, Task.audience)).all())
+        assert audience == {"t1": ["group:pharmacy", "user:sam"], "t2": []}
+    finally:
+        db.dispose()
+
+
+def _insert_filled(raw: Any, table: str, **values: Any) -> None:
+    """A row with the given values and a placeholder in every other NOT NULL column."""
+    for _, name, kind, notnull, default, _pk in raw.execute(f"PRAGMA table_info({table})").fetchall():
+        if notnull and default is None and name not in values:
+            values[name] = 0 if kind.upper() in ("INTEGER", "BOOLEAN", "BIGINT") else "{}" if kind == "JSON" else "x"
+    raw.execute(f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                list(values.values()))

@@ -156,10 +156,28 @@ def test_tasks_no_one_can_pick_up_are_listed_as_unrouted(api: ApiClient) -> None
     admin = api.user("admin")
     api.deploy(admin, ("a.bpmn", camunda_task("ur", candidateGroups="wound-care")))
     started = api.start(admin, "ur").json()
-    unrouted = api.get("/api/tasks", admin, params={"unrouted": True}).json()
-    assert [t["instance_id"] for t in unrouted["items"]] == [started["id"]]
+    task_id = started["open_tasks"][0]["id"]
+    boss, outsider = api.user("supervisor", "care-coordinator"), api.user("coordinator", "care-coordinator")
+    for user in (admin, boss):  # supervisors see the unrouted queue beyond their own groups, to route it
+        unrouted = api.get("/api/tasks", user, params={"unrouted": True}).json()
+        assert [t["instance_id"] for t in unrouted["items"]] == [started["id"]]
+    assert api.get(f"/api/tasks/{task_id}", boss).status_code == 200
+    assert api.get(f"/api/tasks/{task_id}", outsider).status_code == 404
+    assert api.get("/api/tasks", outsider, params={"unrouted": True}).json()["items"] == []
     api.user("coordinator", "wound-care")  # the team gets its first member: the task is routed
     assert api.get("/api/tasks", admin, params={"unrouted": True}).json()["total"] == 0
+    assert api.get(f"/api/tasks/{task_id}", boss).status_code == 404  # now the wound-care team's business
+
+
+def test_a_supervisor_routes_an_unrouted_task_to_someone(api: ApiClient) -> None:
+    admin = api.user("admin")
+    api.deploy(admin, ("a.bpmn", camunda_task("ur2", candidateGroups="wound-care")))
+    task_id = api.start(admin, "ur2").json()["open_tasks"][0]["id"]
+    boss = api.user("supervisor", "care-coordinator")
+    api.user("coordinator", "care-coordinator", name="ana")
+    assigned = api.post(f"/api/tasks/{task_id}/assign", boss, {"user": "ana"})
+    assert assigned.status_code == 200, assigned.text
+    assert assigned.json()["assignee"] == "ana"
 
 
 def test_spiff_form_schema_file_uploaded_beside_the_bpmn_validates_completion(api: ApiClient) -> None:
@@ -195,3 +213,36 @@ def test_due_date_filters(api: ApiClient) -> None:
     assert api.get("/api/tasks", admin, params={"overdue": True}).json()["total"] == 1
     assert api.get("/api/tasks", admin, params={"due_before": "2000-01-01T00:00:00Z"}).json()["total"] == 0
     assert api.get("/api/tasks", admin, params={"due_before": "2030-01-01T00:00:00"}).status_code == 422
+
+
+def test_worklist_totals_stop_at_the_cap_unless_asked_for_exactly(api: ApiClient, monkeypatch) -> None:
+    from carepath.engine import queries
+    monkeypatch.setattr(queries, "COUNT_CAP", 3)
+    admin = api.user("admin")
+    api.deploy(admin, ("c.bpmn", d.linear_user_tasks("cap", "Call patient", lane="Care Coordinator")))
+    for _ in range(5):
+        api.start(admin, "cap")
+
+    def page(**params: object) -> tuple[int, bool, int]:
+        body = api.get("/api/tasks", admin, params=params).json()
+        return body["total"], body["total_exact"], len(body["items"])
+
+    assert page(limit=2) == (3, False, 2)  # "3 or more"
+    assert page(limit=2, exact_total=True) == (5, True, 2)
+    assert page(limit=2, offset=2) == (4, False, 2)  # counted to the end of the page asked for, and beyond
+    assert page(limit=2, offset=4) == (5, True, 1)
+    listed = api.get("/api/instances", admin, params={"limit": 1}).json()
+    assert (listed["total"], listed["total_exact"]) == (3, False)
+
+
+def test_a_task_is_visible_through_its_audience_to_exactly_its_candidates(api: ApiClient) -> None:
+    admin = api.user("admin")
+    api.deploy(admin, ("v.bpmn", camunda_task("vis", candidateGroups="pharmacy", candidateUsers="sam")))
+    api.deploy(admin, ("o.bpmn", d.linear_user_tasks("open", "Anyone")))  # no lane, no candidates: everyone
+    offered = api.start(admin, "vis").json()["open_tasks"][0]["id"]
+    everyone = api.start(admin, "open").json()["open_tasks"][0]["id"]
+    seen = {name: {t["id"] for t in api.get("/api/tasks", api.user("coordinator", *groups, name=name)).json()["items"]}
+            for name, groups in {"sam": (), "pia": ("pharmacy",), "cy": ("care-coordinator",)}.items()}
+    assert seen == {"sam": {offered, everyone}, "pia": {offered, everyone}, "cy": {everyone}}
+    claimable = api.get("/api/tasks", api.user("coordinator", name="sam2"), params={"candidate": "me"}).json()
+    assert claimable["items"] == []  # "everyone" tasks are visible, not offered by name

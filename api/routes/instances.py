@@ -12,7 +12,7 @@ from carepath.engine.queries import list_instances
 from carepath.engine.usecases.instances import cancel_instance, get_instance_view, retry_instance
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import ERROR_RESPONSES, CancelIn, InstanceOut, InstancePage, RetryIn
+from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, CancelIn, InstanceOut, InstancePage, RetryIn
 
 router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_RESPONSES)
 
@@ -20,12 +20,13 @@ router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_
 @router.get("", response_model=InstancePage)
 def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = None,
           pathway: str | None = None, patient_id: str | None = None, business_key: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0
-          ) -> InstancePage:
+          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+          exact_total: Annotated[bool, Query(description=EXACT_TOTAL)] = False) -> InstancePage:
     with engine.db.read() as session:
         page = list_instances(session, status=status.value if status else None, pathway=pathway,
                               patient_id=patient_id, business_key=business_key,
-                              visible_to=instance_scope(user), limit=limit, offset=offset)
+                              visible_to=instance_scope(user), limit=limit, offset=offset,
+                              exact_total=exact_total)
     return InstancePage.model_validate(page)
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound, ValidationFailed
-from carepath.engine.identity import Principal, sees_every_task
+from carepath.engine.identity import Principal, Role, sees_every_task
 from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
 from carepath.engine.usecases.tasks import (
     assign_task,
@@ -28,6 +28,7 @@ from carepath.engine.usecases.tasks import (
 from ..deps import CurrentUser, EngineDep
 from ..schemas import (
     ERROR_RESPONSES,
+    EXACT_TOTAL,
     AssignIn,
     CommentIn,
     CommentOut,
@@ -59,16 +60,19 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
           business_key: str | None = None, priority: Annotated[int | None, Query(ge=0, le=100)] = None,
           q: Annotated[str | None, Query(max_length=200, description="text in the task name")] = None,
           sort: SortParam = "age",
-          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> TaskPage:
+          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+          exact_total: Annotated[bool, Query(description=EXACT_TOTAL)] = False) -> TaskPage:
     filters = TaskFilter(
         state=state, lane=lane, instance_id=instance_id, pathway=pathway,
         assignee=user.name if assignee == "me" else assignee, unassigned=unassigned,
         candidate_user=user.name if candidate == "me" else None,
         candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
-        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user), unrouted=unrouted,
+        business_key=business_key, priority=priority, text=q, visible_to=_view_of(user),
+        sees_unrouted=user.role is Role.SUPERVISOR, unrouted=unrouted,
         due_before=_aware(due_before), overdue_at=engine.now() if overdue else None)
     with engine.db.read() as session:
-        page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset)
+        page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset, exact_total=exact_total,
+                          now=engine.now())
     return TaskPage.model_validate(page)
 
 
@@ -90,14 +94,14 @@ def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
 
 def _visible_or_404(engine: CarePath, user: Principal, task_id: str) -> None:
     with engine.db.read() as session:
-        if visible_task(session, task_id, _view_of(user)) is None:
+        if visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR) is None:
             raise NotFound(f"task {task_id} does not exist")
 
 
 @router.get("/{task_id}", response_model=TaskOut)
 def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     with engine.db.read() as session:
-        view = visible_task(session, task_id, _view_of(user))
+        view = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR, engine.now())
     if view is None:
         raise NotFound(f"task {task_id} does not exist")
     return TaskOut.model_validate(view)
@@ -107,7 +111,7 @@ def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
 def form(task_id: str, engine: EngineDep, user: CurrentUser) -> FormOut:
     """The form's JSON Schema and its current values: the instance's data under any saved draft."""
     with engine.db.read() as session:
-        task = visible_task(session, task_id, _view_of(user))
+        task = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR)
         found = task_form(session, task_id) if task is not None else None
     if task is None or found is None:
         raise NotFound(f"task {task_id} does not exist")

@@ -15,11 +15,18 @@ from ._forms import camunda_form
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 HUMAN_TASKS = ("userTask", "manualTask")
-RULE_KEYS = ("assignee", "candidate_users", "candidate_groups", "priority")
+RULE_KEYS = ("assignee", "candidate_users", "candidate_groups", "priority", "due_date", "follow_up_date")
+DATE_KEYS = ("due_date", "follow_up_date")
 _CAMUNDA_ATTRS = {"assignee": "assignee", "candidateUsers": "candidate_users",
-                  "candidateGroups": "candidate_groups", "priority": "priority"}
+                  "candidateGroups": "candidate_groups", "priority": "priority", "dueDate": "due_date",
+                  "followUpDate": "follow_up_date"}
 _SPIFF_PROPERTIES = {"assignee": "assignee", "candidateUsers": "candidate_users",
-                     "candidateGroups": "candidate_groups", "priority": "priority"}
+                     "candidateGroups": "candidate_groups", "priority": "priority", "dueDate": "due_date",
+                     "followUpDate": "follow_up_date"}
+# Process-level properties (camunda:properties or spiffworkflow:properties on the process) that say how
+# the pathway counts time.
+_TIME_PROPERTIES = {"calendar": "calendar", "timezone": "timezone", "timeZone": "timezone",
+                    "time_zone": "timezone"}
 
 
 def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
@@ -35,6 +42,21 @@ def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
                 if rule and task.get("id"):
                     rules[task.get("id") or ""] = rule
     return rules
+
+
+def time_settings(process: Element) -> dict[str, str]:
+    """{"calendar": name, "timezone": IANA zone} from the process's own extension properties."""
+    settings: dict[str, str] = {}
+    for extensions in process.findall(bpmn("extensionElements")):
+        for container in extensions:
+            if container.tag not in (f"{{{CAMUNDA_NS}}}properties", f"{{{SPIFF_NS}}}properties"):
+                continue
+            for prop in container:
+                key = _TIME_PROPERTIES.get(prop.get("name") or "")
+                value = (prop.get("value") or "").strip()
+                if key and value:
+                    settings[key] = value
+    return settings
 
 
 def _camunda_rule(task: Element) -> dict[str, Any]:

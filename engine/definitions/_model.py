@@ -48,6 +48,8 @@ class ParsedProcess:
     documentation: str | None = None
     # Human task id -> who it goes to, as drawn (see _assignment.py).
     task_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # How the process counts time: {"calendar": name, "timezone": IANA zone}, from its properties.
+    time_settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

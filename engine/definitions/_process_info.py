@@ -10,7 +10,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 
-from ._assignment import task_rules
+from ._assignment import task_rules, time_settings
 from ._documents import Element, bpmn, is_bpmn
 from ._index import PackageIndex
 from ._library import LibraryRun
@@ -45,6 +45,7 @@ def parsed_process(run: LibraryRun, index: PackageIndex, process_id: str) -> Par
         lanes=lane_names(process),
         documentation=documentation(process),
         task_rules=task_rules([process, *(index.processes[k][1] for k in called.specs if k in index.processes)]),
+        time_settings=time_settings(process),
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -51,6 +52,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+AudienceType = JSON().with_variant(postgresql.ARRAY(Text()), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -119,6 +121,8 @@ class PathwayVersion(Base):
     warnings: Mapped[list[Any]]
     documentation: Mapped[str | None] = mapped_column(Text)
     task_rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # The process's business calendar and time zone ({"calendar": ..., "timezone": ...}), from its properties.
+    time_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
     deployed_at: Mapped[datetime]
     deployed_by: Mapped[str] = mapped_column(String(200))
@@ -137,6 +141,7 @@ class Instance(Base):
         Index("uq_instances_active_business_key", "pathway_key", "business_key", unique=True,
               sqlite_where=ACTIVE_SQL, postgresql_where=ACTIVE_SQL),
         Index("ix_instances_status_created_at", "status", "created_at"),
+        Index("ix_instances_created_at_id", "created_at", "id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     pathway_version_id: Mapped[int] = mapped_column(ForeignKey("pathway_versions.id"), index=True)
@@ -165,6 +170,8 @@ class Task(Base):
         Index("ix_tasks_state_lane_created_at", "state", "lane", "created_at"),
         Index("ix_tasks_state_created_at", "state", "created_at"),
         Index("ix_tasks_instance_id_state", "instance_id", "state"),
+        Index("ix_tasks_state_due_date_created_at", "state", "due_date", "created_at", "id"),
+        Index("ix_tasks_audience", "audience", postgresql_using="gin"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
@@ -179,10 +186,19 @@ class Task(Base):
     draft: Mapped[dict[str, Any] | None]
     priority: Mapped[int] = mapped_column(Integer, default=50, server_default="50")
     due_date: Mapped[datetime | None]
+    follow_up_date: Mapped[datetime | None]
     documentation: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(200))
+    # Who the task is offered to, as keys "group:<name>", "user:<name>" or "all:*": the task_candidates
+    # rows folded into one column so that worklists test visibility on the row itself (a GIN-indexed
+    # array on PostgreSQL, a JSON array on SQLite) instead of joining a subquery per request.
+    audience: Mapped[list[str]] = mapped_column(AudienceType, default=list)
+
+
+# Worklists sorted by priority (highest first, then oldest): one index walk in the page's order.
+Index("ix_tasks_state_priority_created_at", Task.state, Task.priority.desc(), Task.created_at, Task.id)
 
 
 class TaskCandidate(Base):
@@ -216,6 +232,7 @@ class Timer(Base):
     __tablename__ = "timers"
     __table_args__ = (
         Index("ix_timers_state_due_at", "state", "due_at"),
+        Index("ix_timers_instance_id_state_due_at", "instance_id", "state", "due_at"),
         Index("uq_timers_pending_task", "task_id", unique=True,
               sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
     )

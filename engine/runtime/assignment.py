@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from ..calendars import TimeContext
+
+DATE_KEYS = ("due_date", "follow_up_date")
 
 DEFAULT_PRIORITY = 50
 _EXPRESSION = re.compile(r"^\s*[$#]\{(?P<expr>.*)\}\s*$", re.DOTALL)
@@ -23,9 +28,12 @@ class Assignment:
     candidate_groups: tuple[str, ...] = ()
     priority: int = DEFAULT_PRIORITY
     errors: tuple[str, ...] = field(default_factory=tuple)
+    due_date: datetime | None = None
+    follow_up_date: datetime | None = None
 
 
-def assignment_for(task: Any, rule: dict[str, Any] | None) -> Assignment:
+def assignment_for(task: Any, rule: dict[str, Any] | None, now: datetime | None = None,
+                   time_context: TimeContext | None = None) -> Assignment:
     rule = rule or {}
     errors: list[str] = []
 
@@ -42,9 +50,38 @@ def assignment_for(task: Any, rule: dict[str, Any] | None) -> Assignment:
     assignees = values("assignee")
     users = values("candidate_users") + _lane_owners(task)
     priority = _priority(values("priority"), errors)
+    due, follow_up = _dates(task, rule, now, time_context or TimeContext.utc_weekdays(), errors)
     return Assignment(assignee=assignees[0] if assignees else None, candidate_users=tuple(dict.fromkeys(users)),
                       candidate_groups=tuple(dict.fromkeys(values("candidate_groups"))), priority=priority,
-                      errors=tuple(errors))
+                      errors=tuple(errors), due_date=due, follow_up_date=follow_up)
+
+
+def _dates(task: Any, rule: dict[str, Any], now: datetime | None, context: TimeContext,
+           errors: list[str]) -> tuple[datetime | None, datetime | None]:
+    """The task's due and follow-up dates, worked out once, when the task first becomes ready, and kept
+    with the task (so "P2BD" counts from the task's creation however often the instance is saved)."""
+    if not any(rule.get(key) for key in DATE_KEYS):
+        return None, None
+    stored = task._get_internal_data("carepath_dates")
+    if stored is None:
+        if now is None:
+            return None, None
+        stored = {}
+        for key in DATE_KEYS:
+            raw = rule.get(key)
+            if not raw:
+                continue
+            try:
+                stored[key] = context.resolve(_value(task, raw), now=now, variables=task.data).isoformat()
+            except Exception as exc:  # a bad date must not stop the pathway: the task simply has none
+                errors.append(f"{key} '{raw}' could not be worked out: {exc}")
+        task._set_internal_data(carepath_dates=stored)
+    return tuple(datetime.fromisoformat(stored[k]) if stored.get(k) else None  # type: ignore[return-value]
+                 for k in DATE_KEYS)
+
+
+def is_expression(raw: str) -> bool:
+    return _EXPRESSION.match(raw) is not None
 
 
 def _value(task: Any, raw: str) -> Any:

@@ -12,12 +12,14 @@ from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDef
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
+from ..calendars import TimeContext
 from ..model import Incident, InstanceStatus, MessageWait, OpenTask, Snapshot, TimerWait
 from .assignment import assignment_for
 
 
 def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_key: str | None,
-                  task_rules: dict[str, dict[str, Any]] | None = None) -> Snapshot:
+                  task_rules: dict[str, dict[str, Any]] | None = None, now: datetime | None = None,
+                  time_context: TimeContext | None = None) -> Snapshot:
     if incident is not None:
         status = InstanceStatus.INCIDENT
     elif workflow.is_completed():
@@ -28,7 +30,8 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
     return Snapshot(
         status=status,
         data=instance_data(workflow),
-        open_tasks=[_open_task(t, task_rules or {}) for t in workflow.get_tasks(state=SpiffState.READY, manual=True)],
+        open_tasks=[_open_task(t, task_rules or {}, now, time_context)
+                    for t in workflow.get_tasks(state=SpiffState.READY, manual=True)],
         timers=timers,
         messages=messages,
         incident=incident,
@@ -52,9 +55,10 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _open_task(task: Any, task_rules: dict[str, dict[str, Any]]) -> OpenTask:
+def _open_task(task: Any, task_rules: dict[str, dict[str, Any]], now: datetime | None,
+               time_context: TimeContext | None) -> OpenTask:
     spec = task.task_spec
-    assignment = assignment_for(task, task_rules.get(spec.bpmn_id or ""))
+    assignment = assignment_for(task, task_rules.get(spec.bpmn_id or ""), now, time_context)
     return OpenTask(
         id=str(task.id),
         element_id=spec.bpmn_id or spec.name,
@@ -68,6 +72,8 @@ def _open_task(task: Any, task_rules: dict[str, dict[str, Any]]) -> OpenTask:
         candidate_groups=assignment.candidate_groups,
         priority=assignment.priority,
         assignment_errors=assignment.errors,
+        due_date=assignment.due_date,
+        follow_up_date=assignment.follow_up_date,
     )
 
 

@@ -18,17 +18,21 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 
+from ..calendars import DeadlineError, current_time_context
 from ..clock import engine_now
 
 _DURATION = re.compile(
-    r"^P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(?:[.,]\d+)?S)?)?$", re.IGNORECASE
+    r"^P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(?:[.,]\d+)?S)?)?$|^P\d+BD$", re.IGNORECASE
 )
+# A date stated relative to an instance variable, as task due dates are: "P2BD after discharge_at end of day".
+_RELATIVE_DATE = re.compile(r"^P\S+\s+(after|from)\s+\S+|end\s+of\s+day$", re.IGNORECASE)
 _RECURRING = re.compile(r"^R\d*/", re.IGNORECASE)
 
 
 def looks_like_iso(text: str) -> bool:
-    """True for bare ISO 8601 as editors write it: a duration, a recurring interval or a date-time."""
-    if _DURATION.match(text) or _RECURRING.match(text):
+    """True for bare ISO 8601 as editors write it (a duration, a recurring interval or a date-time),
+    business days (P2BD) and dates relative to instance variables ("P2BD after discharge_at")."""
+    if _DURATION.match(text) or _RECURRING.match(text) or _RELATIVE_DATE.search(text):
         return True
     try:
         datetime.fromisoformat(text)
@@ -58,8 +62,8 @@ def _resolve(my_task: Any, expression: str) -> Any:
 def to_utc(value: datetime | date) -> datetime:
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
-    # Naive date-times are read as UTC, never as the server's local time.
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    # Naive date-times are read in the pathway's time zone, never in the server's.
+    return current_time_context().localize(value).astimezone(UTC)
 
 
 def parse_datetime(text: str) -> datetime:
@@ -70,33 +74,44 @@ def parse_datetime(text: str) -> datetime:
 
 
 def add_duration(start: datetime, value: Any) -> datetime:
-    """start + an ISO 8601 duration (months and years counted on the calendar) or a timedelta."""
+    """start + an ISO 8601 duration or business days (P2BD), counted in the pathway's calendar and zone
+    (days keep the local time of day across DST), or a timedelta."""
     if isinstance(value, timedelta):
         return start + value
     if not isinstance(value, str) or not _DURATION.match(value):
-        raise TimerExpressionError(f"'{value}' is not an ISO 8601 duration such as P7D or PT4H")
-    parsed = spiff_timer.TimerEventDefinition.parse_iso_duration(value)
-    return start + spiff_timer.TimerEventDefinition.get_timedelta_from_start(parsed, start)
+        raise TimerExpressionError(f"'{value}' is not an ISO 8601 duration such as P7D, PT4H or P2BD")
+    try:
+        return current_time_context().add(start, value)
+    except DeadlineError as exc:
+        raise TimerExpressionError(str(exc)) from None
 
 
-def due_from_date(value: Any) -> datetime:
+def due_from_date(value: Any, variables: dict[str, Any] | None = None) -> datetime:
+    """A timeDate: an ISO date-time (naive: in the pathway's zone), or a date relative to an instance
+    variable as task due dates are written ("P2BD after discharge_at end of day")."""
     if isinstance(value, datetime | date):
         return to_utc(value)
-    return parse_datetime(str(value))
+    text = str(value)
+    if _RELATIVE_DATE.search(text):
+        try:
+            return current_time_context().resolve(text, now=engine_now(), variables=variables or {})
+        except DeadlineError as exc:
+            raise TimerExpressionError(str(exc)) from None
+    return parse_datetime(text)
 
 
-def parse_cycle(value: str, now: datetime) -> tuple[int, datetime, float]:
-    """R[n]/[start/]duration -> (cycles, first due time, seconds between); -1 cycles means unbounded."""
+def parse_cycle(value: str, now: datetime) -> tuple[int, datetime, str]:
+    """R[n]/[start/]duration -> (cycles, first due time, the duration between); -1 cycles means unbounded.
+    The duration is kept as written, so business days and calendar days are counted afresh each cycle."""
     if not isinstance(value, str) or not _RECURRING.match(value):
         raise TimerExpressionError(f"'{value}' is not an ISO 8601 repeating interval such as R3/P1D")
     parts = value.upper().split("/")
     cycles = int(parts[0][1:]) if parts[0][1:] else -1
     if len(parts) == 2:
-        first = add_duration(now, parts[1])
-        return cycles, first, (first - now).total_seconds()
+        return cycles, add_duration(now, parts[1]), parts[1]
     if len(parts) == 3 and not _DURATION.match(parts[1]):
-        start = parse_datetime(parts[1])
-        return cycles, start, (add_duration(start, parts[2]) - start).total_seconds()
+        add_duration(now, parts[2])  # check it now, not at the second cycle
+        return cycles, parse_datetime(parts[1]), parts[2]
     raise TimerExpressionError(f"'{value}' is not a repeating interval this engine supports")
 
 
@@ -120,7 +135,7 @@ def _has_fired(my_task: Any, due_time: Callable[[], datetime]) -> bool:
 
 class TimeDateEventDefinition(spiff_timer.TimeDateEventDefinition):
     def has_fired(self, my_task: Any) -> bool:
-        return _has_fired(my_task, lambda: due_from_date(_resolve(my_task, self.expression)))
+        return _has_fired(my_task, lambda: due_from_date(_resolve(my_task, self.expression), my_task.data))
 
 
 class DurationTimerEventDefinition(spiff_timer.DurationTimerEventDefinition):
@@ -142,7 +157,9 @@ class CycleTimerEventDefinition(spiff_timer.CycleTimerEventDefinition):
         if value["cycles"] != 0:
             next_due = datetime.fromisoformat(value["next"])
             if next_due <= now:
-                value["next"] = (next_due + timedelta(seconds=value["duration"])).isoformat()
+                step = value["duration"]  # seconds in states saved before business-day cycles
+                following = add_duration(next_due, step if isinstance(step, str) else timedelta(seconds=step))
+                value["next"] = following.isoformat()
                 value["cycles"] -= 1
                 ready = True
         else:

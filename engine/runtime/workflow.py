@@ -7,7 +7,10 @@ script tasks) becomes an incident instead of a hung worker.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from copy import deepcopy
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
+from ..calendars import TimeContext, engine_time_context
 from ..clock import Clock, engine_clock
 from ..errors import InvalidTransition, NotFound
 from ..model import Incident, Snapshot
@@ -43,6 +47,7 @@ class RunningWorkflow:
         self.incident = incident
         self.bound_versions: dict[str, int] = {}
         self.task_rules: dict[str, dict[str, Any]] = {}
+        self.time_context: TimeContext | None = None  # the pathway's calendar and zone
 
     @classmethod
     def create(cls, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec], family: str,
@@ -83,7 +88,7 @@ class RunningWorkflow:
                     f"subprocesses nest deeper than {MAX_SUBPROCESS_DEPTH} levels; a call activity "
                     "probably calls itself")
 
-        with engine_clock(clock):
+        with self._engine(clock):
             try:
                 self._run_until_waiting(count_step)
             except Exception as exc:  # any failure of diagram code is the instance's incident
@@ -107,7 +112,7 @@ class RunningWorkflow:
         if not task.task_spec.manual or task.state != SpiffState.READY:
             raise InvalidTransition(f"task {task_id} is not ready to be completed")
         task.data.update(deepcopy(data))
-        with engine_clock(clock):
+        with self._engine(clock):
             task.run()
         self.run(clock)
 
@@ -120,7 +125,7 @@ class RunningWorkflow:
         waiting, definition = found
         payload = _with_correlation(definition, payload, correlation_key)
         event = BpmnEvent(definition, payload=self._message_payload(payload))
-        with engine_clock(clock):
+        with self._engine(clock):
             # Correlation was decided in the database. SpiffWorkflow's own catch would re-evaluate the
             # diagram's correlation expressions against the payload and offer the message to every
             # waiting task, so the matched task catches it directly.
@@ -149,10 +154,18 @@ class RunningWorkflow:
                 task.data.update(deepcopy(data))
         self.run(clock)
 
-    def snapshot(self) -> Snapshot:
-        return take_snapshot(self.workflow, self.incident, self.business_key, self.task_rules)
+    def snapshot(self, now: datetime | None = None) -> Snapshot:
+        """The product's view of the instance; `now` dates the tasks that have just become ready."""
+        return take_snapshot(self.workflow, self.incident, self.business_key, self.task_rules, now,
+                             self.time_context)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _engine(self, clock: Clock) -> Iterator[None]:
+        """The product's clock and this pathway's calendar, for SpiffWorkflow's callbacks."""
+        with engine_clock(clock), engine_time_context(self.time_context):
+            yield
 
     def _task(self, task_id: str) -> Any:
         try:

@@ -10,11 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
+from ..calendars import DeadlineError, deadline_syntax_problem
 from ..definitions import ParsedProcess, SourceFile, parse_package
+from ..definitions._assignment import DATE_KEYS
 from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
 from ..identity import Principal, Role, group_for_lane, require_role
 from ..persistence.tables import DeploymentFile, MessageStartEvent, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
+from ..runtime.assignment import is_expression
 from ..runtime.serializer import serializer_for
 from ..views import DeployedProcess, DeployResult
 from .store import with_conflict_retries
@@ -29,6 +32,7 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
         known = set(session.scalars(select(PathwayVersion.key).distinct()))
     package = parse_package(files, known_process_ids=known)
     warnings = list(package.warnings) + lane_warnings(app, package.processes, known_groups)
+    _check_time_settings(app, package.processes)
 
     def attempt() -> list[DeployedProcess]:
         with UnitOfWork(app) as uow:
@@ -44,6 +48,28 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
     except IntegrityError:  # a concurrent deploy of the same pathway took the version number: go again
         deployed = with_conflict_retries(app, attempt)
     return DeployResult(deployed, warnings)
+
+
+def _check_time_settings(app: CarePath, processes: Sequence[ParsedProcess]) -> None:
+    """Each process's calendar and time zone must be configured, and every literal due and follow-up
+    date must be one the product can work out: refused at deploy, not discovered on a patient's task."""
+    problems = []
+    for proc in processes:
+        settings = proc.time_settings
+        try:
+            app.config.calendars.context(settings.get("calendar"), settings.get("timezone"))
+        except DeadlineError as exc:
+            problems.append(Problem(f"Process '{proc.key}': {exc}. Fix the process property, or configure the "
+                                    "calendar in CAREPATH_CALENDARS.", file=proc.source_file, element_id=proc.key))
+        for task_id, rule in proc.task_rules.items():
+            for key in DATE_KEYS:
+                value = str(rule.get(key) or "")
+                problem = deadline_syntax_problem(value) if value and not is_expression(value) else None
+                if problem:
+                    problems.append(Problem(f"Task '{task_id}': {key.replace('_', ' ')} {problem}",
+                                            file=proc.source_file, element_id=task_id, field=key))
+    if problems:
+        raise DiagramInvalid(f"The upload cannot be deployed: {len(problems)} problem(s) found.", problems)
 
 
 def _content_hash(proc: ParsedProcess, files: Sequence[SourceFile]) -> str:
@@ -75,7 +101,8 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
         key=proc.key, version=latest + 1, name=proc.name, family=proc.family, content_hash=content_hash,
         spec_json=spec_json, source_file_id=source_id, deployment_id=deployment_id,
         external_calls=list(proc.external_calls), lanes=list(proc.lanes), warnings=own_warnings,
-        documentation=proc.documentation, task_rules=dict(proc.task_rules), retired=False, deployed_at=now,
+        documentation=proc.documentation, task_rules=dict(proc.task_rules), time_settings=dict(proc.time_settings),
+        retired=False, deployed_at=now,
         deployed_by=principal.name)
     session.add(version)
     session.flush()

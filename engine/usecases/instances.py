@@ -71,6 +71,7 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
                                       app.script_engine, seed, business_key)
     workflow.bound_versions = resolved.bound_versions
     workflow.task_rules = resolved.task_rules
+    workflow.time_context = app.time_context(resolved.time_settings)
     uow.record("instance_started", actor, instance_id=instance.id, pathway_version_id=pathway.id,
                data={"pathway": pathway.key, "version": pathway.version, "business_key": business_key,
                      "patient_id": patient_id, "data": data})
@@ -165,7 +166,7 @@ def get_instance_view(app: CarePath, instance_id: str, principal: Principal | No
     """The instance, if it exists and the principal (when given) may read it; else NotFound."""
     with app.db.read() as session:
         visible = principal is None or instance_is_visible(session, instance_id, instance_scope(principal))
-        view = instance_view(session, instance_id) if visible else None
+        view = instance_view(session, instance_id, app.now()) if visible else None
     if view is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return view

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..identity import group_for_lane
-from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState
+from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState, audience_keys
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, Timer
 from ..persistence.unit_of_work import UnitOfWork
 
@@ -50,21 +50,25 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
     lane_group = group_for_lane(task.lane, uow.app.config.lane_groups)
     if lane_group and lane_group not in groups:
         groups.insert(0, lane_group)
-    uow.session.add(Task(id=task.id, instance_id=instance.id, pathway_key=instance.pathway_key,
-                         element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
-                         state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
-                         documentation=task.documentation, created_at=uow.app.now()))
-    uow.session.flush()
     candidates = [TaskCandidate(task_id=task.id, kind="group", value=g) for g in groups]
     candidates += [TaskCandidate(task_id=task.id, kind="user", value=u) for u in task.candidate_users]
     if not candidates and task.assignee is None:  # offered to no one in particular: every worker sees it
         candidates.append(TaskCandidate(task_id=task.id, kind="all", value=EVERYONE))
+    uow.session.add(Task(id=task.id, instance_id=instance.id, pathway_key=instance.pathway_key,
+                         element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
+                         state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
+                         documentation=task.documentation, created_at=uow.app.now(), due_date=task.due_date,
+                         follow_up_date=task.follow_up_date,
+                         audience=audience_keys((c.kind, c.value) for c in candidates)))
+    uow.session.flush()
     uow.session.add_all(candidates)
     uow.record("task_ready", actor, instance_id=instance.id, task_id=task.id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": task.element_id, "name": task.name, "lane": task.lane,
                      "assignee": task.assignee, "candidate_groups": groups,
                      "candidate_users": list(task.candidate_users), "priority": task.priority,
+                     **({"due_date": task.due_date.isoformat()} if task.due_date else {}),
+                     **({"follow_up_date": task.follow_up_date.isoformat()} if task.follow_up_date else {}),
                      **({"assignment_errors": list(task.assignment_errors)} if task.assignment_errors else {})})
 
 

@@ -21,6 +21,7 @@ class RestoredSpec:
     subprocess_specs: dict[str, Any]
     external_calls: tuple[str, ...]
     task_rules: dict[str, dict[str, Any]]
+    time_settings: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,15 @@ class ResolvedSpecs:
     subprocess_specs: dict[str, Any]
     bound_versions: dict[str, int]  # called pathway key -> pathway_versions.id used
     task_rules: dict[str, dict[str, Any]]
+    time_settings: dict[str, str]  # the calling (root) pathway's calendar and zone apply throughout
 
 
 def restored_spec(app: CarePath, version: PathwayVersion) -> RestoredSpec:
     cached = app.specs.get(version.id)
     if cached is None:  # spec_json is deferred: it is read from the database only here
         spec, subs = serializer_for(version.family).spec_from_json(version.spec_json)
-        cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls), dict(version.task_rules))
+        cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls), dict(version.task_rules),
+                              dict(version.time_settings or {}))
         app.specs.put(version.id, cached)
     return cached
 
@@ -76,7 +79,7 @@ def resolve_specs(app: CarePath, session: Session, version: PathwayVersion | int
         bound[key] = called.id
         rules = {**restored.task_rules, **rules}
         pending.extend(restored.external_calls)
-    return ResolvedSpecs(root.family, root.spec, subs, bound, rules)
+    return ResolvedSpecs(root.family, root.spec, subs, bound, rules, root.time_settings)
 
 
 def _called_version(session: Session, key: str, pinned_id: Any) -> PathwayVersion:

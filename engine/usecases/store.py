@@ -61,6 +61,7 @@ def load_workflow(uow: UnitOfWork, instance: Instance) -> RunningWorkflow:
                                            _incident_from_dict(instance.incident))
     workflow.bound_versions = resolved.bound_versions
     workflow.task_rules = resolved.task_rules
+    workflow.time_context = app.time_context(resolved.time_settings)
     return workflow
 
 
@@ -87,8 +88,8 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
 def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str,
                completed_task_id: str | None) -> bool:
     """Save once; True when the instance now waits for a message (a buffered one may be due to it)."""
-    snapshot = workflow.snapshot()
     now = uow.app.now()
+    snapshot = workflow.snapshot(now)
     previous = instance.status
     if previous != InstanceStatus.CANCELLED:
         instance.status = snapshot.status.value

@@ -14,7 +14,7 @@ from ..identity import Principal, Role, may_see, require_role
 from ..model import OPEN_TASK_STATES, WORKABLE_TASK_STATES, TaskState
 from ..persistence.tables import Task, TaskCandidate, User
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import task_view
+from ..queries import staffed_groups, task_views
 from ..views import InstanceView, TaskView
 from .instances import get_instance_view
 from .store import load_workflow, lock_instance, save_workflow, with_conflict_retries
@@ -232,8 +232,10 @@ def _change_task(app: CarePath, task_id: str, act: Callable[[UnitOfWork, Task], 
                 raise InvalidTransition(f"task '{task.name}' is {task.state}; this needs a task that is "
                                         f"{' or '.join(allowed)}")
             act(uow, task)
+            uow.session.flush()
+            view = task_views(uow.session, [task], app.now())[0]
             uow.commit()
-            return task_view(task)
+            return view
 
     return with_conflict_retries(app, attempt)
 
@@ -264,8 +266,17 @@ def check_may_work_on(uow: UnitOfWork, principal: Principal, task: Task) -> None
     if principal.is_admin or task.assignee == principal.name:
         return
     groups, users = _candidates(uow, task)
-    if not may_see(principal, task.assignee, groups, users):
-        raise NotFound(f"task {task.id} does not exist")
+    if may_see(principal, task.assignee, groups, users):
+        return
+    if principal.role is Role.SUPERVISOR and _unrouted(uow, task, groups, users):
+        return  # supervisors route the tasks nobody can pick up
+    raise NotFound(f"task {task.id} does not exist")
+
+
+def _unrouted(uow: UnitOfWork, task: Task, groups: set[str], users: set[str]) -> bool:
+    if task.assignee is not None or users:
+        return False
+    return not (set(staffed_groups(uow.session)) & groups)
 
 
 def _check_not_someone_elses(principal: Principal, task: Task) -> None:
@@ -278,5 +289,5 @@ def _supervises(uow: UnitOfWork, principal: Principal, task: Task) -> bool:
         return True
     if principal.role is not Role.SUPERVISOR:
         return False
-    groups, _ = _candidates(uow, task)
-    return bool(groups & principal.groups) or not groups
+    groups, users = _candidates(uow, task)
+    return bool(groups & principal.groups) or not groups or _unrouted(uow, task, groups, users)
