@@ -18,7 +18,7 @@ class ErrorOut(Out):
     errors: list[dict[str, Any]] | None = None
 
 
-EXACT_TOTAL = "count every matching row (slower on large lists); by default the total stops at 1,000"
+EXACT_TOTAL = "count every matching row (slower on large lists); by default the total stops at 500"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in (
@@ -145,11 +145,24 @@ class InstanceOut(Out):
 
 
 class Paged(Out):
-    total: int = Field(description="matching rows, counted up to 1,000 (or to the end of the page asked for) "
+    total: int = Field(description="matching rows, counted up to 500 (or to the end of the page asked for) "
                        "unless exact_total=true; see total_exact")
     total_exact: bool = Field(description="false when more rows match than `total` says")
     limit: int
     offset: int
+
+
+class EventOut(Out):
+    id: int
+    type: str
+    actor: str
+    at: datetime
+    task_id: str | None
+    data: dict[str, Any]
+
+
+class EventPage(Paged):
+    items: list[EventOut]
 
 
 class InstancePage(Paged):
@@ -185,6 +198,14 @@ class RetryIn(BaseModel):
 
 class ReasonIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class DueDateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    due_date: str | None = Field(description="ISO 8601 date-time (naive: the pathway's time zone), a date (due "
+                                 "at its end), a duration from now such as P2BD, or 'P2BD after discharge_at "
+                                 "end of day'; null clears it", examples=["2026-12-01T17:00:00-05:00", "P2BD"])
     reason: str = Field(min_length=1, max_length=2000)
 
 

@@ -24,7 +24,7 @@ from .persistence.tables import (
     User,
     UserGroup,
 )
-from .views import InstanceView, PathwayVersionView, TaskView, WaitView
+from .views import EventView, InstanceView, PathwayVersionView, TaskView, WaitView
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,13 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
 
 
 def task_views(session: Session, rows: list[Task], now: datetime | None = None) -> list[TaskView]:
-    """Views of a page of tasks, their candidates read in one query."""
-    by_task: dict[str, list[tuple[str, str]]] = {row.id: [] for row in rows}
-    if by_task:
-        found = session.execute(select(TaskCandidate.task_id, TaskCandidate.kind, TaskCandidate.value)
-                                .where(TaskCandidate.task_id.in_(list(by_task)))
-                                .order_by(TaskCandidate.kind, TaskCandidate.value))
-        for task_id, kind, value in found:
-            by_task[task_id].append((kind, value))
-    return [task_view(row, by_task[row.id], now) for row in rows]
+    """Views of a page of tasks; their candidates come from the audience column, with no further query."""
+    return [task_view(row, _candidates_of(row), now) for row in rows]
+
+
+def _candidates_of(row: Task) -> list[tuple[str, str]]:
+    pairs = [tuple(key.split(":", 1)) for key in row.audience or () if ":" in key]
+    return sorted((kind, value) for kind, value in pairs)
 
 
 def instance_view(session: Session, instance_id: str, now: datetime | None = None) -> InstanceView | None:
@@ -86,19 +84,21 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
 
 # Lists count matching rows up to this many (or to the end of the page asked for, if further):
 # counting every one of 100,000 open tasks costs more than the page itself.
-COUNT_CAP = 1000
+COUNT_CAP = 500
 
 
 def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int,
           exact_total: bool = False) -> tuple[list[Any], int, bool]:
     """A page of rows and the total: exact when `exact_total` or when fewer than the cap match;
     otherwise the cap, with False for exactness (the page still says whether more follow)."""
+    rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+    if len(rows) < limit and (rows or offset == 0):  # the last page: the total needs no count
+        return rows, offset + len(rows), True
     counted = query.order_by(None)
     cap = max(COUNT_CAP, offset + limit)
     if not exact_total:
         counted = counted.limit(cap + 1)
     total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
-    rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
     if not exact_total and total > cap:
         return rows, cap, False
     return rows, total, True
@@ -346,6 +346,14 @@ def task_counts(session: Session) -> list[dict[str, Any]]:
             TaskCandidate.kind == "group")).group_by(Task.state).order_by(Task.state)).all()
     rows = [{"group": group, "state": state, "count": count} for group, state, count in by_group]
     return rows + [{"group": None, "state": state, "count": count} for state, count in unrouted]
+
+
+def instance_history(session: Session, instance_id: str, *, limit: int = 200, offset: int = 0) -> Page:
+    """The instance's history, oldest first (the caller has checked the instance is visible)."""
+    query = select(Event).where(Event.instance_id == instance_id)
+    rows, total, exact = _page(session, query, [Event.id], limit, offset, exact_total=True)
+    items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data) for e in rows]
+    return Page(items, total, limit, offset, exact)
 
 
 def task_comments(session: Session, task_id: str) -> list[dict[str, Any]]:

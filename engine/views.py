@@ -36,6 +36,16 @@ class TaskView:
 
 
 @dataclass(frozen=True)
+class EventView:
+    id: int
+    type: str
+    actor: str
+    at: datetime
+    task_id: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class WaitView:
     type: str
     element_id: str

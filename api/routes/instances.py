@@ -9,10 +9,15 @@ from fastapi import APIRouter, Query
 from carepath.engine.identity import instance_scope
 from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import list_instances
-from carepath.engine.usecases.instances import cancel_instance, get_instance_view, retry_instance
+from carepath.engine.usecases.instances import (
+    cancel_instance,
+    get_instance_history,
+    get_instance_view,
+    retry_instance,
+)
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, CancelIn, InstanceOut, InstancePage, RetryIn
+from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, CancelIn, EventPage, InstanceOut, InstancePage, RetryIn
 
 router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_RESPONSES)
 
@@ -33,6 +38,13 @@ def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = 
 @router.get("/{instance_id}", response_model=InstanceOut)
 def get(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
     return InstanceOut.model_validate(get_instance_view(engine, instance_id, user))
+
+
+@router.get("/{instance_id}/history", response_model=EventPage)
+def history(instance_id: str, engine: EngineDep, user: CurrentUser,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0) -> EventPage:
+    """Every recorded change of the instance, oldest first: who, when, and the old and new values."""
+    return EventPage.model_validate(get_instance_history(engine, instance_id, user, limit=limit, offset=offset))
 
 
 @router.post("/{instance_id}/cancel", response_model=InstanceOut)

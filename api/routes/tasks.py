@@ -21,6 +21,7 @@ from carepath.engine.usecases.tasks import (
     resolve_task,
     resume_task,
     save_draft,
+    set_due_date,
     set_priority,
     unclaim_task,
 )
@@ -33,6 +34,7 @@ from ..schemas import (
     CommentIn,
     CommentOut,
     CompleteIn,
+    DueDateIn,
     FormOut,
     InstanceOut,
     PriorityIn,
@@ -149,6 +151,12 @@ def hold(task_id: str, body: ReasonIn, engine: EngineDep, user: CurrentUser) -> 
 @router.post("/{task_id}/resume", response_model=TaskOut)
 def resume(task_id: str, body: ReasonIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(resume_task(engine, user, task_id, body.reason))
+
+
+@router.post("/{task_id}/due-date", response_model=TaskOut)
+def due_date(task_id: str, body: DueDateIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
+    """Supervisors move or clear a task's due date; the old value and the reason go in the history."""
+    return TaskOut.model_validate(set_due_date(engine, user, task_id, body.due_date, body.reason))
 
 
 @router.post("/{task_id}/priority", response_model=TaskOut)

@@ -13,7 +13,7 @@ from ..identity import Principal, Role, instance_scope, require_role
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import instance_is_visible, instance_view
+from ..queries import Page, instance_history, instance_is_visible, instance_view
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .specs import latest_version, resolve_specs
@@ -160,6 +160,15 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
 
     with_conflict_retries(app, attempt)
     return get_instance_view(app, instance_id)
+
+
+def get_instance_history(app: CarePath, instance_id: str, principal: Principal, *, limit: int = 200,
+                         offset: int = 0) -> Page:
+    """Who did what to the instance and when, oldest first; only for those who may read the instance."""
+    with app.db.read() as session:
+        if not instance_is_visible(session, instance_id, instance_scope(principal)):
+            raise NotFound(f"instance {instance_id} does not exist")
+        return instance_history(session, instance_id, limit=limit, offset=offset)
 
 
 def get_instance_view(app: CarePath, instance_id: str, principal: Principal | None = None) -> InstanceView:

@@ -8,11 +8,12 @@ from typing import Any
 from sqlalchemy import select
 
 from ..application import CarePath
+from ..calendars import DeadlineError
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from ..forms import validate_form
 from ..identity import Principal, Role, may_see, require_role
 from ..model import OPEN_TASK_STATES, WORKABLE_TASK_STATES, TaskState
-from ..persistence.tables import Task, TaskCandidate, User
+from ..persistence.tables import Instance, PathwayVersion, Task, TaskCandidate, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import staffed_groups, task_views
 from ..views import InstanceView, TaskView
@@ -132,6 +133,34 @@ def set_priority(app: CarePath, principal: Principal, task_id: str, priority: in
         old, task.priority = task.priority, priority
         uow.record("task_priority_changed", principal.name, instance_id=task.instance_id, task_id=task.id,
                    data={"field": "priority", "old": old, "new": priority, "name": task.name})
+
+    return _change_task(app, task_id, act, from_state=None)
+
+
+def set_due_date(app: CarePath, principal: Principal, task_id: str, due: str | None, reason: str) -> TaskView:
+    """A supervisor moves (or clears) a task's due date, with a reason. The value is anything a diagram
+    may say: an ISO date-time (naive: in the pathway's zone), a date (its end), "P2BD", or
+    "P2BD after discharge_at end of day" (counted from now or from the instance's variable)."""
+    require_role(principal, Role.SUPERVISOR, action="Changing a task's due date")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationFailed("say why the due date changes: 'reason' is required")
+
+    def act(uow: UnitOfWork, task: Task) -> None:
+        if not _supervises(uow, principal, task):
+            raise PermissionDenied(f"user '{principal.name}' supervises none of the groups of task '{task.name}'")
+        new = None
+        if due is not None:
+            instance = uow.session.get(Instance, task.instance_id)
+            version = uow.session.get(PathwayVersion, instance.pathway_version_id) if instance else None
+            context = app.time_context(version.time_settings if version else None)
+            try:
+                new = context.resolve(due, now=app.now(), variables=instance.data if instance else {})
+            except DeadlineError as exc:
+                raise ValidationFailed(f"due_date: {exc}") from None
+        old, task.due_date = task.due_date, new
+        uow.record("task_due_date_changed", principal.name, instance_id=task.instance_id, task_id=task.id,
+                   data={"field": "due_date", "old": old.isoformat() if old else None,
+                         "new": new.isoformat() if new else None, "reason": reason.strip(), "name": task.name})
 
     return _change_task(app, task_id, act, from_state=None)
 
