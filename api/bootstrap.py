@@ -27,7 +27,7 @@ def build_engine(settings: Settings, clock: Clock = system_clock, *, upgrade_sch
     db = Database(settings.database_url)
     if upgrade_schema:
         migrate.upgrade(db.engine)
-    return CarePath(db, clock, settings.engine_config())
+    return CarePath(db, clock, settings.engine_config(), channels=settings.notification_channels())
 
 
 def deploy_directory(app: CarePath, directory: Path) -> list[str]:

@@ -165,6 +165,27 @@ class EventPage(Paged):
     items: list[EventOut]
 
 
+class NotificationOut(Out):
+    id: int
+    kind: str = Field(description="reminder or overdue")
+    channel: str
+    instance_id: str | None
+    task_id: str | None
+    subject: str
+    recipients: list[str] = Field(description="user:<name>, group:<name> or role:admin")
+    payload: dict[str, Any]
+    state: str = Field(description="pending, delivered or failed")
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class NotificationPage(Paged):
+    items: list[NotificationOut]
+
+
 class InstancePage(Paged):
     items: list[InstanceSummaryOut]
 

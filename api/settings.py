@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from carepath.engine.application import EngineConfig
 from carepath.engine.calendars import Calendars, DeadlineError, parse_retry
+from carepath.engine.notifications import NotificationChannel, alerts_by_pathway
+
+from .channels import channels_from_settings
 
 
 def _json_object(value: str, name: str, shape: str) -> dict[str, Any]:
@@ -49,6 +52,13 @@ class Settings(BaseSettings):
     # built-in "us-federal" (US federal holidays, America/New_York) is always there and can be overridden.
     calendars: str = "{}"
     default_calendar: str = "us-federal"
+    # Deadline alerts: JSON {"*": {"remind_at_percent": 50, "notify_supervisors_when_overdue": true},
+    # "<pathway key>": {...}}; "*" applies to pathways not named.
+    deadline_alerts: str = "{}"
+    # Notification channels, comma-separated: outbox (records, readable at /api/notifications) and webhook.
+    notify_channels: str = "outbox"
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
     # Retries of a failing timer: R<attempts>/<first delay>, doubling each time (overrides the two above).
     timer_retry: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -78,12 +88,30 @@ class Settings(BaseSettings):
             raise ValueError(f"CAREPATH_CALENDARS: {exc}") from None
         return value
 
+    @field_validator("deadline_alerts")
+    @classmethod
+    def _deadline_alerts_are_valid(cls, value: str) -> str:
+        try:
+            alerts_by_pathway(_json_object(value, "CAREPATH_DEADLINE_ALERTS", "pathway key -> alert settings"))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"CAREPATH_DEADLINE_ALERTS: {exc}") from None
+        return value
+
     @field_validator("timer_retry")
     @classmethod
     def _timer_retry_is_iso(cls, value: str | None) -> str | None:
         if value is not None:
             parse_retry(value)
         return value
+
+    def notification_channels(self) -> list[NotificationChannel]:
+        names = [n.strip() for n in self.notify_channels.split(",") if n.strip()]
+        return channels_from_settings(names, self.webhook_url, self.webhook_secret)
+
+    @model_validator(mode="after")
+    def _channels_are_configured(self) -> Settings:
+        self.notification_channels()  # a ValueError names the problem
+        return self
 
     @model_validator(mode="after")
     def _default_calendar_is_configured(self) -> Settings:
@@ -106,6 +134,7 @@ class Settings(BaseSettings):
             timer_retry_base=retry_base,
             lane_groups=json.loads(self.lane_groups),
             calendars=Calendars.from_settings(json.loads(self.calendars), self.default_calendar),
+            deadline_alerts=alerts_by_pathway(json.loads(self.deadline_alerts)),
         )
 
     def pathways_path(self) -> Path:

@@ -15,6 +15,7 @@ from typing import Any
 from .caches import LRUCache
 from .calendars import Calendars, TimeContext
 from .clock import Clock
+from .notifications import DeadlineAlerts, NotificationChannel, OutboxChannel, alerts_by_pathway
 from .persistence.database import Database
 
 
@@ -31,11 +32,18 @@ class EngineConfig:
     lane_groups: dict[str, str] = field(default_factory=dict)
     # Business calendars by name; pathways choose one (and a time zone) with process properties.
     calendars: Calendars = field(default_factory=lambda: Calendars.from_settings(None))
+    # Deadline alerts per pathway key ("*": the rest), and how notifications are retried.
+    deadline_alerts: dict[str, DeadlineAlerts] = field(default_factory=lambda: alerts_by_pathway(None))
+    notification_max_attempts: int = 5
+    notification_retry_base: timedelta = timedelta(seconds=30)
+
+    def alerts_for(self, pathway_key: str) -> DeadlineAlerts:
+        return self.deadline_alerts.get(pathway_key) or self.deadline_alerts.get("*") or DeadlineAlerts()
 
 
 class CarePath:
     def __init__(self, db: Database, clock: Clock, config: EngineConfig | None = None,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, channels: list[NotificationChannel] | None = None) -> None:
         self.db = db
         self.clock = clock
         self.config = config or EngineConfig()
@@ -44,6 +52,7 @@ class CarePath:
         self.workflows: LRUCache[str, Any] = LRUCache(self.config.workflow_cache_size)
         self._timer_listeners: list[Callable[[datetime], None]] = []
         self._script_engine: Any = None
+        self.channels: list[NotificationChannel] = channels if channels is not None else [OutboxChannel()]
 
     def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:
         """How a pathway counts time: its calendar and zone (checked at deploy), else the defaults."""

@@ -17,6 +17,7 @@ from .persistence.tables import (
     Instance,
     MessageStartEvent,
     MessageSubscription,
+    NotificationRecord,
     PathwayVersion,
     Task,
     TaskCandidate,
@@ -24,7 +25,7 @@ from .persistence.tables import (
     User,
     UserGroup,
 )
-from .views import EventView, InstanceView, PathwayVersionView, TaskView, WaitView
+from .views import EventView, InstanceView, NotificationView, PathwayVersionView, TaskView, WaitView
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ def _audience_has(dialect: str, keys: list[str]) -> Any:
     """tasks.audience shares a key with `keys`: array overlap (GIN-indexed) on PostgreSQL, a scan of
     the row's JSON array on SQLite."""
     if dialect == "postgresql":
-        return Task.audience.op("&&")(bindparam(None, keys, type_=postgresql.ARRAY(Text())))
+        return Task.audience.op("&&", is_comparison=True)(bindparam(None, keys, type_=postgresql.ARRAY(Text())))
     entries = func.json_each(Task.audience).table_valued("value")
     return select(1).select_from(entries).where(entries.c.value.in_(keys)).exists()
 
@@ -353,6 +354,22 @@ def instance_history(session: Session, instance_id: str, *, limit: int = 200, of
     query = select(Event).where(Event.instance_id == instance_id)
     rows, total, exact = _page(session, query, [Event.id], limit, offset, exact_total=True)
     items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data) for e in rows]
+    return Page(items, total, limit, offset, exact)
+
+
+def list_notifications(session: Session, *, state: str | None = None, kind: str | None = None,
+                       task_id: str | None = None, instance_id: str | None = None, limit: int = 50,
+                       offset: int = 0) -> Page:
+    query = select(NotificationRecord)
+    for column, value in ((NotificationRecord.state, state), (NotificationRecord.kind, kind),
+                          (NotificationRecord.task_id, task_id), (NotificationRecord.instance_id, instance_id)):
+        if value is not None:
+            query = query.where(column == value)
+    rows, total, exact = _page(session, query, [NotificationRecord.id.desc()], limit, offset)
+    items = [NotificationView(id=r.id, kind=r.kind, channel=r.channel, instance_id=r.instance_id, task_id=r.task_id,
+                              subject=r.subject, recipients=list(r.recipients), payload=dict(r.payload), state=r.state,
+                              attempts=r.attempts, next_attempt_at=r.next_attempt_at, last_error=r.last_error,
+                              created_at=r.created_at, delivered_at=r.delivered_at) for r in rows]
     return Page(items, total, limit, offset, exact)
 
 

@@ -16,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .application import CarePath
 from .usecases.messages import expire_messages
+from .usecases.notifications import deliver_notifications, next_notification_time
 from .usecases.timers import fire_due_timers, next_due_time
 
 log = logging.getLogger("carepath.scheduler")
@@ -57,6 +58,10 @@ class TimerScheduler:
                 log.info("fired %d timer(s)", handled)
         except Exception:  # the sweep will try again; never let the scheduler thread die
             log.exception("firing due timers failed")
+        try:
+            deliver_notifications(self.app)
+        except Exception:
+            log.exception("delivering notifications failed")
         self._rearm()
 
     def sweep(self) -> None:
@@ -67,6 +72,6 @@ class TimerScheduler:
             log.exception("expiring buffered messages failed")
 
     def _rearm(self) -> None:
-        due = next_due_time(self.app)
-        if due is not None:
-            self.wake_at(due)
+        due = [t for t in (next_due_time(self.app), next_notification_time(self.app)) if t is not None]
+        if due:
+            self.wake_at(min(due))

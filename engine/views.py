@@ -46,6 +46,24 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class NotificationView:
+    id: int
+    kind: str
+    channel: str
+    instance_id: str | None
+    task_id: str | None
+    subject: str
+    recipients: list[str]
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
 class WaitView:
     type: str
     element_id: str

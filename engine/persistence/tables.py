@@ -233,13 +233,16 @@ class Timer(Base):
     __table_args__ = (
         Index("ix_timers_state_due_at", "state", "due_at"),
         Index("ix_timers_instance_id_state_due_at", "instance_id", "state", "due_at"),
-        Index("uq_timers_pending_task", "task_id", unique=True,
+        Index("uq_timers_pending_task_kind", "task_id", "kind", unique=True,
               sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(255))
+    # "bpmn": a timer event of the diagram; "reminder" / "overdue": the product's deadline alerts for
+    # the human task task_id (fired without running the workflow).
+    kind: Mapped[str] = mapped_column(String(20), default="bpmn", server_default="bpmn")
     due_at: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -281,3 +284,24 @@ class BufferedMessage(Base):
     delivered_at: Mapped[datetime | None]
     instance_id: Mapped[str | None] = mapped_column(String(36))
     sender: Mapped[str] = mapped_column(String(200))
+
+
+class NotificationRecord(Base):
+    """A reminder or escalation for one channel; delivered (and retried) after the transaction that made it."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_state_next_attempt_at", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(40))
+    instance_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    subject: Mapped[str] = mapped_column(String(500))
+    recipients: Mapped[list[Any]]
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(20))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]

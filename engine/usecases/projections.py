@@ -15,6 +15,7 @@ from ..identity import group_for_lane
 from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState, audience_keys
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from .notifications import cancel_alerts, schedule_alerts
 
 
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
@@ -34,6 +35,7 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
     for task_id, row in open_rows.items():
         if task_id in current:
             continue
+        cancel_alerts(uow, task_id)
         if task_id == completed_task_id:
             row.state, row.completed_at, row.completed_by = TaskState.COMPLETED.value, now, actor
         else:
@@ -54,14 +56,16 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
     candidates += [TaskCandidate(task_id=task.id, kind="user", value=u) for u in task.candidate_users]
     if not candidates and task.assignee is None:  # offered to no one in particular: every worker sees it
         candidates.append(TaskCandidate(task_id=task.id, kind="all", value=EVERYONE))
-    uow.session.add(Task(id=task.id, instance_id=instance.id, pathway_key=instance.pathway_key,
-                         element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
-                         state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
-                         documentation=task.documentation, created_at=uow.app.now(), due_date=task.due_date,
-                         follow_up_date=task.follow_up_date,
-                         audience=audience_keys((c.kind, c.value) for c in candidates)))
+    row = Task(id=task.id, instance_id=instance.id, pathway_key=instance.pathway_key,
+               element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
+               state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
+               documentation=task.documentation, created_at=uow.app.now(), due_date=task.due_date,
+               follow_up_date=task.follow_up_date, audience=audience_keys((c.kind, c.value) for c in candidates))
+    uow.session.add(row)
     uow.session.flush()
     uow.session.add_all(candidates)
+    if task.due_date is not None:
+        schedule_alerts(uow, row)
     uow.record("task_ready", actor, instance_id=instance.id, task_id=task.id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": task.element_id, "name": task.name, "lane": task.lane,
@@ -75,7 +79,7 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
 def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str) -> None:
     now = uow.app.now()
     pending = {t.task_id: t for t in uow.session.scalars(
-        select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending"))}
+        select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
     waiting = {t.task_id: t for t in snapshot.timers}
     created: list[datetime] = []
     for task_id, row in pending.items():

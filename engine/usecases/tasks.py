@@ -18,6 +18,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..queries import staffed_groups, task_views
 from ..views import InstanceView, TaskView
 from .instances import get_instance_view
+from .notifications import schedule_alerts
 from .store import load_workflow, lock_instance, save_workflow, with_conflict_retries
 
 WORKING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR)
@@ -158,6 +159,7 @@ def set_due_date(app: CarePath, principal: Principal, task_id: str, due: str | N
             except DeadlineError as exc:
                 raise ValidationFailed(f"due_date: {exc}") from None
         old, task.due_date = task.due_date, new
+        schedule_alerts(uow, task)
         uow.record("task_due_date_changed", principal.name, instance_id=task.instance_id, task_id=task.id,
                    data={"field": "due_date", "old": old.isoformat() if old else None,
                          "new": new.isoformat() if new else None, "reason": reason.strip(), "name": task.name})

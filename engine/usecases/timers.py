@@ -18,6 +18,7 @@ from ..identity import SCHEDULER
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from .notifications import fire_alert
 from .store import load_workflow, lock_instance, save_workflow
 
 
@@ -45,6 +46,10 @@ def _fire_next(app: CarePath, *, final_attempt: bool, timer_id: int | None = Non
         timer = _claim(uow, timer_id)
         if timer is None:
             return False
+        if timer.kind != "bpmn":  # a deadline alert: notifications only, the workflow does not run
+            fire_alert(uow, timer)
+            uow.commit()
+            return True
         instance = lock_instance(uow, timer.instance_id)
         if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
             timer.state = "cancelled"

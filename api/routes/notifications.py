@@ -1,0 +1,29 @@
+"""/api/notifications: the outbox of reminders and escalations, and what became of each delivery."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from carepath.engine.identity import Role, require_role
+from carepath.engine.queries import list_notifications
+
+from ..deps import CurrentUser, EngineDep
+from ..schemas import ERROR_RESPONSES, NotificationPage
+
+router = APIRouter(prefix="/api/notifications", tags=["notifications"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=NotificationPage)
+def list_(engine: EngineDep, user: CurrentUser,
+          state: Literal["pending", "delivered", "failed"] | None = None,
+          kind: Literal["reminder", "overdue"] | None = None, task_id: str | None = None,
+          instance_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+          offset: Annotated[int, Query(ge=0)] = 0) -> NotificationPage:
+    """Newest first. Supervisors, auditors and admins read the outbox."""
+    require_role(user, Role.SUPERVISOR, Role.AUDITOR, action="Reading notifications")
+    with engine.db.read() as session:
+        page = list_notifications(session, state=state, kind=kind, task_id=task_id, instance_id=instance_id,
+                                  limit=limit, offset=offset)
+    return NotificationPage.model_validate(page)

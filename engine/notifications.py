@@ -1,0 +1,87 @@
+"""Notifications: reminders and escalations as records, delivered through channels.
+
+A notification is a row written in the same transaction as the event that caused it (a reminder
+coming due, a task going overdue), one row per configured channel. Delivery happens afterwards,
+claimed row by row like timers (SKIP LOCKED on PostgreSQL), with retries and backoff; every attempt
+is recorded in the instance's history. A channel is anything with a `name` and a `deliver` method:
+the outbox channel (the record itself, plus a log line) and a signed webhook ship with the product;
+e-mail or SMS is one more class.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+log = logging.getLogger("carepath.notifications")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What a channel is given to deliver."""
+
+    id: int
+    kind: str  # "reminder" | "overdue"
+    subject: str
+    recipients: tuple[str, ...]  # "user:<name>" or "group:<name>"
+    instance_id: str | None
+    task_id: str | None
+    created_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "subject": self.subject, "recipients": list(self.recipients),
+                "instance_id": self.instance_id, "task_id": self.task_id,
+                "created_at": self.created_at.isoformat(), "payload": self.payload}
+
+
+class DeliveryFailed(Exception):
+    """A channel could not deliver; the notification is retried later."""
+
+
+class NotificationChannel(Protocol):
+    name: str
+
+    def deliver(self, notification: Notification) -> None:
+        """Deliver or raise (any exception counts as a failed attempt)."""
+
+
+class OutboxChannel:
+    """The notification row is the message: integrations read them (GET /api/notifications); a line is logged."""
+
+    name = "outbox"
+
+    def deliver(self, notification: Notification) -> None:
+        log.info("notification %s %s to %s: %s", notification.id, notification.kind,
+                 ", ".join(notification.recipients), notification.subject)
+
+
+@dataclass(frozen=True)
+class DeadlineAlerts:
+    """Product-level rules for a pathway's dated tasks: remind whoever holds the task when a share of
+    the time has passed, and tell the group's supervisors when it goes overdue."""
+
+    remind_at: float | None = 0.5  # share of the time from creation to due date; None: no reminder
+    notify_supervisors_when_overdue: bool = True
+
+    @classmethod
+    def from_settings(cls, raw: dict[str, Any]) -> DeadlineAlerts:
+        unknown = set(raw) - {"remind_at_percent", "notify_supervisors_when_overdue"}
+        if unknown:
+            raise ValueError(f"unknown deadline alert setting(s): {', '.join(sorted(unknown))}")
+        percent = raw.get("remind_at_percent", 50)
+        if percent is not None and (not isinstance(percent, int | float) or not 0 < percent < 100):
+            raise ValueError("remind_at_percent must be a number between 0 and 100 (or null for no reminder)")
+        overdue = raw.get("notify_supervisors_when_overdue", True)
+        if not isinstance(overdue, bool):
+            raise ValueError("notify_supervisors_when_overdue must be true or false")
+        return cls(remind_at=None if percent is None else percent / 100, notify_supervisors_when_overdue=overdue)
+
+
+def alerts_by_pathway(raw: dict[str, Any] | None) -> dict[str, DeadlineAlerts]:
+    """{"*": {...}, "<pathway key>": {...}} from configuration; "*" applies to pathways not named."""
+    parsed = {key: DeadlineAlerts.from_settings(value) for key, value in (raw or {}).items()}
+    parsed.setdefault("*", DeadlineAlerts())
+    return parsed

@@ -1,0 +1,151 @@
+"""Deadline alerts for human tasks, and delivering notifications through the configured channels.
+
+A task with a due date gets two product timers in the `timers` table (kind "reminder" at the
+configured share of its time, kind "overdue" at the due date), claimed and fired exactly once like
+the diagram's timers but without running the workflow. Firing writes notification rows, one per
+channel; `deliver_notifications` sends them afterwards, retrying with backoff, and records every
+attempt in the instance's history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from ..application import CarePath
+from ..identity import SCHEDULER, Role
+from ..model import OPEN_TASK_STATES
+from ..notifications import Notification
+from ..persistence.tables import NotificationRecord, Task, Timer, User, UserGroup
+from ..persistence.unit_of_work import UnitOfWork
+
+ALERT_KINDS = ("reminder", "overdue")
+
+
+def schedule_alerts(uow: UnitOfWork, task: Task) -> None:
+    """(Re)schedule the deadline alerts of a task from its due date; none when it has none."""
+    cancel_alerts(uow, task.id)
+    if task.due_date is None:
+        return
+    rules = uow.app.config.alerts_for(task.pathway_key)
+    now = uow.app.now()
+    due_times: list[tuple[str, datetime]] = []
+    if rules.remind_at is not None and task.due_date > task.created_at:
+        remind = task.created_at + (task.due_date - task.created_at) * rules.remind_at
+        if remind > now:
+            due_times.append(("reminder", remind))
+    if rules.notify_supervisors_when_overdue:
+        due_times.append(("overdue", task.due_date))
+    for kind, due in due_times:
+        uow.session.add(Timer(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id, kind=kind,
+                              due_at=due, state="pending", attempts=0, created_at=now))
+    if due_times:
+        created = [due for _, due in due_times]
+        uow.after_commit(lambda: uow.app.timers_scheduled(created))
+
+
+def cancel_alerts(uow: UnitOfWork, task_id: str) -> None:
+    uow.session.execute(update(Timer).where(Timer.task_id == task_id, Timer.kind.in_(ALERT_KINDS),
+                                            Timer.state == "pending").values(state="cancelled"))
+
+
+def fire_alert(uow: UnitOfWork, timer: Timer) -> None:
+    """A reminder or overdue alert came due: notify, if the task is still open."""
+    now = uow.app.now()
+    timer.state, timer.fired_at = "fired", now
+    task = uow.session.get(Task, timer.task_id)
+    if task is None or task.state not in OPEN_TASK_STATES:
+        return
+    late = round((now - timer.due_at).total_seconds(), 3)
+    due = task.due_date.isoformat() if task.due_date else None
+    if timer.kind == "reminder":
+        recipients = [f"user:{task.assignee}"] if task.assignee else list(task.audience or [])
+        subject = f"Reminder: '{task.name}' is due {due}"
+    else:
+        recipients = _supervisors(uow, task)
+        subject = f"Overdue: '{task.name}' was due {due}" + (f" (with {task.assignee})" if task.assignee else "")
+    payload = {"task_name": task.name, "pathway": task.pathway_key, "due_date": due, "assignee": task.assignee,
+               "state": task.state, "alert_due_at": timer.due_at.isoformat(), "late_by_seconds": late}
+    notify(uow, timer.kind, subject, recipients, payload, instance_id=task.instance_id, task_id=task.id)
+    uow.record(f"task_{timer.kind}_alert", SCHEDULER.name, instance_id=task.instance_id, task_id=task.id,
+               data={"recipients": recipients, "due_date": due, "late_by_seconds": late})
+
+
+def _supervisors(uow: UnitOfWork, task: Task) -> list[str]:
+    """Active supervisors of the task's groups; the admins when its groups have none."""
+    groups = [key.split(":", 1)[1] for key in task.audience or () if key.startswith("group:")]
+    names = uow.session.scalars(select(User.name).join(UserGroup, UserGroup.user_id == User.id).where(
+        UserGroup.group_name.in_(groups), User.role == Role.SUPERVISOR.value, User.active.is_(True))
+        .distinct().order_by(User.name)).all() if groups else []
+    if names:
+        return [f"user:{n}" for n in names]
+    return ["role:admin"]
+
+
+def notify(uow: UnitOfWork, kind: str, subject: str, recipients: list[str], payload: dict[str, Any], *,
+           instance_id: str | None, task_id: str | None) -> None:
+    now = uow.app.now()
+    for channel in uow.app.channels:
+        uow.session.add(NotificationRecord(kind=kind, channel=channel.name, instance_id=instance_id, task_id=task_id,
+                                           subject=subject[:500], recipients=recipients, payload=payload,
+                                           state="pending", attempts=0, next_attempt_at=now, created_at=now))
+
+
+def deliver_notifications(app: CarePath, limit: int = 100) -> int:
+    """Send up to `limit` pending notifications; returns how many were attempted."""
+    attempted = 0
+    while attempted < limit and _deliver_next(app):
+        attempted += 1
+    return attempted
+
+
+def _deliver_next(app: CarePath) -> bool:
+    channels = {c.name: c for c in app.channels}
+    with UnitOfWork(app) as uow:
+        now = app.now()
+        query = (select(NotificationRecord).where(NotificationRecord.state == "pending",
+                                                  NotificationRecord.next_attempt_at <= now)
+                 .order_by(NotificationRecord.next_attempt_at, NotificationRecord.id).limit(1))
+        if uow.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = uow.session.scalars(query).first()
+        if row is None:
+            return False
+        row.attempts += 1
+        channel = channels.get(row.channel)
+        try:
+            if channel is None:
+                raise RuntimeError(f"channel '{row.channel}' is not configured any more")
+            channel.deliver(_notification(row))
+        except Exception as exc:  # any failure of a channel is a failed attempt, retried
+            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if row.attempts >= app.config.notification_max_attempts:
+                row.state = "failed"
+            else:
+                row.next_attempt_at = now + app.config.notification_retry_base * (2 ** (row.attempts - 1))
+            retry = {"next_attempt_at": row.next_attempt_at.isoformat()} if row.state == "pending" else {}
+            uow.record("notification_failed", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
+                       data={"notification_id": row.id, "channel": row.channel, "attempt": row.attempts,
+                             "error": row.last_error, "gave_up": row.state == "failed", **retry})
+        else:
+            row.state, row.delivered_at, row.last_error = "delivered", now, None
+            uow.record("notification_delivered", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
+                       data={"notification_id": row.id, "channel": row.channel, "kind": row.kind,
+                             "attempt": row.attempts, "recipients": row.recipients})
+        uow.commit()
+        return True
+
+
+def _notification(row: NotificationRecord) -> Notification:
+    return Notification(id=row.id, kind=row.kind, subject=row.subject, recipients=tuple(row.recipients),
+                        instance_id=row.instance_id, task_id=row.task_id, created_at=row.created_at,
+                        payload=dict(row.payload))
+
+
+def next_notification_time(app: CarePath) -> datetime | None:
+    with app.db.read() as session:
+        return session.scalar(select(func.min(NotificationRecord.next_attempt_at))
+                              .where(NotificationRecord.state == "pending"))
+
