@@ -18,7 +18,7 @@ class ErrorOut(Out):
     errors: list[dict[str, Any]] | None = None
 
 
-EXACT_TOTAL = "count every matching row (slower on large lists); by default the total stops at 500"
+EXACT_TOTAL = "count every matching row (slower on large lists); by default the total stops at 200"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in (
@@ -145,7 +145,7 @@ class InstanceOut(Out):
 
 
 class Paged(Out):
-    total: int = Field(description="matching rows, counted up to 500 (or to the end of the page asked for) "
+    total: int = Field(description="matching rows, counted up to 200 (or to the end of the page asked for) "
                        "unless exact_total=true; see total_exact")
     total_exact: bool = Field(description="false when more rows match than `total` says")
     limit: int

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from carepath.engine.persistence.database import Database
+from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.persistence.tables import Instance
 
 from .common import add_user, fresh_database, log, running_server
@@ -25,12 +25,13 @@ from .footprint import start_shipped, state_sizes, touch_instances
 from .load import measure_http
 from .pathway import BPMN, KEY
 from .report import render, targets
+from .timers import measure_timers
 from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
-        "touch": 3000}
+        "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300}}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
-                         "touch": 200}
+                         "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50}}
 
 
 def main() -> None:
@@ -40,8 +41,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--only", choices=["all", "worklist"], default="all",
-                        help="'worklist': only the worklist phase (the engine cycle and HTTP load are skipped)")
+    parser.add_argument("--only", choices=["all", "worklist", "timers"], default="all",
+                        help="one phase only: 'worklist' (worklist latency) or 'timers' (timer lateness, "
+                        "PostgreSQL); 'all' runs everything but the timer phase")
+    parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
+                        help="worker process counts for the timer phase (default 1 2)")
     parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
                         help="worklist sizes to measure (default 10000 100000; --quick 2000 10000)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
@@ -52,7 +56,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
                                "clients": args.clients}
-    if args.only == "worklist":
+    if args.only == "timers":
+        if args.database_url is None or is_sqlite(args.database_url):
+            parser.error("the timer phase needs PostgreSQL: give --database-url postgresql+psycopg://...")
+        results["database"] = "postgresql"
+        results["timers"] = [measure_timers(lambda: fresh_database(args.database_url, args.out), n,
+                                            **sizes["timers"]) for n in args.timer_workers]
+    elif args.only == "worklist":
         database_url = fresh_database(args.database_url, args.out)
         results["database"] = Database(database_url).dialect
         results.update(_worklist_phase(database_url, args, sizes))

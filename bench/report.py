@@ -19,6 +19,12 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         worst = max(q["p95_ms"] for q in results["worklist"][largest].values())
         judged[f"worklist_p95_ms_at_{largest}_open_tasks"] = {
             "measured": worst, "target": WORKLIST_P95_TARGET_MS, "met": worst < WORKLIST_P95_TARGET_MS}
+    for run in results.get("timers", []):
+        steady, drained = run["steady_lateness"]["p99_s"], run.get("burst_drained_seconds")
+        judged[f"timer_lateness_p99_s_{run['workers']}_workers"] = {"measured": steady, "target": 1.0,
+                                                                   "met": steady < 1.0}
+        judged[f"timer_burst_{run['burst']}_drained_s_{run['workers']}_workers"] = {
+            "measured": drained, "target": 60.0, "met": drained is not None and drained < 60.0}
     if "state" in results:
         shipped = results["state"]["by_pathway"].get("post-ed-follow-up", {})
         biggest = shipped.get("max_state_bytes", 0)
@@ -42,6 +48,12 @@ def render(results: dict[str, Any]) -> str:
         for name, q in queries.items():
             lines.append(f"    {name:<30} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['items']:>5} "
                          f"{q['total']:>7}")
+    for run in results.get("timers", []):
+        steady, burst = run["steady_lateness"], run["burst_lateness"]
+        lines.append(f"  timers, {run['workers']} worker(s), {run['pending']:,} pending: steady lateness p50/p99 "
+                     f"{steady['p50_s']}/{steady['p99_s']} s; burst of {run['burst']:,} drained in "
+                     f"{run.get('burst_drained_seconds')} s ({run.get('burst_fired_per_second')}/s), "
+                     f"burst lateness p50/p99 {burst['p50_s']}/{burst['p99_s']} s")
     if "http" in results:
         http = results["http"]
         lines.append(f"  HTTP, {http['clients']} clients: {http['instances_per_second']} starts/s "

@@ -85,7 +85,7 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
 
 # Lists count matching rows up to this many (or to the end of the page asked for, if further):
 # counting every one of 100,000 open tasks costs more than the page itself.
-COUNT_CAP = 500
+COUNT_CAP = 200
 
 
 def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int,
@@ -95,10 +95,8 @@ def _page(session: Session, query: Select[Any], order: list[Any], limit: int, of
     rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
     if len(rows) < limit and (rows or offset == 0):  # the last page: the total needs no count
         return rows, offset + len(rows), True
-    counted = query.order_by(None)
     cap = max(COUNT_CAP, offset + limit)
-    if not exact_total:
-        counted = counted.limit(cap + 1)
+    counted = query.order_by(None) if exact_total else query.order_by(None).limit(cap + 1)
     total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     if not exact_total and total > cap:
         return rows, cap, False
