@@ -28,6 +28,8 @@ class WebhookChannel:
 
     def __init__(self, url: str, secret: str, *, timeout_s: float = 5.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"the webhook URL must start with http:// or https:// (got '{url[:40]}')")
         self.url, self.secret = url, secret
         self.client = httpx.Client(timeout=timeout_s, transport=transport)
 
@@ -35,12 +37,19 @@ class WebhookChannel:
         body = json.dumps(notification.as_json(), separators=(",", ":"), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(self.secret, body),
                    "X-CarePath-Notification": str(notification.id)}
+        # Errors name the receiver by scheme and host only: the URL may carry a token, and errors are
+        # kept in the history that coordinators read.
         try:
             response = self.client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"POST {self.url} failed: {exc}") from exc
+            raise DeliveryFailed(f"POST to {self._host} failed ({type(exc).__name__})") from exc
         if response.status_code >= 300:
-            raise DeliveryFailed(f"POST {self.url} answered {response.status_code}: {response.text[:200]}")
+            raise DeliveryFailed(f"POST to {self._host} answered {response.status_code}")
+
+    @property
+    def _host(self) -> str:
+        url = httpx.URL(self.url)
+        return f"{url.scheme}://{url.host}"
 
 
 def channels_from_settings(names: list[str], webhook_url: str | None, webhook_secret: str | None,

@@ -172,7 +172,8 @@ class NotificationOut(Out):
     instance_id: str | None
     task_id: str | None
     subject: str
-    recipients: list[str] = Field(description="user:<name>, group:<name> or role:admin")
+    recipients: list[str] = Field(description="user:<name>, group:<name>, all:* (everyone who works tasks) "
+                                  "or role:admin")
     payload: dict[str, Any]
     state: str = Field(description="pending, delivered or failed")
     attempts: int

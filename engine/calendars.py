@@ -45,10 +45,13 @@ class DeadlineError(ValueError):
     """A due date, follow-up date or timer value that cannot be worked out."""
 
 
+MAX_BUSINESS_DAYS = 10_000  # about 40 years: more is a typo, and counting it day by day would take long
+
+
 def zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):  # OSError: "America" is a folder
         raise DeadlineError(f"'{name}' is not an IANA time zone such as America/New_York") from None
 
 
@@ -84,6 +87,8 @@ class BusinessCalendar:
         """The `count`-th business day after `start` (0: start itself if a business day, else the next)."""
         if count < 0:
             raise DeadlineError("a number of business days cannot be negative")
+        if count > MAX_BUSINESS_DAYS:
+            raise DeadlineError(f"{count} business days is more than the {MAX_BUSINESS_DAYS:,} a deadline may span")
         day = start
         if count == 0:
             while not self.is_business_day(day):
@@ -112,21 +117,28 @@ def calendar_from_settings(name: str, raw: Mapping[str, Any]) -> BusinessCalenda
         raise DeadlineError(f"calendar '{name}': unknown setting(s) {', '.join(sorted(unknown))}")
     try:
         closures = frozenset(date.fromisoformat(str(d)) for d in raw.get("closures", []))
-    except ValueError as exc:
-        raise DeadlineError(f"calendar '{name}': closures must be dates such as 2026-12-24 ({exc})") from None
-    weekend = frozenset(int(d) for d in raw.get("weekend", (5, 6)))
-    if not weekend <= set(range(7)):
+    except (ValueError, TypeError) as exc:
+        raise DeadlineError(f"calendar '{name}': closures must be a list of dates such as 2026-12-24 ({exc})") from None
+    weekend_days = raw.get("weekend", [5, 6])
+    if not isinstance(weekend_days, list) or not all(isinstance(d, int) and 0 <= d <= 6 for d in weekend_days):
         raise DeadlineError(f"calendar '{name}': weekend days are numbers from 0 (Monday) to 6 (Sunday)")
-    country = raw.get("country", "US")
+    weekend = frozenset(weekend_days)
+    if len(weekend) == 7:
+        raise DeadlineError(f"calendar '{name}': a week with no working day has no business days")
+    country, subdivision = raw.get("country", "US"), raw.get("subdivision")
+    if not isinstance(country, str | None) or not isinstance(subdivision, str | None):
+        raise DeadlineError(f"calendar '{name}': country and subdivision are codes such as \"US\" and \"IL\"")
     calendar = BusinessCalendar(name=name, timezone=str(raw.get("timezone", "America/New_York")),
-                                country=country or None, subdivision=raw.get("subdivision"), closures=closures,
+                                country=country or None, subdivision=subdivision, closures=closures,
                                 weekend=weekend)
     calendar.zone  # noqa: B018 - fail now on a bad time zone, not when a deadline is first computed
     if country:
         try:
             calendar.holidays_in(2026)
-        except NotImplementedError:
-            raise DeadlineError(f"calendar '{name}': no holiday data for country '{country}'") from None
+        except NotImplementedError as exc:
+            what = f"subdivision '{subdivision}' of '{country}'" if subdivision and "subdivision" in str(exc) else \
+                f"country '{country}'"
+            raise DeadlineError(f"calendar '{name}': no holiday data for {what}") from None
     return calendar
 
 
@@ -145,11 +157,23 @@ class TimeContext:
         """An aware datetime; a naive one is read in the pathway's time zone, never the server's."""
         return value.replace(tzinfo=self.tz) if value.tzinfo is None else value
 
-    def end_of_day(self, day: date) -> datetime:
-        return datetime.combine(day, END_OF_DAY, tzinfo=self.tz).astimezone(UTC)
-
     def add(self, start: datetime, duration: str | timedelta) -> datetime:
         """start + a duration: ISO 8601, business days (`P2BD`) or a timedelta; aware UTC result."""
+        try:
+            return self._add(start, duration)
+        except (OverflowError, ValueError) as exc:
+            if isinstance(exc, DeadlineError):
+                raise
+            raise DeadlineError(f"'{duration}' from {start.isoformat()} is beyond the dates this calendar can "
+                                "count (year 9999)") from None
+
+    def end_of_day(self, day: date) -> datetime:
+        try:
+            return datetime.combine(day, END_OF_DAY, tzinfo=self.tz).astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise DeadlineError(f"the end of {day.isoformat()} is beyond the dates this calendar can count") from None
+
+    def _add(self, start: datetime, duration: str | timedelta) -> datetime:
         if isinstance(duration, timedelta):
             return self.localize(start).astimezone(UTC) + duration
         local = self.localize(start).astimezone(self.tz)
@@ -176,6 +200,14 @@ class TimeContext:
         an ISO date-time (naive: in the pathway's zone), a date (the end of that day), a duration from
         now (`P7D`, `P2BD`), a duration from an instance variable (`P2BD after discharge_at`), with an
         optional `end of day`."""
+        try:
+            return self._resolve(value, now, variables)
+        except DeadlineError:
+            raise
+        except (OverflowError, ValueError):
+            raise DeadlineError(f"'{value}' is beyond the dates this calendar can count (year 9999)") from None
+
+    def _resolve(self, value: Any, now: datetime, variables: Mapping[str, Any] | None) -> datetime:
         if isinstance(value, datetime):
             return self.localize(value).astimezone(UTC)
         if isinstance(value, date):
@@ -208,6 +240,8 @@ class TimeContext:
             if not isinstance(value, Mapping) or part not in value:
                 raise DeadlineError(f"the instance has no variable '{name}' to count from")
             value = value[part]
+        if isinstance(value, _AnyVariable):  # the deploy-time probe: any name is a date-time
+            return datetime(2026, 1, 5, tzinfo=UTC), False
         if isinstance(value, datetime):
             return self.localize(value), False
         if isinstance(value, date):
@@ -279,28 +313,34 @@ def parse_retry(value: str) -> tuple[int, timedelta]:
     years, months, weeks, days, hours, minutes, seconds = duration.groups()
     if years or months:
         raise DeadlineError(f"'{value}': give the retry delay in weeks, days, hours, minutes or seconds")
-    delay = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0),
-                      seconds=float((seconds or "0").replace(",", ".")))
+    try:
+        delay = timedelta(weeks=int(weeks or 0), days=int(days or 0), hours=int(hours or 0),
+                          minutes=int(minutes or 0), seconds=float((seconds or "0").replace(",", ".")))
+    except OverflowError:
+        raise DeadlineError(f"'{value}': the retry delay is too long") from None
     if delay <= timedelta(0):
         raise DeadlineError(f"'{value}': the retry delay must be more than zero")
+    if delay > timedelta(days=30) or int(match.group(1)) > 100:
+        raise DeadlineError(f"'{value}': give at most 100 retries and a first delay of at most 30 days")
     return int(match.group(1)) + 1, delay
+
+
+class _AnyVariable(dict[str, Any]):
+    """Instance data at deploy time: every (dotted) name exists."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        return _AnyVariable()
 
 
 def deadline_syntax_problem(text: str) -> str | None:
     """Why a literal due/follow-up value from a diagram cannot work, or None when it can (deploy check;
     `${...}` expressions are checked when they run). Instance variables are not known yet: any name passes."""
     probe = TimeContext.utc_weekdays()
-    anchor_day = datetime(2026, 1, 5, tzinfo=UTC)
-
-    class _AnyVariable(dict[str, Any]):
-        def __contains__(self, key: object) -> bool:
-            return True
-
-        def __getitem__(self, key: str) -> Any:
-            return anchor_day
-
     try:
-        probe.resolve(text, now=anchor_day, variables=_AnyVariable())
+        probe.resolve(text, now=datetime(2026, 1, 5, tzinfo=UTC), variables=_AnyVariable())
     except DeadlineError as exc:
         return str(exc)
     return None

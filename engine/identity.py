@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .errors import PermissionDenied
+from .model import viewer_keys
 
 
 class Role(StrEnum):
@@ -63,14 +65,12 @@ def sees_every_task(principal: Principal) -> bool:
     return principal.role in (Role.ADMIN, Role.AUDITOR)
 
 
-def may_see(principal: Principal, assignee: str | None, groups: set[str], users: set[str]) -> bool:
-    """Whether a task is in the user's view: theirs, offered to them or their groups, or to everyone.
-    Must agree with queries._visible, which answers the same question in SQL for lists."""
+def may_see(principal: Principal, assignee: str | None, audience: Iterable[str]) -> bool:
+    """Whether a task is in the user's view: theirs, or its audience (tasks.audience) names them, one of
+    their groups or everyone. Must agree with queries._visible, which answers it in SQL for lists."""
     if sees_every_task(principal) or assignee == principal.name:
         return True
-    if not groups and not users:  # offered to everyone (a task the diagram routes to nobody)
-        return True
-    return principal.name in users or bool(groups & principal.groups)
+    return not set(viewer_keys(principal.name, principal.groups)).isdisjoint(audience)
 
 
 def reads_every_instance(principal: Principal) -> bool:

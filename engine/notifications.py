@@ -72,7 +72,8 @@ class DeadlineAlerts:
         if unknown:
             raise ValueError(f"unknown deadline alert setting(s): {', '.join(sorted(unknown))}")
         percent = raw.get("remind_at_percent", 50)
-        if percent is not None and (not isinstance(percent, int | float) or not 0 < percent < 100):
+        if percent is not None and (isinstance(percent, bool) or not isinstance(percent, int | float)
+                                    or not 0 < percent < 100):
             raise ValueError("remind_at_percent must be a number between 0 and 100 (or null for no reminder)")
         overdue = raw.get("notify_supervisors_when_overdue", True)
         if not isinstance(overdue, bool):

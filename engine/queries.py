@@ -69,8 +69,8 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
     version = session.get(PathwayVersion, row.pathway_version_id)
     tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state.in_(OPEN_TASK_STATES))
                             .order_by(Task.created_at, Task.id))
-    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == "pending")
-                             .order_by(Timer.due_at))
+    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == "pending",
+                                                 Timer.kind == "bpmn").order_by(Timer.due_at))
     subs = session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == row.id)
                            .order_by(MessageSubscription.id))
     waiting = [WaitView("timer", t.element_id, due_at=t.due_at) for t in timers]
@@ -357,8 +357,12 @@ def instance_history(session: Session, instance_id: str, *, limit: int = 200, of
 
 def list_notifications(session: Session, *, state: str | None = None, kind: str | None = None,
                        task_id: str | None = None, instance_id: str | None = None, limit: int = 50,
-                       offset: int = 0) -> Page:
+                       offset: int = 0, visible_to: tuple[str, frozenset[str]] | None = None) -> Page:
+    """Newest first; with `visible_to`, only notifications about tasks that user may see."""
     query = select(NotificationRecord)
+    if visible_to is not None:
+        query = query.where(NotificationRecord.task_id.in_(
+            select(Task.id).where(_visible(_dialect(session), *visible_to))))
     for column, value in ((NotificationRecord.state, state), (NotificationRecord.kind, kind),
                           (NotificationRecord.task_id, task_id), (NotificationRecord.instance_id, instance_id)):
         if value is not None:

@@ -59,7 +59,7 @@ class TimerScheduler:
         except Exception:  # the sweep will try again; never let the scheduler thread die
             log.exception("firing due timers failed")
         try:
-            deliver_notifications(self.app)
+            deliver_notifications(self.app, limit=10)  # a few at a time: timers must not wait behind a slow webhook
         except Exception:
             log.exception("delivering notifications failed")
         self._rearm()

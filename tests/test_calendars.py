@@ -129,7 +129,12 @@ def test_local_closures_and_weekends_are_configurable() -> None:
 
 @pytest.mark.parametrize(("settings", "message"), [
     ({"x": {"timezone": "Mars/Olympus"}}, "not an IANA time zone"),
-    ({"x": {"closures": ["tomorrow"]}}, "closures must be dates"),
+    ({"x": {"closures": ["tomorrow"]}}, "closures must be a list of dates"),
+    ({"x": {"weekend": [0, 1, 2, 3, 4, 5, 6]}}, "no working day"),
+    ({"x": {"weekend": [None]}}, "weekend days are numbers"),
+    ({"x": {"country": 5}}, "country and subdivision are codes"),
+    ({"x": {"subdivision": "ZZ"}}, "no holiday data for subdivision 'ZZ' of 'US'"),
+    ({"x": {"timezone": "America"}}, "not an IANA time zone"),
     ({"x": {"weekend": [9]}}, "weekend days are numbers"),
     ({"x": {"country": "ZZ"}}, "no holiday data for country 'ZZ'"),
     ({"x": {"colour": "red"}}, "unknown setting(s) colour"),

@@ -114,12 +114,17 @@ def test_deploy_refuses_unknown_calendars_zones_and_bad_dates(api: ApiClient) ->
         ({"timezone": "Mars/Olympus"}, {"dueDate": "P2BD"}, "'Mars/Olympus' is not an IANA time zone"),
         (None, {"dueDate": "soon"}, "due date 'soon' is not an ISO 8601 date-time"),
         (None, {"followUpDate": "P2XD"}, "follow up date 'P2XD' is not a duration"),
+        ({"timezone": "America"}, {"dueDate": "P2BD"}, "'America' is not an IANA time zone"),  # a tzdata folder
+        (None, {"dueDate": "P99999Y"}, "beyond the dates this calendar can count"),
+        (None, {"dueDate": "P999999BD"}, "more than the 10,000 a deadline may span"),
     ]:
         response = api.deploy(lead, ("bad.bpmn", camunda_dated("bad", settings, **attrs)))
         assert response.status_code == 422, response.text
         problems = response.json()["errors"]
         assert any(expected in p["message"] for p in problems), problems
     assert api.deploy(lead, ("ok.bpmn", camunda_dated("ok", dueDate="${deadline}"))).status_code == 201
+    dotted = camunda_dated("dotted", dueDate="P2BD after patient.discharge_at end of day")
+    assert api.deploy(lead, ("d.bpmn", dotted)).status_code == 201
 
 
 def test_supervisors_move_due_dates_with_a_reason(api: ApiClient, clock: ManualClock) -> None:
@@ -134,8 +139,9 @@ def test_supervisors_move_due_dates_with_a_reason(api: ApiClient, clock: ManualC
     assert api.post(url, ana, body).status_code == 403
     assert api.post(url, other_boss, body).status_code in (403, 404)
     assert api.post(url, boss, {"due_date": "P2BD"}).status_code == 422  # no reason
-    bad = api.post(url, boss, {"due_date": "whenever", "reason": "x"})
-    assert bad.status_code == 422 and "due_date" in bad.json()["message"]
+    for value in ("whenever", "P99999Y", "9999-12-31", "P99999999BD"):
+        bad = api.post(url, boss, {"due_date": value, "reason": "x"})
+        assert bad.status_code == 422 and "due_date" in bad.json()["message"], (value, bad.text)
     moved = api.post(url, boss, body)
     assert moved.status_code == 200, moved.text
     assert _at(moved.json()["due_date"]) == datetime(2026, 1, 13, 23, 59, 59, tzinfo=NY)  # us-federal default

@@ -168,3 +168,33 @@ def test_channel_settings_are_checked() -> None:
         Settings(default_calendar="clinic")
     assert [c.name for c in Settings(notify_channels="outbox, webhook", webhook_url="http://x/h",
                                      webhook_secret="k").notification_channels()] == ["outbox", "webhook"]
+
+
+def test_supervisors_read_notifications_of_their_groups_only(api: ApiClient, clock: ManualClock) -> None:
+    admin = api.user("admin")
+    _start(api, admin, "mine")
+    clock.advance(days=1, seconds=1)
+    fire_due_timers(api.engine)
+    ours, theirs = api.user("supervisor", "care-coordinator"), api.user("supervisor", "pharmacy")
+    assert len(api.get("/api/notifications", ours).json()["items"]) == 1
+    assert api.get("/api/notifications", theirs).json()["items"] == []
+    assert len(api.get("/api/notifications", api.user("auditor")).json()["items"]) == 1
+
+
+def test_an_alert_that_cannot_be_sent_does_not_hold_up_later_timers(api: ApiClient, clock: ManualClock,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from carepath.engine.usecases import timers as timer_use_cases
+
+    def broken(uow: object, timer: object) -> None:
+        raise RuntimeError("alert store unavailable")
+
+    admin = api.user("admin")
+    _start(api, admin, "broken")
+    api.deploy(admin, ("t.bpmn", d.boundary_timers("later", reminder="PT36H", escalation="P30D")))
+    later = api.start(admin, "later").json()
+    monkeypatch.setattr(timer_use_cases, "fire_alert", broken)
+    clock.advance(days=2, seconds=1)
+    assert fire_due_timers(api.engine) == 3  # reminder (failed), overdue (failed), the diagram's timer
+    names = sorted(t["name"] for t in api.get(f"/api/instances/{later['id']}", admin).json()["open_tasks"])
+    assert names == ["Call patient", "Reminder"]
+    assert fire_due_timers(api.engine) == 0  # the failed alerts are not retried forever

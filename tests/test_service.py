@@ -52,7 +52,7 @@ def test_upgrading_to_the_audience_column_folds_in_existing_candidates(tmp_path)
 
     from carepath.engine.persistence import migrate
     from carepath.engine.persistence.database import Database
-    from carepath.engine.persistence.tables import Task
+    from carepath.engine.persistence.tables import Task, TaskCandidate
 
     path = tmp_path / "old.db"
     db = Database(f"sqlite:///{path}")
@@ -71,7 +71,14 @@ def test_upgrading_to_the_audience_column_folds_in_existing_candidates(tmp_path)
         migrate.upgrade(db.engine)
         with db.engine.connect() as connection:
             audience = dict(connection.execute(select(Task.id, Task.audience)).all())
+            candidates = connection.execute(select(TaskCandidate.task_id, TaskCandidate.kind)).all()
         assert audience == {"t1": ["group:pharmacy", "user:sam"], "t2": []}
+        assert sorted(candidates) == [("t1", "group"), ("t1", "user")]  # no table copy cascaded into them
+        migrate.downgrade(db.engine, "0004")  # and back: the tables are copied; the candidates stay
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("SELECT count(*) FROM task_candidates").fetchone() == (2,)
+            assert raw.execute("SELECT count(*) FROM tasks").fetchone() == (2,)
+        migrate.upgrade(db.engine)
     finally:
         db.dispose()
 

@@ -246,3 +246,16 @@ def test_a_task_is_visible_through_its_audience_to_exactly_its_candidates(api: A
     assert seen == {"sam": {offered, everyone}, "pia": {offered, everyone}, "cy": {everyone}}
     claimable = api.get("/api/tasks", api.user("coordinator", name="sam2"), params={"candidate": "me"}).json()
     assert claimable["items"] == []  # "everyone" tasks are visible, not offered by name
+
+
+def test_a_task_assigned_to_one_person_is_nobody_elses(api: ApiClient) -> None:
+    """Assigned by the diagram with no candidates: not offered to everyone (lists and actions agree)."""
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("own", assignee="dr-lee"))
+    api.user("coordinator", name="dr-lee")
+    other = api.user("coordinator", "care-coordinator")
+    assert api.get(f"/api/tasks/{task['id']}", other).status_code == 404
+    assert api.post(f"/api/tasks/{task['id']}/hold", other, {"reason": "x"}).status_code == 404
+    assert api.post(f"/api/tasks/{task['id']}/complete", other, {"data": {}}).status_code == 404
+    assert api.get("/api/tasks", other).json()["items"] == []
+    assert api.post(f"/api/tasks/{task['id']}/hold", "dr-lee", {"reason": "at lunch"}).status_code == 200

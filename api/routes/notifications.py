@@ -21,9 +21,11 @@ def list_(engine: EngineDep, user: CurrentUser,
           kind: Literal["reminder", "overdue"] | None = None, task_id: str | None = None,
           instance_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
           offset: Annotated[int, Query(ge=0)] = 0) -> NotificationPage:
-    """Newest first. Supervisors, auditors and admins read the outbox."""
+    """Newest first. Auditors and admins read the whole outbox; supervisors the notifications about
+    tasks they can see (their groups')."""
     require_role(user, Role.SUPERVISOR, Role.AUDITOR, action="Reading notifications")
+    visible_to = (user.name, user.groups) if user.role is Role.SUPERVISOR else None
     with engine.db.read() as session:
         page = list_notifications(session, state=state, kind=kind, task_id=task_id, instance_id=instance_id,
-                                  limit=limit, offset=offset)
+                                  limit=limit, offset=offset, visible_to=visible_to)
     return NotificationPage.model_validate(page)

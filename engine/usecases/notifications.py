@@ -9,7 +9,7 @@ attempt in the instance's history.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -101,8 +101,14 @@ def deliver_notifications(app: CarePath, limit: int = 100) -> int:
     return attempted
 
 
+# How long a claimed notification is left to its deliverer before another process may try it again
+# (a process that dies mid-delivery): delivery is at least once.
+DELIVERY_LEASE = timedelta(minutes=5)
+
+
 def _deliver_next(app: CarePath) -> bool:
-    channels = {c.name: c for c in app.channels}
+    """Claim one due notification (a short transaction), deliver it outside any transaction (a channel
+    may wait on the network; no lock is held meanwhile), then record the outcome."""
     with UnitOfWork(app) as uow:
         now = app.now()
         query = (select(NotificationRecord).where(NotificationRecord.state == "pending",
@@ -114,13 +120,34 @@ def _deliver_next(app: CarePath) -> bool:
         if row is None:
             return False
         row.attempts += 1
-        channel = channels.get(row.channel)
-        try:
-            if channel is None:
-                raise RuntimeError(f"channel '{row.channel}' is not configured any more")
-            channel.deliver(_notification(row))
-        except Exception as exc:  # any failure of a channel is a failed attempt, retried
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        row.next_attempt_at = now + DELIVERY_LEASE
+        claimed, attempt, channel_name = _notification(row), row.attempts, row.channel
+        uow.commit()
+    channel = {c.name: c for c in app.channels}.get(channel_name)
+    error = None
+    try:
+        if channel is None:
+            raise RuntimeError(f"channel '{channel_name}' is not configured any more")
+        channel.deliver(claimed)
+    except Exception as exc:  # any failure of a channel is a failed attempt, retried
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+    _record_delivery(app, claimed.id, attempt, error)
+    return True
+
+
+def _record_delivery(app: CarePath, notification_id: int, attempt: int, error: str | None) -> None:
+    with UnitOfWork(app) as uow:
+        now = app.now()
+        row = uow.session.get(NotificationRecord, notification_id, with_for_update=True)
+        if row is None or row.state != "pending" or row.attempts != attempt:
+            return  # the lease ran out and another process took it over
+        if error is None:
+            row.state, row.delivered_at, row.last_error = "delivered", now, None
+            uow.record("notification_delivered", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
+                       data={"notification_id": row.id, "channel": row.channel, "kind": row.kind,
+                             "attempt": row.attempts, "recipients": row.recipients})
+        else:
+            row.last_error = error
             if row.attempts >= app.config.notification_max_attempts:
                 row.state = "failed"
             else:
@@ -129,13 +156,7 @@ def _deliver_next(app: CarePath) -> bool:
             uow.record("notification_failed", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
                        data={"notification_id": row.id, "channel": row.channel, "attempt": row.attempts,
                              "error": row.last_error, "gave_up": row.state == "failed", **retry})
-        else:
-            row.state, row.delivered_at, row.last_error = "delivered", now, None
-            uow.record("notification_delivered", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
-                       data={"notification_id": row.id, "channel": row.channel, "kind": row.kind,
-                             "attempt": row.attempts, "recipients": row.recipients})
         uow.commit()
-        return True
 
 
 def _notification(row: NotificationRecord) -> Notification:

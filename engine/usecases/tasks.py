@@ -12,8 +12,8 @@ from ..calendars import DeadlineError
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from ..forms import validate_form
 from ..identity import Principal, Role, may_see, require_role
-from ..model import OPEN_TASK_STATES, WORKABLE_TASK_STATES, TaskState
-from ..persistence.tables import Instance, PathwayVersion, Task, TaskCandidate, User
+from ..model import EVERYONE, OPEN_TASK_STATES, WORKABLE_TASK_STATES, TaskState, audience_key
+from ..persistence.tables import Instance, PathwayVersion, Task, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import staffed_groups, task_views
 from ..views import InstanceView, TaskView
@@ -284,30 +284,27 @@ def _task(uow: UnitOfWork, task_id: str, *, lock: bool = False) -> Task:
     return task
 
 
-def _candidates(uow: UnitOfWork, task: Task) -> tuple[set[str], set[str]]:
-    rows = uow.session.execute(select(TaskCandidate.kind, TaskCandidate.value)
-                               .where(TaskCandidate.task_id == task.id)).all()
-    return {v for k, v in rows if k == "group"}, {v for k, v in rows if k == "user"}
+def _groups(task: Task) -> set[str]:
+    return {key.split(":", 1)[1] for key in task.audience or () if key.startswith("group:")}
 
 
 def check_may_work_on(uow: UnitOfWork, principal: Principal, task: Task) -> None:
-    """Admins work on any task; others on tasks assigned or offered to them or their groups, and
-    on tasks the diagram routes to nobody. A task a user may not see is answered as not found,
-    so that a refusal never tells whether another patient's task exists."""
-    if principal.is_admin or task.assignee == principal.name:
+    """Admins work on any task; others on tasks assigned or offered to them, their groups or everyone
+    (the same rule the worklists apply in SQL, read from the same column). A task a user may not see
+    is answered as not found, so that a refusal never tells whether another patient's task exists."""
+    if principal.is_admin or may_see(principal, task.assignee, task.audience or []):
         return
-    groups, users = _candidates(uow, task)
-    if may_see(principal, task.assignee, groups, users):
-        return
-    if principal.role is Role.SUPERVISOR and _unrouted(uow, task, groups, users):
+    if principal.role is Role.SUPERVISOR and _unrouted(uow, task):
         return  # supervisors route the tasks nobody can pick up
     raise NotFound(f"task {task.id} does not exist")
 
 
-def _unrouted(uow: UnitOfWork, task: Task, groups: set[str], users: set[str]) -> bool:
-    if task.assignee is not None or users:
+def _unrouted(uow: UnitOfWork, task: Task) -> bool:
+    """Nobody can pick it up: unassigned, offered to no one by name nor to everyone, and none of its
+    groups has an active member (queries._unrouted says the same in SQL)."""
+    if task.assignee is not None or any(not key.startswith("group:") for key in task.audience or ()):
         return False
-    return not (set(staffed_groups(uow.session)) & groups)
+    return not (set(staffed_groups(uow.session)) & _groups(task))
 
 
 def _check_not_someone_elses(principal: Principal, task: Task) -> None:
@@ -320,5 +317,6 @@ def _supervises(uow: UnitOfWork, principal: Principal, task: Task) -> bool:
         return True
     if principal.role is not Role.SUPERVISOR:
         return False
-    groups, users = _candidates(uow, task)
-    return bool(groups & principal.groups) or not groups or _unrouted(uow, task, groups, users)
+    groups = _groups(task)
+    offered_to_everyone = audience_key("all", EVERYONE) in (task.audience or ())
+    return bool(groups & principal.groups) or offered_to_everyone or _unrouted(uow, task)

@@ -35,6 +35,8 @@ def fire_due_timers(app: CarePath, limit: int = 100) -> int:
         try:
             if not _fire_next(app, final_attempt=False):
                 break
+        except _AlertFailed as failure:
+            _give_up_alert(app, failure.timer_id, str(failure))
         except _FiringFailed as failure:
             _record_failure(app, failure)
         handled += 1
@@ -47,7 +49,10 @@ def _fire_next(app: CarePath, *, final_attempt: bool, timer_id: int | None = Non
         if timer is None:
             return False
         if timer.kind != "bpmn":  # a deadline alert: notifications only, the workflow does not run
-            fire_alert(uow, timer)
+            try:
+                fire_alert(uow, timer)
+            except Exception as exc:  # never let one alert block the timers due after it
+                raise _AlertFailed(timer.id, f"{type(exc).__name__}: {exc}") from exc
             uow.commit()
             return True
         instance = lock_instance(uow, timer.instance_id)
@@ -68,6 +73,22 @@ def _fire_next(app: CarePath, *, final_attempt: bool, timer_id: int | None = Non
             timer.last_error = (instance.incident or {}).get("message", "the timer could not fire")
         uow.commit()
         return True
+
+
+class _AlertFailed(_FiringFailed):
+    pass
+
+
+def _give_up_alert(app: CarePath, timer_id: int, error: str) -> None:
+    """A deadline alert that cannot be sent is marked failed (and recorded), not retried forever."""
+    with UnitOfWork(app) as uow:
+        timer = uow.session.get(Timer, timer_id, with_for_update=True)
+        if timer is not None and timer.state == "pending":
+            timer.state, timer.attempts = "failed", timer.attempts + 1
+            timer.last_error = error[:2000]
+            uow.record("task_alert_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
+                       data={"kind": timer.kind, "error": timer.last_error})
+            uow.commit()
 
 
 def _claim(uow: UnitOfWork, timer_id: int | None) -> Timer | None:

@@ -49,6 +49,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('notifications')
+    op.execute("DELETE FROM timers WHERE kind <> 'bpmn'")  # deadline alerts did not exist before
     with op.batch_alter_table('timers', schema=None) as batch_op:
         batch_op.drop_index('uq_timers_pending_task_kind')
         batch_op.create_index('uq_timers_pending_task', ['task_id'], unique=True,
@@ -58,3 +59,4 @@ def downgrade() -> None:
         batch_op.drop_column('time_settings')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_column('follow_up_date')
+
