@@ -261,3 +261,39 @@ def test_an_appointment_message_races_a_fourteen_day_timer(api: ApiClient, clock
     names = {i["business_key"]: [t["name"] for t in api.get(f"/api/instances/{i['id']}", admin).json()["open_tasks"]]
              for i in (booked, unbooked)}
     assert names == {"enc-1": ["Confirm appointment"], "enc-2": ["Chase booking"]}
+
+
+def test_an_escalation_event_in_the_diagram_notifies_the_supervisor(api: ApiClient) -> None:
+    """A BPMN escalation (thrown inside the outreach subprocess when the patient cannot be reached)
+    caught by a non-interrupting boundary event: a "Notify supervisor" task in the supervisor's lane."""
+    admin = api.user("admin")
+    inner = "".join([
+        d.node("startEvent", "s_start"), d.node("userTask", "call", "Call patient"),
+        d.node("exclusiveGateway", "reached_gw", "Reached?", default="f_yes"),
+        d.node("intermediateThrowEvent", "raise", "Patient unreachable",
+               body='<bpmn:escalationEventDefinition escalationRef="esc_unreachable"/>'),
+        d.node("endEvent", "s_end"), d.node("endEvent", "s_end2"),
+        d.flow("s1", "s_start", "call"), d.flow("s2", "call", "reached_gw"),
+        d.flow("f_no", "reached_gw", "raise", "reached == False"), d.flow("f_yes", "reached_gw", "s_end"),
+        d.flow("s3", "raise", "s_end2")])
+    xml = d.definitions(d.process(
+        "esc", d.node("startEvent", "start"), d.node("subProcess", "outreach", "Outreach", body=inner),
+        d.node("boundaryEvent", "escalated", "Unreachable", attachedToRef="outreach", cancelActivity="false",
+               body='<bpmn:escalationEventDefinition escalationRef="esc_unreachable"/>'),
+        d.node("userTask", "notify", "Notify supervisor"), d.node("endEvent", "end"), d.node("endEvent", "end_b"),
+        d.flow("f1", "start", "outreach"), d.flow("f2", "outreach", "end"), d.flow("f3", "escalated", "notify"),
+        d.flow("f4", "notify", "end_b"),
+        lanes={"Care Coordinator": ["call"], "Care Team Supervisor": ["notify"]}),
+        extra='<bpmn:escalation id="esc_unreachable" name="Unreachable" escalationCode="unreachable"/>')
+    assert api.deploy(admin, ("esc.bpmn", xml)).status_code == 201
+    for reached, expected in ((False, ["Notify supervisor"]), (True, [])):
+        started = api.start(admin, "esc").json()
+        call = started["open_tasks"][0]
+        done = api.post(f"/api/tasks/{call['id']}/complete", admin, {"data": {"reached": reached}})
+        assert done.status_code == 200, done.text
+        instance = done.json()
+        assert [t["name"] for t in instance["open_tasks"]] == expected
+        if expected:
+            assert instance["open_tasks"][0]["candidate_groups"] == ["care-team-supervisor"]
+        else:
+            assert instance["status"] == "completed"
