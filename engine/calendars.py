@@ -41,6 +41,20 @@ _RELATIVE = re.compile(
 _END_OF_DAY_ONLY = re.compile(r"^(?P<anchor>[A-Za-z_][\w.]*)?\s*end\s+of\s+day$", re.IGNORECASE)
 
 
+def is_duration(text: str) -> bool:
+    """An ISO 8601 duration (P7D, PT4H) or business days (P2BD)."""
+    return bool(_DURATION.match(text) or _BUSINESS_DAYS.match(text))
+
+
+def is_relative_date(text: str) -> bool:
+    """A date counted from an instance variable or ending at the end of a day ("P2BD after discharge_at",
+    "P7D end of day", "ed_visit_at end of day"): resolved by TimeContext.resolve."""
+    relative = _RELATIVE.match(text.strip())
+    if relative is not None:
+        return bool(relative.group("anchor") or relative.group("eod"))
+    return _END_OF_DAY_ONLY.match(text.strip()) is not None
+
+
 class DeadlineError(ValueError):
     """A due date, follow-up date or timer value that cannot be worked out."""
 

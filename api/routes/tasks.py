@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound, ValidationFailed
@@ -25,6 +26,7 @@ from carepath.engine.usecases.tasks import (
     set_priority,
     unclaim_task,
 )
+from carepath.engine.views import TaskView
 
 from ..deps import CurrentUser, EngineDep
 from ..schemas import (
@@ -94,28 +96,28 @@ def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
     return None if sees_every_task(user) else (user.name, user.groups)
 
 
-def _visible_or_404(engine: CarePath, user: Principal, task_id: str) -> None:
-    with engine.db.read() as session:
-        if visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR) is None:
-            raise NotFound(f"task {task_id} does not exist")
+def _visible_or_404(engine: CarePath, session: Session, user: Principal, task_id: str) -> TaskView:
+    """The task if this user may see it (supervisors also the unrouted ones); else not found, like a
+    task that does not exist."""
+    view = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR, engine.now())
+    if view is None:
+        raise NotFound(f"task {task_id} does not exist")
+    return view
 
 
 @router.get("/{task_id}", response_model=TaskOut)
 def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     with engine.db.read() as session:
-        view = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR, engine.now())
-    if view is None:
-        raise NotFound(f"task {task_id} does not exist")
-    return TaskOut.model_validate(view)
+        return TaskOut.model_validate(_visible_or_404(engine, session, user, task_id))
 
 
 @router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True)
 def form(task_id: str, engine: EngineDep, user: CurrentUser) -> FormOut:
     """The form's JSON Schema and its current values: the instance's data under any saved draft."""
     with engine.db.read() as session:
-        task = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR)
-        found = task_form(session, task_id) if task is not None else None
-    if task is None or found is None:
+        task = _visible_or_404(engine, session, user, task_id)
+        found = task_form(session, task_id)
+    if found is None:
         raise NotFound(f"task {task_id} does not exist")
     schema, data = found
     fields = set((schema or {}).get("properties", {}))
@@ -171,8 +173,8 @@ def comment(task_id: str, body: CommentIn, engine: EngineDep, user: CurrentUser)
 
 @router.get("/{task_id}/comments", response_model=list[CommentOut])
 def comments(task_id: str, engine: EngineDep, user: CurrentUser) -> list[CommentOut]:
-    _visible_or_404(engine, user, task_id)
     with engine.db.read() as session:
+        _visible_or_404(engine, session, user, task_id)
         return [CommentOut.model_validate(c) for c in task_comments(session, task_id)]
 
 

@@ -1,6 +1,6 @@
 """Timer event definitions whose due times come from the product's clock.
 
-SpiffWorkflow 3.2 reads `datetime.now()` inside its timer definitions and evaluates every timer
+SpiffWorkflow 3.2's own timer definitions take "now" from the system clock and evaluate every timer
 expression as Python, so the bare ISO 8601 that Camunda Modeler and Signavio write (`P7D`,
 `R3/P1D`) fails. These subclasses keep SpiffWorkflow's class names, so the serializer maps stored
 specs onto them (see serializer.py), accept bare ISO 8601 as well as quoted expressions, and take
@@ -18,21 +18,16 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.util import PendingBpmnEvent
 
-from ..calendars import DeadlineError, current_time_context
+from ..calendars import DeadlineError, current_time_context, is_duration, is_relative_date
 from ..clock import engine_now
 
-_DURATION = re.compile(
-    r"^P(?=\d|T\d)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(?:[.,]\d+)?S)?)?$|^P\d+BD$", re.IGNORECASE
-)
-# A date stated relative to an instance variable, as task due dates are: "P2BD after discharge_at end of day".
-_RELATIVE_DATE = re.compile(r"^P\S+\s+(after|from)\s+\S+|end\s+of\s+day$", re.IGNORECASE)
 _RECURRING = re.compile(r"^R\d*/", re.IGNORECASE)
 
 
 def looks_like_iso(text: str) -> bool:
     """True for bare ISO 8601 as editors write it (a duration, a recurring interval or a date-time),
     business days (P2BD) and dates relative to instance variables ("P2BD after discharge_at")."""
-    if _DURATION.match(text) or _RECURRING.match(text) or _RELATIVE_DATE.search(text):
+    if is_duration(text) or _RECURRING.match(text) or is_relative_date(text):
         return True
     try:
         datetime.fromisoformat(text)
@@ -78,7 +73,7 @@ def add_duration(start: datetime, value: Any) -> datetime:
     (days keep the local time of day across DST), or a timedelta."""
     if isinstance(value, timedelta):
         return start + value
-    if not isinstance(value, str) or not _DURATION.match(value):
+    if not isinstance(value, str) or not is_duration(value):
         raise TimerExpressionError(f"'{value}' is not an ISO 8601 duration such as P7D, PT4H or P2BD")
     try:
         return current_time_context().add(start, value)
@@ -92,7 +87,7 @@ def due_from_date(value: Any, variables: dict[str, Any] | None = None) -> dateti
     if isinstance(value, datetime | date):
         return to_utc(value)
     text = str(value)
-    if _RELATIVE_DATE.search(text):
+    if is_relative_date(text):
         try:
             return current_time_context().resolve(text, now=engine_now(), variables=variables or {})
         except DeadlineError as exc:
@@ -109,7 +104,7 @@ def parse_cycle(value: str, now: datetime) -> tuple[int, datetime, str]:
     cycles = int(parts[0][1:]) if parts[0][1:] else -1
     if len(parts) == 2:
         return cycles, add_duration(now, parts[1]), parts[1]
-    if len(parts) == 3 and not _DURATION.match(parts[1]):
+    if len(parts) == 3 and not is_duration(parts[1]):
         add_duration(now, parts[2])  # check it now, not at the second cycle
         return cycles, parse_datetime(parts[1]), parts[2]
     raise TimerExpressionError(f"'{value}' is not a repeating interval this engine supports")

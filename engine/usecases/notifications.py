@@ -24,9 +24,11 @@ from ..persistence.unit_of_work import UnitOfWork
 ALERT_KINDS = ("reminder", "overdue")
 
 
-def schedule_alerts(uow: UnitOfWork, task: Task) -> None:
-    """(Re)schedule the deadline alerts of a task from its due date; none when it has none."""
-    cancel_alerts(uow, task.id)
+def schedule_alerts(uow: UnitOfWork, task: Task, *, new_task: bool = False) -> None:
+    """(Re)schedule the deadline alerts of a task from its due date; none when it has none. Alerts exist
+    only while a task has a due date, so a task just created has none to cancel."""
+    if not new_task:
+        cancel_alerts(uow, task.id)
     if task.due_date is None:
         return
     rules = uow.app.config.alerts_for(task.pathway_key)

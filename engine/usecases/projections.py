@@ -35,7 +35,8 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
     for task_id, row in open_rows.items():
         if task_id in current:
             continue
-        cancel_alerts(uow, task_id)
+        if row.due_date is not None:  # only dated tasks have alerts: no statement for the others
+            cancel_alerts(uow, task_id)
         if task_id == completed_task_id:
             row.state, row.completed_at, row.completed_by = TaskState.COMPLETED.value, now, actor
         else:
@@ -65,7 +66,7 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
     uow.session.flush()
     uow.session.add_all(candidates)
     if task.due_date is not None:
-        schedule_alerts(uow, row)
+        schedule_alerts(uow, row, new_task=True)
     uow.record("task_ready", actor, instance_id=instance.id, task_id=task.id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": task.element_id, "name": task.name, "lane": task.lane,
