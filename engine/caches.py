@@ -41,6 +41,10 @@ class LRUCache(Generic[K, V]):
         with self._lock:
             return self._items.pop(key, None)
 
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

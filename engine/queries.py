@@ -21,6 +21,7 @@ from .persistence.tables import (
     PathwayVersion,
     Task,
     TaskCandidate,
+    TaskCountDelta,
     Timer,
     User,
     UserGroup,
@@ -335,16 +336,14 @@ def task_form(session: Session, task_id: str) -> tuple[dict[str, Any] | None, di
 
 
 def task_counts(session: Session) -> list[dict[str, Any]]:
-    """Open and on-hold task counts per candidate group; tasks offered to no group count as unrouted."""
-    by_group = session.execute(
-        select(TaskCandidate.value, Task.state, func.count()).join(Task, Task.id == TaskCandidate.task_id)
-        .where(TaskCandidate.kind == "group", Task.state.in_(OPEN_TASK_STATES))
-        .group_by(TaskCandidate.value, Task.state).order_by(TaskCandidate.value, Task.state)).all()
-    unrouted = session.execute(
-        select(Task.state, func.count()).where(Task.state.in_(OPEN_TASK_STATES), ~_offered(
-            TaskCandidate.kind == "group")).group_by(Task.state).order_by(Task.state)).all()
-    rows = [{"group": group, "state": state, "count": count} for group, state, count in by_group]
-    return rows + [{"group": None, "state": state, "count": count} for state, count in unrouted]
+    """Open and on-hold task counts per candidate group; tasks offered to no group count as unrouted
+    (group None). Summed from the deltas the `tasks` triggers append (migration 0007), so the cost
+    follows the number of groups, not of open tasks."""
+    total = func.sum(TaskCountDelta.delta)
+    rows = session.execute(select(TaskCountDelta.group_name, TaskCountDelta.state, total)
+                           .group_by(TaskCountDelta.group_name, TaskCountDelta.state).having(total != 0)).all()
+    counts = [{"group": group or None, "state": state, "count": int(count)} for group, state, count in rows]
+    return sorted(counts, key=lambda c: (c["group"] is None, c["group"] or "", c["state"]))
 
 
 def instance_history(session: Session, instance_id: str, *, limit: int = 200, offset: int = 0) -> Page:

@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .application import CarePath
 from .usecases.messages import expire_messages
 from .usecases.notifications import deliver_notifications, next_notification_time
+from .usecases.projections import fold_task_counts
 from .usecases.timers import fire_due_timers, next_due_time
 
 log = logging.getLogger("carepath.scheduler")
@@ -70,6 +71,10 @@ class TimerScheduler:
             expire_messages(self.app)
         except Exception:
             log.exception("expiring buffered messages failed")
+        try:
+            fold_task_counts(self.app)
+        except Exception:
+            log.exception("folding the open-task counts failed")
 
     def _rearm(self) -> None:
         due = [t for t in (next_due_time(self.app), next_notification_time(self.app)) if t is not None]

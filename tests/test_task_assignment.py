@@ -259,3 +259,40 @@ def test_a_task_assigned_to_one_person_is_nobody_elses(api: ApiClient) -> None:
     assert api.post(f"/api/tasks/{task['id']}/complete", other, {"data": {}}).status_code == 404
     assert api.get("/api/tasks", other).json()["items"] == []
     assert api.post(f"/api/tasks/{task['id']}/hold", "dr-lee", {"reason": "at lunch"}).status_code == 200
+
+
+def test_dashboard_counts_follow_every_change_and_survive_folding(api: ApiClient) -> None:
+    """The counts come from deltas the database's triggers append; every way a task opens, moves or
+    closes must show, and folding the deltas (the scheduler's sweep) must not change the answer."""
+    from carepath.engine.usecases.projections import fold_task_counts
+
+    admin = api.user("admin")
+    api.deploy(admin, ("p.bpmn", camunda_task("cp", candidateGroups="pharmacy, nursing")),
+               ("u.bpmn", camunda_task("cu", candidateUsers="dr-lee")),
+               ("l.bpmn", d.linear_user_tasks("cl", "Call patient", "Book visit", lane="Care Coordinator")))
+    ana = api.user("coordinator", "pharmacy", name="ana")
+    both = [api.start(admin, "cp").json()["open_tasks"][0]["id"] for _ in range(3)]
+    api.start(admin, "cu")
+    calls = [api.start(admin, "cl").json() for _ in range(2)]
+
+    def counts() -> dict[tuple[str | None, str], int]:
+        rows = api.get("/api/tasks/counts", ana).json()
+        assert all(row["count"] > 0 for row in rows)
+        return {(row["group"], row["state"]): row["count"] for row in rows}
+
+    assert counts() == {("pharmacy", "ready"): 3, ("nursing", "ready"): 3, ("care-coordinator", "ready"): 2,
+                        (None, "ready"): 1}
+    assert api.post(f"/api/tasks/{both[0]}/hold", ana, {"reason": "waiting on the pharmacy"}).status_code == 200
+    assert api.post(f"/api/tasks/{both[1]}/complete", ana, {"data": {}}).status_code == 200
+    assert api.post(f"/api/instances/{calls[0]['id']}/cancel", admin, {"reason": "readmitted"}).status_code == 200
+    call = calls[1]["open_tasks"][0]["id"]
+    assert api.post(f"/api/tasks/{call}/complete", admin, {"data": {}}).status_code == 200  # next task opens
+    expected = {("pharmacy", "ready"): 1, ("pharmacy", "on-hold"): 1, ("nursing", "ready"): 1,
+                ("nursing", "on-hold"): 1, ("care-coordinator", "ready"): 1, (None, "ready"): 1}
+    assert counts() == expected
+    assert fold_task_counts(api.engine) > len(expected)
+    assert counts() == expected
+    assert api.post(f"/api/tasks/{both[0]}/resume", ana, {"reason": "stock arrived"}).status_code == 200
+    assert counts() == {**{k: v for k, v in expected.items() if k[1] != "on-hold"},
+                        ("pharmacy", "ready"): 2, ("nursing", "ready"): 2}
+    assert fold_task_counts(api.engine) == 6 + 4  # the folded rows plus the resume's four deltas

@@ -77,3 +77,39 @@ def test_timer_history_records_lateness(api: ApiClient, clock: ManualClock) -> N
         fired = session.scalars(select(Event).where(Event.instance_id == started["id"],
                                                     Event.type == "timer_fired")).all()
     assert len(fired) == 1 and fired[0].data["late_by_seconds"] == 5 * 3600
+
+
+def test_a_failing_timer_is_rolled_back_alone_and_the_rest_of_its_batch_fires(api: ApiClient,
+                                                                             clock: ManualClock) -> None:
+    """Timers fire in batches of one transaction; one whose script fails must not take the others down,
+    nor leave half of its own change behind."""
+    from sqlalchemy import select
+
+    from carepath.engine.persistence.tables import Event, Timer
+
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("tb.bpmn", d.definitions(d.process(
+        "tb", d.node("startEvent", "s"),
+        d.node("intermediateCatchEvent", "wait", "Wait a day", body=d.timer("timeDuration", "P1D")),
+        d.node("scriptTask", "calc", "Score", body="<bpmn:script>score = 10 / divisor</bpmn:script>"),
+        d.node("userTask", "review", "Review"), d.node("endEvent", "e"),
+        d.flow("f1", "s", "wait"), d.flow("f2", "wait", "calc"), d.flow("f3", "calc", "review"),
+        d.flow("f4", "review", "e")))))
+    divisors = [1, 0, 2, 0, 5]
+    started = [api.start(lead, "tb", data={"divisor": n}).json()["id"] for n in divisors]
+    clock.advance(days=1, seconds=1)
+    assert fire_due_timers(api.engine) == len(divisors)
+    for instance_id, divisor in zip(started, divisors, strict=True):
+        instance = api.get(f"/api/instances/{instance_id}", lead).json()
+        with api.engine.db.read() as session:
+            timer = session.scalars(select(Timer).where(Timer.instance_id == instance_id)).one()
+            fired = session.scalars(select(Event.type).where(Event.instance_id == instance_id,
+                                                             Event.type.in_(["timer_fired", "timer_retry_scheduled"])))
+            history = list(fired)
+        if divisor:
+            assert _names(instance) == ["Review"] and timer.state == "fired" and history == ["timer_fired"]
+        else:  # nothing of the failed attempt stayed: no task, no fired event; a retry is due later
+            assert _names(instance) == [] and instance["status"] == "running"
+            assert (timer.state, timer.attempts, history) == ("pending", 1, ["timer_retry_scheduled"])
+            assert timer.due_at > clock()
+    assert fire_due_timers(api.engine) == 0

@@ -253,6 +253,20 @@ class Timer(Base):
     fired_at: Mapped[datetime | None]
 
 
+class TaskCountDelta(Base):
+    """Changes to the number of open tasks per candidate group and state, appended by database
+    triggers on `tasks` (migration 0007) whenever a task opens, changes state or closes: the
+    supervisors' dashboard sums them instead of aggregating every open task. Insert-only, so writers
+    never wait on each other; the scheduler's sweep folds them into one row per (group, state).
+    group_name '' stands for tasks offered to no group."""
+
+    __tablename__ = "task_count_deltas"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    group_name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(20))
+    delta: Mapped[int] = mapped_column(Integer)
+
+
 class MessageSubscription(Base):
     """A message catch that is waiting, with the correlation key it waits for."""
 

@@ -7,7 +7,8 @@ waking the scheduler) is registered with `after_commit`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -40,6 +41,18 @@ class UnitOfWork:
     def commit(self) -> None:
         self.session.commit()
         self._committed = True
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Part of the transaction that can fail alone: on an exception its changes, history rows and
+        after-commit work are undone and the exception propagates; the rest of the transaction goes on."""
+        pending = len(self._after_commit)
+        try:
+            with self.session.begin_nested():
+                yield
+        except BaseException:
+            del self._after_commit[pending:]
+            raise
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)

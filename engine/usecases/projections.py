@@ -9,28 +9,38 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, text
 
+from ..application import CarePath
 from ..identity import group_for_lane
 from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState, audience_keys
-from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, Timer
+from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from .notifications import cancel_alerts, schedule_alerts
 
 
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
                      completed_task_id: str | None) -> None:
-    _sync_tasks(uow, instance, snapshot, actor, completed_task_id)
-    _sync_timers(uow, instance, snapshot, actor)
-    _sync_subscriptions(uow, instance, snapshot)
+    """Rows first (three reads), then every change, flushed together by the caller: an autoflush
+    between the reads would split the writes into a round trip each."""
+    session = uow.session
+    if session.new:  # rows added earlier in this transaction (a previous save) must be visible to the reads
+        session.flush()
+    with session.no_autoflush:
+        open_rows = {t.id: t for t in session.scalars(
+            select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
+        pending = {t.task_id: t for t in session.scalars(
+            select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
+        subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
+            select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
+        _sync_tasks(uow, instance, snapshot, actor, completed_task_id, open_rows)
+        _sync_timers(uow, instance, snapshot, actor, pending)
+        _sync_subscriptions(uow, instance, snapshot, subscriptions)
 
 
 def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                completed_task_id: str | None) -> None:
+                completed_task_id: str | None, open_rows: dict[str, Task]) -> None:
     now = uow.app.now()
-    session = uow.session
-    open_rows = {t.id: t for t in session.scalars(
-        select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
     current = {t.id: t for t in snapshot.open_tasks}
     for task_id, row in open_rows.items():
         if task_id in current:
@@ -63,8 +73,7 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
                documentation=task.documentation, created_at=uow.app.now(), due_date=task.due_date,
                follow_up_date=task.follow_up_date, audience=audience_keys((c.kind, c.value) for c in candidates))
     uow.session.add(row)
-    uow.session.flush()
-    uow.session.add_all(candidates)
+    uow.session.add_all(candidates)  # inserted after the task: the flush orders tables by foreign key
     if task.due_date is not None:
         schedule_alerts(uow, row, new_task=True)
     uow.record("task_ready", actor, instance_id=instance.id, task_id=task.id,
@@ -77,10 +86,9 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
                      **({"assignment_errors": list(task.assignment_errors)} if task.assignment_errors else {})})
 
 
-def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str) -> None:
+def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
+                 pending: dict[str, Timer]) -> None:
     now = uow.app.now()
-    pending = {t.task_id: t for t in uow.session.scalars(
-        select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
     waiting = {t.task_id: t for t in snapshot.timers}
     created: list[datetime] = []
     for task_id, row in pending.items():
@@ -115,11 +123,10 @@ def _record_fired(uow: UnitOfWork, instance: Instance, row: Timer, actor: str) -
                      "late_by_seconds": round(late, 3)})
 
 
-def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot) -> None:
+def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot,
+                        existing: dict[tuple[str, str, str], MessageSubscription]) -> None:
     wanted = {(w.task_id, w.message_name, w.correlation_value or instance.business_key): w
               for w in snapshot.messages}
-    existing = {(s.task_id, s.message_name, s.correlation_key): s for s in uow.session.scalars(
-        select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
     for key, row in existing.items():
         if key not in wanted:
             uow.session.delete(row)
@@ -129,3 +136,27 @@ def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot)
             uow.session.add(MessageSubscription(
                 instance_id=instance.id, pathway_key=instance.pathway_key, task_id=task_id,
                 element_id=wait.element_id, message_name=name, correlation_key=correlation_key, created_at=now))
+
+
+def fold_task_counts(app: CarePath) -> int:
+    """Fold the open-task count deltas the `tasks` triggers appended into one row per (group, state);
+    returns how many rows were folded. On PostgreSQL one statement deletes and re-inserts exactly the
+    rows it saw, so a delta committed meanwhile is neither lost nor counted twice; SQLite has one writer."""
+    with UnitOfWork(app) as uow:
+        session = uow.session
+        if session.get_bind().dialect.name == "postgresql":
+            folded = session.execute(text(
+                "WITH gone AS (DELETE FROM task_count_deltas RETURNING group_name, state, delta), "
+                "kept AS (INSERT INTO task_count_deltas (group_name, state, delta) "
+                "SELECT group_name, state, sum(delta) FROM gone GROUP BY group_name, state HAVING sum(delta) <> 0) "
+                "SELECT count(*) FROM gone")).scalar_one()
+        else:
+            total = func.sum(TaskCountDelta.delta)
+            sums = session.execute(select(TaskCountDelta.group_name, TaskCountDelta.state, total)
+                                   .group_by(TaskCountDelta.group_name, TaskCountDelta.state)
+                                   .having(total != 0)).all()
+            folded = session.scalar(select(func.count()).select_from(TaskCountDelta))
+            session.execute(delete(TaskCountDelta))
+            session.add_all(TaskCountDelta(group_name=g, state=s, delta=n) for g, s, n in sums)
+        uow.commit()
+        return int(folded or 0)

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import undefer
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..application import CarePath
@@ -43,7 +44,11 @@ def _is_serialization_failure(exc: OperationalError) -> bool:
 
 
 def lock_instance(uow: UnitOfWork, instance_id: str) -> Instance:
-    instance = uow.session.get(Instance, instance_id, with_for_update=True, populate_existing=True)
+    """The instance row, locked for this transaction; with its (deferred) state in the same statement
+    when this process has no cached workflow for it, as after a restart or in another worker."""
+    options = [] if instance_id in uow.app.workflows else [undefer(Instance.state)]
+    instance = uow.session.get(Instance, instance_id, with_for_update=True, populate_existing=True,
+                               options=options)
     if instance is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return instance

@@ -1,14 +1,19 @@
 """Firing due timers: claimed in the database, fired in the same transaction as the state change.
 
-On PostgreSQL the due row is claimed with SELECT ... FOR UPDATE SKIP LOCKED, so several worker
-processes never fire one timer twice; a process that dies mid-fire loses its transaction and with
-it the claim, and another process fires the timer later. On SQLite every write transaction begins
-IMMEDIATE, which serializes the (single) process's scheduler against its own requests.
+Due timers are claimed a batch at a time, earliest first: on PostgreSQL with SELECT ... FOR UPDATE
+SKIP LOCKED, so several worker processes never fire one timer twice and share a burst between them;
+on SQLite every write transaction begins IMMEDIATE, which serializes the (single) process's scheduler
+against its own requests. A batch commits once (a commit and a claim per timer were a third of the
+cost of a burst). It fires without savepoints first; only when one of its timers fails is it fired
+again with a savepoint per timer, so the failing one is rolled back alone. A process that dies
+mid-batch loses its transaction and with it every claim of the batch; another process fires those
+timers later, once.
 A timer whose firing fails is retried with exponential backoff before its instance goes to incident.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -21,100 +26,115 @@ from ..persistence.unit_of_work import UnitOfWork
 from .notifications import fire_alert
 from .store import load_workflow, lock_instance, save_workflow
 
+log = logging.getLogger("carepath.timers")
+BATCH_SIZE = 20  # timers per transaction: holds at most this many instances locked for ~5 ms each
+
 
 class _FiringFailed(Exception):
-    def __init__(self, timer_id: int, message: str) -> None:
-        super().__init__(message)
-        self.timer_id = timer_id
+    """The workflow raised an incident while firing, with attempts left: retry later."""
+
+
+class _AlertFailed(Exception):
+    """A deadline alert could not be written: give up on it, never block the timers after it."""
 
 
 def fire_due_timers(app: CarePath, limit: int = 100) -> int:
     """Fire up to `limit` due timers, earliest first; returns how many were handled."""
     handled = 0
     while handled < limit:
+        size = min(BATCH_SIZE, limit - handled)
         try:
-            if not _fire_next(app, final_attempt=False):
-                break
-        except _AlertFailed as failure:
-            _give_up_alert(app, failure.timer_id, str(failure))
-        except _FiringFailed as failure:
-            _record_failure(app, failure)
-        handled += 1
+            claimed = _fire_batch(app, size, careful=False)
+        except Exception:  # one timer of the batch failed: fire them again, each in its own savepoint
+            log.debug("a timer of the batch failed; firing the batch one savepoint at a time", exc_info=True)
+            claimed = _fire_batch(app, size, careful=True)
+        if not claimed:
+            break
+        handled += claimed
     return handled
 
 
-def _fire_next(app: CarePath, *, final_attempt: bool, timer_id: int | None = None) -> bool:
+def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
+    """Claim up to `size` due timers and fire them in one transaction. Not careful: any failure
+    rolls the whole batch back (the caller then fires it carefully); careful: each timer in a
+    savepoint, so a failing one is retried later or given up on alone. Savepoints cost two round
+    trips a timer, and firing rarely fails."""
     with UnitOfWork(app) as uow:
-        timer = _claim(uow, timer_id)
-        if timer is None:
-            return False
-        if timer.kind != "bpmn":  # a deadline alert: notifications only, the workflow does not run
+        timers = _claim(uow, size)
+        for timer in timers:
+            if timer.state != "pending":  # an earlier timer of the batch cancelled it (same instance)
+                continue
+            if not careful:
+                _fire(uow, timer)
+                continue
             try:
-                fire_alert(uow, timer)
-            except Exception as exc:  # never let one alert block the timers due after it
-                raise _AlertFailed(timer.id, f"{type(exc).__name__}: {exc}") from exc
-            uow.commit()
-            return True
-        instance = lock_instance(uow, timer.instance_id)
-        if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
-            timer.state = "cancelled"
-            uow.commit()
-            return True
-        workflow = load_workflow(uow, instance)
-        had_incident = workflow.incident is not None
-        workflow.run(app.clock)
-        is_last = final_attempt or timer.attempts + 1 >= app.config.timer_max_attempts
-        if workflow.incident is not None and not had_incident and not is_last:
-            raise _FiringFailed(timer.id, workflow.incident.message)
-        save_workflow(uow, instance, workflow, SCHEDULER.name)
-        if timer.state == "pending" and timer.due_at <= app.now():
-            # The engine did not consume it (e.g. the instance is in incident): do not spin on it.
-            timer.state, timer.attempts = "failed", timer.attempts + 1
-            timer.last_error = (instance.incident or {}).get("message", "the timer could not fire")
+                with uow.savepoint():
+                    _fire(uow, timer)
+            except _AlertFailed as failure:
+                _give_up_alert(uow, timer, str(failure))
+            except _FiringFailed as failure:
+                _retry_later(uow, timer, str(failure))
+            except Exception as exc:  # a defect must not stop the batch nor spin on one timer
+                log.exception("firing timer %s failed", timer.id)
+                _retry_later(uow, timer, f"{type(exc).__name__}: {exc}")
         uow.commit()
-        return True
+        return len(timers)
 
 
-class _AlertFailed(_FiringFailed):
-    pass
+def _fire(uow: UnitOfWork, timer: Timer) -> None:
+    app = uow.app
+    if timer.kind != "bpmn":  # a deadline alert: notifications only, the workflow does not run
+        try:
+            fire_alert(uow, timer)
+        except Exception as exc:
+            raise _AlertFailed(f"{type(exc).__name__}: {exc}") from exc
+        return
+    instance = lock_instance(uow, timer.instance_id)
+    if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
+        timer.state = "cancelled"
+        return
+    workflow = load_workflow(uow, instance)
+    had_incident = workflow.incident is not None
+    workflow.run(app.clock)
+    is_last = timer.attempts + 1 >= app.config.timer_max_attempts
+    if workflow.incident is not None and not had_incident and not is_last:
+        raise _FiringFailed(workflow.incident.message)
+    save_workflow(uow, instance, workflow, SCHEDULER.name)
+    if timer.state == "pending" and timer.due_at <= app.now():
+        # The engine did not consume it (e.g. the instance is in incident): do not spin on it.
+        timer.state, timer.attempts = "failed", timer.attempts + 1
+        timer.last_error = (instance.incident or {}).get("message", "the timer could not fire")
 
 
-def _give_up_alert(app: CarePath, timer_id: int, error: str) -> None:
+def _give_up_alert(uow: UnitOfWork, timer: Timer, error: str) -> None:
     """A deadline alert that cannot be sent is marked failed (and recorded), not retried forever."""
-    with UnitOfWork(app) as uow:
-        timer = uow.session.get(Timer, timer_id, with_for_update=True)
-        if timer is not None and timer.state == "pending":
-            timer.state, timer.attempts = "failed", timer.attempts + 1
-            timer.last_error = error[:2000]
-            uow.record("task_alert_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
-                       data={"kind": timer.kind, "error": timer.last_error})
-            uow.commit()
+    timer.state, timer.attempts = "failed", timer.attempts + 1
+    timer.last_error = error[:2000]
+    uow.record("task_alert_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
+               data={"kind": timer.kind, "error": timer.last_error})
 
 
-def _claim(uow: UnitOfWork, timer_id: int | None) -> Timer | None:
-    now = uow.app.now()
-    query = select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
-    if timer_id is not None:
-        query = query.where(Timer.id == timer_id)
-    query = query.order_by(Timer.due_at, Timer.id).limit(1)
+def _retry_later(uow: UnitOfWork, timer: Timer, error: str) -> None:
+    app = uow.app
+    timer.attempts += 1
+    timer.last_error = error[:2000]
+    if timer.attempts >= app.config.timer_max_attempts:  # only a defect gets here: an incident stops earlier
+        timer.state = "failed"
+        uow.record("timer_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
+                   data={"element_id": timer.element_id, "attempts": timer.attempts, "error": timer.last_error})
+        return
+    timer.due_at = app.now() + app.config.timer_retry_base * (2 ** (timer.attempts - 1))
+    uow.record("timer_retry_scheduled", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
+               data={"element_id": timer.element_id, "attempt": timer.attempts, "error": timer.last_error,
+                     "next_attempt_at": timer.due_at.isoformat()})
+
+
+def _claim(uow: UnitOfWork, size: int) -> list[Timer]:
+    query = (select(Timer).where(Timer.state == "pending", Timer.due_at <= uow.app.now())
+             .order_by(Timer.due_at, Timer.id).limit(size))
     if uow.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return uow.session.scalars(query).first()
-
-
-def _record_failure(app: CarePath, failure: _FiringFailed) -> None:
-    with UnitOfWork(app) as uow:
-        timer = uow.session.get(Timer, failure.timer_id, with_for_update=True)
-        if timer is None or timer.state != "pending":
-            return
-        timer.attempts += 1
-        timer.last_error = str(failure)[:2000]
-        delay = app.config.timer_retry_base * (2 ** (timer.attempts - 1))
-        timer.due_at = app.now() + delay
-        uow.record("timer_retry_scheduled", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
-                   data={"element_id": timer.element_id, "attempt": timer.attempts, "error": timer.last_error,
-                         "next_attempt_at": timer.due_at.isoformat()})
-        uow.commit()
+    return list(uow.session.scalars(query))
 
 
 def next_due_time(app: CarePath) -> datetime | None:
