@@ -115,6 +115,11 @@ def test_code_that_cannot_run_is_refused_at_deploy_with_its_line(api: ApiClient)
     assert error["element_id"] == "f_high" and error["line"] and "Python expression" in error["message"]
     script = api.deploy(lead, ("s.bpmn", d.script_then_task("s", "import os\nos.system('id')")))
     assert script.status_code == 422 and script.json()["errors"][0]["element_id"] == "script"
+    for script_format in ("text/python", "Python", "application/x-unknown"):  # every format runs as Python
+        xml = d.script_then_task("sf", "import os").replace(
+            '<bpmn:scriptTask id="script"', f'<bpmn:scriptTask id="script" scriptFormat="{script_format}"')
+        formatted = api.deploy(lead, ("sf.bpmn", xml))
+        assert formatted.status_code == 422, (script_format, formatted.text)
     timer = api.deploy(lead, ("t.bpmn", d.boundary_timers("t", reminder="in two days")))
     assert timer.status_code == 422 and "ISO 8601" in timer.json()["errors"][0]["message"]
 
@@ -124,3 +129,12 @@ def test_too_large_upload_is_413(api: ApiClient) -> None:
     limit = api.client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
     response = api.deploy(lead, ("big.bpmn", b"<" + b"x" * limit))
     assert response.status_code == 413 and "too large" in response.json()["message"]
+
+
+def test_a_duration_written_as_a_timer_date_is_refused_at_deploy(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    refused = api.deploy(lead, ("td.bpmn", d.boundary_timers("td", escalation="P7D", escalation_kind="timeDate")))
+    assert refused.status_code == 422, refused.text
+    assert "Duration" in refused.json()["errors"][0]["message"]
+    relative = d.boundary_timers("td", escalation="P7D after ed_visit_date", escalation_kind="timeDate")
+    assert api.deploy(lead, ("td.bpmn", relative)).status_code == 201

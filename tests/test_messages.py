@@ -93,3 +93,37 @@ def test_messages_need_a_sending_role(api: ApiClient) -> None:
     auditor = api.user("auditor")
     response = api.post("/api/messages", auditor, {"name": "x", "correlation_key": "y"})
     assert response.status_code == 403
+
+
+def _two_referrals_waiting_for_the_same_message() -> str:
+    """Two parallel branches of one episode each wait for "report_received", keyed by their own referral."""
+    branch = []
+    for ref in ("A", "B"):
+        branch += [
+            d.node("scriptTask", f"set_{ref}", f"Refer {ref}",
+                   body=f"<bpmn:script>referral_id = 'R-{ref}'</bpmn:script>"),
+            d.node("intermediateCatchEvent", f"wait_{ref}", f"Report {ref} received",
+                   body=d.message_ref("report_received")),
+            d.node("userTask", f"close_{ref}", f"Close {ref}"),
+            d.flow(f"f_{ref}1", "split", f"set_{ref}"), d.flow(f"f_{ref}2", f"set_{ref}", f"wait_{ref}"),
+            d.flow(f"f_{ref}3", f"wait_{ref}", f"close_{ref}"), d.flow(f"f_{ref}4", f"close_{ref}", "join")]
+    correlation = ('<bpmn:correlationProperty id="cp_ref" name="cp_ref"><bpmn:correlationPropertyRetrievalExpression '
+                   'messageRef="Msg_report_received"><bpmn:messagePath>referral_id</bpmn:messagePath>'
+                   '</bpmn:correlationPropertyRetrievalExpression></bpmn:correlationProperty>')
+    return d.definitions(d.process(
+        "two", d.node("startEvent", "start"), d.node("parallelGateway", "split"), *branch,
+        d.node("parallelGateway", "join"), d.node("endEvent", "end"), d.flow("f0", "start", "split"),
+        d.flow("f9", "join", "end")), messages=("report_received",), extra=correlation)
+
+
+def test_a_message_goes_to_the_catch_it_was_matched_to_when_two_wait_for_the_same_name(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    assert api.deploy(lead, ("two.bpmn", _two_referrals_waiting_for_the_same_message())).status_code == 201
+    started = api.start(lead, "two").json()
+    keys = sorted(w.get("correlation_key") for w in started["waiting"] if w["type"] == "message")
+    assert keys == ["R-A", "R-B"], started["waiting"]
+    sent = api.post("/api/messages", lead, {"name": "report_received", "correlation_key": "R-B"}).json()
+    assert sent["outcome"] == "delivered"
+    after = api.get(f"/api/instances/{started['id']}", lead).json()
+    assert [t["name"] for t in after["open_tasks"]] == ["Close B"]
+    assert [w.get("correlation_key") for w in after["waiting"] if w["type"] == "message"] == ["R-A"]

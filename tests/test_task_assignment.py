@@ -296,3 +296,16 @@ def test_dashboard_counts_follow_every_change_and_survive_folding(api: ApiClient
     assert counts() == {**{k: v for k, v in expected.items() if k[1] != "on-hold"},
                         ("pharmacy", "ready"): 2, ("nursing", "ready"): 2}
     assert fold_task_counts(api.engine) == 6 + 4  # the folded rows plus the resume's four deltas
+
+
+def test_a_form_field_constraint_that_is_not_a_number_is_refused_at_deploy(api: ApiClient) -> None:
+    fields = ('<bpmn:extensionElements><camunda:formData><camunda:formField id="age" type="long">'
+              '<camunda:validation><camunda:constraint name="min" config="ten"/></camunda:validation>'
+              '</camunda:formField></camunda:formData></bpmn:extensionElements>')
+    xml = _with_namespace(d.definitions(d.process(
+        "fm", d.node("startEvent", "s"), d.node("userTask", "ask", "Ask age", body=fields), d.node("endEvent", "e"),
+        d.flow("f1", "s", "ask"), d.flow("f2", "ask", "e"))), CAMUNDA)
+    refused = api.deploy(api.user("admin"), ("fm.bpmn", xml))
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()["errors"][0]
+    assert problem["element_id"] == "ask" and "'age'" in problem["message"] and "ten" in problem["message"]

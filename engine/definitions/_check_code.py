@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..calendars import is_duration
 from ..errors import Problem
 from ..runtime.timers import looks_like_iso
 from ..sandbox import SandboxError, check_expression, check_script
-from ._check_flow import children_named
+from ._check_flow import OTHER_SCRIPT_LANGUAGES, children_named
 from ._describe import describe
 from ._documents import bpmn, local_name
 from ._walk import ScopeGraph, Site
 
 _TIMER_VALUES = ("timeDate", "timeDuration", "timeCycle")
-_PYTHON_FORMATS = ("", "python", "py", "text/x-python", "python3")
 
 
 def _reason(error: SandboxError) -> str:
@@ -44,8 +44,8 @@ def _condition_problems(site: Site, graph: ScopeGraph) -> Iterator[Problem]:
 def _script_problems(site: Site) -> Iterator[Problem]:
     if local_name(site.element) != "scriptTask":
         return
-    if (site.element.get("scriptFormat") or "").strip().lower() not in _PYTHON_FORMATS:
-        return
+    if (site.element.get("scriptFormat") or "").strip().lower() in OTHER_SCRIPT_LANGUAGES:
+        return  # refused as not Python (_check_flow); anything else runs as Python, so check it as Python
     script = next(site.element.iter(bpmn("script")), None)
     text = (script.text or "") if script is not None else ""
     if not text.strip():
@@ -63,6 +63,13 @@ def _timer_problems(site: Site) -> Iterator[Problem]:
     for timer in children_named(site.element, "timerEventDefinition"):
         for value in timer.iter(*(bpmn(name) for name in _TIMER_VALUES)):
             text = (value.text or "").strip()
+            kind = local_name(value)
+            if kind == "timeDate" and is_duration(text):
+                yield Problem(f"The timer of {describe(site.element)} has the date '{text[:120]}', which is a "
+                              f"duration. For 'wait {text}' set the timer type to Duration; for a date counted "
+                              f"from the patient's data write it as '{text} after <variable>'.",
+                              site.document.name, value.sourceline, site.element.get("id"))
+                continue
             if not text or looks_like_iso(text):
                 continue
             try:

@@ -24,7 +24,7 @@ _WAITABLE_TRIGGERS = frozenset({"cancelEventDefinition", "errorEventDefinition",
                                 "conditionalEventDefinition"})
 _TIMER_VALUES = ("timeDate", "timeDuration", "timeCycle")
 _PYTHON_SCRIPT_FORMATS = frozenset({"", "python", "python3", "py", "text/python", "text/x-python"})
-_OTHER_SCRIPT_LANGUAGES = frozenset({
+OTHER_SCRIPT_LANGUAGES = frozenset({
     "javascript", "js", "ecmascript", "nashorn", "graal.js", "groovy", "xslt", "juel", "ruby", "jruby",
     "feel", "freemarker", "velocity", "kotlin", "mvel", "java",
 })
@@ -161,7 +161,7 @@ def _timers(site: Site) -> Iterator[Problem]:
 def _scripts(site: Site) -> Iterator[Problem]:
     if local_name(site.element) != "scriptTask":
         return
-    if (site.element.get("scriptFormat") or "").strip().lower() in _OTHER_SCRIPT_LANGUAGES:
+    if (site.element.get("scriptFormat") or "").strip().lower() in OTHER_SCRIPT_LANGUAGES:
         yield site.problem(f"{describe(site.element)} is written in '{site.element.get('scriptFormat')}', "
                            "but CarePath runs Python scripts only. Rewrite the script in Python.")
     scripts = list(site.element.iter(bpmn("script")))
@@ -204,7 +204,7 @@ def _unknown_script_format(site: Site) -> Iterator[Problem]:
     script_format = (site.element.get("scriptFormat") or "").strip().lower()
     if local_name(site.element) != "scriptTask" or script_format in _PYTHON_SCRIPT_FORMATS:
         return
-    if script_format not in _OTHER_SCRIPT_LANGUAGES:
+    if script_format not in OTHER_SCRIPT_LANGUAGES:
         yield site.problem(f"{describe(site.element)} gives its script format as "
                            f"'{site.element.get('scriptFormat')}'. CarePath runs every script as Python.")
 

@@ -31,7 +31,7 @@ def camunda_form(task: Element) -> dict[str, Any] | None:
         if not name:
             continue
         properties[name] = _field_schema(field)
-        if _constraints(field).get("required") is not None:
+        if "required" in _constraints(field):  # <camunda:constraint name="required"/> needs no config
             required.append(name)
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 

@@ -117,9 +117,10 @@ class RunningWorkflow:
         self.run(clock)
 
     def deliver_message(self, name: str, payload: dict[str, Any], clock: Clock,
-                        correlation_key: str | None = None) -> bool:
-        """Hand a correlated message to the task waiting for it; False when no task waits."""
-        found = self._message_catch(name)
+                        correlation_key: str | None = None, task_id: str | None = None) -> bool:
+        """Hand a correlated message to the task waiting for it (the one the database matched, `task_id`,
+        when two catches of the same message wait with different keys); False when no task waits."""
+        found = self._message_catch(name, task_id)
         if found is None:
             return False
         waiting, definition = found
@@ -176,14 +177,17 @@ class RunningWorkflow:
             raise NotFound(f"task {task_id} is not part of this instance")
         return task
 
-    def _message_catch(self, name: str) -> tuple[Any, MessageEventDefinition] | None:
+    def _message_catch(self, name: str, task_id: str | None = None) -> tuple[Any, MessageEventDefinition] | None:
+        catches = []
         for task in self.workflow.event_manager.tasks.values():
             outer = getattr(task.task_spec, "event_definition", None)
             inner = outer.event_definitions if isinstance(outer, MultipleEventDefinition) else [outer]
             for definition in inner:
                 if isinstance(definition, MessageEventDefinition) and definition.name == name:
-                    return task, definition
-        return None
+                    if task_id is None or str(task.id) == task_id:
+                        return task, definition
+                    catches.append((task, definition))
+        return catches[0] if catches else None
 
     def _message_payload(self, payload: dict[str, Any]) -> Any:
         if self.family == "camunda":

@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -68,8 +71,26 @@ def _check_time_settings(app: CarePath, processes: Sequence[ParsedProcess]) -> N
                 if problem:
                     problems.append(Problem(f"Task '{task_id}': {key.replace('_', ' ')} {problem}",
                                             file=proc.source_file, element_id=task_id, field=key))
+            form_problem = _form_problem(rule.get("form"))
+            if form_problem:
+                problems.append(Problem(f"Task '{task_id}': form {form_problem}", file=proc.source_file,
+                                        element_id=task_id))
     if problems:
         raise DiagramInvalid(f"The upload cannot be deployed: {len(problems)} problem(s) found.", problems)
+
+
+def _form_problem(form: Any) -> str | None:
+    """A Camunda form whose fields do not make a valid JSON Schema (e.g. min="ten") would fail every
+    completion; say which field and why at deploy."""
+    if not isinstance(form, dict):
+        return None
+    try:
+        Draft202012Validator.check_schema(form)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path)
+        field = where.split("/")[1] if where.startswith("properties/") else where
+        return f"field '{field}': {exc.message}. Fix the field's constraint in the diagram."
+    return None
 
 
 def _content_hash(proc: ParsedProcess, files: Sequence[SourceFile]) -> str:

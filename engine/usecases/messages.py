@@ -99,25 +99,25 @@ def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessag
     subs = uow.session.scalars(select(MessageSubscription).where(
         MessageSubscription.message_name == message.name,
         MessageSubscription.correlation_key == message.correlation_key).order_by(MessageSubscription.id)).all()
-    chosen: dict[str, str] = {}
+    chosen: dict[str, tuple[str, str]] = {}
     for sub in subs:
-        chosen.setdefault(sub.pathway_key, sub.instance_id)
+        chosen.setdefault(sub.pathway_key, (sub.instance_id, sub.task_id))
     delivered = []
-    for instance_id in chosen.values():
+    for instance_id, task_id in chosen.values():
         instance = lock_instance(uow, instance_id)
         workflow = load_workflow(uow, instance)
-        if _hand_over(uow, actor, instance, workflow, message):
+        if _hand_over(uow, actor, instance, workflow, message, task_id):
             save_workflow(uow, instance, workflow, actor)
             delivered.append(instance_id)
     return delivered
 
 
 def _hand_over(uow: UnitOfWork, actor: str, instance: Instance, workflow: RunningWorkflow,
-               message: BufferedMessage) -> bool:
+               message: BufferedMessage, task_id: str) -> bool:
     uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
                data={"name": message.name, "correlation_key": message.correlation_key,
                      "message_id": message.message_id, "data": message.data})
-    return workflow.deliver_message(message.name, message.data, uow.app.clock, message.correlation_key)
+    return workflow.deliver_message(message.name, message.data, uow.app.clock, message.correlation_key, task_id)
 
 
 def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> list[str]:
@@ -145,7 +145,7 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
 def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow) -> bool:
     """Give the instance the oldest live buffered message one of its catches waits for."""
     now = uow.app.now()
-    query = (select(BufferedMessage).join(MessageSubscription, (
+    query = (select(BufferedMessage, MessageSubscription.task_id).join(MessageSubscription, (
         MessageSubscription.message_name == BufferedMessage.name)
         & (MessageSubscription.correlation_key == BufferedMessage.correlation_key))
         .where(MessageSubscription.instance_id == instance.id, BufferedMessage.state == "buffered",
@@ -154,10 +154,11 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
     if uow.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=BufferedMessage, skip_locked=True)
     uow.session.flush()
-    message = uow.session.scalars(query).first()
-    if message is None:
+    found = uow.session.execute(query).first()
+    if found is None:
         return False
-    if not _hand_over(uow, "system", instance, workflow, message):
+    message, task_id = found
+    if not _hand_over(uow, "system", instance, workflow, message, task_id):
         return False
     message.state, message.delivered_at, message.instance_id = "delivered", now, instance.id
     return True

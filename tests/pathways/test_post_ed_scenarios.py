@@ -124,6 +124,9 @@ def test_completion_is_checked_against_the_form_field_by_field(shipped: ApiClien
     errors = bad.json()["errors"]
     assert {e.get("field") for e in errors} >= {"reached"}
     assert any("notes" in e["message"] for e in errors)
+    missing = shipped.post(f"/api/tasks/{task_id}/complete", coordinator, {"data": {"call_notes": "no answer"}})
+    assert missing.status_code == 422  # `reached` is required (a constraint with no config attribute)
+    assert any("reached" in e["message"] for e in missing.json()["errors"])
     # Nothing was stored: the task is still ready and the instance did not move.
     assert shipped.get(f"/api/tasks/{task_id}", coordinator).json()["state"] == "ready"
     good = shipped.post(f"/api/tasks/{task_id}/complete", coordinator, {"data": {"reached": True}})
