@@ -118,7 +118,7 @@ def _validate(paths: list[Path], settings: Settings) -> int:
 
     package = parse_package(_read(paths))
     engine = build_engine(settings)  # lanes are checked against the groups this installation has
-    for w in [*package.warnings, *lane_warnings(engine, package.processes, known_groups(engine))]:
+    for w in [*package.warnings, *lane_warnings(engine.config, package.processes, known_groups(engine))]:
         print(f"warning: {_located(w.file, w.line, w.element_id)}{w.message}")
     for p in package.processes:
         print(f"ok: {p.key} ({p.family}) from {p.source_file}")
