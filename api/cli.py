@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
 
 from carepath.engine.application import CarePath
-from carepath.engine.definitions import SourceFile, parse_package
+from carepath.engine.definitions import SourceFile
 from carepath.engine.errors import CarePathError, ValidationFailed
 from carepath.engine.identity import SYSTEM, Role
 from carepath.engine.persistence import migrate
 from carepath.engine.persistence.database import is_sqlite
 
 from .bootstrap import build_engine
+from .pathway_commands import USAGE_ERROR, UsageError, json_object, simulate_command, story_step, validate
 from .settings import Settings
 
 
@@ -43,11 +49,61 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--expires-days", type=int, default=None, help="the token expires after N days")
     deactivate = user_sub.add_parser("deactivate", help="revoke a user's tokens and release their tasks")
     deactivate.add_argument("name")
-    for name, help_text in (("validate", "check BPMN/DMN files without deploying them"),
-                            ("deploy", "deploy BPMN/DMN files as one package")):
-        cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument("files", nargs="+", type=Path)
+    validate = sub.add_parser("validate", help="check BPMN/DMN files as a deploy would, without a server "
+                              "(DMN files and called processes beside them are found); exit 1 on any error")
+    validate.add_argument("files", nargs="+", type=Path)
+    validate.add_argument("--offline", action="store_true",
+                          help="do not read the configured database (users' groups, deployed pathways)")
+    deploy = sub.add_parser("deploy", help="deploy BPMN/DMN files as one package")
+    deploy.add_argument("files", nargs="+", type=Path)
+    _simulate_parser(sub)
     return parser
+
+
+def _simulate_parser(sub: Any) -> None:
+    simulate = sub.add_parser(
+        "simulate", help="walk a pathway with no server and no database and print what happens",
+        description="Walk a pathway with no server and no database. --choose, --message and --advance are "
+                    "taken in the order given: complete a ready task, deliver a message the pathway waits "
+                    "for, or move the clock (firing timers and deadline alerts in due order).")
+    simulate.add_argument("file", type=Path, help="the pathway's .bpmn file (DMN files beside it are found)")
+    simulate.add_argument("--data", type=_start_data, help="start data, a JSON object (default: the example_data "
+                          "of the <name>.pathway.json file beside the BPMN)")
+    simulate.add_argument("--choose", action=_StoryStep, metavar="TASK=DATA",
+                          help="complete the ready user task TASK (BPMN id or name) with form data DATA (JSON)")
+    simulate.add_argument("--message", action=_StoryStep, metavar="NAME[=DATA]",
+                          help="deliver message NAME (optional JSON payload) that the pathway waits for")
+    simulate.add_argument("--advance", action=_StoryStep, metavar="DURATION",
+                          help="move the clock by an ISO 8601 duration (P3D, PT4H) or business days (P2BD)")
+    simulate.add_argument("--start", type=_start_time, help="when the pathway starts, ISO 8601 (a time without "
+                          "offset is in the pathway's time zone); default: now")
+    simulate.add_argument("--process", help="the process to start, when the file has several")
+    simulate.add_argument("--json", action="store_true", help="print JSON instead of text")
+    simulate.set_defaults(steps=[])
+
+
+class _StoryStep(argparse.Action):
+    """--choose, --message and --advance go into one list, in the order given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        try:
+            step = story_step(self.dest, str(values))
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        namespace.steps = [*namespace.steps, step]
+
+
+def _start_data(raw: str) -> dict[str, Any]:
+    return json_object(raw, "--data")
+
+
+def _start_time(raw: str) -> datetime:
+    try:
+        return datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{raw}' is not an ISO 8601 date-time such as 2026-03-06T09:00 or "
+                                         "2026-03-06T09:00-05:00") from None
 
 
 QUIET_LOGGERS = ("alembic", "spiff", "apscheduler")
@@ -58,11 +114,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in QUIET_LOGGERS:  # one line per engine step or migration check is noise to an operator
         logging.getLogger(name).setLevel(logging.WARNING)
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except PydanticValidationError as exc:  # a CAREPATH_ setting that cannot work
+        _print_settings_errors(exc)
+        return USAGE_ERROR
     try:
         return _dispatch(args, settings)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     except CarePathError as exc:
         _print_error(exc)
+        return 1
+    except BrokenPipeError:  # the output was piped into `head` or similar, which stopped reading
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's final flush quiet
         return 1
 
 
@@ -70,7 +136,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "validate":
-        return _validate(args.files, settings)
+        return validate(args.files, settings, offline=args.offline)
+    if args.command == "simulate":
+        return simulate_command(args, settings)
     engine = build_engine(settings)
     if args.command == "db":
         if args.action == "current":
@@ -112,17 +180,12 @@ def _read(paths: list[Path]) -> list[SourceFile]:
     return [SourceFile(p.name, p.read_bytes()) for p in paths]
 
 
-def _validate(paths: list[Path], settings: Settings) -> int:
-    from carepath.engine.usecases.deploy import lane_warnings
-    from carepath.engine.usecases.users import known_groups
-
-    package = parse_package(_read(paths))
-    engine = build_engine(settings)  # lanes are checked against the groups this installation has
-    for w in [*package.warnings, *lane_warnings(engine, package.processes, known_groups(engine))]:
-        print(f"warning: {_located(w.file, w.line, w.element_id)}{w.message}")
-    for p in package.processes:
-        print(f"ok: {p.key} ({p.family}) from {p.source_file}")
-    return 0
+def _print_settings_errors(exc: PydanticValidationError) -> None:
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        name = f"CAREPATH_{str(error['loc'][0]).upper()}" if error["loc"] else ""
+        named = message if not name or name in message else f"{name}: {message}"
+        print(f"error: the configuration is not valid: {named}", file=sys.stderr)
 
 
 def _located(file: str | None, line: int | None, element: str | None) -> str:

@@ -61,6 +61,16 @@ def group_for_lane(lane: str | None, mapping: dict[str, str] | None = None) -> s
     return re.sub(r"[^a-z0-9]+", "-", lane.strip().lower()).strip("-") or None
 
 
+def offered_groups(lane: str | None, candidate_groups: Iterable[str],
+                   mapping: dict[str, str] | None = None) -> list[str]:
+    """The groups a task is offered to: its lane's group first, then the diagram's candidate groups."""
+    groups = list(candidate_groups)
+    lane_group = group_for_lane(lane, mapping)
+    if lane_group and lane_group not in groups:
+        groups.insert(0, lane_group)
+    return groups
+
+
 def sees_every_task(principal: Principal) -> bool:
     return principal.role in (Role.ADMIN, Role.AUDITOR)
 

@@ -73,6 +73,16 @@ class OpenTask:
 
 
 @dataclass(frozen=True)
+class PassedStep:
+    """A diagram element the engine just completed (or entered, for a call activity), in order."""
+
+    element_id: str
+    name: str | None
+    kind: str  # "user task", "exclusive gateway", "timer boundary event", ...
+    process_id: str
+
+
+@dataclass(frozen=True)
 class TimerWait:
     task_id: str
     element_id: str

@@ -80,6 +80,17 @@ class DeadlineAlerts:
             raise ValueError("notify_supervisors_when_overdue must be true or false")
         return cls(remind_at=None if percent is None else percent / 100, notify_supervisors_when_overdue=overdue)
 
+    def alert_times(self, created_at: datetime, due_date: datetime, now: datetime) -> list[tuple[str, datetime]]:
+        """(kind, due time) of the alerts a task created at `created_at` and due at `due_date` gets now."""
+        times: list[tuple[str, datetime]] = []
+        if self.remind_at is not None and due_date > created_at:
+            remind = created_at + (due_date - created_at) * self.remind_at
+            if remind > now:
+                times.append(("reminder", remind))
+        if self.notify_supervisors_when_overdue:
+            times.append(("overdue", due_date))
+        return times
+
 
 def alerts_by_pathway(raw: dict[str, Any] | None) -> dict[str, DeadlineAlerts]:
     """{"*": {...}, "<pathway key>": {...}} from configuration; "*" applies to pathways not named."""

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import Problem
+from .model import Incident, PassedStep
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,76 @@ class MessageResult:
     instance_ids: list[str]
     message_id: str | None
     expires_at: datetime | None = None
+
+
+# -- carepath simulate: what a walk through a pathway looked like ----------------------------------
+
+@dataclass(frozen=True)
+class SimulatedTask:
+    element_id: str
+    name: str
+    lane: str | None
+    assignee: str | None
+    groups: tuple[str, ...]  # the lane's group first, as the worklists offer it
+    users: tuple[str, ...]
+    priority: int
+    due_date: datetime | None
+    follow_up_date: datetime | None
+    notes: tuple[str, ...] = ()  # assignment rules that could not be worked out
+
+
+@dataclass(frozen=True)
+class SimulatedTimer:
+    element_id: str
+    name: str | None
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class SimulatedAlert:
+    kind: str  # "reminder" | "overdue" (the product's deadline alerts, docs/deadlines.md)
+    task_name: str
+    due_at: datetime
+    recipients: tuple[str, ...]  # "group care-coordinator", "user alice", "supervisors of group ..."
+
+
+@dataclass
+class SimulatedMoment:
+    """One thing that happened at one time, and what the engine did in response."""
+
+    at: datetime
+    cause: str  # "start" | "complete" | "message" | "advance" | "timer" | "alert"
+    subject: str | None = None  # the task, message, duration or timers
+    data: dict[str, Any] | None = None
+    until: datetime | None = None  # where an advance takes the clock
+    passed: list[PassedStep] = field(default_factory=list)
+    tasks_ready: list[SimulatedTask] = field(default_factory=list)
+    tasks_cancelled: list[SimulatedTask] = field(default_factory=list)
+    timers_set: list[SimulatedTimer] = field(default_factory=list)
+    timers_fired: list[SimulatedTimer] = field(default_factory=list)
+    timers_cancelled: list[SimulatedTimer] = field(default_factory=list)
+    alerts_set: list[SimulatedAlert] = field(default_factory=list)
+    alerts_sent: list[SimulatedAlert] = field(default_factory=list)
+    messages_awaited: list[str] = field(default_factory=list)  # message names the pathway now waits for
+    incident: Incident | None = None
+
+
+@dataclass
+class SimulationResult:
+    pathway: str
+    name: str | None
+    time_zone: str
+    calendar: str
+    started_at: datetime
+    start_data: dict[str, Any]
+    moments: list[SimulatedMoment] = field(default_factory=list)
+    status: str = "running"  # running (waiting) | completed | incident
+    ended_at: datetime | None = None
+    open_tasks: list[SimulatedTask] = field(default_factory=list)
+    timers: list[SimulatedTimer] = field(default_factory=list)
+    alerts: list[SimulatedAlert] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    # Why the walk stopped before every step was taken (a step that did not fit), with located details.
+    stopped: str | None = None
+    problems: list[Problem] = field(default_factory=list)

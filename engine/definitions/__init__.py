@@ -11,9 +11,15 @@ The steps, each in its own module:
     _static_checks   every known cause of a parse failure, all at once (_check_flow, _check_links)
     _library         the SpiffWorkflow parse itself, every call guarded (_translate explains failures)
     _process_info    specs of called processes, message starts, lanes, documentation
+
+Authoring helpers (the CLI's validate and simulate): `find_companions` finds the DMN files, called
+processes and forms a diagram needs beside it; `read_example_data` reads the pathway's sidecar file.
 """
 
+from ._companions import Companion, find_companions
 from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile
 from ._package import parse_package
+from ._pathway_meta import is_sidecar, read_example_data, sidecar_path
 
-__all__ = ["ImportLimits", "ParsedPackage", "ParsedProcess", "SourceFile", "parse_package"]
+__all__ = ["Companion", "ImportLimits", "ParsedPackage", "ParsedProcess", "SourceFile", "find_companions",
+           "is_sidecar", "parse_package", "read_example_data", "sidecar_path"]

@@ -7,7 +7,8 @@ script tasks) becomes an incident instead of a hung worker.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from datetime import datetime
@@ -19,12 +20,13 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from ..calendars import TimeContext, engine_time_context
 from ..clock import Clock, engine_clock
 from ..errors import InvalidTransition, NotFound
-from ..model import Incident, Snapshot
+from ..model import Incident, PassedStep, Snapshot
 from .serializer import serializer_for
 from .snapshot import describe_incident, take_snapshot
 
@@ -48,6 +50,8 @@ class RunningWorkflow:
         self.bound_versions: dict[str, int] = {}
         self.task_rules: dict[str, dict[str, Any]] = {}
         self.time_context: TimeContext | None = None  # the pathway's calendar and zone
+        # Told of every diagram element the engine completes, in order (the simulator's path).
+        self.step_listener: Callable[[PassedStep], None] | None = None
 
     @classmethod
     def create(cls, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec], family: str,
@@ -102,7 +106,7 @@ class RunningWorkflow:
         # after its steps: refresh first and go round until nothing automatic is ready.
         while True:
             self.workflow.refresh_timers()
-            self.workflow.do_engine_steps(will_complete_task=count_step)
+            self.workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=self._passed)
             ready = self.workflow.get_tasks(state=SpiffState.READY, manual=False)
             if not ready:
                 return
@@ -114,6 +118,7 @@ class RunningWorkflow:
         task.data.update(deepcopy(data))
         with self._engine(clock):
             task.run()
+        self._passed(task)
         self.run(clock)
 
     def deliver_message(self, name: str, payload: dict[str, Any], clock: Clock,
@@ -162,6 +167,11 @@ class RunningWorkflow:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _passed(self, task: Any) -> None:
+        spec = task.task_spec
+        if self.step_listener is not None and spec.bpmn_id:  # SpiffWorkflow's own bookkeeping tasks have none
+            self.step_listener(PassedStep(spec.bpmn_id, spec.bpmn_name, element_kind(spec), task.workflow.spec.name))
+
     @contextmanager
     def _engine(self, clock: Clock) -> Iterator[None]:
         """The product's clock and this pathway's calendar, for SpiffWorkflow's callbacks."""
@@ -196,6 +206,32 @@ class RunningWorkflow:
 
     def subprocess_spec_names(self) -> set[str]:
         return {sp.spec.name for sp in self.workflow.subprocesses.values()}
+
+
+def human_tasks(spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]) -> list[tuple[str, str | None]]:
+    """(BPMN id, name) of every user and manual task of a process and the processes it calls."""
+    found: dict[str, str | None] = {}
+    for process in (spec, *subprocess_specs.values()):
+        for task_spec in process.task_specs.values():
+            if task_spec.manual and task_spec.bpmn_id:
+                found.setdefault(task_spec.bpmn_id, task_spec.bpmn_name)
+    return list(found.items())
+
+
+_SPEC_WORDS = {"SubWorkflowTask": "subprocess", "NoneTask": "task", "TransactionSubprocess": "transaction"}
+
+
+def element_kind(spec: Any) -> str:
+    """What a diagram element is, in words: "user task", "timer boundary event"."""
+    name = type(spec).__name__
+    words = _SPEC_WORDS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+    definition = getattr(spec, "event_definition", None)
+    if isinstance(definition, TimerEventDefinition):
+        return f"timer {words}"
+    if definition is None or isinstance(definition, MultipleEventDefinition) and words.endswith("gateway"):
+        return words  # an event-based gateway holds the events that follow it
+    kind = type(definition).__name__.removesuffix("EventDefinition").lower()
+    return f"{kind} {words}" if kind != "none" else words
 
 
 def _with_correlation(definition: MessageEventDefinition, payload: dict[str, Any],

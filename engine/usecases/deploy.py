@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -12,9 +12,9 @@ from jsonschema.exceptions import SchemaError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ..application import CarePath
+from ..application import CarePath, EngineConfig
 from ..calendars import DeadlineError, deadline_syntax_problem
-from ..definitions import ParsedProcess, SourceFile, parse_package
+from ..definitions import ParsedPackage, ParsedProcess, SourceFile, parse_package
 from ..definitions._assignment import DATE_KEYS
 from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
 from ..identity import Principal, Role, group_for_lane, require_role
@@ -31,11 +31,8 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
     require_role(principal, Role.CLINICAL_LEAD, action="Deploying pathways")
     if not files:
         raise ValidationFailed("no files were uploaded; send one or more .bpmn/.dmn files in the field 'files'")
-    with app.db.read() as session:
-        known = set(session.scalars(select(PathwayVersion.key).distinct()))
-    package = parse_package(files, known_process_ids=known)
-    warnings = list(package.warnings) + lane_warnings(app, package.processes, known_groups)
-    _check_time_settings(app, package.processes)
+    package = check_package(app.config, files, known_process_ids=deployed_keys(app), known_groups=known_groups)
+    warnings = package.warnings
 
     def attempt() -> list[DeployedProcess]:
         with UnitOfWork(app) as uow:
@@ -53,14 +50,29 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
     return DeployResult(deployed, warnings)
 
 
-def _check_time_settings(app: CarePath, processes: Sequence[ParsedProcess]) -> None:
+def check_package(config: EngineConfig, files: Sequence[SourceFile], *, known_process_ids: Collection[str] = (),
+                  known_groups: set[str] | None = None) -> ParsedPackage:
+    """Everything a deploy checks before it stores anything, without a database: the importer, the
+    calendars and dates, and (given the groups users belong to) the lanes. Raises DiagramInvalid."""
+    package = parse_package(files, known_process_ids=known_process_ids)
+    _check_time_settings(config, package.processes)
+    return ParsedPackage(package.processes, [*package.warnings, *lane_warnings(config, package.processes,
+                                                                                known_groups)])
+
+
+def deployed_keys(app: CarePath) -> set[str]:
+    with app.db.read() as session:
+        return set(session.scalars(select(PathwayVersion.key).distinct()))
+
+
+def _check_time_settings(config: EngineConfig, processes: Sequence[ParsedProcess]) -> None:
     """Each process's calendar and time zone must be configured, and every literal due and follow-up
     date must be one the product can work out: refused at deploy, not discovered on a patient's task."""
     problems = []
     for proc in processes:
         settings = proc.time_settings
         try:
-            app.config.calendars.context(settings.get("calendar"), settings.get("timezone"))
+            config.calendars.context(settings.get("calendar"), settings.get("timezone"))
         except DeadlineError as exc:
             problems.append(Problem(f"Process '{proc.key}': {exc}. Fix the process property, or configure the "
                                     "calendar in CAREPATH_CALENDARS.", file=proc.source_file, element_id=proc.key))
@@ -161,13 +173,15 @@ def _store_file(uow: UnitOfWork, name: str, files: Sequence[SourceFile], stored:
     return stored[name]
 
 
-def lane_warnings(app: CarePath, processes: Sequence[ParsedProcess], known_groups: set[str] | None) -> list[Problem]:
+def lane_warnings(config: EngineConfig, processes: Sequence[ParsedProcess],
+                  known_groups: set[str] | None) -> list[Problem]:
+    """Lanes whose group no user belongs to; nothing when the groups are not known (no database)."""
     if known_groups is None:
         return []
     problems = []
     for proc in processes:
         for lane in proc.lanes:
-            group = group_for_lane(lane, app.config.lane_groups)
+            group = group_for_lane(lane, config.lane_groups)
             if group not in known_groups:
                 problems.append(Problem(
                     f"Lane '{lane}' maps to group '{group}', which no user belongs to yet; its tasks will "

@@ -31,15 +31,8 @@ def schedule_alerts(uow: UnitOfWork, task: Task, *, new_task: bool = False) -> N
         cancel_alerts(uow, task.id)
     if task.due_date is None:
         return
-    rules = uow.app.config.alerts_for(task.pathway_key)
     now = uow.app.now()
-    due_times: list[tuple[str, datetime]] = []
-    if rules.remind_at is not None and task.due_date > task.created_at:
-        remind = task.created_at + (task.due_date - task.created_at) * rules.remind_at
-        if remind > now:
-            due_times.append(("reminder", remind))
-    if rules.notify_supervisors_when_overdue:
-        due_times.append(("overdue", task.due_date))
+    due_times = uow.app.config.alerts_for(task.pathway_key).alert_times(task.created_at, task.due_date, now)
     for kind, due in due_times:
         uow.session.add(Timer(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id, kind=kind,
                               due_at=due, state="pending", attempts=0, created_at=now))

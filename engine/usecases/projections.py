@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text
 
 from ..application import CarePath
-from ..identity import group_for_lane
+from ..identity import offered_groups
 from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState, audience_keys
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
@@ -59,10 +59,7 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
 
 
 def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -> None:
-    groups = list(task.candidate_groups)
-    lane_group = group_for_lane(task.lane, uow.app.config.lane_groups)
-    if lane_group and lane_group not in groups:
-        groups.insert(0, lane_group)
+    groups = offered_groups(task.lane, task.candidate_groups, uow.app.config.lane_groups)
     candidates = [TaskCandidate(task_id=task.id, kind="group", value=g) for g in groups]
     candidates += [TaskCandidate(task_id=task.id, kind="user", value=u) for u in task.candidate_users]
     if not candidates and task.assignee is None:  # offered to no one in particular: every worker sees it

@@ -1,0 +1,326 @@
+"""`carepath simulate`: the shipped post-ED pathway walked with no server and no database, its timers
+fired as the simulated clock passes them, due dates from the business calendar, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from carepath.api.bootstrap import deploy_directory
+from carepath.api.cli import main
+from carepath.engine.application import CarePath
+from carepath.engine.definitions import SourceFile
+from carepath.engine.identity import SYSTEM
+from carepath.engine.usecases.deploy import deploy_pathways
+from tests.support import diagrams as d
+
+SHIPPED = Path(__file__).resolve().parents[1] / "bpmn"
+POST_ED = SHIPPED / "post-ed-follow-up.bpmn"
+FRIDAY_NIGHT = "2026-03-06T23:30:00-05:00"  # the night before the clocks go forward in New York
+
+HEADER = f"""\
+Pathway: Follow-up after an emergency department visit (post-ed-follow-up), from {POST_ED}
+Also read: {SHIPPED / 'ed-visit-classification.dmn'} (decision 'ed_visit_classification', found beside it)
+Times: America/New_York, business calendar us-federal
+Start data (the pathway's example data, post-ed-follow-up.pathway.json):
+  ed_visit_date = "2026-03-02"
+  diagnosis_category = "mental_illness"
+  high_risk_chronic_conditions = 0
+
+Fri 2026-03-06 23:30 EST  Started
+  passed      ED visit reported (start event)
+  passed      Classify ED visit (business rule task)
+  task ready  Call patient [call_patient]
+              offered to group care-coordinator (lane Care Coordinator); no due date
+  timer set   1 day, call not done: due Sat 2026-03-07 23:30 EST
+  timer set   2 days, call not done: due Sun 2026-03-08 23:30 EDT
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """simulate never opens a database: the configured one must not even be created."""
+    database = tmp_path / "must-not-exist.db"
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.delenv("CAREPATH_LANE_GROUPS", raising=False)
+    return database
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(["simulate", *args])
+    except SystemExit as exc:  # argparse refuses the arguments
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_happy_path_from_the_example_data_to_the_closed_episode(capsys: pytest.CaptureFixture[str],
+                                                                no_database: Path) -> None:
+    code, out, err = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT,
+                         "--choose", 'call_patient={"reached": true, "call_notes": "spoke with patient"}',
+                         "--choose", 'Schedule follow-up visit={"follow_up_date": "2026-03-09"}',
+                         "--message", 'visit_completed={"visit_date": "2026-03-09"}',
+                         "--choose", "close_episode")
+    assert (code, err) == (0, "")
+    assert out == HEADER + """
+Fri 2026-03-06 23:30 EST  Completed 'Call patient' with reached=true, call_notes="spoke with patient"
+  passed      Call patient (user task)
+  passed      Patient reached? (exclusive gateway)
+  passed      schedule_merge (exclusive gateway)
+  timer off   1 day, call not done
+  timer off   2 days, call not done
+  task ready  Schedule follow-up visit [schedule_follow_up]
+              offered to group care-coordinator (lane Care Coordinator); no due date
+
+Fri 2026-03-06 23:30 EST  Completed 'Schedule follow-up visit' with follow_up_date="2026-03-09"
+  passed      Schedule follow-up visit (user task)
+  timer set   7 days, no visit reported: due Fri 2026-03-13 23:30 EDT
+  waits for   message visit_completed
+
+Fri 2026-03-06 23:30 EST  Message 'visit_completed' arrived with visit_date="2026-03-09"
+  passed      Wait for the visit (event based gateway)
+  passed      Follow-up visit completed (intermediate catch event)
+  timer off   7 days, no visit reported
+  task ready  Close episode [close_episode]
+              offered to group care-coordinator (lane Care Coordinator); no due date
+
+Fri 2026-03-06 23:30 EST  Completed 'Close episode' with no data
+  passed      Close episode (user task)
+  passed      Episode closed (end event)
+
+End: Fri 2026-03-06 23:30 EST, the pathway has ended
+  data        measure = "FUM"
+  data        reached = true
+  data        call_notes = "spoke with patient"
+  data        follow_up_date = "2026-03-09"
+  data        await_visit_gateway_Response = {"visit_date": "2026-03-09"}
+
+Path taken: ED visit reported > Classify ED visit > Call patient > Patient reached? > schedule_merge >
+  Schedule follow-up visit > Wait for the visit > Follow-up visit completed > Close episode > Episode closed
+"""
+    assert not no_database.exists()
+
+
+def test_advancing_two_days_fires_the_reminder_then_the_escalation_across_the_clock_change(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--advance", "P2D",
+                       "--choose", 'escalate_not_reached={"follow_up_possible": false}')
+    assert code == 0
+    assert out == HEADER + """
+Fri 2026-03-06 23:30 EST  Clock advances by P2D, to Sun 2026-03-08 23:30 EDT
+
+Sat 2026-03-07 23:30 EST  Timer fired: 1 day, call not done
+  passed      1 day, call not done (timer boundary event)
+  task ready  Reminder: call patient not yet done [remind_call_patient]
+              offered to group care-coordinator (lane Care Coordinator); no due date
+
+Sun 2026-03-08 23:30 EDT  Timer fired: 2 days, call not done
+  passed      2 days, call not done (timer boundary event)
+  passed      escalation_merge (exclusive gateway)
+  cancelled   Call patient [call_patient]
+  task ready  Escalation: patient not reached [escalate_not_reached]
+              offered to group care-team-supervisor (lane Care Team Supervisor); no due date
+
+Sun 2026-03-08 23:30 EDT  Completed 'Escalation: patient not reached' with follow_up_possible=false
+  passed      Escalation: patient not reached (user task)
+  passed      Follow-up still possible? (exclusive gateway)
+  passed      Closed: patient not reached (end event)
+
+End: Sun 2026-03-08 23:30 EDT, the pathway is waiting
+  open task   Reminder: call patient not yet done [remind_call_patient]
+              offered to group care-coordinator (lane Care Coordinator); no due date
+  data        measure = "FUM"
+  data        follow_up_possible = false
+
+Path taken: ED visit reported > Classify ED visit > 1 day, call not done > 2 days, call not done >
+  escalation_merge > Escalation: patient not reached > Follow-up still possible? > Closed: patient not reached
+"""
+
+
+def test_steps_run_in_the_order_given_so_the_call_can_come_after_the_reminder(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--advance", "P1D",
+                       "--choose", "remind_call_patient", "--choose", 'call_patient={"reached": true}',
+                       "--advance", "P3D", "--json")
+    assert code == 0
+    result = json.loads(out)
+    moments = [(m["at"], m["cause"], m["subject"]) for m in result["moments"]]
+    assert moments == [
+        ("2026-03-07T04:30:00+00:00", "start", None),
+        ("2026-03-07T04:30:00+00:00", "advance", "P1D"),
+        ("2026-03-08T04:30:00+00:00", "timer", "1 day, call not done"),
+        ("2026-03-08T04:30:00+00:00", "complete", "Reminder: call patient not yet done"),
+        ("2026-03-08T04:30:00+00:00", "complete", "Call patient"),
+        ("2026-03-08T04:30:00+00:00", "advance", "P3D"),
+    ]
+    called = result["moments"][4]
+    assert [t["name"] for t in called["timers_cancelled"]] == ["2 days, call not done"]  # done before the escalation
+    assert [t["element_id"] for t in result["open_tasks"]] == ["schedule_follow_up"]
+    assert result["ended_at"] == "2026-03-11T03:30:00+00:00"
+    assert result["files"] == [str(POST_ED), str(SHIPPED / "ed-visit-classification.dmn")]
+
+
+DATED = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs" targetNamespace="http://carepath.test">
+  <bpmn:process id="tcm-contact" name="TCM contact" isExecutable="true">
+    <bpmn:laneSet id="lanes"><bpmn:lane id="lane" name="Care Coordinator">
+      <bpmn:flowNodeRef>contact</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
+    <bpmn:startEvent id="discharged" name="Discharged"/>
+    <bpmn:scriptTask id="risk" name="Work out risk">
+      <bpmn:script>risk = "high" if readmissions &gt; 1 else "low"</bpmn:script></bpmn:scriptTask>
+    <bpmn:userTask id="contact" name="Contact patient" camunda:dueDate="P2BD after discharge_at end of day"
+                   camunda:priority="${80 if risk == 'high' else 50}"/>
+    <bpmn:endEvent id="contacted" name="Contacted"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="discharged" targetRef="risk"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="risk" targetRef="contact"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="contact" targetRef="contacted"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.fixture
+def dated(tmp_path: Path) -> Path:
+    """Discharged on the Thursday before the Independence Day holiday (observed Friday 3 July 2026)."""
+    folder = tmp_path / "pathways"
+    folder.mkdir()
+    (folder / "tcm-contact.bpmn").write_text(DATED)
+    (folder / "tcm-contact.pathway.json").write_text(json.dumps(
+        {"example_data": {"discharge_at": "2026-07-02T15:00:00", "readmissions": 2}}))
+    return folder / "tcm-contact.bpmn"
+
+
+def test_due_dates_count_business_days_and_deadline_alerts_fire_as_time_passes(
+        capsys: pytest.CaptureFixture[str], dated: Path) -> None:
+    code, out, _ = run(capsys, str(dated), "--start", "2026-07-02T23:59:59", "--advance", "P6D")
+    assert code == 0
+    assert out.split("\n\n", 1)[1] == """\
+Thu 2026-07-02 23:59:59 EDT  Started
+  passed      Discharged (start event)
+  passed      Work out risk (script task)
+  task ready  Contact patient [contact]
+              offered to group care-coordinator (lane Care Coordinator); due Tue 2026-07-07 23:59:59 EDT; priority 80
+  alert set   reminder about 'Contact patient' at Sun 2026-07-05 11:59:59 EDT, to group care-coordinator
+  alert set   'Contact patient' overdue at Tue 2026-07-07 23:59:59 EDT, to supervisors of group care-coordinator
+
+Thu 2026-07-02 23:59:59 EDT  Clock advances by P6D, to Wed 2026-07-08 23:59:59 EDT
+
+Sun 2026-07-05 11:59:59 EDT  Deadline alert: reminder about 'Contact patient'
+  alert sent  reminder about 'Contact patient', to group care-coordinator
+
+Tue 2026-07-07 23:59:59 EDT  Deadline alert: 'Contact patient' overdue
+  alert sent  'Contact patient' overdue, to supervisors of group care-coordinator
+
+End: Wed 2026-07-08 23:59:59 EDT, the pathway is waiting
+  open task   Contact patient [contact]
+              offered to group care-coordinator (lane Care Coordinator); due Tue 2026-07-07 23:59:59 EDT; priority 80
+  data        risk = "high"
+
+Path taken: Discharged > Work out risk
+"""
+
+
+def test_lane_groups_come_from_the_configuration(capsys: pytest.CaptureFixture[str], dated: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAREPATH_LANE_GROUPS", '{"Care Coordinator": "tcm-nurses"}')
+    code, out, _ = run(capsys, str(dated), "--start", "2026-07-02T23:59:59", "--choose", "Contact patient")
+    assert code == 0
+    assert "offered to group tcm-nurses (lane Care Coordinator)" in out
+    assert "End: Thu 2026-07-02 23:59:59 EDT, the pathway has ended" in out
+
+
+def test_the_command_exits_cleanly_after_running_scripts_in_the_sandbox(dated: Path, tmp_path: Path) -> None:
+    env = {"CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "carepath.api.cli", "simulate", str(dated), "--start",
+                             "2026-07-02T09:00", "--choose", "contact"], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Work out risk (script task)" in result.stdout and "the pathway has ended" in result.stdout
+    assert "Traceback" not in result.stderr and not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data", "{ed_visit_date: 2026-03-02}"], "argument --data: --data is not valid JSON"),
+    (["--data", "[1, 2]"], "--data must be a JSON object"),
+    (["--choose", "call_patient={reached: true}"], "the data for 'call_patient' is not valid JSON"),
+    (["--choose", 'call_patient=["yes"]'], "the data for 'call_patient' must be a JSON object"),
+    (["--choose", '={"reached": true}'], "names no task"),
+    (["--advance", "3 days"], "'3 days' is not a duration such as P3D"),
+    (["--start", "Friday night"], "'Friday night' is not an ISO 8601 date-time"),
+    (["--choose", "phone_patient"], "the pathway has no user task 'phone_patient'; its user tasks are: "
+                                    "call_patient (Call patient), remind_call_patient"),
+])
+def test_bad_arguments_are_usage_errors_not_tracebacks(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                       message: str) -> None:
+    code, out, err = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, *args)
+    assert code == 2
+    assert message in err and out == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--choose", "escalate_not_reached"], "task 'Escalation: patient not reached' (escalate_not_reached) is not "
+                                           "ready at 2026-03-06T23:30:00-05:00; ready: Call patient; next timer: "
+                                           "'1 day, call not done' at 2026-03-07T23:30:00-05:00"),
+    (["--choose", 'call_patient={"reached": "yes"}'], "'reached': 'yes' is not of type 'boolean'"),
+    (["--choose", 'call_patient={"reched": true}'], "('reched' was unexpected); the form's fields are: "
+                                                    "call_notes, reached"),
+    (["--message", "visit_completed"], "the pathway is not waiting for message 'visit_completed'"),
+    (["--data", '{"ed_visit_date": "2026-03-02"}'], "the pathway stopped with an incident"),
+])
+def test_a_step_that_does_not_fit_stops_the_walk_with_exit_1(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                            message: str) -> None:
+    code, out, err = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, *args)
+    assert code == 1
+    assert message in err
+    assert "Started" in out  # the story up to the step that did not fit is still told
+
+
+def test_without_data_or_example_data_it_says_where_to_put_them(capsys: pytest.CaptureFixture[str], dated: Path,
+                                                                tmp_path: Path) -> None:
+    bare = tmp_path / "bare.bpmn"
+    bare.write_text(DATED)
+    code, _, err = run(capsys, str(bare))
+    assert code == 2
+    assert f"give --data '{{...}}', or document the pathway's example start data in {tmp_path / 'bare.pathway.json'}" \
+        in err
+    (tmp_path / "bare.pathway.json").write_text('{"example_data": [1]}')
+    code, _, err = run(capsys, str(bare))
+    assert code == 1 and '"example_data" must be a JSON object' in err
+
+
+def test_the_shipped_example_data_is_the_start_data_the_readme_documents() -> None:
+    readme = (SHIPPED / "README.md").read_text()
+    documented = json.loads(readme.split("### Start data\n\n```json\n", 1)[1].split("```", 1)[0])
+    sidecar = json.loads((SHIPPED / "post-ed-follow-up.pathway.json").read_text())
+    assert sidecar == {"example_data": documented}
+
+
+def test_the_sidecar_is_not_part_of_the_deployed_package(engine: CarePath) -> None:
+    files = [SourceFile(p.name, p.read_bytes()) for p in (POST_ED, SHIPPED / "ed-visit-classification.dmn")]
+    assert [(p.version, p.created) for p in deploy_pathways(engine, SYSTEM, files).processes] == [(1, True)]
+    assert deploy_directory(engine, SHIPPED) == ["post-ed-follow-up v1"]  # same content: no version 2
+
+
+def test_a_called_process_beside_the_pathway_is_walked_into(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    (tmp_path / "parent.bpmn").write_text(d.call_activity("parent", "child"))
+    (tmp_path / "child.bpmn").write_text(d.linear_user_tasks("child", "Child step"))
+    code, out, _ = run(capsys, str(tmp_path / "parent.bpmn"), "--data", "{}", "--start", "2026-01-05T09:00",
+                       "--choose", "Child step")
+    assert code == 0
+    assert f"Also read: {tmp_path / 'child.bpmn'} (process 'child', found beside it)" in out
+    assert """
+Mon 2026-01-05 09:00 EST  Completed 'Child step' with no data
+  passed      Child step (user task, in child)
+  passed      end (end event, in child)
+  passed      Run sub-pathway (call activity)
+  task ready  After call [after]
+              offered to everyone; no due date
+""" in out
