@@ -18,7 +18,8 @@ class ErrorOut(Out):
     errors: list[dict[str, Any]] | None = None
 
 
-EXACT_TOTAL = "count every matching row (slower on large lists); by default the total stops at 200"
+EXACT_TOTAL = ("count every matching row (slower on large lists); by default the total stops at 100 "
+               "(or at the end of the page asked for)")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in (
@@ -65,6 +66,22 @@ class PathwayVersionOut(Out):
     content_hash: str
     warnings: list[dict[str, Any]]
     message_starts: list[str]
+    measures: list[dict[str, Any]] = Field(default_factory=list, description="quality measures the pathway "
+                                           "declares (its <name>.pathway.json file): clock, window, what meets it")
+    example_data: dict[str, Any] | None = Field(None, description="the pathway's documented example start data")
+
+
+class MeasureResultOut(Out):
+    measure_id: str
+    name: str
+    source: str
+    status: str = Field(description="met, not_met, open (window not closed yet), not_applicable, excluded "
+                        "(episode cancelled before the window closed) or unknown (no date to start from)")
+    detail: str
+    clock_started: datetime | None
+    window_opens: datetime | None
+    deadline: datetime | None
+    met_at: datetime | None
 
 
 class PathwayOut(Out):

@@ -104,6 +104,8 @@ class PathwayVersionView:
     content_hash: str
     warnings: list[dict[str, Any]]
     message_starts: list[str] = field(default_factory=list)
+    measures: list[dict[str, Any]] = field(default_factory=list)
+    example_data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

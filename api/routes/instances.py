@@ -15,9 +15,19 @@ from carepath.engine.usecases.instances import (
     get_instance_view,
     retry_instance,
 )
+from carepath.engine.usecases.measures import instance_measures
 
 from ..deps import CurrentUser, EngineDep
-from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, CancelIn, EventPage, InstanceOut, InstancePage, RetryIn
+from ..schemas import (
+    ERROR_RESPONSES,
+    EXACT_TOTAL,
+    CancelIn,
+    EventPage,
+    InstanceOut,
+    InstancePage,
+    MeasureResultOut,
+    RetryIn,
+)
 
 router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_RESPONSES)
 
@@ -38,6 +48,12 @@ def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = 
 @router.get("/{instance_id}", response_model=InstanceOut)
 def get(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
     return InstanceOut.model_validate(get_instance_view(engine, instance_id, user))
+
+
+@router.get("/{instance_id}/measures", response_model=list[MeasureResultOut])
+def measures(instance_id: str, engine: EngineDep, user: CurrentUser) -> list[MeasureResultOut]:
+    """Where the episode stands on each quality measure its pathway declares, now."""
+    return [MeasureResultOut.model_validate(r.as_dict()) for r in instance_measures(engine, instance_id, user)]
 
 
 @router.get("/{instance_id}/history", response_model=EventPage)

@@ -50,6 +50,9 @@ class ParsedProcess:
     task_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     # How the process counts time: {"calendar": name, "timezone": IANA zone}, from its properties.
     time_settings: dict[str, str] = field(default_factory=dict)
+    # From the pathway's sidecar file (<name>.pathway.json): quality measures and example start data.
+    measures: list[dict[str, Any]] = field(default_factory=list)
+    example_data: dict[str, Any] | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ from ._index import PackageIndex, build_index
 from ._json_forms import attach_forms, is_form_file, load_form_schemas
 from ._library import LibraryRun
 from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile
+from ._pathway_meta import attach_sidecars, is_sidecar
 from ._process_info import parsed_process
 from ._safe_xml import load_documents
 from ._schema import schema_warnings
@@ -29,7 +30,8 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     Raises DiagramInvalid with every problem found when the package cannot be deployed.
     """
     limits = limits or ImportLimits()
-    schemas, problems = load_form_schemas([f for f in files if is_form_file(f)])
+    sidecars = [f for f in files if is_sidecar(f.name)]
+    schemas, problems = load_form_schemas([f for f in files if is_form_file(f) and not is_sidecar(f.name)])
     documents, xml_problems = load_documents([f for f in files if not is_form_file(f)], limits)
     problems += xml_problems
     warnings: list[Problem] = []
@@ -47,6 +49,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
     problems += [finding.problem for finding in report.findings] + library_problems
     problems += attach_forms(processes, schemas)
+    problems += attach_sidecars(processes, sidecars, [d.name for d in documents if d.kind == "bpmn"])
     if problems:
         _refuse(problems)
     return ParsedPackage(processes, warnings + report.warnings)

@@ -1,31 +1,60 @@
 """The sidecar file beside a pathway's BPMN (`<name>.pathway.json`): what the diagram cannot say.
 
-Today it holds one key, `example_data`: the start data the pathway documents, which
-`carepath simulate` uses when no `--data` is given.
+    {"example_data": {...the start data the pathway documents...},
+     "measures": [...quality measure declarations, see engine/measures.py...]}
+
+It belongs to the BPMN file with the same name (`post-ed-follow-up.bpmn`) and to the process whose id
+is that name (or the file's only executable process). `carepath simulate` starts from its example
+data when no `--data` is given; deploy checks the measures and stores both with the version.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationFailed
+from ..errors import Problem, ValidationFailed
+from ..measures import parse_measures
+from ..sandbox import check_expression
+from ._model import ParsedProcess, SourceFile
 
 SIDECAR_SUFFIX = ".pathway.json"
 _BPMN_SUFFIXES = (".bpmn20.xml", ".bpmn", ".xml")
 MAX_SIDECAR_BYTES = 1024 * 1024
+SIDECAR_KEYS = ("example_data", "measures")
 
 
 def sidecar_path(bpmn_file: Path) -> Path:
     """post-ed-follow-up.bpmn -> post-ed-follow-up.pathway.json, in the same folder."""
-    name = bpmn_file.name
-    stem = next((name[: -len(s)] for s in _BPMN_SUFFIXES if name.lower().endswith(s)), bpmn_file.stem)
-    return bpmn_file.with_name(stem + SIDECAR_SUFFIX)
+    return bpmn_file.with_name(_stem(bpmn_file.name) + SIDECAR_SUFFIX)
+
+
+def _stem(name: str) -> str:
+    return next((name[: -len(s)] for s in _BPMN_SUFFIXES if name.lower().endswith(s)), Path(name).stem)
 
 
 def is_sidecar(name: str) -> bool:
     return name.lower().endswith(SIDECAR_SUFFIX)
+
+
+def parse_sidecar(name: str, content: bytes) -> tuple[dict[str, Any], list[str]]:
+    """The sidecar's JSON object and what is wrong with its shape (not yet its measures)."""
+    if len(content) > MAX_SIDECAR_BYTES:
+        return {}, [f"the file is larger than {MAX_SIDECAR_BYTES // 1024} KB"]
+    try:
+        sidecar = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return {}, [f"not valid JSON: {exc}"]
+    if not isinstance(sidecar, dict):
+        return {}, ['must hold a JSON object such as {"example_data": {...}, "measures": [...]}']
+    problems = [f'unknown key "{key}"; a pathway file has {", ".join(SIDECAR_KEYS)}'
+                for key in sorted(set(sidecar) - set(SIDECAR_KEYS))]
+    example = sidecar.get("example_data")
+    if example is not None and not isinstance(example, dict):
+        problems.append('"example_data" must be a JSON object of start data')
+    return sidecar, problems
 
 
 def read_example_data(bpmn_file: Path) -> dict[str, Any] | None:
@@ -33,15 +62,44 @@ def read_example_data(bpmn_file: Path) -> dict[str, Any] | None:
     path = sidecar_path(bpmn_file)
     if not path.is_file():
         return None
-    if path.stat().st_size > MAX_SIDECAR_BYTES:
-        raise ValidationFailed(f"{path}: the file is larger than {MAX_SIDECAR_BYTES // 1024} KB")
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValidationFailed(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(content, dict):
-        raise ValidationFailed(f"{path} must hold a JSON object such as {{\"example_data\": {{...}}}}")
-    example = content.get("example_data")
-    if example is not None and not isinstance(example, dict):
-        raise ValidationFailed(f"{path}: \"example_data\" must be a JSON object of start data")
-    return example
+    sidecar, problems = parse_sidecar(path.name, path.read_bytes())
+    if problems:
+        raise ValidationFailed(f"{path}: {problems[0]}")
+    return sidecar.get("example_data")
+
+
+def attach_sidecars(processes: Sequence[ParsedProcess], sidecars: Sequence[SourceFile],
+                    bpmn_names: Sequence[str]) -> list[Problem]:
+    """Give each process its sidecar's example data and checked measures; located problems otherwise."""
+    problems: list[Problem] = []
+    by_stem = {_stem(name): name for name in bpmn_names}
+    for source in sidecars:
+        stem = source.name[: -len(SIDECAR_SUFFIX)]
+        sidecar, shape = parse_sidecar(source.name, source.content)
+        problems += [Problem(f"The pathway file {message}.", source.name) for message in shape]
+        if stem not in by_stem:
+            problems.append(Problem(f"{source.name} belongs to {stem}.bpmn, which is not in the upload. Upload it "
+                                    "together with its .bpmn file.", source.name))
+            continue
+        own = [p for p in processes if p.source_file == by_stem[stem]]
+        target = [p for p in own if p.key == stem] or (own if len(own) == 1 else [])
+        if not target:
+            if own:
+                problems.append(Problem(f"{source.name} names no process: {by_stem[stem]} has several "
+                                        f"({', '.join(p.key for p in own)}) and none has the id '{stem}'. Name the "
+                                        "file after the process it describes.", source.name))
+            continue
+        process = target[0]
+        measures, measure_problems = parse_measures(sidecar.get("measures"), check_expression=check_expression,
+                                                    task_ids=_element_ids(process))
+        problems += [Problem(f"In {source.name}: {message}.", source.name) for message in measure_problems]
+        process.measures = [m.as_dict() for m in measures]
+        example = sidecar.get("example_data")
+        process.example_data = example if isinstance(example, dict) else None
+    return problems
+
+
+def _element_ids(process: ParsedProcess) -> list[str]:
+    specs = [process.spec, *process.subprocess_specs.values()]
+    return sorted({getattr(task_spec, "bpmn_id", None) or "" for spec in specs
+                   for task_spec in spec.task_specs.values()} - {""})

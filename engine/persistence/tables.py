@@ -123,6 +123,9 @@ class PathwayVersion(Base):
     task_rules: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
     # The process's business calendar and time zone ({"calendar": ..., "timezone": ...}), from its properties.
     time_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # From the pathway's sidecar file: its quality measure declarations and documented example start data.
+    measures: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    example_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
     deployed_at: Mapped[datetime]
     deployed_by: Mapped[str] = mapped_column(String(200))

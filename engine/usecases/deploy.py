@@ -135,6 +135,7 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
         spec_json=spec_json, source_file_id=source_id, deployment_id=deployment_id,
         external_calls=list(proc.external_calls), lanes=list(proc.lanes), warnings=own_warnings,
         documentation=proc.documentation, task_rules=dict(proc.task_rules), time_settings=dict(proc.time_settings),
+        measures=list(proc.measures), example_data=proc.example_data,
         retired=False, deployed_at=now,
         deployed_by=principal.name)
     session.add(version)

@@ -16,6 +16,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page, instance_history, instance_is_visible, instance_view
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
+from .measures import record_measure_outcomes
 from .specs import latest_version, resolve_specs
 from .store import (
     instance_by_business_key,
@@ -130,6 +131,7 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
                        pathway_version_id=instance.pathway_version_id, data={"reason": reason})
             save_workflow(uow, instance, workflow, principal.name)
             instance.ended_at = app.now()
+            record_measure_outcomes(uow, instance, principal.name)
             uow.commit()
 
     with_conflict_retries(app, attempt)

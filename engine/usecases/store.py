@@ -16,6 +16,7 @@ from ..model import Incident, InstanceStatus
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..runtime.workflow import RunningWorkflow
+from .measures import record_measure_outcomes
 from .projections import sync_projections
 from .specs import resolve_specs
 
@@ -133,6 +134,7 @@ def _record_status_change(uow: UnitOfWork, instance: Instance, previous: str, ac
                    task_id=incident.task_id if incident else None, data=_incident_dict(incident))
     elif status == InstanceStatus.COMPLETED:
         uow.record("completed", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id)
+        record_measure_outcomes(uow, instance, actor)
     elif previous == InstanceStatus.INCIDENT and status == InstanceStatus.RUNNING:
         uow.record("incident_resolved", actor, instance_id=instance.id,
                    pathway_version_id=instance.pathway_version_id)
