@@ -8,7 +8,7 @@ from pathlib import Path
 
 from carepath.engine.application import CarePath
 from carepath.engine.clock import Clock
-from carepath.engine.definitions import SourceFile, is_sidecar
+from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM
 from carepath.engine.persistence import migrate
 from carepath.engine.persistence.database import Database
@@ -31,10 +31,10 @@ def build_engine(settings: Settings, clock: Clock = system_clock, *, upgrade_sch
 
 
 def deploy_directory(app: CarePath, directory: Path) -> list[str]:
-    """Deploy every .bpmn/.dmn/.json in a directory as one package (idempotent: same content, same version).
-    Sidecar files (`*.pathway.json`, read by the authoring commands) are not part of a package."""
+    """Deploy every .bpmn/.dmn/.json in a directory as one package (idempotent: same content, same version),
+    with each pathway's sidecar file (`*.pathway.json`: its measures and example data)."""
     files = [SourceFile(p.name, p.read_bytes()) for p in sorted(directory.iterdir())
-             if p.suffix.lower() in (".bpmn", ".dmn", ".json") and not is_sidecar(p.name)]
+             if p.suffix.lower() in (".bpmn", ".dmn", ".json")]
     if not files:
         return []
     result = deploy_pathways(app, SYSTEM, files)

@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from carepath.api.bootstrap import deploy_directory
 from carepath.api.cli import main
 from carepath.engine.application import CarePath
-from carepath.engine.definitions import SourceFile
-from carepath.engine.identity import SYSTEM
-from carepath.engine.usecases.deploy import deploy_pathways
+from carepath.engine.persistence.tables import PathwayVersion
 from tests.support import diagrams as d
 
 SHIPPED = Path(__file__).resolve().parents[1] / "bpmn"
@@ -25,6 +24,7 @@ FRIDAY_NIGHT = "2026-03-06T23:30:00-05:00"  # the night before the clocks go for
 HEADER = f"""\
 Pathway: Follow-up after an emergency department visit (post-ed-follow-up), from {POST_ED}
 Also read: {SHIPPED / 'ed-visit-classification.dmn'} (decision 'ed_visit_classification', found beside it)
+Also read: {SHIPPED / 'post-ed-follow-up.pathway.json'} (its measures and example data, found beside it)
 Times: America/New_York, business calendar us-federal
 Start data (the pathway's example data, post-ed-follow-up.pathway.json):
   ed_visit_date = "2026-03-02"
@@ -163,7 +163,8 @@ def test_steps_run_in_the_order_given_so_the_call_can_come_after_the_reminder(
     assert [t["name"] for t in called["timers_cancelled"]] == ["2 days, call not done"]  # done before the escalation
     assert [t["element_id"] for t in result["open_tasks"]] == ["schedule_follow_up"]
     assert result["ended_at"] == "2026-03-11T03:30:00+00:00"
-    assert result["files"] == [str(POST_ED), str(SHIPPED / "ed-visit-classification.dmn")]
+    assert result["files"] == [str(POST_ED), str(SHIPPED / "ed-visit-classification.dmn"),
+                               str(SHIPPED / "post-ed-follow-up.pathway.json")]
 
 
 DATED = """<?xml version="1.0" encoding="UTF-8"?>
@@ -302,10 +303,15 @@ def test_the_shipped_example_data_is_the_start_data_the_readme_documents() -> No
     assert sidecar == {"example_data": documented}
 
 
-def test_the_sidecar_is_not_part_of_the_deployed_package(engine: CarePath) -> None:
-    files = [SourceFile(p.name, p.read_bytes()) for p in (POST_ED, SHIPPED / "ed-visit-classification.dmn")]
-    assert [(p.version, p.created) for p in deploy_pathways(engine, SYSTEM, files).processes] == [(1, True)]
+def test_the_shipped_folder_deploys_each_pathway_with_its_sidecar(engine: CarePath) -> None:
+    """The sidecar carries the measures and example data: deployed with the pathway, once."""
+    assert deploy_directory(engine, SHIPPED) == ["post-ed-follow-up v1 (new)"]
     assert deploy_directory(engine, SHIPPED) == ["post-ed-follow-up v1"]  # same content: no version 2
+    with engine.db.read() as session:
+        version = session.scalars(select(PathwayVersion).where(PathwayVersion.key == "post-ed-follow-up")).one()
+        sidecar = json.loads((SHIPPED / "post-ed-follow-up.pathway.json").read_text())
+        assert version.example_data == sidecar["example_data"]
+        assert [m["id"] for m in version.measures] == [m["id"] for m in sidecar.get("measures", [])]
 
 
 def test_a_called_process_beside_the_pathway_is_walked_into(capsys: pytest.CaptureFixture[str],

@@ -36,6 +36,7 @@ def test_the_dmn_beside_the_bpmn_is_found_and_nothing_needs_a_database(capsys: p
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"found beside: {SHIPPED / 'ed-visit-classification.dmn'} (decision 'ed_visit_classification')",
+        f"found beside: {SHIPPED / 'post-ed-follow-up.pathway.json'} (its measures and example data)",
         f"ok: post-ed-follow-up (camunda) from {SHIPPED / 'post-ed-follow-up.bpmn'}",
         "  lane 'Care Coordinator' -> group care-coordinator",
         "  lane 'Care Team Supervisor' -> group care-team-supervisor",

@@ -16,6 +16,7 @@ from ..errors import Problem
 from ._check_links import decision_ref
 from ._documents import Document
 from ._model import ImportLimits, SourceFile
+from ._pathway_meta import sidecar_path
 from ._safe_xml import load_documents
 
 _DIAGRAM_SUFFIXES = (".bpmn", ".bpmn20.xml", ".dmn")
@@ -70,7 +71,21 @@ def find_companions(paths: Sequence[Path], limits: ImportLimits | None = None) -
         needs.read(candidates.pop(path)[0])
         found.append(Companion(path, f"{kind} '{ref}'"))
     found.extend(_forms(paths, given, needs.forms))
+    found.extend(_sidecars([*paths, *(c.path for c in found)], given))
     return found, unreadable
+
+
+def _sidecars(paths: Sequence[Path], given: set[Path]) -> list[Companion]:
+    """Each diagram's `<name>.pathway.json` (measures, example data), checked with it as deploy does."""
+    found = []
+    for path in paths:
+        if not path.name.lower().endswith((".bpmn", ".bpmn20.xml")):
+            continue
+        sidecar = sidecar_path(path)
+        if sidecar.is_file() and sidecar.resolve() not in given:
+            given.add(sidecar.resolve())
+            found.append(Companion(sidecar, "its measures and example data"))
+    return found
 
 
 def _forms(paths: Sequence[Path], given: set[Path], names: set[str]) -> list[Companion]:
