@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,14 +13,6 @@ from carepath.engine.usecases.timers import fire_due_timers
 from tests.support.api import ApiClient
 
 KEY = "post-ed-follow-up"
-
-
-@pytest.fixture
-def shipped(engine: CarePath, database_url: str) -> Iterator[ApiClient]:
-    """The service as `carepath serve` starts it: shipped pathways deployed at start-up."""
-    settings = Settings(database_url=database_url, deploy_shipped_pathways=True, scheduler_enabled=False)
-    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
-        yield ApiClient(client, engine)
 
 
 def _start(api: ApiClient, lead: str, diagnosis: str, chronic: int = 0) -> dict:
