@@ -89,7 +89,8 @@ def test_task_workers_read_only_the_instances_they_are_involved_in(api: ApiClien
     instance = api.start("admin", "matrix", patient_id="pat-9").json()
     url = f"/api/instances/{instance['id']}"
     expected = {"admin": 200, "auditor": 200, "lead": 200, "coord": 200, "peer": 200, "outsider": 404, "boss": 200}
-    assert {user: api.get(url, user).status_code for user in USERS} == expected
+    for read in ("", "/history", "/measures"):
+        assert {user: api.get(f"{url}{read}", user).status_code for user in USERS} == expected, read
     listed = {user: api.get("/api/instances", user, params={"patient_id": "pat-9"}).json()["total"] for user in USERS}
     assert listed == {user: 1 if status == 200 else 0 for user, status in expected.items()}
     assert api.post(f"{url}/cancel", "outsider", {"reason": "x"}).status_code == 404
