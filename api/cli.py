@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="deploy BPMN/DMN files as one package")
     deploy.add_argument("files", nargs="+", type=Path)
     _simulate_parser(sub)
+    render = sub.add_parser("render", help="draw a BPMN diagram as a self-contained SVG (from its layout)")
+    render.add_argument("file", type=Path, help="the .bpmn file")
+    render.add_argument("-o", "--output", type=Path, help="write the SVG here (default: standard output)")
+    render.add_argument("--highlight", action="append", default=[], metavar="ELEMENT=KIND",
+                        help="highlight a BPMN element: KIND is current, done, failed, late or fired (repeatable)")
     return parser
 
 
@@ -106,6 +111,33 @@ def _start_time(raw: str) -> datetime:
                                          "2026-03-06T09:00-05:00") from None
 
 
+HIGHLIGHTS = ("current", "done", "failed", "late", "fired")
+
+
+def _render(args: argparse.Namespace) -> int:
+    from carepath.engine.render import render_svg
+
+    highlights = {}
+    for item in args.highlight:
+        element, _, kind = item.partition("=")
+        if not element or kind not in HIGHLIGHTS:
+            print(f"error: --highlight '{item}' must be ELEMENT=KIND with KIND one of {', '.join(HIGHLIGHTS)}",
+                  file=sys.stderr)
+            return USAGE_ERROR
+        highlights[element] = kind
+    try:
+        content = args.file.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    svg = render_svg([SourceFile(args.file.name, content)], highlights=highlights, title=args.file.stem)
+    if args.output is None:
+        sys.stdout.write(svg)
+    else:
+        args.output.write_text(svg, encoding="utf-8")
+    return 0
+
+
 QUIET_LOGGERS = ("alembic", "spiff", "apscheduler")
 
 
@@ -139,6 +171,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return validate(args.files, settings, offline=args.offline)
     if args.command == "simulate":
         return simulate_command(args, settings)
+    if args.command == "render":
+        return _render(args)
     engine = build_engine(settings)
     if args.command == "db":
         if args.action == "current":
