@@ -94,16 +94,26 @@ COUNT_CAP = 100
 def _page(session: Session, query: Select[Any], order: list[Any], limit: int, offset: int,
           exact_total: bool = False) -> tuple[list[Any], int, bool]:
     """A page of rows and the total: exact when `exact_total` or when fewer than the cap match;
-    otherwise the cap, with False for exactness (the page still says whether more follow)."""
-    rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
-    if len(rows) < limit and (rows or offset == 0):  # the last page: the total needs no count
-        return rows, offset + len(rows), True
+    otherwise the cap, with False for exactness (the page still says whether more follow).
+
+    Without `exact_total`, one ordered walk fetches the keys of the first cap + 1 matches: they are
+    both the count and the page (whose rows are then read by key). A narrow walk lets the planner use
+    a bitmap of the audience index for a sparse filter, and there is no second scan to count."""
+    if exact_total:
+        rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+        if len(rows) < limit and (rows or offset == 0):  # the last page: the total needs no count
+            return rows, offset + len(rows), True
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+        return rows, total, True
+    entity = query.column_descriptions[0]["entity"]
     cap = max(COUNT_CAP, offset + limit)
-    counted = query.order_by(None) if exact_total else query.order_by(None).limit(cap + 1)
-    total = session.scalar(select(func.count()).select_from(counted.subquery())) or 0
-    if not exact_total and total > cap:
+    keys = list(session.scalars(query.with_only_columns(entity.id).order_by(*order).limit(cap + 1)))
+    wanted = keys[offset:offset + limit]
+    by_key = {row.id: row for row in session.scalars(select(entity).where(entity.id.in_(wanted)))} if wanted else {}
+    rows = [by_key[key] for key in wanted if key in by_key]
+    if len(keys) > cap:
         return rows, cap, False
-    return rows, total, True
+    return rows, len(keys), True
 
 
 def instances_visible_to(session: Session, user: str, groups: frozenset[str]) -> Any:
