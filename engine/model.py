@@ -116,5 +116,4 @@ class Snapshot:
     timers: list[TimerWait] = field(default_factory=list)
     messages: list[MessageWait] = field(default_factory=list)
     incident: Incident | None = None
-    completed_elements: list[str] = field(default_factory=list)
     call_bindings: dict[str, str] = field(default_factory=dict)
