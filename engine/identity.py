@@ -53,12 +53,16 @@ def hash_token(token: str) -> str:
 
 
 def group_for_lane(lane: str | None, mapping: dict[str, str] | None = None) -> str | None:
-    """Lane "Care Coordinator" -> group "care-coordinator", unless configured otherwise."""
+    """Lane "Care Coordinator" -> group "care-coordinator", unless configured otherwise. Whitespace is
+    tidied first, so a label an editor wrapped onto two lines ("Care\nCoordinator") maps the same."""
     if lane is None:
         return None
-    if mapping and lane in mapping:
-        return mapping[lane]
-    return re.sub(r"[^a-z0-9]+", "-", lane.strip().lower()).strip("-") or None
+    tidy = " ".join(lane.split())
+    if mapping:
+        for name in (lane, tidy):
+            if name in mapping:
+                return mapping[name]
+    return re.sub(r"[^a-z0-9]+", "-", tidy.lower()).strip("-") or None
 
 
 def offered_groups(lane: str | None, candidate_groups: Iterable[str],

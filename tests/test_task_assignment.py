@@ -313,3 +313,11 @@ def test_a_form_field_constraint_that_is_not_a_number_is_refused_at_deploy(api: 
     assert refused.status_code == 422, refused.text
     problem = refused.json()["errors"][0]
     assert problem["element_id"] == "ask" and "'age'" in problem["message"] and "ten" in problem["message"]
+
+
+def test_a_lane_label_wrapped_onto_two_lines_routes_like_the_one_line_label() -> None:
+    from carepath.engine.identity import group_for_lane
+
+    assert group_for_lane("Care\nCoordinator") == group_for_lane("Care Coordinator") == "care-coordinator"
+    mapping = {"Care Coordinator": "cc-team"}
+    assert group_for_lane("Care \n Coordinator", mapping) == group_for_lane("Care Coordinator", mapping) == "cc-team"
