@@ -321,3 +321,11 @@ def test_a_lane_label_wrapped_onto_two_lines_routes_like_the_one_line_label() ->
     assert group_for_lane("Care\nCoordinator") == group_for_lane("Care Coordinator") == "care-coordinator"
     mapping = {"Care Coordinator": "cc-team"}
     assert group_for_lane("Care \n Coordinator", mapping) == group_for_lane("Care Coordinator", mapping) == "cc-team"
+
+
+def test_a_priority_outside_0_to_100_is_refused_at_deploy(api: ApiClient) -> None:
+    admin = api.user("admin")
+    for bad in ("101", "high", "-5"):
+        refused = api.deploy(admin, ("p.bpmn", camunda_task("pr", priority=bad)))
+        assert refused.status_code == 422 and "0 to 100" in refused.json()["errors"][0]["message"], bad
+    assert api.deploy(admin, ("p.bpmn", camunda_task("pr", priority="${urgency}"))).status_code == 201

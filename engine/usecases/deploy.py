@@ -83,6 +83,11 @@ def _check_time_settings(config: EngineConfig, processes: Sequence[ParsedProcess
                 if problem:
                     problems.append(Problem(f"Task '{task_id}': {key.replace('_', ' ')} {problem}",
                                             file=proc.source_file, element_id=task_id, field=key))
+            priority = str(rule.get("priority") or "").strip()
+            if priority and not is_expression(priority) and not (priority.isdigit() and 0 <= int(priority) <= 100):
+                problems.append(Problem(f"Task '{task_id}': priority '{priority}' must be a whole number from 0 to "
+                                        "100 (default 50), or an expression", file=proc.source_file,
+                                        element_id=task_id, field="priority"))
             form_problem = _form_problem(rule.get("form"))
             if form_problem:
                 problems.append(Problem(f"Task '{task_id}': form {form_problem}", file=proc.source_file,
