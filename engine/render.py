@@ -29,6 +29,7 @@ _GATEWAY_MARK = {"exclusiveGateway": "×", "parallelGateway": "+", "inclusiveGat
 _EVENT_MARK = {"errorEventDefinition": "⚡",
                "escalationEventDefinition": "▲", "signalEventDefinition": "△", "conditionalEventDefinition": "≡",
                "terminateEventDefinition": "●", "cancelEventDefinition": "✕", "compensateEventDefinition": "«"}
+_SUBPROCESSES = {"subProcess", "transaction", "adHocSubProcess"}
 _TASK_MARK = {"scriptTask": "{}", "businessRuleTask": "▦", "serviceTask": "⚙", "manualTask": "✋",
               "callActivity": "⊞"}
 STYLE = """
@@ -89,9 +90,14 @@ class _Drawing:
         shapes = [s for s in plane if local_name(s) == "BPMNShape"]
         # Pools and lanes first (underneath), then edges, then flow nodes on top.
         containers = [s for s in shapes if self._kind(s) in ("participant", "lane")]
-        nodes = [s for s in shapes if s not in containers]
+        # Expanded subprocesses go under the flows, or their white box would hide the flows inside.
+        expanded = [s for s in shapes if s not in containers and self._kind(s) in _SUBPROCESSES
+                    and s.get("isExpanded") != "false" and (self._box(s, count=False) or _Box(0, 0, 0, 0)).w > 150]
+        nodes = [s for s in shapes if s not in containers and s not in expanded]
         for shape in containers:
             self._container(shape)
+        for shape in expanded:
+            self._node(shape)
         for edge in (e for e in plane if local_name(e) == "BPMNEdge"):
             self._edge(edge)
         for shape in sorted(nodes, key=lambda s: self._kind(s) == "boundaryEvent"):
@@ -121,7 +127,7 @@ class _Drawing:
         classes = " ".join(c for c in (extra, kind, f"highlight-{highlight}" if highlight else "") if c)
         return f'<g class="{escape(classes)}" data-element-id="{escape(element_id, {chr(34): "&quot;"})}">', "</g>"
 
-    def _box(self, di: Element) -> _Box | None:
+    def _box(self, di: Element, *, count: bool = True) -> _Box | None:
         bounds = di.find(f"{{{DC}}}Bounds")
         if bounds is None:
             return None
@@ -129,7 +135,8 @@ class _Drawing:
             box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
         except ValueError:
             return None
-        self.bounds.append(box)
+        if count:
+            self.bounds.append(box)
         return box
 
     def _name(self, di: Element) -> str:

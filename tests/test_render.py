@@ -83,3 +83,13 @@ def test_real_editors_diagrams_render_without_error() -> None:
         etree.fromstring(svg.encode())  # well-formed SVG
         drawn += 1
     assert drawn >= len(rows) * 0.9, f"{drawn} of {len(rows)} drawn"
+
+
+def test_flows_inside_an_expanded_subprocess_are_drawn_over_its_box() -> None:
+    path = SHIPPED / "transition-of-care.bpmn"
+    svg = render_svg([SourceFile(path.name, path.read_bytes())])
+    order = [g.get("data-element-id") for g in etree.fromstring(svg.encode()).iter(f"{SVG}g")]
+    model = etree.parse(str(path)).getroot()
+    for sub in model.iter(f"{BPMN}subProcess"):
+        inner = [f.get("id") for f in sub.iter(f"{BPMN}sequenceFlow")]
+        assert inner and all(order.index(f) > order.index(sub.get("id")) for f in inner)
