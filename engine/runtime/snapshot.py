@@ -39,10 +39,20 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
 
 
 def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """The instance's data as JSON values: the workflow's data over the latest task's."""
+    """The instance's data as JSON values: what each completed task changed, in the order they
+    completed, under the workflow's own data.
+
+    SpiffWorkflow gives every task its own copy of the data. Taking the last task's copy loses what
+    another branch set meanwhile: a reminder task on a non-interrupting timer, completed after the
+    main path recorded the visit date, carries the copy from when the timer fired. Folding each task's
+    own changes (its data against its parent's) keeps every branch's values and the latest of each."""
     data: dict[str, Any] = {}
-    if workflow.last_task is not None:
-        data.update(workflow.last_task.data)
+    completed = sorted(workflow.get_tasks(state=SpiffState.COMPLETED), key=lambda task: task.last_state_change)
+    for task in completed:
+        before = task.parent.data if task.parent is not None else {}
+        for key, value in task.data.items():
+            if key not in before or before[key] != value:
+                data[key] = value
     data.update(workflow.data)
     if not data.get("data_objects"):
         data.pop("data_objects", None)
