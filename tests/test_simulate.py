@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the expected output is the command's own lines, which can be longer)
 """`carepath simulate`: the shipped post-ED pathway walked with no server and no database, its timers
 fired as the simulated clock passes them, due dates from the business calendar, and clear errors."""
 
@@ -32,14 +33,16 @@ Start data (the pathway's example data, post-ed-follow-up.pathway.json):
   high_risk_chronic_conditions = 0
 
 Fri 2026-03-06 23:30 EST  Started
-  passed      ED visit reported (start event)
+  passed      ED discharge reported (start event)
   passed      Classify ED visit (business rule task)
+  passed      Open follow-up record (script task)
   task ready  Call patient [call_patient]
-              offered to group care-coordinator (lane Care Coordinator); no due date
-  timer set   1 day, call not done: due Sat 2026-03-07 23:30 EST
-  timer set   2 days, call not done: due Sun 2026-03-08 23:30 EDT
+              offered to group care-coordinator (lane Care Coordinator); due Mon 2026-03-09 23:30 EDT
+  timer set   1 business day, call not done: due Mon 2026-03-09 23:30 EDT
+  timer set   2 business days, call not done: due Tue 2026-03-10 23:30 EDT
+  alert set   reminder about 'Call patient' at Sun 2026-03-08 12:00 EDT, to group care-coordinator
+  alert set   'Call patient' overdue at Mon 2026-03-09 23:30 EDT, to supervisors of group care-coordinator
 """
-
 
 @pytest.fixture(autouse=True)
 def no_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -64,7 +67,8 @@ def test_happy_path_from_the_example_data_to_the_closed_episode(capsys: pytest.C
                                                                 no_database: Path) -> None:
     code, out, err = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT,
                          "--choose", 'call_patient={"reached": true, "call_notes": "spoke with patient"}',
-                         "--choose", 'Schedule follow-up visit={"follow_up_date": "2026-03-09"}',
+                         "--choose",
+                         'Schedule follow-up visit={"follow_up_provider": "Dr Lee", "follow_up_date": "2026-03-09"}',
                          "--message", 'visit_completed={"visit_date": "2026-03-09"}',
                          "--choose", "close_episode")
     assert (code, err) == (0, "")
@@ -73,79 +77,109 @@ Fri 2026-03-06 23:30 EST  Completed 'Call patient' with reached=true, call_notes
   passed      Call patient (user task)
   passed      Patient reached? (exclusive gateway)
   passed      schedule_merge (exclusive gateway)
-  timer off   1 day, call not done
-  timer off   2 days, call not done
+  timer off   1 business day, call not done
+  timer off   2 business days, call not done
   task ready  Schedule follow-up visit [schedule_follow_up]
-              offered to group care-coordinator (lane Care Coordinator); no due date
+              offered to group care-coordinator (lane Care Coordinator); due Mon 2026-03-09 23:59:59 EDT
+  alert set   reminder about 'Schedule follow-up visit' at Sun 2026-03-08 12:14:59 EDT, to group care-coordinator
+  alert set   'Schedule follow-up visit' overdue at Mon 2026-03-09 23:59:59 EDT, to supervisors of group care-coordinator
 
-Fri 2026-03-06 23:30 EST  Completed 'Schedule follow-up visit' with follow_up_date="2026-03-09"
+Fri 2026-03-06 23:30 EST  Completed 'Schedule follow-up visit' with follow_up_provider="Dr Lee", follow_up_date="2026-03-09"
   passed      Schedule follow-up visit (user task)
-  timer set   7 days, no visit reported: due Fri 2026-03-13 23:30 EDT
+  timer set   5 days after the ED visit, no visit reported: due Sat 2026-03-07 23:59:59 EST
   waits for   message visit_completed
 
 Fri 2026-03-06 23:30 EST  Message 'visit_completed' arrived with visit_date="2026-03-09"
   passed      Wait for the visit (event based gateway)
   passed      Follow-up visit completed (intermediate catch event)
-  timer off   7 days, no visit reported
+  passed      Record visit date (script task)
+  passed      visit_outcome_merge (exclusive gateway)
+  passed      30-day follow-up needed? (exclusive gateway)
+  passed      close_merge (exclusive gateway)
+  timer off   5 days after the ED visit, no visit reported
   task ready  Close episode [close_episode]
-              offered to group care-coordinator (lane Care Coordinator); no due date
+              offered to group care-coordinator (lane Care Coordinator); due Mon 2026-03-09 23:59:59 EDT
+  alert set   reminder about 'Close episode' at Sun 2026-03-08 12:14:59 EDT, to group care-coordinator
+  alert set   'Close episode' overdue at Mon 2026-03-09 23:59:59 EDT, to supervisors of group care-coordinator
 
 Fri 2026-03-06 23:30 EST  Completed 'Close episode' with no data
   passed      Close episode (user task)
-  passed      Episode closed (end event)
+  passed      Episode closed (terminate end event)
 
 End: Fri 2026-03-06 23:30 EST, the pathway has ended
   data        measure = "FUM"
+  data        follow_up_visit_date = "2026-03-09"
   data        reached = true
   data        call_notes = "spoke with patient"
+  data        follow_up_provider = "Dr Lee"
   data        follow_up_date = "2026-03-09"
   data        await_visit_gateway_Response = {"visit_date": "2026-03-09"}
+  data        visit_attended = true
 
-Path taken: ED visit reported > Classify ED visit > Call patient > Patient reached? > schedule_merge >
-  Schedule follow-up visit > Wait for the visit > Follow-up visit completed > Close episode > Episode closed
+Path taken: ED discharge reported > Classify ED visit > Open follow-up record > Call patient > Patient
+  reached? > schedule_merge > Schedule follow-up visit > Wait for the visit > Follow-up visit completed >
+  Record visit date > visit_outcome_merge > 30-day follow-up needed? > close_merge > Close episode > Episode
+  closed
 """
     assert not no_database.exists()
 
 
-def test_advancing_two_days_fires_the_reminder_then_the_escalation_across_the_clock_change(
+def test_advancing_four_days_fires_the_business_day_reminder_then_the_escalation_across_the_clock_change(
         capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--advance", "P2D",
+    code, out, _ = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--advance", "P4D",
                        "--choose", 'escalate_not_reached={"follow_up_possible": false}')
     assert code == 0
     assert out == HEADER + """
-Fri 2026-03-06 23:30 EST  Clock advances by P2D, to Sun 2026-03-08 23:30 EDT
+Fri 2026-03-06 23:30 EST  Clock advances by P4D, to Tue 2026-03-10 23:30 EDT
 
-Sat 2026-03-07 23:30 EST  Timer fired: 1 day, call not done
-  passed      1 day, call not done (timer boundary event)
+Sun 2026-03-08 12:00 EDT  Deadline alert: reminder about 'Call patient'
+  alert sent  reminder about 'Call patient', to group care-coordinator
+
+Mon 2026-03-09 23:30 EDT  Deadline alert: 'Call patient' overdue
+  alert sent  'Call patient' overdue, to supervisors of group care-coordinator
+
+Mon 2026-03-09 23:30 EDT  Timer fired: 1 business day, call not done
+  passed      1 business day, call not done (timer boundary event)
   task ready  Reminder: call patient not yet done [remind_call_patient]
-              offered to group care-coordinator (lane Care Coordinator); no due date
+              offered to group care-coordinator (lane Care Coordinator); due Tue 2026-03-10 23:30 EDT
+  alert set   reminder about 'Reminder: call patient not yet done' at Tue 2026-03-10 11:30 EDT, to group care-coordinator
+  alert set   'Reminder: call patient not yet done' overdue at Tue 2026-03-10 23:30 EDT, to supervisors of group care-coordinator
 
-Sun 2026-03-08 23:30 EDT  Timer fired: 2 days, call not done
-  passed      2 days, call not done (timer boundary event)
+Tue 2026-03-10 11:30 EDT  Deadline alert: reminder about 'Reminder: call patient not yet done'
+  alert sent  reminder about 'Reminder: call patient not yet done', to group care-coordinator
+
+Tue 2026-03-10 23:30 EDT  Deadline alert: 'Reminder: call patient not yet done' overdue
+  alert sent  'Reminder: call patient not yet done' overdue, to supervisors of group care-coordinator
+
+Tue 2026-03-10 23:30 EDT  Timer fired: 2 business days, call not done
+  passed      2 business days, call not done (timer boundary event)
   passed      escalation_merge (exclusive gateway)
   cancelled   Call patient [call_patient]
   task ready  Escalation: patient not reached [escalate_not_reached]
-              offered to group care-team-supervisor (lane Care Team Supervisor); no due date
+              offered to group care-team-supervisor (lane Care Team Supervisor); due Wed 2026-03-11 23:59:59 EDT
+  alert set   reminder about 'Escalation: patient not reached' at Wed 2026-03-11 11:44:59 EDT, to group care-team-supervisor
+  alert set   'Escalation: patient not reached' overdue at Wed 2026-03-11 23:59:59 EDT, to supervisors of group care-team-supervisor
 
-Sun 2026-03-08 23:30 EDT  Completed 'Escalation: patient not reached' with follow_up_possible=false
+Tue 2026-03-10 23:30 EDT  Completed 'Escalation: patient not reached' with follow_up_possible=false
   passed      Escalation: patient not reached (user task)
   passed      Follow-up still possible? (exclusive gateway)
-  passed      Closed: patient not reached (end event)
+  passed      Closed: patient not reached (terminate end event)
+  cancelled   Reminder: call patient not yet done [remind_call_patient]
 
-End: Sun 2026-03-08 23:30 EDT, the pathway is waiting
-  open task   Reminder: call patient not yet done [remind_call_patient]
-              offered to group care-coordinator (lane Care Coordinator); no due date
+End: Tue 2026-03-10 23:30 EDT, the pathway has ended
   data        measure = "FUM"
+  data        follow_up_visit_date = null
   data        follow_up_possible = false
 
-Path taken: ED visit reported > Classify ED visit > 1 day, call not done > 2 days, call not done >
-  escalation_merge > Escalation: patient not reached > Follow-up still possible? > Closed: patient not reached
+Path taken: ED discharge reported > Classify ED visit > Open follow-up record > 1 business day, call not done
+  > 2 business days, call not done > escalation_merge > Escalation: patient not reached > Follow-up still
+  possible? > Closed: patient not reached
 """
 
 
 def test_steps_run_in_the_order_given_so_the_call_can_come_after_the_reminder(
         capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--advance", "P1D",
+    code, out, _ = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--advance", "P3D",
                        "--choose", "remind_call_patient", "--choose", 'call_patient={"reached": true}',
                        "--advance", "P3D", "--json")
     assert code == 0
@@ -153,16 +187,20 @@ def test_steps_run_in_the_order_given_so_the_call_can_come_after_the_reminder(
     moments = [(m["at"], m["cause"], m["subject"]) for m in result["moments"]]
     assert moments == [
         ("2026-03-07T04:30:00+00:00", "start", None),
-        ("2026-03-07T04:30:00+00:00", "advance", "P1D"),
-        ("2026-03-08T04:30:00+00:00", "timer", "1 day, call not done"),
-        ("2026-03-08T04:30:00+00:00", "complete", "Reminder: call patient not yet done"),
-        ("2026-03-08T04:30:00+00:00", "complete", "Call patient"),
-        ("2026-03-08T04:30:00+00:00", "advance", "P3D"),
+        ("2026-03-07T04:30:00+00:00", "advance", "P3D"),
+        ("2026-03-08T16:00:00+00:00", "alert", None),  # half the call's time gone
+        ("2026-03-10T03:30:00+00:00", "alert", None),  # the call is overdue: Monday 23:30, 1 business day
+        ("2026-03-10T03:30:00+00:00", "timer", "1 business day, call not done"),
+        ("2026-03-10T03:30:00+00:00", "complete", "Reminder: call patient not yet done"),
+        ("2026-03-10T03:30:00+00:00", "complete", "Call patient"),
+        ("2026-03-10T03:30:00+00:00", "advance", "P3D"),
+        ("2026-03-10T15:44:59.500000+00:00", "alert", None),  # scheduling: half its time gone
+        ("2026-03-11T03:59:59+00:00", "alert", None),  # scheduling overdue at the end of Tuesday
     ]
-    called = result["moments"][4]
-    assert [t["name"] for t in called["timers_cancelled"]] == ["2 days, call not done"]  # done before the escalation
+    called = result["moments"][6]
+    assert [t["name"] for t in called["timers_cancelled"]] == ["2 business days, call not done"]
     assert [t["element_id"] for t in result["open_tasks"]] == ["schedule_follow_up"]
-    assert result["ended_at"] == "2026-03-11T03:30:00+00:00"
+    assert result["ended_at"] == "2026-03-13T03:30:00+00:00"
     assert result["files"] == [str(POST_ED), str(SHIPPED / "ed-visit-classification.dmn"),
                                str(SHIPPED / "post-ed-follow-up.pathway.json")]
 
@@ -268,7 +306,7 @@ def test_bad_arguments_are_usage_errors_not_tracebacks(capsys: pytest.CaptureFix
 @pytest.mark.parametrize(("args", "message"), [
     (["--choose", "escalate_not_reached"], "task 'Escalation: patient not reached' (escalate_not_reached) is not "
                                            "ready at 2026-03-06T23:30:00-05:00; ready: Call patient; next timer: "
-                                           "'1 day, call not done' at 2026-03-07T23:30:00-05:00"),
+                                           "'1 business day, call not done' at 2026-03-09T23:30:00-04:00"),
     (["--choose", 'call_patient={"reached": "yes"}'], "'reached': 'yes' is not of type 'boolean'"),
     (["--choose", 'call_patient={"reched": true}'], "('reched' was unexpected); the form's fields are: "
                                                     "call_notes, reached"),
@@ -296,11 +334,11 @@ def test_without_data_or_example_data_it_says_where_to_put_them(capsys: pytest.C
     assert code == 1 and '"example_data" must be a JSON object' in err
 
 
-def test_the_shipped_example_data_is_the_start_data_the_readme_documents() -> None:
-    readme = (SHIPPED / "README.md").read_text()
-    documented = json.loads(readme.split("### Start data\n\n```json\n", 1)[1].split("```", 1)[0])
+def test_the_shipped_example_data_is_the_start_data_the_pathway_documentation_documents() -> None:
+    page = (SHIPPED.parent / "docs" / "pathways" / "post-ed-follow-up.md").read_text()
+    documented = json.loads(page.split("## Start data\n\n```json\n", 1)[1].split("```", 1)[0])
     sidecar = json.loads((SHIPPED / "post-ed-follow-up.pathway.json").read_text())
-    assert sidecar == {"example_data": documented}
+    assert sidecar["example_data"] == documented
 
 
 def test_the_shipped_folder_deploys_each_pathway_with_its_sidecar(engine: CarePath) -> None:

@@ -2,10 +2,10 @@
 
 These tests read bpmn/ directly with SpiffWorkflow's CamundaParser, so a broken shipped file fails
 here with SpiffWorkflow's own message, independent of the product's importer. Timers are not run:
-bare SpiffWorkflow evaluates timer expressions as Python, so the editor-style `P1D` the product
-accepts would raise NameError the moment a timer starts waiting. The parsed spec's timer
-expressions are therefore quoted (`'P1D'`) before running; the product's own timer classes read
-the bare form (engine/runtime/timers.py), and its timer tests cover firing them.
+bare SpiffWorkflow evaluates timer expressions as Python and knows neither business days (`P1BD`)
+nor dates relative to a variable (`P5D after ed_visit_date`), so the parsed spec's timers are set
+to a moment far in the future before running. The product's own timer classes read the diagram's
+values (engine/runtime/timers.py); tests/pathways/test_post_ed_scenarios.py fires them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimeDateEventDefinition, TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.util.task import TaskState
@@ -46,7 +46,7 @@ def parse_spec() -> BpmnProcessSpec:
     parser.add_bpmn_file(str(BPMN_FILE))
     parser.add_dmn_file(str(DMN_FILE))
     spec = parser.get_spec(PROCESS_ID)
-    quote_timer_expressions(spec)
+    postpone_timers(spec)
     return spec
 
 
@@ -63,10 +63,11 @@ def timer_definitions(spec: BpmnProcessSpec) -> list[TimerEventDefinition]:
             if isinstance(d, TimerEventDefinition)]
 
 
-def quote_timer_expressions(spec: BpmnProcessSpec) -> None:
-    # Bare SpiffWorkflow only: it evaluates `P1D` as Python (see the module docstring).
+def postpone_timers(spec: BpmnProcessSpec) -> None:
+    # Bare SpiffWorkflow only: it cannot read the diagram's timer values (see the module docstring).
     for definition in timer_definitions(spec):
-        definition.expression = repr(definition.expression)
+        far = "2999-12-31T00:00:00+00:00" if isinstance(definition, TimeDateEventDefinition) else "P100Y"
+        definition.expression = repr(far)
 
 
 def start(data: dict[str, Any]) -> BpmnWorkflow:
@@ -164,12 +165,29 @@ def test_every_conditional_flow_out_of_an_exclusive_gateway_has_a_condition() ->
                 assert flow.find("bpmn:conditionExpression", NS) is not None, flow.get("id")
 
 
-def test_timers_are_written_as_bare_iso_8601_like_camunda_modeler_does() -> None:
+def test_timers_are_written_as_bare_values_like_camunda_modeler_does() -> None:
     root = etree.parse(str(BPMN_FILE)).getroot()
-    durations = {event.get("id"): event.findtext(".//bpmn:timeDuration", namespaces=NS)
-                 for event in root.iter() if event.find("bpmn:timerEventDefinition", NS) is not None}
-    assert durations == {"call_reminder_timer": "P1D", "call_escalation_timer": "P2D",
-                         "follow_up_window_timer": "P7D"}
+    timers = {event.get("id"): (etree.QName(value).localname, value.text)
+              for event in root.iter() if event.find("bpmn:timerEventDefinition", NS) is not None
+              for value in event.find("bpmn:timerEventDefinition", NS)}
+    assert timers == {"call_reminder_timer": ("timeDuration", "P1BD"),
+                      "call_escalation_timer": ("timeDuration", "P2BD"),
+                      "follow_up_window_timer": ("timeDate", "P5D after ed_visit_date"),
+                      "follow_up_window_timer_30": ("timeDate", "P28D after ed_visit_date")}
+
+
+def test_every_human_task_has_a_due_date_and_a_form() -> None:
+    root = etree.parse(str(BPMN_FILE)).getroot()
+    camunda = "{http://camunda.org/schema/1.0/bpmn}"
+    due = {task.get("id"): task.get(f"{camunda}dueDate") for task in root.iterfind(".//bpmn:userTask", NS)}
+    assert due == {
+        "call_patient": "P1BD", "remind_call_patient": "P1BD", "escalate_not_reached": "P1BD end of day",
+        "schedule_follow_up": "P1BD end of day", "confirm_visit": "P7D after ed_visit_date end of day",
+        "schedule_follow_up_30": "P1BD end of day", "confirm_visit_30": "P30D after ed_visit_date end of day",
+        "close_episode": "P1BD end of day"}
+    without_form = [task.get("id") for task in root.iterfind(".//bpmn:userTask", NS)
+                    if task.find(f".//{camunda}formField") is None]
+    assert without_form == []
 
 
 def test_the_reminder_timer_does_not_interrupt_the_call_and_the_escalation_timer_does() -> None:
@@ -239,11 +257,11 @@ def test_the_supervisor_can_close_the_episode_when_the_patient_cannot_be_reached
 
     assert workflow.is_completed()
     ends = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED)
-            if t.task_spec.bpmn_id in ("closed_not_reached", "episode_closed", "window_reviewed")]
+            if t.task_spec.bpmn_id in ("closed_not_reached", "episode_closed")]
     assert ends == ["closed_not_reached"]
 
 
-def test_after_scheduling_the_pathway_waits_for_the_visit_or_the_7_day_window() -> None:
+def test_after_scheduling_the_pathway_waits_for_the_visit_or_the_5_day_check() -> None:
     workflow = complete(reach_scheduling(), "Schedule follow-up visit",
                         follow_up_date="2026-03-06", follow_up_provider="Riverside Behavioral Health")
 
@@ -251,17 +269,20 @@ def test_after_scheduling_the_pathway_waits_for_the_visit_or_the_7_day_window() 
     assert waiting_ids(workflow) == ["await_visit_gateway"]
     (gateway,) = workflow.get_tasks(state=TaskState.WAITING)
     kinds = sorted(type(d).__name__ for d in event_definitions(gateway.task_spec))
-    assert kinds == ["DurationTimerEventDefinition", "MessageEventDefinition"]
+    assert kinds == ["MessageEventDefinition", "TimeDateEventDefinition"]
 
 
 def test_a_completed_visit_message_leads_to_closing_the_episode() -> None:
-    workflow = complete(reach_scheduling(), "Schedule follow-up visit", follow_up_date="2026-03-06")
+    workflow = complete(reach_scheduling(), "Schedule follow-up visit", follow_up_date="2026-03-06",
+                        follow_up_provider="Riverside Behavioral Health")
 
     workflow = deliver_message(workflow, "visit_completed", {"visit_date": "2026-03-06"})
 
     (close,) = ready_user_tasks(workflow)
     assert close.task_spec.bpmn_name == "Close episode"
-    # SpiffWorkflow's Camunda family stores a caught payload under "<catching element>_Response".
+    # SpiffWorkflow's Camunda family stores a caught payload under "<catching element>_Response";
+    # the script task copies the date to the variable the measures read.
     assert close.data["await_visit_gateway_Response"] == {"visit_date": "2026-03-06"}
+    assert close.data["follow_up_visit_date"] == "2026-03-06" and close.data["visit_attended"] is True
     workflow = complete(workflow, "Close episode", closing_notes="Seen on day 4")
     assert workflow.is_completed()
