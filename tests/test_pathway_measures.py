@@ -78,3 +78,32 @@ def test_bad_sidecars_are_refused_at_deploy_naming_the_file_and_the_measure(api:
     assert orphan.status_code == 422 and "other.bpmn" in orphan.json()["errors"][0]["message"]
     not_json = api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Follow up")), ("fu.pathway.json", "{"))
     assert not_json.status_code == 422 and "not valid JSON" in not_json.json()["errors"][0]["message"]
+
+
+def test_an_episode_closed_before_its_window_closes_gets_its_final_outcome_recorded_then(
+        api: ApiClient, clock: ManualClock) -> None:
+    from carepath.engine.usecases.timers import fire_due_timers
+
+    clock.set(datetime(2026, 3, 3, 15, 0, tzinfo=UTC))
+    lead = api.user("clinical_lead")
+    api.deploy(lead, *_files([FOLLOW_UP]))
+    started = api.start(lead, "fu", data={"visit_date": "2026-03-02"}).json()
+    coordinator = api.user("coordinator", "care-coordinator")
+    task = started["open_tasks"][0]["id"]
+    assert api.post(f"/api/tasks/{task}/complete", coordinator, {"data": {"seen": False}}).status_code == 200
+
+    def recorded() -> list[str]:
+        with api.engine.db.read() as session:
+            rows = session.scalars(select(Event.data).where(Event.instance_id == started["id"],
+                                                            Event.type == "measure_outcomes").order_by(Event.id))
+            return [row["measures"][0]["status"] for row in rows]
+
+    assert recorded() == ["open"]  # the episode ended; the 7-day window has not
+    assert fire_due_timers(api.engine) == 0
+    clock.set(datetime(2026, 3, 10, 3, 59, 59, tzinfo=UTC))  # the last second of 9 March in New York
+    assert fire_due_timers(api.engine) == 0
+    clock.set(datetime(2026, 3, 10, 4, 0, 1, tzinfo=UTC))
+    assert fire_due_timers(api.engine) == 1
+    assert recorded() == ["open", "not_met"]
+    clock.set(datetime(2026, 4, 10, tzinfo=UTC))
+    assert fire_due_timers(api.engine) == 0  # final: nothing more to record

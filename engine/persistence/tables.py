@@ -243,7 +243,8 @@ class Timer(Base):
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
     task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(255))
-    # "bpmn": a timer event of the diagram; "reminder" / "overdue": the product's deadline alerts for
+    # "bpmn": a timer event of the diagram; "measure": a quality measure's window closing after its episode
+    # ended (task_id is then the instance id); "reminder" / "overdue": the product's deadline alerts for
     # the human task task_id (fired without running the workflow).
     kind: Mapped[str] = mapped_column(String(20), default="bpmn", server_default="bpmn")
     due_at: Mapped[datetime]

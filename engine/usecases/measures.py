@@ -7,6 +7,7 @@ episode ends, so the audit keeps what was known at the time.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -14,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..errors import NotFound
-from ..identity import Principal, instance_scope
-from ..measures import Completion, Episode, MeasureResult, evaluate, measure_from_dict
+from ..identity import SCHEDULER, Principal, instance_scope
+from ..measures import Completion, Episode, MeasureResult, MeasureStatus, evaluate, measure_from_dict
 from ..model import InstanceStatus
-from ..persistence.tables import Event, Instance, PathwayVersion
+from ..persistence.tables import Event, Instance, PathwayVersion, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible
 from ..sandbox import evaluate_expression
@@ -49,10 +50,30 @@ def evaluate_instance(app: CarePath, session: Session, instance: Instance) -> li
                      evaluate_expression=evaluate_expression) for raw in declared]
 
 
+MEASURE_TIMER = "measure"
+
+
 def record_measure_outcomes(uow: UnitOfWork, instance: Instance, actor: str) -> None:
-    """At the end of an episode: every declared measure's status into the history, in one event."""
+    """Every declared measure's status into the history, in one event: when an episode ends, and again
+    when the window of a measure still open at the end closes (a `measure` timer at the earliest such
+    deadline), so the history ends with each measure's final outcome."""
     results = evaluate_instance(uow.app, uow.session, instance)
-    if results:
-        data: dict[str, Any] = {"status": instance.status, "measures": [r.as_dict() for r in results]}
-        uow.record("measure_outcomes", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
-                   data=data)
+    if not results:
+        return
+    data: dict[str, Any] = {"status": instance.status, "measures": [r.as_dict() for r in results]}
+    uow.record("measure_outcomes", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
+               data=data)
+    still_open = [r.deadline for r in results if r.status == MeasureStatus.OPEN and r.deadline is not None]
+    if still_open:
+        due = min(still_open) + timedelta(seconds=1)
+        uow.session.add(Timer(instance_id=instance.id, task_id=instance.id, element_id="measures", kind=MEASURE_TIMER,
+                              due_at=due, state="pending", attempts=0, created_at=uow.app.now()))
+        uow.after_commit(lambda: uow.app.timers_scheduled([due]))
+
+
+def measure_window_closed(uow: UnitOfWork, timer: Timer) -> None:
+    """A `measure` timer came due: record the outcomes as they stand now (and wait for the next window)."""
+    timer.state, timer.fired_at = "fired", uow.app.now()
+    instance = uow.session.get(Instance, timer.instance_id)
+    if instance is not None:
+        record_measure_outcomes(uow, instance, SCHEDULER.name)

@@ -23,6 +23,7 @@ from ..identity import SCHEDULER
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from .measures import MEASURE_TIMER, measure_window_closed
 from .notifications import fire_alert
 from .store import load_workflow, lock_instance, save_workflow
 
@@ -83,6 +84,9 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
 
 def _fire(uow: UnitOfWork, timer: Timer) -> None:
     app = uow.app
+    if timer.kind == MEASURE_TIMER:  # a measure's window closed after its episode ended
+        measure_window_closed(uow, timer)
+        return
     if timer.kind != "bpmn":  # a deadline alert: notifications only, the workflow does not run
         try:
             fire_alert(uow, timer)
