@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from carepath.engine.clock import ManualClock
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support.api import ApiClient
@@ -310,3 +312,16 @@ def test_a_report_never_received_is_chased_then_not_met_and_back_to_the_pcp(ship
     assert referral.completed_tasks() == ["send_referral", "confirm_receipt", "decide_next_step"]
     assert referral.recorded_outcomes() == {"status": "completed", "cms50-loop-closed": "not_met",
                                             "referral-report-reviewed": "not_met", "referral-sent-1bd": "met"}
+
+
+@pytest.mark.xfail(strict=True, reason="engine gap: instance data is the last completed task's data (engine/runtime/"
+                   "snapshot.py instance_data), so finishing a reminder branch late shows that branch's older data")
+def test_finishing_a_reminder_late_keeps_the_instance_data_of_the_main_path(shipped: ApiClient,
+                                                                           clock: ManualClock) -> None:
+    referral = Referral(shipped, clock)
+    referral.send_and_confirm()
+    referral.at(ny(2, 2, 14, 1))
+    assert referral.message("appointment_scheduled", appointment_date="2026-02-19") == "delivered"
+    assert referral.view()["data"]["appointment_date"] == "2026-02-19"
+    referral.complete(SCHEDULE_REMINDER, referral.coordinator, reminder_notes="done late")
+    assert referral.view()["data"]["appointment_date"] == "2026-02-19"
