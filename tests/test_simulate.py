@@ -305,13 +305,15 @@ def test_the_shipped_example_data_is_the_start_data_the_readme_documents() -> No
 
 def test_the_shipped_folder_deploys_each_pathway_with_its_sidecar(engine: CarePath) -> None:
     """The sidecar carries the measures and example data: deployed with the pathway, once."""
-    assert deploy_directory(engine, SHIPPED) == ["post-ed-follow-up v1 (new)"]
-    assert deploy_directory(engine, SHIPPED) == ["post-ed-follow-up v1"]  # same content: no version 2
+    keys = ["post-ed-follow-up", "specialist-referral"]
+    assert deploy_directory(engine, SHIPPED) == [f"{key} v1 (new)" for key in keys]
+    assert deploy_directory(engine, SHIPPED) == [f"{key} v1" for key in keys]  # same content: no version 2
     with engine.db.read() as session:
-        version = session.scalars(select(PathwayVersion).where(PathwayVersion.key == "post-ed-follow-up")).one()
-        sidecar = json.loads((SHIPPED / "post-ed-follow-up.pathway.json").read_text())
-        assert version.example_data == sidecar["example_data"]
-        assert [m["id"] for m in version.measures] == [m["id"] for m in sidecar.get("measures", [])]
+        for key in keys:
+            version = session.scalars(select(PathwayVersion).where(PathwayVersion.key == key)).one()
+            sidecar = json.loads((SHIPPED / f"{key}.pathway.json").read_text())
+            assert version.example_data == sidecar["example_data"]
+            assert [m["id"] for m in version.measures] == [m["id"] for m in sidecar.get("measures", [])]
 
 
 def test_a_called_process_beside_the_pathway_is_walked_into(capsys: pytest.CaptureFixture[str],

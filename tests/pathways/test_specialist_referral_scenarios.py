@@ -275,7 +275,7 @@ def test_start_data_overrides_the_parameters(shipped: ApiClient, clock: ManualCl
 
 def test_a_patient_who_declines_is_cancelled_and_excluded(shipped: ApiClient, clock: ManualClock) -> None:
     referral = Referral(shipped, clock)
-    cancelled = shipped.post(f"/api/instances/{referral.id}/cancel", referral.lead,
+    cancelled = shipped.post(f"/api/instances/{referral.id}/cancel", referral.coordinator,
                              {"reason": "patient declined the referral"})
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled" and cancelled.json()["open_tasks"] == []
