@@ -189,3 +189,20 @@ def test_every_edge_is_orthogonal_runs_between_its_nodes_and_crosses_no_other_no
                 crosses = (max(x1, x2) > x + 1 and min(x1, x2) < x + w - 1
                            and max(y1, y2) > y + 1 and min(y1, y2) < y + h - 1)
                 assert not crosses, f"{flow} runs through {node}"
+
+
+def test_no_label_covers_a_node_or_another_label() -> None:
+    boxes = bounds()
+    nodes = {e.get("id") for e in process() if local(e) not in NOT_DRAWN | {"sequenceFlow"}}
+    labels = {}
+    for di in root().iter(f"{{{NS['bpmndi']}}}BPMNShape", f"{{{NS['bpmndi']}}}BPMNEdge"):
+        box = di.find("bpmndi:BPMNLabel/dc:Bounds", NS)
+        if box is not None:
+            labels[di.get("bpmnElement")] = tuple(float(box.get(k)) for k in ("x", "y", "width", "height"))
+
+    def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+    for owner, label in labels.items():
+        assert not [n for n in nodes - {owner} if overlap(label, boxes[n])], f"the label of {owner} covers a node"
+        assert not [o for o in labels if o != owner and overlap(label, labels[o])], f"the label of {owner} overlaps"
