@@ -262,6 +262,26 @@ def test_no_shows_are_rescheduled_up_to_the_maximum_then_the_pcp_decides(shipped
                                             "referral-report-reviewed": "not_applicable", "referral-sent-1bd": "met"}
 
 
+def test_a_late_booking_message_for_a_missed_appointment_does_not_reschedule(shipped: ApiClient,
+                                                                           clock: ManualClock) -> None:
+    referral = Referral(shipped, clock)
+    referral.send_and_confirm()
+    referral.complete(RECORD_APPOINTMENT, referral.coordinator, appointment_date="2026-01-27")
+    # Scheduling reports the same booking after the coordinator recorded it: nothing waits for it, it is kept.
+    assert referral.message("appointment_scheduled", "sched-4", appointment_date="2026-01-27") == "buffered"
+    referral.at(ny(1, 28, 9))
+    referral.complete(RECORD_OUTCOME, referral.coordinator, attended=False)
+    # The kept message reaches the new Record appointment, but it is for the missed date: ask again.
+    assert referral.open_tasks() == [RECORD_APPOINTMENT]
+    assert due(referral.task(RECORD_APPOINTMENT)) == ny(2, 11, 9)  # a fresh P10BD from Wednesday 28 January
+    data = referral.view()["data"]
+    assert data["missed_appointment_dates"] == ["2026-01-27"] and data["appointment_is_new"] is False
+    assert referral.message("appointment_scheduled", "sched-5", appointment_date="2026-02-05") == "delivered"
+    assert referral.open_tasks() == [RECORD_OUTCOME] and due(referral.task(RECORD_OUTCOME)) == end_of(2, 6)
+    assert referral.completed_tasks() == ["send_referral", "confirm_receipt", "record_appointment",
+                                          "record_visit_outcome"]
+
+
 def test_start_data_overrides_the_parameters(shipped: ApiClient, clock: ManualClock) -> None:
     referral = Referral(shipped, clock, schedule_within="P3BD", max_reschedules=0)
     referral.send_and_confirm()
