@@ -266,16 +266,16 @@ def test_a_late_booking_message_for_a_missed_appointment_does_not_reschedule(shi
                                                                            clock: ManualClock) -> None:
     referral = Referral(shipped, clock)
     referral.send_and_confirm()
-    referral.complete(RECORD_APPOINTMENT, referral.coordinator, appointment_date="2026-01-27")
+    referral.complete(RECORD_APPOINTMENT, referral.coordinator, appointment_date="2026-01-21")
     # Scheduling reports the same booking after the coordinator recorded it: nothing waits for it, it is kept.
-    assert referral.message("appointment_scheduled", "sched-4", appointment_date="2026-01-27") == "buffered"
-    referral.at(ny(1, 28, 9))
+    assert referral.message("appointment_scheduled", "sched-4", appointment_date="2026-01-21") == "buffered"
+    referral.at(ny(1, 21, 17))  # within the message's 7-day time-to-live
     referral.complete(RECORD_OUTCOME, referral.coordinator, attended=False)
     # The kept message reaches the new Record appointment, but it is for the missed date: ask again.
     assert referral.open_tasks() == [RECORD_APPOINTMENT]
-    assert due(referral.task(RECORD_APPOINTMENT)) == ny(2, 11, 9)  # a fresh P10BD from Wednesday 28 January
+    assert due(referral.task(RECORD_APPOINTMENT)) == ny(2, 4, 17)  # a fresh P10BD from Wednesday 21 January
     data = referral.view()["data"]
-    assert data["missed_appointment_dates"] == ["2026-01-27"] and data["appointment_is_new"] is False
+    assert data["missed_appointment_dates"] == ["2026-01-21"] and data["appointment_is_new"] is False
     assert referral.message("appointment_scheduled", "sched-5", appointment_date="2026-02-05") == "delivered"
     assert referral.open_tasks() == [RECORD_OUTCOME] and due(referral.task(RECORD_OUTCOME)) == end_of(2, 6)
     assert referral.completed_tasks() == ["send_referral", "confirm_receipt", "record_appointment",
