@@ -223,7 +223,8 @@ def test_an_early_message_is_buffered_and_a_repeated_one_is_a_duplicate(shipped:
 
     referral.complete(CONFIRM, referral.coordinator, specialist_received=True)
     assert referral.open_tasks() == [RECORD_OUTCOME]  # the buffered message was handed over on arrival
-    assert due(referral.task(RECORD_OUTCOME)) == end_of(1, 30)
+    outcome = referral.task(RECORD_OUTCOME)
+    assert routing(outcome) == (COORDINATOR, ["care-coordinator"], None) and due(outcome) == end_of(1, 30)
     assert referral.view()["data"]["appointment_date"] == "2026-01-29"
     assert referral.message("appointment_scheduled", "sched-7", appointment_date="2026-01-29") == "duplicate"
     assert referral.open_tasks() == [RECORD_OUTCOME]
