@@ -93,3 +93,12 @@ def test_flows_inside_an_expanded_subprocess_are_drawn_over_its_box() -> None:
     for sub in model.iter(f"{BPMN}subProcess"):
         inner = [f.get("id") for f in sub.iter(f"{BPMN}sequenceFlow")]
         assert inner and all(order.index(f) > order.index(sub.get("id")) for f in inner)
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.bpmn")), ids=lambda p: p.name)
+def test_each_pathway_document_shows_the_current_diagram(path: Path) -> None:
+    """docs/pathways/<name>.svg is the picture of the shipped diagram as it is now (re-draw it with
+    `carepath render` after changing the BPMN)."""
+    picture = SHIPPED.parent / "docs" / "pathways" / f"{path.stem}.svg"
+    assert picture.read_text() == render_svg([SourceFile(path.name, path.read_bytes())], title=path.stem)
+    assert f"]({path.stem}.svg)" in picture.with_suffix(".md").read_text().replace("./", "")
