@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from .calendars import DeadlineError, TimeContext, deadline_syntax_problem, is_relative_date
+from .calendars import END_OF_DAY, DeadlineError, TimeContext, deadline_syntax_problem, is_relative_date
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -268,14 +268,19 @@ def evaluate(measure: Measure, episode: Episode, *, now: datetime, time_context:
     evidence = _evidence(measure, episode, tz, evaluate_expression)
     if isinstance(evidence, str):
         return result(MeasureStatus.UNKNOWN, evidence, **times)
+    last_day = deadline.astimezone(tz).date()
+    ends_with_day = deadline.astimezone(tz).time() >= END_OF_DAY  # "… end of day": the whole last day counts
     for met_at, date_only in evidence:
         day = met_at.astimezone(tz).date()
-        in_window = (first_day <= day <= deadline.astimezone(tz).date()) if date_only else opens <= met_at <= deadline
+        if date_only or ends_with_day:
+            in_window = first_day <= day <= last_day and (date_only or met_at >= opens)
+        else:
+            in_window = opens <= met_at <= deadline
         if in_window:
             return result(MeasureStatus.MET, f"{measure.met_event or 'met'} on {_when(met_at, date_only, tz)}",
                           met_at=met_at.astimezone(UTC), **times)
-    late = [e for e in evidence if e[0] > deadline or (e[1] and e[0].astimezone(tz).date() >
-                                                        deadline.astimezone(tz).date())]
+    late = [e for e in evidence if e[0].astimezone(tz).date() > last_day
+            or (not e[1] and not ends_with_day and e[0] > deadline)]
     if late:
         met_at, date_only = late[0]
         return result(MeasureStatus.NOT_MET, f"{measure.met_event or 'met'} on {_when(met_at, date_only, tz)}, after "

@@ -8,6 +8,7 @@ is now, what it passed, what failed). The XML is read with the importer's safe l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -135,6 +136,8 @@ class _Drawing:
             box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
         except ValueError:
             return None
+        if not all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)):
+            return None
         if count:
             self.bounds.append(box)
         return box
@@ -160,9 +163,11 @@ class _Drawing:
         points = []
         for waypoint in di.findall(f"{{{DI}}}waypoint"):
             try:
-                points.append((float(waypoint.get("x") or 0), float(waypoint.get("y") or 0)))
+                point = (float(waypoint.get("x") or 0), float(waypoint.get("y") or 0))
             except ValueError:
                 continue
+            if math.isfinite(point[0]) and math.isfinite(point[1]):
+                points.append(point)
         if len(points) < 2:
             return
         for x, y in points:
@@ -183,6 +188,8 @@ class _Drawing:
         try:
             box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
         except ValueError:
+            return ""
+        if not all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)):
             return ""
         self.bounds.append(box)
         return _wrapped(text, box.x + box.w / 2, box.y + 11, max(box.w, 60))

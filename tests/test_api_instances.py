@@ -121,3 +121,12 @@ def test_bad_bodies_are_422_with_a_message(api: ApiClient) -> None:
     assert api.post("/api/pathways/fu/instances", lead, {"business_key": "b", "data": [1]}).status_code == 422
     assert api.get("/api/instances/does-not-exist", lead).status_code == 404
     assert api.post("/api/tasks/nope/complete", lead, {"data": {}}).status_code == 404
+
+
+def test_instance_data_drops_a_variable_a_script_deleted(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    xml = d.script_then_task("dl", "temporary = 1\nkept = 2\ndel temporary")
+    assert api.deploy(lead, ("dl.bpmn", xml)).status_code == 201
+    started = api.start(lead, "dl", data={"temporary": 0, "start": "yes"}).json()
+    assert started["data"].get("kept") == 2 and started["data"].get("start") == "yes"
+    assert "temporary" not in started["data"]

@@ -129,3 +129,10 @@ def test_declarations_round_trip_and_bad_ones_name_the_measure_and_field() -> No
                      "no_such_task", "extra", "used twice"):
         assert expected in text, (expected, text)
     assert parse_measures({"not": "a list"}, check_expression=check_expression)[1]
+
+
+def test_a_moment_in_the_last_second_of_an_end_of_day_window_is_in_it() -> None:
+    done = (Completion("contact_patient", ny(2026, 11, 24, 23, 59, 59) .replace(microsecond=500_000),
+                       {"contact_made": True}),)
+    outcome = run(TCM_CONTACT, {"discharge_at": ny(2026, 11, 20, 23, 30).isoformat()}, ny(2027, 1, 1), done)
+    assert outcome.status is MeasureStatus.MET, outcome.detail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -102,3 +103,11 @@ def test_each_pathway_document_shows_the_current_diagram(path: Path) -> None:
     picture = SHIPPED.parent / "docs" / "pathways" / f"{path.stem}.svg"
     assert picture.read_text() == render_svg([SourceFile(path.name, path.read_bytes())], title=path.stem)
     assert f"]({path.stem}.svg)" in picture.with_suffix(".md").read_text().replace("./", "")
+
+
+def test_non_numeric_coordinates_are_left_out_not_drawn_as_nan() -> None:
+    path = SHIPPED / "post-ed-follow-up.bpmn"
+    broken = path.read_text().replace('x="232"', 'x="nan"', 1).replace('y="302"', 'y="inf"', 1)
+    root = etree.fromstring(render_svg([SourceFile(path.name, broken.encode())]).encode())
+    assert all(math.isfinite(float(v)) for v in root.get("viewBox").split())
+    assert "ed_visit_reported" not in _drawn_ids(etree.tostring(root).decode())  # its bounds are unusable

@@ -7,6 +7,7 @@ waking the scheduler) is registered with `after_commit`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from .tables import Event
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
@@ -36,7 +39,10 @@ class UnitOfWork:
             self.session.close()
         if self._committed:
             for callback in self._after_commit:
-                callback()
+                try:
+                    callback()
+                except Exception:  # the change is durable; one failed follow-up must not skip the others
+                    log.exception("work after a commit failed")
 
     def commit(self) -> None:
         self.session.commit()

@@ -53,6 +53,8 @@ def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
         for key, value in task.data.items():
             if key not in before or before[key] != value:
                 data[key] = value
+        for key in before.keys() - task.data.keys():  # the task removed it (a script's `del`)
+            data.pop(key, None)
     data.update(workflow.data)
     if not data.get("data_objects"):
         data.pop("data_objects", None)

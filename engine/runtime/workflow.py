@@ -188,7 +188,6 @@ class RunningWorkflow:
         return task
 
     def _message_catch(self, name: str, task_id: str | None = None) -> tuple[Any, MessageEventDefinition] | None:
-        catches = []
         for task in self.workflow.event_manager.tasks.values():
             outer = getattr(task.task_spec, "event_definition", None)
             inner = outer.event_definitions if isinstance(outer, MultipleEventDefinition) else [outer]
@@ -196,8 +195,9 @@ class RunningWorkflow:
                 if isinstance(definition, MessageEventDefinition) and definition.name == name:
                     if task_id is None or str(task.id) == task_id:
                         return task, definition
-                    catches.append((task, definition))
-        return catches[0] if catches else None
+        # The database matched a catch this workflow no longer has waiting: hand the message to no
+        # other catch of the same name (it may wait for another key); it stays buffered.
+        return None
 
     def _message_payload(self, payload: dict[str, Any]) -> Any:
         if self.family == "camunda":

@@ -33,13 +33,13 @@ def with_conflict_retries(app: CarePath, action: Callable[[], T]) -> T:
         except StaleDataError as exc:
             last = exc
         except OperationalError as exc:
-            if not _is_serialization_failure(exc):
+            if not is_serialization_failure(exc):
                 raise
             last = exc
     raise Conflict("the instance was changed by another request at the same time; try again") from last
 
 
-def _is_serialization_failure(exc: OperationalError) -> bool:
+def is_serialization_failure(exc: OperationalError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
     return code in ("40001", "40P01") or "database is locked" in str(exc)
 
@@ -83,10 +83,12 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
             break
     app = uow.app
     uow.session.flush()
-    key = instance.id
+    # Read now: after a later savepoint of the same transaction rolls back, the instance object is
+    # expired and cannot be read once the session has closed; the database keeps this version.
+    key, version = instance.id, instance.lock_version
 
     def cache_after_commit() -> None:
-        app.workflows.put(key, (instance.lock_version, workflow))
+        app.workflows.put(key, (version, workflow))
 
     uow.after_commit(cache_after_commit)
 

@@ -17,6 +17,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from ..application import CarePath
 from ..identity import SCHEDULER
@@ -25,7 +26,7 @@ from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from .measures import MEASURE_TIMER, measure_window_closed
 from .notifications import fire_alert
-from .store import load_workflow, lock_instance, save_workflow
+from .store import is_serialization_failure, load_workflow, lock_instance, save_workflow
 
 log = logging.getLogger("carepath.timers")
 BATCH_SIZE = 20  # timers per transaction: holds at most this many instances locked for ~5 ms each
@@ -75,6 +76,10 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
                 _give_up_alert(uow, timer, str(failure))
             except _FiringFailed as failure:
                 _retry_later(uow, timer, str(failure))
+            except OperationalError as exc:
+                if not is_serialization_failure(exc):
+                    raise
+                log.info("timer %s met a concurrent change; it stays due and fires on the next round", timer.id)
             except Exception as exc:  # a defect must not stop the batch nor spin on one timer
                 log.exception("firing timer %s failed", timer.id)
                 _retry_later(uow, timer, f"{type(exc).__name__}: {exc}")
@@ -134,10 +139,15 @@ def _retry_later(uow: UnitOfWork, timer: Timer, error: str) -> None:
 
 
 def _claim(uow: UnitOfWork, size: int) -> list[Timer]:
-    query = (select(Timer).where(Timer.state == "pending", Timer.due_at <= uow.app.now())
+    """Due timers, earliest first. On PostgreSQL each is claimed together with its instance's row
+    (FOR UPDATE OF both, SKIP LOCKED): a batch never holds a timer whose instance a request or another
+    worker is changing, and nobody can lock an instance of the batch until it commits, so a batch and a
+    request, or two batches, never wait on each other in a cycle."""
+    query = (select(Timer).join(Instance, Instance.id == Timer.instance_id)
+             .where(Timer.state == "pending", Timer.due_at <= uow.app.now())
              .order_by(Timer.due_at, Timer.id).limit(size))
     if uow.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+        query = query.with_for_update(of=[Timer, Instance], skip_locked=True)
     return list(uow.session.scalars(query))
 
 
