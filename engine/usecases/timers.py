@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import undefer
 
 from ..application import CarePath
 from ..identity import SCHEDULER
@@ -62,16 +63,19 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
     savepoint, so a failing one is retried later or given up on alone. Savepoints cost two round
     trips a timer, and firing rarely fails."""
     with UnitOfWork(app) as uow:
-        timers = _claim(uow, size)
-        for timer in timers:
+        claimed = _claim(uow, size)
+        # The instances were read (and on PostgreSQL locked) with their timers; holding them here keeps
+        # them in the session, so firing reads no instance row again.
+        instances = {instance.id: instance for _, instance in claimed}
+        for timer, _ in claimed:
             if timer.state != "pending":  # an earlier timer of the batch cancelled it (same instance)
                 continue
             if not careful:
-                _fire(uow, timer)
+                _fire(uow, timer, instances)
                 continue
             try:
                 with uow.savepoint():
-                    _fire(uow, timer)
+                    _fire(uow, timer, instances)
             except _AlertFailed as failure:
                 _give_up_alert(uow, timer, str(failure))
             except _FiringFailed as failure:
@@ -84,10 +88,10 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
                 log.exception("firing timer %s failed", timer.id)
                 _retry_later(uow, timer, f"{type(exc).__name__}: {exc}")
         uow.commit()
-        return len(timers)
+        return len(claimed)
 
 
-def _fire(uow: UnitOfWork, timer: Timer) -> None:
+def _fire(uow: UnitOfWork, timer: Timer, instances: dict[str, Instance]) -> None:
     app = uow.app
     if timer.kind == MEASURE_TIMER:  # a measure's window closed after its episode ended
         measure_window_closed(uow, timer)
@@ -98,7 +102,7 @@ def _fire(uow: UnitOfWork, timer: Timer) -> None:
         except Exception as exc:
             raise _AlertFailed(f"{type(exc).__name__}: {exc}") from exc
         return
-    instance = lock_instance(uow, timer.instance_id)
+    instance = instances.get(timer.instance_id) or lock_instance(uow, timer.instance_id)
     if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
         timer.state = "cancelled"
         return
@@ -138,17 +142,18 @@ def _retry_later(uow: UnitOfWork, timer: Timer, error: str) -> None:
                      "next_attempt_at": timer.due_at.isoformat()})
 
 
-def _claim(uow: UnitOfWork, size: int) -> list[Timer]:
+def _claim(uow: UnitOfWork, size: int) -> list[tuple[Timer, Instance]]:
     """Due timers, earliest first. On PostgreSQL each is claimed together with its instance's row
     (FOR UPDATE OF both, SKIP LOCKED): a batch never holds a timer whose instance a request or another
     worker is changing, and nobody can lock an instance of the batch until it commits, so a batch and a
     request, or two batches, never wait on each other in a cycle."""
-    query = (select(Timer).join(Instance, Instance.id == Timer.instance_id)
+    query = (select(Timer, Instance).join(Instance, Instance.id == Timer.instance_id)
+             .options(undefer(Instance.state))
              .where(Timer.state == "pending", Timer.due_at <= uow.app.now())
              .order_by(Timer.due_at, Timer.id).limit(size))
     if uow.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=[Timer, Instance], skip_locked=True)
-    return list(uow.session.scalars(query))
+    return [(timer, instance) for timer, instance in uow.session.execute(query)]
 
 
 def next_due_time(app: CarePath) -> datetime | None:
