@@ -63,10 +63,11 @@ class _Box:
 
 
 def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | None = None,
-               title: str | None = None) -> str:
+               title: str | None = None, trace_flows: bool = False) -> str:
     """The first diagram (BPMN plane) of the first .bpmn file as SVG. `highlights` maps element ids to
     a highlight name (`current`, `done`, `failed`, `late`, `fired`), drawn as the class
-    `highlight-<name>`. Raises DiagramInvalid when the XML is unsafe or has no layout."""
+    `highlight-<name>`; with `trace_flows`, sequence flows between two highlighted elements are drawn
+    as taken. Raises DiagramInvalid when the XML is unsafe or has no layout."""
     sources = [f for f in files if f.name.lower().endswith((".bpmn", ".bpmn20.xml", ".xml"))]
     documents, problems = load_documents(sources[:1], ImportLimits())
     if problems or not documents:
@@ -77,7 +78,13 @@ def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | N
         raise DiagramInvalid("The diagram cannot be drawn: it has no layout (BPMN DI). Open and save it in a "
                              "modeler such as bpmn.io or Camunda Modeler to add one.")
     elements = {e.get("id"): e for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
-    return _Drawing(elements, highlights or {}).draw(plane, title)
+    marked = dict(highlights or {})
+    if trace_flows:  # a flow between two elements the instance passed through was taken
+        reached = set(marked)
+        for element in root.iter(f"{{{BPMN}}}sequenceFlow"):
+            if element.get("sourceRef") in reached and element.get("targetRef") in reached:
+                marked.setdefault(element.get("id") or "", "done")
+    return _Drawing(elements, marked).draw(plane, title)
 
 
 class _Drawing:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from carepath.engine.definitions import SourceFile
 from carepath.engine.errors import NotFound, PayloadTooLarge
 from carepath.engine.queries import list_pathways, pathway_source, pathway_versions
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
+from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
@@ -70,6 +71,17 @@ def source(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Resp
     safe = filename.replace('"', "")
     return Response(content, media_type="application/xml",
                     headers={"Content-Disposition": f'inline; filename="{safe}"'})
+
+
+@router.get("/{key}/versions/{version}/diagram.svg", response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}}})
+def diagram(key: str, version: int, engine: EngineDep, user: CurrentUser,
+            instance: Annotated[str | None, Query(description="an instance of this version: its path is "
+                                                                "highlighted")] = None) -> Response:
+    """The diagram drawn from its own layout, as a self-contained SVG (no scripts); every element carries
+    its BPMN id as `data-element-id`."""
+    svg = pathway_diagram(engine, user, key, version, instance)
+    return Response(svg, media_type="image/svg+xml")
 
 
 @router.post("/{key}/versions/{version}/retire", status_code=204)

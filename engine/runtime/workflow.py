@@ -204,6 +204,29 @@ class RunningWorkflow:
             return {"payload": deepcopy(payload), "result_var": None}
         return deepcopy(payload)
 
+    def element_states(self) -> dict[str, str]:
+        """Each diagram element the instance has reached, by BPMN id: "current" (ready, waiting or
+        running), "failed" (in error) or "done" (completed); an element passed several times (a loop)
+        shows its most active state. Subprocesses and called processes included."""
+        rank = {"done": 0, "current": 1, "failed": 2}
+        states: dict[str, str] = {}
+        for workflow in (self.workflow, *self.workflow.subprocesses.values()):
+            for task in workflow.get_tasks():
+                bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+                if not bpmn_id:
+                    continue
+                if task.has_state(SpiffState.ERROR):
+                    state = "failed"
+                elif task.has_state(SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED):
+                    state = "current"
+                elif task.has_state(SpiffState.COMPLETED):
+                    state = "done"
+                else:
+                    continue
+                if rank[state] >= rank.get(states.get(bpmn_id, ""), -1):
+                    states[bpmn_id] = state
+        return states
+
     def subprocess_spec_names(self) -> set[str]:
         return {sp.spec.name for sp in self.workflow.subprocesses.values()}
 
