@@ -15,7 +15,7 @@ from .bootstrap import build_engine, deploy_directory
 from .errors import install_error_handlers
 from .metrics import install_metrics
 from .oidc import OidcVerifier
-from .routes import health, instances, messages, notifications, pathways, tasks, users
+from .routes import health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
 
 log = logging.getLogger("carepath")
@@ -55,6 +55,6 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.state.oidc = _oidc(settings)
     install_error_handlers(app)
     install_metrics(app, engine)
-    for module in (health, pathways, instances, tasks, messages, notifications, users):
+    for module in (health, pathways, instances, tasks, messages, notifications, users, reports):
         app.include_router(module.router)
     return app

@@ -223,10 +223,10 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
     if f.unassigned:
         query = query.where(Task.assignee.is_(None))
     if f.group is not None:
-        query = query.where(_audience_has(dialect, [audience_key("group", f.group)]))
+        query = query.where(audience_has(dialect, [audience_key("group", f.group)]))
     if f.candidate_user is not None:
         keys = viewer_keys(f.candidate_user, f.candidate_groups or (), everyone=False)
-        query = query.where(_audience_has(dialect, keys),
+        query = query.where(audience_has(dialect, keys),
                             Task.assignee.is_(None) | (Task.assignee == f.candidate_user))
     if f.patient_id is not None or f.business_key is not None:
         query = query.join(Instance, Instance.id == Task.instance_id)
@@ -261,17 +261,17 @@ def _unrouted(dialect: str, staffed: frozenset[str]) -> Any:
     of its groups has an active member."""
     unreachable = Task.assignee.is_(None) & ~_offered(TaskCandidate.kind.in_(["user", "all"]))
     if staffed:
-        unreachable &= ~_audience_has(dialect, [audience_key("group", g) for g in sorted(staffed)])
+        unreachable &= ~audience_has(dialect, [audience_key("group", g) for g in sorted(staffed)])
     return unreachable
 
 
 def _visible(dialect: str, user: str, groups: frozenset[str]) -> Any:
     """Assigned to the user, or offered to them, their groups or everyone: a test on the task row itself,
     so a worklist page is an ordered index scan that stops after `limit` rows."""
-    return (Task.assignee == user) | _audience_has(dialect, viewer_keys(user, groups))
+    return (Task.assignee == user) | audience_has(dialect, viewer_keys(user, groups))
 
 
-def _audience_has(dialect: str, keys: list[str]) -> Any:
+def audience_has(dialect: str, keys: list[str]) -> Any:
     """tasks.audience shares a key with `keys`: array overlap (GIN-indexed) on PostgreSQL, a scan of
     the row's JSON array on SQLite."""
     if dialect == "postgresql":

@@ -1,0 +1,41 @@
+"""/api/reports: deadline compliance per declared quality measure, as JSON, CSV or an SVG bar chart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from carepath.engine.errors import ValidationFailed
+from carepath.engine.usecases.reports import compliance_report, report_csv, report_svg
+
+from ..deps import CurrentUser, EngineDep
+from ..schemas import ERROR_RESPONSES
+
+router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERROR_RESPONSES)
+
+
+@router.get("/compliance", responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/svg+xml": {}}}})
+def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
+               from_: Annotated[datetime | None, Query(alias="from", description="clock started at or after "
+                                                       "(ISO 8601 with offset)")] = None,
+               to: Annotated[datetime | None, Query(description="clock started before (ISO 8601 with offset)")] = None,
+               group: Annotated[str | None, Query(description="only episodes with work offered to this group")] = None,
+               format: Literal["json", "csv", "svg"] = "json") -> Any:
+    """For each measure the pathways declare: episodes decided (denominator), met, rate, median days to
+    meet it, and every miss with its patient and who held the work; open, excluded and not-applicable
+    episodes are counted beside it. Auditors, admins, supervisors and clinical leads."""
+    for name, value in (("from", from_), ("to", to)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(f"'{name}' needs a UTC offset, e.g. 2026-03-01T00:00:00-05:00")
+    if from_ is not None and to is not None and to <= from_:
+        raise ValidationFailed("'to' must be after 'from'")
+    rows = compliance_report(engine, user, pathway=pathway, start=from_, end=to, group=group)
+    if format == "csv":
+        return Response(report_csv(rows), media_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="compliance.csv"'})
+    if format == "svg":
+        return Response(report_svg(rows), media_type="image/svg+xml")
+    return {"pathway": pathway, "from": from_, "to": to, "group": group, "measures": [r.as_dict() for r in rows]}
