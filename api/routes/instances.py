@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 
 from carepath.engine.identity import instance_scope
 from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import list_instances
+from carepath.engine.usecases.instance_report import instance_report
 from carepath.engine.usecases.instances import (
     cancel_instance,
     get_instance_history,
@@ -54,6 +56,14 @@ def get(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
 def measures(instance_id: str, engine: EngineDep, user: CurrentUser) -> list[MeasureResultOut]:
     """Where the episode stands on each quality measure its pathway declares, now."""
     return [MeasureResultOut.model_validate(r.as_dict()) for r in instance_measures(engine, instance_id, user)]
+
+
+@router.get("/{instance_id}/report.html", response_class=HTMLResponse)
+def report(instance_id: str, engine: EngineDep, user: CurrentUser) -> HTMLResponse:
+    """The episode as one self-contained HTML page (no scripts): its path on the diagram, each task with
+    who and when and whether it was late, the quality measures and the complete history."""
+    page = instance_report(engine, user, instance_id)
+    return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="instance-{instance_id}.html"'})
 
 
 @router.get("/{instance_id}/history", response_model=EventPage)

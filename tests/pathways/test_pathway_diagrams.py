@@ -66,3 +66,38 @@ def test_diagram_requests_that_do_not_fit_are_refused_with_a_reason(shipped: Api
                                              "high_risk_chronic_conditions": 0}).json()
     hidden = shipped.get(f"/api/pathways/{KEY}/versions/1/diagram.svg", outsider, params={"instance": started["id"]})
     assert hidden.status_code == 404  # like an instance that does not exist
+
+
+def test_an_instance_report_is_one_self_contained_page(shipped: ApiClient, clock: ManualClock) -> None:
+    from lxml import html
+
+    clock.set(datetime(2026, 1, 9, 15, 0, tzinfo=UTC))
+    lead = shipped.user("clinical_lead")
+    coordinator = shipped.user("coordinator", "care-coordinator", name="ana")
+    started = shipped.start(lead, KEY, patient_id="pat-<b>7</b>", business_key="enc-<script>alert(1)</script>", data={
+        "ed_visit_date": "2026-01-08", "diagnosis_category": "mental_illness", "high_risk_chronic_conditions": 0})
+    instance = started.json()
+    call = instance["open_tasks"][0]["id"]
+    assert shipped.post(f"/api/tasks/{call}/claim", coordinator).status_code == 200
+    clock.set(datetime(2026, 1, 12, 20, 0, tzinfo=UTC))  # Monday 15:00 NY: five hours after the call was due
+    fire_due_timers(shipped.engine)
+    done = shipped.post(f"/api/tasks/{call}/complete", coordinator, {"data": {"reached": True}})
+    assert done.status_code == 200, done.text
+    response = shipped.get(f"/api/instances/{instance['id']}/report.html", lead)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = html.fromstring(response.text)
+    assert not page.xpath("//script") and "<script>alert" not in response.text  # escaped, nothing to run
+    assert "enc-&lt;script&gt;" in response.text
+    row = page.xpath("//tr[@data-element-id='call_patient']")[0]
+    cells = [c.text_content() for c in row.xpath("td")]
+    assert cells[0] == "Call patient" and cells[3] == "2026-01-09 15:00 UTC"
+    assert cells[4] == "2026-01-09 15:00 UTC by ana" and cells[6] == "ana" and cells[9] == "5 h 00 min"
+    drawn = response.text.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert 'class="activity userTask highlight-late" data-element-id="call_patient"' in drawn
+    statuses = {r.get("data-measure-id"): r.xpath("td")[2].text_content() for r in page.xpath("//tr[@data-measure-id]")}
+    assert statuses == {"fum-7": "open", "fum-30": "open", "fua-7": "not_applicable", "fua-30": "not_applicable",
+                        "fmc-7": "not_applicable"}
+    history = shipped.get(f"/api/instances/{instance['id']}/history", lead).json()
+    assert len(page.xpath("//tr[@data-event-id]")) == history["total"]
+    outsider = shipped.user("coordinator", "elsewhere")
+    assert shipped.get(f"/api/instances/{instance['id']}/report.html", outsider).status_code == 404

@@ -1,0 +1,144 @@
+"""One episode as a self-contained HTML page an auditor can save or print: what it is, its path drawn on
+the diagram, each human task with who did it, when, how long it waited and whether it was late, the
+quality measures, and the complete history. No scripts and nothing fetched: everything is inline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from html import escape
+from typing import Any
+
+from sqlalchemy import select
+
+from ..application import CarePath
+from ..errors import NotFound
+from ..identity import Principal, instance_scope
+from ..persistence.tables import Event, Instance, PathwayVersion, Task
+from ..queries import instance_is_visible
+from .diagrams import pathway_diagram
+from .measures import evaluate_instance
+
+MAX_TIMELINE = 5000
+STYLE = """
+body { font-family: Arial, Helvetica, sans-serif; font-size: 13px; color: #222; margin: 24px }
+h1 { font-size: 20px } h2 { font-size: 16px; margin-top: 28px }
+table { border-collapse: collapse; width: 100% } th, td { border: 1px solid #ccc; padding: 4px 6px;
+  text-align: left; vertical-align: top } th { background: #f3f3f3 }
+.late { color: #c62828; font-weight: bold } .met { color: #2e7d32 } .not_met { color: #c62828 }
+.diagram svg { max-width: 100%; height: auto } dl { display: grid; grid-template-columns: 12em auto }
+dt { font-weight: bold } code { font-size: 12px }
+@media print { .diagram svg { max-width: 100% } }
+"""
+
+
+def instance_report(app: CarePath, principal: Principal, instance_id: str) -> str:
+    with app.db.read() as session:
+        if not instance_is_visible(session, instance_id, instance_scope(principal)):
+            raise NotFound(f"instance {instance_id} does not exist")
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        version = session.get(PathwayVersion, instance.pathway_version_id)
+        tasks = list(session.scalars(select(Task).where(Task.instance_id == instance_id)
+                                     .order_by(Task.created_at, Task.id)))
+        events = list(session.scalars(select(Event).where(Event.instance_id == instance_id)
+                                      .order_by(Event.id).limit(MAX_TIMELINE + 1)))
+        measures = evaluate_instance(app, session, instance)
+    claimed = _first_claims(events)
+    key = version.key if version else instance.pathway_key
+    number = version.version if version else 0
+    svg = pathway_diagram(app, principal, key, number, instance_id) if version else ""
+    now = app.now()
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
+             f"{_e(key)} — {_e(instance.business_key or instance.id)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>{_e(version.name if version and version.name else key)}</h1>",
+             "<dl>", *(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in (
+                 ("Instance", instance.id), ("Pathway", f"{key} version {number}"),
+                 ("Patient", instance.patient_id or "—"), ("Business key", instance.business_key or "—"),
+                 ("Status", instance.status), ("Started", f"{_t(instance.created_at)} by {instance.started_by}"),
+                 ("Ended", _t(instance.ended_at)), ("Report made", f"{_t(now)} for {principal.name}"))), "</dl>",
+             "<h2>Path taken</h2>", f'<div class="diagram">{svg}</div>',
+             "<h2>Tasks</h2>", _tasks_table(tasks, claimed, now),
+             "<h2>Quality measures</h2>", _measures_table(measures),
+             "<h2>History</h2>", _timeline(events), "</body></html>\n"]
+    return "".join(parts)
+
+
+def _first_claims(events: list[Event]) -> dict[str, tuple[datetime, str]]:
+    claims: dict[str, tuple[datetime, str]] = {}
+    for event in events:
+        if event.task_id and event.data.get("field") == "assignee" and event.data.get("new"):
+            claims.setdefault(event.task_id, (event.at, str(event.data["new"])))
+    return claims
+
+
+def _tasks_table(tasks: list[Task], claimed: dict[str, tuple[datetime, str]], now: datetime) -> str:
+    if not tasks:
+        return "<p>No human tasks.</p>"
+    rows = ["<table><tr><th>Task</th><th>State</th><th>Offered to</th><th>Created</th><th>Claimed</th>"
+            "<th>Completed</th><th>By</th><th>Waited</th><th>Due</th><th>Late</th></tr>"]
+    for task in tasks:
+        claim = claimed.get(task.id)
+        end = task.completed_at or (now if task.state in ("ready", "in-progress", "on-hold") else None)
+        late = end - task.due_date if task.due_date and end and end > task.due_date else None
+        waited = (task.completed_at or now) - task.created_at
+        late_cell = f'<span class="late">{_d(late)}</span>' if late else "—"
+        claim_cell = _e(f"{_t(claim[0])} by {claim[1]}") if claim else "—"
+        offered = ", ".join(k.split(":", 1)[1] for k in task.audience or [] if not k.startswith("all:")) or "everyone"
+        rows.append(
+            f'<tr data-task-id="{_e(task.id)}" data-element-id="{_e(task.element_id)}">'
+            f"<td>{_e(task.name)}</td><td>{_e(task.state)}</td><td>{_e(offered)}</td><td>{_t(task.created_at)}</td>"
+            f"<td>{claim_cell}</td><td>{_t(task.completed_at)}</td>"
+            f"<td>{_e(task.completed_by or task.assignee or '—')}</td><td>{_d(waited)}</td>"
+            f"<td>{_t(task.due_date)}</td>"
+            f"<td>{late_cell}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _measures_table(results: list[Any]) -> str:
+    if not results:
+        return "<p>The pathway declares no quality measures.</p>"
+    rows = ["<table><tr><th>Measure</th><th>Source</th><th>Status</th><th>Window</th><th>Met</th>"
+            "<th>Detail</th></tr>"]
+    for r in results:
+        rows.append(f'<tr data-measure-id="{_e(r.measure_id)}"><td>{_e(r.name)}</td><td>{_e(r.source)}</td>'
+                    f'<td class="{_e(r.status.value)}">{_e(r.status.value)}</td>'
+                    f"<td>{_t(r.window_opens)} – {_t(r.deadline)}</td><td>{_t(r.met_at)}</td>"
+                    f"<td>{_e(r.detail)}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def _timeline(events: list[Event]) -> str:
+    shown = events[:MAX_TIMELINE]
+    rows = ["<table><tr><th>#</th><th>When</th><th>Who</th><th>What</th><th>Details</th></tr>"]
+    for event in shown:
+        rows.append(f'<tr data-event-id="{event.id}"><td>{event.id}</td><td>{_t(event.at)}</td>'
+                    f"<td>{_e(event.actor)}</td><td>{_e(event.type)}</td><td><code>{_e(_summary(event.data))}</code></td></tr>")
+    rows.append("</table>")
+    if len(events) > MAX_TIMELINE:
+        rows.append(f"<p>Only the first {MAX_TIMELINE} events are shown; the full history is in "
+                    "GET /api/instances/{id}/history and the audit export.</p>")
+    return "".join(rows)
+
+
+def _summary(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in data.items())[:600]
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _t(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _d(delta: timedelta | None) -> str:
+    if delta is None:
+        return "—"
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return (f"{days} d " if days else "") + f"{hours} h {mins:02d} min"
