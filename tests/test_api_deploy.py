@@ -138,3 +138,22 @@ def test_a_duration_written_as_a_timer_date_is_refused_at_deploy(api: ApiClient)
     assert "Duration" in refused.json()["errors"][0]["message"]
     relative = d.boundary_timers("td", escalation="P7D after ed_visit_date", escalation_kind="timeDate")
     assert api.deploy(lead, ("td.bpmn", relative)).status_code == 201
+
+
+def test_an_event_subprocess_started_by_a_message_is_refused_with_a_way_out(api: ApiClient) -> None:
+    body = ('<bpmn:subProcess id="esp" name="On readmission" triggeredByEvent="true">'
+            '<bpmn:startEvent id="es"><bpmn:messageEventDefinition messageRef="Msg_readmission"/></bpmn:startEvent>'
+            '<bpmn:userTask id="handle" name="Handle readmission"/><bpmn:endEvent id="ee"/>'
+            '<bpmn:sequenceFlow id="g1" sourceRef="es" targetRef="handle"/>'
+            '<bpmn:sequenceFlow id="g2" sourceRef="handle" targetRef="ee"/></bpmn:subProcess>')
+    xml = d.definitions(d.process("ev", d.node("startEvent", "s"), d.node("userTask", "work", "Work"),
+                                  d.node("endEvent", "e"), d.flow("f1", "s", "work"), d.flow("f2", "work", "e"), body),
+                        messages=("readmission",))
+    refused = api.deploy(api.user("clinical_lead"), ("ev.bpmn", xml))
+    assert refused.status_code == 422, refused.text
+    [problem] = [p for p in refused.json()["errors"] if p["element_id"] == "esp"]
+    assert "message boundary event" in problem["message"]
+    timer_started = xml.replace('<bpmn:messageEventDefinition messageRef="Msg_readmission"/>',
+                                '<bpmn:timerEventDefinition><bpmn:timeDuration>P7D</bpmn:timeDuration>'
+                                '</bpmn:timerEventDefinition>')
+    assert api.deploy(api.user("clinical_lead"), ("ev.bpmn", timer_started)).status_code == 201

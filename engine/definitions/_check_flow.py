@@ -121,6 +121,13 @@ def _subprocess_shape(site: Site) -> Iterator[Problem]:
         if not ends:
             yield site.problem(f"{describe(element)} has no end event. Open it and add an end event where "
                                "its steps finish.")
+        if element.get("triggeredByEvent") == "true" and any(
+                children_named(start, "messageEventDefinition", "signalEventDefinition") for start in starts):
+            yield site.problem(
+                f"{describe(element)} is an event subprocess started by a message or signal, which CarePath "
+                "cannot deliver yet (the message would wait unanswered). Draw it as a message boundary event "
+                "on a subprocess around the work it interrupts, or as a parallel branch that waits for the "
+                "message (with terminate end events, as the shipped transition-of-care pathway does).")
     elif name == "adHocSubProcess":
         if children_named(element, "startEvent", "endEvent"):
             yield site.problem(f"{describe(element)} contains start or end events, which an ad hoc "
