@@ -178,8 +178,25 @@ class EventOut(Out):
     data: dict[str, Any]
 
 
+class TaskTimelineOut(Out):
+    task_id: str
+    element_id: str
+    name: str
+    state: str
+    offered_to: list[str]
+    created_at: datetime
+    claimed_at: datetime | None
+    claimed_by: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+    due_date: datetime | None
+    waited_seconds: float = Field(description="from creation to completion, or to now while open")
+    late_by_seconds: float | None = Field(description="past the due date when completed (or now, while open)")
+
+
 class EventPage(Paged):
     items: list[EventOut]
+    tasks: list[TaskTimelineOut] = Field(default_factory=list, description="each human task's timeline")
 
 
 class NotificationOut(Out):

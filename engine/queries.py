@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,15 @@ from .persistence.tables import (
     User,
     UserGroup,
 )
-from .views import EventView, InstanceView, NotificationView, PathwayVersionView, TaskView, WaitView
+from .views import (
+    EventView,
+    InstanceView,
+    NotificationView,
+    PathwayVersionView,
+    TaskTimelineView,
+    TaskView,
+    WaitView,
+)
 
 
 @dataclass(frozen=True)
@@ -359,12 +367,43 @@ def task_counts(session: Session) -> list[dict[str, Any]]:
     return sorted(counts, key=lambda c: (c["group"] is None, c["group"] or "", c["state"]))
 
 
-def instance_history(session: Session, instance_id: str, *, limit: int = 200, offset: int = 0) -> Page:
-    """The instance's history, oldest first (the caller has checked the instance is visible)."""
+@dataclass(frozen=True)
+class HistoryPage(Page):
+    tasks: list[TaskTimelineView] = field(default_factory=list)
+
+
+def instance_history(session: Session, instance_id: str, *, limit: int = 200, offset: int = 0,
+                     now: datetime | None = None) -> HistoryPage:
+    """The instance's history, oldest first, with each human task's timeline (the caller has checked
+    the instance is visible)."""
     query = select(Event).where(Event.instance_id == instance_id)
     rows, total, exact = _page(session, query, [Event.id], limit, offset, exact_total=True)
     items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data) for e in rows]
-    return Page(items, total, limit, offset, exact)
+    return HistoryPage(items, total, limit, offset, exact, task_timeline(session, instance_id, now))
+
+
+def task_timeline(session: Session, instance_id: str, now: datetime | None = None) -> list[TaskTimelineView]:
+    """Each human task of the instance in the order they appeared: claimed when the history first gave it
+    an assignee; waited until completed (or until now, still open); late by how long past its due date."""
+    claims: dict[str, tuple[datetime, str]] = {}
+    for task_id, at, data in session.execute(
+            select(Event.task_id, Event.at, Event.data).where(Event.instance_id == instance_id,
+                                                              Event.task_id.is_not(None)).order_by(Event.id)):
+        if data.get("field") == "assignee" and data.get("new") and task_id not in claims:
+            claims[task_id] = (at, str(data["new"]))
+    out = []
+    for task in session.scalars(select(Task).where(Task.instance_id == instance_id).order_by(Task.created_at, Task.id)):
+        is_open = task.state in OPEN_TASK_STATES
+        end = task.completed_at or (now if is_open else None)
+        late = (end - task.due_date).total_seconds() if end and task.due_date and end > task.due_date else None
+        claim = claims.get(task.id) or ((task.created_at, task.assignee) if task.assignee else None)
+        out.append(TaskTimelineView(
+            task_id=task.id, element_id=task.element_id, name=task.name, state=task.state,
+            offered_to=[k.split(":", 1)[1] for k in task.audience or [] if not k.startswith("all:")],
+            created_at=task.created_at, claimed_at=claim[0] if claim else None, claimed_by=claim[1] if claim else None,
+            completed_at=task.completed_at, completed_by=task.completed_by, due_date=task.due_date,
+            waited_seconds=((end or task.created_at) - task.created_at).total_seconds(), late_by_seconds=late))
+    return out
 
 
 def list_notifications(session: Session, *, state: str | None = None, kind: str | None = None,

@@ -47,6 +47,26 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class TaskTimelineView:
+    """One human task of an episode, as an auditor reads it: when it appeared, was claimed and done,
+    by whom, how long it waited and how late it was (None when on time or not due)."""
+
+    task_id: str
+    element_id: str
+    name: str
+    state: str
+    offered_to: list[str]
+    created_at: datetime
+    claimed_at: datetime | None
+    claimed_by: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+    due_date: datetime | None
+    waited_seconds: float
+    late_by_seconds: float | None
+
+
+@dataclass(frozen=True)
 class NotificationView:
     id: int
     kind: str

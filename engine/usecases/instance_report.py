@@ -13,8 +13,9 @@ from sqlalchemy import select
 from ..application import CarePath
 from ..errors import NotFound
 from ..identity import Principal, instance_scope
-from ..persistence.tables import Event, Instance, PathwayVersion, Task
-from ..queries import instance_is_visible
+from ..persistence.tables import Event, Instance, PathwayVersion
+from ..queries import instance_is_visible, task_timeline
+from ..views import TaskTimelineView
 from .diagrams import pathway_diagram
 from .measures import evaluate_instance
 
@@ -39,12 +40,10 @@ def instance_report(app: CarePath, principal: Principal, instance_id: str) -> st
         if instance is None:
             raise NotFound(f"instance {instance_id} does not exist")
         version = session.get(PathwayVersion, instance.pathway_version_id)
-        tasks = list(session.scalars(select(Task).where(Task.instance_id == instance_id)
-                                     .order_by(Task.created_at, Task.id)))
+        tasks = task_timeline(session, instance_id, app.now())
         events = list(session.scalars(select(Event).where(Event.instance_id == instance_id)
                                       .order_by(Event.id).limit(MAX_TIMELINE + 1)))
         measures = evaluate_instance(app, session, instance)
-    claimed = _first_claims(events)
     key = version.key if version else instance.pathway_key
     number = version.version if version else 0
     svg = pathway_diagram(app, principal, key, number, instance_id) if version else ""
@@ -58,39 +57,27 @@ def instance_report(app: CarePath, principal: Principal, instance_id: str) -> st
                  ("Status", instance.status), ("Started", f"{_t(instance.created_at)} by {instance.started_by}"),
                  ("Ended", _t(instance.ended_at)), ("Report made", f"{_t(now)} for {principal.name}"))), "</dl>",
              "<h2>Path taken</h2>", f'<div class="diagram">{svg}</div>',
-             "<h2>Tasks</h2>", _tasks_table(tasks, claimed, now),
+             "<h2>Tasks</h2>", _tasks_table(tasks),
              "<h2>Quality measures</h2>", _measures_table(measures),
              "<h2>History</h2>", _timeline(events), "</body></html>\n"]
     return "".join(parts)
 
 
-def _first_claims(events: list[Event]) -> dict[str, tuple[datetime, str]]:
-    claims: dict[str, tuple[datetime, str]] = {}
-    for event in events:
-        if event.task_id and event.data.get("field") == "assignee" and event.data.get("new"):
-            claims.setdefault(event.task_id, (event.at, str(event.data["new"])))
-    return claims
-
-
-def _tasks_table(tasks: list[Task], claimed: dict[str, tuple[datetime, str]], now: datetime) -> str:
+def _tasks_table(tasks: list[TaskTimelineView]) -> str:
     if not tasks:
         return "<p>No human tasks.</p>"
     rows = ["<table><tr><th>Task</th><th>State</th><th>Offered to</th><th>Created</th><th>Claimed</th>"
             "<th>Completed</th><th>By</th><th>Waited</th><th>Due</th><th>Late</th></tr>"]
     for task in tasks:
-        claim = claimed.get(task.id)
-        end = task.completed_at or (now if task.state in ("ready", "in-progress", "on-hold") else None)
-        late = end - task.due_date if task.due_date and end and end > task.due_date else None
-        waited = (task.completed_at or now) - task.created_at
+        late = timedelta(seconds=task.late_by_seconds) if task.late_by_seconds else None
         late_cell = f'<span class="late">{_d(late)}</span>' if late else "—"
-        claim_cell = _e(f"{_t(claim[0])} by {claim[1]}") if claim else "—"
-        offered = ", ".join(k.split(":", 1)[1] for k in task.audience or [] if not k.startswith("all:")) or "everyone"
+        claim_cell = _e(f"{_t(task.claimed_at)} by {task.claimed_by}") if task.claimed_by else "—"
         rows.append(
-            f'<tr data-task-id="{_e(task.id)}" data-element-id="{_e(task.element_id)}">'
-            f"<td>{_e(task.name)}</td><td>{_e(task.state)}</td><td>{_e(offered)}</td><td>{_t(task.created_at)}</td>"
-            f"<td>{claim_cell}</td><td>{_t(task.completed_at)}</td>"
-            f"<td>{_e(task.completed_by or task.assignee or '—')}</td><td>{_d(waited)}</td>"
-            f"<td>{_t(task.due_date)}</td>"
+            f'<tr data-task-id="{_e(task.task_id)}" data-element-id="{_e(task.element_id)}">'
+            f"<td>{_e(task.name)}</td><td>{_e(task.state)}</td><td>{_e(', '.join(task.offered_to) or 'everyone')}</td>"
+            f"<td>{_t(task.created_at)}</td><td>{claim_cell}</td><td>{_t(task.completed_at)}</td>"
+            f"<td>{_e(task.completed_by or task.claimed_by or '—')}</td>"
+            f"<td>{_d(timedelta(seconds=task.waited_seconds))}</td><td>{_t(task.due_date)}</td>"
             f"<td>{late_cell}</td></tr>")
     rows.append("</table>")
     return "".join(rows)

@@ -170,7 +170,7 @@ def get_instance_history(app: CarePath, instance_id: str, principal: Principal, 
     with app.db.read() as session:
         if not instance_is_visible(session, instance_id, instance_scope(principal)):
             raise NotFound(f"instance {instance_id} does not exist")
-        return instance_history(session, instance_id, limit=limit, offset=offset)
+        return instance_history(session, instance_id, limit=limit, offset=offset, now=app.now())
 
 
 def get_instance_view(app: CarePath, instance_id: str, principal: Principal | None = None) -> InstanceView:

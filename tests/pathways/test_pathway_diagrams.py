@@ -99,5 +99,9 @@ def test_an_instance_report_is_one_self_contained_page(shipped: ApiClient, clock
                         "fmc-7": "not_applicable"}
     history = shipped.get(f"/api/instances/{instance['id']}/history", lead).json()
     assert len(page.xpath("//tr[@data-event-id]")) == history["total"]
+    [timeline] = [t for t in history["tasks"] if t["element_id"] == "call_patient"]
+    assert (timeline["claimed_by"], timeline["completed_by"], timeline["offered_to"]) == ("ana", "ana",
+                                                                                        ["care-coordinator"])
+    assert timeline["waited_seconds"] == (3 * 24 + 5) * 3600 and timeline["late_by_seconds"] == 5 * 3600
     outsider = shipped.user("coordinator", "elsewhere")
     assert shipped.get(f"/api/instances/{instance['id']}/report.html", outsider).status_code == 404
