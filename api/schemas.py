@@ -182,6 +182,16 @@ class EventPage(Paged):
     items: list[EventOut]
 
 
+class AuditEventOut(EventOut):
+    instance_id: str | None
+    patient_id: str | None = Field(description="the patient of the event's instance")
+    pathway: str | None = Field(description="the pathway key of the event's instance or pathway version")
+
+
+class AuditEventPage(Paged):
+    items: list[AuditEventOut]
+
+
 class NotificationOut(Out):
     id: int
     kind: str = Field(description="reminder or overdue")
