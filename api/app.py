@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from carepath.engine.application import CarePath
 from carepath.engine.scheduler import TimerScheduler
 
+from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
 from .errors import install_error_handlers
 from .metrics import install_metrics
 from .oidc import OidcVerifier
-from .routes import health, instances, messages, notifications, pathways, reports, tasks, users
+from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
 
 log = logging.getLogger("carepath")
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.state.settings = settings
     app.state.oidc = _oidc(settings)
     install_error_handlers(app)
+    install_path_only_access_log()
     install_metrics(app, engine)
-    for module in (health, pathways, instances, tasks, messages, notifications, users, reports):
+    for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit):
         app.include_router(module.router)
     return app

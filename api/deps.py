@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from carepath.engine.application import CarePath
 from carepath.engine.identity import Principal
+from carepath.engine.usecases.access import Client
 from carepath.engine.usecases.users import authenticate, check_not_deactivated
 
 from .oidc import OidcVerifier, looks_like_jwt
@@ -35,5 +36,13 @@ def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_
     return principal
 
 
+def access_client(request: Request) -> Client:
+    """Where a request came from, for the record of who read what (behind a proxy, run uvicorn with
+    --proxy-headers so the host is the client's)."""
+    return Client(host=request.client.host if request.client else None,
+                  user_agent=request.headers.get("user-agent"))
+
+
 EngineDep = Annotated[CarePath, Depends(get_engine)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+ClientDep = Annotated[Client, Depends(access_client)]

@@ -162,7 +162,7 @@ class InstanceOut(Out):
 
 
 class Paged(Out):
-    total: int = Field(description="matching rows, counted up to 200 (or to the end of the page asked for) "
+    total: int = Field(description="matching rows, counted up to 100 (or to the end of the page asked for) "
                        "unless exact_total=true; see total_exact")
     total_exact: bool = Field(description="false when more rows match than `total` says")
     limit: int
@@ -197,6 +197,16 @@ class TaskTimelineOut(Out):
 class EventPage(Paged):
     items: list[EventOut]
     tasks: list[TaskTimelineOut] = Field(default_factory=list, description="each human task's timeline")
+
+
+class AuditEventOut(EventOut):
+    instance_id: str | None
+    patient_id: str | None = Field(description="the patient of the event's instance")
+    pathway: str | None = Field(description="the pathway key of the event's instance or pathway version")
+
+
+class AuditEventPage(Paged):
+    items: list[AuditEventOut]
 
 
 class NotificationOut(Out):

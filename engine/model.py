@@ -52,6 +52,10 @@ def viewer_keys(user: str, groups: Iterable[str], *, everyone: bool = True) -> l
 WORKABLE_TASK_STATES = (TaskState.READY.value, TaskState.IN_PROGRESS.value)
 OPEN_TASK_STATES = (*WORKABLE_TASK_STATES, TaskState.ON_HOLD.value)
 
+# Reading a patient's record is recorded in the history table as this event type (usecases/access.py);
+# it is part of the audit trail, not of an instance's history of changes.
+RECORD_VIEWED = "record_viewed"
+
 
 @dataclass(frozen=True)
 class OpenTask:

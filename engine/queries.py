@@ -10,7 +10,7 @@ from sqlalchemy import Select, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from .model import OPEN_TASK_STATES, audience_key, viewer_keys
+from .model import OPEN_TASK_STATES, RECORD_VIEWED, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -374,9 +374,9 @@ class HistoryPage(Page):
 
 def instance_history(session: Session, instance_id: str, *, limit: int = 200, offset: int = 0,
                      now: datetime | None = None) -> HistoryPage:
-    """The instance's history, oldest first, with each human task's timeline (the caller has checked
-    the instance is visible)."""
-    query = select(Event).where(Event.instance_id == instance_id)
+    """The instance's history of changes, oldest first, with each human task's timeline (the caller has
+    checked the instance is visible); reads of the record are in the audit trail only."""
+    query = select(Event).where(Event.instance_id == instance_id, Event.type != RECORD_VIEWED)
     rows, total, exact = _page(session, query, [Event.id], limit, offset, exact_total=True)
     items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data) for e in rows]
     return HistoryPage(items, total, limit, offset, exact, task_timeline(session, instance_id, now))

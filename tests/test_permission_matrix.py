@@ -108,6 +108,10 @@ ROLE_EXPECTED: dict[str, dict[str, int]] = {
     "create_user": {"admin": 201, "auditor": 403, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
                     "boss": 403},
     "groups": {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403, "outsider": 403, "boss": 403},
+    "audit_events": {"admin": 200, "auditor": 200, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
+                     "boss": 403},
+    "audit_export": {"admin": 200, "auditor": 200, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
+                     "boss": 403},
 }
 ROLE_CASES = [(action, user, status) for action, by_user in ROLE_EXPECTED.items() for user, status in by_user.items()]
 
@@ -123,6 +127,8 @@ def _role_call(api: ApiClient, action: str, user: str) -> int:
         "users": lambda: api.get("/api/users", user),
         "create_user": lambda: api.post("/api/users", user, {"name": unique, "role": "auditor"}),
         "groups": lambda: api.get("/api/groups", user),
+        "audit_events": lambda: api.get("/api/audit/events", user, params={"patient_id": "pat-9"}),
+        "audit_export": lambda: api.get("/api/audit/export", user, params={"format": "fhir"}),
     }
     return requests[action]().status_code
 

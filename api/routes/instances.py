@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from carepath.engine.identity import instance_scope
 from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import list_instances
+from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.instance_report import instance_report
 from carepath.engine.usecases.instances import (
     cancel_instance,
@@ -19,7 +20,7 @@ from carepath.engine.usecases.instances import (
 )
 from carepath.engine.usecases.measures import instance_measures
 
-from ..deps import CurrentUser, EngineDep
+from ..deps import ClientDep, CurrentUser, EngineDep
 from ..schemas import (
     ERROR_RESPONSES,
     EXACT_TOTAL,
@@ -48,29 +49,37 @@ def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = 
 
 
 @router.get("/{instance_id}", response_model=InstanceOut)
-def get(instance_id: str, engine: EngineDep, user: CurrentUser) -> InstanceOut:
-    return InstanceOut.model_validate(get_instance_view(engine, instance_id, user))
+def get(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> InstanceOut:
+    view = get_instance_view(engine, instance_id, user)
+    record_access(engine, user, "instance", instance_id, client=client)
+    return InstanceOut.model_validate(view)
 
 
 @router.get("/{instance_id}/measures", response_model=list[MeasureResultOut])
-def measures(instance_id: str, engine: EngineDep, user: CurrentUser) -> list[MeasureResultOut]:
+def measures(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> list[MeasureResultOut]:
     """Where the episode stands on each quality measure its pathway declares, now."""
-    return [MeasureResultOut.model_validate(r.as_dict()) for r in instance_measures(engine, instance_id, user)]
+    results = instance_measures(engine, instance_id, user)
+    record_access(engine, user, "measures", instance_id, client=client)
+    return [MeasureResultOut.model_validate(r.as_dict()) for r in results]
 
 
 @router.get("/{instance_id}/report.html", response_class=HTMLResponse)
-def report(instance_id: str, engine: EngineDep, user: CurrentUser) -> HTMLResponse:
+def report(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> HTMLResponse:
     """The episode as one self-contained HTML page (no scripts): its path on the diagram, each task with
     who and when and whether it was late, the quality measures and the complete history."""
     page = instance_report(engine, user, instance_id)
+    record_access(engine, user, "report", instance_id, client=client)
     return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="instance-{instance_id}.html"'})
 
 
 @router.get("/{instance_id}/history", response_model=EventPage)
-def history(instance_id: str, engine: EngineDep, user: CurrentUser,
+def history(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0) -> EventPage:
-    """Every recorded change of the instance, oldest first: who, when, and the old and new values."""
-    return EventPage.model_validate(get_instance_history(engine, instance_id, user, limit=limit, offset=offset))
+    """Every recorded change of the instance, oldest first: who, when, and the old and new values
+    (reads of the record are in the audit trail, /api/audit/events)."""
+    page = get_instance_history(engine, instance_id, user, limit=limit, offset=offset)
+    record_access(engine, user, "history", instance_id, client=client)
+    return EventPage.model_validate(page)
 
 
 @router.post("/{instance_id}/cancel", response_model=InstanceOut)

@@ -10,12 +10,13 @@ from fastapi.responses import Response
 from carepath.engine.definitions import SourceFile
 from carepath.engine.errors import NotFound, PayloadTooLarge
 from carepath.engine.queries import list_pathways, pathway_source, pathway_versions
+from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
 from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
-from ..deps import CurrentUser, EngineDep
+from ..deps import ClientDep, CurrentUser, EngineDep
 from ..schemas import ERROR_RESPONSES, DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
 
 router = APIRouter(prefix="/api/pathways", tags=["pathways"], responses=ERROR_RESPONSES)
@@ -75,12 +76,14 @@ def source(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Resp
 
 @router.get("/{key}/versions/{version}/diagram.svg", response_class=Response,
             responses={200: {"content": {"image/svg+xml": {}}}})
-def diagram(key: str, version: int, engine: EngineDep, user: CurrentUser,
+def diagram(key: str, version: int, engine: EngineDep, user: CurrentUser, client: ClientDep,
             instance: Annotated[str | None, Query(description="an instance of this version: its path is "
                                                                 "highlighted")] = None) -> Response:
     """The diagram drawn from its own layout, as a self-contained SVG (no scripts); every element carries
     its BPMN id as `data-element-id`."""
     svg = pathway_diagram(engine, user, key, version, instance)
+    if instance is not None:  # an episode's path is part of the patient's record
+        record_access(engine, user, "diagram", instance, client=client)
     return Response(svg, media_type="image/svg+xml")
 
 

@@ -12,6 +12,7 @@ from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound, ValidationFailed
 from carepath.engine.identity import Principal, Role, sees_every_task
 from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
+from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.tasks import (
     assign_task,
     claim_task,
@@ -28,7 +29,7 @@ from carepath.engine.usecases.tasks import (
 )
 from carepath.engine.views import TaskView
 
-from ..deps import CurrentUser, EngineDep
+from ..deps import ClientDep, CurrentUser, EngineDep
 from ..schemas import (
     ERROR_RESPONSES,
     EXACT_TOTAL,
@@ -106,19 +107,22 @@ def _visible_or_404(engine: CarePath, session: Session, user: Principal, task_id
 
 
 @router.get("/{task_id}", response_model=TaskOut)
-def get(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
+def get(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> TaskOut:
     with engine.db.read() as session:
-        return TaskOut.model_validate(_visible_or_404(engine, session, user, task_id))
+        task = _visible_or_404(engine, session, user, task_id)
+    record_access(engine, user, "task", task.instance_id, task_id, client)
+    return TaskOut.model_validate(task)
 
 
 @router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True)
-def form(task_id: str, engine: EngineDep, user: CurrentUser) -> FormOut:
+def form(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> FormOut:
     """The form's JSON Schema and its current values: the instance's data under any saved draft."""
     with engine.db.read() as session:
         task = _visible_or_404(engine, session, user, task_id)
         found = task_form(session, task_id)
     if found is None:
         raise NotFound(f"task {task_id} does not exist")
+    record_access(engine, user, "form", task.instance_id, task_id, client)
     schema, data = found
     fields = set((schema or {}).get("properties", {}))
     current = {k: v for k, v in data.items() if k in fields} if schema else {}
@@ -172,10 +176,12 @@ def comment(task_id: str, body: CommentIn, engine: EngineDep, user: CurrentUser)
 
 
 @router.get("/{task_id}/comments", response_model=list[CommentOut])
-def comments(task_id: str, engine: EngineDep, user: CurrentUser) -> list[CommentOut]:
+def comments(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> list[CommentOut]:
     with engine.db.read() as session:
-        _visible_or_404(engine, session, user, task_id)
-        return [CommentOut.model_validate(c) for c in task_comments(session, task_id)]
+        task = _visible_or_404(engine, session, user, task_id)
+        found = [CommentOut.model_validate(c) for c in task_comments(session, task_id)]
+    record_access(engine, user, "comments", task.instance_id, task_id, client)
+    return found
 
 
 @router.put("/{task_id}/draft", response_model=TaskOut)

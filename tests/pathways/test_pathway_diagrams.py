@@ -105,3 +105,8 @@ def test_an_instance_report_is_one_self_contained_page(shipped: ApiClient, clock
     assert timeline["waited_seconds"] == (3 * 24 + 5) * 3600 and timeline["late_by_seconds"] == 5 * 3600
     outsider = shipped.user("coordinator", "elsewhere")
     assert shipped.get(f"/api/instances/{instance['id']}/report.html", outsider).status_code == 404
+    auditor = shipped.user("auditor")
+    viewed = shipped.get("/api/audit/events", auditor, params={"instance_id": instance["id"], "type": "record_viewed",
+                                                               "limit": 100}).json()["items"]
+    assert {(v["actor"], v["data"]["what"]) for v in viewed} >= {(lead, "report"), (lead, "history")}
+    assert (outsider, "report") not in {(v["actor"], v["data"]["what"]) for v in viewed}  # refused: not recorded
