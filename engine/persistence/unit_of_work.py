@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
+from .chain import as_stored, chain_of, event_hash, read_head
 from .tables import Event
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class UnitOfWork:
         self.app = app
         self._after_commit: list[Callable[[], None]] = []
         self._committed = False
+        self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row in this transaction
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
@@ -52,12 +54,13 @@ class UnitOfWork:
     def savepoint(self) -> Iterator[None]:
         """Part of the transaction that can fail alone: on an exception its changes, history rows and
         after-commit work are undone and the exception propagates; the rest of the transaction goes on."""
-        pending = len(self._after_commit)
+        pending, heads = len(self._after_commit), dict(self._heads)
         try:
             with self.session.begin_nested():
                 yield
         except BaseException:
             del self._after_commit[pending:]
+            self._heads = heads
             raise
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -65,5 +68,18 @@ class UnitOfWork:
 
     def record(self, type_: str, actor: str, *, instance_id: str | None = None, task_id: str | None = None,
                pathway_version_id: int | None = None, data: dict[str, Any] | None = None) -> None:
-        self.session.add(Event(type=type_, actor=actor, instance_id=instance_id, task_id=task_id,
-                               pathway_version_id=pathway_version_id, at=self.app.now(), data=data or {}))
+        """Append a history row to its instance's chain; the chain's head is read (and locked) once per
+        transaction and then kept here."""
+        chain = chain_of(instance_id)
+        head = self._heads.get(chain)
+        if head is None:
+            head = read_head(self.session, chain)
+        seq, prev_hash = head[0] + 1, head[1]
+        event = Event(type=type_, actor=actor, instance_id=instance_id, task_id=task_id,
+                      pathway_version_id=pathway_version_id, at=self.app.now(), data=as_stored(data or {}),
+                      chain=chain, seq=seq, prev_hash=prev_hash)
+        event.hash = event_hash(chain=chain, seq=seq, prev_hash=prev_hash, instance_id=instance_id,
+                                task_id=task_id, pathway_version_id=pathway_version_id, type=type_, actor=actor,
+                                at=event.at, data=event.data)
+        self._heads[chain] = (seq, event.hash)
+        self.session.add(event)
