@@ -20,6 +20,7 @@ from carepath.engine.persistence import migrate
 from carepath.engine.persistence.chain import event_hash, hash_of_row
 from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.tables import AuditCheckpoint, Event
+from carepath.engine.persistence.unit_of_work import UnitOfWork
 from carepath.engine.usecases.checkpoints import write_checkpoint
 from carepath.engine.usecases.tasks import comment_on_task, complete_task
 from carepath.engine.usecases.timers import fire_due_timers
@@ -216,6 +217,21 @@ def test_concurrent_writers_to_one_instance_never_fork_its_chain(api: ApiClient)
     assert sum(1 for r in chain if r.type == "task_comment") == threads * 5
     result = verify_history(api.engine, None)
     assert result.intact, result.problem
+
+
+def test_rows_of_a_savepoint_that_failed_leave_no_gap_in_the_chain(engine: CarePath) -> None:
+    with UnitOfWork(engine) as uow:
+        uow.record("kept", "a", instance_id="i1")
+        for flush_inside in (False, True):
+            with pytest.raises(RuntimeError), uow.savepoint():
+                uow.record("undone", "a", instance_id="i1")
+                if flush_inside:  # as when a measure reads this transaction's history
+                    uow.flush_history()
+                raise RuntimeError("this part fails alone")
+        uow.record("kept too", "a", instance_id="i1")
+        uow.commit()
+    assert [(r.seq, r.type) for r in _rows(engine, "i1")] == [(1, "kept"), (2, "kept too")]
+    assert verify_history(engine, None).intact
 
 
 def test_cli_verify_exits_0_when_intact_and_1_naming_the_broken_link(
