@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from carepath.engine.persistence.chain import event_hash, hash_of_row
 from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.tables import AuditCheckpoint, Event
 from carepath.engine.persistence.unit_of_work import UnitOfWork
+from carepath.engine.scheduler import TimerScheduler
 from carepath.engine.usecases.checkpoints import write_checkpoint
 from carepath.engine.usecases.tasks import comment_on_task, complete_task
 from carepath.engine.usecases.timers import fire_due_timers
@@ -81,6 +83,17 @@ def test_a_normal_history_verifies_clean_with_checkpoints(api: ApiClient, clock:
     chain = _rows(api.engine, ids["referral"])
     assert [r.seq for r in chain] == list(range(1, len(chain) + 1))
     assert all(r.hash == hash_of_row(r) for r in chain)
+
+
+def test_the_sweep_signs_new_history_when_a_key_is_configured(api: ApiClient, clock: ManualClock) -> None:
+    _history(api, clock)
+    TimerScheduler(api.engine).sweep()  # no key: nothing signed
+    keyed = CarePath(api.engine.db, clock, replace(api.engine.config, audit_key=KEY))
+    sweeper = TimerScheduler(keyed)
+    sweeper.sweep()
+    sweeper.sweep()  # nothing new since
+    result = verify_history(api.engine, KEY)
+    assert result.intact and result.checkpoints == 1
 
 
 def test_without_a_key_chains_are_still_verified_and_checkpoints_are_skipped(api: ApiClient,
