@@ -27,6 +27,16 @@ def _json_object(value: str, name: str, shape: str) -> dict[str, Any]:
     return parsed
 
 
+MIN_AUDIT_KEY_LENGTH = 32
+
+
+def check_audit_key(value: str | None) -> str | None:
+    if value is not None and len(value.strip()) < MIN_AUDIT_KEY_LENGTH:
+        raise ValueError(f"CAREPATH_AUDIT_KEY must be at least {MIN_AUDIT_KEY_LENGTH} characters (for example "
+                         "the output of `openssl rand -hex 32`)")
+    return value
+
+
 def shipped_pathways_dir() -> Path:
     import carepath.pathways as pathways
 
@@ -62,6 +72,9 @@ class Settings(BaseSettings):
     # Retries of a failing timer: R<attempts>/<first delay>, doubling each time (overrides the two above).
     timer_retry: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Signs the history's checkpoints (HMAC-SHA256). Keep it outside the database (a secret store, the
+    # environment); without it no checkpoints are written and `carepath audit verify` warns.
+    audit_key: str | None = None
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
@@ -96,6 +109,11 @@ class Settings(BaseSettings):
         except (ValueError, TypeError, AttributeError) as exc:
             raise ValueError(f"CAREPATH_DEADLINE_ALERTS: {exc}") from None
         return value
+
+    @field_validator("audit_key")
+    @classmethod
+    def _audit_key_is_strong(cls, value: str | None) -> str | None:
+        return check_audit_key(value)
 
     @field_validator("timer_retry")
     @classmethod
@@ -135,6 +153,7 @@ class Settings(BaseSettings):
             lane_groups=json.loads(self.lane_groups),
             calendars=Calendars.from_settings(json.loads(self.calendars), self.default_calendar),
             deadline_alerts=alerts_by_pathway(json.loads(self.deadline_alerts)),
+            audit_key=self.audit_key.encode() if self.audit_key else None,
         )
 
     def pathways_path(self) -> Path:

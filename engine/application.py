@@ -36,6 +36,8 @@ class EngineConfig:
     deadline_alerts: dict[str, DeadlineAlerts] = field(default_factory=lambda: alerts_by_pathway(None))
     notification_max_attempts: int = 5
     notification_retry_base: timedelta = timedelta(seconds=30)
+    # Signs the history's checkpoints (HMAC-SHA256); never stored in the database. None: no checkpoints.
+    audit_key: bytes | None = None
 
     def alerts_for(self, pathway_key: str) -> DeadlineAlerts:
         return self.deadline_alerts.get(pathway_key) or self.deadline_alerts.get("*") or DeadlineAlerts()

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from .application import CarePath
+from .usecases.checkpoints import write_checkpoint
 from .usecases.messages import expire_messages
 from .usecases.notifications import deliver_notifications, next_notification_time
 from .usecases.projections import fold_task_counts
@@ -75,6 +76,10 @@ class TimerScheduler:
             fold_task_counts(self.app)
         except Exception:
             log.exception("folding the open-task counts failed")
+        try:
+            write_checkpoint(self.app)
+        except Exception:
+            log.exception("writing the audit checkpoint failed")
 
     def _rearm(self) -> None:
         due = [t for t in (next_due_time(self.app), next_notification_time(self.app)) if t is not None]

@@ -215,10 +215,14 @@ class TaskCandidate(Base):
 
 
 class Event(Base):
-    """Append-only history: one row per state change."""
+    """Append-only history: one row per state change, hash-chained per instance (see `chain.py`)."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_instance_id_id", "instance_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_instance_id_id", "instance_id", "id"),
+        # Two writers can never both append seq N to a chain; also the head lookup and verify's order.
+        Index("uq_events_chain_seq", "chain", "seq", unique=True),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     instance_id: Mapped[str | None] = mapped_column(String(36))
     task_id: Mapped[str | None] = mapped_column(String(36))
@@ -227,6 +231,23 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]
     data: Mapped[dict[str, Any]]
+    chain: Mapped[str] = mapped_column(String(36))  # the instance id, or "system"
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the chain
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """The heads of the chains that changed since the checkpoint before, signed with a key kept outside the
+    database (HMAC-SHA256 over this row's content and the previous checkpoint's MAC)."""
+
+    __tablename__ = "audit_checkpoints"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)  # 1, 2, ...: two sweeps cannot both write N
+    at: Mapped[datetime]
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    heads: Mapped[dict[str, Any]]  # {chain: [seq, hash]}
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 class Timer(Base):

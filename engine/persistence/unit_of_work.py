@@ -1,6 +1,9 @@
 """One state change = one transaction: `with UnitOfWork(app) as uow: ...; uow.commit()`.
 
-Leaving the block without commit rolls back. History rows are appended through `record`.
+Leaving the block without commit rolls back. History rows are appended through `record`; they are
+held here and written at commit, after every other change has been flushed, because appending takes
+each chain's lock (see `chain.py`): taken last and in chain order, that lock never closes a cycle with
+the row locks a transaction takes, and it is held only for the last statements of the transaction.
 Work to do only once the transaction is durable (putting a workflow back into the cache,
 waking the scheduler) is registered with `after_commit`.
 """
@@ -15,6 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
+from .chain import as_stored, chain_of, hash_of_row, read_head
 from .tables import Event
 
 log = logging.getLogger(__name__)
@@ -25,6 +29,8 @@ class UnitOfWork:
         self.app = app
         self._after_commit: list[Callable[[], None]] = []
         self._committed = False
+        self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row written so far
+        self._history: list[Event] = []  # recorded, not yet written
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
@@ -45,6 +51,9 @@ class UnitOfWork:
                     log.exception("work after a commit failed")
 
     def commit(self) -> None:
+        if self._history:
+            self.session.flush()  # every row lock this transaction takes, before any chain lock
+            self.flush_history()
         self.session.commit()
         self._committed = True
 
@@ -52,12 +61,15 @@ class UnitOfWork:
     def savepoint(self) -> Iterator[None]:
         """Part of the transaction that can fail alone: on an exception its changes, history rows and
         after-commit work are undone and the exception propagates; the rest of the transaction goes on."""
-        pending = len(self._after_commit)
+        pending, heads, history = len(self._after_commit), dict(self._heads), list(self._history)
         try:
             with self.session.begin_nested():
                 yield
         except BaseException:
             del self._after_commit[pending:]
+            # Fresh rows: any of them written inside the savepoint (flush_history) were rolled back with it.
+            self._history = [_unwritten(e) for e in history]
+            self._heads = heads
             raise
 
     def after_commit(self, callback: Callable[[], None]) -> None:
@@ -65,5 +77,25 @@ class UnitOfWork:
 
     def record(self, type_: str, actor: str, *, instance_id: str | None = None, task_id: str | None = None,
                pathway_version_id: int | None = None, data: dict[str, Any] | None = None) -> None:
-        self.session.add(Event(type=type_, actor=actor, instance_id=instance_id, task_id=task_id,
-                               pathway_version_id=pathway_version_id, at=self.app.now(), data=data or {}))
+        self._history.append(Event(type=type_, actor=actor, instance_id=instance_id, task_id=task_id,
+                                   pathway_version_id=pathway_version_id, at=self.app.now(),
+                                   data=as_stored(data or {}), chain=chain_of(instance_id)))
+
+    def flush_history(self) -> None:
+        """Write the recorded history rows now, chained after each chain's head (read and locked once per
+        chain and transaction). Called by `commit`; call it earlier only to read this transaction's rows."""
+        events, self._history = self._history, []
+        for chain in sorted({e.chain for e in events} - self._heads.keys()):
+            self._heads[chain] = read_head(self.session, chain)
+        for event in events:
+            seq, prev_hash = self._heads[event.chain]
+            event.seq, event.prev_hash = seq + 1, prev_hash
+            event.hash = hash_of_row(event)
+            self._heads[event.chain] = (event.seq, event.hash)
+        self.session.add_all(events)
+        self.session.flush()
+
+
+def _unwritten(event: Event) -> Event:
+    return Event(type=event.type, actor=event.actor, instance_id=event.instance_id, task_id=event.task_id,
+                 pathway_version_id=event.pathway_version_id, at=event.at, data=event.data, chain=event.chain)

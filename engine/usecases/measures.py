@@ -57,6 +57,7 @@ def record_measure_outcomes(uow: UnitOfWork, instance: Instance, actor: str) -> 
     """Every declared measure's status into the history, in one event: when an episode ends, and again
     when the window of a measure still open at the end closes (a `measure` timer at the earliest such
     deadline), so the history ends with each measure's final outcome."""
+    uow.flush_history()  # the completions recorded by this transaction count too
     results = evaluate_instance(uow.app, uow.session, instance)
     if not results:
         return

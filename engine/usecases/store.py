@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import undefer
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -34,6 +34,10 @@ def with_conflict_retries(app: CarePath, action: Callable[[], T]) -> T:
             last = exc
         except OperationalError as exc:
             if not is_serialization_failure(exc):
+                raise
+            last = exc
+        except IntegrityError as exc:  # another writer appended to the same history chain first
+            if "uq_events_chain_seq" not in str(exc) and "events.chain, events.seq" not in str(exc):
                 raise
             last = exc
     raise Conflict("the instance was changed by another request at the same time; try again") from last

@@ -1,0 +1,78 @@
+"""Tamper evidence for the history: every event row carries a hash over its content and the previous
+row's hash, in one chain per instance ("system" for the rare events with no instance).
+
+Format v1: `hash = sha256(canonical JSON of {chain, seq, prev_hash, instance_id, task_id,
+pathway_version_id, type, actor, at, data})`, where canonical JSON has sorted keys, no spaces, UTF-8,
+and `at` is ISO 8601 in UTC with microseconds. The row id is left out: the database assigns it at
+insert, and the chain's order is `seq`. The first row of a chain has `prev_hash = GENESIS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from .tables import Event
+
+SYSTEM_CHAIN = "system"
+GENESIS = "0" * 64
+
+
+def chain_of(instance_id: str | None) -> str:
+    return instance_id or SYSTEM_CHAIN
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """The data as it reads back from a JSON column (tuples become lists, keys strings), so that the
+    hash taken at write time is the one recomputed from the row."""
+    stored: dict[str, Any] = json.loads(json.dumps(data))
+    return stored
+
+
+def event_hash(*, chain: str, seq: int, prev_hash: str, instance_id: str | None, task_id: str | None,
+               pathway_version_id: int | None, type: str, actor: str, at: datetime,
+               data: dict[str, Any]) -> str:
+    content = {"chain": chain, "seq": seq, "prev_hash": prev_hash, "instance_id": instance_id,
+               "task_id": task_id, "pathway_version_id": pathway_version_id, "type": type, "actor": actor,
+               "at": at.astimezone(UTC).isoformat(timespec="microseconds"), "data": data}
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def hash_of_row(row: Any) -> str:
+    """The hash an event row (ORM object or result row) should carry."""
+    return event_hash(chain=row.chain, seq=row.seq, prev_hash=row.prev_hash, instance_id=row.instance_id,
+                      task_id=row.task_id, pathway_version_id=row.pathway_version_id, type=row.type,
+                      actor=row.actor, at=row.at, data=row.data)
+
+
+def checkpoint_mac(key: bytes, *, seq: int, at: datetime, last_event_id: int, heads: dict[str, Any],
+                   prev_mac: str) -> str:
+    content = {"seq": seq, "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+               "last_event_id": last_event_id, "heads": heads, "prev_mac": prev_mac}
+    return hmac.new(key, canonical_json(content).encode(), hashlib.sha256).hexdigest()
+
+
+def lock_key(chain: str) -> int:
+    """A PostgreSQL advisory lock key for a chain (a collision only makes two chains wait for each other)."""
+    return int.from_bytes(hashlib.sha256(b"carepath-chain:" + chain.encode()).digest()[:8], "big", signed=True)
+
+
+def read_head(session: Session, chain: str) -> tuple[int, str]:
+    """The chain's last (seq, hash), locked for the rest of the transaction so that no other writer can
+    append to it meanwhile: an advisory lock on PostgreSQL (read committed, so the read that follows sees
+    the latest commit); SQLite writes are serialized by BEGIN IMMEDIATE already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(chain)})
+    head = session.execute(select(Event.seq, Event.hash).where(Event.chain == chain)
+                           .order_by(Event.seq.desc()).limit(1)).first()
+    return (head[0], head[1]) if head else (0, GENESIS)
