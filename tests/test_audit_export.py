@@ -19,6 +19,7 @@ from carepath.engine.audit import AuditFilter, AuditRecord
 from carepath.engine.audit_export import CHUNK_ROWS, CSV_COLUMNS, export_chunks
 from carepath.engine.clock import ManualClock
 from carepath.engine.identity import Principal, Role
+from carepath.engine.persistence.chain import event_hash, read_head
 from carepath.engine.persistence.tables import Event
 from carepath.engine.usecases.audit import export_audit
 from tests.support.api import ApiClient
@@ -188,10 +189,18 @@ def test_csv_and_jsonl_carry_the_same_events(api: ApiClient, clock: ManualClock)
 
 
 def _many_events(engine: CarePath, instance_id: str, count: int) -> None:
+    """Bulk rows that extend the instance's hash chain as the product would, so the history stays valid."""
     at = engine.now()
-    rows = [{"instance_id": instance_id, "task_id": None, "pathway_version_id": None, "type": "task_comment",
-             "actor": "coord", "at": at, "data": {"text": f"note {n} " + "x" * 400}} for n in range(count)]
     with engine.db.write_sessions() as session:
+        seq, prev = read_head(session, instance_id)
+        rows = []
+        for n in range(count):
+            seq += 1
+            row = {"instance_id": instance_id, "task_id": None, "pathway_version_id": None, "type": "task_comment",
+                   "actor": "coord", "at": at, "data": {"text": f"note {n} " + "x" * 400}, "chain": instance_id,
+                   "seq": seq, "prev_hash": prev}
+            row["hash"] = prev = event_hash(**row)
+            rows.append(row)
         session.execute(insert(Event), rows)
         session.commit()
 
