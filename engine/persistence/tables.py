@@ -145,6 +145,7 @@ class Instance(Base):
               sqlite_where=ACTIVE_SQL, postgresql_where=ACTIVE_SQL),
         Index("ix_instances_status_created_at", "status", "created_at"),
         Index("ix_instances_created_at_id", "created_at", "id"),
+        Index("ix_instances_pathway_key_created_at", "pathway_key", "created_at"),  # audit: by pathway
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     pathway_version_id: Mapped[int] = mapped_column(ForeignKey("pathway_versions.id"), index=True)
@@ -222,6 +223,10 @@ class Event(Base):
         Index("ix_events_instance_id_id", "instance_id", "id"),
         # Two writers can never both append seq N to a chain; also the head lookup and verify's order.
         Index("uq_events_chain_seq", "chain", "seq", unique=True),
+        # The audit trail's filters (GET /api/audit/events): by user, by event type, by time.
+        Index("ix_events_actor_id", "actor", "id"),
+        Index("ix_events_type_id", "type", "id"),
+        Index("ix_events_at_id", "at", "id"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     instance_id: Mapped[str | None] = mapped_column(String(36))
