@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+import carepath.pathways as carepath_pathways
 from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.persistence.tables import Instance
 
+from .audit import measure_audit
 from .common import add_user, fresh_database, log, running_server
 from .cycle import measure_engine_cycle
 from .footprint import start_shipped, state_sizes, touch_instances
@@ -29,9 +31,11 @@ from .timers import measure_timers
 from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
-        "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300}}
+        "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300},
+        "audit": 1_000_000}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
-                         "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50}}
+                         "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50},
+                         "audit": 20_000}
 
 
 def main() -> None:
@@ -41,9 +45,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--only", choices=["all", "worklist", "timers"], default="all",
-                        help="one phase only: 'worklist' (worklist latency) or 'timers' (timer lateness, "
-                        "PostgreSQL); 'all' runs everything but the timer phase")
+    parser.add_argument("--only", choices=["all", "worklist", "timers", "audit"], default="all",
+                        help="one phase only: 'worklist' (worklist latency), 'timers' (timer lateness, "
+                        "PostgreSQL) or 'audit' (a streamed export of 1,000,000 history rows, the cost of "
+                        "recording a read); 'all' runs everything but the timer and audit phases")
     parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="worker process counts for the timer phase (default 1 2)")
     parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
@@ -62,6 +67,11 @@ def main() -> None:
         results["database"] = "postgresql"
         results["timers"] = [measure_timers(lambda: fresh_database(args.database_url, args.out), n,
                                             **sizes["timers"]) for n in args.timer_workers]
+    elif args.only == "audit":
+        database_url = fresh_database(args.database_url, args.out)
+        results["database"] = Database(database_url).dialect
+        _deploy_shipped(database_url)
+        results["audit"] = measure_audit(database_url, args.out, sizes["audit"])
     elif args.only == "worklist":
         database_url = fresh_database(args.database_url, args.out)
         results["database"] = Database(database_url).dialect
@@ -121,6 +131,18 @@ def _worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str
             out["worklist"][str(total)] = measure_worklist(server.url, personas, sizes["requests"])
         out["worklist_plans"] = explain(database_url)
     return out
+
+
+def _deploy_shipped(database_url: str) -> None:
+    """The shipped pathways, so bulk rows have a pathway version to point at."""
+    from carepath.api.bootstrap import deploy_directory, system_clock
+    from carepath.engine.application import CarePath
+
+    app = CarePath(Database(database_url), system_clock)
+    try:
+        deploy_directory(app, Path(carepath_pathways.__file__).parent)
+    finally:
+        app.db.dispose()
 
 
 def _template_state(database_url: str) -> str:

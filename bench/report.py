@@ -63,6 +63,16 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"  state {key}: avg {size['avg_state_bytes']} B, max {size['max_state_bytes']} B")
         memory = results["memory"]
         lines.append("  server RSS MB: " + ", ".join(f"{k} {v}" for k, v in memory.items()))
+    audit = results.get("audit")
+    if audit:
+        lines.append(f"  audit trail: {audit['events']:,} chained history rows (loaded in {audit['load_seconds']} s)")
+        for export in audit["exports"]:
+            lines.append(f"    export {export['format']}: {export['lines']:,} lines, {export['megabytes']} MB in "
+                         f"{export['seconds']} s ({export['rows_per_second']:,}/s, first byte "
+                         f"{export['first_byte_s']} s); server RSS {export['server_rss_mb_before']} -> peak "
+                         f"{export['server_rss_mb_peak']} MB")
+        read = audit["recording_a_read"]
+        lines.append(f"    recording one read of a record: p50 {read['p50_ms']} ms, p95 {read['p95_ms']} ms")
     for name, target in results["targets"].items():
         lines.append(f"  target {name}: {target['measured']} vs {target['target']} -> "
                      f"{'met' if target['met'] else 'MISSED'}")
