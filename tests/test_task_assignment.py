@@ -329,3 +329,24 @@ def test_a_priority_outside_0_to_100_is_refused_at_deploy(api: ApiClient) -> Non
         refused = api.deploy(admin, ("p.bpmn", camunda_task("pr", priority=bad)))
         assert refused.status_code == 422 and "0 to 100" in refused.json()["errors"][0]["message"], bad
     assert api.deploy(admin, ("p.bpmn", camunda_task("pr", priority="${urgency}"))).status_code == 201
+
+
+def test_every_history_entry_of_an_instance_names_its_pathway_version(api: ApiClient) -> None:
+    from sqlalchemy import select
+
+    from carepath.engine.persistence.tables import Event, Instance
+
+    admin = api.user("admin")
+    task = _first_task(api, admin, camunda_task("pv", candidateGroups="pharmacy"))
+    ana = api.user("coordinator", "pharmacy", name="ana")
+    boss = api.user("supervisor", "pharmacy")
+    url = f"/api/tasks/{task['id']}"
+    for action, user, body in (("claim", ana, None), ("hold", ana, {"reason": "waiting"}),
+                               ("resume", ana, {"reason": "back"}), ("priority", boss, {"priority": 80}),
+                               ("comments", ana, {"text": "left voicemail"}), ("complete", ana, {"data": {}})):
+        assert api.post(f"{url}/{action}", user, body).status_code in (200, 201), action
+    with api.engine.db.read() as session:
+        version = session.scalar(select(Instance.pathway_version_id).where(Instance.id == task["instance_id"]))
+        rows = session.execute(select(Event.type, Event.pathway_version_id).where(
+            Event.instance_id == task["instance_id"])).all()
+    assert len(rows) > 6 and {v for _, v in rows} == {version}, [r for r in rows if r[1] != version]

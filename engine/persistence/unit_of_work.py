@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from .chain import as_stored, chain_of, hash_of_row, read_head
-from .tables import Event
+from .tables import Event, Instance
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class UnitOfWork:
         """Write the recorded history rows now, chained after each chain's head (read and locked once per
         chain and transaction). Called by `commit`; call it earlier only to read this transaction's rows."""
         events, self._history = self._history, []
+        self._fill_pathway_versions(events)
         for chain in sorted({e.chain for e in events} - self._heads.keys()):
             self._heads[chain] = read_head(self.session, chain)
         for event in events:
@@ -94,6 +96,19 @@ class UnitOfWork:
             self._heads[event.chain] = (event.seq, event.hash)
         self.session.add_all(events)
         self.session.flush()
+
+
+    def _fill_pathway_versions(self, events: list[Event]) -> None:
+        """Every entry about an instance names the pathway version it ran (task actions record only the
+        task and its instance): one read for all of them, before they are hashed."""
+        missing = {e.instance_id for e in events if e.instance_id and e.pathway_version_id is None}
+        if not missing:
+            return
+        rows = self.session.execute(select(Instance.id, Instance.pathway_version_id).where(Instance.id.in_(missing)))
+        versions: dict[str, int] = dict(rows.all())
+        for event in events:
+            if event.instance_id and event.pathway_version_id is None:
+                event.pathway_version_id = versions.get(event.instance_id)
 
 
 def _unwritten(event: Event) -> Event:
