@@ -32,6 +32,7 @@ SYSTEM_ACTORS = frozenset({SYSTEM.name, SCHEDULER.name})
 REST = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"}
 APPLICATION_ACTIVITY = {"system": DICOM, "code": "110100", "display": "Application Activity"}
 SECURITY_ATTRIBUTES = {"system": DICOM, "code": "110137", "display": "User Security Attributes Changed"}
+AUDIT_LOG_USED = {"system": DICOM, "code": "110101", "display": "Audit Log Used"}
 
 # CarePath event type -> (AuditEvent.type, restful interaction or None, action).
 _USER_UPDATES = ("task_claimed", "task_unclaimed", "task_assigned", "task_delegated", "task_resolved", "task_held",
@@ -54,6 +55,7 @@ MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     "user_groups_changed": (SECURITY_ATTRIBUTES, None, "U"),
     "user_deactivated": (SECURITY_ATTRIBUTES, None, "U"),
     "token_revoked": (SECURITY_ATTRIBUTES, None, "D"),
+    "audit_log_used": (AUDIT_LOG_USED, None, "R"),
 }
 # Anything else (timer_fired, incident, call_bound, measure_outcomes, alerts, notifications, types added
 # later) is the engine executing part of a pathway.

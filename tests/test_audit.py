@@ -101,7 +101,22 @@ def test_order_and_paging(api: ApiClient) -> None:
     assert [e["id"] for e in oldest["items"]] == sorted(e["id"] for e in oldest["items"])
     everything = _events(api, exact_total=True, limit=1)
     assert everything["total_exact"] is True
-    assert everything["total"] == len(_events(api, limit=1000)["items"])
+    # Each read of the audit trail is itself recorded ("Audit Log Used"): the second read sees the first.
+    assert everything["total"] + 1 == len(_events(api, limit=1000)["items"])
+
+
+def test_reading_and_exporting_the_audit_trail_is_recorded(api: ApiClient) -> None:
+    _setup(api)
+    asked = api.get("/api/audit/events", "auditor", params={"user": "coord", "type": "task_completed"})
+    assert asked.status_code == 200
+    assert api.get("/api/audit/export", "auditor", params={"format": "csv",
+                                                          "from": "2026-01-01T00:00:00Z"}).status_code == 200
+    used = _events(api, type="audit_log_used", order="oldest")["items"]
+    assert [(e["actor"], e["data"]["what"]) for e in used[:2]] == [("auditor", "events"), ("auditor", "export")]
+    assert used[0]["data"]["filters"] == {"actor": "coord", "types": ["task_completed"]}
+    assert used[1]["data"]["format"] == "csv" and used[1]["data"]["filters"]["since"].startswith("2026-01-01")
+    assert api.get("/api/audit/events", "coord").status_code == 403  # refused: not a use of the log
+    assert len(_events(api, type="audit_log_used")["items"]) == 4  # the two above and the two reads of it
 
 
 def test_time_window_needs_an_offset_and_names_the_parameter(api: ApiClient) -> None:

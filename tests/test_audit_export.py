@@ -144,7 +144,8 @@ def test_fhir_export_is_valid_r4_audit_events(api: ApiClient, clock: ManualClock
     response = api.get("/api/audit/export", "auditor", params={"format": "fhir"})
     assert response.headers["content-type"].startswith("application/fhir+ndjson")
     resources = [json.loads(line) for line in response.text.splitlines()]
-    assert len(resources) == len(_export(api, "jsonl").splitlines()) > 5
+    # Each export is itself recorded first ("Audit Log Used"), so the later one carries one more row.
+    assert len(resources) + 1 == len(_export(api, "jsonl").splitlines()) > 5
     for resource in resources:
         check_r4_audit_event(resource)
     by_type = {r["subtype"][-1]["code"]: r for r in resources}
@@ -176,7 +177,8 @@ def test_csv_and_jsonl_carry_the_same_events(api: ApiClient, clock: ManualClock)
     rows = list(csv.DictReader(io.StringIO(_export(api, "csv"))))
     lines = [json.loads(line) for line in _export(api, "jsonl").splitlines()]
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert [int(r["id"]) for r in rows] == [e["id"] for e in lines] == sorted(e["id"] for e in lines)
+    assert lines[-1]["type"] == "audit_log_used"  # the JSON Lines export itself, recorded after the CSV one
+    assert [int(r["id"]) for r in rows] == [e["id"] for e in lines][:-1] == sorted(e["id"] for e in lines)[:-1]
     completed = next(r for r in rows if r["type"] == "task_completed")
     assert (completed["patient_id"], completed["pathway"], completed["task_id"]) == ("pat-7", "alpha",
                                                                                      story["task_id"])
@@ -210,11 +212,12 @@ def test_ten_thousand_events_export_in_every_format(api: ApiClient, clock: Manua
     _many_events(api.engine, story["instance_id"], 10_500)
     expected = api.get("/api/audit/events", "auditor", params={"exact_total": True, "limit": 1}).json()["total"]
     assert expected > 10_500
+    # Every read of the trail adds one "Audit Log Used" row before it is answered.
     jsonl = [json.loads(line) for line in _export(api, "jsonl").splitlines()]
-    assert len(jsonl) == expected and [e["id"] for e in jsonl] == list(range(1, expected + 1))
-    assert len(list(csv.DictReader(io.StringIO(_export(api, "csv"))))) == expected
+    assert len(jsonl) == expected + 1 and [e["id"] for e in jsonl] == list(range(1, expected + 2))
+    assert len(list(csv.DictReader(io.StringIO(_export(api, "csv"))))) == expected + 2
     fhir = _export(api, "fhir").splitlines()
-    assert len(fhir) == expected
+    assert len(fhir) == expected + 3
     check_r4_audit_event(json.loads(fhir[-1]))
 
 
@@ -252,9 +255,10 @@ def test_export_reads_nothing_until_taken_then_a_batch_at_a_time(engine: CarePat
     story = _story(api, clock)
     _many_events(engine, story["instance_id"], 3_000)
     statements: list[str] = []
-    event.listen(engine.db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     chunks = export_audit(engine, Principal("auditor", Role.AUDITOR), AuditFilter(), "csv", observer="x")
-    assert statements == []  # checked, not yet read
+    # Checked and its use recorded ("Audit Log Used") at once; the events themselves are not read yet.
+    event.listen(engine.db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    assert statements == []
     assert next(chunks).startswith("id,at,type")
     assert next(chunks).count("\n") == CHUNK_ROWS
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1

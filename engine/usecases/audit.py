@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import datetime
 
 from ..application import CarePath
 from ..audit import AuditFilter, list_audit_events, stream_audit_records
 from ..audit_export import FORMATS, export_chunks
 from ..errors import Problem, ValidationFailed
 from ..identity import Principal, Role, require_role
+from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page
 
 EXPORT_BATCH = 1000
@@ -18,6 +21,7 @@ def audit_events(app: CarePath, principal: Principal, filters: AuditFilter, *, l
                  exact_total: bool = False) -> Page:
     require_role(principal, Role.AUDITOR, action="Reading the audit trail")
     _check_window(filters)
+    _record_use(app, principal, "events", filters)
     with app.db.read() as session:
         return list_audit_events(session, filters, limit=limit, offset=offset, exact_total=exact_total)
 
@@ -31,6 +35,7 @@ def export_audit(app: CarePath, principal: Principal, filters: AuditFilter, fmt:
         message = f"format must be one of {', '.join(FORMATS)}"
         raise ValidationFailed(message, [Problem(message, field="format")])
     _check_window(filters)
+    _record_use(app, principal, "export", filters, fmt)
     return _chunks(app, filters, fmt, observer)
 
 
@@ -46,3 +51,14 @@ def _check_window(filters: AuditFilter) -> None:
             raise ValidationFailed(message, [Problem(message, field=name)])
     if filters.since and filters.until and filters.since > filters.until:
         raise ValidationFailed("from is after to", [Problem("from is after to", field="from")])
+
+
+def _record_use(app: CarePath, principal: Principal, what: str, filters: AuditFilter, fmt: str | None = None) -> None:
+    """Reading the audit trail is itself recorded (DICOM "Audit Log Used"): who, when, what they asked."""
+    asked = {key: (value.isoformat() if isinstance(value, datetime) else list(value) if isinstance(value, tuple)
+                   else value)
+             for key, value in asdict(filters).items() if value not in (None, ()) and key != "newest_first"}
+    with UnitOfWork(app) as uow:
+        uow.record("audit_log_used", principal.name, data={"what": what, "filters": asked,
+                                                            **({"format": fmt} if fmt else {})})
+        uow.commit()
