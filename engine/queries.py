@@ -130,6 +130,15 @@ def instances_visible_to(session: Session, user: str, groups: frozenset[str]) ->
     return (Instance.started_by == user) | Instance.id.in_(involved)
 
 
+def readable_instance(session: Session, instance_id: str,
+                      visible_to: tuple[str, frozenset[str]] | None) -> Instance | None:
+    """The instance, or None when it does not exist or the user may not read it."""
+    query = select(Instance).where(Instance.id == instance_id)
+    if visible_to is not None:
+        query = query.where(instances_visible_to(session, *visible_to))
+    return session.scalars(query).first()
+
+
 def instance_is_visible(session: Session, instance_id: str, visible_to: tuple[str, frozenset[str]] | None) -> bool:
     query = select(Instance.id).where(Instance.id == instance_id)
     if visible_to is not None:

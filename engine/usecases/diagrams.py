@@ -8,12 +8,12 @@ from sqlalchemy.orm import Session
 from ..application import CarePath
 from ..definitions import SourceFile
 from ..errors import NotFound, ValidationFailed
-from ..identity import Principal, instance_scope
+from ..identity import Principal
 from ..model import OPEN_TASK_STATES
 from ..persistence.tables import DeploymentFile, Event, Instance, PathwayVersion, Task
-from ..queries import instance_is_visible
 from ..render import render_svg
 from ..runtime.workflow import RunningWorkflow
+from .measures import read_instance
 from .specs import resolve_specs
 
 # When an element is several things at once, the most telling wins.
@@ -31,24 +31,23 @@ def pathway_diagram(app: CarePath, principal: Principal, key: str, version: int,
                                                            PathwayVersion.version == version)).first()
         if row is None:
             raise NotFound(f"pathway '{key}' has no version {version}")
-        source = session.get(DeploymentFile, row.source_file_id)
-        if source is None:
-            raise NotFound(f"pathway '{key}' version {version} has no stored diagram")
-        highlights: dict[str, str] = {}
-        if instance_id is not None:
-            if not instance_is_visible(session, instance_id, instance_scope(principal)):
-                raise NotFound(f"instance {instance_id} does not exist")
-            instance = session.get(Instance, instance_id)
-            if instance is None:
-                raise NotFound(f"instance {instance_id} does not exist")
-            if instance.pathway_version_id != row.id:
-                running = session.get(PathwayVersion, instance.pathway_version_id)
-                raise ValidationFailed(f"instance {instance_id} runs {running.key if running else '?'} version "
-                                       f"{running.version if running else '?'}, not {key} version {version}")
-            highlights = _path_of(app, session, instance, row)
-        title = f"{row.name or key} (version {version})"
-        return render_svg([SourceFile(source.filename, source.content)], highlights=highlights, title=title,
-                          trace_flows=instance_id is not None)
+        instance = read_instance(session, principal, instance_id) if instance_id is not None else None
+        if instance is not None and instance.pathway_version_id != row.id:
+            running = session.get(PathwayVersion, instance.pathway_version_id)
+            raise ValidationFailed(f"instance {instance_id} runs {running.key if running else '?'} version "
+                                   f"{running.version if running else '?'}, not {key} version {version}")
+        return draw_diagram(app, session, row, instance)
+
+
+def draw_diagram(app: CarePath, session: Session, version: PathwayVersion, instance: Instance | None) -> str:
+    """The version's diagram, with the path of `instance` (an instance of that version) when given."""
+    source = session.get(DeploymentFile, version.source_file_id)
+    if source is None:
+        raise NotFound(f"pathway '{version.key}' version {version.version} has no stored diagram")
+    highlights = _path_of(app, session, instance, version) if instance is not None else {}
+    title = f"{version.name or version.key} (version {version.version})"
+    return render_svg([SourceFile(source.filename, source.content)], highlights=highlights, title=title,
+                      trace_flows=instance is not None)
 
 
 def _path_of(app: CarePath, session: Session, instance: Instance, version: PathwayVersion) -> dict[str, str]:

@@ -9,15 +9,17 @@ from html import escape
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..application import CarePath
-from ..errors import NotFound
-from ..identity import Principal, instance_scope
+from ..errors import DiagramInvalid
+from ..identity import Principal
+from ..model import RECORD_VIEWED
 from ..persistence.tables import Event, Instance, PathwayVersion
-from ..queries import instance_is_visible, task_timeline
+from ..queries import task_timeline
 from ..views import TaskTimelineView
-from .diagrams import pathway_diagram
-from .measures import evaluate_instance
+from .diagrams import draw_diagram
+from .measures import evaluate_instance, read_instance
 
 MAX_TIMELINE = 5000
 STYLE = """
@@ -34,19 +36,16 @@ dt { font-weight: bold } code { font-size: 12px }
 
 def instance_report(app: CarePath, principal: Principal, instance_id: str) -> str:
     with app.db.read() as session:
-        if not instance_is_visible(session, instance_id, instance_scope(principal)):
-            raise NotFound(f"instance {instance_id} does not exist")
-        instance = session.get(Instance, instance_id)
-        if instance is None:
-            raise NotFound(f"instance {instance_id} does not exist")
+        instance = read_instance(session, principal, instance_id)
         version = session.get(PathwayVersion, instance.pathway_version_id)
         tasks = task_timeline(session, instance_id, app.now())
-        events = list(session.scalars(select(Event).where(Event.instance_id == instance_id)
+        events = list(session.scalars(select(Event).where(Event.instance_id == instance_id,
+                                                          Event.type != RECORD_VIEWED)
                                       .order_by(Event.id).limit(MAX_TIMELINE + 1)))
         measures = evaluate_instance(app, session, instance)
+        svg = _picture(app, session, version, instance)
     key = version.key if version else instance.pathway_key
     number = version.version if version else 0
-    svg = pathway_diagram(app, principal, key, number, instance_id) if version else ""
     now = app.now()
     parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
              f"{_e(key)} — {_e(instance.business_key or instance.id)}</title><style>{STYLE}</style></head><body>",
@@ -61,6 +60,16 @@ def instance_report(app: CarePath, principal: Principal, instance_id: str) -> st
              "<h2>Quality measures</h2>", _measures_table(measures),
              "<h2>History</h2>", _timeline(events), "</body></html>\n"]
     return "".join(parts)
+
+
+def _picture(app: CarePath, session: Session, version: PathwayVersion | None, instance: Instance) -> str:
+    """The path on the diagram; a diagram drawn without a layout still gets its report, without picture."""
+    if version is None:
+        return "<p>The pathway version is not stored.</p>"
+    try:
+        return draw_diagram(app, session, version, instance)
+    except DiagramInvalid as exc:
+        return f"<p>{_e(exc.message)}</p>"
 
 
 def _tasks_table(tasks: list[TaskTimelineView]) -> str:

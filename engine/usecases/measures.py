@@ -20,19 +20,22 @@ from ..measures import Completion, Episode, MeasureResult, MeasureStatus, evalua
 from ..model import InstanceStatus
 from ..persistence.tables import Event, Instance, PathwayVersion, Timer
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import instance_is_visible
+from ..queries import readable_instance
 from ..sandbox import evaluate_expression
 
 
 def instance_measures(app: CarePath, instance_id: str, principal: Principal) -> list[MeasureResult]:
     """Each declared measure's status for one episode, now; for those who may read the instance."""
     with app.db.read() as session:
-        if not instance_is_visible(session, instance_id, instance_scope(principal)):
-            raise NotFound(f"instance {instance_id} does not exist")
-        instance = session.get(Instance, instance_id)
-        if instance is None:
-            raise NotFound(f"instance {instance_id} does not exist")
-        return evaluate_instance(app, session, instance)
+        return evaluate_instance(app, session, read_instance(session, principal, instance_id))
+
+
+def read_instance(session: Session, principal: Principal, instance_id: str) -> Instance:
+    """The instance this principal may read; NotFound otherwise, like one that does not exist."""
+    instance = readable_instance(session, instance_id, instance_scope(principal))
+    if instance is None:
+        raise NotFound(f"instance {instance_id} does not exist")
+    return instance
 
 
 def evaluate_instance(app: CarePath, session: Session, instance: Instance) -> list[MeasureResult]:

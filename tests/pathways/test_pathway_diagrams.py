@@ -110,3 +110,16 @@ def test_an_instance_report_is_one_self_contained_page(shipped: ApiClient, clock
                                                                "limit": 100}).json()["items"]
     assert {(v["actor"], v["data"]["what"]) for v in viewed} >= {(lead, "report"), (lead, "history")}
     assert (outsider, "report") not in {(v["actor"], v["data"]["what"]) for v in viewed}  # refused: not recorded
+
+
+def test_a_diagram_without_layout_is_refused_but_its_episodes_still_get_a_report(shipped: ApiClient) -> None:
+    from tests.support import diagrams as d
+
+    lead = shipped.user("clinical_lead")
+    assert shipped.deploy(lead, ("nodi.bpmn", d.linear_user_tasks("nodi", "Call"))).status_code == 201
+    picture = shipped.get("/api/pathways/nodi/versions/1/diagram.svg", lead)
+    assert picture.status_code == 422 and "no layout" in picture.json()["message"]
+    started = shipped.start(lead, "nodi").json()
+    report = shipped.get(f"/api/instances/{started['id']}/report.html", lead)
+    assert report.status_code == 200 and "no layout" in report.text and "<svg" not in report.text
+    assert 'data-element-id="task_0"' in report.text  # the task table is there
