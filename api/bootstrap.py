@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM
 from carepath.engine.persistence import migrate
 from carepath.engine.persistence.database import Database
+from carepath.engine.usecases.checkpoints import CheckpointAnchor
 from carepath.engine.usecases.deploy import deploy_pathways
 
 from .settings import Settings
@@ -27,7 +29,24 @@ def build_engine(settings: Settings, clock: Clock = system_clock, *, upgrade_sch
     db = Database(settings.database_url)
     if upgrade_schema:
         migrate.upgrade(db.engine)
-    return CarePath(db, clock, settings.engine_config(), channels=settings.notification_channels())
+    app = CarePath(db, clock, settings.engine_config(), channels=settings.notification_channels())
+    if settings.audit_anchor_file:
+        app.anchor_sinks.append(AnchorFile(Path(settings.audit_anchor_file)))
+    return app
+
+
+class AnchorFile:
+    """Appends each audit checkpoint's anchor as a JSON line to a file outside the database (opened in
+    append mode for every line, flushed to disk, so several processes can share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, anchor: CheckpointAnchor) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(anchor.as_json() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def deploy_directory(app: CarePath, directory: Path) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,33 @@ def _json_object(value: str, name: str, shape: str) -> dict[str, Any]:
 MIN_AUDIT_KEY_LENGTH = 32
 
 
-def check_audit_key(value: str | None) -> str | None:
+KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def check_audit_key(value: str | None, name: str = "CAREPATH_AUDIT_KEY") -> str | None:
     if value is not None and len(value.strip()) < MIN_AUDIT_KEY_LENGTH:
-        raise ValueError(f"CAREPATH_AUDIT_KEY must be at least {MIN_AUDIT_KEY_LENGTH} characters (for example "
+        raise ValueError(f"{name} must be at least {MIN_AUDIT_KEY_LENGTH} characters (for example "
                          "the output of `openssl rand -hex 32`)")
     return value
+
+
+def check_key_id(value: str, name: str = "CAREPATH_AUDIT_KEY_ID") -> str:
+    if not KEY_ID.fullmatch(value):
+        raise ValueError(f"{name} {value!r} must be 1 to 64 letters, digits or . _ : -")
+    return value
+
+
+def previous_audit_keys(value: str) -> dict[str, bytes]:
+    """CAREPATH_AUDIT_PREVIOUS_KEYS: a JSON object of key name -> key, the keys that signed older checkpoints."""
+    keys = _json_object(value, "CAREPATH_AUDIT_PREVIOUS_KEYS", "key name -> key")
+    ring = {}
+    for key_id, key in keys.items():
+        check_key_id(key_id, "CAREPATH_AUDIT_PREVIOUS_KEYS: key name")
+        if not isinstance(key, str):
+            raise ValueError(f"CAREPATH_AUDIT_PREVIOUS_KEYS: key {key_id!r} must be a string")
+        check_audit_key(key, f"CAREPATH_AUDIT_PREVIOUS_KEYS: key {key_id!r}")
+        ring[key_id] = key.encode()
+    return ring
 
 
 def shipped_pathways_dir() -> Path:
@@ -75,6 +98,13 @@ class Settings(BaseSettings):
     # Signs the history's checkpoints (HMAC-SHA256). Keep it outside the database (a secret store, the
     # environment); without it no checkpoints are written and `carepath audit verify` warns.
     audit_key: str | None = None
+    # The signing key's name, written on every checkpoint; change it with the key (key rotation).
+    audit_key_id: str = "default"
+    # JSON {"key name": "key"}: the keys that signed older checkpoints, for `carepath audit verify`.
+    audit_previous_keys: str = "{}"
+    # A file outside the database where every checkpoint's number and MAC is also appended (JSON lines),
+    # for `carepath audit verify --anchors`.
+    audit_anchor_file: str | None = None
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
@@ -115,6 +145,17 @@ class Settings(BaseSettings):
     def _audit_key_is_strong(cls, value: str | None) -> str | None:
         return check_audit_key(value)
 
+    @field_validator("audit_key_id")
+    @classmethod
+    def _audit_key_id_is_a_name(cls, value: str) -> str:
+        return check_key_id(value)
+
+    @field_validator("audit_previous_keys")
+    @classmethod
+    def _previous_audit_keys_are_valid(cls, value: str) -> str:
+        previous_audit_keys(value)
+        return value
+
     @field_validator("timer_retry")
     @classmethod
     def _timer_retry_is_iso(cls, value: str | None) -> str | None:
@@ -129,6 +170,21 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _channels_are_configured(self) -> Settings:
         self.notification_channels()  # a ValueError names the problem
+        return self
+
+    @field_validator("audit_anchor_file")
+    @classmethod
+    def _anchor_file_can_be_written(cls, value: str | None) -> str | None:
+        if value and not Path(value).expanduser().resolve().parent.is_dir():
+            raise ValueError(f"CAREPATH_AUDIT_ANCHOR_FILE {value!r}: its folder does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _signing_key_is_not_a_previous_one(self) -> Settings:
+        previous = previous_audit_keys(self.audit_previous_keys)
+        if self.audit_key and self.audit_key_id in previous:
+            raise ValueError(f"CAREPATH_AUDIT_PREVIOUS_KEYS names {self.audit_key_id!r}, the name of the signing key "
+                             "CAREPATH_AUDIT_KEY: give the new key a new CAREPATH_AUDIT_KEY_ID")
         return self
 
     @model_validator(mode="after")
@@ -154,6 +210,8 @@ class Settings(BaseSettings):
             calendars=Calendars.from_settings(json.loads(self.calendars), self.default_calendar),
             deadline_alerts=alerts_by_pathway(json.loads(self.deadline_alerts)),
             audit_key=self.audit_key.encode() if self.audit_key else None,
+            audit_key_id=self.audit_key_id,
+            audit_previous_keys=previous_audit_keys(self.audit_previous_keys),
         )
 
     def pathways_path(self) -> Path:

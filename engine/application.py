@@ -38,6 +38,16 @@ class EngineConfig:
     notification_retry_base: timedelta = timedelta(seconds=30)
     # Signs the history's checkpoints (HMAC-SHA256); never stored in the database. None: no checkpoints.
     audit_key: bytes | None = None
+    # The signing key's name, written on each checkpoint; keys it replaced, by name, to verify older ones.
+    audit_key_id: str = "default"
+    audit_previous_keys: dict[str, bytes] = field(default_factory=dict)
+
+    def audit_keyring(self) -> dict[str, bytes]:
+        """Every key checkpoints may be verified with, by name (the signing key under its own)."""
+        ring = dict(self.audit_previous_keys)
+        if self.audit_key:
+            ring[self.audit_key_id] = self.audit_key
+        return ring
 
     def alerts_for(self, pathway_key: str) -> DeadlineAlerts:
         return self.deadline_alerts.get(pathway_key) or self.deadline_alerts.get("*") or DeadlineAlerts()
@@ -55,6 +65,9 @@ class CarePath:
         self._timer_listeners: list[Callable[[datetime], None]] = []
         self._script_engine: Any = None
         self.channels: list[NotificationChannel] = channels if channels is not None else [OutboxChannel()]
+        # Called with each audit checkpoint written (a CheckpointAnchor), after its commit: copies kept
+        # outside the database, so that deleting the latest checkpoints is noticed.
+        self.anchor_sinks: list[Callable[[Any], None]] = []
 
     def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:
         """How a pathway counts time: its calendar and zone (checked at deploy), else the defaults."""

@@ -26,13 +26,13 @@ from carepath.engine.scheduler import TimerScheduler
 from carepath.engine.usecases.checkpoints import write_checkpoint
 from carepath.engine.usecases.tasks import comment_on_task, complete_task
 from carepath.engine.usecases.timers import fire_due_timers
-from carepath.engine.usecases.verify_history import verify_history
+from carepath.engine.usecases.verify_history import Verification, verify_history
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
+from tests.support.tamper import EVENTS, as_owner, update_event
 
 KEY = b"k" * 40
 OTHER_KEY = b"x" * 40
-EVENTS = Event.__table__
 
 
 def _history(api: ApiClient, clock: ManualClock) -> dict[str, str]:
@@ -57,13 +57,16 @@ def _rows(app: CarePath, chain: str) -> list[Any]:
         return list(connection.execute(sa.select(Event).where(Event.chain == chain).order_by(Event.seq)))
 
 
-def _update(app: CarePath, event_id: int, **values: Any) -> None:
-    with app.db.engine.begin() as connection:
-        connection.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(**values))
+def _ring(key: bytes | None) -> dict[str, bytes]:
+    return {"default": key} if key else {}
+
+
+def _verify(app: CarePath, key: bytes | None) -> Verification:
+    return verify_history(app, _ring(key))
 
 
 def _broken(app: CarePath, key: bytes | None = KEY) -> str:
-    result = verify_history(app, key)
+    result = _verify(app, key)
     assert not result.intact, "verify passed a tampered history"
     assert result.problem is not None
     return result.problem
@@ -76,7 +79,7 @@ def test_a_normal_history_verifies_clean_with_checkpoints(api: ApiClient, clock:
     api.post("/api/messages", api.user("admin"), {"name": "report_received", "correlation_key": "referral-1"})
     second = write_checkpoint(api.engine, KEY)
     assert second is not None and second.seq == 2 and ids["referral"] in second.heads
-    result = verify_history(api.engine, KEY)
+    result = _verify(api.engine, KEY)
     assert result.intact, result.problem
     assert result.checkpoints == 2 and result.warnings == []
     assert result.chains == 3  # the two instances and "system" (users, deploys, the buffered message)
@@ -92,7 +95,7 @@ def test_the_sweep_signs_new_history_when_a_key_is_configured(api: ApiClient, cl
     sweeper = TimerScheduler(keyed)
     sweeper.sweep()
     sweeper.sweep()  # nothing new since
-    result = verify_history(api.engine, KEY)
+    result = _verify(api.engine, KEY)
     assert result.intact and result.checkpoints == 1
 
 
@@ -100,7 +103,7 @@ def test_without_a_key_chains_are_still_verified_and_checkpoints_are_skipped(api
                                                                             clock: ManualClock) -> None:
     _history(api, clock)
     assert write_checkpoint(api.engine) is None  # no key configured: none written
-    result = verify_history(api.engine, None)
+    result = _verify(api.engine, None)
     assert result.intact and result.checkpoints == 0
     assert "no audit key" in result.warnings[0]
 
@@ -125,7 +128,7 @@ def test_editing_any_column_of_an_event_is_found_and_named(api: ApiClient, clock
     ids = _history(api, clock)
     write_checkpoint(api.engine, KEY)
     row = _rows(api.engine, ids["referral"])[1]
-    _update(api.engine, row.id, **{column: TAMPERING[column](row)})
+    update_event(api.engine, row.id, **{column: TAMPERING[column](row)})
     problem = _broken(api.engine)
     assert f"event {row.id}" in problem, problem
 
@@ -133,7 +136,7 @@ def test_editing_any_column_of_an_event_is_found_and_named(api: ApiClient, clock
 def test_a_deleted_event_is_found(api: ApiClient, clock: ManualClock) -> None:
     ids = _history(api, clock)
     rows = _rows(api.engine, ids["referral"])
-    with api.engine.db.engine.begin() as connection:
+    with as_owner(api.engine) as connection:
         connection.execute(sa.delete(EVENTS).where(EVENTS.c.id == rows[1].id))
     problem = _broken(api.engine, None)  # found by the chain alone
     assert f"event {rows[2].id}" in problem and "expected seq 2" in problem and "missing" in problem
@@ -144,11 +147,11 @@ def test_deleting_the_last_events_or_a_whole_chain_is_found_by_the_checkpoint(ap
     ids = _history(api, clock)
     write_checkpoint(api.engine, KEY)
     last = _rows(api.engine, ids["referral"])[-1]
-    with api.engine.db.engine.begin() as connection:
+    with as_owner(api.engine) as connection:
         connection.execute(sa.delete(EVENTS).where(EVENTS.c.id == last.id))
-    assert verify_history(api.engine, None).intact  # the chain alone cannot tell a shorter chain
+    assert _verify(api.engine, None).intact  # the chain alone cannot tell a shorter chain
     assert f"ends at seq {last.seq - 1}" in _broken(api.engine)
-    with api.engine.db.engine.begin() as connection:
+    with as_owner(api.engine) as connection:
         connection.execute(sa.delete(EVENTS).where(EVENTS.c.chain == ids["referral"]))
     assert f"chain {ids['referral']}" in _broken(api.engine) and "no events" in _broken(api.engine)
 
@@ -176,9 +179,9 @@ def test_a_chain_rewritten_consistently_without_the_key_is_caught_by_the_checkpo
         if row.seq == 2:
             content["actor"] = "mallory"
         digest = event_hash(prev_hash=prev, **content)
-        _update(api.engine, row.id, actor=content["actor"], prev_hash=prev, hash=digest)
+        update_event(api.engine, row.id, actor=content["actor"], prev_hash=prev, hash=digest)
         prev = digest
-    assert verify_history(api.engine, None).intact  # consistent: the chains alone cannot tell
+    assert _verify(api.engine, None).intact  # consistent: the chains alone cannot tell
     problem = _broken(api.engine)
     assert f"chain {ids['referral']}" in problem and "signed by checkpoint 1" in problem
 
@@ -189,9 +192,9 @@ def test_a_checkpoint_checked_with_another_key_or_altered_fails(api: ApiClient, 
     assert checkpoint is not None
     assert "checkpoint 1" in _broken(api.engine, OTHER_KEY) and "MAC does not match" in _broken(api.engine,
                                                                                                  OTHER_KEY)
-    assert verify_history(api.engine, KEY).intact
+    assert _verify(api.engine, KEY).intact
     table = AuditCheckpoint.__table__
-    with api.engine.db.engine.begin() as connection:
+    with as_owner(api.engine) as connection:
         connection.execute(sa.update(table).values(last_event_id=checkpoint.last_event_id - 1))
     assert "MAC does not match" in _broken(api.engine)
 
@@ -228,7 +231,7 @@ def test_concurrent_writers_to_one_instance_never_fork_its_chain(api: ApiClient)
     assert outcomes == Counter({"ok": threads})
     chain = _rows(api.engine, started["id"])
     assert sum(1 for r in chain if r.type == "task_comment") == threads * 5
-    result = verify_history(api.engine, None)
+    result = _verify(api.engine, None)
     assert result.intact, result.problem
 
 
@@ -244,7 +247,7 @@ def test_rows_of_a_savepoint_that_failed_leave_no_gap_in_the_chain(engine: CareP
         uow.record("kept too", "a", instance_id="i1")
         uow.commit()
     assert [(r.seq, r.type) for r in _rows(engine, "i1")] == [(1, "kept"), (2, "kept too")]
-    assert verify_history(engine, None).intact
+    assert _verify(engine, None).intact
 
 
 def test_cli_verify_exits_0_when_intact_and_1_naming_the_broken_link(
@@ -263,7 +266,7 @@ def test_cli_verify_exits_0_when_intact_and_1_naming_the_broken_link(
     assert "no audit key" in capsys.readouterr().err
     assert main(["audit", "verify", "--key-from-env"]) == 2
     row = _rows(api.engine, ids["timed"])[0]
-    _update(api.engine, row.id, actor="mallory")
+    update_event(api.engine, row.id, actor="mallory")
     assert main(["audit", "verify"]) == 1
     out = capsys.readouterr().out
     assert f"BROKEN: event {row.id} (chain {ids['timed']}, seq 1)" in out and "hash does not match" in out
@@ -281,5 +284,5 @@ def test_upgrading_a_database_with_history_chains_its_existing_events(tmp_path: 
     migrate.upgrade(db.engine)
     app = CarePath(db, ManualClock())
     assert [r.seq for r in _rows(app, "i1")] == [1, 2, 3] and [r.seq for r in _rows(app, "system")] == [1, 2]
-    assert verify_history(app, None).intact
+    assert _verify(app, None).intact
     db.dispose()

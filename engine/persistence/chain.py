@@ -55,11 +55,25 @@ def hash_of_row(row: Any) -> str:
                       actor=row.actor, at=row.at, data=row.data)
 
 
+CHECKPOINT_FORMAT = 2
+
+
 def checkpoint_mac(key: bytes, *, seq: int, at: datetime, last_event_id: int, heads: dict[str, Any],
-                   prev_mac: str) -> str:
-    content = {"seq": seq, "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
-               "last_event_id": last_event_id, "heads": heads, "prev_mac": prev_mac}
+                   prev_mac: str, format: int = CHECKPOINT_FORMAT, key_id: str = "default", full: bool = False) -> str:
+    """HMAC-SHA256 over the checkpoint's canonical JSON. Format 1 (checkpoints written before key rings):
+    {seq, at, last_event_id, heads, prev_mac}; format 2 adds {format, key_id, full}, so that neither which
+    key signed it nor whether it covers every chain can be changed without the key."""
+    content: dict[str, Any] = {"seq": seq, "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+                               "last_event_id": last_event_id, "heads": heads, "prev_mac": prev_mac}
+    if format != 1:
+        content.update(format=format, key_id=key_id, full=full)
     return hmac.new(key, canonical_json(content).encode(), hashlib.sha256).hexdigest()
+
+
+def mac_of_checkpoint(key: bytes, row: Any, prev_mac: str) -> str:
+    """The MAC a checkpoint row should carry, given the MAC of the one before."""
+    return checkpoint_mac(key, seq=row.seq, at=row.at, last_event_id=row.last_event_id, heads=row.heads,
+                          prev_mac=prev_mac, format=row.format, key_id=row.key_id, full=row.full)
 
 
 def lock_key(chain: str) -> int:

@@ -216,7 +216,8 @@ class TaskCandidate(Base):
 
 
 class Event(Base):
-    """Append-only history: one row per state change, hash-chained per instance (see `chain.py`)."""
+    """Append-only history: one row per state change, hash-chained per instance (see `chain.py`); the
+    database refuses UPDATE and DELETE on it (triggers, migration 0011)."""
 
     __tablename__ = "events"
     __table_args__ = (
@@ -243,8 +244,9 @@ class Event(Base):
 
 
 class AuditCheckpoint(Base):
-    """The heads of the chains that changed since the checkpoint before, signed with a key kept outside the
-    database (HMAC-SHA256 over this row's content and the previous checkpoint's MAC)."""
+    """The heads of the chains that changed since the checkpoint before (of every chain when `full`), signed
+    with a key kept outside the database (HMAC-SHA256 over this row's content and the previous checkpoint's
+    MAC). Append-only, like `events` (triggers, migration 0011)."""
 
     __tablename__ = "audit_checkpoints"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -253,6 +255,9 @@ class AuditCheckpoint(Base):
     last_event_id: Mapped[int] = mapped_column(BigInteger)
     heads: Mapped[dict[str, Any]]  # {chain: [seq, hash]}
     mac: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64), default="default")  # which key of the ring signed it
+    full: Mapped[bool] = mapped_column(Boolean, default=False)  # heads of every chain, not only the changed ones
+    format: Mapped[int] = mapped_column(Integer, default=1)  # what the MAC covers (chain.checkpoint_mac)
 
 
 class Timer(Base):

@@ -3,22 +3,29 @@
 Events are streamed in (chain, seq) order, so memory stays flat however long the history; only the
 signed heads of the checkpoints (one entry per chain) are held. Checks, per event: seq follows the one
 before, prev_hash is the hash of the event before, the hash matches the content, the chain is the
-event's instance. Per checkpoint: its number follows the one before and its MAC (over its content and
-the previous MAC) matches the key. Then every signed head must be an event of its chain with that hash;
-since each hash covers the one before, a signed head vouches for its whole chain up to there.
+event's instance. Per checkpoint: its number follows the one before, its MAC (over its content and
+the previous MAC) matches the key it names, and it is the one copied outside the database (anchors),
+if any were given. Then every signed head must be an event of its chain with that hash; since each hash
+covers the one before, a signed head vouches for its whole chain up to there.
+
+Key rotation: checkpoints name the key that signed them. Those signed with a key that is no longer
+configured cannot be checked; they are accepted only when a full checkpoint signed with a configured key
+follows them (it signs every chain's head, so it vouches for everything before it on its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
-from ..persistence.chain import GENESIS, chain_of, checkpoint_mac, hash_of_row
+from ..audit import utc_instant
+from ..persistence.chain import GENESIS, chain_of, hash_of_row, mac_of_checkpoint
 from ..persistence.tables import AuditCheckpoint, Event
 
 STREAM_BATCH = 2000
@@ -28,11 +35,34 @@ class BrokenLink(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """A checkpoint's number and MAC as copied outside the database (CAREPATH_AUDIT_ANCHOR_FILE)."""
+
+    seq: int
+    mac: str
+    where: str  # e.g. "anchors.jsonl line 12"
+
+
+@dataclass
+class Unsigned:
+    """The oldest event no checkpoint signs yet."""
+
+    event_id: int
+    chain: str
+    seq: int
+    at: datetime
+
+
 @dataclass
 class Verification:
     chains: int = 0
     events: int = 0
-    checkpoints: int = 0
+    checkpoints: int = 0  # checked with their key
+    unchecked_checkpoints: int = 0  # signed with a key not configured, vouched for by a later full one
+    anchors: int = 0
+    unsigned_events: int = 0
+    oldest_unsigned: Unsigned | None = None
     warnings: list[str] = field(default_factory=list)
     problem: str | None = None
 
@@ -41,49 +71,112 @@ class Verification:
         return self.problem is None
 
 
-def verify_history(app: CarePath, key: bytes | None, progress: Callable[[Verification], None] | None = None,
-                   progress_every: int = 10_000) -> Verification:
+def verify_history(app: CarePath, keys: dict[str, bytes], progress: Callable[[Verification], None] | None = None,
+                   progress_every: int = 10_000, anchors: Sequence[Anchor] = (),
+                   signed_before: datetime | None = None) -> Verification:
+    """`keys`: the key ring by name (EngineConfig.audit_keyring). `anchors`: copies of checkpoints kept
+    outside the database, each of which must still be in it, unchanged. `signed_before`: every event
+    recorded before this time must be signed by a checkpoint (else the latest checkpoints were deleted, or
+    none are being written)."""
     result = Verification()
     with app.db.read() as session:
         try:
-            marks = _verify_checkpoints(session, key, result)
-            _verify_chains(session, marks, result, progress, progress_every)
+            marks = _verify_checkpoints(session, keys, anchors, result)
+            _verify_chains(session, marks, result, progress, progress_every, track_unsigned=bool(keys))
+            _check_unsigned_age(result, signed_before)
         except BrokenLink as exc:
             result.problem = str(exc)
     return result
 
 
-def _verify_checkpoints(session: Session, key: bytes | None, result: Verification) -> dict[str, tuple[int, str, int]]:
+def _verify_checkpoints(session: Session, keys: dict[str, bytes], anchors: Sequence[Anchor],
+                        result: Verification) -> dict[str, tuple[int, str, int]]:
     """The signed heads, {chain: (seq, hash, checkpoint number)}, latest per chain."""
-    if key is None:
-        result.warnings.append("no audit key configured (CAREPATH_AUDIT_KEY): checkpoints were not checked, so a "
-                               "chain rewritten consistently would go unnoticed")
-        return {}
+    if not keys:
+        result.warnings.append("no audit key configured (CAREPATH_AUDIT_KEY): checkpoints' signatures were not "
+                               "checked, so a chain rewritten consistently would go unnoticed")
+    copies: dict[int, list[Anchor]] = {}
+    for anchor in anchors:
+        copies.setdefault(anchor.seq, []).append(anchor)
     marks: dict[str, tuple[int, str, int]] = {}
-    prev_mac = ""
+    prev_mac, number, unknown = "", 0, []
     query = select(AuditCheckpoint).order_by(AuditCheckpoint.seq).execution_options(yield_per=STREAM_BATCH)
     for checkpoint in session.scalars(query):
-        expected = result.checkpoints + 1
+        number += 1
         where = f"checkpoint {checkpoint.seq} (id {checkpoint.id})"
-        if checkpoint.seq != expected:
-            raise BrokenLink(f"{where}: expected checkpoint number {expected} (checkpoints missing or inserted)")
-        mac = checkpoint_mac(key, seq=checkpoint.seq, at=checkpoint.at, last_event_id=checkpoint.last_event_id,
-                             heads=checkpoint.heads, prev_mac=prev_mac)
-        if mac != checkpoint.mac:
-            raise BrokenLink(f"{where}: MAC does not match (the checkpoint or the one before was altered, or "
-                             "the key is not the one it was signed with)")
+        if checkpoint.seq != number:
+            raise BrokenLink(f"{where}: expected checkpoint number {number} (checkpoints missing or inserted)")
+        for anchor in copies.pop(checkpoint.seq, []):
+            if anchor.mac != checkpoint.mac:
+                raise BrokenLink(f"{where}: not the checkpoint copied to {anchor.where} (replaced)")
+            result.anchors += 1
+        if checkpoint.format == 1 and (checkpoint.key_id != "default" or checkpoint.full):
+            raise BrokenLink(f"{where}: a format 1 checkpoint names key {checkpoint.key_id!r} or claims to be full "
+                             "(altered: format 1 predates both)")
+        key = keys.get(checkpoint.key_id)
+        if not keys:
+            pass
+        elif key is None:
+            unknown.append(checkpoint)
+        else:
+            if mac_of_checkpoint(key, checkpoint, prev_mac) != checkpoint.mac:
+                raise BrokenLink(f"{where}: MAC does not match (the checkpoint or the one before was altered, or "
+                                 f"key {checkpoint.key_id!r} is not the one it was signed with)")
+            if unknown:
+                _accept_unknown(unknown, checkpoint, result)
+                unknown = []
+            result.checkpoints += 1
+            for chain, (seq, digest) in checkpoint.heads.items():
+                if chain not in marks or marks[chain][0] <= seq:
+                    marks[chain] = (seq, digest, checkpoint.seq)
         prev_mac = checkpoint.mac
-        result.checkpoints += 1
-        for chain, (seq, digest) in checkpoint.heads.items():
-            if chain not in marks or marks[chain][0] <= seq:
-                marks[chain] = (seq, digest, checkpoint.seq)
-    if result.checkpoints == 0:
+    if copies:
+        seq, (anchor, *_) = min(copies.items())
+        raise BrokenLink(f"checkpoint {seq}: copied to {anchor.where}, but not in the database (deleted)")
+    if unknown:
+        result.unchecked_checkpoints = len(unknown)
+        raise BrokenLink(f"{_run(unknown)}: signed with {_names(unknown)}, not configured (CAREPATH_AUDIT_KEY_ID / "
+                         "CAREPATH_AUDIT_PREVIOUS_KEYS), and no full checkpoint with a configured key follows: "
+                         "the latest checkpoints cannot be checked")
+    if keys and result.checkpoints == 0:
         result.warnings.append("no checkpoints yet: a chain rewritten consistently would go unnoticed")
     return marks
 
 
+def _accept_unknown(unknown: list[Any], checkpoint: Any, result: Verification) -> None:
+    """Checkpoints signed with retired keys pass only before a full checkpoint (which signs every chain)."""
+    if not checkpoint.full:
+        raise BrokenLink(f"{_run(unknown)}: signed with {_names(unknown)}, not configured "
+                         f"(CAREPATH_AUDIT_PREVIOUS_KEYS), and checkpoint {checkpoint.seq} after them is not a full "
+                         "one: they cannot be checked")
+    result.unchecked_checkpoints += len(unknown)
+    result.warnings.append(f"{_run(unknown)} signed with {_names(unknown)}, not configured: not checked; full "
+                           f"checkpoint {checkpoint.seq} (key {checkpoint.key_id!r}) vouches for every chain up to it")
+
+
+def _run(checkpoints: list[Any]) -> str:
+    first, last = checkpoints[0].seq, checkpoints[-1].seq
+    return f"checkpoint {first}" if first == last else f"checkpoints {first} to {last}"
+
+
+def _names(checkpoints: list[Any]) -> str:
+    names = sorted({c.key_id for c in checkpoints})
+    return ("key " if len(names) == 1 else "keys ") + ", ".join(repr(n) for n in names)
+
+
+def _check_unsigned_age(result: Verification, signed_before: datetime | None) -> None:
+    oldest = result.oldest_unsigned
+    if signed_before is None or oldest is None or oldest.at >= signed_before:
+        return
+    raise BrokenLink(f"event {oldest.event_id} (chain {oldest.chain}, seq {oldest.seq}) was recorded at "
+                     f"{utc_instant(oldest.at)} and no checkpoint signs it ({result.unsigned_events} such event(s)): "
+                     "the checkpoints that signed it were deleted, or none are being written (is the scheduler "
+                     "running with CAREPATH_AUDIT_KEY?)")
+
+
 def _verify_chains(session: Session, marks: dict[str, tuple[int, str, int]], result: Verification,
-                   progress: Callable[[Verification], None] | None, progress_every: int) -> None:
+                   progress: Callable[[Verification], None] | None, progress_every: int, *,
+                   track_unsigned: bool) -> None:
     columns = (Event.id, Event.chain, Event.seq, Event.prev_hash, Event.hash, Event.instance_id, Event.task_id,
                Event.pathway_version_id, Event.type, Event.actor, Event.at, Event.data)
     chain: str | None = None
@@ -99,6 +192,8 @@ def _verify_chains(session: Session, marks: dict[str, tuple[int, str, int]], res
             chain, seq, prev = row.chain, 0, GENESIS
             result.chains += 1
         _check_event(session, row, seq, prev, marks)
+        if track_unsigned:
+            _note_unsigned(row, marks, result)
         seq, prev = row.seq, row.hash
         result.events += 1
     if chain is not None:
@@ -123,6 +218,16 @@ def _check_event(session: Session, row: Any, seq: int, prev: str, marks: dict[st
     mark = marks.get(row.chain)
     if mark is not None and mark[0] == row.seq and mark[1] != row.hash:
         raise BrokenLink(f"{where}: hash differs from the one signed by checkpoint {mark[2]} (chain rewritten)")
+
+
+def _note_unsigned(row: Any, marks: dict[str, tuple[int, str, int]], result: Verification) -> None:
+    mark = marks.get(row.chain)
+    if mark is not None and row.seq <= mark[0]:
+        return
+    result.unsigned_events += 1
+    oldest = result.oldest_unsigned
+    if oldest is None or row.at < oldest.at:
+        result.oldest_unsigned = Unsigned(row.id, row.chain, row.seq, row.at)
 
 
 def _close_chain(chain: str, last_seq: int, marks: dict[str, tuple[int, str, int]]) -> None:
