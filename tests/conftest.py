@@ -17,6 +17,7 @@ from sqlalchemy import text
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
 from carepath.engine.application import CarePath, EngineConfig
+from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
 from carepath.engine.persistence import migrate
 from carepath.engine.persistence.database import Database, is_sqlite
@@ -89,4 +90,14 @@ def api(engine: CarePath, database_url: str) -> Iterator[ApiClient]:
     settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False)
     app = create_app(settings, engine)
     with TestClient(app, raise_server_exceptions=False) as client:
+        yield ApiClient(client, engine)
+
+
+@pytest.fixture
+def shipped(engine: CarePath, database_url: str) -> Iterator[ApiClient]:
+    """The service as `carepath serve` starts it: shipped pathways deployed at start-up. No workflow is
+    kept in memory between requests, so every step of a story goes through a save/restore round trip."""
+    engine.workflows = LRUCache(0)
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=True, scheduler_enabled=False)
+    with TestClient(create_app(settings, engine), raise_server_exceptions=False) as client:
         yield ApiClient(client, engine)
