@@ -25,11 +25,13 @@ from typing import Any
 import pytest
 from lxml import etree
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from carepath.api.cli import main
 from carepath.engine.clock import ManualClock
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support.api import ApiClient
+from tests.support.tamper import as_owner
 
 KEY = "transition-of-care"
 AUDIT_KEY = "an-audit-key-held-outside-the-database-0123456789"
@@ -382,7 +384,7 @@ def test_the_record_is_proven_unaltered_and_an_edit_is_named(story: Story, datab
     monkeypatch.setenv("CAREPATH_DEPLOY_SHIPPED_PATHWAYS", "false")
     monkeypatch.setenv("CAREPATH_AUDIT_KEY", AUDIT_KEY)
     assert main(["audit", "checkpoint"]) == 0  # what the scheduler's sweep does with a key configured
-    assert capsys.readouterr().out.startswith("checkpoint 1: ")
+    assert capsys.readouterr().out.startswith("checkpoint 1 (full), key 'default': ")
     assert main(["audit", "verify", "--key-from-env"]) == 0
     assert capsys.readouterr().out.startswith("intact: ")
 
@@ -390,7 +392,9 @@ def test_the_record_is_proven_unaltered_and_an_edit_is_named(story: Story, datab
     chain = [json.loads(line) for line in _export(story, "jsonl", "pat-late").splitlines()]
     [visit] = [e for e in chain if e["type"] == "task_completed" and e["data"]["element_id"] == "face_to_face_visit"]
     assert visit["actor"] == "nina"
-    with story.api.engine.db.engine.begin() as connection:  # someone with write access to the database
+    with pytest.raises(DBAPIError, match="append-only"), story.api.engine.db.engine.begin() as connection:
+        connection.execute(text("UPDATE events SET actor = 'ana' WHERE id = :id"), {"id": visit["id"]})
+    with as_owner(story.api.engine) as connection:  # the database's owner turns the refusal off first
         connection.execute(text("UPDATE events SET actor = 'ana' WHERE id = :id"), {"id": visit["id"]})
     assert main(["audit", "verify", "--key-from-env"]) == 1
     out = capsys.readouterr().out
