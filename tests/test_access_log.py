@@ -7,13 +7,17 @@ import socket
 import threading
 import time
 
+from typing import Any
+
 import httpx
 import pytest
+import sqlalchemy as sa
 import uvicorn
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
+from tests.support.api import ApiClient
 
 
 def test_uvicorns_access_log_leaves_out_the_query_string(engine: CarePath, database_url: str,
@@ -41,3 +45,21 @@ def test_uvicorns_access_log_leaves_out_the_query_string(engine: CarePath, datab
     lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
     assert any('"GET /api/instances HTTP/1.1" 401' in line for line in lines), lines
     assert "pat-secret-42" not in caplog.text and "patient_id" not in caplog.text
+
+
+def test_a_database_error_is_logged_without_the_statements_values(api: ApiClient, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """An unexpected error is logged with its traceback; a database error's message would carry the
+    statement's parameters (patient ids, form data) unless the engine hides them."""
+    def failing_list(session: Any, *args: Any, **kwargs: Any) -> Any:
+        session.execute(sa.text("SELEC * FROM instances WHERE patient_id = :patient"),
+                        {"patient": kwargs["patient_id"]})
+
+    monkeypatch.setattr("carepath.api.routes.instances.list_instances", failing_list)
+    caplog.set_level(logging.ERROR)
+    response = api.get("/api/instances?patient_id=pat-secret-42", api.user("admin"))
+    assert response.status_code == 500 and "pat-secret-42" not in response.text
+    [record] = [r for r in caplog.records if r.name == "carepath.api"]
+    logged = record.getMessage() + "\n" + logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+    assert "SELEC * FROM instances" in logged  # the statement is there, for whoever mends it
+    assert "pat-secret-42" not in logged and "parameters hidden" in logged

@@ -20,11 +20,15 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
+    # hide_parameters: a database error's message (logged with its traceback) must not carry the statement's
+    # values, which are patient ids, form data and names.
     if is_sqlite(url):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, echo=echo, hide_parameters=True,
+                               connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size,
+                         pool_pre_ping=True)
 
 
 def _configure_sqlite(engine: Engine) -> None:
