@@ -89,7 +89,10 @@ class PathwayOut(Out):
     versions: list[PathwayVersionOut]
 
 
-class TaskOut(Out):
+class TaskSummaryOut(Out):
+    """A task as lists show it: no form data (a draft is part of the patient's record, and lists are not
+    recorded as reads of it; GET /api/tasks/{id} answers it and is recorded)."""
+
     id: str
     instance_id: str
     pathway_key: str
@@ -108,16 +111,19 @@ class TaskOut(Out):
     candidate_groups: list[str]
     candidate_users: list[str]
     owner: str | None = Field(default=None, description="who delegated the task (it returns to them)")
-    draft: dict[str, Any] | None = None
     follow_up_date: datetime | None = Field(default=None, description="when to look at the task again")
     due_in_seconds: int | None = Field(default=None, description="time left until the due date while the task "
                                        "is open; negative: how late it is")
     overdue: bool = Field(default=False, description="open and past its due date")
 
     @model_validator(mode="after")
-    def _overdue(self) -> TaskOut:
+    def _overdue(self) -> TaskSummaryOut:
         self.overdue = self.due_in_seconds is not None and self.due_in_seconds < 0
         return self
+
+
+class TaskOut(TaskSummaryOut):
+    draft: dict[str, Any] | None = Field(default=None, description="form data saved without completing")
 
 
 class WaitOut(Out):
@@ -236,7 +242,7 @@ class InstancePage(Paged):
 
 
 class TaskPage(Paged):
-    items: list[TaskOut]
+    items: list[TaskSummaryOut]
 
 
 class StartIn(BaseModel):

@@ -393,19 +393,24 @@ def instance_history(session: Session, instance_id: str, *, limit: int = 200, of
 
 def task_timeline(session: Session, instance_id: str, now: datetime | None = None) -> list[TaskTimelineView]:
     """Each human task of the instance in the order they appeared: claimed when the history first gave it
-    an assignee; waited until completed (or until now, still open); late by how long past its due date."""
+    an assignee (the diagram at creation, a claim, an assignment, or the claim made by saving a draft or
+    completing); waited until completed (or until now, still open); late by how long past its due date."""
     claims: dict[str, tuple[datetime, str]] = {}
-    for task_id, at, data in session.execute(
-            select(Event.task_id, Event.at, Event.data).where(Event.instance_id == instance_id,
-                                                              Event.task_id.is_not(None)).order_by(Event.id)):
-        if data.get("field") == "assignee" and data.get("new") and task_id not in claims:
+    for task_id, kind, at, data in session.execute(
+            select(Event.task_id, Event.type, Event.at, Event.data)
+            .where(Event.instance_id == instance_id, Event.task_id.is_not(None)).order_by(Event.id)):
+        if task_id in claims:
+            continue
+        if data.get("field") == "assignee" and data.get("new"):
             claims[task_id] = (at, str(data["new"]))
+        elif kind == "task_ready" and data.get("assignee"):  # assigned by the diagram
+            claims[task_id] = (at, str(data["assignee"]))
     out = []
     for task in session.scalars(select(Task).where(Task.instance_id == instance_id).order_by(Task.created_at, Task.id)):
         is_open = task.state in OPEN_TASK_STATES
         end = task.completed_at or (now if is_open else None)
         late = (end - task.due_date).total_seconds() if end and task.due_date and end > task.due_date else None
-        claim = claims.get(task.id) or ((task.created_at, task.assignee) if task.assignee else None)
+        claim = claims.get(task.id)
         out.append(TaskTimelineView(
             task_id=task.id, element_id=task.element_id, name=task.name, state=task.state,
             offered_to=[k.split(":", 1)[1] for k in task.audience or [] if not k.startswith("all:")],

@@ -207,9 +207,13 @@ LATE_EPISODE_STEPS = [
     ("timer_scheduled", "lena", "contact_reminder_timer"),
     ("timer_scheduled", "lena", "contact_escalation_timer"),
     ("timer_scheduled", "lena", "contact_deadline_timer"),
+    ("message_awaited", "lena", "readmission_reported"),
     ("task_claimed", "ana", "contact_patient"),
     ("task_completed", "ana", "contact_patient"),
     ("task_ready", "ana", "schedule_face_to_face"),
+    ("timer_cancelled", "ana", "contact_reminder_timer"),
+    ("timer_cancelled", "ana", "contact_escalation_timer"),
+    ("timer_cancelled", "ana", "contact_deadline_timer"),
     ("task_claimed", "ana", "schedule_face_to_face"),
     ("task_completed", "ana", "schedule_face_to_face"),
     ("task_ready", "ana", "reconcile_medications"),
@@ -229,11 +233,15 @@ def test_what_happened_and_who_did_each_step(story: Story) -> None:
     assert history["total"] == len(LATE_EPISODE_STEPS)
     ids, times = [e["id"] for e in history["items"]], [e["at"] for e in history["items"]]
     assert ids == sorted(ids) and times == sorted(times)
-    started, visit = history["items"][0], history["items"][16]
+    started = history["items"][0]
+    [visit] = [e for e in history["items"] if e["type"] == "task_completed"
+               and e["data"]["element_id"] == "face_to_face_visit"]
     assert (started["at"], started["data"]["patient_id"], started["data"]["business_key"]) == (
         "2026-02-09T15:00:00Z", "pat-late", "enc-pat-late")
     assert (visit["at"], visit["data"]["data"]) == ("2026-02-19T15:00:00Z", {
         "face_to_face_date": "2026-02-19", "mdm_level_documented": "high"})
+    assert visit["data"]["changes"] == {"face_to_face_date": {"old": None, "new": "2026-02-19"},
+                                        "mdm_level_documented": {"old": None, "new": "high"}}
     timeline = {t["element_id"]: (t["offered_to"], t["created_at"], t["claimed_by"], t["claimed_at"],
                                   t["completed_by"], t["completed_at"], t["state"]) for t in history["tasks"]}
     assert timeline == {

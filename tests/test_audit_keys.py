@@ -247,7 +247,7 @@ def test_cli_rotation_anchors_and_unsigned_age(api: ApiClient, database_url: str
     assert main(["audit", "checkpoint"]) == 0  # nothing new, but a new key
     assert capsys.readouterr().out.startswith("checkpoint 2 (full), key '2027'")
     assert main(["audit", "verify", "--anchors", str(anchors), "--max-unsigned-age", "600"]) == 0
-    assert capsys.readouterr().out == ("intact: 6 event(s) in 2 chain(s), 2 checkpoint(s) checked, 2 matching their "
+    assert capsys.readouterr().out == ("intact: 7 event(s) in 2 chain(s), 2 checkpoint(s) checked, 2 matching their "
                                        "copies outside the database\n")
     monkeypatch.setenv("CAREPATH_AUDIT_PREVIOUS_KEYS", "{}")
     assert main(["audit", "verify"]) == 0

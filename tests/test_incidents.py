@@ -8,12 +8,7 @@ from tests.support.api import ApiClient
 
 def test_failing_script_is_an_incident_and_retry_recovers(api: ApiClient) -> None:
     lead = api.user("clinical_lead")
-    xml = d.definitions(d.process(
-        "inc", d.node("startEvent", "start"), d.node("userTask", "enter", "Enter dose"),
-        d.node("scriptTask", "compute", "Compute", body="<bpmn:script>per_kg = dose / weight</bpmn:script>"),
-        d.node("userTask", "review", "Review"), d.node("endEvent", "end"),
-        d.flow("f1", "start", "enter"), d.flow("f2", "enter", "compute"), d.flow("f3", "compute", "review"),
-        d.flow("f4", "review", "end")))
+    xml = d.dose_per_weight("inc")
     assert api.deploy(lead, ("inc.bpmn", xml)).status_code == 201
     started = api.start(lead, "inc").json()
     task_id = started["open_tasks"][0]["id"]

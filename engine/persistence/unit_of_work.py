@@ -32,6 +32,7 @@ class UnitOfWork:
         self._committed = False
         self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row written so far
         self._history: list[Event] = []  # recorded, not yet written
+        self.delivered_catches: set[str] = set()  # message catches handed a message in this transaction
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:

@@ -19,6 +19,7 @@ from ..views import InstanceView
 from .measures import record_measure_outcomes
 from .specs import latest_version, resolve_specs
 from .store import (
+    changes_of,
     instance_by_business_key,
     load_workflow,
     lock_instance,
@@ -126,9 +127,10 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
             workflow = load_workflow(uow, instance)
             workflow.cancel()
             workflow.incident = None
-            instance.status = InstanceStatus.CANCELLED.value
+            old, instance.status = instance.status, InstanceStatus.CANCELLED.value
             uow.record("cancelled", principal.name, instance_id=instance.id,
-                       pathway_version_id=instance.pathway_version_id, data={"reason": reason})
+                       pathway_version_id=instance.pathway_version_id,
+                       data={"reason": reason, "field": "status", "old": old, "new": instance.status})
             save_workflow(uow, instance, workflow, principal.name)
             instance.ended_at = app.now()
             record_measure_outcomes(uow, instance, principal.name)
@@ -153,9 +155,11 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
                 raise InvalidTransition(f"instance {instance_id} has no incident to retry (it is "
                                         f"{instance.status})")
             workflow = load_workflow(uow, instance)
+            current = instance.data or {}
             uow.record("retried", principal.name, instance_id=instance.id,
                        pathway_version_id=instance.pathway_version_id,
-                       data={"incident": instance.incident, "data": data or {}})
+                       data={"incident": instance.incident, "data": data or {},
+                             "changes": changes_of(current, data or {})})
             workflow.retry(app.clock, data or {})
             save_workflow(uow, instance, workflow, principal.name)
             uow.commit()

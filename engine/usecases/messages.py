@@ -115,8 +115,9 @@ def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessag
 def _hand_over(uow: UnitOfWork, actor: str, instance: Instance, workflow: RunningWorkflow,
                message: BufferedMessage, task_id: str) -> bool:
     uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
-               data={"name": message.name, "correlation_key": message.correlation_key,
-                     "message_id": message.message_id, "data": message.data})
+               task_id=task_id, data={"name": message.name, "correlation_key": message.correlation_key,
+                                      "message_id": message.message_id, "data": message.data})
+    uow.delivered_catches.add(task_id)  # its wait ends received, not cancelled
     return workflow.deliver_message(message.name, message.data, uow.app.clock, message.correlation_key, task_id)
 
 

@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, text
 
 from ..application import CarePath
-from ..identity import offered_groups
-from ..model import EVERYONE, OPEN_TASK_STATES, OpenTask, Snapshot, TaskState, audience_keys
+from ..identity import SCHEDULER, offered_groups
+from ..model import EVERYONE, OPEN_TASK_STATES, InstanceStatus, OpenTask, Snapshot, TaskState, audience_keys
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from .notifications import cancel_alerts, schedule_alerts
@@ -33,26 +33,46 @@ def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, ac
             select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
         subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
             select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
-        _sync_tasks(uow, instance, snapshot, actor, completed_task_id, open_rows)
-        _sync_timers(uow, instance, snapshot, actor, pending)
-        _sync_subscriptions(uow, instance, snapshot, subscriptions)
+        cause = _cause(uow, instance, snapshot, completed_task_id, open_rows, pending)
+        _sync_tasks(uow, instance, snapshot, actor, completed_task_id, open_rows, cause)
+        _sync_timers(uow, instance, snapshot, actor, pending, cause)
+        _sync_subscriptions(uow, instance, snapshot, actor, subscriptions, cause)
+
+
+def _cause(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, completed_task_id: str | None,
+           open_rows: dict[str, Task], pending: dict[str, Timer]) -> str:
+    """Why work that was waiting ends in this save, for the history of what it cancels."""
+    if instance.status == InstanceStatus.CANCELLED:
+        return "the episode was cancelled"
+    now = uow.app.now()
+    waiting = {t.task_id: t.due_at for t in snapshot.timers}
+    fired = sorted({row.element_id for task_id, row in pending.items()
+                    if row.due_at <= now and waiting.get(task_id) != row.due_at})
+    if fired:
+        return f"timer{'s' if len(fired) > 1 else ''} {', '.join(fired)} fired"
+    completed = open_rows.get(completed_task_id) if completed_task_id else None
+    if completed is not None:
+        return f"task {completed.element_id} was completed"
+    return "the pathway moved on past it"
 
 
 def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                completed_task_id: str | None, open_rows: dict[str, Task]) -> None:
+                completed_task_id: str | None, open_rows: dict[str, Task], cause: str) -> None:
     now = uow.app.now()
     current = {t.id: t for t in snapshot.open_tasks}
     for task_id, row in open_rows.items():
         if task_id in current:
             continue
         if row.due_date is not None:  # only dated tasks have alerts: no statement for the others
-            cancel_alerts(uow, task_id)
+            cancel_alerts(uow, task_id)  # derived from the recorded due date: they end with the task, unrecorded
         if task_id == completed_task_id:
             row.state, row.completed_at, row.completed_by = TaskState.COMPLETED.value, now, actor
         else:
-            row.state, row.completed_at = TaskState.CANCELLED.value, now
+            old, row.state, row.completed_at = row.state, TaskState.CANCELLED.value, now
             uow.record("task_cancelled", actor, instance_id=instance.id, task_id=task_id,
-                       pathway_version_id=instance.pathway_version_id, data={"element_id": row.element_id})
+                       pathway_version_id=instance.pathway_version_id,
+                       data={"element_id": row.element_id, "name": row.name, "field": "state", "old": old,
+                             "new": TaskState.CANCELLED.value, "reason": cause})
     for task_id, task in current.items():
         if task_id not in open_rows:
             _add_task(uow, instance, task, actor)
@@ -84,7 +104,7 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
 
 
 def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                 pending: dict[str, Timer]) -> None:
+                 pending: dict[str, Timer], cause: str) -> None:
     now = uow.app.now()
     waiting = {t.task_id: t for t in snapshot.timers}
     created: list[datetime] = []
@@ -94,6 +114,11 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor:
             continue
         if row.due_at <= now:
             _record_fired(uow, instance, row, actor)
+        elif wait is None:
+            uow.record("timer_cancelled", actor, instance_id=instance.id, task_id=task_id,
+                       pathway_version_id=instance.pathway_version_id,
+                       data={"element_id": row.element_id, "due_at": row.due_at.isoformat(), "field": "state",
+                             "old": "pending", "new": "cancelled", "reason": cause})
         if wait is None:
             row.state = "fired" if row.due_at <= now else "cancelled"
             row.fired_at = now if row.due_at <= now else None
@@ -113,26 +138,38 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor:
 
 
 def _record_fired(uow: UnitOfWork, instance: Instance, row: Timer, actor: str) -> None:
+    """A timer is the scheduler's act, even when it came due during a user's change and fired with it."""
     late = (uow.app.now() - row.due_at).total_seconds()
-    uow.record("timer_fired", actor, instance_id=instance.id, task_id=row.task_id,
+    uow.record("timer_fired", SCHEDULER.name, instance_id=instance.id, task_id=row.task_id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": row.element_id, "due_at": row.due_at.isoformat(),
-                     "late_by_seconds": round(late, 3)})
+                     "late_by_seconds": round(late, 3),
+                     **({"during_change_by": actor} if actor != SCHEDULER.name else {})})
 
 
-def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot,
-                        existing: dict[tuple[str, str, str], MessageSubscription]) -> None:
+def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
+                        existing: dict[tuple[str, str, str], MessageSubscription], cause: str) -> None:
+    """Waits for messages: started and ended in the history (a received message is recorded where it is
+    delivered, so an ending wait here is one the pathway gave up: another branch or a timer won)."""
     wanted = {(w.task_id, w.message_name, w.correlation_value or instance.business_key): w
               for w in snapshot.messages}
+    delivered = uow.delivered_catches
     for key, row in existing.items():
         if key not in wanted:
             uow.session.delete(row)
+            if row.task_id not in delivered:
+                uow.record("message_wait_cancelled", actor, instance_id=instance.id, task_id=row.task_id,
+                           pathway_version_id=instance.pathway_version_id,
+                           data={"element_id": row.element_id, "message": row.message_name, "reason": cause})
     now = uow.app.now()
     for (task_id, name, correlation_key), wait in wanted.items():
         if (task_id, name, correlation_key) not in existing:
             uow.session.add(MessageSubscription(
                 instance_id=instance.id, pathway_key=instance.pathway_key, task_id=task_id,
                 element_id=wait.element_id, message_name=name, correlation_key=correlation_key, created_at=now))
+            uow.record("message_awaited", actor, instance_id=instance.id, task_id=task_id,
+                       pathway_version_id=instance.pathway_version_id,
+                       data={"element_id": wait.element_id, "message": name})
 
 
 def fold_task_counts(app: CarePath) -> int:

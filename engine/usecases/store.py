@@ -116,6 +116,14 @@ def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, a
     return bool(snapshot.messages)
 
 
+def changes_of(before: dict[str, Any], after: dict[str, Any], *, replaced: bool = False) -> dict[str, Any]:
+    """{field: {"old", "new"}} for each field `after` sets to another value than `before` had (absent: None);
+    with `replaced`, `after` replaces `before` entirely, so fields it drops are changes to None too."""
+    fields = set(after) | (set(before) if replaced else set())
+    return {f: {"old": before.get(f), "new": after.get(f)} for f in sorted(fields) if before.get(f) != after.get(f)
+            or (f in before) != (f in after)}
+
+
 def _incident_from_dict(data: dict[str, Any] | None) -> Incident | None:
     if not data:
         return None
@@ -135,15 +143,17 @@ def _record_status_change(uow: UnitOfWork, instance: Instance, previous: str, ac
     status = instance.status
     if status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
         instance.ended_at = uow.app.now()
+    change = {"field": "status", "old": previous, "new": status}
     if status == InstanceStatus.INCIDENT:
         uow.record("incident", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
-                   task_id=incident.task_id if incident else None, data=_incident_dict(incident))
+                   task_id=incident.task_id if incident else None, data={**(_incident_dict(incident) or {}), **change})
     elif status == InstanceStatus.COMPLETED:
-        uow.record("completed", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id)
+        uow.record("completed", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
+                   data=change)
         record_measure_outcomes(uow, instance, actor)
     elif previous == InstanceStatus.INCIDENT and status == InstanceStatus.RUNNING:
         uow.record("incident_resolved", actor, instance_id=instance.id,
-                   pathway_version_id=instance.pathway_version_id)
+                   pathway_version_id=instance.pathway_version_id, data=change)
 
 
 def _record_call_bindings(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str) -> None:

@@ -19,7 +19,7 @@ from ..queries import staffed_groups, task_views
 from ..views import InstanceView, TaskView
 from .instances import get_instance_view
 from .notifications import schedule_alerts
-from .store import load_workflow, lock_instance, save_workflow, with_conflict_retries
+from .store import changes_of, load_workflow, lock_instance, save_workflow, with_conflict_retries
 
 WORKING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR)
 
@@ -41,11 +41,13 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
             workflow = load_workflow(uow, instance)
             form = workflow.task_rules.get(task.element_id, {}).get("form")
             validate_form(task.name, form, data or {})
+            if task.assignee is None:
+                _reassign(uow, task, principal.name, principal.name, "task_claimed", reason="claimed by completing")
             uow.record("task_completed", principal.name, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": task.element_id, "name": task.name, "data": data or {},
-                             **({"claimed_by_completing": True} if task.assignee is None else {})})
-            task.assignee = task.assignee or principal.name
+                             "field": "state", "old": task.state, "new": TaskState.COMPLETED.value,
+                             "changes": changes_of(instance.data or {}, data or {})})
             workflow.complete_task(task_id, data or {}, app.clock)
             save_workflow(uow, instance, workflow, principal.name, completed_task_id=task_id)
             uow.commit()
@@ -176,12 +178,15 @@ def save_draft(app: CarePath, principal: Principal, task_id: str, data: dict[str
     def act(uow: UnitOfWork, task: Task) -> None:
         check_may_work_on(uow, principal, task)
         _check_not_someone_elses(principal, task)
-        task.draft, task.assignee = data, task.assignee or principal.name
-        if task.state != TaskState.IN_PROGRESS:
-            _set_state(uow, task, TaskState.IN_PROGRESS, principal.name, "task_draft_saved", "draft saved")
-        else:
-            uow.record("task_draft_saved", principal.name, instance_id=task.instance_id, task_id=task.id,
-                       data={"fields": sorted(data)})
+        if task.assignee is None:
+            _reassign(uow, task, principal.name, principal.name, "task_claimed", reason="claimed by saving a draft")
+        old_draft, task.draft = task.draft or {}, data
+        old_state, task.state = task.state, TaskState.IN_PROGRESS.value
+        uow.record("task_draft_saved", principal.name, instance_id=task.instance_id, task_id=task.id,
+                   data={"name": task.name, "fields": sorted(data),
+                         "changes": changes_of(old_draft, data, replaced=True),
+                         **({"field": "state", "old": old_state, "new": task.state} if old_state != task.state
+                            else {})})
 
     return _change_task(app, task_id, act)
 
@@ -271,10 +276,12 @@ def _change_task(app: CarePath, task_id: str, act: Callable[[UnitOfWork, Task], 
     return with_conflict_retries(app, attempt)
 
 
-def _reassign(uow: UnitOfWork, task: Task, new: str | None, actor: str, event: str) -> None:
+def _reassign(uow: UnitOfWork, task: Task, new: str | None, actor: str, event: str,
+              reason: str | None = None) -> None:
     old, task.assignee = task.assignee, new
     uow.record(event, actor, instance_id=task.instance_id, task_id=task.id,
-               data={"field": "assignee", "old": old, "new": new, "name": task.name})
+               data={"field": "assignee", "old": old, "new": new, "name": task.name,
+                     **({"reason": reason} if reason else {})})
 
 
 def _task(uow: UnitOfWork, task_id: str, *, lock: bool = False) -> Task:

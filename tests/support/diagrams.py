@@ -121,3 +121,13 @@ def call_activity(pid: str, called: str) -> str:
         pid, node("startEvent", "start"), node("callActivity", "call", "Run sub-pathway", calledElement=called),
         node("userTask", "after", "After call"), node("endEvent", "end"),
         flow("f1", "start", "call"), flow("f2", "call", "after"), flow("f3", "after", "end")))
+
+
+def dose_per_weight(pid: str) -> str:
+    """"Enter dose" -> a script dividing dose by weight (an incident when weight is 0) -> "Review"."""
+    return definitions(process(
+        pid, node("startEvent", "start"), node("userTask", "enter", "Enter dose"),
+        node("scriptTask", "compute", "Compute", body="<bpmn:script>per_kg = dose / weight</bpmn:script>"),
+        node("userTask", "review", "Review"), node("endEvent", "end"),
+        flow("f1", "start", "enter"), flow("f2", "enter", "compute"), flow("f3", "compute", "review"),
+        flow("f4", "review", "end")))
