@@ -196,8 +196,11 @@ class TaskTimelineOut(Out):
     completed_at: datetime | None
     completed_by: str | None
     due_date: datetime | None
-    waited_seconds: float = Field(description="from creation to completion, or to now while open")
-    late_by_seconds: float | None = Field(description="past the due date when completed (or now, while open)")
+    waited_seconds: float = Field(description="from creation to completion or cancellation, or to now while open")
+    late_by_seconds: float | None = Field(description="past the due date when completed or cancelled (or now, "
+                                          "while open)")
+    cancelled_at: datetime | None = Field(default=None, description="when the pathway ended it undone (a timer, "
+                                          "another branch, the episode cancelled); completed_at is then empty")
 
 
 class EventPage(Paged):

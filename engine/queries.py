@@ -10,7 +10,7 @@ from sqlalchemy import Select, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from .model import OPEN_TASK_STATES, RECORD_VIEWED, audience_key, viewer_keys
+from .model import OPEN_TASK_STATES, RECORD_VIEWED, TaskState, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -407,7 +407,7 @@ def task_timeline(session: Session, instance_id: str, now: datetime | None = Non
             claims[task_id] = (at, str(data["assignee"]))
     out = []
     for task in session.scalars(select(Task).where(Task.instance_id == instance_id).order_by(Task.created_at, Task.id)):
-        is_open = task.state in OPEN_TASK_STATES
+        is_open, cancelled = task.state in OPEN_TASK_STATES, task.state == TaskState.CANCELLED.value
         end = task.completed_at or (now if is_open else None)
         late = (end - task.due_date).total_seconds() if end and task.due_date and end > task.due_date else None
         claim = claims.get(task.id)
@@ -415,7 +415,8 @@ def task_timeline(session: Session, instance_id: str, now: datetime | None = Non
             task_id=task.id, element_id=task.element_id, name=task.name, state=task.state,
             offered_to=[k.split(":", 1)[1] for k in task.audience or [] if not k.startswith("all:")],
             created_at=task.created_at, claimed_at=claim[0] if claim else None, claimed_by=claim[1] if claim else None,
-            completed_at=task.completed_at, completed_by=task.completed_by, due_date=task.due_date,
+            completed_at=None if cancelled else task.completed_at, completed_by=task.completed_by,
+            cancelled_at=task.completed_at if cancelled else None, due_date=task.due_date,
             waited_seconds=((end or task.created_at) - task.created_at).total_seconds(), late_by_seconds=late))
     return out
 

@@ -64,6 +64,7 @@ class TaskTimelineView:
     due_date: datetime | None
     waited_seconds: float
     late_by_seconds: float | None
+    cancelled_at: datetime | None = None  # ended by the pathway (a timer, another branch), not done
 
 
 @dataclass(frozen=True)

@@ -76,15 +76,16 @@ def _tasks_table(tasks: list[TaskTimelineView]) -> str:
     if not tasks:
         return "<p>No human tasks.</p>"
     rows = ["<table><tr><th>Task</th><th>State</th><th>Offered to</th><th>Created</th><th>Claimed</th>"
-            "<th>Completed</th><th>By</th><th>Waited</th><th>Due</th><th>Late</th></tr>"]
+            "<th>Ended</th><th>By</th><th>Waited</th><th>Due</th><th>Late</th></tr>"]
     for task in tasks:
         late = timedelta(seconds=task.late_by_seconds) if task.late_by_seconds else None
         late_cell = f'<span class="late">{_d(late)}</span>' if late else "—"
         claim_cell = _e(f"{_t(task.claimed_at)} by {task.claimed_by}") if task.claimed_by else "—"
+        ended = _t(task.completed_at) if task.cancelled_at is None else f"cancelled {_t(task.cancelled_at)}"
         rows.append(
             f'<tr data-task-id="{_e(task.task_id)}" data-element-id="{_e(task.element_id)}">'
             f"<td>{_e(task.name)}</td><td>{_e(task.state)}</td><td>{_e(', '.join(task.offered_to) or 'everyone')}</td>"
-            f"<td>{_t(task.created_at)}</td><td>{claim_cell}</td><td>{_t(task.completed_at)}</td>"
+            f"<td>{_t(task.created_at)}</td><td>{claim_cell}</td><td>{ended}</td>"
             f"<td>{_e(task.completed_by or task.claimed_by or '—')}</td>"
             f"<td>{_d(timedelta(seconds=task.waited_seconds))}</td><td>{_t(task.due_date)}</td>"
             f"<td>{late_cell}</td></tr>")
