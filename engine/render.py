@@ -63,11 +63,12 @@ class _Box:
 
 
 def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | None = None,
-               title: str | None = None, trace_flows: bool = False) -> str:
+               title: str | None = None, transitions: Iterable[tuple[str, str]] = ()) -> str:
     """The first diagram (BPMN plane) of the first .bpmn file as SVG. `highlights` maps element ids to
     a highlight name (`current`, `done`, `failed`, `late`, `fired`), drawn as the class
-    `highlight-<name>`; with `trace_flows`, sequence flows between two highlighted elements are drawn
-    as taken. Raises DiagramInvalid when the XML is unsafe or has no layout."""
+    `highlight-<name>`; `transitions` are the (source, target) element pairs an instance actually moved
+    along (RunningWorkflow.traversed_transitions), and the sequence flow of each is drawn as taken.
+    Raises DiagramInvalid when the XML is unsafe or has no layout."""
     sources = [f for f in files if f.name.lower().endswith((".bpmn", ".bpmn20.xml", ".xml"))]
     documents, problems = load_documents(sources[:1], ImportLimits())
     if problems or not documents:
@@ -79,12 +80,39 @@ def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | N
                              "modeler such as bpmn.io or Camunda Modeler to add one.")
     elements = {e.get("id"): e for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
     marked = dict(highlights or {})
-    if trace_flows:  # a flow between two elements the instance passed through was taken
-        reached = set(marked)
-        for element in root.iter(f"{{{BPMN}}}sequenceFlow"):
-            if element.get("sourceRef") in reached and element.get("targetRef") in reached:
-                marked.setdefault(element.get("id") or "", "done")
+    for flow_id in taken_flows(root, elements, transitions):
+        marked.setdefault(flow_id, "done")
     return _Drawing(elements, marked).draw(plane, title)
+
+
+_CHOOSING = {"exclusiveGateway", "inclusiveGateway", "complexGateway", "eventBasedGateway"}
+
+
+def taken_flows(root: Element, elements: Mapping[str | None, Element],
+                transitions: Iterable[tuple[str, str]]) -> list[str]:
+    """The ids of the sequence flows behind `transitions` (source, target pairs). A pair joined by one
+    flow is that flow. Two or more flows between the same pair are ambiguous, as the engine records
+    which element was entered from which, not by which flow: from an element that sends a token down
+    every outgoing flow (a task, a parallel gateway) all of them were taken; from a gateway that picks
+    one, the first conditional flow in document order is drawn (SpiffWorkflow tests the conditions
+    towards one target in that order, and the default flow only when none holds), the default flow
+    only when it is the only one."""
+    between: dict[tuple[str, str], list[Element]] = {}
+    for flow in root.iter(f"{{{BPMN}}}sequenceFlow"):
+        source, target = flow.get("sourceRef"), flow.get("targetRef")
+        if source and target and flow.get("id"):
+            between.setdefault((source, target), []).append(flow)
+    taken: list[str] = []
+    for pair in dict.fromkeys(transitions):
+        flows = between.get(pair, [])
+        source = elements.get(pair[0])
+        if len(flows) > 1 and source is not None and local_name(source) in _CHOOSING:
+            default = source.get("default")
+            conditional = [f for f in flows if f.get("id") != default
+                           and f.find(f"{{{BPMN}}}conditionExpression") is not None]
+            flows = (conditional or flows)[:1]
+        taken.extend(str(f.get("id")) for f in flows)
+    return taken
 
 
 class _Drawing:
