@@ -10,25 +10,12 @@ from lxml import etree
 from carepath.engine.definitions import SourceFile
 from carepath.engine.definitions._model import ImportLimits
 from carepath.engine.definitions._safe_xml import load_documents
-from carepath.engine.persistence.tables import Instance, PathwayVersion
 from carepath.engine.render import render_svg, taken_flows
-from carepath.engine.runtime.workflow import RunningWorkflow
-from carepath.engine.usecases.specs import resolve_specs
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
 SHIPPED = Path(__file__).resolve().parents[1] / "bpmn"
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def _transitions(api: ApiClient, instance_id: str) -> set[tuple[str, str]]:
-    with api.engine.db.read() as session:
-        row = session.get(Instance, instance_id)
-        version = session.get(PathwayVersion, row.pathway_version_id)
-        resolved = resolve_specs(api.engine, session, version, row.call_bindings)
-        workflow = RunningWorkflow.restore(row.state, resolved.spec, resolved.subprocess_specs, resolved.family,
-                                           api.engine.script_engine)
-        return workflow.traversed_transitions()
 
 
 def _complete(api: ApiClient, user: str, instance: dict, name: str, data: dict | None = None) -> dict:
@@ -49,11 +36,12 @@ def test_each_branch_into_a_parallel_join_is_a_transition_once_it_arrived(api: A
     assert api.deploy(lead, ("par.bpmn", xml)).status_code == 201
     instance = api.start(lead, "par").json()
     opened = {("start", "split"), ("split", "a"), ("split", "b")}
-    assert _transitions(api, instance["id"]) == opened
+    assert api.workflow(instance["id"]).traversed_transitions() == opened
     instance = _complete(api, lead, instance, "A")
-    assert _transitions(api, instance["id"]) == opened | {("a", "join")}  # waits at the join: arrived
+    arrived = opened | {("a", "join")}  # A waits at the join: it arrived there
+    assert api.workflow(instance["id"]).traversed_transitions() == arrived
     instance = _complete(api, lead, instance, "B")
-    assert _transitions(api, instance["id"]) == opened | {("a", "join"), ("b", "join"), ("join", "last")}
+    assert api.workflow(instance["id"]).traversed_transitions() == arrived | {("b", "join"), ("join", "last")}
 
 
 def test_the_default_and_the_conditional_flow_are_told_apart(api: ApiClient) -> None:
@@ -66,8 +54,8 @@ def test_the_default_and_the_conditional_flow_are_told_apart(api: ApiClient) -> 
     assert api.deploy(lead, ("gw.bpmn", xml)).status_code == 201
     high = api.start(lead, "gw", data={"risk": 9}).json()
     low = api.start(lead, "gw", data={"risk": 1}).json()
-    assert _transitions(api, high["id"]) == {("start", "g"), ("g", "yes")}
-    assert _transitions(api, low["id"]) == {("start", "g"), ("g", "no")}
+    assert api.workflow(high["id"]).traversed_transitions() == {("start", "g"), ("g", "yes")}
+    assert api.workflow(low["id"]).traversed_transitions() == {("start", "g"), ("g", "no")}
 
 
 def _taken(svg: str) -> set[str]:
