@@ -54,6 +54,14 @@ text { font-family: Arial, Helvetica, sans-serif; font-size: 12px; fill: #222 }
 """
 
 
+# External labels without bounds in the layout, placed as bpmn.io does: 90 px wide at its 11 px font,
+# so 98 px at ours (12 px, about 7 px a character); a flow's label 6 px clear of its middle segment.
+LABEL_WIDTH = 98
+CHAR_WIDTH = 7
+LINE_HEIGHT = 14
+FLOW_LABEL_OFFSET = 6
+
+
 @dataclass(frozen=True)
 class _Box:
     x: float
@@ -63,11 +71,12 @@ class _Box:
 
 
 def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | None = None,
-               title: str | None = None, trace_flows: bool = False) -> str:
+               title: str | None = None, transitions: Iterable[tuple[str, str]] = ()) -> str:
     """The first diagram (BPMN plane) of the first .bpmn file as SVG. `highlights` maps element ids to
     a highlight name (`current`, `done`, `failed`, `late`, `fired`), drawn as the class
-    `highlight-<name>`; with `trace_flows`, sequence flows between two highlighted elements are drawn
-    as taken. Raises DiagramInvalid when the XML is unsafe or has no layout."""
+    `highlight-<name>`; `transitions` are the (source, target) element pairs an instance actually moved
+    along (RunningWorkflow.traversed_transitions), and the sequence flow of each is drawn as taken.
+    Raises DiagramInvalid when the XML is unsafe or has no layout."""
     sources = [f for f in files if f.name.lower().endswith((".bpmn", ".bpmn20.xml", ".xml"))]
     documents, problems = load_documents(sources[:1], ImportLimits())
     if problems or not documents:
@@ -79,12 +88,39 @@ def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | N
                              "modeler such as bpmn.io or Camunda Modeler to add one.")
     elements = {e.get("id"): e for e in root.iter() if isinstance(e.tag, str) and e.get("id")}
     marked = dict(highlights or {})
-    if trace_flows:  # a flow between two elements the instance passed through was taken
-        reached = set(marked)
-        for element in root.iter(f"{{{BPMN}}}sequenceFlow"):
-            if element.get("sourceRef") in reached and element.get("targetRef") in reached:
-                marked.setdefault(element.get("id") or "", "done")
+    for flow_id in taken_flows(root, elements, transitions):
+        marked.setdefault(flow_id, "done")
     return _Drawing(elements, marked).draw(plane, title)
+
+
+_CHOOSING = {"exclusiveGateway", "inclusiveGateway", "complexGateway", "eventBasedGateway"}
+
+
+def taken_flows(root: Element, elements: Mapping[str | None, Element],
+                transitions: Iterable[tuple[str, str]]) -> list[str]:
+    """The ids of the sequence flows behind `transitions` (source, target pairs). A pair joined by one
+    flow is that flow. Two or more flows between the same pair are ambiguous, as the engine records
+    which element was entered from which, not by which flow: from an element that sends a token down
+    every outgoing flow (a task, a parallel gateway) all of them were taken; from a gateway that picks
+    one, the first conditional flow in document order is drawn (SpiffWorkflow tests the conditions
+    towards one target in that order, and the default flow only when none holds), the default flow
+    only when it is the only one."""
+    between: dict[tuple[str, str], list[Element]] = {}
+    for flow in root.iter(f"{{{BPMN}}}sequenceFlow"):
+        source, target = flow.get("sourceRef"), flow.get("targetRef")
+        if source and target and flow.get("id"):
+            between.setdefault((source, target), []).append(flow)
+    taken: list[str] = []
+    for pair in dict.fromkeys(transitions):
+        flows = between.get(pair, [])
+        source = elements.get(pair[0])
+        if len(flows) > 1 and source is not None and local_name(source) in _CHOOSING:
+            default = source.get("default")
+            conditional = [f for f in flows if f.get("id") != default
+                           and f.find(f"{{{BPMN}}}conditionExpression") is not None]
+            flows = (conditional or flows)[:1]
+        taken.extend(str(f.get("id")) for f in flows)
+    return taken
 
 
 class _Drawing:
@@ -182,24 +218,48 @@ class _Drawing:
         kind = self._kind(di)
         start, end = self._group(di, kind, "flow")
         path = " ".join(f"{_n(x)},{_n(y)}" for x, y in points)
-        label = self._label(di, self._name(di))
+        label = self._label(di, self._name(di), along=points)
         self.parts.append(f'{start}<polyline class="edge {kind}" points="{path}"/>{label}{end}')
 
-    def _label(self, di: Element, text: str) -> str:
+    def _label(self, di: Element, text: str, *, under: _Box | None = None,
+               along: list[tuple[float, float]] | None = None) -> str:
+        """An external label (events, gateways, data objects, flows): in its BPMNLabel bounds when the
+        layout has them; otherwise where bpmn.io puts it: centred just under the shape (`under`), or
+        beside the middle of the flow's waypoints (`along`), wrapped to bpmn.io's label width."""
         if not text:
             return ""
+        box = self._label_bounds(di)
+        if box is not None:
+            self.bounds.append(box)
+            return _wrapped(text, box.x + box.w / 2, box.y + 11, max(box.w, 60))
+        lines = _lines(text, LABEL_WIDTH)
+        width, height = max(len(line) for line in lines) * CHAR_WIDTH, LINE_HEIGHT * len(lines)
+        if under is not None:
+            cx, top = under.x + under.w / 2, under.y + under.h + 2
+            self.bounds.append(_Box(cx - width / 2, top, width, height))
+            return _text(lines, cx, top + 11)
+        if not along:
+            return ""
+        (x1, y1), (x2, y2) = _middle_segment(along)
+        mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+        if abs(y2 - y1) > abs(x2 - x1):  # a vertical segment: the label to its right, centred on the middle
+            first = my + 4 - (len(lines) - 1) * LINE_HEIGHT / 2
+            self.bounds.append(_Box(mx + FLOW_LABEL_OFFSET, first - 11, width, height))
+            return _text(lines, mx + FLOW_LABEL_OFFSET, first, anchor="start")
+        first = my - 6 - (len(lines) - 1) * LINE_HEIGHT  # otherwise above it, the last line just clear
+        self.bounds.append(_Box(mx - width / 2, first - 11, width, height))
+        return _text(lines, mx, first)
+
+    def _label_bounds(self, di: Element) -> _Box | None:
         label = di.find(f"{{{BPMNDI}}}BPMNLabel")
         bounds = label.find(f"{{{DC}}}Bounds") if label is not None else None
         if bounds is None:
-            return ""
+            return None
         try:
             box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
         except ValueError:
-            return ""
-        if not all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)):
-            return ""
-        self.bounds.append(box)
-        return _wrapped(text, box.x + box.w / 2, box.y + 11, max(box.w, 60))
+            return None
+        return box if all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)) else None
 
     def _node(self, di: Element) -> None:
         box = self._box(di)
@@ -209,19 +269,23 @@ class _Drawing:
         element = self.elements.get(di.get("bpmnElement"))
         name = self._name(di)
         if kind in _EVENTS:
-            body = self._event(box, element, kind) + self._label(di, name)
+            body = self._event(box, element, kind) + self._label(di, name, under=box)
             family = "event"
         elif kind in _GATEWAYS:
             cx, cy = box.x + box.w / 2, box.y + box.h / 2
             body = (f'<polygon class="shape" points="{_n(cx)},{_n(box.y)} {_n(box.x + box.w)},{_n(cy)} '
                     f'{_n(cx)},{_n(box.y + box.h)} {_n(box.x)},{_n(cy)}"/>'
                     f'<text class="mark" x="{_n(cx)}" y="{_n(cy + 5)}" text-anchor="middle">'
-                    f"{escape(_GATEWAY_MARK.get(kind, ''))}</text>") + self._label(di, name)
+                    f"{escape(_GATEWAY_MARK.get(kind, ''))}</text>") + self._label(di, name, under=box)
             family = "gateway"
-        elif kind == "dataObjectReference" or kind == "dataStoreReference" or kind == "textAnnotation":
-            text = name or (element.findtext(f"{{{BPMN}}}text") or "" if element is not None else "")
-            body = (f'<rect class="shape" x="{_n(box.x)}" y="{_n(box.y)}" width="{_n(box.w)}" height="{_n(box.h)}" '
-                    'stroke-dasharray="3 3"/>' + _wrapped(text, box.x + box.w / 2, box.y + 14, box.w))
+        elif kind in ("dataObjectReference", "dataStoreReference", "textAnnotation"):
+            rect = (f'<rect class="shape" x="{_n(box.x)}" y="{_n(box.y)}" width="{_n(box.w)}" height="{_n(box.h)}" '
+                    'stroke-dasharray="3 3"/>')
+            if kind == "textAnnotation":  # its text inside the box
+                text = name or (element.findtext(f"{{{BPMN}}}text") or "" if element is not None else "")
+                body = rect + _wrapped(text, box.x + box.w / 2, box.y + 14, box.w)
+            else:  # a data object or store: its name under it
+                body = rect + self._label(di, name, under=box)
             family = "artifact"
         else:
             expanded = di.get("isExpanded") == "true" or kind == "subProcess" and box.w > 150
@@ -269,19 +333,37 @@ def _person(x: float, y: float) -> str:
 
 
 def _wrapped(text: str, cx: float, top: float, width: float) -> str:
-    """Text centred at cx, wrapped to about `width` pixels (7 px a character), one <tspan> a line."""
-    if not text:
-        return ""
-    per_line = max(int(width / 7), 6)
+    """Text centred at cx, wrapped to about `width` pixels, at most six lines (inside a shape)."""
+    return _text(_lines(text, width)[:6], cx, top) if text else ""
+
+
+def _lines(text: str, width: float) -> list[str]:
+    """`text` broken between words into lines of about `width` pixels (CHAR_WIDTH a character); a
+    word longer than a line keeps a line of its own rather than being cut."""
+    per_line = max(int(width / CHAR_WIDTH), 6)
     lines: list[str] = []
     for word in text.split():
         if lines and len(lines[-1]) + 1 + len(word) <= per_line:
             lines[-1] += " " + word
         else:
             lines.append(word)
-    spans = "".join(f'<tspan x="{_n(cx)}" dy="{0 if i == 0 else 14}">{escape(line)}</tspan>'
-                    for i, line in enumerate(lines[:6]))
-    return f'<text x="{_n(cx)}" y="{_n(top)}" text-anchor="middle">{spans}</text>'
+    return lines
+
+
+def _text(lines: list[str], x: float, top: float, anchor: str = "middle") -> str:
+    """One <text> with a <tspan> a line, the first line's baseline at `top`."""
+    if not lines:
+        return ""
+    spans = "".join(f'<tspan x="{_n(x)}" dy="{0 if i == 0 else LINE_HEIGHT}">{escape(line)}</tspan>'
+                    for i, line in enumerate(lines))
+    return f'<text x="{_n(x)}" y="{_n(top)}" text-anchor="{anchor}">{spans}</text>'
+
+
+def _middle_segment(points: list[tuple[float, float]]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The segment bpmn.io puts a flow's label on: the middle one (of an even number of points, the
+    one across the middle; of an odd number, the one after the middle point)."""
+    middle = len(points) / 2 - 1
+    return points[math.floor(middle)], points[min(math.ceil(middle + 0.01), len(points) - 1)]
 
 
 def _n(value: float) -> str:

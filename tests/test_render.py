@@ -110,3 +110,73 @@ def test_non_numeric_coordinates_are_left_out_not_drawn_as_nan() -> None:
     root = etree.fromstring(render_svg([SourceFile(path.name, broken.encode())]).encode())
     assert all(math.isfinite(float(v)) for v in root.get("viewBox").split())
     assert "ed_visit_reported" not in _drawn_ids(etree.tostring(root).decode())  # its bounds are unusable
+
+
+def _label_of(svg: str, element_id: str) -> etree._Element | None:
+    """The <text> drawn in an element's group (its name), if any."""
+    root = etree.fromstring(svg.encode())
+    group = next(g for g in root.iter(f"{SVG}g") if g.get("data-element-id") == element_id)
+    return next((t for t in group.iter(f"{SVG}text") if t.get("class") != "mark"), None)
+
+
+def _words(text: etree._Element | None) -> str:
+    return " ".join(" ".join(text.itertext()).split()) if text is not None else ""
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.bpmn")), ids=lambda p: p.name)
+def test_every_named_element_of_a_shipped_pathway_shows_its_name(path: Path) -> None:
+    """With or without label bounds in the layout (transition-of-care.bpmn has none for its events,
+    gateways and flows), every named element drawn carries its whole name."""
+    svg = render_svg([SourceFile(path.name, path.read_bytes())])
+    model = etree.parse(str(path)).getroot()
+    laid_out = {di.get("bpmnElement") for di in model.iter("{http://www.omg.org/spec/BPMN/20100524/DI}BPMNShape",
+                                                           "{http://www.omg.org/spec/BPMN/20100524/DI}BPMNEdge")}
+    named = {e.get("id"): " ".join(e.get("name").split()) for e in model.iter()
+             if isinstance(e.tag, str) and e.get("name") and e.get("id") in laid_out}
+    assert len(named) > 20
+    missing = {element_id: name for element_id, name in named.items() if _words(_label_of(svg, element_id)) != name}
+    assert not missing
+
+
+def test_labels_without_bounds_go_where_bpmn_io_puts_them() -> None:
+    path = SHIPPED / "transition-of-care.bpmn"
+    svg = render_svg([SourceFile(path.name, path.read_bytes())])
+    start = _label_of(svg, "discharge_reported")  # the event at x=180 y=162, 36 x 36: centred just under it
+    assert start is not None and start.get("text-anchor") == "middle"
+    assert float(start.get("x")) == 198 and 198 < float(start.get("y")) <= 198 + 14
+    snf = _label_of(svg, "flow_snf")  # (1295,205) (1295,360) (1350,360): beside the middle of its vertical leg
+    assert snf is not None and snf.get("text-anchor") == "start"
+    assert 1295 < float(snf.get("x")) <= 1295 + 10 and abs(float(snf.get("y")) - (205 + 360) / 2) < 10
+    fork = _label_of(svg, "episode_fork")  # a long name is wrapped to bpmn.io's label width
+    assert fork is not None and len(fork) > 1 and all(len(line.text) <= 14 for line in fork)
+
+
+def test_a_label_with_bounds_in_the_layout_is_drawn_in_them() -> None:
+    path = SHIPPED / "post-ed-follow-up.bpmn"
+    label = _label_of(render_svg([SourceFile(path.name, path.read_bytes())]), "flow_date_missing")
+    [di] = etree.parse(str(path)).getroot().xpath(
+        "//*[@bpmnElement='flow_date_missing']/*[local-name()='BPMNLabel']/*[local-name()='Bounds']")
+    x, y, width = (float(di.get(a)) for a in ("x", "y", "width"))
+    assert label is not None and float(label.get("x")) == x + width / 2 and float(label.get("y")) == y + 11
+
+
+def test_a_data_object_s_name_goes_under_it_and_a_flow_s_above_its_middle() -> None:
+    process = d.process("p", d.node("task", "t", "Write"), d.node("endEvent", "e"), d.flow("f", "t", "e"),
+                        d.node("dataObjectReference", "doc", "Discharge summary", dataObjectRef="obj"),
+                        '<bpmn:dataObject id="obj"/>').replace('<bpmn:sequenceFlow id="f"',
+                                                                 '<bpmn:sequenceFlow id="f" name="done"')
+    layout = ('<bpmndi:BPMNDiagram xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" '
+              'xmlns:dc="http://www.omg.org/spec/DD/20100524/DC" xmlns:di="http://www.omg.org/spec/DD/20100524/DI">'
+              '<bpmndi:BPMNPlane bpmnElement="p">'
+              '<bpmndi:BPMNShape bpmnElement="t"><dc:Bounds x="100" y="100" width="100" height="80"/>'
+              '</bpmndi:BPMNShape>'
+              '<bpmndi:BPMNShape bpmnElement="e"><dc:Bounds x="300" y="122" width="36" height="36"/></bpmndi:BPMNShape>'
+              '<bpmndi:BPMNShape bpmnElement="doc"><dc:Bounds x="132" y="250" width="36" height="50"/>'
+              '</bpmndi:BPMNShape><bpmndi:BPMNEdge bpmnElement="f"><di:waypoint x="200" y="140"/>'
+              '<di:waypoint x="300" y="140"/></bpmndi:BPMNEdge></bpmndi:BPMNPlane></bpmndi:BPMNDiagram>')
+    svg = render_svg([SourceFile("p.bpmn", d.definitions(process, extra="").replace(
+        "</bpmn:definitions>", layout + "</bpmn:definitions>").encode())])
+    doc = _label_of(svg, "doc")
+    assert _words(doc) == "Discharge summary" and float(doc.get("x")) == 150 and 300 < float(doc.get("y")) <= 314
+    flow = _label_of(svg, "f")
+    assert _words(flow) == "done" and float(flow.get("x")) == 250 and 125 < float(flow.get("y")) < 140

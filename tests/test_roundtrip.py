@@ -7,21 +7,15 @@ import json
 
 from sqlalchemy import select
 
-from carepath.engine.persistence.tables import Instance, PathwayVersion, Task
-from carepath.engine.runtime.workflow import RunningWorkflow
-from carepath.engine.usecases.specs import resolve_specs
+from carepath.engine.persistence.tables import Instance, Task
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
 
 def _engine_view(api: ApiClient, instance_id: str) -> tuple[set[str], str]:
     """Open task ids straight from the workflow, restored from the stored state; and a re-dump."""
+    restored = api.workflow(instance_id)
     with api.engine.db.read() as session:
-        row = session.get(Instance, instance_id)
-        version = session.get(PathwayVersion, row.pathway_version_id)
-        resolved = resolve_specs(api.engine, session, version, row.call_bindings)
-        restored = RunningWorkflow.restore(row.state, resolved.spec, resolved.subprocess_specs, resolved.family,
-                                           api.engine.script_engine)
         projected = set(session.scalars(select(Task.id).where(Task.instance_id == instance_id,
                                                               Task.state == "ready")))
     assert {t.id for t in restored.snapshot().open_tasks} == projected

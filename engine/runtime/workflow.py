@@ -21,6 +21,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent, EventBasedGateway
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from ..calendars import TimeContext, engine_time_context
@@ -227,8 +228,59 @@ class RunningWorkflow:
                     states[bpmn_id] = state
         return states
 
+    def traversed_transitions(self) -> set[tuple[str, str]]:
+        """The (source, target) pairs of diagram elements the instance actually moved along, read from
+        SpiffWorkflow's task tree: a task was entered from its parent, so each reached task and the
+        nearest ancestor that is a diagram element (skipping Spiff's own helper tasks such as the
+        boundary-event split and join) give one transition. Only real transitions count: the source
+        finished (completed) and the target was entered (ready, waiting, running, completed, failed, or
+        cancelled after it was entered: a parallel join's other arrivals, an interrupted activity). A
+        gateway's branches not chosen were dropped from the tree, and an event the event-based gateway
+        or a boundary did not catch was never entered, so neither counts. A loop passed twice gives
+        the same pair twice, reported once."""
+        entered = SpiffState.READY | SpiffState.WAITING | SpiffState.STARTED | SpiffState.COMPLETED \
+            | SpiffState.ERROR
+        pairs: set[tuple[str, str]] = set()
+        for workflow in (self.workflow, *self.workflow.subprocesses.values()):
+            for task in workflow.get_tasks():
+                target = getattr(task.task_spec, "bpmn_id", None)
+                parent = task.parent
+                if not target or parent is None or not parent.has_state(SpiffState.COMPLETED):
+                    continue
+                if not task.has_state(entered):
+                    # Cancelled: entered unless it was an uncaught event waiting beside its activity
+                    # (a boundary event) or behind an event-based gateway.
+                    if not task.has_state(SpiffState.CANCELLED) or _catches_beside(task):
+                        continue
+                source = _nearest_element(task)
+                if source is not None:
+                    pairs.add((source, target))
+        return pairs
+
     def subprocess_spec_names(self) -> set[str]:
         return {sp.spec.name for sp in self.workflow.subprocesses.values()}
+
+
+def _nearest_element(task: Any) -> str | None:
+    """The BPMN id of the diagram element `task` was entered from: its nearest ancestor with a BPMN id,
+    through helper tasks only (each step one of the spec's own outputs, so a multi-instance task's
+    inner instances or a subprocess's start are not taken for a flow). None at the top of a tree."""
+    child, parent = task, task.parent
+    while parent is not None:
+        if child.task_spec not in parent.task_spec.outputs or not parent.has_state(SpiffState.COMPLETED):
+            return None
+        bpmn_id = getattr(parent.task_spec, "bpmn_id", None)
+        if bpmn_id:
+            return str(bpmn_id)
+        child, parent = parent, parent.parent
+    return None
+
+
+def _catches_beside(task: Any) -> bool:
+    """A catching event that waited beside others (boundary events of an activity, the events after an
+    event-based gateway): cancelled, it was never entered."""
+    return isinstance(task.task_spec, BoundaryEvent) or task.parent is not None and isinstance(
+        task.parent.task_spec, EventBasedGateway)
 
 
 def human_tasks(spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]) -> list[tuple[str, str | None]]:

@@ -25,7 +25,7 @@ def pathway_diagram(app: CarePath, principal: Principal, key: str, version: int,
     """The version's diagram as SVG; with an instance of that version, its path highlighted: elements
     completed (`done`), active (`current`), in error (`failed`), human tasks finished or still open
     after their due date (`late`), timers that fired (`fired`, e.g. an escalation), and the flows
-    between reached elements."""
+    it actually took."""
     with app.db.read() as session:
         row = session.scalars(select(PathwayVersion).where(PathwayVersion.key == key,
                                                            PathwayVersion.version == version)).first()
@@ -44,13 +44,16 @@ def draw_diagram(app: CarePath, session: Session, version: PathwayVersion, insta
     source = session.get(DeploymentFile, version.source_file_id)
     if source is None:
         raise NotFound(f"pathway '{version.key}' version {version.version} has no stored diagram")
-    highlights = _path_of(app, session, instance, version) if instance is not None else {}
+    highlights, transitions = _path_of(app, session, instance, version) if instance is not None else ({}, set())
     title = f"{version.name or version.key} (version {version.version})"
     return render_svg([SourceFile(source.filename, source.content)], highlights=highlights, title=title,
-                      trace_flows=instance is not None)
+                      transitions=transitions)
 
 
-def _path_of(app: CarePath, session: Session, instance: Instance, version: PathwayVersion) -> dict[str, str]:
+def _path_of(app: CarePath, session: Session, instance: Instance,
+             version: PathwayVersion) -> tuple[dict[str, str], set[tuple[str, str]]]:
+    """The marks of the instance's elements, and the transitions it made (read from its own workflow:
+    one record, so the flows drawn are the ones taken, not guessed from the elements reached)."""
     resolved = resolve_specs(app, session, version, instance.call_bindings)
     workflow = RunningWorkflow.restore(instance.state, resolved.spec, resolved.subprocess_specs, resolved.family,
                                        app.script_engine, instance.business_key)
@@ -70,7 +73,7 @@ def _path_of(app: CarePath, session: Session, instance: Instance, version: Pathw
         _mark(marks, str(data.get("element_id") or ""), "fired")
     if instance.incident and instance.incident.get("element_id"):
         _mark(marks, instance.incident["element_id"], "failed")
-    return marks
+    return marks, workflow.traversed_transitions()
 
 
 def _mark(marks: dict[str, str], element_id: str, kind: str) -> None:

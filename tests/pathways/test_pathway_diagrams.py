@@ -123,3 +123,66 @@ def test_a_diagram_without_layout_is_refused_but_its_episodes_still_get_a_report
     report = shipped.get(f"/api/instances/{started['id']}/report.html", lead)
     assert report.status_code == 200 and "no layout" in report.text and "<svg" not in report.text
     assert 'data-element-id="task_0"' in report.text  # the task table is there
+
+
+def _taken(api: ApiClient, instance_id: str) -> set[str]:
+    """The ids of the sequence flows drawn as taken for an instance."""
+    lead = api.user("clinical_lead")
+    svg = api.get(f"/api/pathways/{KEY}/versions/1/diagram.svg", lead, params={"instance": instance_id}).text
+    flows = {f.get("id") for f in etree.parse(str(SHIPPED / f"{KEY}.bpmn")).getroot().iter(
+        "{http://www.omg.org/spec/BPMN/20100524/MODEL}sequenceFlow")}
+    return {element for element, mark in _marks(svg).items() if element in flows and mark}
+
+
+# The flows of the 7-day timer path up to the confirm task: reached on the call (a conditional flow
+# out of patient_reached_gateway, not its default), scheduled, the window timer fired.
+TO_CONFIRM = {"flow_to_classify", "flow_to_open_record", "flow_to_call", "flow_to_reached_gateway", "flow_reached",
+              "flow_to_schedule", "flow_to_await_visit", "flow_to_window_timer", "flow_timer_to_confirm",
+              "flow_to_confirm"}
+# Out of the confirmation with the visit not attended (the default flow out of visit_date_known), and
+# FMC has no 30-day round: on to closing the episode.
+TO_CLOSE = {"flow_to_date_known", "flow_date_known", "flow_outcome", "flow_no_thirty_day", "flow_to_close_episode"}
+
+
+def test_only_the_flows_an_episode_took_are_drawn_as_taken(shipped: ApiClient, clock: ManualClock) -> None:
+    """The timer path passes confirm_merge and visit_date_known, which the loop-back flow
+    flow_date_missing joins: it is drawn only when the loop was taken."""
+    from tests.pathways.test_post_ed_scenarios import Story, ny
+
+    story = Story(shipped, clock, "injury", 2)
+    story.reach_and_schedule(visit_on="2026-01-13")
+    story.at(ny(1, 13, 23, 59, 59))  # the 7-day window timer fires: confirm the visit
+    assert _taken(shipped, story.id) == TO_CONFIRM  # not flow_to_visit_completed: the message never came
+    story.complete("confirm_visit", visit_attended=False, confirm_notes="patient did not show")
+    assert _taken(shipped, story.id) == TO_CONFIRM | TO_CLOSE  # the default "yes" flow, not flow_date_missing
+    story.complete("close_episode")
+    assert _taken(shipped, story.id) == TO_CONFIRM | TO_CLOSE | {"flow_to_episode_closed"}
+
+
+def test_a_loop_taken_twice_and_both_branches_of_a_gateway_are_drawn(shipped: ApiClient,
+                                                                      clock: ManualClock) -> None:
+    from tests.pathways.test_post_ed_scenarios import Story, ny
+
+    story = Story(shipped, clock, "injury", 2)
+    story.reach_and_schedule(visit_on="2026-01-13")
+    story.at(ny(1, 13, 23, 59, 59))
+    story.complete("confirm_visit", visit_attended=True)  # attended, no date: the conditional flow loops back
+    assert _taken(shipped, story.id) == TO_CONFIRM | {"flow_to_date_known", "flow_date_missing"}
+    story.complete("confirm_visit", visit_attended=True)  # round the loop a second time
+    assert _taken(shipped, story.id) == TO_CONFIRM | {"flow_to_date_known", "flow_date_missing"}
+    story.complete("confirm_visit", visit_attended=False)  # and out by the default flow
+    assert _taken(shipped, story.id) == TO_CONFIRM | TO_CLOSE | {"flow_date_missing"}
+
+
+def test_the_escalation_path_draws_the_timer_s_flow_not_the_call_s(shipped: ApiClient, clock: ManualClock) -> None:
+    """An interrupting boundary timer takes the call away: the flow out of the call is not taken, the
+    flow out of the timer is, and the gateway's default "no" flow (towards the same merge) is not."""
+    from tests.pathways.test_post_ed_scenarios import Story, ny
+
+    story = Story(shipped, clock, "substance_use")
+    story.at(ny(1, 13, 10, 0, 0))  # the reminder (non-interrupting) and the escalation fire
+    start = {"flow_to_classify", "flow_to_open_record", "flow_to_call"}
+    assert _taken(shipped, story.id) == start | {"flow_to_reminder", "flow_timeout_to_escalation", "flow_to_escalation"}
+    story.complete("escalate_not_reached", story.supervisor, follow_up_possible=False)
+    assert _taken(shipped, story.id) == start | {"flow_to_reminder", "flow_timeout_to_escalation",
+                                                 "flow_to_escalation", "flow_to_possible_gateway", "flow_not_possible"}

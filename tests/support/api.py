@@ -9,6 +9,9 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from carepath.engine.application import CarePath
+from carepath.engine.persistence.tables import Instance, PathwayVersion
+from carepath.engine.runtime.workflow import RunningWorkflow
+from carepath.engine.usecases.specs import resolve_specs
 from carepath.engine.usecases.users import add_user
 
 
@@ -40,3 +43,14 @@ class ApiClient:
     def start(self, user: str, key: str, business_key: str | None = None, **body: Any) -> Response:
         return self.post(f"/api/pathways/{key}/instances", user,
                          {"business_key": business_key or f"bk-{uuid.uuid4().hex[:8]}", **body})
+
+    def workflow(self, instance_id: str) -> RunningWorkflow:
+        """The instance's workflow as the engine restores it from the stored state."""
+        with self.engine.db.read() as session:
+            row = session.get(Instance, instance_id)
+            assert row is not None, instance_id
+            version = session.get(PathwayVersion, row.pathway_version_id)
+            assert version is not None
+            resolved = resolve_specs(self.engine, session, version, row.call_bindings)
+            return RunningWorkflow.restore(row.state, resolved.spec, resolved.subprocess_specs, resolved.family,
+                                           self.engine.script_engine)
