@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+
+from carepath.engine.audit import utc_instant
 
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+# The history and the audit trail write every time as the exports do: UTC, microseconds, Z
+# ("2026-11-30T17:00:00.000000Z"), so the same event reads the same in the API and in a file.
+UtcInstant = Annotated[datetime, PlainSerializer(utc_instant, return_type=str, when_used="json"),
+                       WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class ErrorOut(Out):
@@ -173,9 +181,11 @@ class EventOut(Out):
     id: int
     type: str
     actor: str
-    at: datetime
+    at: UtcInstant
     task_id: str | None
     data: dict[str, Any]
+    pathway_version: int | None = Field(None, description="the number of the pathway version the event was "
+                                        "recorded under")
 
 
 class TaskTimelineOut(Out):
@@ -184,12 +194,12 @@ class TaskTimelineOut(Out):
     name: str
     state: str
     offered_to: list[str]
-    created_at: datetime
-    claimed_at: datetime | None
+    created_at: UtcInstant
+    claimed_at: UtcInstant | None
     claimed_by: str | None
-    completed_at: datetime | None
+    completed_at: UtcInstant | None
     completed_by: str | None
-    due_date: datetime | None
+    due_date: UtcInstant | None
     waited_seconds: float = Field(description="from creation to completion, or to now while open")
     late_by_seconds: float | None = Field(description="past the due date when completed (or now, while open)")
 
@@ -244,7 +254,7 @@ class StartIn(BaseModel):
     business_key: str = Field(min_length=1, max_length=255)
     patient_id: str | None = Field(default=None, min_length=1, max_length=255)
     data: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class CompleteIn(BaseModel):
