@@ -56,14 +56,14 @@ def _describe(error: Any) -> str:
     return f"{where}: {error.get('msg')}"
 
 
+REQUEST_PARTS = ("query", "path", "body", "header", "cookie")
+
+
 def _field(error: Any) -> str | None:
     """The parameter (or body field) at fault, as the domain's problems name it: `offset`, `from`,
     `version`, `data.name`."""
     location = [str(p) for p in error.get("loc", ()) or ()]
     return ".".join(location[1:]) if len(location) > 1 and location[0] in REQUEST_PARTS else None
-
-
-REQUEST_PARTS = ("query", "path", "body", "header", "cookie")
 
 
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:

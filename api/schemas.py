@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from carepath.engine.audit import utc_instant
 
+from .params import MAX_INT_ID
+
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -254,7 +256,7 @@ class StartIn(BaseModel):
     business_key: str = Field(min_length=1, max_length=255)
     patient_id: str | None = Field(default=None, min_length=1, max_length=255)
     data: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT_ID)
 
 
 class CompleteIn(BaseModel):
