@@ -56,11 +56,22 @@ def _describe(error: Any) -> str:
     return f"{where}: {error.get('msg')}"
 
 
+REQUEST_PARTS = ("query", "path", "body", "header", "cookie")
+
+
+def _field(error: Any) -> str | None:
+    """The parameter (or body field) at fault, as the domain's problems name it: `offset`, `from`,
+    `version`, `data.name`."""
+    location = [str(p) for p in error.get("loc", ()) or ()]
+    return ".".join(location[1:]) if len(location) > 1 and location[0] in REQUEST_PARTS else None
+
+
 async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"message": _describe(e), "location": list(e.get("loc", ()))} for e in exc.errors()]
-    return JSONResponse({"error": "ValidationFailed", "message": "the request is not valid", "errors": errors},
-                        status_code=422)
+    described = [(_describe(e), e) for e in exc.errors()]
+    errors = [{"message": text, "location": list(e.get("loc", ())), "field": _field(e)} for text, e in described]
+    message = "the request is not valid: " + "; ".join(text for text, _ in described[:3])
+    return JSONResponse({"error": "ValidationFailed", "message": message, "errors": errors}, status_code=422)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+
+from carepath.engine.audit import utc_instant
+
+from .params import MAX_INT_ID
 
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+
+
+# The history and the audit trail write every time as the exports do: UTC, microseconds, Z
+# ("2026-11-30T17:00:00.000000Z"), so the same event reads the same in the API and in a file.
+UtcInstant = Annotated[datetime, PlainSerializer(utc_instant, return_type=str, when_used="json"),
+                       WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class ErrorOut(Out):
@@ -179,9 +189,11 @@ class EventOut(Out):
     id: int
     type: str
     actor: str
-    at: datetime
+    at: UtcInstant
     task_id: str | None
     data: dict[str, Any]
+    pathway_version: int | None = Field(None, description="the number of the pathway version the event was "
+                                        "recorded under")
 
 
 class TaskTimelineOut(Out):
@@ -190,17 +202,17 @@ class TaskTimelineOut(Out):
     name: str
     state: str
     offered_to: list[str]
-    created_at: datetime
-    claimed_at: datetime | None
+    created_at: UtcInstant
+    claimed_at: UtcInstant | None
     claimed_by: str | None
-    completed_at: datetime | None
+    completed_at: UtcInstant | None
     completed_by: str | None
-    due_date: datetime | None
+    due_date: UtcInstant | None
     waited_seconds: float = Field(description="from creation to completion or cancellation, or to now while open")
     late_by_seconds: float | None = Field(description="past the due date when completed or cancelled (or now, "
                                           "while open)")
-    cancelled_at: datetime | None = Field(default=None, description="when the pathway ended it undone (a timer, "
-                                          "another branch, the episode cancelled); completed_at is then empty")
+    cancelled_at: UtcInstant | None = Field(default=None, description="when the pathway ended it undone (a timer, "
+                                            "another branch, the episode cancelled); completed_at is then empty")
 
 
 class EventPage(Paged):
@@ -253,7 +265,7 @@ class StartIn(BaseModel):
     business_key: str = Field(min_length=1, max_length=255)
     patient_id: str | None = Field(default=None, min_length=1, max_length=255)
     data: dict[str, Any] = Field(default_factory=dict)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT_ID)
 
 
 class CompleteIn(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from .model import RECORD_VIEWED
 from .persistence.tables import Event, Instance, PathwayVersion
-from .queries import Page, _page
+from .queries import Page, _page, version_numbers
 
 __all__ = ["RECORD_VIEWED", "VIEWABLE", "AuditFilter", "AuditRecord", "list_audit_events",
            "stream_audit_records", "utc_instant"]
@@ -49,6 +49,7 @@ class AuditRecord:
     pathway: str | None
     task_id: str | None
     data: dict[str, Any]
+    pathway_version: int | None = None  # the number of the event's pathway version (events.pathway_version_id)
 
 
 def utc_instant(at: datetime) -> str:
@@ -87,16 +88,16 @@ def list_audit_events(session: Session, f: AuditFilter, *, limit: int = 50, offs
     """A page of events, totals capped as other lists are."""
     rows, total, exact = _page(session, _filtered(select(Event), f), _order(f), limit, offset, exact_total)
     context = _instance_context(session, {r.instance_id for r in rows if r.instance_id})
-    unplaced = {r.pathway_version_id for r in rows if r.pathway_version_id and not r.instance_id}
-    versions = _version_keys(session, unplaced)
+    versions = version_numbers(session, {r.pathway_version_id for r in rows if r.pathway_version_id})
     items = [_record(r, context.get(r.instance_id or ""), versions.get(r.pathway_version_id or 0)) for r in rows]
     return Page(items, total, limit, offset, exact)
 
 
-def _record(row: Event, instance: tuple[str | None, str] | None, version_key: str | None) -> AuditRecord:
-    patient_id, pathway = instance if instance else (None, version_key)
+def _record(row: Event, instance: tuple[str | None, str] | None, version: tuple[str, int] | None) -> AuditRecord:
+    patient_id, pathway = instance if instance else (None, version[0] if version else None)
     return AuditRecord(id=row.id, at=row.at, type=row.type, actor=row.actor, instance_id=row.instance_id,
-                       patient_id=patient_id, pathway=pathway, task_id=row.task_id, data=row.data)
+                       patient_id=patient_id, pathway=pathway, task_id=row.task_id, data=row.data,
+                       pathway_version=version[1] if version else None)
 
 
 def _instance_context(session: Session, ids: set[str]) -> dict[str, tuple[str | None, str]]:
@@ -106,19 +107,12 @@ def _instance_context(session: Session, ids: set[str]) -> dict[str, tuple[str | 
     return {row.id: (row.patient_id, row.pathway_key) for row in rows}
 
 
-def _version_keys(session: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {row.id: row.key for row in session.execute(select(PathwayVersion.id, PathwayVersion.key)
-                                                       .where(PathwayVersion.id.in_(ids)))}
-
-
 def stream_audit_records(session: Session, f: AuditFilter, batch: int = 1000) -> Iterator[AuditRecord]:
     """Every matching event in id order, read `batch` rows at a time (a server-side cursor on
     PostgreSQL), so memory stays constant however many there are."""
     query = _filtered(select(Event.id, Event.at, Event.type, Event.actor, Event.instance_id,
                              Instance.patient_id, func.coalesce(Instance.pathway_key, PathwayVersion.key),
-                             Event.task_id, Event.data), f)
+                             Event.task_id, Event.data, PathwayVersion.version), f)
     query = (query.outerjoin(Instance, Instance.id == Event.instance_id)
              .outerjoin(PathwayVersion, PathwayVersion.id == Event.pathway_version_id)
              .order_by(*_order(f)))

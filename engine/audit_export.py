@@ -17,7 +17,9 @@ from typing import Any
 from .audit import AuditRecord, utc_instant
 from .audit_fhir import fhir_audit_event
 
-CSV_COLUMNS = ("id", "at", "type", "actor", "instance_id", "patient_id", "pathway", "task_id", "data")
+# New columns are appended, so a reader of the older files finds the others where they were.
+CSV_COLUMNS = ("id", "at", "type", "actor", "instance_id", "patient_id", "pathway", "task_id", "data",
+               "pathway_version")
 FORMATS = ("csv", "jsonl", "fhir")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson",
                "fhir": "application/fhir+ndjson"}
@@ -45,13 +47,14 @@ def _json(value: Any) -> str:
 
 def csv_row(record: AuditRecord, observer: str = "") -> str:
     return _csv_line([record.id, utc_instant(record.at), record.type, record.actor, record.instance_id or "",
-                      record.patient_id or "", record.pathway or "", record.task_id or "", _json(record.data)])
+                      record.patient_id or "", record.pathway or "", record.task_id or "", _json(record.data),
+                      "" if record.pathway_version is None else record.pathway_version])
 
 
 def jsonl_row(record: AuditRecord, observer: str = "") -> str:
     return _json({"id": record.id, "at": utc_instant(record.at), "type": record.type, "actor": record.actor,
                   "instance_id": record.instance_id, "patient_id": record.patient_id, "pathway": record.pathway,
-                  "task_id": record.task_id, "data": record.data}) + "\n"
+                  "task_id": record.task_id, "data": record.data, "pathway_version": record.pathway_version}) + "\n"
 
 
 def fhir_row(record: AuditRecord, observer: str) -> str:

@@ -94,7 +94,7 @@ def _agent(record: AuditRecord) -> dict[str, Any]:
     agent: dict[str, Any] = {"who": {"identifier": {"system": IDS["user"], "value": record.actor},
                                      "display": record.actor},
                              "requestor": record.actor not in SYSTEM_ACTORS}
-    client = record.data.get("client") if record.type == RECORD_VIEWED else None
+    client = record.data.get("client") if record.type in (RECORD_VIEWED, "audit_log_used") else None
     if isinstance(client, dict) and client.get("host"):
         agent["network"] = {"address": str(client["host"]), "type": NETWORK_IP}
     return agent
@@ -108,6 +108,14 @@ def _entity(kind: str, value: str, entity_type: str, role: str, display: str | N
             "role": {"system": OBJECT_ROLE, "code": role}}
 
 
+def _pathway_display(record: AuditRecord) -> str | None:
+    """The pathway and the version the event was recorded under: "tcm-discharge v3" (the key alone when
+    the event has no version)."""
+    if record.pathway and record.pathway_version is not None:
+        return f"{record.pathway} v{record.pathway_version}"
+    return record.pathway
+
+
 def _entities(record: AuditRecord) -> list[dict[str, Any]]:
     """The patient, the pathway instance, the task, the user or pathway an admin change concerns, and
     the event's own data (as a detail, JSON)."""
@@ -115,14 +123,14 @@ def _entities(record: AuditRecord) -> list[dict[str, Any]]:
     if record.patient_id:
         entities.append(_entity("patient", record.patient_id, "1", "1"))  # person, patient
     if record.instance_id:
-        entities.append(_entity("instance", record.instance_id, "2", "4", record.pathway))  # object, resource
+        entities.append(_entity("instance", record.instance_id, "2", "4", _pathway_display(record)))  # object, resource
     if record.task_id:
         entities.append(_entity("task", record.task_id, "2", "4"))
     user = record.data.get("user")
     if record.type in MAPPING and MAPPING[record.type][0] is SECURITY_ATTRIBUTES and user:
         entities.append(_entity("user", str(user), "1", "11"))  # person, security user entity
     elif record.instance_id is None and record.pathway:
-        entities.append(_entity("pathway", record.pathway, "2", "5"))  # object, master file
+        entities.append(_entity("pathway", record.pathway, "2", "5", _pathway_display(record)))  # master file
     entities.append({"type": {"system": ENTITY_TYPE, "code": "4"}, "description": "CarePath event data",
                      "detail": [{"type": "data", "valueString": json.dumps(record.data, default=str)}]})
     return entities

@@ -53,3 +53,14 @@ def engine_now() -> datetime:
     except LookupError:
         raise RuntimeError("engine code ran outside engine_clock(): no clock was passed in") from None
     return clock().astimezone(UTC)
+
+
+def to_utc(value: datetime) -> datetime:
+    """`value` in UTC, for an instant given from outside (a filter, a window). ValueError, saying why,
+    when it has no UTC offset or is not a time in UTC (year 1 at +14:00 is still year 0 there)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-11-30T17:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 once converted to UTC") from None

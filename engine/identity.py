@@ -39,7 +39,7 @@ SCHEDULER = Principal("scheduler", Role.ADMIN)
 def require_role(principal: Principal, *roles: Role, action: str) -> None:
     if principal.role is Role.ADMIN or principal.role in roles:
         return
-    allowed = ", ".join(r.value for r in (*roles, Role.ADMIN))
+    allowed = ", ".join(r.value for r in dict.fromkeys((*roles, Role.ADMIN)))  # each role once
     raise PermissionDenied(f"{action} needs one of the roles {allowed}; user '{principal.name}' "
                            f"is {principal.role.value}")
 

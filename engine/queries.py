@@ -387,8 +387,19 @@ def instance_history(session: Session, instance_id: str, *, limit: int = 200, of
     checked the instance is visible); reads of the record are in the audit trail only."""
     query = select(Event).where(Event.instance_id == instance_id, Event.type != RECORD_VIEWED)
     rows, total, exact = _page(session, query, [Event.id], limit, offset, exact_total=True)
-    items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data) for e in rows]
+    versions = version_numbers(session, {e.pathway_version_id for e in rows if e.pathway_version_id})
+    items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data,
+                       pathway_version=versions.get(e.pathway_version_id or 0, ("", None))[1]) for e in rows]
     return HistoryPage(items, total, limit, offset, exact, task_timeline(session, instance_id, now))
+
+
+def version_numbers(session: Session, ids: set[int]) -> dict[int, tuple[str, int]]:
+    """Pathway version id -> (key, version number), in one query for a page of events."""
+    if not ids:
+        return {}
+    rows = session.execute(select(PathwayVersion.id, PathwayVersion.key, PathwayVersion.version)
+                           .where(PathwayVersion.id.in_(ids)))
+    return {row.id: (row.key, row.version) for row in rows}
 
 
 def task_timeline(session: Session, instance_id: str, now: datetime | None = None) -> list[TaskTimelineView]:

@@ -44,6 +44,7 @@ class EventView:
     at: datetime
     task_id: str | None
     data: dict[str, Any]
+    pathway_version: int | None = None  # the number of the pathway version the event was recorded under
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy import event
 
 from carepath.engine.clock import ManualClock
 from tests.support.api import ApiClient
@@ -139,3 +142,72 @@ def test_only_auditors_and_admins_read_the_trail(api: ApiClient) -> None:
     for user, status in (("auditor", 200), ("admin", 200), ("coord", 403), ("lead", 403), ("boss", 403)):
         assert api.get("/api/audit/events", user).status_code == status, user
         assert api.get("/api/audit/export", user).status_code == status, user
+
+
+def _two_versions(api: ApiClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    """alpha v1 and v2 (v2 offers the task to a second group too), an instance of each for pat-1."""
+    _setup(api)
+    assert api.deploy("admin", ("a.bpmn", camunda_task("alpha", candidateGroups="pharmacy,nursing"))).status_code == 201
+    first = api.start("coord", "alpha", patient_id="pat-1", version=1).json()
+    second = api.start("coord", "alpha", patient_id="pat-1").json()
+    assert (first["version"], second["version"]) == (1, 2)
+    return first, second
+
+
+def test_history_and_audit_items_show_the_pathway_version(api: ApiClient) -> None:
+    first, second = _two_versions(api)
+    for instance, version in ((first, 1), (second, 2)):
+        history = api.get(f"/api/instances/{instance['id']}/history", "coord").json()["items"]
+        assert history and {e["pathway_version"] for e in history} == {version}
+        audited = _events(api, instance_id=instance["id"])["items"]
+        assert {(e["pathway"], e["pathway_version"]) for e in audited} == {("alpha", version)}
+    deploys = _events(api, pathway="alpha", type="pathway_deployed", order="oldest")["items"]
+    assert [(e["pathway"], e["pathway_version"]) for e in deploys] == [("alpha", 1), ("alpha", 2)]
+    assert {e["pathway_version"] for e in _events(api, type="user_added")["items"]} == {None}
+
+
+def test_version_numbers_are_read_once_per_page(api: ApiClient) -> None:
+    _two_versions(api)
+    for n in range(6):
+        api.start("coord", "alpha", patient_id=f"pat-{n}", version=n % 2 + 1)
+    statements: list[str] = []
+    event.listen(api.engine.db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def selects(**params: Any) -> int:
+        statements.clear()
+        _events(api, **params)
+        return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])
+
+    assert selects(limit=2) == selects(limit=200)
+
+
+def test_audit_log_used_records_the_client(api: ApiClient) -> None:
+    _setup(api)
+    headers = {**api.headers("auditor"), "User-Agent": "audit-desk/1.0"}
+    assert api.client.get("/api/audit/events", headers=headers).status_code == 200
+    assert api.client.get("/api/audit/export", headers=headers, params={"format": "csv"}).status_code == 200
+    used = _events(api, type="audit_log_used", order="oldest")["items"]
+    assert [e["data"]["client"] for e in used[:2]] == [{"host": "testclient", "user_agent": "audit-desk/1.0"}] * 2
+
+
+def test_a_refused_role_is_named_once(api: ApiClient) -> None:
+    _setup(api)
+    api.user("clinical_lead", name="lead")
+    for path in ("/api/reports/compliance", "/api/audit/events", "/api/users"):
+        message = api.get(path, "coord").json()["message"]
+        assert message.count("admin") == 1, message
+    assert "auditor, admin;" in api.get("/api/audit/events", "lead").json()["message"]
+
+
+def test_history_and_audit_times_are_written_as_in_the_exports(api: ApiClient, clock: ManualClock) -> None:
+    _setup(api)
+    started = api.start("coord", "alpha", patient_id="pat-1").json()
+    api.post(f"/api/tasks/{started['open_tasks'][0]['id']}/claim", "coord")
+    history = api.get(f"/api/instances/{started['id']}/history", "coord").json()
+    audited = _events(api, instance_id=started["id"], order="oldest")["items"]
+    exported = [json.loads(line) for line in api.get("/api/audit/export", "auditor", params={
+        "format": "jsonl", "instance_id": started["id"]}).text.splitlines()]
+    at = "2026-01-05T09:00:00.000000Z"
+    assert history["items"][0]["at"] == audited[0]["at"] == exported[0]["at"] == at
+    assert history["tasks"][0]["created_at"] == history["tasks"][0]["claimed_at"] == at
+    assert history["tasks"][0]["completed_at"] is None

@@ -237,22 +237,22 @@ def test_what_happened_and_who_did_each_step(story: Story) -> None:
     [visit] = [e for e in history["items"] if e["type"] == "task_completed"
                and e["data"]["element_id"] == "face_to_face_visit"]
     assert (started["at"], started["data"]["patient_id"], started["data"]["business_key"]) == (
-        "2026-02-09T15:00:00Z", "pat-late", "enc-pat-late")
-    assert (visit["at"], visit["data"]["data"]) == ("2026-02-19T15:00:00Z", {
+        "2026-02-09T15:00:00.000000Z", "pat-late", "enc-pat-late")
+    assert (visit["at"], visit["data"]["data"]) == ("2026-02-19T15:00:00.000000Z", {
         "face_to_face_date": "2026-02-19", "mdm_level_documented": "high"})
     assert visit["data"]["changes"] == {"face_to_face_date": {"old": None, "new": "2026-02-19"},
                                         "mdm_level_documented": {"old": None, "new": "high"}}
     timeline = {t["element_id"]: (t["offered_to"], t["created_at"], t["claimed_by"], t["claimed_at"],
                                   t["completed_by"], t["completed_at"], t["state"]) for t in history["tasks"]}
     assert timeline == {
-        "contact_patient": (["care-coordinator"], "2026-02-09T15:00:00Z", "ana", "2026-02-10T13:00:00Z",
-                            "ana", "2026-02-10T13:00:00Z", "completed"),
-        "schedule_face_to_face": (["care-coordinator"], "2026-02-10T13:00:00Z", "ana", "2026-02-10T13:00:00Z",
-                                  "ana", "2026-02-10T13:00:00Z", "completed"),
-        "reconcile_medications": (["nurse"], "2026-02-10T13:00:00Z", "nina", "2026-02-10T13:00:00Z",
-                                  "nina", "2026-02-10T13:00:00Z", "completed"),
-        "face_to_face_visit": (["nurse"], "2026-02-10T13:00:00Z", "nina", "2026-02-19T15:00:00Z",
-                               "nina", "2026-02-19T15:00:00Z", "completed"),
+        "contact_patient": (["care-coordinator"], "2026-02-09T15:00:00.000000Z", "ana", "2026-02-10T13:00:00.000000Z",
+                            "ana", "2026-02-10T13:00:00.000000Z", "completed"),
+        "schedule_face_to_face": (["care-coordinator"], "2026-02-10T13:00:00.000000Z", "ana",
+                                  "2026-02-10T13:00:00.000000Z", "ana", "2026-02-10T13:00:00.000000Z", "completed"),
+        "reconcile_medications": (["nurse"], "2026-02-10T13:00:00.000000Z", "nina", "2026-02-10T13:00:00.000000Z",
+                                  "nina", "2026-02-10T13:00:00.000000Z", "completed"),
+        "face_to_face_visit": (["nurse"], "2026-02-10T13:00:00.000000Z", "nina", "2026-02-19T15:00:00.000000Z",
+                               "nina", "2026-02-19T15:00:00.000000Z", "completed"),
     }
     waited = {t["element_id"]: t["waited_seconds"] for t in history["tasks"]}
     assert waited["contact_patient"] == timedelta(hours=22).total_seconds()
@@ -284,11 +284,11 @@ def test_the_exports_carry_the_same_steps_as_the_history(story: Story) -> None:
 
 def test_was_it_on_time(story: Story) -> None:
     late = {t["element_id"]: (t["due_date"], t["late_by_seconds"]) for t in _history(story, "pat-late")["tasks"]}
-    assert late == {"contact_patient": ("2026-02-12T04:59:59Z", None),
-                    "schedule_face_to_face": ("2026-02-13T04:59:59Z", None),
-                    "reconcile_medications": ("2026-02-17T04:59:59Z", None),
+    assert late == {"contact_patient": ("2026-02-12T04:59:59.000000Z", None),
+                    "schedule_face_to_face": ("2026-02-13T04:59:59.000000Z", None),
+                    "reconcile_medications": ("2026-02-17T04:59:59.000000Z", None),
                     # due at the end of 16 Feb (EST), done at 10:00 on the 19th: 2 days, 10 h and 1 s late
-                    "face_to_face_visit": ("2026-02-17T04:59:59Z", timedelta(days=2, hours=10, seconds=1)
+                    "face_to_face_visit": ("2026-02-17T04:59:59.000000Z", timedelta(days=2, hours=10, seconds=1)
                                            .total_seconds())}
     assert {t["late_by_seconds"] for t in _history(story, "pat-ontime")["tasks"]} == {None}
 
@@ -377,7 +377,7 @@ def test_who_looked_at_this_record(story: Story) -> None:
         ("nina", "instance", {"host": "testclient", "user_agent": "ward-tablet/2.1"}),
         ("lena", "history", {"host": "testclient", "user_agent": "testclient"})]
     assert {(e["instance_id"], e["patient_id"], e["pathway"], e["at"]) for e in viewed} == {
-        (late.id, "pat-late", KEY, "2026-03-10T15:00:00Z")}
+        (late.id, "pat-late", KEY, "2026-03-10T15:00:00.000000Z")}
     # The auditor's question is on the record too.
     used = api.get("/api/audit/events", "audrey", params={"type": "audit_log_used", "order": "oldest"}).json()
     assert [(e["actor"], e["data"]["what"]) for e in used["items"]] == [("audrey", "events"), ("audrey", "events")]

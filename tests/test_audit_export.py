@@ -9,15 +9,17 @@ import json
 import re
 import tracemalloc
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from sqlalchemy import event, insert
 
 from carepath.engine.application import CarePath
 from carepath.engine.audit import AuditFilter, AuditRecord
 from carepath.engine.audit_export import CHUNK_ROWS, CSV_COLUMNS, export_chunks
 from carepath.engine.clock import ManualClock
+from carepath.engine.errors import ValidationFailed
 from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence.chain import event_hash, read_head
 from carepath.engine.persistence.tables import Event
@@ -274,3 +276,81 @@ def test_export_memory_does_not_grow_with_the_number_of_events(engine: CarePath,
     large_size, large_peak = _export_size_and_peak(engine)
     assert large_size > 3.5 * small_size
     assert large_peak < 1.3 * small_peak, (small_peak, large_peak)
+
+
+def _jsonl(api: ApiClient, **params: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _export(api, "jsonl", **params).splitlines()]
+
+
+def test_every_filter_of_the_list_narrows_the_export(api: ApiClient, clock: ManualClock) -> None:
+    story = _story(api, clock)
+    assert api.deploy("admin", ("b.bpmn", camunda_task("beta", candidateGroups="pharmacy"))).status_code == 201
+    clock.advance(timedelta(hours=1))
+    middle = clock()
+    other = api.start("admin", "beta", patient_id="pat-42").json()
+    everything = _jsonl(api)
+    assert {e["patient_id"] for e in everything} >= {"pat-7", "pat-42", None}
+    cases: list[tuple[dict[str, Any], Any]] = [
+        ({"patient_id": "pat-42"}, lambda e: e["patient_id"] == "pat-42"),
+        ({"user": "admin"}, lambda e: e["actor"] == "admin"),
+        ({"pathway": "beta"}, lambda e: e["pathway"] == "beta"),
+        ({"type": ["task_claimed", "task_completed"]}, lambda e: e["type"] in ("task_claimed", "task_completed")),
+        ({"instance_id": other["id"]}, lambda e: e["instance_id"] == other["id"]),
+        ({"from": middle.isoformat()}, lambda e: e["at"] >= "2026-01-05T10:05"),
+        ({"to": middle.isoformat()}, lambda e: e["at"] < "2026-01-05T10:05"),
+    ]
+    for params, matches in cases:
+        for fmt in ("jsonl", "csv", "fhir"):
+            body = _export(api, fmt, **params)
+            assert body.strip(), (params, fmt)
+        everything = _jsonl(api)
+        narrowed = _jsonl(api, **params)  # it may carry its own "Audit Log Used", recorded after `everything`
+        assert narrowed and all(matches(e) for e in narrowed), params
+        expected = [e["id"] for e in everything if matches(e)]
+        assert [e["id"] for e in narrowed if e["id"] <= everything[-1]["id"]] == expected, params
+        assert len(expected) < len(everything), params
+    assert {e["id"] for e in _jsonl(api, patient_id="pat-7")} == {
+        e["id"] for e in everything if e["instance_id"] == story["instance_id"]}
+    csv_rows = list(csv.DictReader(io.StringIO(_export(api, "csv", patient_id="pat-42"))))
+    assert csv_rows and {r["patient_id"] for r in csv_rows} == {"pat-42"}
+    fhir = [json.loads(line) for line in _export(api, "fhir", patient_id="pat-42").splitlines()]
+    assert fhir and all(_whats(r)["urn:carepath:patient-id"] == "pat-42" for r in fhir)
+
+
+def test_exports_carry_the_pathway_version(api: ApiClient, clock: ManualClock) -> None:
+    story = _story(api, clock)
+    assert api.deploy("admin", ("a.bpmn", camunda_task("alpha", candidateGroups="nursing"))).status_code == 201
+    second = api.start("coord", "alpha", patient_id="pat-8").json()
+    rows = list(csv.DictReader(io.StringIO(_export(api, "csv"))))
+    assert CSV_COLUMNS == ("id", "at", "type", "actor", "instance_id", "patient_id", "pathway", "task_id", "data",
+                           "pathway_version")  # the new column is appended: the others stay where they were
+    assert {r["pathway_version"] for r in rows if r["instance_id"] == story["instance_id"]} == {"1"}
+    assert {r["pathway_version"] for r in rows if r["instance_id"] == second["id"]} == {"2"}
+    assert {r["pathway_version"] for r in rows if r["type"] == "user_added"} == {""}
+    lines = _jsonl(api)
+    assert {e["pathway_version"] for e in lines if e["instance_id"] == second["id"]} == {2}
+    assert [e["pathway_version"] for e in lines if e["type"] == "pathway_deployed"] == [1, 2]
+    fhir = [json.loads(line) for line in _export(api, "fhir").splitlines()]
+    displays = {e["what"]["display"] for r in fhir for e in r["entity"]
+                if e.get("what", {}).get("identifier", {}).get("system") in ("urn:carepath:instance",
+                                                                             "urn:carepath:pathway")}
+    assert displays == {"alpha v1", "alpha v2"}
+    for resource in fhir:
+        check_r4_audit_event(resource)
+
+
+def test_an_export_window_outside_the_calendar_is_refused_before_the_first_chunk(engine: CarePath) -> None:
+    plus_14 = timezone(timedelta(hours=14))
+    auditor = Principal("auditor", Role.AUDITOR)
+    for bad, field in ((AuditFilter(since=datetime(1, 1, 1, tzinfo=plus_14)), "from"),
+                       (AuditFilter(until=datetime(2026, 1, 1)), "to")):
+        with pytest.raises(ValidationFailed) as refused:
+            export_audit(engine, auditor, bad, "fhir", observer="x")
+        assert refused.value.problems[0].field == field
+
+
+def test_the_audit_log_used_event_carries_the_client_address_in_fhir(api: ApiClient, clock: ManualClock) -> None:
+    _story(api, clock)
+    _export(api, "csv")
+    fhir = [json.loads(line) for line in _export(api, "fhir", type="audit_log_used").splitlines()]
+    assert fhir and all(r["agent"][0]["network"] == {"address": "testclient", "type": "2"} for r in fhir)

@@ -21,6 +21,7 @@ from carepath.engine.usecases.instances import (
 from carepath.engine.usecases.measures import instance_measures
 
 from ..deps import ClientDep, CurrentUser, EngineDep
+from ..params import OffsetParam
 from ..schemas import (
     ERROR_RESPONSES,
     EXACT_TOTAL,
@@ -38,7 +39,7 @@ router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_
 @router.get("", response_model=InstancePage)
 def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = None,
           pathway: str | None = None, patient_id: str | None = None, business_key: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: OffsetParam = 0,
           exact_total: Annotated[bool, Query(description=EXACT_TOTAL)] = False) -> InstancePage:
     with engine.db.read() as session:
         page = list_instances(session, status=status.value if status else None, pathway=pathway,
@@ -74,7 +75,7 @@ def report(instance_id: str, engine: EngineDep, user: CurrentUser, client: Clien
 
 @router.get("/{instance_id}/history", response_model=EventPage)
 def history(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep,
-            limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0) -> EventPage:
+            limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: OffsetParam = 0) -> EventPage:
     """Every recorded change of the instance, oldest first: who, when, and the old and new values
     (reads of the record are in the audit trail, /api/audit/events)."""
     page = get_instance_history(engine, instance_id, user, limit=limit, offset=offset)

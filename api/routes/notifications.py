@@ -10,6 +10,7 @@ from carepath.engine.identity import Role, require_role
 from carepath.engine.queries import list_notifications
 
 from ..deps import CurrentUser, EngineDep
+from ..params import OffsetParam
 from ..schemas import ERROR_RESPONSES, NotificationPage
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"], responses=ERROR_RESPONSES)
@@ -20,7 +21,7 @@ def list_(engine: EngineDep, user: CurrentUser,
           state: Literal["pending", "delivered", "failed"] | None = None,
           kind: Literal["reminder", "overdue"] | None = None, task_id: str | None = None,
           instance_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-          offset: Annotated[int, Query(ge=0)] = 0) -> NotificationPage:
+          offset: OffsetParam = 0) -> NotificationPage:
     """Newest first. Auditors and admins read the whole outbox; supervisors the notifications about
     tasks they can see (their groups')."""
     require_role(user, Role.SUPERVISOR, Role.AUDITOR, action="Reading notifications")

@@ -17,6 +17,7 @@ from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
 from ..deps import ClientDep, CurrentUser, EngineDep
+from ..params import VersionPath
 from ..schemas import ERROR_RESPONSES, DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
 
 router = APIRouter(prefix="/api/pathways", tags=["pathways"], responses=ERROR_RESPONSES)
@@ -63,7 +64,7 @@ def versions(key: str, engine: EngineDep, user: CurrentUser) -> PathwayOut:
 
 @router.get("/{key}/versions/{version}/bpmn", response_class=Response,
             responses={200: {"content": {"application/xml": {}}}})
-def source(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Response:
+def source(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser) -> Response:
     with engine.db.read() as session:
         found = pathway_source(session, key, version)
     if found is None:
@@ -76,7 +77,7 @@ def source(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Resp
 
 @router.get("/{key}/versions/{version}/diagram.svg", response_class=Response,
             responses={200: {"content": {"image/svg+xml": {}}}})
-def diagram(key: str, version: int, engine: EngineDep, user: CurrentUser, client: ClientDep,
+def diagram(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser, client: ClientDep,
             instance: Annotated[str | None, Query(description="an instance of this version: its path is "
                                                                 "highlighted")] = None) -> Response:
     """The diagram drawn from its own layout, as a self-contained SVG (no scripts); every element carries
@@ -88,7 +89,7 @@ def diagram(key: str, version: int, engine: EngineDep, user: CurrentUser, client
 
 
 @router.post("/{key}/versions/{version}/retire", status_code=204)
-def retire(key: str, version: int, engine: EngineDep, user: CurrentUser) -> Response:
+def retire(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser) -> Response:
     retire_version(engine, user, key, version)
     return Response(status_code=204)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
 from carepath.engine.application import CarePath
-from carepath.engine.errors import NotFound, ValidationFailed
+from carepath.engine.errors import NotFound
 from carepath.engine.identity import Principal, Role, sees_every_task
 from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
 from carepath.engine.usecases.access import record_access
@@ -30,6 +29,7 @@ from carepath.engine.usecases.tasks import (
 from carepath.engine.views import TaskView
 
 from ..deps import ClientDep, CurrentUser, EngineDep
+from ..params import INSTANT, Instant, OffsetParam
 from ..schemas import (
     ERROR_RESPONSES,
     EXACT_TOTAL,
@@ -59,13 +59,13 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
           candidate: Annotated[Literal["me"] | None, Query(description="tasks I may claim or work")] = None,
           unassigned: bool = False,
           unrouted: Annotated[bool, Query(description="tasks no active user can pick up")] = False,
-          due_before: Annotated[datetime | None, Query(description="ISO 8601 with a UTC offset")] = None,
+          due_before: Annotated[Instant, Query(description=INSTANT)] = None,
           overdue: bool = False,
           group: str | None = None, patient_id: str | None = None,
           business_key: str | None = None, priority: Annotated[int | None, Query(ge=0, le=100)] = None,
           q: Annotated[str | None, Query(max_length=200, description="text in the task name")] = None,
           sort: SortParam = "age",
-          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+          limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: OffsetParam = 0,
           exact_total: Annotated[bool, Query(description=EXACT_TOTAL)] = False) -> TaskPage:
     filters = TaskFilter(
         state=state, lane=lane, instance_id=instance_id, pathway=pathway,
@@ -74,7 +74,7 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
         candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
         business_key=business_key, priority=priority, text=q, visible_to=_view_of(user),
         sees_unrouted=user.role is Role.SUPERVISOR, unrouted=unrouted,
-        due_before=_aware(due_before), overdue_at=engine.now() if overdue else None)
+        due_before=due_before, overdue_at=engine.now() if overdue else None)
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset, exact_total=exact_total,
                           now=engine.now())
@@ -85,12 +85,6 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
 def counts(engine: EngineDep, user: CurrentUser) -> list[TaskCountOut]:
     with engine.db.read() as session:
         return [TaskCountOut.model_validate(row) for row in task_counts(session)]
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed("due_before needs a UTC offset, e.g. 2026-11-30T17:00:00Z")
-    return value
 
 
 def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:

@@ -18,6 +18,7 @@ from carepath.engine.usecases.users import (
 )
 
 from ..deps import CurrentUser, EngineDep
+from ..params import IdPath
 from ..schemas import ERROR_RESPONSES, GroupsIn, NewTokenOut, TokenIn, TokenOut, UserIn, UserOut
 
 router = APIRouter(tags=["users"], responses=ERROR_RESPONSES)
@@ -68,7 +69,7 @@ def new_token(name: str, body: TokenIn, engine: EngineDep, user: CurrentUser) ->
 
 
 @router.delete("/api/users/{name}/tokens/{token_id}", status_code=204)
-def revoke(name: str, token_id: int, engine: EngineDep, user: CurrentUser) -> Response:
+def revoke(name: str, token_id: IdPath, engine: EngineDep, user: CurrentUser) -> Response:
     revoke_token(engine, user, name, token_id)
     return Response(status_code=204)
 

@@ -25,13 +25,17 @@ class Client:
     user_agent: str | None = None
 
 
+def client_data(client: Client | None) -> dict[str, str | None]:
+    """The client as recorded on a read event (`record_viewed`, `audit_log_used`): host and user agent."""
+    client = client or Client()
+    return {"host": client.host, "user_agent": (client.user_agent or "")[:MAX_USER_AGENT] or None}
+
+
 def record_access(app: CarePath, principal: Principal, what: str, instance_id: str, task_id: str | None = None,
                   client: Client | None = None) -> None:
     if what not in VIEWABLE:
         raise ValueError(f"unknown record part {what!r}")
-    client = client or Client()
-    data = {"what": what, "client": {"host": client.host, "user_agent": (client.user_agent or "")[:MAX_USER_AGENT]
-                                     or None}}
+    data = {"what": what, "client": client_data(client)}
     with UnitOfWork(app) as uow:
         uow.record(RECORD_VIEWED, principal.name, instance_id=instance_id, task_id=task_id, data=data)
         uow.commit()

@@ -3,39 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 
 from ..application import CarePath
 from ..audit import AuditFilter, list_audit_events, stream_audit_records
 from ..audit_export import FORMATS, export_chunks
+from ..clock import to_utc
 from ..errors import Problem, ValidationFailed
 from ..identity import Principal, Role, require_role
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page
+from .access import Client, client_data
 
 EXPORT_BATCH = 1000
 
 
 def audit_events(app: CarePath, principal: Principal, filters: AuditFilter, *, limit: int = 50, offset: int = 0,
-                 exact_total: bool = False) -> Page:
+                 exact_total: bool = False, client: Client | None = None) -> Page:
     require_role(principal, Role.AUDITOR, action="Reading the audit trail")
-    _check_window(filters)
-    _record_use(app, principal, "events", filters)
+    filters = _checked_window(filters)
+    _record_use(app, principal, client, "events", filters)
     with app.db.read() as session:
         return list_audit_events(session, filters, limit=limit, offset=offset, exact_total=exact_total)
 
 
 def export_audit(app: CarePath, principal: Principal, filters: AuditFilter, fmt: str, *,
-                 observer: str) -> Iterator[str]:
-    """Checked now (role, format, window); the events are read only as the returned chunks are taken,
-    in a read session held until the last one."""
+                 observer: str, client: Client | None = None) -> Iterator[str]:
+    """Checked now (role, format, window, its conversion to UTC), so that nothing can fail on the input
+    once the first byte is sent; the events are read only as the returned chunks are taken, in a read
+    session held until the last one."""
     require_role(principal, Role.AUDITOR, action="Exporting the audit trail")
     if fmt not in FORMATS:
         message = f"format must be one of {', '.join(FORMATS)}"
         raise ValidationFailed(message, [Problem(message, field="format")])
-    _check_window(filters)
-    _record_use(app, principal, "export", filters, fmt)
+    filters = _checked_window(filters)
+    _record_use(app, principal, client, "export", filters, fmt)
     return _chunks(app, filters, fmt, observer)
 
 
@@ -44,21 +47,33 @@ def _chunks(app: CarePath, filters: AuditFilter, fmt: str, observer: str) -> Ite
         yield from export_chunks(stream_audit_records(session, filters, EXPORT_BATCH), fmt, observer=observer)
 
 
-def _check_window(filters: AuditFilter) -> None:
-    for name, value in (("from", filters.since), ("to", filters.until)):
-        if value is not None and value.tzinfo is None:
-            message = f"{name} needs a UTC offset, e.g. 2026-11-30T17:00:00Z"
-            raise ValidationFailed(message, [Problem(message, field=name)])
+def _checked_window(filters: AuditFilter) -> AuditFilter:
+    """The filters with `from` and `to` in UTC; ValidationFailed naming the one without an offset, outside
+    the calendar in UTC, or a `from` after the `to`."""
+    since, until = (_utc(name, value) for name, value in (("from", filters.since), ("to", filters.until)))
+    filters = replace(filters, since=since, until=until)
     if filters.since and filters.until and filters.since > filters.until:
         raise ValidationFailed("from is after to", [Problem("from is after to", field="from")])
+    return filters
 
 
-def _record_use(app: CarePath, principal: Principal, what: str, filters: AuditFilter, fmt: str | None = None) -> None:
-    """Reading the audit trail is itself recorded (DICOM "Audit Log Used"): who, when, what they asked."""
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    try:
+        return None if value is None else to_utc(value)
+    except ValueError as error:
+        message = f"{name} {error}"
+        raise ValidationFailed(message, [Problem(message, field=name)]) from None
+
+
+def _record_use(app: CarePath, principal: Principal, client: Client | None, what: str, filters: AuditFilter,
+                fmt: str | None = None) -> None:
+    """Reading the audit trail is itself recorded (DICOM "Audit Log Used"): who, when, from which client,
+    what they asked."""
     asked = {key: (value.isoformat() if isinstance(value, datetime) else list(value) if isinstance(value, tuple)
                    else value)
              for key, value in asdict(filters).items() if value not in (None, ()) and key != "newest_first"}
     with UnitOfWork(app) as uow:
         uow.record("audit_log_used", principal.name, data={"what": what, "filters": asked,
-                                                            **({"format": fmt} if fmt else {})})
+                                                            **({"format": fmt} if fmt else {}),
+                                                            "client": client_data(client)})
         uow.commit()
