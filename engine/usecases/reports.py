@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Row, Text, and_, bindparam, func, or_, select
+from sqlalchemy import Row, String, Text, and_, bindparam, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -161,8 +161,8 @@ def _pages(session: Session, query: Any) -> Iterator[Sequence[Row[Any]]]:
     while True:
         paged = query
         if after is not None:
-            paged = paged.where(or_(Instance.created_at > after[0],
-                                    and_(Instance.created_at == after[0], Instance.id > after[1])))
+            paged = paged.where(tuple_(Instance.created_at, Instance.id) > tuple_(
+                bindparam(None, after[0], type_=Instance.created_at.type), bindparam(None, after[1], type_=String())))
         page = session.connection().execute(paged.order_by(Instance.created_at, Instance.id).limit(PAGE)).all()
         if not page:
             return
