@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Row, String, Text, and_, bindparam, func, or_, select, tuple_
+from sqlalchemy import Row, String, Text, and_, bindparam, cast, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -127,7 +128,7 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
             misses: list[Miss] = []
             for episode in page:
                 version_id = episode.pathway_version_id
-                results = recorded.get(episode.id)
+                results: Sequence[MeasureResult | _Outcome] | None = recorded.get(episode.id)
                 if results is None:
                     cancelled_at = episode.ended_at if episode.status == InstanceStatus.CANCELLED else None
                     facts = Episode(data.get(episode.id) or {}, completions.get(episode.id, []), cancelled_at)
@@ -198,8 +199,18 @@ def _clock_may_start_in(declarations: Any, start: datetime | None, end: datetime
 _FINAL = {status.value: status for status in FINAL_STATUSES}
 
 
+class _Outcome(NamedTuple):
+    """What the report reads of a recorded outcome."""
+
+    status: MeasureStatus
+    clock_started: datetime | None
+    met_at: datetime | None
+    deadline: datetime | None
+    detail: str
+
+
 def _recorded_outcomes(session: Session, page: Sequence[Row[Any]], declared: dict[int, list[Any]],
-                       now: datetime) -> dict[str, list[MeasureResult]]:
+                       now: datetime) -> dict[str, list[_Outcome]]:
     """The ended episodes of a page whose last recorded outcomes are final for every declared measure
     (recorded after the end, not after `now`), as results; the others are left to live evaluation.
     The database picks each episode's last record; only the fields the figures need are read from it
@@ -212,13 +223,15 @@ def _recorded_outcomes(session: Session, page: Sequence[Row[Any]], declared: dic
     width = max(len(measures) for measures in declared.values())
     latest = select(func.max(Event.id)).where(_among(Event.instance_id, list(ended), dialect),
                                               Event.type == "measure_outcomes").group_by(Event.instance_id)
-    out: dict[str, list[MeasureResult]] = {}
+    out: dict[str, list[_Outcome]] = {}
     absent: tuple[None, ...] = (None,) * 6
-    for instance_id, at, data in session.connection().execute(
-            select(Event.instance_id, Event.at, Event.data).where(Event.id.in_(latest))):
+    # The JSON as stored, decoded here: cheaper than the driver's per-row decoding.
+    for instance_id, at, text in session.connection().execute(
+            select(Event.instance_id, Event.at, cast(Event.data, Text)).where(Event.id.in_(latest))):
         episode = ended[instance_id]
         if not episode.ended_at <= at <= now:
             continue
+        data = json.loads(text) if text else None
         measures = data.get("measures") if isinstance(data, dict) else None
         if not isinstance(measures, list) or len(measures) > width:
             continue
@@ -227,11 +240,11 @@ def _recorded_outcomes(session: Session, page: Sequence[Row[Any]], declared: dic
         recorded += [absent] * (width + 1 - len(recorded))
         results = _results(recorded, [raw["id"] for raw in declared[episode.pathway_version_id]])
         if results is not None:
-            out[instance_id] = results
+            out[episode.id] = results
     return out
 
 
-def _results(recorded: Sequence[Sequence[str | None]], measure_ids: list[str]) -> list[MeasureResult] | None:
+def _results(recorded: Sequence[Sequence[str | None]], measure_ids: list[str]) -> list[_Outcome] | None:
     """Recorded outcomes (measure id, status, clock started, met at, deadline, detail; as many as the
     widest declaration and one more, absent ones None) back as results, when they are final and name
     exactly the declared measures."""
@@ -239,15 +252,14 @@ def _results(recorded: Sequence[Sequence[str | None]], measure_ids: list[str]) -
     if [r[0] for r in recorded[:count]] != measure_ids or any(r[0] is not None for r in recorded[count:]):
         return None
     results = []
-    for measure_id, status_text, clock_started, met_at, deadline, detail in recorded[:count]:
+    for _, status_text, clock_started, met_at, deadline, detail in recorded[:count]:
         status = _FINAL.get(status_text or "")
         if status is None:
             return None
         met = status is MeasureStatus.MET
         missed = status is MeasureStatus.NOT_MET
-        results.append(MeasureResult(measure_id or "", "", "", status, (detail or "") if missed else "",
-                                     clock_started=_moment(clock_started), met_at=_moment(met_at) if met else None,
-                                     deadline=_moment(deadline) if missed else None))
+        results.append(_Outcome(status, _moment(clock_started), _moment(met_at) if met else None,
+                                _moment(deadline) if missed else None, (detail or "") if missed else ""))
     return results
 
 
@@ -276,7 +288,7 @@ def _in_period(moment: datetime, start: datetime | None, end: datetime | None) -
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
-def _count(row: MeasureCompliance, result: MeasureResult, episode: Row[Any]) -> Miss | None:
+def _count(row: MeasureCompliance, result: MeasureResult | _Outcome, episode: Row[Any]) -> Miss | None:
     """Counts the result; a miss is returned (and listed) for its holders to be filled in."""
     status = result.status
     if status is MeasureStatus.MET:
@@ -319,7 +331,8 @@ def _holders(session: Session, instance_ids: Sequence[str]) -> dict[str, list[st
     for chunk in _chunks(instance_ids):
         for instance_id, assignee, completed_by in session.connection().execute(
                 select(Task.instance_id, Task.assignee, Task.completed_by).where(
-                    _among(Task.instance_id, chunk, dialect))):
+                    _among(Task.instance_id, chunk, dialect),
+                    or_(Task.assignee.is_not(None), Task.completed_by.is_not(None)))):
             out[instance_id].update(name for name in (assignee, completed_by) if name)
     return {key: sorted(names) for key, names in out.items()}
 
