@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.persistence.tables import Instance
 
 from .audit import measure_audit
-from .common import add_user, fresh_database, log, running_server
+from .common import BENCH_DB, add_user, fresh_database, log, running_server
+from .compliance import load_episodes, measure_reports
 from .cycle import measure_engine_cycle
 from .footprint import start_shipped, state_sizes, touch_instances
 from .load import measure_http
@@ -32,10 +34,10 @@ from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300},
-        "audit": 1_000_000}
+        "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
                          "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50},
-                         "audit": 20_000}
+                         "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3}
 
 
 def main() -> None:
@@ -45,19 +47,28 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--only", choices=["all", "worklist", "timers", "audit"], default="all",
+    parser.add_argument("--only", choices=["all", "worklist", "timers", "audit", "compliance"], default="all",
                         help="one phase only: 'worklist' (worklist latency), 'timers' (timer lateness, "
-                        "PostgreSQL) or 'audit' (a streamed export of 1,000,000 history rows, the cost of "
-                        "recording a read); 'all' runs everything but the timer and audit phases")
+                        "PostgreSQL), 'audit' (a streamed export of 1,000,000 history rows, the cost of "
+                        "recording a read) or 'compliance' (the compliance report over 10,000 and 50,000 "
+                        "transition-of-care episodes); 'all' runs everything but the timer, audit and "
+                        "compliance phases")
     parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="worker process counts for the timer phase (default 1 2)")
     parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
                         help="worklist sizes to measure (default 10000 100000; --quick 2000 10000)")
+    parser.add_argument("--episodes", type=int, nargs="+", metavar="N",
+                        help="episode counts for the compliance phase (default 10000 50000; --quick 500 2000)")
+    parser.add_argument("--database-name", default=BENCH_DB,
+                        help=f"the PostgreSQL database dropped and created for the run (default {BENCH_DB}); "
+                        "when --database-url names this database, its schema is emptied in place instead")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     sizes = dict(QUICK if args.quick else FULL)
     if args.open_tasks:
         sizes["worklist"] = tuple(sorted(args.open_tasks))
+    if args.episodes:
+        sizes["episodes"] = tuple(sorted(args.episodes))
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": args.quick,
                                "clients": args.clients}
@@ -65,22 +76,27 @@ def main() -> None:
         if args.database_url is None or is_sqlite(args.database_url):
             parser.error("the timer phase needs PostgreSQL: give --database-url postgresql+psycopg://...")
         results["database"] = "postgresql"
-        results["timers"] = [measure_timers(lambda: fresh_database(args.database_url, args.out), n,
-                                            **sizes["timers"]) for n in args.timer_workers]
+        results["timers"] = [measure_timers(lambda: fresh_database(args.database_url, args.out, args.database_name),
+                                            n, **sizes["timers"]) for n in args.timer_workers]
     elif args.only == "audit":
-        database_url = fresh_database(args.database_url, args.out)
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
         _deploy_shipped(database_url)
         results["audit"] = measure_audit(database_url, args.out, sizes["audit"])
+    elif args.only == "compliance":
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
+        results["database"] = Database(database_url).dialect
+        _deploy_shipped(database_url)
+        results["compliance"] = _compliance_phase(database_url, args, sizes)
     elif args.only == "worklist":
-        database_url = fresh_database(args.database_url, args.out)
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
         results.update(_worklist_phase(database_url, args, sizes))
     else:
         log(f"engine cycle: {sizes['cycles']} cycles")
         results["engine_cycle"] = measure_engine_cycle(sizes["cycles"])
     if args.only == "all" and not args.skip_http:
-        database_url = fresh_database(args.database_url, args.out)
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
         results.update(_http_phases(database_url, args, sizes))
     results["targets"] = targets(results)
@@ -130,6 +146,21 @@ def _worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str
             bulk_load(database_url, total, "{}")
             out["worklist"][str(total)] = measure_worklist(server.url, personas, sizes["requests"])
         out["worklist_plans"] = explain(database_url)
+    return out
+
+
+def _compliance_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
+    """Episodes loaded step by step; at each size the report's latency and the server's memory, the
+    server restarted so that each size starts from a cold process."""
+    token = add_user(database_url, "bench-auditor", "auditor")
+    out: dict[str, Any] = {}
+    for total in sizes["episodes"]:
+        now = datetime.now(UTC)
+        loaded = load_episodes(database_url, total, now)
+        with running_server(database_url, args.out) as server, \
+                httpx.Client(base_url=server.url, timeout=600) as client:
+            out[str(total)] = {"loaded": loaded, "reports": measure_reports(
+                client, token, now, sizes["report_requests"], rss=server.rss_mb)}
     return out
 
 

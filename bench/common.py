@@ -40,7 +40,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered) * 1000, 2), "n": len(ordered)}
 
 
-def fresh_database(url: str | None, workdir: Path) -> str:
+def fresh_database(url: str | None, workdir: Path, name: str = BENCH_DB) -> str:
     """An empty, migrated database: a SQLite file in workdir, or a dedicated PostgreSQL database."""
     if url is None or is_sqlite(url):
         path = workdir / "bench.db"
@@ -51,9 +51,13 @@ def fresh_database(url: str | None, workdir: Path) -> str:
         parsed = make_url(url)
         admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            connection.execute(f"CREATE DATABASE {BENCH_DB}")
-        target = parsed.set(database=BENCH_DB).render_as_string(hide_password=False)
+            if parsed.database == name:  # the URL names the database itself: empty its schema in place
+                connection.execute("DROP SCHEMA public CASCADE")
+                connection.execute("CREATE SCHEMA public")
+            else:
+                connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                connection.execute(f"CREATE DATABASE {name}")
+        target = parsed.set(database=name).render_as_string(hide_password=False)
     db = Database(target)
     migrate.upgrade(db.engine)
     db.dispose()

@@ -6,6 +6,7 @@ from typing import Any
 
 WORKLIST_P95_TARGET_MS = 20.0
 STATE_TARGET_BYTES = 20 * 1024
+COMPLIANCE_P95_TARGET_MS = 2000.0
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +36,10 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         growth = memory["after_reading_instances_mb"] - memory["after_http_load_mb"]
         judged["memory_growth_mb_over_bulk_instances"] = {"measured": round(growth, 1), "target": 50.0,
                                                           "met": growth < 50.0}
+    for total, run in results.get("compliance", {}).items():
+        year = run["reports"]["year"]["p95_ms"]
+        judged[f"compliance_year_p95_ms_at_{total}_episodes"] = {"measured": year, "target": COMPLIANCE_P95_TARGET_MS,
+                                                                "met": year < COMPLIANCE_P95_TARGET_MS}
     return judged
 
 
@@ -73,6 +78,19 @@ def render(results: dict[str, Any]) -> str:
                          f"{export['server_rss_mb_peak']} MB")
         read = audit["recording_a_read"]
         lines.append(f"    recording one read of a record: p50 {read['p50_ms']} ms, p95 {read['p95_ms']} ms")
+    for total, run in results.get("compliance", {}).items():
+        loaded = run["loaded"]
+        lines.append(f"  compliance report at {int(total):,} episodes ({loaded['events']:,} history rows, loaded in "
+                     f"{loaded['load_seconds']} s): p50 / p95 ms, episodes decided, misses, bytes")
+        for name, q in run["reports"].items():
+            if name == "server_rss_mb":
+                continue
+            lines.append(f"    {name:<16} {q['p50_ms']:>9} {q['p95_ms']:>9} {q.get('decided', ''):>7} "
+                         f"{q.get('misses', ''):>6} {q['bytes']:>9}")
+        memory = run["reports"].get("server_rss_mb")
+        if memory:
+            lines.append(f"    server RSS MB: before {memory['before']}, peak {memory['peak']}, "
+                         f"after {memory['after']}")
     for name, target in results["targets"].items():
         lines.append(f"  target {name}: {target['measured']} vs {target['target']} -> "
                      f"{'met' if target['met'] else 'MISSED'}")

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
+import carepath.pathways as carepath_pathways
+from carepath.api.bootstrap import deploy_directory
+from carepath.bench.compliance import load_episodes, measure_reports
 from carepath.bench.cycle import measure_engine_cycle
 from carepath.bench.report import render, targets
+from carepath.engine.clock import ManualClock
+from tests.support.api import ApiClient
 
 
 def test_engine_cycle_measurement_runs_and_reports() -> None:
@@ -12,3 +20,21 @@ def test_engine_cycle_measurement_runs_and_reports() -> None:
     assert results["engine_cycle"]["state_bytes_after_5_completions"] > 0
     results["targets"] = targets(results)
     assert "bare engine cycle" in render(results)
+
+
+def test_compliance_report_measurement_runs_and_reports(api: ApiClient, clock: ManualClock,
+                                                        database_url: str) -> None:
+    deploy_directory(api.engine, Path(carepath_pathways.__file__).parent)
+    now = datetime(2026, 6, 15, 14, tzinfo=UTC)
+    clock.set(now)
+    loaded = load_episodes(database_url, 40, now)
+    assert loaded["episodes"] == 40 and loaded["events"] > 40
+    auditor = api.user("auditor")
+    token = api.headers(auditor)["Authorization"].removeprefix("Bearer ")
+    reports = measure_reports(api.client, token, now, requests=2)
+    assert set(reports) == {"year", "month", "team's month", "year, csv"}
+    assert all(q["n"] == 2 and q["p95_ms"] > 0 and q["bytes"] > 0 for q in reports.values())
+    assert reports["year"]["decided"] > 0
+    results = {"quick": True, "compliance": {"40": {"loaded": loaded, "reports": reports}}}
+    results["targets"] = targets(results)
+    assert "compliance report at 40 episodes" in render(results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.usecases.reports import compliance_report, report_csv, report_svg
@@ -35,4 +35,8 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
                         headers={"Content-Disposition": 'attachment; filename="compliance.csv"'})
     if format == "svg":
         return Response(report_svg(rows), media_type="image/svg+xml")
-    return {"pathway": pathway, "from": from_, "to": to, "group": group, "measures": [r.as_dict() for r in rows]}
+    # Already plain JSON values (as FastAPI would encode them): skip its per-value encoder, which costs
+    # more than the report itself when a year lists thousands of misses.
+    return JSONResponse({"pathway": pathway, "from": from_.isoformat() if from_ else None,
+                         "to": to.isoformat() if to else None, "group": group,
+                         "measures": [r.as_dict() for r in rows]})

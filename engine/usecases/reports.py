@@ -2,27 +2,38 @@
 how many met it, the rate, the median time to meet it, and every miss with who held the work.
 
 Computed from the pathways' declared measures and the instances' data and history alone (the same
-evaluation as GET /api/instances/{id}/measures), never from which timers fired.
+evaluation as GET /api/instances/{id}/measures, or its final outcome as the history recorded it when
+the episode ended), never from which timers fired.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
-from sqlalchemy import select
+from sqlalchemy import Row, String, Text, and_, bindparam, cast, func, or_, select, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..identity import Principal, Role, require_role
-from ..measures import Completion, Episode, MeasureResult, MeasureStatus, evaluate, measure_from_dict
+from ..measures import (
+    FINAL_STATUSES,
+    Completion,
+    Episode,
+    MeasureResult,
+    MeasureStatus,
+    evaluate,
+    measure_from_dict,
+)
 from ..model import InstanceStatus, audience_key
 from ..persistence.tables import Event, Instance, PathwayVersion, Task
 from ..queries import audience_has
@@ -77,10 +88,18 @@ class MeasureCompliance:
 
 def compliance_report(app: CarePath, principal: Principal, *, pathway: str | None = None,
                       start: datetime | None = None, end: datetime | None = None,
-                      group: str | None = None) -> list[MeasureCompliance]:
+                      group: str | None = None, use_recorded: bool = True) -> list[MeasureCompliance]:
     """Episodes whose measure clock started in [start, end) (any time when not given), of one pathway
     or all, optionally only those with work offered to `group`. A pathway with no declared measures
-    gives no rows, not an error."""
+    gives no rows, not an error.
+
+    Episodes are read a page at a time, in the order they were started, with only the columns the
+    figures need. An ended episode whose history ends with final outcomes for every declared measure
+    (`measure_outcomes`, recorded at the end and again as each window still open then closes) is
+    counted from that record; every other episode (running, or with an outcome still open or unknown
+    when last recorded) is evaluated live from its data and task completions. Both give the same
+    figures: a final outcome does not change once the episode's data and history stop changing.
+    `use_recorded=False` evaluates every episode live."""
     require_role(principal, *REPORT_ROLES, action="Reading compliance reports")
     with app.db.read() as session:
         versions = {v.id: v for v in session.scalars(select(PathwayVersion).where(
@@ -88,38 +107,189 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
         declared = {vid: v.measures for vid, v in versions.items() if v.measures}
         if not declared:
             return []
-        query = select(Instance).where(Instance.pathway_version_id.in_(declared))
+        query = select(Instance.id, Instance.pathway_version_id, Instance.status, Instance.ended_at,
+                       Instance.patient_id, Instance.business_key, Instance.created_at).where(
+            Instance.pathway_version_id.in_(declared))
         if group is not None:
             query = query.where(select(Task.id).where(Task.instance_id == Instance.id, audience_has(
                 session.get_bind().dialect.name, [audience_key("group", group)])).exists())
-        instances = list(session.scalars(query.order_by(Instance.created_at, Instance.id)))
-        completions = _completions(session, [i.id for i in instances])
-        holders = _holders(session, [i.id for i in instances])
+        if start is not None or end is not None:
+            query = query.where(_clock_may_start_in(declared.values(), start, end))
         rows: dict[tuple[str, str], MeasureCompliance] = {}
         now = app.now()
-        for instance in instances:
-            version = versions[instance.pathway_version_id]
-            context = app.time_context(version.time_settings)
-            cancelled_at = instance.ended_at if instance.status == InstanceStatus.CANCELLED else None
-            episode = Episode(instance.data or {}, completions.get(instance.id, []), cancelled_at)
-            for raw in declared[version.id]:
-                result = evaluate(measure_from_dict(raw), episode, now=now, time_context=context,
-                                  evaluate_expression=evaluate_expression)
-                if result.clock_started is not None and not _in_period(result.clock_started, start, end):
-                    continue
-                if result.clock_started is None and (start is not None or end is not None):
-                    continue  # no clock, no period to place it in
-                row = rows.setdefault((version.key, raw["id"]), MeasureCompliance(
-                    version.key, raw["id"], raw["name"], raw["source"]))
-                _count(row, result, instance, holders.get(instance.id, []))
+        contexts = {vid: app.time_context(versions[vid].time_settings) for vid in declared}
+        parsed = {vid: [measure_from_dict(raw) for raw in measures] for vid, measures in declared.items()}
+        keys = {vid: versions[vid].key for vid in declared}
+        for page in _pages(session, query):
+            recorded = _recorded_outcomes(session, page, declared, now) if use_recorded else {}
+            live = [e.id for e in page if e.id not in recorded]
+            data = _data(session, live)
+            completions = _completions(session, live)
+            misses: list[Miss] = []
+            for episode in page:
+                version_id = episode.pathway_version_id
+                results: Sequence[MeasureResult | _Outcome] | None = recorded.get(episode.id)
+                if results is None:
+                    cancelled_at = episode.ended_at if episode.status == InstanceStatus.CANCELLED else None
+                    facts = Episode(data.get(episode.id) or {}, completions.get(episode.id, []), cancelled_at)
+                    results = [evaluate(measure, facts, now=now, time_context=contexts[version_id],
+                                        evaluate_expression=evaluate_expression) for measure in parsed[version_id]]
+                for raw, result in zip(declared[version_id], results, strict=True):
+                    if result.clock_started is not None and not _in_period(result.clock_started, start, end):
+                        continue
+                    if result.clock_started is None and (start is not None or end is not None):
+                        continue  # no clock, no period to place it in
+                    row = rows.get((keys[version_id], raw["id"]))
+                    if row is None:
+                        row = rows[keys[version_id], raw["id"]] = MeasureCompliance(
+                            keys[version_id], raw["id"], raw["name"], raw["source"])
+                    miss = _count(row, result, episode)
+                    if miss is not None:
+                        misses.append(miss)
+            holders = _holders(session, sorted({m.instance_id for m in misses}))
+            for miss in misses:
+                miss.held_by = holders.get(miss.instance_id, [])
         return sorted(rows.values(), key=lambda r: (r.pathway, r.measure_id))
+
+
+PAGE = 2000
+
+
+def _pages(session: Session, query: Any) -> Iterator[Sequence[Row[Any]]]:
+    """The query's rows in (created_at, id) order, a page at a time (keyset: each page starts after
+    the last row of the one before), so that memory does not grow with the number of episodes."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        paged = query
+        if after is not None:
+            paged = paged.where(tuple_(Instance.created_at, Instance.id) > tuple_(
+                bindparam(None, after[0], type_=Instance.created_at.type), bindparam(None, after[1], type_=String())))
+        page = session.connection().execute(paged.order_by(Instance.created_at, Instance.id).limit(PAGE)).all()
+        if not page:
+            return
+        yield page
+        if len(page) < PAGE:
+            return
+        after = (page[-1].created_at, page[-1].id)
+
+
+# "YYYY-MM-DD…": the form whose first ten characters are the day it names, give or take a day
+# for a time and an offset; any other value is evaluated.
+_ISO_DAY = "____-__-__%"
+_MARGIN = timedelta(days=3)
+
+
+def _clock_may_start_in(declarations: Any, start: datetime | None, end: datetime | None) -> Any:
+    """A condition no episode whose clock starts in [start, end) fails: some declared clock variable
+    is missing, not ISO text, or names a day within three days of the period (a date-only value
+    starts its day in the care setting's zone, a date-time may carry any offset: both less than a
+    day apart from the day written). Only a pre-filter: the period is decided on the evaluation."""
+    names = sorted({raw["clock_starts"]["variable"] for measures in declarations for raw in measures})
+    conditions = []
+    for name in names:
+        value = Instance.data[tuple(name.split("."))].as_string()
+        day = func.substr(value, 1, 10)
+        inside = [day >= (start - _MARGIN).date().isoformat()] if start is not None else []
+        if end is not None:
+            inside.append(day <= (end + _MARGIN).date().isoformat())
+        conditions.append(or_(value.is_(None), ~value.like(_ISO_DAY), and_(*inside)))
+    return or_(*conditions)
+
+
+_FINAL = {status.value: status for status in FINAL_STATUSES}
+
+
+class _Outcome(NamedTuple):
+    """What the report reads of a recorded outcome."""
+
+    status: MeasureStatus
+    clock_started: datetime | None
+    met_at: datetime | None
+    deadline: datetime | None
+    detail: str
+
+
+def _recorded_outcomes(session: Session, page: Sequence[Row[Any]], declared: dict[int, list[Any]],
+                       now: datetime) -> dict[str, list[_Outcome]]:
+    """The ended episodes of a page whose last recorded outcomes are final for every declared measure
+    (recorded after the end, not after `now`), as results; the others are left to live evaluation.
+    The database picks each episode's last record; only the fields the figures need are read from it
+    (measure ids, status, the clock, when met and, for a miss, the deadline and the detail)."""
+    ended = {e.id: e for e in page if e.status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED)
+             and e.ended_at is not None}
+    if not ended:
+        return {}
+    dialect = session.get_bind().dialect.name
+    width = max(len(measures) for measures in declared.values())
+    latest = select(func.max(Event.id)).where(_among(Event.instance_id, list(ended), dialect),
+                                              Event.type == "measure_outcomes").group_by(Event.instance_id)
+    out: dict[str, list[_Outcome]] = {}
+    absent: tuple[None, ...] = (None,) * 6
+    # The JSON as stored, decoded here: cheaper than the driver's per-row decoding.
+    for instance_id, at, text in session.connection().execute(
+            select(Event.instance_id, Event.at, cast(Event.data, Text)).where(Event.id.in_(latest))):
+        episode = ended[instance_id]
+        if not episode.ended_at <= at <= now:
+            continue
+        data = json.loads(text) if text else None
+        measures = data.get("measures") if isinstance(data, dict) else None
+        if not isinstance(measures, list) or len(measures) > width:
+            continue
+        recorded = [(m.get("measure_id"), m.get("status"), m.get("clock_started"), m.get("met_at"), m.get("deadline"),
+                     m.get("detail")) if isinstance(m, dict) else absent for m in measures]
+        recorded += [absent] * (width + 1 - len(recorded))
+        results = _results(recorded, [raw["id"] for raw in declared[episode.pathway_version_id]])
+        if results is not None:
+            out[episode.id] = results
+    return out
+
+
+def _results(recorded: Sequence[Sequence[str | None]], measure_ids: list[str]) -> list[_Outcome] | None:
+    """Recorded outcomes (measure id, status, clock started, met at, deadline, detail; as many as the
+    widest declaration and one more, absent ones None) back as results, when they are final and name
+    exactly the declared measures."""
+    count = len(measure_ids)
+    if [r[0] for r in recorded[:count]] != measure_ids or any(r[0] is not None for r in recorded[count:]):
+        return None
+    results = []
+    for _, status_text, clock_started, met_at, deadline, detail in recorded[:count]:
+        status = _FINAL.get(status_text or "")
+        if status is None:
+            return None
+        met = status is MeasureStatus.MET
+        missed = status is MeasureStatus.NOT_MET
+        results.append(_Outcome(status, _moment(clock_started), _moment(met_at) if met else None,
+                                _moment(deadline) if missed else None, (detail or "") if missed else ""))
+    return results
+
+
+def _among(column: Any, ids: Sequence[str], dialect: str) -> Any:
+    """column IN ids: one array parameter on PostgreSQL (a statement psycopg need not split into
+    hundreds of parameters), a list elsewhere."""
+    if dialect == "postgresql":
+        return column == func.any(bindparam(None, list(ids), type_=postgresql.ARRAY(Text())))
+    return column.in_(ids)
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _data(session: Session, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    dialect = session.get_bind().dialect.name
+    for chunk in _chunks(instance_ids):
+        out.update((instance_id, data) for instance_id, data in session.connection().execute(
+            select(Instance.id, Instance.data).where(_among(Instance.id, chunk, dialect))))
+    return out
 
 
 def _in_period(moment: datetime, start: datetime | None, end: datetime | None) -> bool:
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
-def _count(row: MeasureCompliance, result: MeasureResult, instance: Instance, held_by: list[str]) -> None:
+def _count(row: MeasureCompliance, result: MeasureResult | _Outcome, episode: Row[Any]) -> Miss | None:
+    """Counts the result; a miss is returned (and listed) for its holders to be filled in."""
     status = result.status
     if status is MeasureStatus.MET:
         row.met += 1
@@ -129,8 +299,9 @@ def _count(row: MeasureCompliance, result: MeasureResult, instance: Instance, he
     elif status is MeasureStatus.NOT_MET:
         row.not_met += 1
         row.denominator += 1
-        row.misses.append(Miss(instance.id, instance.patient_id, instance.business_key, result.deadline,
-                               result.detail, held_by))
+        miss = Miss(episode.id, episode.patient_id, episode.business_key, result.deadline, result.detail, [])
+        row.misses.append(miss)
+        return miss
     elif status is MeasureStatus.OPEN:
         row.open += 1
     elif status is MeasureStatus.EXCLUDED:
@@ -139,14 +310,16 @@ def _count(row: MeasureCompliance, result: MeasureResult, instance: Instance, he
         row.not_applicable += 1
     else:
         row.unknown += 1
+    return None
 
 
 def _completions(session: Session, instance_ids: Sequence[str]) -> dict[str, list[Completion]]:
     out: dict[str, list[Completion]] = defaultdict(list)
+    dialect = session.get_bind().dialect.name
     for chunk in _chunks(instance_ids):
-        for instance_id, at, data in session.execute(
+        for instance_id, at, data in session.connection().execute(
                 select(Event.instance_id, Event.at, Event.data).where(
-                    Event.instance_id.in_(chunk), Event.type == "task_completed").order_by(Event.id)):
+                    _among(Event.instance_id, chunk, dialect), Event.type == "task_completed").order_by(Event.id)):
             out[instance_id].append(Completion(str(data.get("element_id") or ""), at, data.get("data") or {}))
     return out
 
@@ -154,9 +327,12 @@ def _completions(session: Session, instance_ids: Sequence[str]) -> dict[str, lis
 def _holders(session: Session, instance_ids: Sequence[str]) -> dict[str, list[str]]:
     """Who held the episode's human tasks: assignees and whoever completed them."""
     out: dict[str, set[str]] = defaultdict(set)
+    dialect = session.get_bind().dialect.name
     for chunk in _chunks(instance_ids):
-        for instance_id, assignee, completed_by in session.execute(
-                select(Task.instance_id, Task.assignee, Task.completed_by).where(Task.instance_id.in_(chunk))):
+        for instance_id, assignee, completed_by in session.connection().execute(
+                select(Task.instance_id, Task.assignee, Task.completed_by).where(
+                    _among(Task.instance_id, chunk, dialect),
+                    or_(Task.assignee.is_not(None), Task.completed_by.is_not(None)))):
             out[instance_id].update(name for name in (assignee, completed_by) if name)
     return {key: sorted(names) for key, names in out.items()}
 
