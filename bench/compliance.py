@@ -45,7 +45,7 @@ BATCH = 2000
 COORDINATORS = [f"coordinator-{n}" for n in range(40)]
 NURSES = [f"nurse-{n}" for n in range(30)]
 SUPERVISORS = [f"supervisor-{n}" for n in range(4)]
-TEAM = "care-team-supervisor"  # the team of "one team's month": the missed contacts' reviewers
+TEAM = "nurse"  # the team of "one team's month": it answers for the visit and the medication reconciliation
 
 
 def report_queries(now: datetime) -> list[tuple[str, dict[str, Any]]]:

@@ -325,28 +325,41 @@ def test_was_it_on_time(story: Story) -> None:
 def test_which_deadlines_the_nurses_missed_last_month(story: Story) -> None:
     february = _compliance(story, group="nurse", **FEBRUARY)
     # The nurses had work in pat-ontime and pat-late only: pat-nocall never reached them, pat-jan is January's.
-    # (tcm-face-to-face-14 applies to neither, has no clock, and so no row in a report over a period.)
+    # They answer for the visit and the reconciliation, not for the coordinators' call; tcm-face-to-face-14
+    # applies to neither episode (no clock in the period) and keeps its row, empty.
     assert {m: _figures(row) for m, row in february.items()} == {
         "hedis-mrp": (2, 2, 0, 0, 0, 1.0),
         "tcm-face-to-face-7": (2, 1, 1, 0, 0, 0.5),
-        "tcm-interactive-contact": (2, 2, 0, 0, 0, 1.0)}
-    assert _misses(february) == {"hedis-mrp": [], "tcm-face-to-face-7": ["pat-late"], "tcm-interactive-contact": []}
+        "tcm-face-to-face-14": (0, 0, 0, 0, 0, None),
+        "tcm-interactive-contact": (0, 0, 0, 0, 0, None)}
+    assert _misses(february) == {"hedis-mrp": [], "tcm-face-to-face-7": ["pat-late"], "tcm-face-to-face-14": [],
+                                 "tcm-interactive-contact": []}
     [miss] = february["tcm-face-to-face-7"]["misses"]
     assert miss == {"instance_id": story.episodes["pat-late"].id, "patient_id": "pat-late",
                     "business_key": "enc-pat-late", "deadline": "2026-02-17T04:59:59+00:00",
                     "detail": "face-to-face visit recorded on 2026-02-19T10:00-05:00, after the window closed at "
                               "2026-02-16T23:59-05:00",
-                    # everyone who held a task of the episode, not only the visit's holder (see the last test)
-                    "held_by": ["ana", "nina"]}
+                    "task": "face_to_face_visit", "held_by": ["nina"], "offered_to": ["nurse"]}
     # Without the period, January's miss by the same team is there too.
     assert _misses(_compliance(story, group="nurse"))["tcm-face-to-face-7"] == ["pat-jan", "pat-late"]
 
-    # The supervisors' February: the call nobody made, and the visit that therefore never happened.
+    # The coordinators' February: the call nobody made (offered to them, held by nobody), and the visit
+    # that therefore never happened (no visit task to tell whose: it counts for every team of the episode).
+    # Not pat-late's late visit: that was the nurses'.
+    coordinators = _compliance(story, group="care-coordinator", **FEBRUARY)
+    assert _misses(coordinators) == {"hedis-mrp": [], "tcm-face-to-face-7": ["pat-nocall"],
+                                     "tcm-face-to-face-14": [], "tcm-interactive-contact": ["pat-nocall"]}
+    [call] = coordinators["tcm-interactive-contact"]["misses"]
+    assert (call["deadline"], call["detail"], call["task"], call["held_by"], call["offered_to"]) == (
+        "2026-02-14T04:59:59+00:00", "nothing met it before the window closed at 2026-02-13T23:59-05:00",
+        "contact_patient", [], ["care-coordinator"])
+    [visit] = coordinators["tcm-face-to-face-7"]["misses"]
+    assert (visit["task"], visit["held_by"], visit["offered_to"]) == (
+        None, ["sam"], ["care-coordinator", "care-team-supervisor"])  # the episode's work as a whole
+    # The supervisors review missed calls: no measure waits for that task, so only the unreached visit.
     supervisors = _compliance(story, group="care-team-supervisor", **FEBRUARY)
     assert _misses(supervisors) == {"hedis-mrp": [], "tcm-face-to-face-7": ["pat-nocall"],
-                                    "tcm-interactive-contact": ["pat-nocall"]}
-    assert [(m["deadline"], m["detail"], m["held_by"]) for m in supervisors["tcm-interactive-contact"]["misses"]] == [
-        ("2026-02-14T04:59:59+00:00", "nothing met it before the window closed at 2026-02-13T23:59-05:00", ["sam"])]
+                                    "tcm-face-to-face-14": [], "tcm-interactive-contact": []}
     assert _figures(supervisors["hedis-mrp"]) == (0, 0, 0, 1, 0, None)  # open until 13 March
 
     as_csv = story.api.get("/api/reports/compliance", "audrey",
@@ -354,6 +367,14 @@ def test_which_deadlines_the_nurses_missed_last_month(story: Story) -> None:
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     assert {r["measure_id"]: (r["denominator"], r["met"], r["not_met"], r["rate"])
             for r in csv.DictReader(io.StringIO(as_csv.text))}["tcm-face-to-face-7"] == ("2", "1", "1", "0.5")
+    misses = story.api.get("/api/reports/compliance", "audrey",
+                           params={"pathway": KEY, "format": "csv", "lines": "misses", **FEBRUARY})
+    assert misses.headers["content-disposition"] == 'attachment; filename="misses.csv"'
+    assert sorted((r["measure_id"], r["patient_id"], r["task"], r["held_by"], r["offered_to"])
+                  for r in csv.DictReader(io.StringIO(misses.text))) == [
+        ("tcm-face-to-face-7", "pat-late", "face_to_face_visit", "nina", "nurse"),
+        ("tcm-face-to-face-7", "pat-nocall", "", "sam", "care-coordinator;care-team-supervisor"),
+        ("tcm-interactive-contact", "pat-nocall", "contact_patient", "", "care-coordinator")]
 
 
 # 4. Who looked at this record?
@@ -412,17 +433,28 @@ def test_the_record_is_proven_unaltered_and_an_edit_is_named(story: Story, datab
 
 # Known gaps of question 3 (issue 6 asks for "the misses with ... who held the task"): these fail today.
 
-@pytest.mark.xfail(strict=True, reason="group= keeps every episode with any task offered to the group, so a "
-                   "team's report lists misses of tasks other teams held (engine/usecases/reports.py:92)")
 def test_a_teams_report_leaves_out_the_misses_of_other_teams(story: Story) -> None:
     coordinators = _compliance(story, group="care-coordinator", **FEBRUARY)
     assert "pat-late" not in _misses(coordinators)["tcm-face-to-face-7"]  # the nurses' late visit
 
 
-@pytest.mark.xfail(strict=True, reason="held_by is everyone who held any task of the episode, not the task the "
-                   "measure waited for (engine/usecases/reports.py:154)")
 def test_a_miss_names_who_held_the_missed_task(story: Story) -> None:
     february = _compliance(story, **FEBRUARY)
     held = {(measure, m["patient_id"]): m["held_by"] for measure, row in february.items() for m in row["misses"]}
     assert held[("tcm-face-to-face-7", "pat-late")] == ["nina"]
     assert held[("tcm-interactive-contact", "pat-nocall")] == []  # nobody picked up the call; sam came after
+
+
+def test_a_supervisors_report_counts_only_the_episodes_they_may_read(story: Story) -> None:
+    """sam supervises the reviewers of missed calls: of the four episodes he may open only pat-nocall's,
+    so his report neither counts nor names the other patients; the auditor's counts all four."""
+    sams = story.api.get("/api/reports/compliance", "sam", params={"pathway": KEY})
+    assert sams.status_code == 200, sams.text
+    counted = {m["measure_id"]: m["met"] + m["not_met"] + m["open"] + m["excluded"] + m["not_applicable"]
+               + m["unknown"] for m in sams.json()["measures"]}
+    assert counted == {"hedis-mrp": 1, "tcm-face-to-face-7": 1, "tcm-face-to-face-14": 1,
+                       "tcm-interactive-contact": 1}
+    assert {miss["patient_id"] for m in sams.json()["measures"] for miss in m["misses"]} == {"pat-nocall"}
+    everyone = _compliance(story)
+    assert sum(row["met"] + row["not_met"] + row["open"] + row["excluded"] + row["not_applicable"] + row["unknown"]
+               for row in everyone.values()) == 4 * 4

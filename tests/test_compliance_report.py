@@ -141,7 +141,11 @@ def test_compliance_figures_over_a_cohort_of_stories(api: ApiClient, clock: Manu
 def test_reports_refuse_what_does_not_fit(api: ApiClient) -> None:
     auditor, coordinator = api.user("auditor"), api.user("coordinator", "east")
     assert api.get("/api/reports/compliance", coordinator).status_code == 403
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("plain.bpmn", d.linear_user_tasks("nothing-declared", "Call patient")))
     assert api.get("/api/reports/compliance", auditor, params={"pathway": "nothing-declared"}).json()["measures"] == []
+    unknown = api.get("/api/reports/compliance", auditor, params={"pathway": "never-deployed"})
+    assert unknown.status_code == 404 and "never-deployed" in unknown.json()["message"]
     naive = api.get("/api/reports/compliance", auditor, params={"from": "2026-01-01T00:00:00"})
     assert naive.status_code == 422 and "offset" in naive.json()["message"]
     backwards = api.get("/api/reports/compliance", auditor,

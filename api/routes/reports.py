@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from carepath.engine.errors import ValidationFailed
-from carepath.engine.usecases.reports import compliance_report, report_csv, report_svg
+from carepath.engine.usecases.reports import compliance_report, misses_csv, report_csv, report_svg
 
 from ..deps import CurrentUser, EngineDep
 from ..params import INSTANT, Instant
@@ -22,17 +22,22 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
                from_: Annotated[Instant, Query(alias="from",
                                                description=f"clock started at or after; {INSTANT}")] = None,
                to: Annotated[Instant, Query(description=f"clock started before; {INSTANT}")] = None,
-               group: Annotated[str | None, Query(description="only episodes with work offered to this group")] = None,
-               format: Literal["json", "csv", "svg"] = "json") -> Any:
+               group: Annotated[str | None, Query(description="the measures whose task was offered to this group "
+                                                            "(a team's own deadlines)")] = None,
+               format: Literal["json", "csv", "svg"] = "json",
+               lines: Annotated[Literal["measures", "misses"], Query(
+                   description="CSV only: a line per measure, or a line per miss")] = "measures") -> Any:
     """For each measure the pathways declare: episodes decided (denominator), met, rate, median days to
-    meet it, and every miss with its patient and who held the work; open, excluded and not-applicable
-    episodes are counted beside it. Auditors, admins, supervisors and clinical leads."""
+    meet it, and every miss with its patient, the task it waited for, who held it and the groups it was
+    offered to; open, excluded and not-applicable episodes are counted beside it. Only episodes the user
+    may read. Auditors, admins, supervisors and clinical leads; a pathway never deployed: 404."""
     if from_ is not None and to is not None and to <= from_:
         raise ValidationFailed("'to' must be after 'from'")
     rows = compliance_report(engine, user, pathway=pathway, start=from_, end=to, group=group)
     if format == "csv":
-        return Response(report_csv(rows), media_type="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="compliance.csv"'})
+        body, name = (misses_csv(rows), "misses") if lines == "misses" else (report_csv(rows), "compliance")
+        return Response(body, media_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
     if format == "svg":
         return Response(report_svg(rows), media_type="image/svg+xml")
     # Already plain JSON values (as FastAPI would encode them): skip its per-value encoder, which costs

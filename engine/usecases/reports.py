@@ -24,7 +24,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
-from ..identity import Principal, Role, require_role
+from ..errors import NotFound
+from ..identity import Principal, Role, instance_scope, require_role
 from ..measures import (
     FINAL_STATUSES,
     Completion,
@@ -36,7 +37,7 @@ from ..measures import (
 )
 from ..model import InstanceStatus, audience_key
 from ..persistence.tables import Event, Instance, PathwayVersion, Task
-from ..queries import audience_has
+from ..queries import audience_has, instances_visible_to
 from ..sandbox import evaluate_expression
 
 REPORT_ROLES = (Role.ADMIN, Role.AUDITOR, Role.SUPERVISOR, Role.CLINICAL_LEAD)
@@ -49,8 +50,14 @@ class Miss:
     business_key: str | None
     deadline: datetime | None
     detail: str
-    held_by: list[str]
+    held_by: list[str]  # who held the task the measure waited for (assigned, or completed it)
+    offered_to: list[str] = field(default_factory=list)  # the groups it was offered to
+    task: str | None = None  # that task's element id; None: the episode's work as a whole
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"instance_id": self.instance_id, "patient_id": self.patient_id, "business_key": self.business_key,
+                "deadline": self.deadline.isoformat() if self.deadline else None, "detail": self.detail,
+                "task": self.task, "held_by": self.held_by, "offered_to": self.offered_to}
 
 @dataclass
 class MeasureCompliance:
@@ -81,17 +88,22 @@ class MeasureCompliance:
                 "denominator": self.denominator, "met": self.met, "not_met": self.not_met, "rate": self.rate,
                 "median_days_to_meet": self.median_days_to_meet, "open": self.open, "excluded": self.excluded,
                 "not_applicable": self.not_applicable, "unknown": self.unknown,
-                "misses": [{"instance_id": m.instance_id, "patient_id": m.patient_id,
-                            "business_key": m.business_key, "deadline": m.deadline.isoformat() if m.deadline else None,
-                            "detail": m.detail, "held_by": m.held_by} for m in self.misses]}
+                "misses": [miss.as_dict() for miss in self.misses]}
 
 
 def compliance_report(app: CarePath, principal: Principal, *, pathway: str | None = None,
                       start: datetime | None = None, end: datetime | None = None,
                       group: str | None = None, use_recorded: bool = True) -> list[MeasureCompliance]:
     """Episodes whose measure clock started in [start, end) (any time when not given), of one pathway
-    or all, optionally only those with work offered to `group`. A pathway with no declared measures
-    gives no rows, not an error.
+    or all, among those the principal may read. Every measure the pathway's versions declare has a row,
+    with no episodes too; a pathway with no declared measures gives no rows, not an error; a pathway
+    never deployed is not found.
+
+    A team's report (`group`) counts, for each measure, the episodes where the task the measure waits
+    for (`met_by.task`) was offered to the team: a team answers for its own deadlines, not for another
+    team's late visit in the same episode. A measure met by a variable, or whose task the episode
+    never reached, counts for every team the episode offered work to. A miss names who held that task
+    (its assignee, or who completed it) and the groups it was offered to.
 
     Episodes are read a page at a time, in the order they were started, with only the columns the
     figures need. An ended episode whose history ends with final outcomes for every declared measure
@@ -104,12 +116,17 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
     with app.db.read() as session:
         versions = {v.id: v for v in session.scalars(select(PathwayVersion).where(
             *([PathwayVersion.key == pathway] if pathway else [])))}
+        if pathway and not versions:
+            raise NotFound(f"pathway '{pathway}' is not deployed")
         declared = {vid: v.measures for vid, v in versions.items() if v.measures}
         if not declared:
             return []
         query = select(Instance.id, Instance.pathway_version_id, Instance.status, Instance.ended_at,
                        Instance.patient_id, Instance.business_key, Instance.created_at).where(
             Instance.pathway_version_id.in_(declared))
+        scope = instance_scope(principal)
+        if scope is not None:  # a supervisor's report: the episodes they may read, no others' patients
+            query = query.where(instances_visible_to(session, *scope))
         if group is not None:
             query = query.where(select(Task.id).where(Task.instance_id == Instance.id, audience_has(
                 session.get_bind().dialect.name, [audience_key("group", group)])).exists())
@@ -120,11 +137,18 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
         contexts = {vid: app.time_context(versions[vid].time_settings) for vid in declared}
         parsed = {vid: [measure_from_dict(raw) for raw in measures] for vid, measures in declared.items()}
         keys = {vid: versions[vid].key for vid in declared}
+        for vid, measures in sorted(declared.items()):  # a row for every declared measure, episodes or not
+            for raw in measures:
+                rows.setdefault((keys[vid], raw["id"]), MeasureCompliance(keys[vid], raw["id"], raw["name"],
+                                                                          raw["source"]))
+        waits_for = {vid: [m.met_by_task for m in measures] for vid, measures in parsed.items()}
+        measured_tasks = sorted({t for tasks in waits_for.values() for t in tasks if t})
         for page in _pages(session, query):
             recorded = _recorded_outcomes(session, page, declared, now) if use_recorded else {}
             live = [e.id for e in page if e.id not in recorded]
             data = _data(session, live)
             completions = _completions(session, live)
+            work = _measured_work(session, [e.id for e in page], measured_tasks) if group is not None else None
             misses: list[Miss] = []
             for episode in page:
                 version_id = episode.pathway_version_id
@@ -134,22 +158,75 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
                     facts = Episode(data.get(episode.id) or {}, completions.get(episode.id, []), cancelled_at)
                     results = [evaluate(measure, facts, now=now, time_context=contexts[version_id],
                                         evaluate_expression=evaluate_expression) for measure in parsed[version_id]]
-                for raw, result in zip(declared[version_id], results, strict=True):
+                for raw, task, result in zip(declared[version_id], waits_for[version_id], results, strict=True):
                     if result.clock_started is not None and not _in_period(result.clock_started, start, end):
                         continue
                     if result.clock_started is None and (start is not None or end is not None):
                         continue  # no clock, no period to place it in
-                    row = rows.get((keys[version_id], raw["id"]))
-                    if row is None:
-                        row = rows[keys[version_id], raw["id"]] = MeasureCompliance(
-                            keys[version_id], raw["id"], raw["name"], raw["source"])
-                    miss = _count(row, result, episode)
+                    if work is not None and not _answers_for(work.get(episode.id, {}), task, group or ""):
+                        continue  # the task it waits for was another team's
+                    miss = _count(rows[keys[version_id], raw["id"]], result, episode)
                     if miss is not None:
+                        miss.task = task
                         misses.append(miss)
-            holders = _holders(session, sorted({m.instance_id for m in misses}))
-            for miss in misses:
-                miss.held_by = holders.get(miss.instance_id, [])
+            _fill_holders(session, misses)
         return sorted(rows.values(), key=lambda r: (r.pathway, r.measure_id))
+
+
+class _Work(NamedTuple):
+    """An episode's tasks for one element: the groups they were offered to and who held them."""
+
+    groups: frozenset[str]
+    holders: frozenset[str]
+
+
+def _answers_for(work: dict[str, _Work], task: str | None, group: str) -> bool:
+    """Whether `group` answers for a measure of an episode (already known to offer it some work): the
+    measure's task was offered to it, or there is no such task to tell (met by a variable, not reached)."""
+    found = work.get(task) if task else None
+    return found is None or group in found.groups
+
+
+def _measured_work(session: Session, instance_ids: Sequence[str], elements: Sequence[str],
+                   ) -> dict[str, dict[str, _Work]]:
+    """{instance: {element: work}} for the measured tasks of these episodes (one read per chunk)."""
+    out: dict[str, dict[str, _Work]] = defaultdict(dict)
+    if not elements:
+        return out
+    dialect = session.get_bind().dialect.name
+    for chunk in _chunks(instance_ids):
+        for instance_id, element_id, audience, assignee, completed_by in session.connection().execute(
+                select(Task.instance_id, Task.element_id, Task.audience, Task.assignee, Task.completed_by).where(
+                    _among(Task.instance_id, chunk, dialect), Task.element_id.in_(elements))):
+            before = out[instance_id].get(element_id, _Work(frozenset(), frozenset()))
+            out[instance_id][element_id] = _Work(
+                before.groups | _groups_of(audience), before.holders | {n for n in (assignee, completed_by) if n})
+    return out
+
+
+def _groups_of(audience: Sequence[str] | None) -> frozenset[str]:
+    return frozenset(key.split(":", 1)[1] for key in audience or () if key.startswith("group:"))
+
+
+def _fill_holders(session: Session, misses: list[Miss]) -> None:
+    """Who held the task each miss waited for, and the groups it was offered to; for a measure met by a
+    variable, or a task the episode never reached, the episode's work as a whole."""
+    if not misses:
+        return
+    dialect = session.get_bind().dialect.name
+    tasks: dict[str, list[tuple[str, _Work]]] = defaultdict(list)
+    for chunk in _chunks(sorted({m.instance_id for m in misses})):
+        for instance_id, element_id, audience, assignee, completed_by in session.connection().execute(
+                select(Task.instance_id, Task.element_id, Task.audience, Task.assignee, Task.completed_by)
+                .where(_among(Task.instance_id, chunk, dialect))):
+            tasks[instance_id].append((element_id, _Work(_groups_of(audience),
+                                                         frozenset(n for n in (assignee, completed_by) if n))))
+    for miss in misses:
+        mine = [w for element, w in tasks.get(miss.instance_id, []) if element == miss.task]
+        if not mine:
+            mine, miss.task = [w for _, w in tasks.get(miss.instance_id, [])], None
+        miss.held_by = sorted(set().union(*(w.holders for w in mine)))
+        miss.offered_to = sorted(set().union(*(w.groups for w in mine)))
 
 
 PAGE = 2000
@@ -324,19 +401,6 @@ def _completions(session: Session, instance_ids: Sequence[str]) -> dict[str, lis
     return out
 
 
-def _holders(session: Session, instance_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Who held the episode's human tasks: assignees and whoever completed them."""
-    out: dict[str, set[str]] = defaultdict(set)
-    dialect = session.get_bind().dialect.name
-    for chunk in _chunks(instance_ids):
-        for instance_id, assignee, completed_by in session.connection().execute(
-                select(Task.instance_id, Task.assignee, Task.completed_by).where(
-                    _among(Task.instance_id, chunk, dialect),
-                    or_(Task.assignee.is_not(None), Task.completed_by.is_not(None)))):
-            out[instance_id].update(name for name in (assignee, completed_by) if name)
-    return {key: sorted(names) for key, names in out.items()}
-
-
 def _chunks(ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
@@ -345,13 +409,31 @@ CSV_COLUMNS = ("pathway", "measure_id", "name", "source", "denominator", "met", 
                "median_days_to_meet", "open", "excluded", "not_applicable", "unknown")
 
 
+MISS_COLUMNS = ("pathway", "measure_id", "instance_id", "patient_id", "business_key", "deadline", "detail", "task",
+                "held_by", "offered_to")
+
+
 def report_csv(rows: Sequence[MeasureCompliance]) -> str:
+    """One line per measure."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         data = row.as_dict()
         writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def misses_csv(rows: Sequence[MeasureCompliance]) -> str:
+    """One line per miss (names separated by ';')."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(MISS_COLUMNS)
+    for row in rows:
+        for miss in row.misses:
+            data = {"pathway": row.pathway, "measure_id": row.measure_id, **miss.as_dict()}
+            writer.writerow([";".join(v) if isinstance(v, list) else "" if v is None else v
+                             for v in (data[c] for c in MISS_COLUMNS)])
     return out.getvalue()
 
 
