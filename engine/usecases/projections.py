@@ -7,6 +7,7 @@ SpiffWorkflow dropped (cancelled branches, interrupted activities) are marked ca
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, text
@@ -20,7 +21,7 @@ from .notifications import cancel_alerts, schedule_alerts
 
 
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                     completed_task_id: str | None) -> None:
+                     completed_task_id: str | None, completed: Callable[[Iterable[str]], set[str]]) -> None:
     """Rows first (three reads), then every change, flushed together by the caller: an autoflush
     between the reads would split the writes into a round trip each."""
     session = uow.session
@@ -33,23 +34,34 @@ def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, ac
             select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
         subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
             select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
-        cause = _cause(uow, instance, snapshot, completed_task_id, open_rows, pending)
+        fired = _fired(uow, snapshot, pending, completed)
+        cause = _cause(instance, completed_task_id, open_rows, pending, fired)
         _sync_tasks(uow, instance, snapshot, actor, completed_task_id, open_rows, cause)
-        _sync_timers(uow, instance, snapshot, actor, pending, cause)
+        _sync_timers(uow, instance, snapshot, actor, pending, cause, fired)
         _sync_subscriptions(uow, instance, snapshot, actor, subscriptions, cause)
 
 
-def _cause(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, completed_task_id: str | None,
-           open_rows: dict[str, Task], pending: dict[str, Timer]) -> str:
+def _fired(uow: UnitOfWork, snapshot: Snapshot, pending: dict[str, Timer],
+           completed: Callable[[Iterable[str]], set[str]]) -> set[str]:
+    """The pending timers that fired in this save: a cycle that moved on to its next due time, or a timer
+    event the workflow completed. One that came due but whose activity ended first (a user completed
+    the task, the episode was cancelled) did not fire: it is cancelled."""
+    now = uow.app.now()
+    waiting = {t.task_id: t.due_at for t in snapshot.timers}
+    moved_on = {task_id for task_id, row in pending.items()
+                if task_id in waiting and waiting[task_id] != row.due_at and row.due_at <= now}
+    ended = [task_id for task_id, row in pending.items() if task_id not in waiting and row.due_at <= now]
+    return moved_on | (completed(ended) if ended else set())
+
+
+def _cause(instance: Instance, completed_task_id: str | None, open_rows: dict[str, Task],
+           pending: dict[str, Timer], fired: set[str]) -> str:
     """Why work that was waiting ends in this save, for the history of what it cancels."""
     if instance.status == InstanceStatus.CANCELLED:
         return "the episode was cancelled"
-    now = uow.app.now()
-    waiting = {t.task_id: t.due_at for t in snapshot.timers}
-    fired = sorted({row.element_id for task_id, row in pending.items()
-                    if row.due_at <= now and waiting.get(task_id) != row.due_at})
-    if fired:
-        return f"timer{'s' if len(fired) > 1 else ''} {', '.join(fired)} fired"
+    names = sorted({pending[task_id].element_id for task_id in fired})
+    if names:
+        return f"timer{'s' if len(names) > 1 else ''} {', '.join(names)} fired"
     completed = open_rows.get(completed_task_id) if completed_task_id else None
     if completed is not None:
         return f"task {completed.element_id} was completed"
@@ -104,15 +116,15 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
 
 
 def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                 pending: dict[str, Timer], cause: str) -> None:
+                 pending: dict[str, Timer], cause: str, fired: set[str]) -> None:
     now = uow.app.now()
     waiting = {t.task_id: t for t in snapshot.timers}
     created: list[datetime] = []
-    for task_id, row in pending.items():
+    for task_id, row in sorted(pending.items(), key=lambda item: (item[1].due_at, item[1].element_id)):
         wait = waiting.get(task_id)
         if wait is not None and wait.due_at == row.due_at:
             continue
-        if row.due_at <= now:
+        if task_id in fired:
             _record_fired(uow, instance, row, actor)
         elif wait is None:
             uow.record("timer_cancelled", actor, instance_id=instance.id, task_id=task_id,
@@ -120,8 +132,8 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor:
                        data={"element_id": row.element_id, "due_at": row.due_at.isoformat(), "field": "state",
                              "old": "pending", "new": "cancelled", "reason": cause})
         if wait is None:
-            row.state = "fired" if row.due_at <= now else "cancelled"
-            row.fired_at = now if row.due_at <= now else None
+            row.state = "fired" if task_id in fired else "cancelled"
+            row.fired_at = now if task_id in fired else None
         else:  # a cycle timer moved on to its next due time
             row.due_at, row.attempts, row.last_error = wait.due_at, 0, None
             created.append(wait.due_at)

@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Row, String, Text, and_, bindparam, cast, func, or_, select, tuple_
+from sqlalchemy import Row, String, Text, and_, bindparam, cast, func, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
+from ..audit_export import spreadsheet_safe
 from ..errors import NotFound
 from ..identity import Principal, Role, instance_scope, require_role
 from ..measures import (
@@ -266,11 +267,20 @@ def _clock_may_start_in(declarations: Any, start: datetime | None, end: datetime
     for name in names:
         value = Instance.data[tuple(name.split("."))].as_string()
         day = func.substr(value, 1, 10)
-        inside = [day >= (start - _MARGIN).date().isoformat()] if start is not None else []
-        if end is not None:
-            inside.append(day <= (end + _MARGIN).date().isoformat())
-        conditions.append(or_(value.is_(None), ~value.like(_ISO_DAY), and_(*inside)))
+        low, high = _shifted(start, -_MARGIN), _shifted(end, _MARGIN)
+        inside = [day >= low.date().isoformat()] if low is not None else []
+        if high is not None:
+            inside.append(day <= high.date().isoformat())
+        conditions.append(or_(value.is_(None), ~value.like(_ISO_DAY), and_(true(), *inside)))
     return or_(*conditions)
+
+
+def _shifted(moment: datetime | None, by: timedelta) -> datetime | None:
+    """moment + by; None (no bound on that side) when there is no moment or it falls off the calendar."""
+    try:
+        return moment + by if moment is not None else None
+    except OverflowError:
+        return None
 
 
 _FINAL = {status.value: status for status in FINAL_STATUSES}
@@ -420,7 +430,7 @@ def report_csv(rows: Sequence[MeasureCompliance]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         data = row.as_dict()
-        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if data[c] is None else spreadsheet_safe(data[c]) for c in CSV_COLUMNS])
     return out.getvalue()
 
 
@@ -432,7 +442,7 @@ def misses_csv(rows: Sequence[MeasureCompliance]) -> str:
     for row in rows:
         for miss in row.misses:
             data = {"pathway": row.pathway, "measure_id": row.measure_id, **miss.as_dict()}
-            writer.writerow([";".join(v) if isinstance(v, list) else "" if v is None else v
+            writer.writerow([spreadsheet_safe(";".join(v) if isinstance(v, list) else "" if v is None else v)
                              for v in (data[c] for c in MISS_COLUMNS)])
     return out.getvalue()
 

@@ -110,7 +110,7 @@ def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, a
     instance.incident = _incident_dict(snapshot.incident)
     instance.updated_at = now
     _record_call_bindings(uow, instance, workflow, actor)
-    sync_projections(uow, instance, snapshot, actor, completed_task_id)
+    sync_projections(uow, instance, snapshot, actor, completed_task_id, workflow.completed_among)
     if instance.status != previous:
         _record_status_change(uow, instance, previous, actor, snapshot.incident)
     return bool(snapshot.messages)
