@@ -56,6 +56,19 @@ OPEN_TASK_STATES = (*WORKABLE_TASK_STATES, TaskState.ON_HOLD.value)
 # it is part of the audit trail, not of an instance's history of changes.
 RECORD_VIEWED = "record_viewed"
 
+# Every event type CarePath records (docs/audit.md); the audit trail's `type` filter refuses a name that
+# is neither here nor in the table, so a typo is an error, not "nobody did that". A test keeps it whole.
+EVENT_TYPES = frozenset({
+    RECORD_VIEWED, "audit_log_used", "instance_started", "completed", "cancelled", "incident", "incident_resolved",
+    "retried", "call_bound", "measure_outcomes", "task_ready", "task_claimed", "task_unclaimed", "task_assigned",
+    "task_delegated", "task_resolved", "task_held", "task_resumed", "task_draft_saved", "task_completed",
+    "task_cancelled", "task_comment", "task_due_date_changed", "task_priority_changed", "task_released",
+    "task_reminder_alert", "task_overdue_alert", "task_alert_failed", "timer_scheduled", "timer_fired",
+    "timer_cancelled", "timer_failed", "timer_retry_scheduled", "message_awaited", "message_received",
+    "message_wait_cancelled", "message_buffered", "notification_delivered", "notification_failed",
+    "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_deactivated",
+    "token_issued", "token_revoked"})
+
 
 @dataclass(frozen=True)
 class OpenTask:

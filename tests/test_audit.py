@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 
 from carepath.engine.clock import ManualClock
+from carepath.engine.persistence.unit_of_work import UnitOfWork
 from tests.support.api import ApiClient
 from tests.test_task_assignment import camunda_task
 
@@ -211,3 +212,36 @@ def test_history_and_audit_times_are_written_as_in_the_exports(api: ApiClient, c
     assert history["items"][0]["at"] == audited[0]["at"] == exported[0]["at"] == at
     assert history["tasks"][0]["created_at"] == history["tasks"][0]["claimed_at"] == at
     assert history["tasks"][0]["completed_at"] is None
+
+
+def test_every_event_type_the_code_records_is_known() -> None:
+    """The registry the `type` filter checks against, kept whole: every type a use case records."""
+    import re
+    from pathlib import Path
+
+    import carepath.engine
+    from carepath.engine.audit_fhir import MAPPING
+    from carepath.engine.model import EVENT_TYPES
+    from carepath.engine.usecases.notifications import ALERT_KINDS
+
+    source = "\n".join(p.read_text() for p in Path(carepath.engine.__file__).parent.rglob("*.py"))
+    recorded = set(re.findall(r'record\(\s*"([a-z_]+)"', source))
+    recorded |= set(re.findall(r'(?:_reassign|_set_state)\([^)]*?"(task_[a-z_]+)"', source))
+    recorded |= {f"task_{kind}_alert" for kind in ALERT_KINDS}
+    assert len(recorded) > 40  # the scan found the calls
+    assert recorded - EVENT_TYPES == set()
+    assert set(MAPPING) - EVENT_TYPES == set()
+
+
+def test_an_unknown_event_type_is_refused_by_name(api: ApiClient) -> None:
+    auditor = api.user("auditor")
+    for path in ("/api/audit/events", "/api/audit/export"):
+        response = api.get(path, auditor, params={"type": ["task_completed", "task_complted"]})
+        assert response.status_code == 422, (path, response.text)
+        assert "type 'task_complted' is not an event type" in response.json()["message"]
+    assert api.get("/api/audit/events", auditor, params={"type": "task_completed"}).status_code == 200
+    with UnitOfWork(api.engine) as uow:  # a type an older version recorded is still a type
+        uow.record("legacy_thing", "system", data={})
+        uow.commit()
+    older = api.get("/api/audit/events", auditor, params={"type": "legacy_thing"})
+    assert older.status_code == 200 and [e["type"] for e in older.json()["items"]] == ["legacy_thing"]
