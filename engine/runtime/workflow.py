@@ -167,14 +167,16 @@ class RunningWorkflow:
                              self.time_context)
 
     def completed_among(self, task_ids: Iterable[str]) -> set[str]:
-        """The ids among these whose task completed (a timer event that fired), not cancelled or dropped."""
+        """The ids among these whose timer event fired: completed, or (a cycle's last repetition) still
+        waiting with the paths it started; not cancelled or dropped."""
         done = set()
         for task_id in task_ids:
             try:
                 task = self.workflow.get_task_from_id(UUID(task_id))
             except Exception:  # not in the tree any more (a branch removed): it did not complete
                 task = None
-            if task is not None and task.has_state(SpiffState.COMPLETED):
+            if task is not None and (task.has_state(SpiffState.COMPLETED) or task.has_state(SpiffState.WAITING) and any(
+                    not child.has_state(SpiffState.PREDICTED_MASK | SpiffState.FUTURE) for child in task.children)):
                 done.add(task_id)
         return done
 
