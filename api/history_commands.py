@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -102,24 +103,15 @@ def _keys(args: argparse.Namespace, settings: Settings) -> dict[str, bytes] | in
     key_id = getattr(args, "key_id", None) or settings.audit_key_id
     try:
         check_key_id(key_id, "--key-id")
+        value = None if variable is None else os.environ.get(variable)
+        if variable is not None and not value:
+            raise ValueError(f"{variable} is not set")
+        check_audit_key(value, variable or "CAREPATH_AUDIT_KEY")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    if variable is None:
-        ring = dict(config.audit_previous_keys)
-        if config.audit_key:
-            ring[key_id] = config.audit_key
-        return ring
-    value = os.environ.get(variable)
-    if not value:
-        print(f"error: {variable} is not set", file=sys.stderr)
-        return USAGE_ERROR
-    try:
-        check_audit_key(value, variable)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    return {**config.audit_previous_keys, key_id: value.encode()}
+    key = value.encode() if value else config.audit_key
+    return replace(config, audit_key=key, audit_key_id=key_id).audit_keyring()
 
 
 def _anchors(paths: list[str]) -> list[Anchor] | int:

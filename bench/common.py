@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -25,6 +26,18 @@ BENCH_DB = "carepath_bench"
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed_gets(client: httpx.Client, path: str, times: int, **kwargs: Any) -> tuple[httpx.Response, list[float]]:
+    """One warm-up GET (its response returned), then `times` timed ones: (warm-up response, seconds each)."""
+    first = client.get(path, **kwargs)
+    first.raise_for_status()
+    samples = []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        client.get(path, **kwargs).raise_for_status()
+        samples.append(time.perf_counter() - t0)
+    return first, samples
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -37,7 +37,7 @@ from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.tables import Event, Instance, PathwayVersion, Task, TaskCandidate
 from carepath.engine.sandbox import evaluate_expression
 
-from .common import log, percentiles
+from .common import log, percentiles, timed_gets
 
 KEY = "transition-of-care"
 NY = ZoneInfo("America/New_York")
@@ -237,13 +237,7 @@ def measure_reports(client: httpx.Client, token: str, now: datetime, requests: i
     before = rss() if rss else None
     with _peak_memory(rss) as peak:
         for name, params in report_queries(now):
-            first = client.get("/api/reports/compliance", params=params, headers=headers)
-            first.raise_for_status()
-            samples = []
-            for _ in range(requests):
-                t0 = time.perf_counter()
-                client.get("/api/reports/compliance", params=params, headers=headers).raise_for_status()
-                samples.append(time.perf_counter() - t0)
+            first, samples = timed_gets(client, "/api/reports/compliance", requests, params=params, headers=headers)
             summary: dict[str, Any] = {"bytes": len(first.content)}
             if params.get("format") != "csv":
                 measures = first.json()["measures"]

@@ -9,7 +9,6 @@ beside the open ones."""
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from carepath.engine.persistence.tables import Instance, PathwayVersion, Task, T
 from carepath.engine.queries import TaskFilter, task_page_query
 from carepath.engine.usecases.projections import fold_task_counts
 
-from .common import add_user, log, percentiles
+from .common import add_user, log, percentiles, timed_gets
 from .pathway import KEY
 
 # Group name -> share of the open tasks.
@@ -164,22 +163,12 @@ def measure_worklist(base: str, tokens: dict[str, str], requests: int) -> dict[s
         for name, persona, params in queries(datetime.now(UTC)):
             params = {"limit": 50, **params}
             headers = {"Authorization": f"Bearer {tokens[persona]}"}
-            first = client.get("/api/tasks", params=params, headers=headers)  # warm up
-            first.raise_for_status()
-            samples = []
-            for _ in range(requests):
-                t0 = time.perf_counter()
-                client.get("/api/tasks", params=params, headers=headers).raise_for_status()
-                samples.append(time.perf_counter() - t0)
+            first, samples = timed_gets(client, "/api/tasks", requests, params=params, headers=headers)
             body = first.json()
             results[name] = {**percentiles(samples), "items": len(body["items"]), "total": body["total"]}
             log(f"worklist {name}: p95 {results[name]['p95_ms']} ms ({results[name]['items']} rows)")
         headers = {"Authorization": f"Bearer {tokens['wl-supervisor']}"}
-        samples = []
-        for _ in range(max(5, requests // 10)):
-            t0 = time.perf_counter()
-            client.get("/api/tasks/counts", headers=headers).raise_for_status()
-            samples.append(time.perf_counter() - t0)
+        _, samples = timed_gets(client, "/api/tasks/counts", max(5, requests // 10), headers=headers)
         results["counts (dashboard)"] = {**percentiles(samples), "items": 0, "total": 0}
     return results
 

@@ -70,6 +70,17 @@ class _Box:
     h: float
 
 
+def _bounds_box(bounds: Element | None) -> _Box | None:
+    """A `dc:Bounds` as a box; None when missing, unreadable or not finite."""
+    if bounds is None:
+        return None
+    try:
+        box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
+    except ValueError:
+        return None
+    return box if all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)) else None
+
+
 def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | None = None,
                title: str | None = None, transitions: Iterable[tuple[str, str]] = ()) -> str:
     """The first diagram (BPMN plane) of the first .bpmn file as SVG. `highlights` maps element ids to
@@ -172,14 +183,8 @@ class _Drawing:
         return f'<g class="{escape(classes)}" data-element-id="{escape(element_id, {chr(34): "&quot;"})}">', "</g>"
 
     def _box(self, di: Element, *, count: bool = True) -> _Box | None:
-        bounds = di.find(f"{{{DC}}}Bounds")
-        if bounds is None:
-            return None
-        try:
-            box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
-        except ValueError:
-            return None
-        if not all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)):
+        box = _bounds_box(di.find(f"{{{DC}}}Bounds"))
+        if box is None:
             return None
         if count:
             self.bounds.append(box)
@@ -252,14 +257,7 @@ class _Drawing:
 
     def _label_bounds(self, di: Element) -> _Box | None:
         label = di.find(f"{{{BPMNDI}}}BPMNLabel")
-        bounds = label.find(f"{{{DC}}}Bounds") if label is not None else None
-        if bounds is None:
-            return None
-        try:
-            box = _Box(*(float(bounds.get(a) or 0) for a in ("x", "y", "width", "height")))
-        except ValueError:
-            return None
-        return box if all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)) else None
+        return _bounds_box(label.find(f"{{{DC}}}Bounds") if label is not None else None)
 
     def _node(self, di: Element) -> None:
         box = self._box(di)

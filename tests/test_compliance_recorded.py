@@ -26,23 +26,12 @@ from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
 AUDITOR = Principal("auditor-1", Role.AUDITOR)
-CALL = {"id": "call-2bd", "name": "Patient reached within 2 business days", "source": "local policy (test)",
-        "clock_starts": {"variable": "visit_date", "event": "ED visit"},
-        "met_by": {"task": "call", "when": "reached == True", "event": "patient reached"},
-        "deadline": "P2BD after visit_date end of day"}
+CALL = d.CALL_MEASURE
 VISIT = {"id": "visit-14", "name": "Follow-up visit within 14 days", "source": "local policy (test)",
          "applies_when": "not declined",
          "clock_starts": {"variable": "visit_date", "event": "ED visit"},
          "met_by": {"variable": "follow_up_date", "event": "follow-up visit"},
          "deadline": "P14D after visit_date end of day"}
-
-
-def _diagram() -> str:
-    xml = d.definitions(d.process(
-        "cohort", d.node("startEvent", "s"),
-        '<bpmn:userTask id="call" name="Call patient" camunda:candidateGroups="${team}"/>',
-        d.node("endEvent", "e"), d.flow("f1", "s", "call"), d.flow("f2", "call", "e")))
-    return xml.replace("<bpmn:definitions ", '<bpmn:definitions xmlns:camunda="http://camunda.org/schema/1.0/bpmn" ', 1)
 
 
 def _figures(rows: list[Any]) -> list[dict[str, Any]]:
@@ -79,7 +68,7 @@ def test_recorded_and_live_outcomes_agree_through_the_windows_closing(
     lead, admin = api.user("clinical_lead"), api.user("admin")
     callers = {"east": api.user("coordinator", "east"), "west": api.user("coordinator", "west")}
     sidecar = json.dumps({"measures": [CALL, VISIT]})
-    assert api.deploy(lead, ("cohort.bpmn", _diagram()), ("cohort.pathway.json", sidecar)).status_code == 201
+    assert api.deploy(lead, ("cohort.bpmn", d.team_call()), ("cohort.pathway.json", sidecar)).status_code == 201
     clock.set(datetime(2026, 1, 1, 12, tzinfo=UTC))
     episodes = []
     for n in range(60):
@@ -143,7 +132,7 @@ def test_a_record_not_final_or_not_matching_the_declaration_is_not_used(
     lead = api.user("clinical_lead")
     caller = api.user("coordinator", "east")
     sidecar = json.dumps({"measures": [CALL]})
-    assert api.deploy(lead, ("cohort.bpmn", _diagram()), ("cohort.pathway.json", sidecar)).status_code == 201
+    assert api.deploy(lead, ("cohort.bpmn", d.team_call()), ("cohort.pathway.json", sidecar)).status_code == 201
     clock.set(datetime(2026, 1, 5, 12, tzinfo=UTC))
     started = api.start(lead, "cohort", business_key="enc-1", data={"visit_date": "2026-01-05", "team": "east"})
     clock.set(datetime(2026, 1, 6, 12, tzinfo=UTC))

@@ -19,19 +19,8 @@ from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
 NY = ZoneInfo("America/New_York")
-MEASURE = {"id": "call-2bd", "name": "Patient reached within 2 business days", "source": "local policy (test)",
-           "clock_starts": {"variable": "visit_date", "event": "ED visit"},
-           "met_by": {"task": "call", "when": "reached == True", "event": "patient reached"},
-           "deadline": "P2BD after visit_date end of day"}
+MEASURE = d.CALL_MEASURE
 OUTCOMES = ("on_time_1d", "on_time_2d", "late", "not_reached", "never_done", "open", "cancelled")
-
-
-def _diagram() -> str:
-    xml = d.definitions(d.process(
-        "cohort", d.node("startEvent", "s"),
-        '<bpmn:userTask id="call" name="Call patient" camunda:candidateGroups="${team}"/>',
-        d.node("endEvent", "e"), d.flow("f1", "s", "call"), d.flow("f2", "call", "e")))
-    return xml.replace("<bpmn:definitions ", '<bpmn:definitions xmlns:camunda="http://camunda.org/schema/1.0/bpmn" ', 1)
 
 
 @dataclass
@@ -62,7 +51,7 @@ def _drive(api: ApiClient, clock: ManualClock) -> tuple[list[Story], str, str]:
     coordinators = {"east": api.user("coordinator", "east", name="ana"),
                     "west": api.user("coordinator", "west", name="raj")}
     sidecar = json.dumps({"measures": [MEASURE]})
-    assert api.deploy(lead, ("cohort.bpmn", _diagram()), ("cohort.pathway.json", sidecar)).status_code == 201
+    assert api.deploy(lead, ("cohort.bpmn", d.team_call()), ("cohort.pathway.json", sidecar)).status_code == 201
     clock.set(datetime(2026, 1, 1, 12, tzinfo=UTC))
     stories = _cohort()
     for story in stories:

@@ -149,7 +149,7 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
             live = [e.id for e in page if e.id not in recorded]
             data = _data(session, live)
             completions = _completions(session, live)
-            work = _measured_work(session, [e.id for e in page], measured_tasks) if group is not None else None
+            work = _work(session, [e.id for e in page], measured_tasks) if group is not None else None
             misses: list[Miss] = []
             for episode in page:
                 version_id = episode.pathway_version_id
@@ -188,17 +188,18 @@ def _answers_for(work: dict[str, _Work], task: str | None, group: str) -> bool:
     return found is None or group in found.groups
 
 
-def _measured_work(session: Session, instance_ids: Sequence[str], elements: Sequence[str],
-                   ) -> dict[str, dict[str, _Work]]:
-    """{instance: {element: work}} for the measured tasks of these episodes (one read per chunk)."""
+def _work(session: Session, instance_ids: Sequence[str], elements: Sequence[str] | None = None,
+          ) -> dict[str, dict[str, _Work]]:
+    """{instance: {element: work}} for these episodes' tasks (only `elements`' when given), one read per
+    chunk; a task met twice (a loop) merges into one."""
     out: dict[str, dict[str, _Work]] = defaultdict(dict)
-    if not elements:
+    if elements is not None and not elements:
         return out
     dialect = session.get_bind().dialect.name
     for chunk in _chunks(instance_ids):
-        for instance_id, element_id, audience, assignee, completed_by in session.connection().execute(
-                select(Task.instance_id, Task.element_id, Task.audience, Task.assignee, Task.completed_by).where(
-                    _among(Task.instance_id, chunk, dialect), Task.element_id.in_(elements))):
+        query = select(Task.instance_id, Task.element_id, Task.audience, Task.assignee, Task.completed_by).where(
+            _among(Task.instance_id, chunk, dialect), *([Task.element_id.in_(elements)] if elements else []))
+        for instance_id, element_id, audience, assignee, completed_by in session.connection().execute(query):
             before = out[instance_id].get(element_id, _Work(frozenset(), frozenset()))
             out[instance_id][element_id] = _Work(
                 before.groups | _groups_of(audience), before.holders | {n for n in (assignee, completed_by) if n})
@@ -214,18 +215,12 @@ def _fill_holders(session: Session, misses: list[Miss]) -> None:
     variable, or a task the episode never reached, the episode's work as a whole."""
     if not misses:
         return
-    dialect = session.get_bind().dialect.name
-    tasks: dict[str, list[tuple[str, _Work]]] = defaultdict(list)
-    for chunk in _chunks(sorted({m.instance_id for m in misses})):
-        for instance_id, element_id, audience, assignee, completed_by in session.connection().execute(
-                select(Task.instance_id, Task.element_id, Task.audience, Task.assignee, Task.completed_by)
-                .where(_among(Task.instance_id, chunk, dialect))):
-            tasks[instance_id].append((element_id, _Work(_groups_of(audience),
-                                                         frozenset(n for n in (assignee, completed_by) if n))))
+    work = _work(session, sorted({m.instance_id for m in misses}))
     for miss in misses:
-        mine = [w for element, w in tasks.get(miss.instance_id, []) if element == miss.task]
-        if not mine:
-            mine, miss.task = [w for _, w in tasks.get(miss.instance_id, [])], None
+        episode = work.get(miss.instance_id, {})
+        mine = [episode[miss.task]] if miss.task in episode else list(episode.values())
+        if miss.task not in episode:
+            miss.task = None
         miss.held_by = sorted(set().union(*(w.holders for w in mine)))
         miss.offered_to = sorted(set().union(*(w.groups for w in mine)))
 

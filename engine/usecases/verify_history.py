@@ -114,11 +114,9 @@ def _verify_checkpoints(session: Session, keys: dict[str, bytes], anchors: Seque
             raise BrokenLink(f"{where}: a format 1 checkpoint names key {checkpoint.key_id!r} or claims to be full "
                              "(altered: format 1 predates both)")
         key = keys.get(checkpoint.key_id)
-        if not keys:
-            pass
-        elif key is None:
+        if key is None and keys:
             unknown.append(checkpoint)
-        else:
+        elif key is not None:
             if mac_of_checkpoint(key, checkpoint, prev_mac) != checkpoint.mac:
                 raise BrokenLink(f"{where}: MAC does not match (the checkpoint or the one before was altered, or "
                                  f"key {checkpoint.key_id!r} is not the one it was signed with)")

@@ -27,6 +27,8 @@ from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer import DEFAULT_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
+from tests.support.bpmn_checks import assert_exclusive_gateways_have_conditions
+
 PATHWAYS_DIR = Path(__file__).resolve().parents[2] / "bpmn"
 BPMN_FILE = PATHWAYS_DIR / "post-ed-follow-up.bpmn"
 DMN_FILE = PATHWAYS_DIR / "ed-visit-classification.dmn"
@@ -154,15 +156,7 @@ def test_every_element_is_drawn_so_the_diagram_opens_tidy_in_bpmn_io() -> None:
 
 
 def test_every_conditional_flow_out_of_an_exclusive_gateway_has_a_condition() -> None:
-    root = etree.parse(str(BPMN_FILE)).getroot()
-    for gateway in root.iterfind(".//bpmn:exclusiveGateway", NS):
-        outgoing = root.xpath(".//bpmn:sequenceFlow[@sourceRef=$id]", namespaces=NS, id=gateway.get("id"))
-        if len(outgoing) < 2:
-            continue
-        assert gateway.get("default"), f"gateway {gateway.get('id')} has no default flow"
-        for flow in outgoing:
-            if flow.get("id") != gateway.get("default"):
-                assert flow.find("bpmn:conditionExpression", NS) is not None, flow.get("id")
+    assert_exclusive_gateways_have_conditions(etree.parse(str(BPMN_FILE)).getroot())
 
 
 def test_timers_are_written_as_bare_values_like_camunda_modeler_does() -> None:

@@ -15,6 +15,8 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.camunda.parser import CamundaParser
 
+from tests.support.bpmn_checks import assert_exclusive_gateways_have_conditions
+
 PATHWAYS_DIR = Path(__file__).resolve().parents[2] / "bpmn"
 BPMN_FILE = PATHWAYS_DIR / "specialist-referral.bpmn"
 SIDECAR = PATHWAYS_DIR / "specialist-referral.pathway.json"
@@ -91,15 +93,7 @@ def test_every_node_is_drawn_inside_its_lane_and_no_two_nodes_overlap() -> None:
 
 
 def test_every_conditional_flow_out_of_an_exclusive_gateway_has_a_condition() -> None:
-    doc = root()
-    for gateway in doc.iterfind(".//bpmn:exclusiveGateway", NS):
-        outgoing = doc.xpath(".//bpmn:sequenceFlow[@sourceRef=$id]", namespaces=NS, id=gateway.get("id"))
-        if len(outgoing) < 2:
-            continue
-        assert gateway.get("default"), f"gateway {gateway.get('id')} has no default flow"
-        for flow in outgoing:
-            if flow.get("id") != gateway.get("default"):
-                assert flow.find("bpmn:conditionExpression", NS) is not None, flow.get("id")
+    assert_exclusive_gateways_have_conditions(root())
 
 
 def test_every_human_task_has_a_due_date_and_a_form_requiring_what_the_gateways_read() -> None:

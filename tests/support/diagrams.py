@@ -131,3 +131,19 @@ def dose_per_weight(pid: str) -> str:
         node("userTask", "review", "Review"), node("endEvent", "end"),
         flow("f1", "start", "enter"), flow("f2", "enter", "compute"), flow("f3", "compute", "review"),
         flow("f4", "review", "end")))
+
+
+def team_call(pid: str = "cohort") -> str:
+    """start -> "Call patient", offered to the group named by the instance variable `team` -> end."""
+    xml = definitions(process(
+        pid, node("startEvent", "s"),
+        '<bpmn:userTask id="call" name="Call patient" camunda:candidateGroups="${team}"/>',
+        node("endEvent", "e"), flow("f1", "s", "call"), flow("f2", "call", "e")))
+    return xml.replace("<bpmn:definitions ", '<bpmn:definitions xmlns:camunda="http://camunda.org/schema/1.0/bpmn" ', 1)
+
+
+# The measure team_call's cohorts are checked against: the call reached within 2 business days of the visit.
+CALL_MEASURE = {"id": "call-2bd", "name": "Patient reached within 2 business days", "source": "local policy (test)",
+                "clock_starts": {"variable": "visit_date", "event": "ED visit"},
+                "met_by": {"task": "call", "when": "reached == True", "event": "patient reached"},
+                "deadline": "P2BD after visit_date end of day"}
