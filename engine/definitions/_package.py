@@ -9,6 +9,7 @@ from ..errors import DiagramInvalid, Problem
 from ._check_links import NOT_EXECUTABLE_FIX
 from ._describe import describe, problem_at
 from ._families import choose_family
+from ._identity import used_files
 from ._index import PackageIndex, build_index
 from ._json_forms import attach_forms, is_form_file, load_form_schemas
 from ._library import LibraryRun
@@ -17,6 +18,7 @@ from ._pathway_meta import attach_sidecars, is_sidecar
 from ._process_info import parsed_process
 from ._safe_xml import load_documents
 from ._schema import schema_warnings
+from ._start_data import attach_start_forms
 from ._static_checks import StaticReport, run_static_checks
 from ._translate import INTERNAL_PREFIX
 
@@ -47,8 +49,11 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     warnings.extend(executability.warnings)
     report = _checked(index)
     processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
+    for process in processes:
+        process.used_files = used_files(index, process.key)
     problems += [finding.problem for finding in report.findings] + library_problems
     problems += attach_forms(processes, schemas)
+    problems += attach_start_forms(processes, index, schemas)
     problems += attach_sidecars(processes, sidecars, [d.name for d in documents if d.kind == "bpmn"])
     if problems:
         _refuse(problems)
