@@ -117,7 +117,7 @@ HIGHLIGHTS = ("current", "done", "failed", "late", "fired")
 
 
 def _render(args: argparse.Namespace) -> int:
-    from carepath.engine.render import render_svg
+    from carepath.engine.render import DIAGRAM_SUFFIXES, render_svg, unknown_elements
 
     highlights = {}
     for item in args.highlight:
@@ -127,12 +127,22 @@ def _render(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return USAGE_ERROR
         highlights[element] = kind
+    if not args.file.name.lower().endswith(DIAGRAM_SUFFIXES):
+        kind = "a DMN decision file, which has no diagram to draw" if args.file.name.lower().endswith(".dmn") \
+            else "not a .bpmn file"
+        raise UsageError(f"render draws BPMN diagrams (.bpmn, .bpmn20.xml, .xml); {args.file} is {kind}")
     try:
         content = args.file.read_bytes()
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 1
-    svg = render_svg([SourceFile(args.file.name, content)], highlights=highlights, title=args.file.stem)
+    files = [SourceFile(args.file.name, content)]
+    unknown = unknown_elements(files, highlights)
+    if unknown:
+        raise UsageError(f"--highlight: {', '.join(repr(e) for e in unknown)} "
+                         f"{'is' if len(unknown) == 1 else 'are'} not in the diagram {args.file}; "
+                         "give the BPMN id of an element it draws")
+    svg = render_svg(files, highlights=highlights, title=args.file.stem)
     if args.output is None:
         sys.stdout.write(svg)
     else:

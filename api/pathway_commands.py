@@ -30,6 +30,7 @@ from carepath.engine.definitions import (
     sidecar_path,
 )
 from carepath.engine.errors import DiagramInvalid, Problem, ValidationFailed
+from carepath.engine.forms import form_problems
 from carepath.engine.identity import group_for_lane
 from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.sandbox import shutdown_script_pool
@@ -110,6 +111,11 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     process = _process(processes, args.file.name, args.process)
     data, data_source = _start_data(args)
+    misfit = form_problems(process.start_data, data)
+    if misfit:  # a server would refuse this start (422)
+        print_problems(ValidationFailed(f"the start data ({data_source}) does not fit what {process.key} needs to "
+                                        "start", misfit), display)
+        return 1
     start = _start_time(args.start, config, process)
     try:
         steps = check_steps(process, args.steps)
@@ -182,8 +188,10 @@ def _start_data(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         return args.data, "--data"
     example = read_example_data(args.file)
     if example is None:
-        raise UsageError(f"no start data: give --data '{{...}}', or document the pathway's example start data in "
-                         f"{sidecar_path(args.file)} as {{\"example_data\": {{...}}}}")
+        print(f"note: no start data given: starting with none ({{}}). Give --data '{{...}}', or document the "
+              f"pathway's example start data in {sidecar_path(args.file)} as {{\"example_data\": {{...}}}}",
+              file=sys.stderr)
+        return {}, "none given (no --data, no example_data)"
     return example, f"the pathway's example data, {sidecar_path(args.file).name}"
 
 

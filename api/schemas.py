@@ -57,6 +57,9 @@ class DeployedOut(Out):
     version: int
     created: bool
     name: str | None
+    sidecar_kept_from: int | None = Field(None, description="the upload had no <name>.pathway.json for this "
+                                          "pathway: the sidecar (measures, start data, example data) of this "
+                                          "earlier version applies; upload one to change or drop them")
 
 
 class DeployOut(Out):
@@ -79,6 +82,9 @@ class PathwayVersionOut(Out):
     measures: list[dict[str, Any]] = Field(default_factory=list, description="quality measures the pathway "
                                            "declares (its <name>.pathway.json file): clock, window, what meets it")
     example_data: dict[str, Any] | None = Field(None, description="the pathway's documented example start data")
+    start_data: dict[str, Any] | None = Field(None, description="JSON Schema of the data a start needs (the start "
+                                              "event's form, or start_data in its pathway file); a start that "
+                                              "does not fit it answers 422")
 
 
 class MeasureResultOut(Out):
@@ -106,6 +112,9 @@ class TaskSummaryOut(Out):
     id: str
     instance_id: str
     pathway_key: str
+    pathway_name: str | None = Field(default=None, description="the pathway's name (its process name)")
+    patient_id: str | None = Field(default=None, description="the episode's patient")
+    business_key: str | None = Field(default=None, description="the episode's business key (e.g. the encounter)")
     element_id: str
     name: str
     lane: str | None

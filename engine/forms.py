@@ -1,4 +1,5 @@
-"""Validating submitted task data against the task's form (JSON Schema), field by field."""
+"""Validating submitted task data against the task's form, and start data against the pathway's start
+data schema (JSON Schema), field by field."""
 
 from __future__ import annotations
 
@@ -11,18 +12,33 @@ from .errors import Problem, ValidationFailed
 
 def validate_form(task_name: str, schema: dict[str, Any] | None, data: dict[str, Any]) -> None:
     """Raise ValidationFailed naming every field that is wrong; nothing happens when there is no form."""
-    if not schema:
-        return
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    problems = [_problem(error) for error in sorted(validator.iter_errors(data), key=lambda e: list(e.path))]
+    problems = form_problems(schema, data)
     if problems:
         raise ValidationFailed(f"the data does not fit the form of task '{task_name}'", problems)
 
 
+def validate_start_data(pathway_key: str, schema: dict[str, Any] | None, data: dict[str, Any]) -> None:
+    """A start (over HTTP, by a message, ...) must carry the data the pathway declares it needs."""
+    problems = form_problems(schema, data)
+    if problems:
+        raise ValidationFailed(f"the start data does not fit what pathway '{pathway_key}' needs to start "
+                               f"({len(problems)} problem{'s' if len(problems) != 1 else ''})", problems)
+
+
+def form_problems(schema: dict[str, Any] | None, data: Any) -> list[Problem]:
+    """Every field of `data` that does not fit `schema` (a JSON Schema), in field order; none without one."""
+    if not schema:
+        return []
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    return sorted((_problem(error) for error in validator.iter_errors(data)), key=lambda p: p.field or "")
+
+
 def _problem(error: Any) -> Problem:
-    field = str(error.path[0]) if error.path else None
+    path = [str(part) for part in error.path]
+    field = ".".join(path) or None
     if error.validator == "required":
-        field = error.message.split("'")[1] if "'" in error.message else None
+        missing = error.message.split("'")[1] if "'" in error.message else None
+        field = ".".join([*path, missing]) if missing else field
         return Problem(f"'{field}' is required", field=field)
     if error.validator == "additionalProperties":
         return Problem(f"{error.message}; the form's fields are: "

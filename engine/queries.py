@@ -56,7 +56,8 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
                     assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
                     created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
                     priority=row.priority, owner=row.owner, draft=row.draft, follow_up_date=row.follow_up_date,
-                    due_in_seconds=due_in,
+                    due_in_seconds=due_in, pathway_name=row.pathway_name, patient_id=row.patient_id,
+                    business_key=row.business_key,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
                     candidate_users=tuple(v for k, v in candidates if k == "user"))
 
@@ -322,7 +323,7 @@ def version_view(session: Session, row: PathwayVersion) -> PathwayVersionView:
                               retired=row.retired, deployed_at=row.deployed_at, deployed_by=row.deployed_by,
                               source_file=source.filename if source else "", content_hash=row.content_hash,
                               warnings=row.warnings, message_starts=list(starts), measures=row.measures or [],
-                              example_data=row.example_data)
+                              example_data=row.example_data, start_data=row.start_data)
 
 
 def list_pathways(session: Session) -> list[PathwayVersionView]:

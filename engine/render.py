@@ -88,11 +88,7 @@ def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | N
     `highlight-<name>`; `transitions` are the (source, target) element pairs an instance actually moved
     along (RunningWorkflow.traversed_transitions), and the sequence flow of each is drawn as taken.
     Raises DiagramInvalid when the XML is unsafe or has no layout."""
-    sources = [f for f in files if f.name.lower().endswith((".bpmn", ".bpmn20.xml", ".xml"))]
-    documents, problems = load_documents(sources[:1], ImportLimits())
-    if problems or not documents:
-        raise DiagramInvalid("The diagram cannot be drawn: the file is not safe, well-formed BPMN.", problems)
-    root = documents[0].root
+    root = _diagram_root(files)
     plane = next(root.iter(f"{{{BPMNDI}}}BPMNPlane"), None)
     if plane is None:
         raise DiagramInvalid("The diagram cannot be drawn: it has no layout (BPMN DI). Open and save it in a "
@@ -102,6 +98,27 @@ def render_svg(files: Iterable[SourceFile], *, highlights: Mapping[str, str] | N
     for flow_id in taken_flows(root, elements, transitions):
         marked.setdefault(flow_id, "done")
     return _Drawing(elements, marked).draw(plane, title)
+
+
+DIAGRAM_SUFFIXES = (".bpmn", ".bpmn20.xml", ".xml")
+
+
+def _diagram_root(files: Iterable[SourceFile]) -> Element:
+    sources = [f for f in files if f.name.lower().endswith(DIAGRAM_SUFFIXES)]
+    if not sources:
+        raise DiagramInvalid("The diagram cannot be drawn: only BPMN diagrams (.bpmn) are drawn, and a DMN "
+                             "file has no diagram to draw.")
+    documents, problems = load_documents(sources[:1], ImportLimits())
+    if problems or not documents:
+        raise DiagramInvalid("The diagram cannot be drawn: the file is not safe, well-formed BPMN.", problems)
+    return documents[0].root
+
+
+def unknown_elements(files: Iterable[SourceFile], ids: Iterable[str]) -> list[str]:
+    """The ids among `ids` that no element of the diagram has (a typo in what to highlight)."""
+    root = _diagram_root(files)
+    known = {e.get("id") for e in root.iter() if isinstance(e.tag, str)}
+    return sorted(set(ids) - known)
 
 
 _CHOOSING = {"exclusiveGateway", "inclusiveGateway", "complexGateway", "eventBasedGateway"}

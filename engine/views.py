@@ -34,6 +34,9 @@ class TaskView:
     follow_up_date: datetime | None = None
     # Seconds until the due date (negative: how late) while the task is open, at the time of reading.
     due_in_seconds: int | None = None
+    pathway_name: str | None = None
+    patient_id: str | None = None
+    business_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ class PathwayVersionView:
     message_starts: list[str] = field(default_factory=list)
     measures: list[dict[str, Any]] = field(default_factory=list)
     example_data: dict[str, Any] | None = None
+    start_data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class DeployedProcess:
     version: int
     created: bool
     name: str | None
+    sidecar_kept_from: int | None = None  # the upload had no sidecar: this version's sidecar applies
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from carepath.api.cli import main
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
@@ -157,3 +162,23 @@ def test_an_event_subprocess_started_by_a_message_is_refused_with_a_way_out(api:
                                 '<bpmn:timerEventDefinition><bpmn:timeDuration>P7D</bpmn:timeDuration>'
                                 '</bpmn:timerEventDefinition>')
     assert api.deploy(api.user("clinical_lead"), ("ev.bpmn", timer_started)).status_code == 201
+
+
+def test_a_modeler_default_process_id_is_warned_about_and_the_pool_names_the_pathway(
+        api: ApiClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lead = api.user("clinical_lead")
+    pool = ('<bpmn:collaboration id="Collaboration_1"><bpmn:participant id="Participant_1" '
+            'name="Wound care  follow-up" processRef="Process_1"/></bpmn:collaboration>')
+    xml = d.linear_user_tasks("Process_1", "Check wound").replace("<bpmn:process ", pool + "<bpmn:process ", 1)
+    first = api.deploy(lead, ("wound.bpmn", xml))
+    assert first.status_code == 201 and first.json()["processes"][0]["name"] == "Wound care follow-up"
+    [warning] = [w for w in first.json()["warnings"] if "Process_1" in w["message"]]
+    assert "id the modeler gives every new diagram" in warning["message"] and warning["line"]
+    other = api.deploy(lead, ("other.bpmn", d.linear_user_tasks("Process_1", "Call patient")))
+    assert other.json()["processes"][0]["version"] == 2
+    assert any("no name" in w["message"] and "already deployed" in w["message"] for w in other.json()["warnings"])
+    (tmp_path / "wound.bpmn").write_text(xml)
+    assert main(["validate", "--offline", str(tmp_path / "wound.bpmn")]) == 0
+    assert "wound.bpmn, line 2, Process_1: Process 'Process_1' has the id" in capsys.readouterr().out
+    assert not any("Process_1" in w["message"] for w in api.deploy(
+        lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call"))).json()["warnings"])

@@ -180,3 +180,17 @@ def test_a_data_object_s_name_goes_under_it_and_a_flow_s_above_its_middle() -> N
     assert _words(doc) == "Discharge summary" and float(doc.get("x")) == 150 and 300 < float(doc.get("y")) <= 314
     flow = _label_of(svg, "f")
     assert _words(flow) == "done" and float(flow.get("x")) == 250 and 125 < float(flow.get("y")) < 140
+
+
+def test_render_of_a_dmn_file_or_an_unknown_highlight_is_a_usage_error_naming_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", str(SHIPPED / "ed-visit-classification.dmn")]) == 2
+    assert "render draws BPMN diagrams" in capsys.readouterr().err
+    with pytest.raises(DiagramInvalid, match="a DMN file has no diagram to draw"):
+        render_svg([SourceFile("x.dmn", (SHIPPED / "ed-visit-classification.dmn").read_bytes())])
+    out = tmp_path / "out.svg"
+    assert main(["render", str(SHIPPED / "post-ed-follow-up.bpmn"), "-o", str(out),
+                 "--highlight", "call_patient=current", "--highlight", "call_patinet=done"]) == 2
+    err = capsys.readouterr().err
+    assert "'call_patinet' is not in the diagram" in err and "call_patient'" not in err
+    assert not out.exists()

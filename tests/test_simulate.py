@@ -311,7 +311,6 @@ def test_bad_arguments_are_usage_errors_not_tracebacks(capsys: pytest.CaptureFix
     (["--choose", 'call_patient={"reched": true}'], "('reched' was unexpected); the form's fields are: "
                                                     "call_notes, reached"),
     (["--message", "visit_completed"], "the pathway is not waiting for message 'visit_completed'"),
-    (["--data", '{"ed_visit_date": "2026-03-02"}'], "the pathway stopped with an incident"),
 ])
 def test_a_step_that_does_not_fit_stops_the_walk_with_exit_1(capsys: pytest.CaptureFixture[str], args: list[str],
                                                             message: str) -> None:
@@ -321,14 +320,28 @@ def test_a_step_that_does_not_fit_stops_the_walk_with_exit_1(capsys: pytest.Capt
     assert "Started" in out  # the story up to the step that did not fit is still told
 
 
-def test_without_data_or_example_data_it_says_where_to_put_them(capsys: pytest.CaptureFixture[str], dated: Path,
-                                                                tmp_path: Path) -> None:
+def test_an_incident_stops_the_walk_with_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    failing = tmp_path / "failing.bpmn"
+    failing.write_text(d.script_then_task("failing", "risk = undefined_score * 2"))
+    code, out, err = run(capsys, str(failing), "--start", FRIDAY_NIGHT)
+    assert code == 1 and "the pathway stopped with an incident" in err and "Started" in out
+
+
+def test_start_data_that_does_not_fit_the_pathway_is_refused_before_the_walk(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, str(POST_ED), "--start", FRIDAY_NIGHT, "--data", '{"ed_visit_date": "2026-03-02"}')
+    assert code == 1 and out == ""
+    assert "does not fit what post-ed-follow-up needs to start" in err and "'diagnosis_category' is required" in err
+
+
+def test_without_data_or_example_data_it_starts_with_none_and_says_where_to_put_them(
+        capsys: pytest.CaptureFixture[str], dated: Path, tmp_path: Path) -> None:
     bare = tmp_path / "bare.bpmn"
-    bare.write_text(DATED)
-    code, _, err = run(capsys, str(bare))
-    assert code == 2
-    assert f"give --data '{{...}}', or document the pathway's example start data in {tmp_path / 'bare.pathway.json'}" \
-        in err
+    bare.write_text(d.linear_user_tasks("bare", "Call patient"))
+    code, out, err = run(capsys, str(bare))
+    assert code == 0 and "Call patient" in out
+    assert "note: no start data given: starting with none ({})" in err
+    assert f"document the pathway's example start data in {tmp_path / 'bare.pathway.json'}" in err
     (tmp_path / "bare.pathway.json").write_text('{"example_data": [1]}')
     code, _, err = run(capsys, str(bare))
     assert code == 1 and '"example_data" must be a JSON object' in err

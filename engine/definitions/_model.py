@@ -53,6 +53,12 @@ class ParsedProcess:
     # From the pathway's sidecar file (<name>.pathway.json): quality measures and example start data.
     measures: list[dict[str, Any]] = field(default_factory=list)
     example_data: dict[str, Any] | None = None
+    # The JSON Schema of the data a start needs: the start event's form, else the sidecar's start_data.
+    start_data: dict[str, Any] | None = None
+    # The sidecar file applied to the process (None: the upload had none for it).
+    sidecar_file: str | None = None
+    # Names of the files of the package the process uses: its identity (see _identity.py).
+    used_files: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Sequence
 
 from ..errors import DiagramInvalid, Problem
 from ._check_links import NOT_EXECUTABLE_FIX
 from ._describe import describe, problem_at
 from ._families import choose_family
+from ._identity import used_files
 from ._index import PackageIndex, build_index
 from ._json_forms import attach_forms, is_form_file, load_form_schemas
 from ._library import LibraryRun
@@ -17,6 +19,7 @@ from ._pathway_meta import attach_sidecars, is_sidecar
 from ._process_info import parsed_process
 from ._safe_xml import load_documents
 from ._schema import schema_warnings
+from ._start_data import attach_start_forms
 from ._static_checks import StaticReport, run_static_checks
 from ._translate import INTERNAL_PREFIX
 
@@ -47,12 +50,38 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     warnings.extend(executability.warnings)
     report = _checked(index)
     processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
+    for process in processes:
+        process.used_files = used_files(index, process.key)
     problems += [finding.problem for finding in report.findings] + library_problems
     problems += attach_forms(processes, schemas)
+    problems += attach_start_forms(processes, index, schemas)
     problems += attach_sidecars(processes, sidecars, [d.name for d in documents if d.kind == "bpmn"])
     if problems:
         _refuse(problems)
-    return ParsedPackage(processes, warnings + report.warnings)
+    return ParsedPackage(processes, warnings + report.warnings + _default_id_warnings(index, processes))
+
+
+# The ids bpmn.io and Camunda Modeler give a new diagram's process: Process_1, Process_0x7f9k2c.
+_DEFAULT_PROCESS_ID = re.compile(r"Process_[0-9a-z]{1,7}")
+
+
+def _default_id_warnings(index: PackageIndex, processes: Sequence[ParsedProcess]) -> list[Problem]:
+    """CarePath knows a pathway by its process id: every diagram left with the editor's default id is a
+    version of the same pathway."""
+    warnings = []
+    for proc in processes:
+        if not _DEFAULT_PROCESS_ID.fullmatch(proc.key):
+            continue
+        document, process = index.processes[proc.key]
+        unnamed = "" if proc.name else " and no name"
+        deployed = (f" '{proc.key}' is already deployed, so this upload becomes its next version."
+                    if proc.key in index.known_process_ids else "")
+        warnings.append(problem_at(document, process, (
+            f"Process '{proc.key}' has the id the modeler gives every new diagram{unnamed}: CarePath knows a "
+            f"pathway by its process id, so every diagram deployed with this id is a version of the same "
+            f"pathway.{deployed} Give the process an id of its own (select the pool or the canvas, General → "
+            "ID, e.g. post-ed-follow-up) and a name.")))
+    return warnings
 
 
 class _Executability:

@@ -1,11 +1,13 @@
 """The sidecar file beside a pathway's BPMN (`<name>.pathway.json`): what the diagram cannot say.
 
     {"example_data": {...the start data the pathway documents...},
+     "start_data": {...a JSON Schema of the data a start needs (when the start event has no form)...},
      "measures": [...quality measure declarations, see engine/measures.py...]}
 
 It belongs to the BPMN file with the same name (`post-ed-follow-up.bpmn`) and to the process whose id
 is that name (or the file's only executable process). `carepath simulate` starts from its example
-data when no `--data` is given; deploy checks the measures and stores both with the version.
+data when no `--data` is given; deploy checks the measures, the start data schema and that the example
+data fits it, and stores them with the version.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, ValidationFailed
+from ..forms import form_problems
 from ..measures import parse_measures
 from ..sandbox import check_expression
 from ._model import ParsedProcess, SourceFile
+from ._start_data import start_data_problem
 
 SIDECAR_SUFFIX = ".pathway.json"
 _BPMN_SUFFIXES = (".bpmn20.xml", ".bpmn", ".xml")
 MAX_SIDECAR_BYTES = 1024 * 1024
-SIDECAR_KEYS = ("example_data", "measures")
+SIDECAR_KEYS = ("example_data", "measures", "start_data")
 
 
 def sidecar_path(bpmn_file: Path) -> Path:
@@ -81,22 +85,53 @@ def attach_sidecars(processes: Sequence[ParsedProcess], sidecars: Sequence[Sourc
             problems.append(Problem(f"{source.name} belongs to {stem}.bpmn, which is not in the upload. Upload it "
                                     "together with its .bpmn file.", source.name))
             continue
-        own = [p for p in processes if p.source_file == by_stem[stem]]
-        target = [p for p in own if p.key == stem] or (own if len(own) == 1 else [])
-        if not target:
+        own = {p.key: p for p in processes if p.source_file == by_stem[stem]}
+        target = sidecar_target(stem, list(own))
+        if target is None:
             if own:
                 problems.append(Problem(f"{source.name} names no process: {by_stem[stem]} has several "
-                                        f"({', '.join(p.key for p in own)}) and none has the id '{stem}'. Name the "
+                                        f"({', '.join(own)}) and none has the id '{stem}'. Name the "
                                         "file after the process it describes.", source.name))
             continue
-        process = target[0]
+        process = own[target]
+        process.sidecar_file = source.name
         measures, measure_problems = parse_measures(sidecar.get("measures"), check_expression=check_expression,
                                                     task_ids=_element_ids(process))
         problems += [Problem(f"In {source.name}: {message}.", source.name) for message in measure_problems]
         process.measures = [m.as_dict() for m in measures]
         example = sidecar.get("example_data")
         process.example_data = example if isinstance(example, dict) else None
+        problems += [Problem(f"In {source.name}: {message}.", source.name) for message in _start_data(process, sidecar)]
     return problems
+
+
+def _start_data(process: ParsedProcess, sidecar: dict[str, Any]) -> list[str]:
+    """Take the sidecar's start_data schema; what is wrong with it, or with the example data under it."""
+    declared = sidecar.get("start_data")
+    if declared is not None:
+        problem = start_data_problem(declared)
+        if problem:
+            return [problem]
+        if process.start_data is not None:
+            return ['"start_data" is declared here and by the form of the start event in the diagram; declare it '
+                    'once']
+        process.start_data = declared
+    if process.example_data is None or process.start_data is None:
+        return []
+    return [f'"example_data" does not fit the start data: {p.message}' for p in
+            form_problems(process.start_data, process.example_data)]
+
+
+def sidecar_target(stem: str, keys: Sequence[str]) -> str | None:
+    """The process a sidecar `<stem>.pathway.json` describes, among the executable processes `keys` of
+    `<stem>.bpmn`: the one whose id is the stem, else the file's only one."""
+    if stem in keys:
+        return stem
+    return keys[0] if len(keys) == 1 else None
+
+
+def sidecar_name(bpmn_name: str) -> str:
+    return _stem(bpmn_name) + SIDECAR_SUFFIX
 
 
 def _element_ids(process: ParsedProcess) -> list[str]:

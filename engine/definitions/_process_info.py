@@ -11,7 +11,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 
 from ._assignment import task_rules, time_settings
-from ._documents import Element, bpmn, is_bpmn
+from ._documents import Document, Element, bpmn, is_bpmn
 from ._index import PackageIndex
 from ._library import LibraryRun
 from ._model import ParsedProcess
@@ -35,7 +35,7 @@ def parsed_process(run: LibraryRun, index: PackageIndex, process_id: str) -> Par
     document, process = index.processes[process_id]
     return ParsedProcess(
         key=process_id,
-        name=process.get("name"),
+        name=process.get("name") or pool_name(document, process_id),
         family=index.family,
         source_file=document.name,
         spec=spec,
@@ -88,6 +88,14 @@ def message_starts(spec: BpmnProcessSpec) -> list[str]:
             if is_message and candidate.name and candidate.name not in names:
                 names.append(candidate.name)
     return names
+
+
+def pool_name(document: Document, process_id: str) -> str | None:
+    """The name of the pool (participant) drawing the process: bpmn.io names the pool, not the process."""
+    for participant in document.xpath(".//bpmn:participant"):
+        if participant.get("processRef") == process_id:
+            return " ".join((participant.get("name") or "").split()) or None
+    return None
 
 
 def lane_names(process: Element) -> list[str]:

@@ -126,6 +126,10 @@ class PathwayVersion(Base):
     # From the pathway's sidecar file: its quality measure declarations and documented example start data.
     measures: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     example_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The JSON Schema of the data a start needs (the start event's form, else the sidecar's start_data).
+    start_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The sidecar file the version was deployed with: uploaded with it, or kept from the version before.
+    sidecar_file_id: Mapped[int | None]
     retired: Mapped[bool] = mapped_column(Boolean, default=False)
     deployed_at: Mapped[datetime]
     deployed_by: Mapped[str] = mapped_column(String(200))
@@ -180,6 +184,11 @@ class Task(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
     pathway_key: Mapped[str] = mapped_column(String(255))
+    # Copied from the instance and its version when the task is created (they never change), so a
+    # worklist row says whose task it is without a join.
+    pathway_name: Mapped[str | None] = mapped_column(String(500))
+    patient_id: Mapped[str | None] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255))
     element_id: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(500))
     lane: Mapped[str | None] = mapped_column(String(255))

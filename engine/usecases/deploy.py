@@ -16,6 +16,7 @@ from ..application import CarePath, EngineConfig
 from ..calendars import DeadlineError, deadline_syntax_problem
 from ..definitions import ParsedPackage, ParsedProcess, SourceFile, parse_package
 from ..definitions._assignment import DATE_KEYS
+from ..definitions._identity import content_identity
 from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
 from ..identity import Principal, Role, group_for_lane, require_role
 from ..persistence.tables import DeploymentFile, MessageStartEvent, PathwayVersion
@@ -23,6 +24,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..runtime.assignment import is_expression
 from ..runtime.serializer import serializer_for
 from ..views import DeployedProcess, DeployResult
+from .deploy_sidecars import KeptSidecar, keep_sidecars
 from .store import with_conflict_retries
 
 
@@ -32,13 +34,14 @@ def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceF
     if not files:
         raise ValidationFailed("no files were uploaded; send one or more .bpmn/.dmn files in the field 'files'")
     package = check_package(app.config, files, known_process_ids=deployed_keys(app), known_groups=known_groups)
-    warnings = package.warnings
+    kept = keep_sidecars(app, package.processes)
+    warnings = [*package.warnings, *(sidecar.warning for sidecar in kept.values())]
 
     def attempt() -> list[DeployedProcess]:
         with UnitOfWork(app) as uow:
             stored: dict[str, int] = {}
             deployment_id = str(uuid.uuid4())
-            deployed = [_deploy_one(uow, principal, proc, files, stored, deployment_id, warnings)
+            deployed = [_deploy_one(uow, principal, proc, files, stored, deployment_id, warnings, kept.get(proc.key))
                         for proc in package.processes]
             uow.commit()
             return deployed
@@ -110,47 +113,45 @@ def _form_problem(form: Any) -> str | None:
     return None
 
 
-def _content_hash(proc: ParsedProcess, files: Sequence[SourceFile]) -> str:
-    digest = hashlib.sha256(proc.family.encode())
-    for f in sorted(files, key=lambda f: f.name):
-        if f.name == proc.source_file or f.name.lower().endswith((".dmn", ".json")):
-            digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.content).digest())
-    return digest.hexdigest()
-
-
 def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, files: Sequence[SourceFile],
-                stored: dict[str, int], deployment_id: str, warnings: list[Problem]) -> DeployedProcess:
+                stored: dict[str, int], deployment_id: str, warnings: list[Problem],
+                kept: KeptSidecar | None) -> DeployedProcess:
     session = uow.session
-    content_hash = _content_hash(proc, files)
+    by_name = {f.name: f for f in files}
+    uploaded_sidecar = by_name[proc.sidecar_file] if kept is None and proc.sidecar_file else None
+    sidecar = kept.content if kept else uploaded_sidecar.content if uploaded_sidecar else None
+    used = [by_name[name] for name in proc.used_files if name in by_name]
+    content_hash = content_identity(proc.family, [f.content for f in used], sidecar)
+    kept_from = kept.version if kept else None
     existing = session.scalars(select(PathwayVersion).where(
         PathwayVersion.key == proc.key, PathwayVersion.content_hash == content_hash)
         .order_by(PathwayVersion.version.desc())).first()
     if existing is not None:
-        return DeployedProcess(proc.key, existing.version, False, existing.name)
+        return DeployedProcess(proc.key, existing.version, False, existing.name, kept_from)
     spec_json = stored_spec(proc)
     latest = session.scalar(select(func.max(PathwayVersion.version)).where(PathwayVersion.key == proc.key)) or 0
     now = uow.app.now()
-    source_id = _store_file(uow, proc.source_file, files, stored, deployment_id)
-    for f in files:
-        if f.name.lower().endswith((".dmn", ".json")):
-            _store_file(uow, f.name, files, stored, deployment_id)
+    source_id = _store_file(uow, by_name[proc.source_file], stored, deployment_id)
+    for f in used:
+        _store_file(uow, f, stored, deployment_id)
+    sidecar_id = kept.file_id if kept else _store_file(uow, uploaded_sidecar, stored, deployment_id) \
+        if uploaded_sidecar else None
     own_warnings = [w.as_dict() for w in warnings if w.file in (None, proc.source_file)]
     version = PathwayVersion(
         key=proc.key, version=latest + 1, name=proc.name, family=proc.family, content_hash=content_hash,
         spec_json=spec_json, source_file_id=source_id, deployment_id=deployment_id,
         external_calls=list(proc.external_calls), lanes=list(proc.lanes), warnings=own_warnings,
         documentation=proc.documentation, task_rules=dict(proc.task_rules), time_settings=dict(proc.time_settings),
-        measures=list(proc.measures), example_data=proc.example_data,
-        retired=False, deployed_at=now,
-        deployed_by=principal.name)
+        measures=list(proc.measures), example_data=proc.example_data, start_data=proc.start_data,
+        sidecar_file_id=sidecar_id, retired=False, deployed_at=now, deployed_by=principal.name)
     session.add(version)
     session.flush()
     for name in sorted(set(proc.message_starts)):
         session.add(MessageStartEvent(pathway_version_id=version.id, message_name=name))
     uow.record("pathway_deployed", principal.name, pathway_version_id=version.id,
                data={"pathway": proc.key, "version": version.version, "content_hash": content_hash,
-                     "deployment_id": deployment_id})
-    return DeployedProcess(proc.key, version.version, True, proc.name)
+                     "deployment_id": deployment_id, **({"sidecar_kept_from": kept_from} if kept_from else {})})
+    return DeployedProcess(proc.key, version.version, True, proc.name, kept_from)
 
 
 def stored_spec(proc: ParsedProcess) -> str:
@@ -167,16 +168,14 @@ def stored_spec(proc: ParsedProcess) -> str:
     return spec_json
 
 
-def _store_file(uow: UnitOfWork, name: str, files: Sequence[SourceFile], stored: dict[str, int],
-                deployment_id: str) -> int:
-    if name not in stored:
-        source = next(f for f in files if f.name == name)
-        row = DeploymentFile(deployment_id=deployment_id, filename=name, content=source.content,
+def _store_file(uow: UnitOfWork, source: SourceFile, stored: dict[str, int], deployment_id: str) -> int:
+    if source.name not in stored:
+        row = DeploymentFile(deployment_id=deployment_id, filename=source.name, content=source.content,
                              sha256=hashlib.sha256(source.content).hexdigest(), created_at=uow.app.now())
         uow.session.add(row)
         uow.session.flush()
-        stored[name] = row.id
-    return stored[name]
+        stored[source.name] = row.id
+    return stored[source.name]
 
 
 def lane_warnings(config: EngineConfig, processes: Sequence[ParsedProcess],

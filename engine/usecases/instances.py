@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from ..forms import validate_start_data
 from ..identity import Principal, Role, instance_scope, require_role
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, PathwayVersion
@@ -53,6 +54,7 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
                    data: dict[str, Any], actor: str, *, message: tuple[str, dict[str, Any]] | None = None
                    ) -> Instance:
     """Create, run to the first wait and save an instance inside the caller's transaction."""
+    validate_start_data(pathway.key, pathway.start_data, data)  # every start path, before anything is stored
     duplicate = f"pathway '{pathway.key}' already has an active instance for business key '{business_key}'"
     if instance_by_business_key(uow, pathway.key, business_key) is not None:
         raise Conflict(duplicate)

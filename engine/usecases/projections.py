@@ -18,6 +18,7 @@ from ..model import EVERYONE, OPEN_TASK_STATES, InstanceStatus, OpenTask, Snapsh
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from .notifications import cancel_alerts, schedule_alerts
+from .specs import pathway_name
 
 
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
@@ -97,6 +98,8 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
     if not candidates and task.assignee is None:  # offered to no one in particular: every worker sees it
         candidates.append(TaskCandidate(task_id=task.id, kind="all", value=EVERYONE))
     row = Task(id=task.id, instance_id=instance.id, pathway_key=instance.pathway_key,
+               pathway_name=pathway_name(uow.app, uow.session, instance.pathway_version_id),
+               patient_id=instance.patient_id, business_key=instance.business_key,
                element_id=task.element_id, name=task.name, lane=task.lane, kind=task.kind,
                state=TaskState.READY.value, assignee=task.assignee, priority=task.priority,
                documentation=task.documentation, created_at=uow.app.now(), due_date=task.due_date,

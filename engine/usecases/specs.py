@@ -22,6 +22,7 @@ class RestoredSpec:
     external_calls: tuple[str, ...]
     task_rules: dict[str, dict[str, Any]]
     time_settings: dict[str, str]
+    name: str | None = None  # the pathway's name (for task rows)
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,18 @@ def restored_spec(app: CarePath, version: PathwayVersion) -> RestoredSpec:
     if cached is None:  # spec_json is deferred: it is read from the database only here
         spec, subs = serializer_for(version.family).spec_from_json(version.spec_json)
         cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls), dict(version.task_rules),
-                              dict(version.time_settings or {}))
+                              dict(version.time_settings or {}), version.name)
         app.specs.put(version.id, cached)
     return cached
+
+
+def pathway_name(app: CarePath, session: Session, version_id: int) -> str | None:
+    """A version's name, from the spec cache (filled when the workflow was loaded): no statement."""
+    cached = app.specs.get(version_id)
+    if cached is not None:
+        return cached.name
+    row = session.get(PathwayVersion, version_id)
+    return row.name if row is not None else None
 
 
 def latest_version(session: Session, key: str, *, include_retired: bool = False) -> PathwayVersion | None:
