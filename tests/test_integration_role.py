@@ -70,6 +70,16 @@ def test_a_coordinator_who_may_see_the_instance_delivers_to_it(api: ApiClient, e
     assert _received(api, episode["lead"], episode["id"]) == [episode["insider"]]
 
 
+def test_a_repeated_message_id_names_the_instance_only_to_a_sender_who_may_see_it(
+        api: ApiClient, episode: dict[str, str]) -> None:
+    body = {"name": "report", "correlation_key": "enc-1", "message_id": "sched-1"}
+    assert api.post("/api/messages", episode["insider"], body).json()["instance_ids"] == [episode["id"]]
+    again = api.post("/api/messages", episode["insider"], body).json()
+    assert (again["outcome"], again["instance_ids"]) == ("duplicate", [episode["id"]])
+    replayed = api.post("/api/messages", episode["outsider"], body).json()
+    assert (replayed["outcome"], replayed["instance_ids"]) == ("duplicate", [])
+
+
 def test_an_integration_account_reaches_every_instance(api: ApiClient, episode: dict[str, str]) -> None:
     scheduling = api.user("integration")
     sent = api.post("/api/messages", scheduling, {"name": "report", "correlation_key": "enc-1"}).json()

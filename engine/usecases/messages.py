@@ -30,7 +30,7 @@ from ..persistence.tables import (
     PathwayVersion,
 )
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import instances_visible_to
+from ..queries import instance_is_visible, instances_visible_to
 from ..views import MessageResult
 from .after_steps import after_engine_steps, hand_over
 from .instances import _check_key, begin_instance
@@ -53,7 +53,7 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
 
     def attempt() -> MessageResult:
         with UnitOfWork(app) as uow:
-            previous = _previous(uow, message_id, name, correlation_key, data or {})
+            previous = _previous(uow, principal, message_id, name, correlation_key, data or {})
             if previous is not None:
                 return previous
             _check_name_in_use(uow, principal, name)
@@ -65,15 +65,16 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
         return with_conflict_retries(app, attempt)
     except IntegrityError:
         with UnitOfWork(app) as uow:  # the same message_id arrived concurrently: the other one won
-            previous = _previous(uow, message_id, name, correlation_key, data or {})
+            previous = _previous(uow, principal, message_id, name, correlation_key, data or {})
         if previous is None:
             raise
         return previous
 
 
-def _previous(uow: UnitOfWork, message_id: str | None, name: str, key: str,
+def _previous(uow: UnitOfWork, principal: Principal, message_id: str | None, name: str, key: str,
               data: dict[str, Any]) -> MessageResult | None:
-    """The earlier delivery of the same message_id; a different message under that id is a conflict."""
+    """The earlier delivery of the same message_id; a different message under that id is a conflict. The
+    instance it reached is named only to a sender who may reach it."""
     if message_id is None:
         return None
     row = uow.session.scalars(select(BufferedMessage).where(BufferedMessage.message_id == message_id)).first()
@@ -82,7 +83,10 @@ def _previous(uow: UnitOfWork, message_id: str | None, name: str, key: str,
     if (row.name, row.correlation_key, row.data) != (name, key, data):
         raise Conflict(f"message_id '{message_id}' was already used for a different message "
                        f"('{row.name}' for '{row.correlation_key}'); message ids must be unique per message")
-    return MessageResult("duplicate", [row.instance_id] if row.instance_id else [], message_id)
+    scope = message_scope(principal)
+    reached = row.instance_id is not None and (
+        scope is None or instance_is_visible(uow.session, row.instance_id, scope))
+    return MessageResult("duplicate", [row.instance_id] if reached and row.instance_id else [], message_id)
 
 
 def _check_name_in_use(uow: UnitOfWork, principal: Principal, name: str) -> None:
