@@ -8,7 +8,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from carepath.engine.application import CarePath
-from carepath.engine.identity import Principal
+from carepath.engine.errors import PermissionDenied
+from carepath.engine.identity import Principal, acts_only_as_integration
 from carepath.engine.usecases.access import Client
 from carepath.engine.usecases.users import authenticate, check_not_deactivated
 
@@ -36,6 +37,14 @@ def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_
     return principal
 
 
+def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The caller of every route but the few an integration account may call (`SendingUser`)."""
+    if acts_only_as_integration(principal):
+        raise PermissionDenied(f"user '{principal.name}' is an integration account: it may start pathways and "
+                               "send messages, and nothing else")
+    return principal
+
+
 def access_client(request: Request) -> Client:
     """Where a request came from, for the record of who read what (behind a proxy, run uvicorn with
     --proxy-headers so the host is the client's)."""
@@ -44,5 +53,6 @@ def access_client(request: Request) -> Client:
 
 
 EngineDep = Annotated[CarePath, Depends(get_engine)]
-CurrentUser = Annotated[Principal, Depends(current_principal)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
+SendingUser = Annotated[Principal, Depends(current_principal)]  # integration accounts too: start, message
 ClientDep = Annotated[Client, Depends(access_client)]

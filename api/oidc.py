@@ -22,7 +22,7 @@ from carepath.engine.identity import Principal, Role
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 # When a token carries several CarePath roles, the most privileged applies.
-ROLE_ORDER = [Role.ADMIN, Role.SUPERVISOR, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.AUDITOR]
+ROLE_ORDER = [Role.ADMIN, Role.SUPERVISOR, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.AUDITOR, Role.INTEGRATION]
 
 
 def looks_like_jwt(token: str) -> bool:

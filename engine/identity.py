@@ -19,6 +19,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    INTEGRATION = "integration"  # a system that starts pathways and sends messages (scheduling, ADT); reads nothing
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,16 @@ def reads_every_instance(principal: Principal) -> bool:
 
 def instance_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
     return None if reads_every_instance(principal) else (principal.name, principal.groups)
+
+
+def message_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
+    """The instances a message from this principal may reach: what they may read, so a message never
+    moves another team's patient on; an integration account (a scheduling system, an ADT feed) serves
+    every team and reaches every instance, though it may read none."""
+    return None if principal.role is Role.INTEGRATION else instance_scope(principal)
+
+
+def acts_only_as_integration(principal: Principal) -> bool:
+    """Integration accounts may start pathways and send messages, and call nothing else: every other
+    route refuses them (api/deps.py), whatever later issues add."""
+    return principal.role is Role.INTEGRATION

@@ -6,8 +6,10 @@ does not exist, so a refusal never tells whether another patient's task exists."
 from __future__ import annotations
 
 import pytest
+from httpx import Response
 
 from tests.support.api import ApiClient
+from tests.support.diagrams import task_then_message
 from tests.test_task_assignment import camunda_task
 
 # Users: (role, groups). "mine" tasks are offered to group "pharmacy".
@@ -122,7 +124,7 @@ def _role_call(api: ApiClient, action: str, user: str) -> int:
         "deploy": lambda: api.deploy(user, (f"{unique}.bpmn", camunda_task(unique, candidateGroups="pharmacy"))),
         "retire": lambda: api.post("/api/pathways/matrix/versions/1/retire", user),
         "start": lambda: api.start(user, "matrix"),
-        "message": lambda: api.post("/api/messages", user, {"name": "report", "correlation_key": unique}),
+        "message": lambda: _send_report(api, user, unique),
         "list_pathways": lambda: api.get("/api/pathways", user),
         "users": lambda: api.get("/api/users", user),
         "create_user": lambda: api.post("/api/users", user, {"name": unique, "role": "auditor"}),
@@ -131,6 +133,12 @@ def _role_call(api: ApiClient, action: str, user: str) -> int:
         "audit_export": lambda: api.get("/api/audit/export", user, params={"format": "fhir"}),
     }
     return requests[action]().status_code
+
+
+def _send_report(api: ApiClient, user: str, key: str) -> Response:
+    """A message some deployed pathway catches (one nothing catches is refused)."""
+    assert api.deploy("admin", ("report.bpmn", task_then_message("report", "report"))).status_code == 201
+    return api.post("/api/messages", user, {"name": "report", "correlation_key": key})
 
 
 @pytest.mark.parametrize(("action", "user", "status"), ROLE_CASES, ids=[f"{a}-{u}" for a, u, _ in ROLE_CASES])

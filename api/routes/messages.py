@@ -6,13 +6,13 @@ from fastapi import APIRouter
 
 from carepath.engine.usecases.messages import correlate_message
 
-from ..deps import CurrentUser, EngineDep
+from ..deps import EngineDep, SendingUser
 from ..schemas import ERROR_RESPONSES, MessageIn, MessageOut
 
 router = APIRouter(prefix="/api/messages", tags=["messages"], responses=ERROR_RESPONSES)
 
 
 @router.post("", response_model=MessageOut)
-def send(body: MessageIn, engine: EngineDep, user: CurrentUser) -> MessageOut:
+def send(body: MessageIn, engine: EngineDep, user: SendingUser) -> MessageOut:
     result = correlate_message(engine, user, body.name, body.correlation_key, body.data, body.message_id)
     return MessageOut.model_validate(result)

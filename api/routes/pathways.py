@@ -16,7 +16,7 @@ from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
-from ..deps import ClientDep, CurrentUser, EngineDep
+from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
 from ..params import VersionPath
 from ..schemas import ERROR_RESPONSES, DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
 
@@ -95,7 +95,7 @@ def retire(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser)
 
 
 @router.post("/{key}/instances", response_model=InstanceOut, status_code=201)
-def start(key: str, body: StartIn, engine: EngineDep, user: CurrentUser) -> InstanceOut:
+def start(key: str, body: StartIn, engine: EngineDep, user: SendingUser) -> InstanceOut:
     view = start_instance(engine, user, key, business_key=body.business_key, patient_id=body.patient_id,
                           data=body.data, version=body.version)
     return InstanceOut.model_validate(view)

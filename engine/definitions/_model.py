@@ -44,6 +44,7 @@ class ParsedProcess:
     subprocess_specs: dict[str, BpmnProcessSpec] = field(default_factory=dict)
     external_calls: list[str] = field(default_factory=list)
     message_starts: list[str] = field(default_factory=list)
+    message_catches: list[str] = field(default_factory=list)  # every message it waits for, starts included
     lanes: list[str] = field(default_factory=list)
     documentation: str | None = None
     # Human task id -> who it goes to, as drawn (see _assignment.py).

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 
@@ -42,6 +45,7 @@ def parsed_process(run: LibraryRun, index: PackageIndex, process_id: str) -> Par
         subprocess_specs=called.specs,
         external_calls=sorted(called.external),
         message_starts=message_starts(spec),
+        message_catches=message_catches(spec, called.specs),
         lanes=lane_names(process),
         documentation=documentation(process),
         task_rules=task_rules([process, *(index.processes[k][1] for k in called.specs if k in index.processes)]),
@@ -76,10 +80,19 @@ def called_specs(run: LibraryRun, index: PackageIndex, spec: BpmnProcessSpec) ->
 
 def message_starts(spec: BpmnProcessSpec) -> list[str]:
     """Names of the messages that start the process, as the runtime will correlate them."""
+    return _message_names(t for t in spec.task_specs.values() if isinstance(t, StartEvent))
+
+
+def message_catches(spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]) -> list[str]:
+    """Names of every message the process, or a process it carries, catches: its message start events,
+    catch events, receive tasks, boundary events and event subprocesses' starts."""
+    specs = [spec, *subprocess_specs.values()]
+    return _message_names(t for s in specs for t in s.task_specs.values() if isinstance(t, CatchingEvent))
+
+
+def _message_names(task_specs: Iterable[Any]) -> list[str]:
     names: list[str] = []
-    for task_spec in spec.task_specs.values():
-        if not isinstance(task_spec, StartEvent):
-            continue
+    for task_spec in task_specs:
         definition = task_spec.event_definition
         definitions = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [
             definition]

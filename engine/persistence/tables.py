@@ -142,6 +142,16 @@ class MessageStartEvent(Base):
     message_name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
+class MessageCatchEvent(Base):
+    """A message a version's instances wait for (catch event, receive task, boundary or event-subprocess
+    start), anywhere in the version's processes: with the start events, the message names in use."""
+
+    __tablename__ = "message_catch_events"
+    pathway_version_id: Mapped[int] = mapped_column(
+        ForeignKey("pathway_versions.id", ondelete="CASCADE"), primary_key=True)
+    message_name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
 class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (
@@ -342,6 +352,8 @@ class BufferedMessage(Base):
     delivered_at: Mapped[datetime | None]
     instance_id: Mapped[str | None] = mapped_column(String(36))
     sender: Mapped[str] = mapped_column(String(200))
+    # The instances the sender may reach, as when sent ({"user", "groups"}, identity.message_scope); null: all.
+    sender_scope: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class NotificationRecord(Base):

@@ -19,7 +19,7 @@ from ..definitions._assignment import DATE_KEYS
 from ..definitions._identity import content_identity
 from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
 from ..identity import Principal, Role, group_for_lane, require_role
-from ..persistence.tables import DeploymentFile, MessageStartEvent, PathwayVersion
+from ..persistence.tables import DeploymentFile, MessageCatchEvent, MessageStartEvent, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..runtime.assignment import is_expression
 from ..runtime.serializer import serializer_for
@@ -148,6 +148,8 @@ def _deploy_one(uow: UnitOfWork, principal: Principal, proc: ParsedProcess, file
     session.flush()
     for name in sorted(set(proc.message_starts)):
         session.add(MessageStartEvent(pathway_version_id=version.id, message_name=name))
+    for name in sorted(set(proc.message_catches)):
+        session.add(MessageCatchEvent(pathway_version_id=version.id, message_name=name))
     uow.record("pathway_deployed", principal.name, pathway_version_id=version.id,
                data={"pathway": proc.key, "version": version.version, "content_hash": content_hash,
                      "deployment_id": deployment_id, **({"sidecar_kept_from": kept_from} if kept_from else {})})

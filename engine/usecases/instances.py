@@ -17,6 +17,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page, instance_history, instance_is_visible, instance_view
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
+from .after_steps import after_engine_steps
 from .measures import record_measure_outcomes
 from .specs import latest_version, resolve_specs
 from .store import (
@@ -24,7 +25,6 @@ from .store import (
     instance_by_business_key,
     load_workflow,
     lock_instance,
-    save_workflow,
     with_conflict_retries,
 )
 
@@ -34,7 +34,8 @@ MAX_KEY_LENGTH = 255
 def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, business_key: str,
                    patient_id: str | None = None, data: dict[str, Any] | None = None,
                    version: int | None = None) -> InstanceView:
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Starting a pathway")
+    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, Role.INTEGRATION,
+                 action="Starting a pathway")
     _check_key("business_key", business_key)
     if patient_id is not None:
         _check_key("patient_id", patient_id)
@@ -85,7 +86,7 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
         workflow.deliver_message(name, payload, app.clock, business_key)
         uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=pathway.id,
                    data={"name": name, "data": payload, "start": True})
-    save_workflow(uow, instance, workflow, actor)
+    after_engine_steps(uow, instance, workflow, actor)
     return instance
 
 
@@ -133,7 +134,7 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
             uow.record("cancelled", principal.name, instance_id=instance.id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"reason": reason, "field": "status", "old": old, "new": instance.status})
-            save_workflow(uow, instance, workflow, principal.name)
+            after_engine_steps(uow, instance, workflow, principal.name)
             instance.ended_at = app.now()
             record_measure_outcomes(uow, instance, principal.name)
             uow.commit()
@@ -163,7 +164,7 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
                        data={"incident": instance.incident, "data": data or {},
                              "changes": changes_of(current, data or {})})
             workflow.retry(app.clock, data or {})
-            save_workflow(uow, instance, workflow, principal.name)
+            after_engine_steps(uow, instance, workflow, principal.name)
             uow.commit()
 
     with_conflict_retries(app, attempt)

@@ -1,37 +1,49 @@
 """Messages from outside: correlated in the database by name and key, never broadcast.
 
 A message goes to the waiting catch whose (name, correlation key) matches, at most one instance
-per pathway; failing that it starts the pathways whose message start event has that name; failing
-that it is buffered until its time-to-live ends and delivered when a matching catch is reached.
+per pathway and only an instance its sender may reach (`identity.message_scope`: what a task worker
+may read; integration accounts, clinical leads and admins reach every instance); failing that it
+starts the pathways whose message start event has that name; failing that it is buffered until its
+time-to-live ends and delivered when a matching catch its sender may reach is reached. A name no
+deployed pathway catches or starts with is refused (a typo would otherwise sit buffered for days).
+The row is marked with its outcome before the save that follows a delivery, so the catch a delivery
+re-arms never receives the same message again.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import Conflict, ValidationFailed
-from ..identity import Principal, Role, require_role
+from ..identity import Principal, Role, message_scope, require_role
+from ..model import InstanceStatus
 from ..persistence.tables import (
     BufferedMessage,
     Instance,
+    MessageCatchEvent,
     MessageStartEvent,
     MessageSubscription,
     PathwayVersion,
 )
 from ..persistence.unit_of_work import UnitOfWork
-from ..runtime.workflow import RunningWorkflow
+from ..queries import instance_is_visible, instances_visible_to
 from ..views import MessageResult
+from .after_steps import after_engine_steps, hand_over
 from .instances import _check_key, begin_instance
-from .store import load_workflow, lock_instance, save_workflow, with_conflict_retries
+from .store import load_workflow, lock_instance, with_conflict_retries
+
+ACTIVE_STATES = (InstanceStatus.RUNNING.value, InstanceStatus.INCIDENT.value)
+SENDING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR, Role.INTEGRATION)
+SEES_MESSAGE_NAMES = (Role.CLINICAL_LEAD,)  # and admins: they deploy, so the names are theirs to know
 
 
 def correlate_message(app: CarePath, principal: Principal, name: str, correlation_key: str,
                       data: dict[str, Any] | None = None, message_id: str | None = None) -> MessageResult:
-    require_role(principal, Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR, action="Sending a message")
+    require_role(principal, *SENDING_ROLES, action="Sending a message")
     _check_key("name", name)
     _check_key("correlation_key", correlation_key)
     if message_id is not None:
@@ -41,10 +53,11 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
 
     def attempt() -> MessageResult:
         with UnitOfWork(app) as uow:
-            previous = _previous(uow, message_id, name, correlation_key, data or {})
+            previous = _previous(uow, principal, message_id, name, correlation_key, data or {})
             if previous is not None:
                 return previous
-            result = _route(uow, principal.name, name, correlation_key, data or {}, message_id)
+            _check_name_in_use(uow, principal, name)
+            result = _route(uow, principal, name, correlation_key, data or {}, message_id)
             uow.commit()
             return result
 
@@ -52,15 +65,16 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
         return with_conflict_retries(app, attempt)
     except IntegrityError:
         with UnitOfWork(app) as uow:  # the same message_id arrived concurrently: the other one won
-            previous = _previous(uow, message_id, name, correlation_key, data or {})
+            previous = _previous(uow, principal, message_id, name, correlation_key, data or {})
         if previous is None:
             raise
         return previous
 
 
-def _previous(uow: UnitOfWork, message_id: str | None, name: str, key: str,
+def _previous(uow: UnitOfWork, principal: Principal, message_id: str | None, name: str, key: str,
               data: dict[str, Any]) -> MessageResult | None:
-    """The earlier delivery of the same message_id; a different message under that id is a conflict."""
+    """The earlier delivery of the same message_id; a different message under that id is a conflict. The
+    instance it reached is named only to a sender who may reach it."""
     if message_id is None:
         return None
     row = uow.session.scalars(select(BufferedMessage).where(BufferedMessage.message_id == message_id)).first()
@@ -69,56 +83,82 @@ def _previous(uow: UnitOfWork, message_id: str | None, name: str, key: str,
     if (row.name, row.correlation_key, row.data) != (name, key, data):
         raise Conflict(f"message_id '{message_id}' was already used for a different message "
                        f"('{row.name}' for '{row.correlation_key}'); message ids must be unique per message")
-    return MessageResult("duplicate", [row.instance_id] if row.instance_id else [], message_id)
+    scope = message_scope(principal)
+    reached = row.instance_id is not None and (
+        scope is None or instance_is_visible(uow.session, row.instance_id, scope))
+    return MessageResult("duplicate", [row.instance_id] if reached and row.instance_id else [], message_id)
 
 
-def _route(uow: UnitOfWork, actor: str, name: str, key: str, data: dict[str, Any],
+def _check_name_in_use(uow: UnitOfWork, principal: Principal, name: str) -> None:
+    """Refuse a name that no version still in use (deployed and not retired, or with an episode still
+    running) catches or starts with; only those who deploy are told the names in use."""
+    session = uow.session
+    in_use = _names_in_use().subquery()
+    if session.scalar(select(exists().where(in_use.c.message_name == name))):
+        return
+    refusal = f"no deployed pathway catches or starts with a message named '{name}'; check the name"
+    if principal.is_admin or principal.role in SEES_MESSAGE_NAMES:
+        names = sorted(session.scalars(select(in_use.c.message_name)).all())
+        refusal += f" (names in use: {', '.join(names) if names else 'none'})"
+    raise ValidationFailed(refusal)
+
+
+def _names_in_use() -> Any:
+    running = select(Instance.id).where(Instance.pathway_version_id == PathwayVersion.id,
+                                        Instance.status.in_(ACTIVE_STATES))
+    in_use = PathwayVersion.retired.is_(False) | exists(running)
+    return union(
+        select(MessageCatchEvent.message_name).join(
+            PathwayVersion, PathwayVersion.id == MessageCatchEvent.pathway_version_id).where(in_use),
+        select(MessageSubscription.message_name))  # a called pathway's catch, bound to a version since retired
+
+
+def _route(uow: UnitOfWork, principal: Principal, name: str, key: str, data: dict[str, Any],
            message_id: str | None) -> MessageResult:
     now = uow.app.now()
+    scope = message_scope(principal)
     row = BufferedMessage(message_id=message_id, name=name, correlation_key=key, data=data, state="buffered",
-                          received_at=now, expires_at=now + uow.app.config.message_ttl, sender=actor)
+                          received_at=now, expires_at=now + uow.app.config.message_ttl, sender=principal.name,
+                          sender_scope=None if scope is None else {"user": scope[0], "groups": sorted(scope[1])})
     uow.session.add(row)
     uow.session.flush()
-    delivered = _deliver_to_subscribers(uow, actor, row)
+    delivered = _deliver_to_subscribers(uow, principal.name, row, scope)
     if delivered:
-        return _mark(row, "delivered", delivered, now)
-    started = _start_by_message(uow, actor, row)
+        return MessageResult("delivered", delivered, message_id)
+    started = _start_by_message(uow, principal.name, row)
     if started:
-        return _mark(row, "started", started, now)
-    uow.record("message_buffered", actor, data={"name": name, "correlation_key": key, "message_id": message_id,
-                                                 "expires_at": row.expires_at.isoformat()})
+        return MessageResult("started", started, message_id)
+    uow.record("message_buffered", principal.name, data={
+        "name": name, "correlation_key": key, "message_id": message_id, "expires_at": row.expires_at.isoformat()})
     return MessageResult("buffered", [], message_id, row.expires_at)
 
 
-def _mark(row: BufferedMessage, outcome: str, instance_ids: list[str], now: Any) -> MessageResult:
-    row.state, row.delivered_at, row.instance_id = outcome, now, instance_ids[0]
-    return MessageResult(outcome, instance_ids, row.message_id)
+def _settle(row: BufferedMessage, outcome: str, now: Any) -> None:
+    """Mark the row with its outcome before the save that may look for buffered messages."""
+    row.state, row.delivered_at = outcome, now
 
 
-def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessage) -> list[str]:
-    subs = uow.session.scalars(select(MessageSubscription).where(
+def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessage,
+                            scope: tuple[str, frozenset[str]] | None) -> list[str]:
+    query = select(MessageSubscription).where(
         MessageSubscription.message_name == message.name,
-        MessageSubscription.correlation_key == message.correlation_key).order_by(MessageSubscription.id)).all()
+        MessageSubscription.correlation_key == message.correlation_key).order_by(MessageSubscription.id)
+    if scope is not None:  # an instance the sender may not read is not there for them
+        query = query.where(MessageSubscription.instance_id.in_(
+            select(Instance.id).where(instances_visible_to(uow.session, *scope))))
     chosen: dict[str, tuple[str, str]] = {}
-    for sub in subs:
+    for sub in uow.session.scalars(query).all():
         chosen.setdefault(sub.pathway_key, (sub.instance_id, sub.task_id))
     delivered = []
     for instance_id, task_id in chosen.values():
         instance = lock_instance(uow, instance_id)
         workflow = load_workflow(uow, instance)
-        if _hand_over(uow, actor, instance, workflow, message, task_id):
-            save_workflow(uow, instance, workflow, actor)
+        if hand_over(uow, actor, instance, workflow, message, task_id):
+            _settle(message, "delivered", uow.app.now())
+            message.instance_id = message.instance_id or instance_id
+            after_engine_steps(uow, instance, workflow, actor)
             delivered.append(instance_id)
     return delivered
-
-
-def _hand_over(uow: UnitOfWork, actor: str, instance: Instance, workflow: RunningWorkflow,
-               message: BufferedMessage, task_id: str) -> bool:
-    uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
-               task_id=task_id, data={"name": message.name, "correlation_key": message.correlation_key,
-                                      "message_id": message.message_id, "data": message.data})
-    uow.delivered_catches.add(task_id)  # its wait ends received, not cancelled
-    return workflow.deliver_message(message.name, message.data, uow.app.clock, message.correlation_key, task_id)
 
 
 def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> list[str]:
@@ -129,6 +169,8 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
     latest: dict[str, PathwayVersion] = {}
     for version in versions:
         latest.setdefault(version.key, version)
+    if latest:
+        _settle(message, "started", uow.app.now())
     started = []
     for version in latest.values():
         patient = message.data.get("patient_id")
@@ -140,29 +182,8 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
             raise Conflict(f"message '{message.name}' would start pathway '{version.key}' for business key "
                            f"'{message.correlation_key}', which already has an active instance") from exc
         started.append(instance.id)
+        message.instance_id = message.instance_id or instance.id
     return started
-
-
-def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow) -> bool:
-    """Give the instance the oldest live buffered message one of its catches waits for."""
-    now = uow.app.now()
-    query = (select(BufferedMessage, MessageSubscription.task_id).join(MessageSubscription, (
-        MessageSubscription.message_name == BufferedMessage.name)
-        & (MessageSubscription.correlation_key == BufferedMessage.correlation_key))
-        .where(MessageSubscription.instance_id == instance.id, BufferedMessage.state == "buffered",
-               BufferedMessage.expires_at > now)
-        .order_by(BufferedMessage.id).limit(1))
-    if uow.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=BufferedMessage, skip_locked=True)
-    uow.session.flush()
-    found = uow.session.execute(query).first()
-    if found is None:
-        return False
-    message, task_id = found
-    if not _hand_over(uow, "system", instance, workflow, message, task_id):
-        return False
-    message.state, message.delivered_at, message.instance_id = "delivered", now, instance.id
-    return True
 
 
 def expire_messages(app: CarePath) -> int:

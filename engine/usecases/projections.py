@@ -7,18 +7,91 @@ SpiffWorkflow dropped (cancelled branches, interrupted activities) are marked ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, text
 
 from ..application import CarePath
 from ..identity import SCHEDULER, offered_groups
-from ..model import EVERYONE, OPEN_TASK_STATES, InstanceStatus, OpenTask, Snapshot, TaskState, audience_keys
+from ..model import (
+    EVERYONE,
+    OPEN_TASK_STATES,
+    InstanceStatus,
+    MessageWait,
+    OpenTask,
+    Snapshot,
+    TaskState,
+    TimerWait,
+    audience_keys,
+)
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from .notifications import cancel_alerts, schedule_alerts
 from .specs import pathway_name
+
+WaitKey = tuple[str, str, str]  # a message wait: (waiting task id, message name, correlation key)
+
+
+@dataclass(frozen=True)
+class TimerChange:
+    """A pending timer that changed in a step: `fired` when the workflow ran it (a timer event it
+    completed, or a cycle that moved on), else cancelled when it ended or rescheduled; `next_due`
+    while it still waits (a cycle's next time)."""
+
+    task_id: str
+    fired: bool
+    next_due: datetime | None
+
+
+@dataclass(frozen=True)
+class ProjectionDiff:
+    """What one step changed, from what was open before and the engine's new snapshot."""
+
+    tasks_closed: list[str] = field(default_factory=list)  # completed or cancelled
+    tasks_opened: list[OpenTask] = field(default_factory=list)
+    timers_changed: list[TimerChange] = field(default_factory=list)  # in due order
+    timers_scheduled: list[TimerWait] = field(default_factory=list)
+    waits_ended: list[WaitKey] = field(default_factory=list)
+    waits_started: list[tuple[WaitKey, MessageWait]] = field(default_factory=list)
+
+    @property
+    def timers_fired(self) -> set[str]:
+        return {change.task_id for change in self.timers_changed if change.fired}
+
+
+def diff_projections(snapshot: Snapshot, *, open_tasks: Iterable[str], pending: Mapping[str, tuple[datetime, str]],
+                     waits: Iterable[WaitKey], business_key: str, now: datetime,
+                     completed: Callable[[Iterable[str]], set[str]]) -> ProjectionDiff:
+    """The pure diff the server's projections and `carepath simulate` both apply. `pending`: waiting timers
+    by task id, (due at, element id); `completed`: which of the given timer task ids the workflow ran.
+    A timer fired when the workflow completed its event or a cycle moved on to its next time; one that
+    came due but whose activity ended first (a user completed the task, the episode was cancelled) did
+    not fire: it is cancelled."""
+    current = {t.id: t for t in snapshot.open_tasks}
+    before = list(open_tasks)  # in the caller's order, which the history follows
+    was_open = set(before)
+    waiting = {t.task_id: t for t in snapshot.timers}
+    ended = [task_id for task_id, (due, _) in pending.items() if task_id not in waiting and due <= now]
+    moved_on = {task_id for task_id, (due, _) in pending.items()
+                if task_id in waiting and waiting[task_id].due_at != due and due <= now}
+    fired = moved_on | (completed(ended) if ended else set())
+    changed = []
+    for task_id, (due, _) in sorted(pending.items(), key=lambda item: item[1]):
+        wait = waiting.get(task_id)
+        if wait is None or wait.due_at != due:
+            changed.append(TimerChange(task_id, task_id in fired, wait.due_at if wait else None))
+    wanted = {(w.task_id, w.message_name, w.correlation_value or business_key): w for w in snapshot.messages}
+    existing = list(waits)
+    had = set(existing)
+    return ProjectionDiff(
+        tasks_closed=[task_id for task_id in before if task_id not in current],
+        tasks_opened=[task for task_id, task in current.items() if task_id not in was_open],
+        timers_changed=changed,
+        timers_scheduled=[wait for task_id, wait in waiting.items() if task_id not in pending],
+        waits_ended=[key for key in existing if key not in wanted],
+        waits_started=[(key, wait) for key, wait in wanted.items() if key not in had])
 
 
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
@@ -35,24 +108,13 @@ def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, ac
             select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
         subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
             select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
-        fired = _fired(uow, snapshot, pending, completed)
-        cause = _cause(instance, completed_task_id, open_rows, pending, fired)
-        _sync_tasks(uow, instance, snapshot, actor, completed_task_id, open_rows, cause)
-        _sync_timers(uow, instance, snapshot, actor, pending, cause, fired)
-        _sync_subscriptions(uow, instance, snapshot, actor, subscriptions, cause)
-
-
-def _fired(uow: UnitOfWork, snapshot: Snapshot, pending: dict[str, Timer],
-           completed: Callable[[Iterable[str]], set[str]]) -> set[str]:
-    """The pending timers that fired in this save: a cycle that moved on to its next due time, or a timer
-    event the workflow completed. One that came due but whose activity ended first (a user completed
-    the task, the episode was cancelled) did not fire: it is cancelled."""
-    now = uow.app.now()
-    waiting = {t.task_id: t.due_at for t in snapshot.timers}
-    moved_on = {task_id for task_id, row in pending.items()
-                if task_id in waiting and waiting[task_id] != row.due_at and row.due_at <= now}
-    ended = [task_id for task_id, row in pending.items() if task_id not in waiting and row.due_at <= now]
-    return moved_on | (completed(ended) if ended else set())
+        diff = diff_projections(snapshot, open_tasks=open_rows, waits=subscriptions,
+                                pending={task_id: (t.due_at, t.element_id) for task_id, t in pending.items()},
+                                business_key=instance.business_key, now=uow.app.now(), completed=completed)
+        cause = _cause(instance, completed_task_id, open_rows, pending, diff.timers_fired)
+        _sync_tasks(uow, instance, diff, actor, completed_task_id, open_rows, cause)
+        _sync_timers(uow, instance, diff, actor, pending, cause)
+        _sync_subscriptions(uow, instance, diff, actor, subscriptions, cause)
 
 
 def _cause(instance: Instance, completed_task_id: str | None, open_rows: dict[str, Task],
@@ -69,13 +131,11 @@ def _cause(instance: Instance, completed_task_id: str | None, open_rows: dict[st
     return "the pathway moved on past it"
 
 
-def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
+def _sync_tasks(uow: UnitOfWork, instance: Instance, diff: ProjectionDiff, actor: str,
                 completed_task_id: str | None, open_rows: dict[str, Task], cause: str) -> None:
     now = uow.app.now()
-    current = {t.id: t for t in snapshot.open_tasks}
-    for task_id, row in open_rows.items():
-        if task_id in current:
-            continue
+    for task_id in diff.tasks_closed:
+        row = open_rows[task_id]
         if row.due_date is not None:  # only dated tasks have alerts: no statement for the others
             cancel_alerts(uow, task_id)  # derived from the recorded due date: they end with the task, unrecorded
         if task_id == completed_task_id:
@@ -86,9 +146,8 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": row.element_id, "name": row.name, "field": "state", "old": old,
                              "new": TaskState.CANCELLED.value, "reason": cause})
-    for task_id, task in current.items():
-        if task_id not in open_rows:
-            _add_task(uow, instance, task, actor)
+    for task in diff.tasks_opened:
+        _add_task(uow, instance, task, actor)
 
 
 def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -> None:
@@ -118,36 +177,32 @@ def _add_task(uow: UnitOfWork, instance: Instance, task: OpenTask, actor: str) -
                      **({"assignment_errors": list(task.assignment_errors)} if task.assignment_errors else {})})
 
 
-def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                 pending: dict[str, Timer], cause: str, fired: set[str]) -> None:
+def _sync_timers(uow: UnitOfWork, instance: Instance, diff: ProjectionDiff, actor: str,
+                 pending: dict[str, Timer], cause: str) -> None:
     now = uow.app.now()
-    waiting = {t.task_id: t for t in snapshot.timers}
     created: list[datetime] = []
-    for task_id, row in sorted(pending.items(), key=lambda item: (item[1].due_at, item[1].element_id)):
-        wait = waiting.get(task_id)
-        if wait is not None and wait.due_at == row.due_at:
-            continue
-        if task_id in fired:
+    for change in diff.timers_changed:
+        row = pending[change.task_id]
+        if change.fired:
             _record_fired(uow, instance, row, actor)
-        elif wait is None:
-            uow.record("timer_cancelled", actor, instance_id=instance.id, task_id=task_id,
+        elif change.next_due is None:
+            uow.record("timer_cancelled", actor, instance_id=instance.id, task_id=change.task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": row.element_id, "due_at": row.due_at.isoformat(), "field": "state",
                              "old": "pending", "new": "cancelled", "reason": cause})
-        if wait is None:
-            row.state = "fired" if task_id in fired else "cancelled"
-            row.fired_at = now if task_id in fired else None
+        if change.next_due is None:
+            row.state = "fired" if change.fired else "cancelled"
+            row.fired_at = now if change.fired else None
         else:  # a cycle timer moved on to its next due time
-            row.due_at, row.attempts, row.last_error = wait.due_at, 0, None
-            created.append(wait.due_at)
-    for task_id, wait in waiting.items():
-        if task_id not in pending:
-            uow.session.add(Timer(instance_id=instance.id, task_id=task_id, element_id=wait.element_id,
-                                  due_at=wait.due_at, state="pending", attempts=0, created_at=now))
-            uow.record("timer_scheduled", actor, instance_id=instance.id, task_id=task_id,
-                       pathway_version_id=instance.pathway_version_id,
-                       data={"element_id": wait.element_id, "due_at": wait.due_at.isoformat()})
-            created.append(wait.due_at)
+            row.due_at, row.attempts, row.last_error = change.next_due, 0, None
+            created.append(change.next_due)
+    for wait in diff.timers_scheduled:
+        uow.session.add(Timer(instance_id=instance.id, task_id=wait.task_id, element_id=wait.element_id,
+                              due_at=wait.due_at, state="pending", attempts=0, created_at=now))
+        uow.record("timer_scheduled", actor, instance_id=instance.id, task_id=wait.task_id,
+                   pathway_version_id=instance.pathway_version_id,
+                   data={"element_id": wait.element_id, "due_at": wait.due_at.isoformat()})
+        created.append(wait.due_at)
     if created:
         uow.after_commit(lambda: uow.app.timers_scheduled(created))
 
@@ -162,29 +217,26 @@ def _record_fired(uow: UnitOfWork, instance: Instance, row: Timer, actor: str) -
                      **({"during_change_by": actor} if actor != SCHEDULER.name else {})})
 
 
-def _sync_subscriptions(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
-                        existing: dict[tuple[str, str, str], MessageSubscription], cause: str) -> None:
+def _sync_subscriptions(uow: UnitOfWork, instance: Instance, diff: ProjectionDiff, actor: str,
+                        existing: dict[WaitKey, MessageSubscription], cause: str) -> None:
     """Waits for messages: started and ended in the history (a received message is recorded where it is
     delivered, so an ending wait here is one the pathway gave up: another branch or a timer won)."""
-    wanted = {(w.task_id, w.message_name, w.correlation_value or instance.business_key): w
-              for w in snapshot.messages}
     delivered = uow.delivered_catches
-    for key, row in existing.items():
-        if key not in wanted:
-            uow.session.delete(row)
-            if row.task_id not in delivered:
-                uow.record("message_wait_cancelled", actor, instance_id=instance.id, task_id=row.task_id,
-                           pathway_version_id=instance.pathway_version_id,
-                           data={"element_id": row.element_id, "message": row.message_name, "reason": cause})
-    now = uow.app.now()
-    for (task_id, name, correlation_key), wait in wanted.items():
-        if (task_id, name, correlation_key) not in existing:
-            uow.session.add(MessageSubscription(
-                instance_id=instance.id, pathway_key=instance.pathway_key, task_id=task_id,
-                element_id=wait.element_id, message_name=name, correlation_key=correlation_key, created_at=now))
-            uow.record("message_awaited", actor, instance_id=instance.id, task_id=task_id,
+    for key in diff.waits_ended:
+        row = existing[key]
+        uow.session.delete(row)
+        if row.task_id not in delivered:
+            uow.record("message_wait_cancelled", actor, instance_id=instance.id, task_id=row.task_id,
                        pathway_version_id=instance.pathway_version_id,
-                       data={"element_id": wait.element_id, "message": name})
+                       data={"element_id": row.element_id, "message": row.message_name, "reason": cause})
+    now = uow.app.now()
+    for (task_id, name, correlation_key), wait in diff.waits_started:
+        uow.session.add(MessageSubscription(
+            instance_id=instance.id, pathway_key=instance.pathway_key, task_id=task_id,
+            element_id=wait.element_id, message_name=name, correlation_key=correlation_key, created_at=now))
+        uow.record("message_awaited", actor, instance_id=instance.id, task_id=task_id,
+                   pathway_version_id=instance.pathway_version_id,
+                   data={"element_id": wait.element_id, "message": name})
 
 
 def fold_task_counts(app: CarePath) -> int:

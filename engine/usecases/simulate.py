@@ -33,6 +33,7 @@ from ..runtime.serializer import serializer_for
 from ..runtime.workflow import RunningWorkflow, human_tasks
 from ..views import SimulatedAlert, SimulatedMoment, SimulatedTask, SimulatedTimer, SimulationResult
 from .deploy import stored_spec
+from .projections import ProjectionDiff, WaitKey, diff_projections
 
 BUSINESS_KEY = "simulation"
 MAX_FIRINGS = 1000  # timer firings within one advance: a short cycle timer over a long advance
@@ -117,6 +118,7 @@ class _Walk:
         self.tasks: dict[str, tuple[OpenTask, SimulatedTask]] = {}  # open, by task id
         self.timers: dict[str, SimulatedTimer] = {}  # pending, by waiting task id
         self.alerts: list[tuple[str, SimulatedAlert]] = []  # pending, with their task id
+        self.waits: list[WaitKey] = []  # message waits, as the server's subscriptions
         self.result = SimulationResult(process.key, process.name, str(self.context.tz), self.context.calendar.name,
                                        self.clock(), {})
 
@@ -197,10 +199,15 @@ class _Walk:
         snapshot = workflow.snapshot(self.clock())
         self.state = workflow.dump()
         moment.passed, moment.incident = passed, snapshot.incident
-        self._record_tasks(moment, snapshot, completed)
-        self._record_timers(moment, snapshot)
-        before = {m.message_name for m in self.snapshot.messages} if self.snapshot is not None else set()
-        moment.messages_awaited = sorted({m.message_name for m in snapshot.messages} - before)
+        # What changed, as the server's projections see it (projections.diff_projections).
+        diff = diff_projections(snapshot, open_tasks=self.tasks, waits=self.waits, business_key=BUSINESS_KEY,
+                                pending={task_id: (t.due_at, t.element_id) for task_id, t in self.timers.items()},
+                                now=self.clock(), completed=workflow.completed_among)
+        self._record_tasks(moment, diff, completed)
+        self._record_timers(moment, diff, snapshot)
+        awaited_before = {name for _, name, _ in self.waits}
+        moment.messages_awaited = sorted({wait.message_name for _, wait in diff.waits_started} - awaited_before)
+        self.waits = [key for key in self.waits if key not in diff.waits_ended] + [k for k, _ in diff.waits_started]
         self.snapshot = snapshot
         self.result.status = snapshot.status.value
         self.result.moments.append(moment)
@@ -221,39 +228,32 @@ class _Walk:
             return True
         return False
 
-    def _record_tasks(self, moment: SimulatedMoment, snapshot: Snapshot, completed: str | None) -> None:
-        current = {task.id: task for task in snapshot.open_tasks}
-        for task_id in [t for t in self.tasks if t not in current]:
+    def _record_tasks(self, moment: SimulatedMoment, diff: ProjectionDiff, completed: str | None) -> None:
+        for task_id in diff.tasks_closed:
             _, sim = self.tasks.pop(task_id)
             self.alerts = [(owner, alert) for owner, alert in self.alerts if owner != task_id]
             if task_id != completed:
                 moment.tasks_cancelled.append(sim)
-        for task_id, task in current.items():
-            if task_id in self.tasks:
-                continue
+        for task in diff.tasks_opened:
             sim = self._simulated_task(task)
-            self.tasks[task_id] = (task, sim)
+            self.tasks[task.id] = (task, sim)
             moment.tasks_ready.append(sim)
             for alert in self._alerts_for(sim):
-                self.alerts.append((task_id, alert))
+                self.alerts.append((task.id, alert))
                 moment.alerts_set.append(alert)
 
-    def _record_timers(self, moment: SimulatedMoment, snapshot: Snapshot) -> None:
+    def _record_timers(self, moment: SimulatedMoment, diff: ProjectionDiff, snapshot: Snapshot) -> None:
         waiting = {w.task_id: SimulatedTimer(w.element_id, w.name, w.due_at) for w in snapshot.timers}
-        passed = {step.element_id for step in moment.passed}
-        for task_id, timer in list(self.timers.items()):
-            if waiting.get(task_id) == timer:
-                continue
-            moved = task_id in waiting  # a cycle timer fired and waits for its next time
-            if moved or (timer.element_id in passed and timer.due_at <= self.clock()):
+        for change in diff.timers_changed:
+            timer = self.timers.pop(change.task_id)
+            if change.fired:
                 moment.timers_fired.append(timer)
-            else:
+            elif change.next_due is None:
                 moment.timers_cancelled.append(timer)
-            del self.timers[task_id]
-        for task_id, timer in waiting.items():
-            if task_id not in self.timers:
-                self.timers[task_id] = timer
-                moment.timers_set.append(timer)
+        set_now = [w.task_id for w in snapshot.timers if w.task_id not in self.timers]  # new, or moved on
+        for task_id in set_now:
+            self.timers[task_id] = waiting[task_id]
+            moment.timers_set.append(waiting[task_id])
 
     # -- tasks and their deadline alerts -------------------------------------------------------
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from ..application import CarePath
 from ..errors import Conflict, NotFound
-from ..model import Incident, InstanceStatus
+from ..model import Incident, InstanceStatus, Snapshot
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..runtime.workflow import RunningWorkflow
@@ -21,7 +21,6 @@ from .projections import sync_projections
 from .specs import resolve_specs
 
 T = TypeVar("T")
-MAX_MESSAGE_CHAIN = 20
 
 
 def with_conflict_retries(app: CarePath, action: Callable[[], T]) -> T:
@@ -76,30 +75,9 @@ def load_workflow(uow: UnitOfWork, instance: Instance) -> RunningWorkflow:
 
 
 def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str,
-                  *, completed_task_id: str | None = None) -> None:
-    """State, projections, history; then hand over any buffered messages the instance now waits for."""
-    from .messages import deliver_buffered  # circular: delivery saves through this function
-
-    for _ in range(MAX_MESSAGE_CHAIN):
-        waits_for_messages = _save_once(uow, instance, workflow, actor, completed_task_id)
-        completed_task_id = None
-        if not waits_for_messages or not deliver_buffered(uow, instance, workflow):
-            break
-    app = uow.app
-    uow.session.flush()
-    # Read now: after a later savepoint of the same transaction rolls back, the instance object is
-    # expired and cannot be read once the session has closed; the database keeps this version.
-    key, version = instance.id, instance.lock_version
-
-    def cache_after_commit() -> None:
-        app.workflows.put(key, (version, workflow))
-
-    uow.after_commit(cache_after_commit)
-
-
-def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str,
-               completed_task_id: str | None) -> bool:
-    """Save once; True when the instance now waits for a message (a buffered one may be due to it)."""
+                  *, completed_task_id: str | None = None) -> Snapshot:
+    """State, projections and history from the engine's snapshot, which is returned; the workflow goes back
+    to the cache after commit. Only saves: use cases call it through `after_steps.after_engine_steps`."""
     now = uow.app.now()
     snapshot = workflow.snapshot(now)
     previous = instance.status
@@ -113,7 +91,17 @@ def _save_once(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, a
     sync_projections(uow, instance, snapshot, actor, completed_task_id, workflow.completed_among)
     if instance.status != previous:
         _record_status_change(uow, instance, previous, actor, snapshot.incident)
-    return bool(snapshot.messages)
+    app = uow.app
+    uow.session.flush()
+    # Read now: after a later savepoint of the same transaction rolls back, the instance object is
+    # expired and cannot be read once the session has closed; the database keeps this version.
+    key, version = instance.id, instance.lock_version
+
+    def cache_after_commit() -> None:
+        app.workflows.put(key, (version, workflow))
+
+    uow.after_commit(cache_after_commit)
+    return snapshot
 
 
 def changes_of(before: dict[str, Any], after: dict[str, Any], *, replaced: bool = False) -> dict[str, Any]:

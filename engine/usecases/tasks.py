@@ -17,9 +17,10 @@ from ..persistence.tables import Instance, PathwayVersion, Task, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import staffed_groups, task_views
 from ..views import InstanceView, TaskView
+from .after_steps import after_engine_steps
 from .instances import get_instance_view
 from .notifications import schedule_alerts
-from .store import changes_of, load_workflow, lock_instance, save_workflow, with_conflict_retries
+from .store import changes_of, load_workflow, lock_instance, with_conflict_retries
 
 WORKING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR)
 
@@ -49,7 +50,7 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
                              "field": "state", "old": task.state, "new": TaskState.COMPLETED.value,
                              "changes": changes_of(instance.data or {}, data or {})})
             workflow.complete_task(task_id, data or {}, app.clock)
-            save_workflow(uow, instance, workflow, principal.name, completed_task_id=task_id)
+            after_engine_steps(uow, instance, workflow, principal.name, completed_task_id=task_id)
             uow.commit()
             return instance.id
 

@@ -25,9 +25,10 @@ from ..identity import SCHEDULER
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from .after_steps import after_engine_steps
 from .measures import MEASURE_TIMER, measure_window_closed
 from .notifications import fire_alert
-from .store import is_serialization_failure, load_workflow, lock_instance, save_workflow
+from .store import is_serialization_failure, load_workflow, lock_instance
 
 log = logging.getLogger("carepath.timers")
 BATCH_SIZE = 20  # timers per transaction: holds at most this many instances locked for ~5 ms each
@@ -112,7 +113,7 @@ def _fire(uow: UnitOfWork, timer: Timer, instances: dict[str, Instance]) -> None
     is_last = timer.attempts + 1 >= app.config.timer_max_attempts
     if workflow.incident is not None and not had_incident and not is_last:
         raise _FiringFailed(workflow.incident.message)
-    save_workflow(uow, instance, workflow, SCHEDULER.name)
+    after_engine_steps(uow, instance, workflow, SCHEDULER.name)
     if timer.state == "pending" and timer.due_at <= app.now():
         # The engine did not consume it (e.g. the instance is in incident): do not spin on it.
         timer.state, timer.attempts = "failed", timer.attempts + 1
