@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 
 revision = '0014'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
