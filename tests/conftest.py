@@ -35,7 +35,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     skips = {}
     if not PG_URL or is_sqlite(PG_URL):
-        skips["postgres_only"] = "needs PostgreSQL (row locks across connections or processes): set CAREPATH_TEST_DATABASE_URL"
+        skips["postgres_only"] = ("needs PostgreSQL (row locks across connections or processes): "
+                                  "set CAREPATH_TEST_DATABASE_URL")
     if not os.environ.get("CAREPATH_CORPUS_DIR"):
         skips["corpus"] = "CAREPATH_CORPUS_DIR is not set; point it at a BPMN corpus folder"
     for item in items:
