@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
+from ..bounds import check_json
 from ..errors import Conflict, ValidationFailed
 from ..identity import Principal, Role, require_role
 from ..persistence.tables import (
@@ -32,6 +33,7 @@ from .store import load_workflow, lock_instance, save_workflow, with_conflict_re
 def correlate_message(app: CarePath, principal: Principal, name: str, correlation_key: str,
                       data: dict[str, Any] | None = None, message_id: str | None = None) -> MessageResult:
     require_role(principal, Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR, action="Sending a message")
+    check_json(app, data, "data")
     _check_key("name", name)
     _check_key("correlation_key", correlation_key)
     if message_id is not None:
