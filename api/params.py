@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
 from pydantic import AfterValidator
 
+from carepath.engine.bounds import nul_refused
 from carepath.engine.clock import to_utc
 
 MAX_OFFSET = 2**62
@@ -31,3 +32,11 @@ Instant = Annotated[datetime | None, AfterValidator(_utc)]
 OffsetParam = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 2^62)")]
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT_ID, description="the version number (1, 2, ...)")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT_ID)]
+
+
+def no_nul_in_path(request: Request) -> None:
+    """Every route's first dependency: a NUL character in a path parameter (an id, a name) is a 422 naming
+    it, before it reaches PostgreSQL, which refuses it in text (query and body: api/guards.py)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise nul_refused(name)

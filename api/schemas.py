@@ -26,6 +26,7 @@ class ErrorOut(Out):
     error: str
     message: str
     errors: list[dict[str, Any]] | None = None
+    error_id: str | None = Field(default=None, description="an unexpected error (500): the id of its logged line")
 
 
 EXACT_TOTAL = ("count every matching row (slower on large lists); by default the total stops at 100 "

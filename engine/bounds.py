@@ -38,7 +38,7 @@ def check_json(app: Any, value: Any, what: str) -> None:
         if depth > max_depth and isinstance(item, dict | list | tuple):
             _refuse(f"{what} is nested deeper than {max_depth} levels", what)
         if isinstance(item, str) and "\x00" in item:
-            _refuse(f"{_name(where)} contains a NUL character (\\u0000), which cannot be stored", _name(where))
+            raise nul_refused(_name(where))
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
     if size > max_bytes:
         _refuse(f"{what} is larger than {_kib(max_bytes)} once encoded ({_kib(size)})", what)
@@ -51,6 +51,11 @@ def nul_field(value: Any) -> str | None:
 
 
 Path = tuple[Any, ...]  # (parent path, key), nested, so that a path is only spelt out when it is named
+
+
+def nul_refused(field: str) -> ValidationFailed:
+    message = f"{field} contains a NUL character (\\u0000), which cannot be stored"
+    return ValidationFailed(message, [Problem(message, field=field)])
 
 
 def _nodes(value: Any, where: Path) -> Iterator[tuple[Any, int, Path]]:
