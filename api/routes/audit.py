@@ -12,6 +12,7 @@ from carepath.engine.audit import AuditFilter
 from carepath.engine.audit_export import MEDIA_TYPES
 from carepath.engine.usecases.audit import audit_events, export_audit
 
+from ..attachments import content_disposition
 from ..deps import ClientDep, CurrentUser, EngineDep
 from ..params import INSTANT, Instant, OffsetParam
 from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, AuditEventPage
@@ -60,4 +61,4 @@ def export(request: Request, engine: EngineDep, user: CurrentUser, client: Clien
                           client=client)
     extension = {"csv": "csv", "jsonl": "jsonl", "fhir": "ndjson"}[fmt]
     return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers={
-        "Content-Disposition": f'attachment; filename="carepath-audit.{extension}"'})
+        "Content-Disposition": content_disposition("attachment", f"carepath-audit.{extension}")})

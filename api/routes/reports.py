@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.usecases.reports import compliance_report, misses_csv, report_csv, report_svg
 
+from ..attachments import content_disposition
 from ..deps import CurrentUser, EngineDep
 from ..params import INSTANT, Instant
 from ..schemas import ERROR_RESPONSES
@@ -37,7 +38,7 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
     if format == "csv":
         body, name = (misses_csv(rows), "misses") if lines == "misses" else (report_csv(rows), "compliance")
         return Response(body, media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                        headers={"Content-Disposition": content_disposition("attachment", f"{name}.csv")})
     if format == "svg":
         return Response(report_svg(rows), media_type="image/svg+xml")
     # Already plain JSON values (as FastAPI would encode them): skip its per-value encoder, which costs
