@@ -10,11 +10,12 @@ date conversion) that it cannot hold: a bad one is a `422` naming the parameter,
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, PlainValidator, WithJsonSchema
 
 from carepath.engine.bounds import nul_refused
 from carepath.engine.clock import to_utc
@@ -29,6 +30,32 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 Instant = Annotated[datetime | None, AfterValidator(_utc)]
+
+INSTANT_OR_DAY = f"{INSTANT}, or a date (2026-11-30: that whole day in the pathway's time zone)"
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _instant_or_day(value: Any) -> datetime | date | None:
+    """A period's end as given: a date, or an instant with an offset converted to UTC (the date is converted
+    by the route, which knows the pathway and so the time zone)."""
+    if value is None or isinstance(value, date):
+        return _utc(value) if isinstance(value, datetime) else value
+    text = str(value).strip()
+    try:
+        if DAY.fullmatch(text):
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"is not {INSTANT_OR_DAY}") from None
+    if parsed.tzinfo is None:
+        raise ValueError("needs a UTC offset (2026-11-30T17:00:00Z), or is a date alone (2026-11-30: that whole "
+                         "day in the pathway's time zone)")
+    return _utc(parsed)
+
+
+InstantOrDay = Annotated[datetime | date | None, PlainValidator(_instant_or_day),
+                         WithJsonSchema({"anyOf": [{"type": "string", "format": "date-time"},
+                                                   {"type": "string", "format": "date"}]})]
 OffsetParam = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 2^62)")]
 VersionPath = Annotated[int, Path(ge=1, le=MAX_INT_ID, description="the version number (1, 2, ...)")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT_ID)]
