@@ -35,12 +35,19 @@ class BodyTooLarge(HTTPException):
     """Raised from `receive`: an HTTPException, so FastAPI's body parsing passes it on to the handlers."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit // 1024} KiB")
+        size = f"{limit // 1024 // 1024} MiB" if limit >= 4 * 1024 * 1024 else f"{limit // 1024} KiB"
+        super().__init__(413, f"the request body is larger than {size}")
+
+
+def logged(request: Request, exc: BaseException) -> str:
+    """Logs an unexpected error with its traceback under a new id, and returns the id."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    return error_id
 
 
 def internal_error(request: Request, exc: BaseException) -> JSONResponse:
-    error_id = uuid.uuid4().hex[:12]
-    log.error("unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc)
+    error_id = logged(request, exc)
     return JSONResponse({"error": "InternalError", "error_id": error_id,
                          "message": f"an unexpected error occurred; it was logged with id {error_id}"},
                         status_code=500)
@@ -66,7 +73,7 @@ class ErrorResponses:
         except Exception as exc:
             request = Request(scope)
             if started:  # the answer is half sent: only closing the connection can say it failed
-                internal_error(request, exc)
+                logged(request, exc)
                 raise
             known = isinstance(exc, CarePathError | HTTPException)
             response = self.respond(request, exc) if known else internal_error(request, exc)
@@ -142,8 +149,8 @@ async def _checked_json_body(receive: Receive) -> Receive:
     if b"\\u0000" in body:
         try:
             field = nul_field(json.loads(body))
-        except ValueError:
-            field = None  # not JSON: the route answers that
+        except (ValueError, RecursionError):
+            field = None  # not JSON (or too deep to read): the route answers that
         if field is not None:
             raise nul_refused(field)
 

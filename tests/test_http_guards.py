@@ -174,3 +174,13 @@ def test_an_unexpected_error_is_500_with_an_id_and_the_connection_stays_usable(
         assert again.status_code == 200
     logged = [r for r in caplog.records if r.name == "carepath.api" and body["error_id"] in r.getMessage()]
     assert logged and logged[0].exc_info is not None
+
+
+def test_a_body_too_deep_to_read_is_refused_not_a_500(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    headers = {**api.headers(lead), "content-type": "application/json"}
+    for body in (b'{"name": "m", "correlation_key": "\\u0000", "data": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+                 b'{"name": "m", "correlation_key": "k", "data": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"):
+        response = api.client.post("/api/messages", content=body, headers=headers)
+        assert response.status_code in (400, 422), (response.status_code, response.text)
+        assert response.json()["error"] in ("BadRequest", "ValidationFailed")
