@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +85,13 @@ def test_an_admin_cannot_deactivate_themself_nor_the_last_admin(api: ApiClient) 
     assert api.get(f"/api/users/{second}", second).json()["active"] is True
     with pytest.raises(Conflict, match="last active admin"):  # `carepath user deactivate` acts as the system
         deactivate_user(api.engine, SYSTEM, second)
+
+
+def test_the_command_line_refuses_the_same_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from carepath.api.cli import main
+
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", f"sqlite:///{tmp_path / 'names.db'}")
+    assert main(["user", "add", "team/a", "--role", "coordinator"]) == 1
+    assert "letters, digits" in capsys.readouterr().err
+    assert main(["user", "add", "kim", "--role", "coordinator", "--group", "ward 7"]) == 1
