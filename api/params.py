@@ -6,6 +6,9 @@ date conversion) that it cannot hold: a bad one is a `422` naming the parameter,
 - version numbers and other integer ids in paths: 1 to 2^31 - 1, the range of their INTEGER columns.
 - instants (`from`, `to`, `due_before`): ISO 8601 with a UTC offset, converted to UTC while the request is
   validated; one that is not a time in UTC (`0001-01-01T00:00:00+14:00` is in year 0 there) is refused.
+- periods (`from`, `to` of the audit trail and the compliance report): an instant as above, or a date alone,
+  which the route turns into that day's bounds in the pathway's time zone (`usecases/periods.py`).
+- path parameters: no NUL character (`no_nul_in_path`, every route's first dependency).
 """
 
 from __future__ import annotations
