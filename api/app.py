@@ -6,16 +6,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from carepath.engine.application import CarePath
 from carepath.engine.scheduler import TimerScheduler
 
 from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
-from .errors import install_error_handlers
+from .docs_pages import DocsContentPolicy
+from .errors import error_response, install_error_handlers
+from .guards import BodyLimit, ErrorResponses, QueryChecks
 from .metrics import install_metrics
 from .oidc import OidcVerifier
+from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
 
@@ -49,13 +53,23 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
             if scheduler is not None:
                 scheduler.shutdown()
 
-    app = FastAPI(title="CarePath", version="0.1.0", lifespan=lifespan,
-                  description="Care pathway orchestrator: BPMN pathways on SpiffWorkflow.")
+    # /docs and /redoc with their scripts, styles and icon served from the package (fastapi-offline), not
+    # from CDNs, so that they work on a hospital network without internet (api/docs_pages.py); no
+    # validator badge either.
+    app = FastAPIOffline(title="CarePath", version="0.1.0", lifespan=lifespan,
+                         dependencies=[Depends(no_nul_in_path)], swagger_ui_parameters={"validatorUrl": None},
+                         description="Care pathway orchestrator: BPMN pathways on SpiffWorkflow.")
     app.state.engine = engine
     app.state.settings = settings
     app.state.oidc = _oidc(settings)
     install_error_handlers(app)
     install_path_only_access_log()
+    # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
+    app.add_middleware(QueryChecks)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
+                       upload_path=pathways.router.prefix)
+    app.add_middleware(ErrorResponses, respond=error_response)
+    app.add_middleware(DocsContentPolicy)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit):
         app.include_router(module.router)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from carepath.engine.errors import (
     CarePathError,
@@ -18,8 +18,6 @@ from carepath.engine.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-
-log = logging.getLogger("carepath.api")
 
 STATUS_BY_ERROR: list[tuple[type[CarePathError], int]] = [
     (NotFound, 404),
@@ -38,8 +36,7 @@ def status_for(exc: CarePathError) -> int:
     return 400
 
 
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CarePathError)
+def domain_error(exc: CarePathError) -> JSONResponse:
     status = status_for(exc)
     body: dict[str, object] = {"error": type(exc).__name__, "message": exc.message}
     if isinstance(exc, ValidationFailed):
@@ -74,13 +71,40 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "ValidationFailed", "message": message, "errors": errors}, status_code=422)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return JSONResponse({"error": "InternalError", "message": "an unexpected error occurred; it was logged"},
-                        status_code=500)
+# HTTP errors Starlette and FastAPI raise themselves (no route, wrong method, a body too large or not
+# parsable), named as the domain's errors are.
+HTTP_ERROR_NAMES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+
+
+def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    message = str(exc.detail)
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"there is no {request.url.path} in this API (see /docs)"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "other methods")
+        message = f"{request.url.path} does not answer {request.method}; it answers {allowed}"
+    return JSONResponse({"error": HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError"), "message": message},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+def error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to a domain or HTTP error raised outside a route (by the middleware in api/guards.py)."""
+    return domain_error(exc) if isinstance(exc, CarePathError) else http_error(request, cast(HTTPException, exc))
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CarePathError)
+    return domain_error(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return http_error(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Errors inside routes; anything else (an unexpected exception, an error of the middleware) is
+    answered by `api.guards.ErrorResponses` with `error_response` or a 500 carrying an error id."""
     app.add_exception_handler(CarePathError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(HTTPException, _http_error)

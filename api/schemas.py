@@ -26,6 +26,7 @@ class ErrorOut(Out):
     error: str
     message: str
     errors: list[dict[str, Any]] | None = None
+    error_id: str | None = Field(default=None, description="an unexpected error (500): the id of its logged line")
 
 
 EXACT_TOTAL = ("count every matching row (slower on large lists); by default the total stops at 100 "
@@ -34,7 +35,7 @@ EXACT_TOTAL = ("count every matching row (slower on large lists); by default the
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text} for status, text in (
         (401, "missing or invalid token"), (403, "the user's role or groups do not allow this"),
-        (404, "not found"), (409, "conflicts with the current state"), (413, "upload too large"),
+        (404, "not found"), (409, "conflicts with the current state"), (413, "the request body is too large"),
         (422, "invalid input; `errors` lists each problem"))}
 
 

@@ -8,10 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from carepath.engine.application import EngineConfig
+from carepath.engine.bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, SHOWN_DEPTH
 from carepath.engine.calendars import Calendars, DeadlineError, parse_retry
 from carepath.engine.notifications import NotificationChannel, alerts_by_pathway
 
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
     # Retries of a failing timer: R<attempts>/<first delay>, doubling each time (overrides the two above).
     timer_retry: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Every other request body (JSON): larger ones answer 413 before they are parsed.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Every JSON value that enters the engine (start data, completions, drafts, messages, comments, retry
+    # data): nesting depth (1 to 64) and encoded size; beyond them 422 naming the limit.
+    max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=1, le=SHOWN_DEPTH)
+    max_json_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)
     # Signs the history's checkpoints (HMAC-SHA256). Keep it outside the database (a secret store, the
     # environment); without it no checkpoints are written and `carepath audit verify` warns.
     audit_key: str | None = None
@@ -212,6 +219,8 @@ class Settings(BaseSettings):
             audit_key=self.audit_key.encode() if self.audit_key else None,
             audit_key_id=self.audit_key_id,
             audit_previous_keys=previous_audit_keys(self.audit_previous_keys),
+            max_json_depth=self.max_json_depth,
+            max_json_bytes=self.max_json_bytes,
         )
 
     def pathways_path(self) -> Path:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
 from .caches import LRUCache
 from .calendars import Calendars, TimeContext
 from .clock import Clock
@@ -41,6 +42,9 @@ class EngineConfig:
     # The signing key's name, written on each checkpoint; keys it replaced, by name, to verify older ones.
     audit_key_id: str = "default"
     audit_previous_keys: dict[str, bytes] = field(default_factory=dict)
+    # Bounds on every JSON value that enters (engine/bounds.py): nesting depth and encoded size.
+    max_json_depth: int = DEFAULT_MAX_DEPTH
+    max_json_bytes: int = DEFAULT_MAX_BYTES
 
     def audit_keyring(self) -> dict[str, bytes]:
         """Every key checkpoints may be verified with, by name (the signing key under its own)."""

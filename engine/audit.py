@@ -8,13 +8,14 @@ primary key in the order asked for and stop after the page (see docs/audit.md fo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from .bounds import shown
 from .model import RECORD_VIEWED
 from .persistence.tables import Event, Instance, PathwayVersion
 from .queries import Page, _page, version_numbers
@@ -96,7 +97,7 @@ def list_audit_events(session: Session, f: AuditFilter, *, limit: int = 50, offs
 def _record(row: Event, instance: tuple[str | None, str] | None, version: tuple[str, int] | None) -> AuditRecord:
     patient_id, pathway = instance if instance else (None, version[0] if version else None)
     return AuditRecord(id=row.id, at=row.at, type=row.type, actor=row.actor, instance_id=row.instance_id,
-                       patient_id=patient_id, pathway=pathway, task_id=row.task_id, data=row.data,
+                       patient_id=patient_id, pathway=pathway, task_id=row.task_id, data=shown(row.data),
                        pathway_version=version[1] if version else None)
 
 
@@ -118,4 +119,5 @@ def stream_audit_records(session: Session, f: AuditFilter, batch: int = 1000) ->
              .order_by(*_order(f)))
     result = session.execute(query.execution_options(yield_per=batch))
     for row in result:
-        yield AuditRecord(*row)
+        record = AuditRecord(*row)
+        yield replace(record, data=shown(record.data))

@@ -10,6 +10,7 @@ from sqlalchemy import Select, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from .bounds import shown
 from .model import OPEN_TASK_STATES, RECORD_VIEWED, TaskState, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
@@ -55,7 +56,7 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
                     element_id=row.element_id, name=row.name, lane=row.lane, kind=row.kind, state=row.state,
                     assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
                     created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
-                    priority=row.priority, owner=row.owner, draft=row.draft, follow_up_date=row.follow_up_date,
+                    priority=row.priority, owner=row.owner, draft=shown(row.draft), follow_up_date=row.follow_up_date,
                     due_in_seconds=due_in, pathway_name=row.pathway_name, patient_id=row.patient_id,
                     business_key=row.business_key,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
@@ -88,7 +89,7 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
                 for s in subs]
     return InstanceView(
         id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
-        business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=row.data,
+        business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
         started_by=row.started_by, open_tasks=task_views(session, list(tasks), now), waiting=waiting)
 
@@ -362,8 +363,8 @@ def task_form(session: Session, task_id: str) -> tuple[dict[str, Any] | None, di
     for rules in session.scalars(select(PathwayVersion.task_rules).where(PathwayVersion.id.in_(version_ids))):
         form = (rules or {}).get(row.element_id, {}).get("form")
         if form is not None:
-            return form, instance.data
-    return None, instance.data
+            return form, shown(instance.data)
+    return None, shown(instance.data)
 
 
 def task_counts(session: Session) -> list[dict[str, Any]]:
@@ -389,7 +390,7 @@ def instance_history(session: Session, instance_id: str, *, limit: int = 200, of
     query = select(Event).where(Event.instance_id == instance_id, Event.type != RECORD_VIEWED)
     rows, total, exact = _page(session, query, [Event.id], limit, offset, exact_total=True)
     versions = version_numbers(session, {e.pathway_version_id for e in rows if e.pathway_version_id})
-    items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=e.data,
+    items = [EventView(id=e.id, type=e.type, actor=e.actor, at=e.at, task_id=e.task_id, data=shown(e.data),
                        pathway_version=versions.get(e.pathway_version_id or 0, ("", None))[1]) for e in rows]
     return HistoryPage(items, total, limit, offset, exact, task_timeline(session, instance_id, now))
 

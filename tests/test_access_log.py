@@ -3,44 +3,27 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-import time
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from tests.support.api import ApiClient
+from tests.support.server import running
 
 
 def test_uvicorns_access_log_leaves_out_the_query_string(engine: CarePath, database_url: str,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False),
                      engine)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=True, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     caplog.set_level(logging.INFO, logger="uvicorn.access")
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
-        response = httpx.get(f"http://127.0.0.1:{port}/api/instances", params={"patient_id": "pat-secret-42"})
+    with running(app, access_log=True) as url:
+        response = httpx.get(f"{url}/api/instances", params={"patient_id": "pat-secret-42"})
         assert response.status_code == 401
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
     lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
     assert any('"GET /api/instances HTTP/1.1" 401' in line for line in lines), lines
     assert "pat-secret-42" not in caplog.text and "patient_id" not in caplog.text

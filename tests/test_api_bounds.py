@@ -91,3 +91,17 @@ def test_the_extremes_that_exist_are_accepted(api: ApiClient) -> None:
     report = api.get("/api/reports/compliance", "admin", params={"from": "0001-01-01T00:00:00Z",
                                                                 "to": "9999-12-31T23:59:59.999999Z"})
     assert report.status_code == 200, report.text
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "fhir"])
+def test_an_export_whose_query_fails_answers_an_error_not_an_empty_file(api: ApiClient, fmt: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    _setup(api)
+
+    def failing_query(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database refused the filter")
+        yield
+
+    monkeypatch.setattr("carepath.engine.usecases.audit.stream_audit_records", failing_query)
+    response = api.get("/api/audit/export", "admin", params={"format": fmt})
+    assert response.status_code == 500 and response.json()["error"] == "InternalError", response.text

@@ -182,3 +182,24 @@ def test_a_modeler_default_process_id_is_warned_about_and_the_pool_names_the_pat
     assert "wound.bpmn, line 2, Process_1: Process 'Process_1' has the id" in capsys.readouterr().out
     assert not any("Process_1" in w["message"] for w in api.deploy(
         lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call"))).json()["warnings"])
+
+
+def test_a_pathway_uploaded_under_a_non_latin_name_downloads_under_it(api: ApiClient) -> None:
+    from urllib.parse import unquote
+
+    from tests.test_task_assignment import camunda_task
+
+    lead = api.user("clinical_lead")
+    assert api.deploy(lead, ("パス-é.bpmn", camunda_task("kana", candidateGroups="pharmacy"))).status_code == 201
+    response = api.get("/api/pathways/kana/versions/1/bpmn", lead)
+    assert response.status_code == 200 and b"kana" in response.content
+    disposition = response.headers["content-disposition"]
+    fallback, encoded = disposition.split("; filename*=UTF-8''")
+    assert fallback == 'inline; filename="__-e.bpmn"' and unquote(encoded) == "パス-é.bpmn"
+
+
+def test_a_download_name_carries_no_path_quotes_or_control_characters() -> None:
+    from carepath.api.attachments import content_disposition
+
+    assert content_disposition("inline", '..\\x/"evil"\r\n;name.bpmn') == 'inline; filename="evilname.bpmn"'
+    assert content_disposition("inline", "\x00", "kana.bpmn") == 'inline; filename="kana.bpmn"'

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -25,6 +27,24 @@ def test_openapi_docs_are_served(api: ApiClient) -> None:
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"  # /docs can authorize
     start = spec["paths"]["/api/pathways/{key}/instances"]["post"]["responses"]
     assert {"401", "403", "404", "409", "422"} <= set(start)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_docs_load_nothing_from_outside_the_server(api: ApiClient, page: str) -> None:
+    """On a hospital network without internet: every script, style, font and icon the page names is served
+    by CarePath itself (the references in the HTML and in its inline script)."""
+    response = api.client.get(page)
+    html = response.text
+    # the browser may not fetch from elsewhere either (Redoc's sidebar shows a logo from cdn.redoc.ly)
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "img-src 'self' data:;" in response.headers["content-security-policy"]
+    urls = set(re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']|url:\s*['"]([^'"]+)['"]""", html))
+    found = {u for pair in urls for u in pair if u}
+    assert any(u.endswith(".js") for u in found) and "/openapi.json" in found, found
+    assert not re.search(r"https?://|//[a-z]", html.replace("http://www.w3.org", "")), html
+    for url in found:
+        assert url.startswith("/"), url
+        assert api.client.get(url).status_code == 200, url
 
 
 def test_metrics_count_instances_and_open_tasks(api: ApiClient) -> None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from carepath.engine.clock import ManualClock
+from carepath.engine.errors import Conflict
+from carepath.engine.identity import SYSTEM
+from carepath.engine.usecases.users import deactivate_user
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
@@ -52,3 +58,40 @@ def test_tokens_expire_and_can_be_revoked(api: ApiClient, clock: ManualClock) ->
     first = listed[0]["id"]
     assert api.client.delete(f"/api/users/lee/tokens/{first}", headers=api.headers(admin)).status_code == 204
     assert api.get("/api/tasks", "lee").status_code == 401
+
+
+def test_user_and_group_names_are_checked_at_creation(api: ApiClient) -> None:
+    admin = api.user("admin")
+    for name in ("team/a", "..", "a b", "a?b", "_x", "x" * 101, "a%2Fb", "a\\b"):
+        refused = api.post("/api/users", admin, {"name": name, "role": "coordinator"})
+        assert refused.status_code == 422, (name, refused.text)
+        assert "letters, digits" in refused.json()["message"] and refused.json()["errors"][0]["field"] == "name"
+    for name in ("jane.doe@example.org", "josé", "x" * 100, "7-west_nurse"):
+        created = api.post("/api/users", admin, {"name": name, "role": "coordinator"})
+        assert created.status_code == 201, (name, created.text)
+        assert api.get(f"/api/users/{name}", admin).json()["name"] == name  # can be read (and changed) again
+    refused = api.post("/api/users", admin, {"name": "kim", "role": "coordinator", "groups": ["team/a"]})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "groups"
+    moved = api.client.put("/api/users/josé/groups", headers=api.headers(admin), json={"groups": ["a b"]})
+    assert moved.status_code == 422 and "group name 'a b' is not allowed" in moved.json()["message"]
+
+
+def test_an_admin_cannot_deactivate_themself_nor_the_last_admin(api: ApiClient) -> None:
+    first = api.user("admin")
+    refused = api.post(f"/api/users/{first}/deactivate", first)
+    assert refused.status_code == 409 and "yourself" in refused.json()["message"]
+    second = api.user("admin")
+    assert api.post(f"/api/users/{first}/deactivate", second).status_code == 200
+    assert api.get(f"/api/users/{second}", second).json()["active"] is True
+    with pytest.raises(Conflict, match="last active admin"):  # `carepath user deactivate` acts as the system
+        deactivate_user(api.engine, SYSTEM, second)
+
+
+def test_the_command_line_refuses_the_same_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from carepath.api.cli import main
+
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", f"sqlite:///{tmp_path / 'names.db'}")
+    assert main(["user", "add", "team/a", "--role", "coordinator"]) == 1
+    assert "letters, digits" in capsys.readouterr().err
+    assert main(["user", "add", "kim", "--role", "coordinator", "--group", "ward 7"]) == 1

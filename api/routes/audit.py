@@ -11,24 +11,30 @@ from fastapi.responses import StreamingResponse
 from carepath.engine.audit import AuditFilter
 from carepath.engine.audit_export import MEDIA_TYPES
 from carepath.engine.usecases.audit import audit_events, export_audit
+from carepath.engine.usecases.periods import period_in_utc
 
+from ..attachments import content_disposition
 from ..deps import ClientDep, CurrentUser, EngineDep
-from ..params import INSTANT, Instant, OffsetParam
+from ..params import INSTANT_OR_DAY, InstantOrDay, OffsetParam
 from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, AuditEventPage
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
 
-def audit_filter(patient_id: Annotated[str | None, Query(description="the patient's events")] = None,
+def audit_filter(engine: EngineDep,
+                 patient_id: Annotated[str | None, Query(description="the patient's events")] = None,
                  actor: Annotated[str | None, Query(alias="user", description="who acted or read")] = None,
                  pathway: Annotated[str | None, Query(description="pathway key")] = None,
                  event_type: Annotated[list[str] | None, Query(alias="type",
                                                                description="event type (repeatable)")] = None,
                  instance_id: Annotated[str | None, Query(description="one instance's events")] = None,
-                 since: Annotated[Instant, Query(alias="from", description=f"events at or after; {INSTANT}")] = None,
-                 until: Annotated[Instant, Query(alias="to", description=f"events before; {INSTANT}")] = None,
+                 since: Annotated[InstantOrDay, Query(alias="from", description=f"events at or after; "
+                                                                                f"{INSTANT_OR_DAY}")] = None,
+                 until: Annotated[InstantOrDay, Query(alias="to", description=f"events before; {INSTANT_OR_DAY} "
+                                                                              "(the day included)")] = None,
                  ) -> AuditFilter:
     """The filters of the list and the export, one set for both."""
+    since, until = period_in_utc(engine, pathway, since, until)
     return AuditFilter(patient_id=patient_id, actor=actor, pathway=pathway, types=tuple(event_type or ()),
                        instance_id=instance_id, since=since, until=until)
 
@@ -60,4 +66,4 @@ def export(request: Request, engine: EngineDep, user: CurrentUser, client: Clien
                           client=client)
     extension = {"csv": "csv", "jsonl": "jsonl", "fhir": "ndjson"}[fmt]
     return StreamingResponse(chunks, media_type=MEDIA_TYPES[fmt], headers={
-        "Content-Disposition": f'attachment; filename="carepath-audit.{extension}"'})
+        "Content-Disposition": content_disposition("attachment", f"carepath-audit.{extension}")})

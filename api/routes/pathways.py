@@ -16,6 +16,7 @@ from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
+from ..attachments import content_disposition
 from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
 from ..params import VersionPath
 from ..schemas import ERROR_RESPONSES, DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
@@ -70,9 +71,8 @@ def source(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser)
     if found is None:
         raise NotFound(f"pathway '{key}' has no version {version}")
     filename, content = found
-    safe = filename.replace('"', "")
     return Response(content, media_type="application/xml",
-                    headers={"Content-Disposition": f'inline; filename="{safe}"'})
+                    headers={"Content-Disposition": content_disposition("inline", filename, f"{key}.bpmn")})
 
 
 @router.get("/{key}/versions/{version}/diagram.svg", response_class=Response,

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from carepath.engine.errors import ValidationFailed
+from carepath.engine.usecases.periods import period_in_utc
 from carepath.engine.usecases.reports import compliance_report, misses_csv, report_csv, report_svg
 
+from ..attachments import content_disposition
 from ..deps import CurrentUser, EngineDep
-from ..params import INSTANT, Instant
+from ..params import INSTANT_OR_DAY, InstantOrDay
 from ..schemas import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERROR_RESPONSES)
@@ -19,9 +21,10 @@ router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERROR_RESP
 
 @router.get("/compliance", responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/svg+xml": {}}}})
 def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
-               from_: Annotated[Instant, Query(alias="from",
-                                               description=f"clock started at or after; {INSTANT}")] = None,
-               to: Annotated[Instant, Query(description=f"clock started before; {INSTANT}")] = None,
+               from_: Annotated[InstantOrDay, Query(alias="from", description=f"clock started at or after; "
+                                                                             f"{INSTANT_OR_DAY}")] = None,
+               to: Annotated[InstantOrDay, Query(description=f"clock started before; {INSTANT_OR_DAY} (the day "
+                                                             "included)")] = None,
                group: Annotated[str | None, Query(description="the measures whose task was offered to this group "
                                                             "(a team's own deadlines)")] = None,
                format: Literal["json", "csv", "svg"] = "json",
@@ -31,13 +34,14 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
     meet it, and every miss with its patient, the task it waited for, who held it and the groups it was
     offered to; open, excluded and not-applicable episodes are counted beside it. Only episodes the user
     may read. Auditors, admins, supervisors and clinical leads; a pathway never deployed: 404."""
+    from_, to = period_in_utc(engine, pathway, from_, to)
     if from_ is not None and to is not None and to <= from_:
         raise ValidationFailed("'to' must be after 'from'")
     rows = compliance_report(engine, user, pathway=pathway, start=from_, end=to, group=group)
     if format == "csv":
         body, name = (misses_csv(rows), "misses") if lines == "misses" else (report_csv(rows), "compliance")
         return Response(body, media_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+                        headers={"Content-Disposition": content_disposition("attachment", f"{name}.csv")})
     if format == "svg":
         return Response(report_svg(rows), media_type="image/svg+xml")
     # Already plain JSON values (as FastAPI would encode them): skip its per-value encoder, which costs

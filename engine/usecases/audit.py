@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict, replace
 from datetime import datetime
+from itertools import chain
 
 from sqlalchemy import select
 
@@ -35,9 +36,9 @@ def audit_events(app: CarePath, principal: Principal, filters: AuditFilter, *, l
 
 def export_audit(app: CarePath, principal: Principal, filters: AuditFilter, fmt: str, *,
                  observer: str, client: Client | None = None) -> Iterator[str]:
-    """Checked now (role, format, window, its conversion to UTC), so that nothing can fail on the input
-    once the first byte is sent; the events are read only as the returned chunks are taken, in a read
-    session held until the last one."""
+    """Checked now (role, format, window, its conversion to UTC), and the query run and its first row read,
+    so that nothing can fail on the input once the first byte is sent; the other events are read as the
+    returned chunks are taken, in a read session held until the last one."""
     require_role(principal, Role.AUDITOR, action="Exporting the audit trail")
     if fmt not in FORMATS:
         message = f"format must be one of {', '.join(FORMATS)}"
@@ -45,12 +46,21 @@ def export_audit(app: CarePath, principal: Principal, filters: AuditFilter, fmt:
     filters = _checked_window(filters)
     _check_types(app, filters)
     _record_use(app, principal, client, "export", filters, fmt)
-    return _chunks(app, filters, fmt, observer)
+    chunks = _chunks(app, filters, fmt, observer)
+    first = next(chunks)  # the query has run: whatever the database makes of the filters is known here
+    return _after(first, chunks)
+
+
+def _after(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest  # closing this closes the read session
 
 
 def _chunks(app: CarePath, filters: AuditFilter, fmt: str, observer: str) -> Iterator[str]:
     with app.db.read() as session:
-        yield from export_chunks(stream_audit_records(session, filters, EXPORT_BATCH), fmt, observer=observer)
+        records = stream_audit_records(session, filters, EXPORT_BATCH)
+        first = next(records, None)
+        yield from export_chunks(records if first is None else chain([first], records), fmt, observer=observer)
 
 
 def _checked_window(filters: AuditFilter) -> AuditFilter:

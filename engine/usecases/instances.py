@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
+from ..bounds import check_json
 from ..errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from ..forms import validate_start_data
 from ..identity import Principal, Role, instance_scope, require_role
@@ -36,6 +37,7 @@ def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, bus
                    version: int | None = None) -> InstanceView:
     require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, Role.INTEGRATION,
                  action="Starting a pathway")
+    check_json(app, data, "data")
     _check_key("business_key", business_key)
     if patient_id is not None:
         _check_key("patient_id", patient_id)
@@ -147,6 +149,7 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
                    data: dict[str, Any] | None = None) -> InstanceView:
     """Run the failed step again, optionally with corrected data merged into it first."""
     require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Retrying an incident")
+    check_json(app, data, "data")
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("retry data must be a JSON object")
 

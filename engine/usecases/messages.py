@@ -18,6 +18,7 @@ from sqlalchemy import exists, select, union, update
 from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
+from ..bounds import check_json
 from ..errors import Conflict, ValidationFailed
 from ..identity import Principal, Role, message_scope, require_role
 from ..model import InstanceStatus
@@ -44,6 +45,7 @@ SEES_MESSAGE_NAMES = (Role.CLINICAL_LEAD,)  # and admins: they deploy, so the na
 def correlate_message(app: CarePath, principal: Principal, name: str, correlation_key: str,
                       data: dict[str, Any] | None = None, message_id: str | None = None) -> MessageResult:
     require_role(principal, *SENDING_ROLES, action="Sending a message")
+    check_json(app, data, "data")
     _check_key("name", name)
     _check_key("correlation_key", correlation_key)
     if message_id is not None:

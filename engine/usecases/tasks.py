@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..application import CarePath
+from ..bounds import check_json
 from ..calendars import DeadlineError
 from ..errors import Conflict, InvalidTransition, NotFound, PermissionDenied, ValidationFailed
 from ..forms import validate_form
@@ -27,6 +28,7 @@ WORKING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR)
 
 def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[str, Any] | None) -> InstanceView:
     require_role(principal, *WORKING_ROLES, action="Completing a task")
+    check_json(app, data, "data")
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("task data must be a JSON object")
 
@@ -173,6 +175,7 @@ def set_due_date(app: CarePath, principal: Principal, task_id: str, due: str | N
 def save_draft(app: CarePath, principal: Principal, task_id: str, data: dict[str, Any]) -> TaskView:
     """Keep unfinished form data without completing; the task is then in progress (FHIR)."""
     require_role(principal, *WORKING_ROLES, action="Saving a draft")
+    check_json(app, data, "data")
     if not isinstance(data, dict):
         raise ValidationFailed("draft data must be a JSON object")
 
@@ -233,6 +236,7 @@ def _active_user(uow: UnitOfWork, name: str) -> User:
 def comment_on_task(app: CarePath, principal: Principal, task_id: str, text: str) -> dict[str, Any]:
     """A note on a task ("left voicemail 10:40"), kept in the history."""
     require_role(principal, *WORKING_ROLES, action="Commenting on a task")
+    check_json(app, text, "text")
     _require_text(text, "a comment needs text")
     if len(text) > 4000:
         raise ValidationFailed("a comment is at most 4000 characters")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from ..application import CarePath
-from ..errors import Conflict, NotFound, Unauthenticated, ValidationFailed
+from ..errors import Conflict, NotFound, Problem, Unauthenticated, ValidationFailed
 from ..identity import Principal, Role, hash_token, new_token, require_role
 from ..model import OPEN_TASK_STATES
 from ..persistence.tables import ApiToken, Task, User, UserGroup
@@ -31,9 +32,7 @@ class UserView:
 def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = (), *, actor: str = "system",
              expires_in_days: int | None = None) -> str:
     """Create a user and return a new API token for it (shown once; only its hash is stored)."""
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise ValidationFailed("a user name of 1 to 200 characters is required")
+    name = _checked_name((name or "").strip(), "user")
     role_value = _role(role)
     groups = _clean_groups(groups)
     with UnitOfWork(app) as uow:
@@ -102,6 +101,7 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
 def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
     """Revoke the user's tokens and hand their open tasks back to their groups' queues."""
     require_role(principal, action="Deactivating a user")
+    _check_may_deactivate(app, principal, name)
     with UnitOfWork(app) as uow:
         user = _user(uow, name)
         if user.active:
@@ -177,10 +177,30 @@ def _role(role: str) -> Role:
 
 
 def _clean_groups(groups: Iterable[str]) -> list[str]:
-    cleaned = sorted({g.strip() for g in groups if isinstance(g, str) and g.strip()})
-    if any(len(g) > 200 for g in cleaned):
-        raise ValidationFailed("a group name is at most 200 characters")
-    return cleaned
+    return sorted({_checked_name(g.strip(), "group") for g in groups if isinstance(g, str) and g.strip()})
+
+
+# A name is a path segment of the API (/api/users/{name}) and a key of task audiences (group:<name>), so
+# nothing that a URL or a key would read differently: letters (any script), digits, `.`, `_`, `-`, `@`.
+NAME = re.compile(r"[^\W_][\w.@-]{0,99}")
+NAME_RULE = "1 to 100 letters, digits, '.', '_', '-' or '@', starting with a letter or digit"
+
+
+def _checked_name(name: str, what: str) -> str:
+    if not NAME.fullmatch(name):
+        message = f"{what} name {name!r} is not allowed: a {what} name is {NAME_RULE}"
+        raise ValidationFailed(message, [Problem(message, field="name" if what == "user" else "groups")])
+    return name
+
+
+def _check_may_deactivate(app: CarePath, principal: Principal, name: str) -> None:
+    """Someone must be left to manage users: an admin cannot deactivate themself, nor the last active admin."""
+    if name == principal.name:
+        raise Conflict(f"you cannot deactivate yourself ('{name}'); another admin can")
+    with app.db.read() as session:
+        admins = set(session.scalars(select(User.name).where(User.role == Role.ADMIN.value, User.active.is_(True))))
+    if admins == {name}:
+        raise Conflict(f"'{name}' is the last active admin: make another user admin before deactivating them")
 
 
 def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> str:

@@ -1,0 +1,48 @@
+"""Report and audit periods given as days: a date names that whole day in the pathway's time zone (the
+care setting's, where the deadlines are counted), `from` its first instant and `to` the day included."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+from sqlalchemy import select
+
+from ..application import CarePath
+from ..calendars import DeadlineError
+from ..errors import Problem, ValidationFailed
+from ..persistence.tables import PathwayVersion
+
+
+def period_in_utc(app: CarePath, pathway: str | None, start: datetime | date | None,
+                  end: datetime | date | None) -> tuple[datetime | None, datetime | None]:
+    """`[start, end)` in UTC: a date `start` is the beginning of that day, a date `end` the beginning of the
+    next (its day included), both in the zone of the pathway's latest version, or of the default calendar
+    when no pathway (or an unknown one) is named. Instants pass unchanged."""
+    zone = _zone(app, pathway) if _is_day(start) or _is_day(end) else UTC
+    return _instant("from", start, zone, 0), _instant("to", end, zone, 1)
+
+
+def _is_day(value: datetime | date | None) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def _instant(name: str, value: datetime | date | None, zone: tzinfo, days_after: int) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.combine(value + timedelta(days=days_after), time(), tzinfo=zone).astimezone(UTC)
+    except (OverflowError, ValueError):
+        message = f"{name} {value.isoformat()} is beyond the dates that can be counted"
+        raise ValidationFailed(message, [Problem(message, field=name)]) from None
+
+
+def _zone(app: CarePath, pathway: str | None) -> tzinfo:
+    settings = None
+    if pathway:
+        with app.db.read() as session:
+            settings = session.scalar(select(PathwayVersion.time_settings).where(PathwayVersion.key == pathway)
+                                      .order_by(PathwayVersion.version.desc()).limit(1))
+    try:
+        return app.time_context(settings).tz
+    except DeadlineError:
+        return app.time_context().tz
