@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from .model import OPEN_TASK_STATES, RECORD_VIEWED, TaskState, audience_key, viewer_keys
+from .identity import Principal
+from .model import OPEN_TASK_STATES, RECORD_VIEWED, InstanceStatus, TaskState, TimerState, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -26,6 +28,7 @@ from .persistence.tables import (
     User,
     UserGroup,
 )
+from .rules import InstanceFacts, TaskFacts, allowed_actions
 from .views import (
     EventView,
     InstanceView,
@@ -46,7 +49,8 @@ class Page:
     total_exact: bool = True
 
 
-def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: datetime | None = None) -> TaskView:
+def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: datetime | None = None,
+              actions: tuple[str, ...] = ()) -> TaskView:
     candidates = candidates or []
     due_in = None
     if now is not None and row.due_date is not None and row.state in OPEN_TASK_STATES:
@@ -56,14 +60,20 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
                     assignee=row.assignee, due_date=row.due_date, documentation=row.documentation,
                     created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
                     priority=row.priority, owner=row.owner, draft=row.draft, follow_up_date=row.follow_up_date,
-                    due_in_seconds=due_in,
+                    due_in_seconds=due_in, actions=actions,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
                     candidate_users=tuple(v for k, v in candidates if k == "user"))
 
 
-def task_views(session: Session, rows: list[Task], now: datetime | None = None) -> list[TaskView]:
-    """Views of a page of tasks; their candidates come from the audience column, with no further query."""
-    return [task_view(row, _candidates_of(row), now) for row in rows]
+def task_views(session: Session, rows: list[Task], now: datetime | None = None,
+               reader: Principal | None = None) -> list[TaskView]:
+    """Views of a page of tasks; their candidates come from the audience column, with no further query.
+    With a reader, each says what they may do to it now, computed from the row: the staffed groups
+    (for the tasks nobody can pick up) are read once for the page, and only if a row needs them."""
+    staffed = cache(lambda: staffed_groups(session))
+    return [task_view(row, _candidates_of(row), now,
+                      tuple(allowed_actions(TaskFacts.of(row, staffed), reader)) if reader else ())
+            for row in rows]
 
 
 def _candidates_of(row: Task) -> list[tuple[str, str]]:
@@ -71,14 +81,15 @@ def _candidates_of(row: Task) -> list[tuple[str, str]]:
     return sorted((kind, value) for kind, value in pairs)
 
 
-def instance_view(session: Session, instance_id: str, now: datetime | None = None) -> InstanceView | None:
+def instance_view(session: Session, instance_id: str, now: datetime | None = None,
+                  reader: Principal | None = None) -> InstanceView | None:
     row = session.get(Instance, instance_id)
     if row is None:
         return None
     version = session.get(PathwayVersion, row.pathway_version_id)
     tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state.in_(OPEN_TASK_STATES))
                             .order_by(Task.created_at, Task.id))
-    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == "pending",
+    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == TimerState.PENDING,
                                                  Timer.kind == "bpmn").order_by(Timer.due_at))
     subs = session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == row.id)
                            .order_by(MessageSubscription.id))
@@ -89,7 +100,8 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
         id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=row.data,
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
-        started_by=row.started_by, open_tasks=task_views(session, list(tasks), now), waiting=waiting)
+        started_by=row.started_by, open_tasks=task_views(session, list(tasks), now, reader), waiting=waiting,
+        actions=tuple(allowed_actions(InstanceFacts(row.id, InstanceStatus(row.status)), reader)) if reader else ())
 
 
 # Lists count matching rows up to this many (or to the end of the page asked for, if further):
@@ -213,12 +225,13 @@ TASK_SORTS: dict[str, list[Any]] = {
 
 
 def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str = "age",
-               limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None) -> Page:
+               limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None,
+               reader: Principal | None = None) -> Page:
     filters = filters or TaskFilter()
     staffed = staffed_groups(session) if filters.unrouted else frozenset()
     query = _task_query(filters, _dialect(session), staffed)
     rows, total, exact = _page(session, query, TASK_SORTS[sort], limit, offset, exact_total)
-    return Page(task_views(session, rows, now), total, limit, offset, exact)
+    return Page(task_views(session, rows, now, reader), total, limit, offset, exact)
 
 
 def task_page_query(filters: TaskFilter, dialect: str, sort: str, limit: int, offset: int) -> Select[Any]:
@@ -298,7 +311,8 @@ def audience_has(dialect: str, keys: list[str]) -> Any:
 
 
 def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None,
-                 sees_unrouted: bool = False, now: datetime | None = None) -> TaskView | None:
+                 sees_unrouted: bool = False, now: datetime | None = None,
+                 reader: Principal | None = None) -> TaskView | None:
     """One task, or None when it does not exist or the user may not see it."""
     query = select(Task).where(Task.id == task_id)
     if visible_to is not None:
@@ -307,7 +321,7 @@ def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozense
             visible |= _unrouted(_dialect(session), staffed_groups(session))
         query = query.where(visible)
     row = session.scalars(query).first()
-    return task_views(session, [row], now)[0] if row is not None else None
+    return task_views(session, [row], now, reader)[0] if row is not None else None
 
 
 def _offered(*conditions: Any) -> Any:

@@ -34,6 +34,7 @@ class TaskView:
     follow_up_date: datetime | None = None
     # Seconds until the due date (negative: how late) while the task is open, at the time of reading.
     due_in_seconds: int | None = None
+    actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class InstanceView:
     started_by: str
     open_tasks: list[TaskView] = field(default_factory=list)
     waiting: list[WaitView] = field(default_factory=list)
+    actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,19 @@ from sqlalchemy import delete, func, select, text
 
 from ..application import CarePath
 from ..identity import SCHEDULER, offered_groups
-from ..model import EVERYONE, OPEN_TASK_STATES, InstanceStatus, OpenTask, Snapshot, TaskState, audience_keys
+from ..model import (
+    EVERYONE,
+    OPEN_TASK_STATES,
+    InstanceStatus,
+    OpenTask,
+    Snapshot,
+    TaskState,
+    TimerState,
+    audience_keys,
+)
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import TASK_RULES, engine_step
 from .notifications import cancel_alerts, schedule_alerts
 
 
@@ -31,7 +41,8 @@ def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, ac
         open_rows = {t.id: t for t in session.scalars(
             select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
         pending = {t.task_id: t for t in session.scalars(
-            select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
+            select(Timer).where(Timer.instance_id == instance.id, Timer.state == TimerState.PENDING,
+                                Timer.kind == "bpmn"))}
         subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
             select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
         fired = _fired(uow, snapshot, pending, completed)
@@ -77,14 +88,16 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: 
             continue
         if row.due_date is not None:  # only dated tasks have alerts: no statement for the others
             cancel_alerts(uow, task_id)  # derived from the recorded due date: they end with the task, unrecorded
-        if task_id == completed_task_id:
-            row.state, row.completed_at, row.completed_by = TaskState.COMPLETED.value, now, actor
+        action = "engine_complete" if task_id == completed_task_id else "engine_cancel"
+        rule = engine_step(TASK_RULES, action, row.state, f"task '{row.name}'")
+        old, row.state, row.completed_at = row.state, rule.to[0].value, now
+        if task_id == completed_task_id:  # recorded by the completion (task_completed)
+            row.completed_by = actor
         else:
-            old, row.state, row.completed_at = row.state, TaskState.CANCELLED.value, now
-            uow.record("task_cancelled", actor, instance_id=instance.id, task_id=task_id,
+            uow.record(rule.event or action, actor, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": row.element_id, "name": row.name, "field": "state", "old": old,
-                             "new": TaskState.CANCELLED.value, "reason": cause})
+                             "new": row.state, "reason": cause})
     for task_id, task in current.items():
         if task_id not in open_rows:
             _add_task(uow, instance, task, actor)
@@ -130,9 +143,10 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor:
             uow.record("timer_cancelled", actor, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": row.element_id, "due_at": row.due_at.isoformat(), "field": "state",
-                             "old": "pending", "new": "cancelled", "reason": cause})
+                             "old": TimerState.PENDING.value, "new": TimerState.CANCELLED.value,
+                             "reason": cause})
         if wait is None:
-            row.state = "fired" if task_id in fired else "cancelled"
+            row.state = (TimerState.FIRED if task_id in fired else TimerState.CANCELLED).value
             row.fired_at = now if task_id in fired else None
         else:  # a cycle timer moved on to its next due time
             row.due_at, row.attempts, row.last_error = wait.due_at, 0, None
@@ -140,7 +154,7 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor:
     for task_id, wait in waiting.items():
         if task_id not in pending:
             uow.session.add(Timer(instance_id=instance.id, task_id=task_id, element_id=wait.element_id,
-                                  due_at=wait.due_at, state="pending", attempts=0, created_at=now))
+                                  due_at=wait.due_at, state=TimerState.PENDING.value, attempts=0, created_at=now))
             uow.record("timer_scheduled", actor, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": wait.element_id, "due_at": wait.due_at.isoformat()})
