@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, help="write the SVG here (default: standard output)")
     render.add_argument("--highlight", action="append", default=[], metavar="ELEMENT=KIND",
                         help="highlight a BPMN element: KIND is current, done, failed, late or fired (repeatable)")
+    docs = sub.add_parser("docs", help="print generated documentation (no database needed)")
+    docs.add_argument("topic", choices=["rules"], help="rules: who may do what (docs/state-machine.md)")
     return parser
 
 
@@ -175,6 +177,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return simulate_command(args, settings)
     if args.command == "render":
         return _render(args)
+    if args.command == "docs":
+        from carepath.engine.rules import render_markdown
+
+        print(render_markdown(), end="")
+        return 0
     if args.command == "audit":
         return audit_command(args, settings)
     engine = build_engine(settings)
