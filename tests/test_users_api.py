@@ -52,3 +52,30 @@ def test_tokens_expire_and_can_be_revoked(api: ApiClient, clock: ManualClock) ->
     first = listed[0]["id"]
     assert api.client.delete(f"/api/users/lee/tokens/{first}", headers=api.headers(admin)).status_code == 204
     assert api.get("/api/tasks", "lee").status_code == 401
+
+
+def test_deactivation_returns_delegated_tasks_to_their_owner_and_records_each_release(api: ApiClient) -> None:
+    admin = api.user("admin")
+    for name in ("dana", "sam", "kim"):
+        api.user("coordinator", "care-coordinator", name=name)
+    api.deploy(admin, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")))
+    lent = api.start(admin, "fu", business_key="lent").json()  # dana delegates to sam
+    lent_task = lent["open_tasks"][0]["id"]
+    api.post(f"/api/tasks/{lent_task}/claim", "dana")
+    api.post(f"/api/tasks/{lent_task}/delegate", "dana", {"user": "sam"})
+    given = api.start(admin, "fu", business_key="given").json()  # sam delegates to kim
+    given_task = given["open_tasks"][0]["id"]
+    api.post(f"/api/tasks/{given_task}/claim", "sam")
+    api.post(f"/api/tasks/{given_task}/delegate", "sam", {"user": "kim"})
+    assert api.post("/api/users/sam/deactivate", admin).status_code == 200
+    back = api.get(f"/api/tasks/{lent_task}", admin).json()
+    assert (back["assignee"], back["owner"]) == ("dana", None)
+    kept = api.get(f"/api/tasks/{given_task}", admin).json()
+    assert (kept["assignee"], kept["owner"]) == ("kim", None)  # a resolve would hand it to nobody active
+    released = [(e["task_id"], e["data"]["field"], e["data"]["old"], e["data"]["new"])
+                for instance in (lent, given)
+                for e in api.get(f"/api/instances/{instance['id']}/history", admin).json()["items"]
+                if e["type"] == "task_released"]
+    assert released == [(lent_task, "owner", "dana", None), (lent_task, "assignee", "sam", "dana"),
+                        (given_task, "owner", "sam", None)]
+    assert api.post(f"/api/tasks/{given_task}/resolve", "kim").status_code == 409  # nothing to return to
