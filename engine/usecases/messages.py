@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from ..application import CarePath
 from ..errors import Conflict, ValidationFailed
 from ..identity import Principal, Role, require_role
+from ..model import MessageState
 from ..persistence.tables import (
     BufferedMessage,
     Instance,
@@ -75,19 +76,20 @@ def _previous(uow: UnitOfWork, message_id: str | None, name: str, key: str,
 def _route(uow: UnitOfWork, actor: str, name: str, key: str, data: dict[str, Any],
            message_id: str | None) -> MessageResult:
     now = uow.app.now()
-    row = BufferedMessage(message_id=message_id, name=name, correlation_key=key, data=data, state="buffered",
-                          received_at=now, expires_at=now + uow.app.config.message_ttl, sender=actor)
+    row = BufferedMessage(message_id=message_id, name=name, correlation_key=key, data=data,
+                          state=MessageState.BUFFERED.value, received_at=now,
+                          expires_at=now + uow.app.config.message_ttl, sender=actor)
     uow.session.add(row)
     uow.session.flush()
     delivered = _deliver_to_subscribers(uow, actor, row)
     if delivered:
-        return _mark(row, "delivered", delivered, now)
+        return _mark(row, MessageState.DELIVERED.value, delivered, now)
     started = _start_by_message(uow, actor, row)
     if started:
-        return _mark(row, "started", started, now)
+        return _mark(row, MessageState.STARTED.value, started, now)
     uow.record("message_buffered", actor, data={"name": name, "correlation_key": key, "message_id": message_id,
                                                  "expires_at": row.expires_at.isoformat()})
-    return MessageResult("buffered", [], message_id, row.expires_at)
+    return MessageResult(MessageState.BUFFERED.value, [], message_id, row.expires_at)
 
 
 def _mark(row: BufferedMessage, outcome: str, instance_ids: list[str], now: Any) -> MessageResult:
@@ -149,7 +151,7 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
     query = (select(BufferedMessage, MessageSubscription.task_id).join(MessageSubscription, (
         MessageSubscription.message_name == BufferedMessage.name)
         & (MessageSubscription.correlation_key == BufferedMessage.correlation_key))
-        .where(MessageSubscription.instance_id == instance.id, BufferedMessage.state == "buffered",
+        .where(MessageSubscription.instance_id == instance.id, BufferedMessage.state == MessageState.BUFFERED,
                BufferedMessage.expires_at > now)
         .order_by(BufferedMessage.id).limit(1))
     if uow.session.get_bind().dialect.name == "postgresql":
@@ -161,13 +163,14 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
     message, task_id = found
     if not _hand_over(uow, "system", instance, workflow, message, task_id):
         return False
-    message.state, message.delivered_at, message.instance_id = "delivered", now, instance.id
+    message.state, message.delivered_at, message.instance_id = MessageState.DELIVERED.value, now, instance.id
     return True
 
 
 def expire_messages(app: CarePath) -> int:
     with UnitOfWork(app) as uow:
         result = uow.session.execute(update(BufferedMessage).where(
-            BufferedMessage.state == "buffered", BufferedMessage.expires_at <= app.now()).values(state="expired"))
+            BufferedMessage.state == MessageState.BUFFERED, BufferedMessage.expires_at <= app.now())
+            .values(state=MessageState.EXPIRED.value))
         uow.commit()
         return int(getattr(result, "rowcount", 0) or 0)
