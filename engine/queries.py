@@ -66,13 +66,14 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
 
 
 def task_views(session: Session, rows: list[Task], now: datetime | None = None,
-               reader: Principal | None = None) -> list[TaskView]:
+               reader: Principal | None = None, staffed: frozenset[str] | None = None) -> list[TaskView]:
     """Views of a page of tasks; their candidates come from the audience column, with no further query.
     With a reader, each says what they may do to it now, computed from the row: the staffed groups
-    (for the tasks nobody can pick up) are read once for the page, and only if a row needs them."""
-    staffed = cache(lambda: staffed_groups(session))
+    (for the tasks nobody can pick up), unless given, are read once for the page if a row needs them."""
+    known = staffed
+    staffed_now = cache(lambda: staffed_groups(session) if known is None else known)
     return [task_view(row, _candidates_of(row), now,
-                      tuple(allowed_actions(TaskFacts.of(row, staffed), reader)) if reader else ())
+                      tuple(allowed_actions(TaskFacts.of(row, staffed_now), reader)) if reader else ())
             for row in rows]
 
 
@@ -228,10 +229,10 @@ def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str
                limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None,
                reader: Principal | None = None) -> Page:
     filters = filters or TaskFilter()
-    staffed = staffed_groups(session) if filters.unrouted else frozenset()
-    query = _task_query(filters, _dialect(session), staffed)
+    staffed = staffed_groups(session) if filters.unrouted else None
+    query = _task_query(filters, _dialect(session), staffed or frozenset())
     rows, total, exact = _page(session, query, TASK_SORTS[sort], limit, offset, exact_total)
-    return Page(task_views(session, rows, now, reader), total, limit, offset, exact)
+    return Page(task_views(session, rows, now, reader, staffed), total, limit, offset, exact)
 
 
 def task_page_query(filters: TaskFilter, dialect: str, sort: str, limit: int, offset: int) -> Select[Any]:

@@ -288,9 +288,10 @@ def refusal(rule: Rule, facts: Facts, principal: Principal) -> CarePathError | N
     if facts.state not in rule.from_states:
         what = f"task '{facts.name}'" if isinstance(facts, TaskFacts) else f"instance {facts.id}"
         return _wrong_state(rule, what, facts.state)
-    for guard in rule.guards:
-        if not (guard.people and principal.is_admin) and not guard.holds(facts, principal):  # type: ignore[arg-type]
-            return guard.refusal(facts, principal)  # type: ignore[arg-type]
+    if isinstance(facts, TaskFacts):  # instances have no conditions beyond role, visibility and state
+        for guard in rule.guards:
+            if not (guard.people and principal.is_admin) and not guard.holds(facts, principal):
+                return guard.refusal(facts, principal)
     return None
 
 
@@ -314,7 +315,7 @@ def is_noop(rule: Rule, facts: Facts, principal: Principal) -> bool:
 
 def _wrong_state(rule: Rule, what: str, state: str) -> InvalidTransition:
     return InvalidTransition(f"{what} is {state}; {rule.title.lower()} needs one that is "
-                             f"{' or '.join(state.value for state in rule.from_states)}")
+                             f"{' or '.join(s.value for s in rule.from_states)}")
 
 
 def allowed_actions(facts: Facts, principal: Principal) -> list[str]:

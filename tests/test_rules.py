@@ -57,6 +57,35 @@ def test_a_ready_task_offers_its_group_the_work_and_its_supervisor_the_routing()
     assert allowed_actions(mine, PEER) == ["comment"]
 
 
+def test_once_claimed_a_task_is_its_holders_until_released_or_reassigned() -> None:
+    """Was the rule part of an API test (claim, release, assign); the API keeps what only it can show."""
+    claimed = task(assignee="coord")
+    for action, error in (("claim", Conflict), ("complete", Conflict), ("hold", Conflict),
+                          ("save_draft", Conflict), ("unclaim", PermissionDenied), ("delegate", Conflict)):
+        with pytest.raises(error):
+            check(TASK_RULES[action], claimed, PEER)
+    with pytest.raises(PermissionDenied, match="needs one of the roles supervisor, admin"):
+        check(TASK_RULES["assign"], claimed, COORD)
+    check(TASK_RULES["assign"], claimed, BOSS)
+    check(TASK_RULES["unclaim"], claimed, BOSS)  # a supervisor of its group releases it
+    check(TASK_RULES["unclaim"], claimed, COORD)
+    on_hold = task(TaskState.ON_HOLD, assignee="coord")
+    with pytest.raises(InvalidTransition):
+        check(TASK_RULES["complete"], on_hold, COORD)
+    with pytest.raises(PermissionDenied):
+        check(TASK_RULES["set_priority"], on_hold, COORD)
+    delegated = task(assignee="peer", owner="coord")
+    with pytest.raises(Conflict, match="only they can resolve"):
+        check(TASK_RULES["resolve"], delegated, COORD)
+    check(TASK_RULES["resolve"], delegated, PEER)
+
+
+def test_a_task_assigned_by_the_diagram_to_one_person_is_nobody_elses() -> None:
+    theirs = task(assignee="dr-lee", audience=("user:dr-lee",))
+    assert allowed_actions(theirs, COORD) == []
+    assert "hold" in allowed_actions(theirs, Principal("dr-lee", Role.COORDINATOR))
+
+
 @pytest.mark.parametrize("action", [a for a, rule in TASK_RULES.items() if Role.COORDINATOR in rule.roles])
 def test_a_task_the_user_may_not_see_is_not_found_whatever_they_ask(action: str) -> None:
     with pytest.raises(NotFound):

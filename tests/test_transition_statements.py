@@ -12,6 +12,7 @@ from carepath.engine.identity import Principal, Role
 from carepath.engine.usecases.tasks import claim_task, complete_task
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
+from tests.test_task_assignment import camunda_task
 
 # Statements of each use case on the commit before the rule table, per database (a change that needs
 # more must say why here; one that needs fewer may lower the number).
@@ -43,3 +44,27 @@ def test_a_claim_and_a_completion_cost_no_more_statements_than_before_the_rule_t
     before = BEFORE[api.engine.db.engine.dialect.name]
     assert len(claimed) <= before["claim"], claimed
     assert len(completed) <= before["complete"], completed
+
+
+def test_a_worklist_says_each_rows_actions_without_a_query_per_row(api: ApiClient) -> None:
+    """Supervisors' actions on tasks nobody can pick up need the staffed groups: read once per page."""
+    admin = api.user("admin")
+    boss = api.user("supervisor", "care-coordinator")
+    api.deploy(admin, ("ur.bpmn", camunda_task("ur", candidateGroups="wound-care")))
+    for n in range(6):
+        api.start(admin, "ur", business_key=f"ur-{n}")
+
+    def listed(limit: int) -> tuple[int, list[list[str]]]:
+        items: list[list[str]] = []
+
+        def read() -> None:
+            page = api.get("/api/tasks", boss, params={"limit": limit, "unrouted": True,
+                                                        "exact_total": True}).json()
+            items.extend(task["actions"] for task in page["items"])
+
+        return len(_statements(api, read)), items
+
+    few, two = listed(2)
+    many, six = listed(6)
+    assert few == many
+    assert len(six) == 6 and two == six[:2] and all("assign" in actions for actions in six)
