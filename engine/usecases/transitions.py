@@ -26,8 +26,10 @@ from .store import lock_instance, with_conflict_retries
 
 
 def task_facts(session: Session, task: Task) -> TaskFacts:
-    """What the rules read of the row; the staffed groups are read only if a rule needs them."""
-    return TaskFacts.of(task, cache(lambda: staffed_groups(session)))
+    """What the rules read of the row; the staffed groups are read only if a rule needs them, and once
+    per transaction."""
+    staffed = session.info.setdefault("carepath_staffed_groups", cache(lambda: staffed_groups(session)))
+    return TaskFacts.of(task, staffed)
 
 
 def load_task(uow: UnitOfWork, task_id: str, *, lock: bool = False) -> Task:
