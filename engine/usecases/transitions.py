@@ -1,8 +1,9 @@
 """Applying a row of the rule table (`engine/rules.py`) to a task or an instance: lock, check, change, record.
 
-Every task action goes through `change_task` (or, for a completion, which also runs the workflow,
-through `locked_task` and `check`); the projection's completions and cancellations and a deactivated
-user's releases check `rules.engine_step` and record through `set_task_field`. No use case checks a rule itself.
+Every task action goes through `change_task` (a completion, which also runs the workflow under the
+instance's lock, through `load_task` and `check`); instance cancel and retry through `locked_instance`;
+a deactivated user's releases through `check` and `set_task_field`; the projection's completions and
+cancellations through `rules.engine_step`. No use case writes a rule of its own.
 """
 
 from __future__ import annotations
