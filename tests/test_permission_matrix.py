@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from carepath.engine.rules import NOT_OFFERED, TASK_RULES
+from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.test_task_assignment import camunda_task
 
@@ -144,6 +145,22 @@ def test_task_workers_read_only_the_instances_they_are_involved_in(api: ApiClien
     cancelled = api.post(f"{url}/cancel", "coord", {"reason": "duplicate referral"})
     assert cancelled.status_code == 200 and cancelled.json()["actions"] == []
     assert api.post(f"{url}/cancel", "coord", {"reason": "again"}).status_code == 409
+
+
+def test_an_incidents_retry_is_offered_exactly_to_those_whose_retry_succeeds(api: ApiClient) -> None:
+    for name, (role, groups) in USERS.items():
+        api.user(role, *groups, name=name)
+    assert api.deploy("admin", ("b.bpmn", d.script_then_task("broken", "x = 1 / 0"))).status_code == 201
+    started = api.start("coord", "broken").json()
+    assert started["status"] == "incident"
+    url = f"/api/instances/{started['id']}"
+    statuses, offered = {}, {}
+    for user in USERS:
+        read = api.get(url, user)
+        offered[user] = "retry" in (read.json()["actions"] if read.status_code == 200 else [])
+        statuses[user] = api.post(f"{url}/retry", user).status_code  # the script fails again: still an incident
+    assert statuses == _row(200, 403, 200, 200, 404, 404, 404)
+    assert offered == {user: status == 200 for user, status in statuses.items()}
 
 
 # Endpoints guarded by role alone: expected status per user.
