@@ -198,7 +198,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.user_command == "deactivate":
             deactivate_user(engine, SYSTEM, args.name)
-            print(f"deactivated '{args.name}': tokens revoked, open tasks back in their groups' queues")
+            print(f"deactivated '{args.name}': tokens revoked, open tasks back to whoever delegated them, "
+                  "else to their groups' queues")
             return 0
         token = add_user(engine, args.name, args.role, args.group, expires_in_days=args.expires_days)
         print(f"created user '{args.name}' with role {args.role}; API token:")

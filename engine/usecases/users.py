@@ -102,7 +102,8 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
 
 
 def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
-    """Revoke the user's tokens and hand their open tasks back to their groups' queues."""
+    """Revoke the user's tokens and hand their open tasks back to whoever delegated them, else to their
+    groups' queues (see `_release_tasks_of`)."""
     require_role(principal, action="Deactivating a user")
     with UnitOfWork(app) as uow:
         user = _user(uow, name)
