@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, help="write the SVG here (default: standard output)")
     render.add_argument("--highlight", action="append", default=[], metavar="ELEMENT=KIND",
                         help="highlight a BPMN element: KIND is current, done, failed, late or fired (repeatable)")
+    docs = sub.add_parser("docs", help="print generated documentation (no database needed)")
+    docs.add_argument("topic", choices=["rules"], help="rules: who may do what (docs/state-machine.md)")
     return parser
 
 
@@ -185,6 +187,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return simulate_command(args, settings)
     if args.command == "render":
         return _render(args)
+    if args.command == "docs":
+        from carepath.engine.rules import render_markdown
+
+        print(render_markdown(), end="")
+        return 0
     if args.command == "audit":
         return audit_command(args, settings)
     engine = build_engine(settings)
@@ -201,7 +208,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.user_command == "deactivate":
             deactivate_user(engine, SYSTEM, args.name)
-            print(f"deactivated '{args.name}': tokens revoked, open tasks back in their groups' queues")
+            print(f"deactivated '{args.name}': tokens revoked, open tasks back to whoever delegated them, "
+                  "else to their groups' queues")
             return 0
         token = add_user(engine, args.name, args.role, args.group, expires_in_days=args.expires_days)
         print(f"created user '{args.name}' with role {args.role}; API token:")

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from carepath.engine.application import CarePath
-from carepath.engine.model import OPEN_TASK_STATES
+from carepath.engine.model import OPEN_TASK_STATES, TimerState
 from carepath.engine.persistence.tables import Instance, Task, Timer
 
 
@@ -29,7 +29,7 @@ class DatabaseCollector(Collector):
                 Task.state.in_(OPEN_TASK_STATES)))
             overdue = session.scalar(select(func.count()).select_from(Task).where(
                 Task.state.in_(OPEN_TASK_STATES), Task.due_date < now))
-            oldest_due = session.scalar(select(func.min(Timer.due_at)).where(Timer.state == "pending"))
+            oldest_due = session.scalar(select(func.min(Timer.due_at)).where(Timer.state == TimerState.PENDING))
         instances = GaugeMetricFamily("carepath_instances", "Pathway instances by status", labels=["status"])
         for status, count in by_status:
             instances.add_metric([status], count)

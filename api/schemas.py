@@ -135,6 +135,8 @@ class TaskSummaryOut(Out):
     due_in_seconds: int | None = Field(default=None, description="time left until the due date while the task "
                                        "is open; negative: how late it is")
     overdue: bool = Field(default=False, description="open and past its due date")
+    actions: list[str] = Field(default_factory=list, description="what the caller may do to the task now "
+                               "(docs/state-machine.md), e.g. claim, complete, hold, delegate, assign")
 
     @model_validator(mode="after")
     def _overdue(self) -> TaskSummaryOut:
@@ -185,6 +187,8 @@ class InstanceOut(Out):
     started_by: str
     open_tasks: list[TaskOut]
     waiting: list[WaitOut]
+    actions: list[str] = Field(default_factory=list, description="what the caller may do to the instance now "
+                               "(docs/state-machine.md): cancel, retry")
 
 
 class Paged(Out):

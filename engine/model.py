@@ -29,6 +29,28 @@ class TaskState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class TimerState(StrEnum):
+    PENDING = "pending"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class MessageState(StrEnum):
+    """A message received through POST /api/messages (table `messages`)."""
+
+    BUFFERED = "buffered"  # no catch waits for it yet: kept until its time to live ends
+    DELIVERED = "delivered"
+    STARTED = "started"  # it started an instance (a message start event)
+    EXPIRED = "expired"
+
+
+class NotificationState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 # task_candidates row (kind "all") of a task the diagram offers to nobody in particular.
 EVERYONE = "*"
 

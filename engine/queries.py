@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, Text, bindparam, func, select
@@ -11,7 +12,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from .bounds import shown
-from .model import OPEN_TASK_STATES, RECORD_VIEWED, TaskState, audience_key, viewer_keys
+from .identity import Principal
+from .model import OPEN_TASK_STATES, RECORD_VIEWED, InstanceStatus, TaskState, TimerState, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -27,6 +29,7 @@ from .persistence.tables import (
     User,
     UserGroup,
 )
+from .rules import InstanceFacts, TaskFacts, allowed_actions
 from .views import (
     EventView,
     InstanceView,
@@ -47,7 +50,8 @@ class Page:
     total_exact: bool = True
 
 
-def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: datetime | None = None) -> TaskView:
+def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: datetime | None = None,
+              actions: tuple[str, ...] = ()) -> TaskView:
     candidates = candidates or []
     due_in = None
     if now is not None and row.due_date is not None and row.state in OPEN_TASK_STATES:
@@ -58,14 +62,21 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
                     created_at=row.created_at, completed_at=row.completed_at, completed_by=row.completed_by,
                     priority=row.priority, owner=row.owner, draft=shown(row.draft), follow_up_date=row.follow_up_date,
                     due_in_seconds=due_in, pathway_name=row.pathway_name, patient_id=row.patient_id,
-                    business_key=row.business_key,
+                    business_key=row.business_key, actions=actions,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
                     candidate_users=tuple(v for k, v in candidates if k == "user"))
 
 
-def task_views(session: Session, rows: list[Task], now: datetime | None = None) -> list[TaskView]:
-    """Views of a page of tasks; their candidates come from the audience column, with no further query."""
-    return [task_view(row, _candidates_of(row), now) for row in rows]
+def task_views(session: Session, rows: list[Task], now: datetime | None = None,
+               reader: Principal | None = None, staffed: frozenset[str] | None = None) -> list[TaskView]:
+    """Views of a page of tasks; their candidates come from the audience column, with no further query.
+    With a reader, each says what they may do to it now, computed from the row: the staffed groups
+    (for the tasks nobody can pick up), unless given, are read once for the page if a row needs them."""
+    known = staffed
+    staffed_now = cache(lambda: staffed_groups(session) if known is None else known)
+    return [task_view(row, _candidates_of(row), now,
+                      tuple(allowed_actions(TaskFacts.of(row, staffed_now), reader)) if reader else ())
+            for row in rows]
 
 
 def _candidates_of(row: Task) -> list[tuple[str, str]]:
@@ -73,14 +84,15 @@ def _candidates_of(row: Task) -> list[tuple[str, str]]:
     return sorted((kind, value) for kind, value in pairs)
 
 
-def instance_view(session: Session, instance_id: str, now: datetime | None = None) -> InstanceView | None:
+def instance_view(session: Session, instance_id: str, now: datetime | None = None,
+                  reader: Principal | None = None) -> InstanceView | None:
     row = session.get(Instance, instance_id)
     if row is None:
         return None
     version = session.get(PathwayVersion, row.pathway_version_id)
     tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state.in_(OPEN_TASK_STATES))
                             .order_by(Task.created_at, Task.id))
-    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == "pending",
+    timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == TimerState.PENDING,
                                                  Timer.kind == "bpmn").order_by(Timer.due_at))
     subs = session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == row.id)
                            .order_by(MessageSubscription.id))
@@ -91,7 +103,8 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
         id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
-        started_by=row.started_by, open_tasks=task_views(session, list(tasks), now), waiting=waiting)
+        started_by=row.started_by, open_tasks=task_views(session, list(tasks), now, reader), waiting=waiting,
+        actions=tuple(allowed_actions(InstanceFacts(row.id, InstanceStatus(row.status)), reader)) if reader else ())
 
 
 # Lists count matching rows up to this many (or to the end of the page asked for, if further):
@@ -215,12 +228,13 @@ TASK_SORTS: dict[str, list[Any]] = {
 
 
 def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str = "age",
-               limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None) -> Page:
+               limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None,
+               reader: Principal | None = None) -> Page:
     filters = filters or TaskFilter()
-    staffed = staffed_groups(session) if filters.unrouted else frozenset()
-    query = _task_query(filters, _dialect(session), staffed)
+    staffed = staffed_groups(session) if filters.unrouted else None
+    query = _task_query(filters, _dialect(session), staffed or frozenset())
     rows, total, exact = _page(session, query, TASK_SORTS[sort], limit, offset, exact_total)
-    return Page(task_views(session, rows, now), total, limit, offset, exact)
+    return Page(task_views(session, rows, now, reader, staffed), total, limit, offset, exact)
 
 
 def task_page_query(filters: TaskFilter, dialect: str, sort: str, limit: int, offset: int) -> Select[Any]:
@@ -300,7 +314,8 @@ def audience_has(dialect: str, keys: list[str]) -> Any:
 
 
 def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None,
-                 sees_unrouted: bool = False, now: datetime | None = None) -> TaskView | None:
+                 sees_unrouted: bool = False, now: datetime | None = None,
+                 reader: Principal | None = None) -> TaskView | None:
     """One task, or None when it does not exist or the user may not see it."""
     query = select(Task).where(Task.id == task_id)
     if visible_to is not None:
@@ -309,7 +324,7 @@ def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozense
             visible |= _unrouted(_dialect(session), staffed_groups(session))
         query = query.where(visible)
     row = session.scalars(query).first()
-    return task_views(session, [row], now)[0] if row is not None else None
+    return task_views(session, [row], now, reader)[0] if row is not None else None
 
 
 def _offered(*conditions: Any) -> Any:

@@ -37,6 +37,7 @@ class TaskView:
     pathway_name: str | None = None
     patient_id: str | None = None
     business_key: str | None = None
+    actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class InstanceView:
     started_by: str
     open_tasks: list[TaskView] = field(default_factory=list)
     waiting: list[WaitView] = field(default_factory=list)
+    actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
 
 
 @dataclass(frozen=True)

@@ -222,11 +222,12 @@ def test_every_event_type_the_code_records_is_known() -> None:
     import carepath.engine
     from carepath.engine.audit_fhir import MAPPING
     from carepath.engine.model import EVENT_TYPES
+    from carepath.engine.rules import TABLES
     from carepath.engine.usecases.notifications import ALERT_KINDS
 
     source = "\n".join(p.read_text() for p in Path(carepath.engine.__file__).parent.rglob("*.py"))
     recorded = set(re.findall(r'record\(\s*"([a-z_]+)"', source))
-    recorded |= set(re.findall(r'(?:_reassign|_set_state)\([^)]*?"(task_[a-z_]+)"', source))
+    recorded |= {rule.event for table in TABLES.values() for rule in table.values() if rule.event}
     recorded |= {f"task_{kind}_alert" for kind in ALERT_KINDS}
     assert len(recorded) > 40  # the scan found the calls
     assert recorded - EVENT_TYPES == set()

@@ -87,3 +87,8 @@ def test_worker_fires_timers_that_came_due_while_nothing_ran(api: ApiClient, dat
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=60)
     assert worker.returncode == 0, output
+
+
+def test_docs_rules_prints_the_state_machine_as_docs_has_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["docs", "rules"]) == 0
+    assert capsys.readouterr().out == (Path(__file__).parents[1] / "docs" / "state-machine.md").read_text()

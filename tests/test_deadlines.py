@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from carepath.engine.clock import ManualClock
+from carepath.engine.persistence.unit_of_work import UnitOfWork
+from carepath.engine.usecases.store import load_workflow, lock_instance
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
@@ -89,12 +91,18 @@ def test_spiff_properties_count_from_an_instance_variable(api: ApiClient, clock:
 
 
 def test_the_due_date_is_fixed_when_the_task_appears(api: ApiClient, clock: ManualClock) -> None:
+    """Kept with the task in the workflow: read back from the database hours later (as after a restart,
+    or in another process) and looked at again, the engine still says the date worked out at creation."""
     admin = api.user("admin")
     started = _start(api, admin, camunda_dated("fixed", dueDate="P1D"))
     task = started["open_tasks"][0]
     clock.advance(hours=5)
-    api.post(f"/api/tasks/{task['id']}/comments", admin, {"text": "left a voicemail"})
     api.post(f"/api/tasks/{task['id']}/claim", admin)
+    engine = api.engine
+    engine.workflows.clear()
+    with UnitOfWork(engine) as uow:
+        snapshot = load_workflow(uow, lock_instance(uow, started["id"])).snapshot(engine.now())
+    assert [t.due_date for t in snapshot.open_tasks] == [_at(task["due_date"])]
     assert api.get(f"/api/tasks/{task['id']}", admin).json()["due_date"] == task["due_date"]
 
 

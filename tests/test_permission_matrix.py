@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from httpx import Response
 
+from carepath.engine.rules import NOT_OFFERED, TASK_RULES
+from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.support.diagrams import task_then_message
 from tests.test_task_assignment import camunda_task
@@ -21,34 +23,49 @@ USERS = {
     "peer": ("coordinator", ("pharmacy",)),
     "outsider": ("coordinator", ("social-work",)),
     "boss": ("supervisor", ("pharmacy",)),
+    "other_boss": ("supervisor", ("social-work",)),
 }
 
-# Situations of the task before the action: unclaimed, claimed by "coord", claimed by "peer".
-# Expected status per (action, situation, user).
+
+def _row(admin: int, auditor: int, lead: int, coord: int, peer: int, outsider: int, boss: int,
+         other_boss: int = 404) -> dict[str, int]:
+    return dict(zip(USERS, (admin, auditor, lead, coord, peer, outsider, boss, other_boss), strict=True))
+
+
+# Situations of the task before the action: unclaimed; claimed by "peer"; claimed by "peer" and put on
+# hold; claimed by "peer" and delegated to "coord". Expected status per (action, situation, user). Nobody
+# outside the task's audience learns anything about it: 404 for every action, as for a read.
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
-    ("get", "unclaimed"): {"admin": 200, "auditor": 200, "lead": 404, "coord": 200, "peer": 200,
-                           "outsider": 404, "boss": 200},
-    ("claim", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 200, "peer": 200,
-                             "outsider": 404, "boss": 200},
-    ("claim", "by_peer"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 409, "peer": 200,
-                           "outsider": 404, "boss": 409},
-    ("unclaim", "by_peer"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 403, "peer": 200,
-                             "outsider": 404, "boss": 200},
-    ("complete", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 200, "peer": 200,
-                                "outsider": 404, "boss": 200},
-    ("complete", "by_peer"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 409, "peer": 200,
-                              "outsider": 404, "boss": 409},
-    ("assign", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403,
-                              "outsider": 403, "boss": 200},
-    ("hold", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 404, "coord": 200, "peer": 200,
-                            "outsider": 404, "boss": 200},
-    ("comment", "unclaimed"): {"admin": 201, "auditor": 403, "lead": 404, "coord": 201, "peer": 201,
-                               "outsider": 404, "boss": 201},
-    ("priority", "unclaimed"): {"admin": 200, "auditor": 403, "lead": 403, "coord": 403, "peer": 403,
-                                "outsider": 403, "boss": 200},
+    ("get", "unclaimed"): _row(200, 200, 404, 200, 200, 404, 200),
+    ("claim", "unclaimed"): _row(200, 403, 404, 200, 200, 404, 200),
+    ("claim", "by_peer"): _row(200, 403, 404, 409, 200, 404, 409),
+    ("unclaim", "unclaimed"): _row(409, 403, 404, 409, 409, 404, 409),
+    ("unclaim", "by_peer"): _row(200, 403, 404, 403, 200, 404, 200),
+    ("complete", "unclaimed"): _row(200, 403, 404, 200, 200, 404, 200),
+    ("complete", "by_peer"): _row(200, 403, 404, 409, 200, 404, 409),
+    ("assign", "unclaimed"): _row(200, 403, 403, 403, 403, 403, 200),
+    ("hold", "unclaimed"): _row(200, 403, 404, 200, 200, 404, 200),
+    ("hold", "held"): _row(409, 403, 404, 409, 409, 404, 409),
+    ("resume", "held"): _row(200, 403, 404, 200, 200, 404, 200),
+    ("resume", "unclaimed"): _row(409, 403, 404, 409, 409, 404, 409),
+    ("comment", "unclaimed"): _row(201, 403, 404, 201, 201, 404, 201),
+    ("priority", "unclaimed"): _row(200, 403, 403, 403, 403, 403, 200),
+    ("due_date", "unclaimed"): _row(200, 403, 403, 403, 403, 403, 200),
+    ("draft", "unclaimed"): _row(200, 403, 404, 200, 200, 404, 200),
+    ("draft", "by_peer"): _row(200, 403, 404, 409, 200, 404, 409),
+    ("delegate", "unclaimed"): _row(200, 403, 404, 409, 409, 404, 409),
+    ("delegate", "by_peer"): _row(200, 403, 404, 409, 200, 404, 409),
+    ("resolve", "by_peer"): _row(409, 403, 404, 409, 409, 404, 409),
+    ("resolve", "delegated"): _row(200, 403, 404, 200, 409, 404, 409),
 }
 CASES = [(action, situation, user, status) for (action, situation), by_user in EXPECTED.items()
          for user, status in by_user.items()]
+# The matrix's names of the rule table's task actions (engine/rules.py).
+ACTIONS = {"claim": "claim", "unclaim": "unclaim", "complete": "complete", "assign": "assign", "hold": "hold",
+           "resume": "resume", "comment": "comment", "priority": "set_priority", "due_date": "set_due_date",
+           "draft": "save_draft", "delegate": "delegate", "resolve": "resolve"}
+# Calls that succeed without changing anything, which the actions therefore do not offer.
+NO_OPS = {("claim", "by_peer", "peer")}
 
 
 def _call(api: ApiClient, action: str, user: str, task_id: str) -> int:
@@ -60,23 +77,49 @@ def _call(api: ApiClient, action: str, user: str, task_id: str) -> int:
         "complete": lambda: api.post(f"{url}/complete", user, {"data": {}}),
         "assign": lambda: api.post(f"{url}/assign", user, {"user": "coord"}),
         "hold": lambda: api.post(f"{url}/hold", user, {"reason": "patient travelling"}),
+        "resume": lambda: api.post(f"{url}/resume", user, {"reason": "patient back"}),
         "comment": lambda: api.post(f"{url}/comments", user, {"text": "left voicemail"}),
         "priority": lambda: api.post(f"{url}/priority", user, {"priority": 70}),
+        "due_date": lambda: api.post(f"{url}/due-date", user, {"due_date": "P2D", "reason": "clinic closed"}),
+        "draft": lambda: api.client.put(f"{url}/draft", headers=api.headers(user), json={"data": {}}),
+        "delegate": lambda: api.post(f"{url}/delegate", user, {"user": "coord"}),
+        "resolve": lambda: api.post(f"{url}/resolve", user),
     }
     return requests[action]().status_code
+
+
+def _prepare(api: ApiClient, situation: str, task_id: str) -> None:
+    url = f"/api/tasks/{task_id}"
+    if situation != "unclaimed":
+        assert api.post(f"{url}/claim", "peer").status_code == 200
+    if situation == "held":
+        assert api.post(f"{url}/hold", "peer", {"reason": "patient travelling"}).status_code == 200
+    if situation == "delegated":
+        assert api.post(f"{url}/delegate", "peer", {"user": "coord"}).status_code == 200
 
 
 @pytest.mark.parametrize(("action", "situation", "user", "status"), CASES,
                          ids=[f"{a}-{s}-{u}" for a, s, u, _ in CASES])
 def test_permission_matrix(api: ApiClient, action: str, situation: str, user: str, status: int) -> None:
+    """The status of each call, and the task's `actions` for that user agree with it: an action is
+    offered exactly when the call succeeds (and changes something)."""
     for name, (role, groups) in USERS.items():
         api.user(role, *groups, name=name)
     response = api.deploy("admin", ("m.bpmn", camunda_task("matrix", candidateGroups="pharmacy")))
     assert response.status_code in (200, 201), response.text
     task_id = api.start("admin", "matrix").json()["open_tasks"][0]["id"]
-    if situation == "by_peer":
-        assert api.post(f"/api/tasks/{task_id}/claim", "peer").status_code == 200
+    _prepare(api, situation, task_id)
+    read = api.get(f"/api/tasks/{task_id}", user)
+    offered = read.json()["actions"] if read.status_code == 200 else []
     assert _call(api, action, user, task_id) == status
+    if action in ACTIONS:
+        succeeded = status < 300 and (action, situation, user) not in NO_OPS
+        assert (ACTIONS[action] in offered) == succeeded, offered
+
+
+def test_the_matrix_covers_every_task_action_of_the_rule_table() -> None:
+    offered = {rule.action for rule in TASK_RULES.values() if not rule.by_system and rule.action not in NOT_OFFERED}
+    assert set(ACTIONS.values()) == offered
 
 
 def test_unknown_task_answers_like_a_foreign_one(api: ApiClient) -> None:
@@ -90,13 +133,36 @@ def test_task_workers_read_only_the_instances_they_are_involved_in(api: ApiClien
     api.deploy("admin", ("m.bpmn", camunda_task("matrix", candidateGroups="pharmacy")))
     instance = api.start("admin", "matrix", patient_id="pat-9").json()
     url = f"/api/instances/{instance['id']}"
-    expected = {"admin": 200, "auditor": 200, "lead": 200, "coord": 200, "peer": 200, "outsider": 404, "boss": 200}
+    expected = {"admin": 200, "auditor": 200, "lead": 200, "coord": 200, "peer": 200, "outsider": 404, "boss": 200,
+                "other_boss": 404}
     for read in ("", "/history", "/measures"):
         assert {user: api.get(f"{url}{read}", user).status_code for user in USERS} == expected, read
     listed = {user: api.get("/api/instances", user, params={"patient_id": "pat-9"}).json()["total"] for user in USERS}
     assert listed == {user: 1 if status == 200 else 0 for user, status in expected.items()}
+    offered = {user: api.get(url, user).json()["actions"] for user, status in expected.items() if status == 200}
+    assert offered == {"admin": ["cancel"], "auditor": [], "lead": ["cancel"], "coord": ["cancel"],
+                       "peer": ["cancel"], "boss": ["cancel"]}
     assert api.post(f"{url}/cancel", "outsider", {"reason": "x"}).status_code == 404
-    assert api.post(f"{url}/cancel", "coord", {"reason": "duplicate referral"}).status_code == 200
+    assert api.post(f"{url}/cancel", "auditor", {"reason": "x"}).status_code == 403
+    cancelled = api.post(f"{url}/cancel", "coord", {"reason": "duplicate referral"})
+    assert cancelled.status_code == 200 and cancelled.json()["actions"] == []
+    assert api.post(f"{url}/cancel", "coord", {"reason": "again"}).status_code == 409
+
+
+def test_an_incidents_retry_is_offered_exactly_to_those_whose_retry_succeeds(api: ApiClient) -> None:
+    for name, (role, groups) in USERS.items():
+        api.user(role, *groups, name=name)
+    assert api.deploy("admin", ("b.bpmn", d.script_then_task("broken", "x = 1 / 0"))).status_code == 201
+    started = api.start("coord", "broken").json()
+    assert started["status"] == "incident"
+    url = f"/api/instances/{started['id']}"
+    statuses, offered = {}, {}
+    for user in USERS:
+        read = api.get(url, user)
+        offered[user] = "retry" in (read.json()["actions"] if read.status_code == 200 else [])
+        statuses[user] = api.post(f"{url}/retry", user).status_code  # the script fails again: still an incident
+    assert statuses == _row(200, 403, 200, 200, 404, 404, 404)
+    assert offered == {user: status == 200 for user, status in statuses.items()}
 
 
 # Endpoints guarded by role alone: expected status per user.

@@ -73,13 +73,11 @@ def test_claim_release_assign(api: ApiClient) -> None:
     raj = api.user("coordinator", "pharmacy", name="raj")
     outsider = api.user("coordinator", "social-work")
     boss = api.user("supervisor", "pharmacy", name="boss")
-    url = f"/api/tasks/{task['id']}"
+    url = f"/api/tasks/{task['id']}"  # who may take which action when: tests/test_rules.py
     assert api.post(f"{url}/claim", outsider).status_code == 404  # not offered to them: not shown either
-    assert api.post(f"{url}/claim", ana).json()["assignee"] == "ana"
+    claimed = api.post(f"{url}/claim", ana).json()
+    assert claimed["assignee"] == "ana" and "unclaim" in claimed["actions"]
     assert api.post(f"{url}/claim", raj).status_code == 409  # ana has it
-    assert api.post(f"{url}/complete", raj, {"data": {}}).status_code == 409
-    assert api.post(f"{url}/unclaim", raj).status_code == 403
-    assert api.post(f"{url}/assign", ana, {"user": "raj"}).status_code == 403  # not a supervisor
     assert api.post(f"{url}/assign", boss, {"user": "nobody"}).status_code == 422
     assert api.post(f"{url}/assign", boss, {"user": "raj"}).json()["assignee"] == "raj"
     assert api.post(f"{url}/unclaim", raj).json()["assignee"] is None
@@ -95,10 +93,10 @@ def test_hold_resume_priority_comments(api: ApiClient) -> None:
     boss = api.user("supervisor", "pharmacy")
     url = f"/api/tasks/{task['id']}"
     assert api.post(f"{url}/hold", ana, {}).status_code == 422  # a reason is required
-    assert api.post(f"{url}/hold", ana, {"reason": "patient asked to call back Monday"}).json()["state"] == "on-hold"
+    held = api.post(f"{url}/hold", ana, {"reason": "patient asked to call back Monday"}).json()
+    assert (held["state"], held["actions"]) == ("on-hold", ["resume", "comment"])
     assert api.post(f"{url}/complete", ana, {"data": {}}).status_code == 409
     assert api.post(f"{url}/resume", ana, {"reason": "Monday"}).json()["state"] == "ready"
-    assert api.post(f"{url}/priority", ana, {"priority": 90}).status_code == 403
     assert api.post(f"{url}/priority", boss, {"priority": 90}).json()["priority"] == 90
     assert api.post(f"{url}/priority", boss, {"priority": 101}).status_code == 422
     assert api.post(f"{url}/comments", ana, {"text": "left voicemail 10:40"}).status_code == 201
@@ -143,10 +141,8 @@ def test_drafts_and_delegation(api: ApiClient) -> None:
     assert saved.status_code == 200 and saved.json()["state"] == "in-progress"
     assert saved.json()["assignee"] == "ana" and saved.json()["draft"] == {"note": "half done"}
     assert api.get(f"{url}/form", ana).json()["data"] == {"note": "half done"}
-    assert api.post(f"{url}/delegate", "raj", {"user": "ana"}).status_code == 409  # raj is not the assignee
     delegated = api.post(f"{url}/delegate", ana, {"user": "raj"}).json()
     assert (delegated["assignee"], delegated["owner"]) == ("raj", "ana")
-    assert api.post(f"{url}/resolve", ana).status_code == 409  # only the delegate resolves
     back = api.post(f"{url}/resolve", "raj").json()
     assert (back["assignee"], back["owner"]) == ("ana", None)
     assert api.post(f"{url}/complete", ana, {"data": {"note": "done"}}).status_code == 200

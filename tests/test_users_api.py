@@ -95,3 +95,30 @@ def test_the_command_line_refuses_the_same_names(tmp_path: Path, monkeypatch: py
     assert main(["user", "add", "team/a", "--role", "coordinator"]) == 1
     assert "letters, digits" in capsys.readouterr().err
     assert main(["user", "add", "kim", "--role", "coordinator", "--group", "ward 7"]) == 1
+
+
+def test_deactivation_returns_delegated_tasks_to_their_owner_and_records_each_release(api: ApiClient) -> None:
+    admin = api.user("admin")
+    for name in ("dana", "sam", "kim"):
+        api.user("coordinator", "care-coordinator", name=name)
+    api.deploy(admin, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")))
+    lent = api.start(admin, "fu", business_key="lent").json()  # dana delegates to sam
+    lent_task = lent["open_tasks"][0]["id"]
+    api.post(f"/api/tasks/{lent_task}/claim", "dana")
+    api.post(f"/api/tasks/{lent_task}/delegate", "dana", {"user": "sam"})
+    given = api.start(admin, "fu", business_key="given").json()  # sam delegates to kim
+    given_task = given["open_tasks"][0]["id"]
+    api.post(f"/api/tasks/{given_task}/claim", "sam")
+    api.post(f"/api/tasks/{given_task}/delegate", "sam", {"user": "kim"})
+    assert api.post("/api/users/sam/deactivate", admin).status_code == 200
+    back = api.get(f"/api/tasks/{lent_task}", admin).json()
+    assert (back["assignee"], back["owner"]) == ("dana", None)
+    kept = api.get(f"/api/tasks/{given_task}", admin).json()
+    assert (kept["assignee"], kept["owner"]) == ("kim", None)  # a resolve would hand it to nobody active
+    released = [(e["task_id"], e["data"]["field"], e["data"]["old"], e["data"]["new"])
+                for instance in (lent, given)
+                for e in api.get(f"/api/instances/{instance['id']}/history", admin).json()["items"]
+                if e["type"] == "task_released"]
+    assert released == [(lent_task, "owner", "dana", None), (lent_task, "assignee", "sam", "dana"),
+                        (given_task, "owner", "sam", None)]
+    assert api.post(f"/api/tasks/{given_task}/resolve", "kim").status_code == 409  # nothing to return to

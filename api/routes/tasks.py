@@ -77,7 +77,7 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
         due_before=due_before, overdue_at=engine.now() if overdue else None)
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset, exact_total=exact_total,
-                          now=engine.now())
+                          now=engine.now(), reader=user)
     return TaskPage.model_validate(page)
 
 
@@ -94,7 +94,7 @@ def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
 def _visible_or_404(engine: CarePath, session: Session, user: Principal, task_id: str) -> TaskView:
     """The task if this user may see it (supervisors also the unrouted ones); else not found, like a
     task that does not exist."""
-    view = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR, engine.now())
+    view = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR, engine.now(), user)
     if view is None:
         raise NotFound(f"task {task_id} does not exist")
     return view

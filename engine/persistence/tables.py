@@ -8,6 +8,7 @@ query ever deserializes a workflow. `events` is append-only.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -28,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from ..model import InstanceStatus, MessageState, NotificationState, TaskState, TimerState
 
 ACTIVE_SQL = text("status IN ('running', 'incident')")
 
@@ -49,6 +53,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def states(enum: type[StrEnum], column: str) -> Enum:
+    """A state column: the enum's value as a string, which the database checks (CHECK constraint
+    ck_<table>_<column>, migration 0012), so a new state needs only a migration replacing the check."""
+    return Enum(enum, name=column, native_enum=False, create_constraint=True, length=20, validate_strings=True,
+                values_callable=lambda members: [member.value for member in members])
 
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -166,7 +177,7 @@ class Instance(Base):
     pathway_key: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str] = mapped_column(String(255), index=True)
     patient_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(states(InstanceStatus, "status"))
     state: Mapped[str] = mapped_column(Text, deferred=True)  # read only when the workflow is not cached
     data: Mapped[dict[str, Any]]
     incident: Mapped[dict[str, Any] | None]
@@ -203,7 +214,7 @@ class Task(Base):
     name: Mapped[str] = mapped_column(String(500))
     lane: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(20))
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(states(TaskState, "state"))
     assignee: Mapped[str | None] = mapped_column(String(200), index=True)
     owner: Mapped[str | None] = mapped_column(String(200))  # who delegated it, and gets it back on resolve
     draft: Mapped[dict[str, Any] | None]
@@ -298,7 +309,7 @@ class Timer(Base):
     # the human task task_id (fired without running the workflow).
     kind: Mapped[str] = mapped_column(String(20), default="bpmn", server_default="bpmn")
     due_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(states(TimerState, "state"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[datetime | None]
@@ -346,7 +357,7 @@ class BufferedMessage(Base):
     name: Mapped[str] = mapped_column(String(255))
     correlation_key: Mapped[str] = mapped_column(String(255))
     data: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(states(MessageState, "state"))
     received_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
@@ -369,7 +380,7 @@ class NotificationRecord(Base):
     subject: Mapped[str] = mapped_column(String(500))
     recipients: Mapped[list[Any]]
     payload: Mapped[dict[str, Any]]
-    state: Mapped[str] = mapped_column(String(20))  # pending | delivered | failed
+    state: Mapped[str] = mapped_column(states(NotificationState, "state"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     last_error: Mapped[str | None] = mapped_column(Text)

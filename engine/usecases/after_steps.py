@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..model import MessageState
 from ..persistence.tables import BufferedMessage, Instance, MessageSubscription
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible
@@ -37,7 +38,7 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
     query = (select(BufferedMessage, MessageSubscription.task_id).join(MessageSubscription, (
         MessageSubscription.message_name == BufferedMessage.name)
         & (MessageSubscription.correlation_key == BufferedMessage.correlation_key))
-        .where(MessageSubscription.instance_id == instance.id, BufferedMessage.state == "buffered",
+        .where(MessageSubscription.instance_id == instance.id, BufferedMessage.state == MessageState.BUFFERED,
                BufferedMessage.expires_at > now)
         .order_by(BufferedMessage.id).limit(CANDIDATES))
     if uow.session.get_bind().dialect.name == "postgresql":
@@ -48,7 +49,7 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
             continue
         if not hand_over(uow, "system", instance, workflow, message, task_id):
             return False
-        message.state, message.delivered_at, message.instance_id = "delivered", now, instance.id
+        message.state, message.delivered_at, message.instance_id = MessageState.DELIVERED.value, now, instance.id
         return True
     return False
 

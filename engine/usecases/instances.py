@@ -9,13 +9,14 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..bounds import check_json
-from ..errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from ..errors import Conflict, NotFound, ValidationFailed
 from ..forms import validate_start_data
-from ..identity import Principal, Role, instance_scope, require_role
+from ..identity import Principal, instance_scope
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page, instance_history, instance_is_visible, instance_view
+from ..rules import INSTANCE_RULES, check_role
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .after_steps import after_engine_steps
@@ -25,9 +26,9 @@ from .store import (
     changes_of,
     instance_by_business_key,
     load_workflow,
-    lock_instance,
     with_conflict_retries,
 )
+from .transitions import locked_instance
 
 MAX_KEY_LENGTH = 255
 
@@ -35,8 +36,7 @@ MAX_KEY_LENGTH = 255
 def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, business_key: str,
                    patient_id: str | None = None, data: dict[str, Any] | None = None,
                    version: int | None = None) -> InstanceView:
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, Role.INTEGRATION,
-                 action="Starting a pathway")
+    check_role(INSTANCE_RULES["start"], principal)
     check_json(app, data, "data")
     _check_key("business_key", business_key)
     if patient_id is not None:
@@ -119,50 +119,45 @@ def _check_key(field: str, value: Any) -> None:
 
 
 def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reason: str) -> InstanceView:
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Cancelling an instance")
+    rule = INSTANCE_RULES["cancel"]
+    check_role(rule, principal)
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationFailed("a reason is required to cancel an instance")
 
     def attempt() -> None:
         with UnitOfWork(app) as uow:
-            _check_visible(uow, principal, instance_id)
-            instance = lock_instance(uow, instance_id)
-            if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
-                raise InvalidTransition(f"instance {instance_id} is {instance.status} and cannot be cancelled")
+            instance = locked_instance(uow, principal, rule, instance_id)
             workflow = load_workflow(uow, instance)
             workflow.cancel()
             workflow.incident = None
-            old, instance.status = instance.status, InstanceStatus.CANCELLED.value
-            uow.record("cancelled", principal.name, instance_id=instance.id,
+            old, instance.status = instance.status, rule.to[0].value
+            uow.record(rule.event or rule.action, principal.name, instance_id=instance.id,
                        pathway_version_id=instance.pathway_version_id,
-                       data={"reason": reason, "field": "status", "old": old, "new": instance.status})
+                       data={"reason": reason, "field": rule.field, "old": old, "new": instance.status})
             after_engine_steps(uow, instance, workflow, principal.name)
             instance.ended_at = app.now()
             record_measure_outcomes(uow, instance, principal.name)
             uow.commit()
 
     with_conflict_retries(app, attempt)
-    return get_instance_view(app, instance_id)
+    return get_instance_view(app, instance_id, actions_for=principal)
 
 
 def retry_instance(app: CarePath, principal: Principal, instance_id: str,
                    data: dict[str, Any] | None = None) -> InstanceView:
     """Run the failed step again, optionally with corrected data merged into it first."""
-    require_role(principal, Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR, action="Retrying an incident")
+    rule = INSTANCE_RULES["retry"]
+    check_role(rule, principal)
     check_json(app, data, "data")
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("retry data must be a JSON object")
 
     def attempt() -> None:
         with UnitOfWork(app) as uow:
-            _check_visible(uow, principal, instance_id)
-            instance = lock_instance(uow, instance_id)
-            if instance.status != InstanceStatus.INCIDENT:
-                raise InvalidTransition(f"instance {instance_id} has no incident to retry (it is "
-                                        f"{instance.status})")
+            instance = locked_instance(uow, principal, rule, instance_id)
             workflow = load_workflow(uow, instance)
             current = instance.data or {}
-            uow.record("retried", principal.name, instance_id=instance.id,
+            uow.record(rule.event or rule.action, principal.name, instance_id=instance.id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"incident": instance.incident, "data": data or {},
                              "changes": changes_of(current, data or {})})
@@ -171,7 +166,7 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
             uow.commit()
 
     with_conflict_retries(app, attempt)
-    return get_instance_view(app, instance_id)
+    return get_instance_view(app, instance_id, actions_for=principal)
 
 
 def get_instance_history(app: CarePath, instance_id: str, principal: Principal, *, limit: int = 200,
@@ -183,16 +178,13 @@ def get_instance_history(app: CarePath, instance_id: str, principal: Principal, 
         return instance_history(session, instance_id, limit=limit, offset=offset, now=app.now())
 
 
-def get_instance_view(app: CarePath, instance_id: str, principal: Principal | None = None) -> InstanceView:
-    """The instance, if it exists and the principal (when given) may read it; else NotFound."""
+def get_instance_view(app: CarePath, instance_id: str, principal: Principal | None = None, *,
+                      actions_for: Principal | None = None) -> InstanceView:
+    """The instance, if it exists and the principal (when given) may read it; else NotFound. Its `actions`
+    and its open tasks' are those of the principal (or of `actions_for`, who was just allowed to act)."""
     with app.db.read() as session:
         visible = principal is None or instance_is_visible(session, instance_id, instance_scope(principal))
-        view = instance_view(session, instance_id, app.now()) if visible else None
+        view = instance_view(session, instance_id, app.now(), principal or actions_for) if visible else None
     if view is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return view
-
-
-def _check_visible(uow: UnitOfWork, principal: Principal, instance_id: str) -> None:
-    if not instance_is_visible(uow.session, instance_id, instance_scope(principal)):
-        raise NotFound(f"instance {instance_id} does not exist")

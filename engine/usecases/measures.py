@@ -17,7 +17,7 @@ from ..application import CarePath
 from ..errors import NotFound
 from ..identity import SCHEDULER, Principal, instance_scope
 from ..measures import Completion, Episode, MeasureResult, MeasureStatus, evaluate, measure_from_dict
-from ..model import InstanceStatus
+from ..model import InstanceStatus, TimerState
 from ..persistence.tables import Event, Instance, PathwayVersion, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import readable_instance
@@ -71,13 +71,13 @@ def record_measure_outcomes(uow: UnitOfWork, instance: Instance, actor: str) -> 
     if still_open:
         due = min(still_open) + timedelta(seconds=1)
         uow.session.add(Timer(instance_id=instance.id, task_id=instance.id, element_id="measures", kind=MEASURE_TIMER,
-                              due_at=due, state="pending", attempts=0, created_at=uow.app.now()))
+                              due_at=due, state=TimerState.PENDING.value, attempts=0, created_at=uow.app.now()))
         uow.after_commit(lambda: uow.app.timers_scheduled([due]))
 
 
 def measure_window_closed(uow: UnitOfWork, timer: Timer) -> None:
     """A `measure` timer came due: record the outcomes as they stand now (and wait for the next window)."""
-    timer.state, timer.fired_at = "fired", uow.app.now()
+    timer.state, timer.fired_at = TimerState.FIRED.value, uow.app.now()
     instance = uow.session.get(Instance, timer.instance_id)
     if instance is not None:
         record_measure_outcomes(uow, instance, SCHEDULER.name)

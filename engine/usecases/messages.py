@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from ..application import CarePath
 from ..bounds import check_json
 from ..errors import Conflict, ValidationFailed
-from ..identity import Principal, Role, message_scope, require_role
-from ..model import InstanceStatus
+from ..identity import Principal, Role, message_scope
+from ..model import InstanceStatus, MessageState
 from ..persistence.tables import (
     BufferedMessage,
     Instance,
@@ -32,19 +32,19 @@ from ..persistence.tables import (
 )
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible, instances_visible_to
+from ..rules import MESSAGE_RULES, check_role
 from ..views import MessageResult
 from .after_steps import after_engine_steps, hand_over
 from .instances import _check_key, begin_instance
 from .store import load_workflow, lock_instance, with_conflict_retries
 
 ACTIVE_STATES = (InstanceStatus.RUNNING.value, InstanceStatus.INCIDENT.value)
-SENDING_ROLES = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR, Role.INTEGRATION)
 SEES_MESSAGE_NAMES = (Role.CLINICAL_LEAD,)  # and admins: they deploy, so the names are theirs to know
 
 
 def correlate_message(app: CarePath, principal: Principal, name: str, correlation_key: str,
                       data: dict[str, Any] | None = None, message_id: str | None = None) -> MessageResult:
-    require_role(principal, *SENDING_ROLES, action="Sending a message")
+    check_role(MESSAGE_RULES["send"], principal)
     check_json(app, data, "data")
     _check_key("name", name)
     _check_key("correlation_key", correlation_key)
@@ -119,20 +119,21 @@ def _route(uow: UnitOfWork, principal: Principal, name: str, key: str, data: dic
            message_id: str | None) -> MessageResult:
     now = uow.app.now()
     scope = message_scope(principal)
-    row = BufferedMessage(message_id=message_id, name=name, correlation_key=key, data=data, state="buffered",
+    row = BufferedMessage(message_id=message_id, name=name, correlation_key=key, data=data,
+                          state=MessageState.BUFFERED.value,
                           received_at=now, expires_at=now + uow.app.config.message_ttl, sender=principal.name,
                           sender_scope=None if scope is None else {"user": scope[0], "groups": sorted(scope[1])})
     uow.session.add(row)
     uow.session.flush()
     delivered = _deliver_to_subscribers(uow, principal.name, row, scope)
     if delivered:
-        return MessageResult("delivered", delivered, message_id)
+        return MessageResult(MessageState.DELIVERED.value, delivered, message_id)
     started = _start_by_message(uow, principal.name, row)
     if started:
-        return MessageResult("started", started, message_id)
+        return MessageResult(MessageState.STARTED.value, started, message_id)
     uow.record("message_buffered", principal.name, data={
         "name": name, "correlation_key": key, "message_id": message_id, "expires_at": row.expires_at.isoformat()})
-    return MessageResult("buffered", [], message_id, row.expires_at)
+    return MessageResult(MessageState.BUFFERED.value, [], message_id, row.expires_at)
 
 
 def _settle(row: BufferedMessage, outcome: str, now: Any) -> None:
@@ -156,7 +157,7 @@ def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessag
         instance = lock_instance(uow, instance_id)
         workflow = load_workflow(uow, instance)
         if hand_over(uow, actor, instance, workflow, message, task_id):
-            _settle(message, "delivered", uow.app.now())
+            _settle(message, MessageState.DELIVERED.value, uow.app.now())
             message.instance_id = message.instance_id or instance_id
             after_engine_steps(uow, instance, workflow, actor)
             delivered.append(instance_id)
@@ -172,7 +173,7 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
     for version in versions:
         latest.setdefault(version.key, version)
     if latest:
-        _settle(message, "started", uow.app.now())
+        _settle(message, MessageState.STARTED.value, uow.app.now())
     started = []
     for version in latest.values():
         patient = message.data.get("patient_id")
@@ -191,6 +192,7 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
 def expire_messages(app: CarePath) -> int:
     with UnitOfWork(app) as uow:
         result = uow.session.execute(update(BufferedMessage).where(
-            BufferedMessage.state == "buffered", BufferedMessage.expires_at <= app.now()).values(state="expired"))
+            BufferedMessage.state == MessageState.BUFFERED, BufferedMessage.expires_at <= app.now())
+            .values(state=MessageState.EXPIRED.value))
         uow.commit()
         return int(getattr(result, "rowcount", 0) or 0)

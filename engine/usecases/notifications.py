@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from ..application import CarePath
 from ..identity import SCHEDULER, Role
-from ..model import OPEN_TASK_STATES
+from ..model import OPEN_TASK_STATES, NotificationState, TimerState
 from ..notifications import Notification
 from ..persistence.tables import NotificationRecord, Task, Timer, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
@@ -35,7 +35,7 @@ def schedule_alerts(uow: UnitOfWork, task: Task, *, new_task: bool = False) -> N
     due_times = uow.app.config.alerts_for(task.pathway_key).alert_times(task.created_at, task.due_date, now)
     for kind, due in due_times:
         uow.session.add(Timer(instance_id=task.instance_id, task_id=task.id, element_id=task.element_id, kind=kind,
-                              due_at=due, state="pending", attempts=0, created_at=now))
+                              due_at=due, state=TimerState.PENDING.value, attempts=0, created_at=now))
     if due_times:
         created = [due for _, due in due_times]
         uow.after_commit(lambda: uow.app.timers_scheduled(created))
@@ -43,13 +43,13 @@ def schedule_alerts(uow: UnitOfWork, task: Task, *, new_task: bool = False) -> N
 
 def cancel_alerts(uow: UnitOfWork, task_id: str) -> None:
     uow.session.execute(update(Timer).where(Timer.task_id == task_id, Timer.kind.in_(ALERT_KINDS),
-                                            Timer.state == "pending").values(state="cancelled"))
+                                            Timer.state == TimerState.PENDING).values(state=TimerState.CANCELLED.value))
 
 
 def fire_alert(uow: UnitOfWork, timer: Timer) -> None:
     """A reminder or overdue alert came due: notify, if the task is still open."""
     now = uow.app.now()
-    timer.state, timer.fired_at = "fired", now
+    timer.state, timer.fired_at = TimerState.FIRED.value, now
     task = uow.session.get(Task, timer.task_id)
     if task is None or task.state not in OPEN_TASK_STATES:
         return
@@ -85,7 +85,8 @@ def notify(uow: UnitOfWork, kind: str, subject: str, recipients: list[str], payl
     for channel in uow.app.channels:
         uow.session.add(NotificationRecord(kind=kind, channel=channel.name, instance_id=instance_id, task_id=task_id,
                                            subject=subject[:500], recipients=recipients, payload=payload,
-                                           state="pending", attempts=0, next_attempt_at=now, created_at=now))
+                                           state=NotificationState.PENDING.value, attempts=0, next_attempt_at=now,
+                                           created_at=now))
 
 
 def deliver_notifications(app: CarePath, limit: int = 100) -> int:
@@ -106,7 +107,7 @@ def _deliver_next(app: CarePath) -> bool:
     may wait on the network; no lock is held meanwhile), then record the outcome."""
     with UnitOfWork(app) as uow:
         now = app.now()
-        query = (select(NotificationRecord).where(NotificationRecord.state == "pending",
+        query = (select(NotificationRecord).where(NotificationRecord.state == NotificationState.PENDING,
                                                   NotificationRecord.next_attempt_at <= now)
                  .order_by(NotificationRecord.next_attempt_at, NotificationRecord.id).limit(1))
         if uow.session.get_bind().dialect.name == "postgresql":
@@ -134,23 +135,24 @@ def _record_delivery(app: CarePath, notification_id: int, attempt: int, error: s
     with UnitOfWork(app) as uow:
         now = app.now()
         row = uow.session.get(NotificationRecord, notification_id, with_for_update=True)
-        if row is None or row.state != "pending" or row.attempts != attempt:
+        if row is None or row.state != NotificationState.PENDING or row.attempts != attempt:
             return  # the lease ran out and another process took it over
         if error is None:
-            row.state, row.delivered_at, row.last_error = "delivered", now, None
+            row.state, row.delivered_at, row.last_error = NotificationState.DELIVERED.value, now, None
             uow.record("notification_delivered", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
                        data={"notification_id": row.id, "channel": row.channel, "kind": row.kind,
                              "attempt": row.attempts, "recipients": row.recipients})
         else:
             row.last_error = error
             if row.attempts >= app.config.notification_max_attempts:
-                row.state = "failed"
+                row.state = NotificationState.FAILED.value
             else:
                 row.next_attempt_at = now + app.config.notification_retry_base * (2 ** (row.attempts - 1))
-            retry = {"next_attempt_at": row.next_attempt_at.isoformat()} if row.state == "pending" else {}
+            gave_up = row.state == NotificationState.FAILED
+            retry = {} if gave_up else {"next_attempt_at": row.next_attempt_at.isoformat()}
             uow.record("notification_failed", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
                        data={"notification_id": row.id, "channel": row.channel, "attempt": row.attempts,
-                             "error": row.last_error, "gave_up": row.state == "failed", **retry})
+                             "error": row.last_error, "gave_up": gave_up, **retry})
         uow.commit()
 
 
@@ -163,5 +165,5 @@ def _notification(row: NotificationRecord) -> Notification:
 def next_notification_time(app: CarePath) -> datetime | None:
     with app.db.read() as session:
         return session.scalar(select(func.min(NotificationRecord.next_attempt_at))
-                              .where(NotificationRecord.state == "pending"))
+                              .where(NotificationRecord.state == NotificationState.PENDING))
 

@@ -23,11 +23,13 @@ from ..model import (
     OpenTask,
     Snapshot,
     TaskState,
+    TimerState,
     TimerWait,
     audience_keys,
 )
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import TASK_RULES, engine_step
 from .notifications import cancel_alerts, schedule_alerts
 from .specs import pathway_name
 
@@ -105,7 +107,8 @@ def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, ac
         open_rows = {t.id: t for t in session.scalars(
             select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
         pending = {t.task_id: t for t in session.scalars(
-            select(Timer).where(Timer.instance_id == instance.id, Timer.state == "pending", Timer.kind == "bpmn"))}
+            select(Timer).where(Timer.instance_id == instance.id, Timer.state == TimerState.PENDING,
+                                Timer.kind == "bpmn"))}
         subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
             select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
         diff = diff_projections(snapshot, open_tasks=open_rows, waits=subscriptions,
@@ -138,14 +141,16 @@ def _sync_tasks(uow: UnitOfWork, instance: Instance, diff: ProjectionDiff, actor
         row = open_rows[task_id]
         if row.due_date is not None:  # only dated tasks have alerts: no statement for the others
             cancel_alerts(uow, task_id)  # derived from the recorded due date: they end with the task, unrecorded
-        if task_id == completed_task_id:
-            row.state, row.completed_at, row.completed_by = TaskState.COMPLETED.value, now, actor
+        action = "engine_complete" if task_id == completed_task_id else "engine_cancel"
+        rule = engine_step(TASK_RULES, action, row.state, f"task '{row.name}'")
+        old, row.state, row.completed_at = row.state, rule.to[0].value, now
+        if task_id == completed_task_id:  # recorded by the completion (task_completed)
+            row.completed_by = actor
         else:
-            old, row.state, row.completed_at = row.state, TaskState.CANCELLED.value, now
-            uow.record("task_cancelled", actor, instance_id=instance.id, task_id=task_id,
+            uow.record(rule.event or action, actor, instance_id=instance.id, task_id=task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": row.element_id, "name": row.name, "field": "state", "old": old,
-                             "new": TaskState.CANCELLED.value, "reason": cause})
+                             "new": row.state, "reason": cause})
     for task in diff.tasks_opened:
         _add_task(uow, instance, task, actor)
 
@@ -189,16 +194,17 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, diff: ProjectionDiff, acto
             uow.record("timer_cancelled", actor, instance_id=instance.id, task_id=change.task_id,
                        pathway_version_id=instance.pathway_version_id,
                        data={"element_id": row.element_id, "due_at": row.due_at.isoformat(), "field": "state",
-                             "old": "pending", "new": "cancelled", "reason": cause})
+                             "old": TimerState.PENDING.value, "new": TimerState.CANCELLED.value,
+                             "reason": cause})
         if change.next_due is None:
-            row.state = "fired" if change.fired else "cancelled"
+            row.state = (TimerState.FIRED if change.fired else TimerState.CANCELLED).value
             row.fired_at = now if change.fired else None
         else:  # a cycle timer moved on to its next due time
             row.due_at, row.attempts, row.last_error = change.next_due, 0, None
             created.append(change.next_due)
     for wait in diff.timers_scheduled:
         uow.session.add(Timer(instance_id=instance.id, task_id=wait.task_id, element_id=wait.element_id,
-                              due_at=wait.due_at, state="pending", attempts=0, created_at=now))
+                              due_at=wait.due_at, state=TimerState.PENDING.value, attempts=0, created_at=now))
         uow.record("timer_scheduled", actor, instance_id=instance.id, task_id=wait.task_id,
                    pathway_version_id=instance.pathway_version_id,
                    data={"element_id": wait.element_id, "due_at": wait.due_at.isoformat()})

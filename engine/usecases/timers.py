@@ -22,7 +22,7 @@ from sqlalchemy.orm import undefer
 
 from ..application import CarePath
 from ..identity import SCHEDULER
-from ..model import InstanceStatus
+from ..model import InstanceStatus, TimerState
 from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from .after_steps import after_engine_steps
@@ -69,7 +69,7 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
         # them in the session, so firing reads no instance row again.
         instances = {instance.id: instance for _, instance in claimed}
         for timer, _ in claimed:
-            if timer.state != "pending":  # an earlier timer of the batch cancelled it (same instance)
+            if timer.state != TimerState.PENDING:  # an earlier timer of the batch cancelled it (same instance)
                 continue
             if not careful:
                 _fire(uow, timer, instances)
@@ -105,7 +105,7 @@ def _fire(uow: UnitOfWork, timer: Timer, instances: dict[str, Instance]) -> None
         return
     instance = instances.get(timer.instance_id) or lock_instance(uow, timer.instance_id)
     if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
-        timer.state = "cancelled"
+        timer.state = TimerState.CANCELLED.value
         return
     workflow = load_workflow(uow, instance)
     had_incident = workflow.incident is not None
@@ -114,15 +114,15 @@ def _fire(uow: UnitOfWork, timer: Timer, instances: dict[str, Instance]) -> None
     if workflow.incident is not None and not had_incident and not is_last:
         raise _FiringFailed(workflow.incident.message)
     after_engine_steps(uow, instance, workflow, SCHEDULER.name)
-    if timer.state == "pending" and timer.due_at <= app.now():
+    if timer.state == TimerState.PENDING and timer.due_at <= app.now():
         # The engine did not consume it (e.g. the instance is in incident): do not spin on it.
-        timer.state, timer.attempts = "failed", timer.attempts + 1
+        timer.state, timer.attempts = TimerState.FAILED.value, timer.attempts + 1
         timer.last_error = (instance.incident or {}).get("message", "the timer could not fire")
 
 
 def _give_up_alert(uow: UnitOfWork, timer: Timer, error: str) -> None:
     """A deadline alert that cannot be sent is marked failed (and recorded), not retried forever."""
-    timer.state, timer.attempts = "failed", timer.attempts + 1
+    timer.state, timer.attempts = TimerState.FAILED.value, timer.attempts + 1
     timer.last_error = error[:2000]
     uow.record("task_alert_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
                data={"kind": timer.kind, "error": timer.last_error})
@@ -133,7 +133,7 @@ def _retry_later(uow: UnitOfWork, timer: Timer, error: str) -> None:
     timer.attempts += 1
     timer.last_error = error[:2000]
     if timer.attempts >= app.config.timer_max_attempts:  # only a defect gets here: an incident stops earlier
-        timer.state = "failed"
+        timer.state = TimerState.FAILED.value
         uow.record("timer_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
                    data={"element_id": timer.element_id, "attempts": timer.attempts, "error": timer.last_error})
         return
@@ -150,7 +150,7 @@ def _claim(uow: UnitOfWork, size: int) -> list[tuple[Timer, Instance]]:
     request, or two batches, never wait on each other in a cycle."""
     query = (select(Timer, Instance).join(Instance, Instance.id == Timer.instance_id)
              .options(undefer(Instance.state))
-             .where(Timer.state == "pending", Timer.due_at <= uow.app.now())
+             .where(Timer.state == TimerState.PENDING, Timer.due_at <= uow.app.now())
              .order_by(Timer.due_at, Timer.id).limit(size))
     if uow.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=[Timer, Instance], skip_locked=True)
@@ -159,10 +159,10 @@ def _claim(uow: UnitOfWork, size: int) -> list[tuple[Timer, Instance]]:
 
 def next_due_time(app: CarePath) -> datetime | None:
     with app.db.read() as session:
-        return session.scalar(select(func.min(Timer.due_at)).where(Timer.state == "pending"))
+        return session.scalar(select(func.min(Timer.due_at)).where(Timer.state == TimerState.PENDING))
 
 
 def count_overdue_timers(app: CarePath) -> int:
     with app.db.read() as session:
         return session.scalar(select(func.count()).select_from(Timer).join(Instance).where(
-            Timer.state == "pending", Timer.due_at <= app.now())) or 0
+            Timer.state == TimerState.PENDING, Timer.due_at <= app.now())) or 0

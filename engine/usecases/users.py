@@ -16,6 +16,8 @@ from ..identity import Principal, Role, hash_token, new_token, require_role
 from ..model import OPEN_TASK_STATES
 from ..persistence.tables import ApiToken, Task, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import TASK_RULES, check
+from .transitions import set_task_field, task_facts
 
 MAX_TOKEN_DAYS = 3650
 
@@ -99,7 +101,8 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
 
 
 def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
-    """Revoke the user's tokens and hand their open tasks back to their groups' queues."""
+    """Revoke the user's tokens and hand their open tasks back to whoever delegated them, else to their
+    groups' queues (see `_release_tasks_of`)."""
     require_role(principal, action="Deactivating a user")
     _check_may_deactivate(app, principal, name)
     with UnitOfWork(app) as uow:
@@ -108,14 +111,26 @@ def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
             user.active = False
             uow.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                                 .values(revoked_at=app.now()))
-            held = uow.session.scalars(select(Task).where(Task.assignee == name, Task.state.in_(OPEN_TASK_STATES)))
-            for task in held:
-                task.assignee = None
-                uow.record("task_released", principal.name, instance_id=task.instance_id, task_id=task.id,
-                           data={"field": "assignee", "old": name, "new": None, "reason": "user deactivated"})
+            _release_tasks_of(uow, principal, name)
             uow.record("user_deactivated", principal.name, data={"user": name})
         uow.commit()
     return get_user(app, principal, name)
+
+
+def _release_tasks_of(uow: UnitOfWork, principal: Principal, name: str) -> None:
+    """Each open task the user holds goes back to whoever delegated it to them, else to its queue; a task
+    they delegated comes back to nobody (its delegate keeps it). Under the task locks, one row each."""
+    rule = TASK_RULES["release"]
+    tasks = uow.session.scalars(select(Task).where(Task.state.in_(OPEN_TASK_STATES),
+                                                   (Task.assignee == name) | (Task.owner == name))
+                                .order_by(Task.id).with_for_update())
+    for task in tasks:
+        check(rule, task_facts(uow.session, task), principal)
+        owner = task.owner if task.owner != name else None
+        if task.owner is not None:
+            set_task_field(uow, rule, task, None, principal.name, field="owner", reason="user deactivated")
+        if task.assignee == name:
+            set_task_field(uow, rule, task, owner, principal.name, reason="user deactivated")
 
 
 def get_user(app: CarePath, principal: Principal, name: str) -> UserView:

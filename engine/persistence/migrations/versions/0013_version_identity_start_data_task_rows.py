@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = '0013'
-down_revision = '0011'  # merge: '0012'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

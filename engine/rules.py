@@ -1,0 +1,394 @@
+"""Who may change what, from which state to which: one small table per subject.
+
+Read a row as: ACTION takes a task (or an instance, a timer, ...) from one of FROM to TO; users of ROLES
+(admins always) may take it when every GUARD holds; it is recorded as EVENT with the old and new value
+of FIELD. The use cases apply a row through `usecases/transitions.py` (lock, check, change, record);
+`allowed_actions` answers from the same rows what a user may do now; docs/state-machine.md is rendered
+from them (`carepath docs rules`). The idea is Prefect's orchestration rules (FROM_STATES, TO_STATES,
+reject), kept to plain data. Everything here is pure: no database, no HTTP.
+
+A refusal is checked in this order, so that it never tells more than the user may know:
+role (403), the subject is visible to the user (404, as a read answers), from-state (409), guards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from .errors import CarePathError, Conflict, InvalidTransition, NotFound, PermissionDenied
+from .identity import Principal, Role, may_see
+from .model import (
+    EVERYONE,
+    InstanceStatus,
+    MessageState,
+    NotificationState,
+    TaskState,
+    TimerState,
+    audience_key,
+)
+
+WORKERS = (Role.COORDINATOR, Role.CLINICAL_LEAD, Role.SUPERVISOR)
+SUPERVISORS = (Role.SUPERVISOR,)
+SYSTEM = "the engine"  # who takes the rows without roles: the engine, the scheduler, a projection
+
+
+def is_unrouted(assignee: str | None, audience: Iterable[str], staffed: frozenset[str]) -> bool:
+    """Nobody can pick the task up: unassigned, offered to no one by name nor to everyone, and none of its
+    groups has an active member (queries._unrouted says the same in SQL, for lists)."""
+    keys = list(audience)
+    if assignee is not None or any(not key.startswith("group:") for key in keys):
+        return False
+    return not ({key.split(":", 1)[1] for key in keys} & staffed)
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What the rules read of a task. `staffed` (groups with an active member) is only needed for a task
+    nobody is offered to by name: a callable reads it when, and only when, a rule asks."""
+
+    id: str
+    name: str
+    state: TaskState
+    assignee: str | None = None
+    owner: str | None = None
+    audience: tuple[str, ...] = ()
+    has_draft: bool = False
+    staffed: frozenset[str] | Callable[[], frozenset[str]] = frozenset()
+
+    @classmethod
+    def of(cls, row: Any, staffed: frozenset[str] | Callable[[], frozenset[str]]) -> TaskFacts:
+        """From a `tasks` row (or anything with its columns)."""
+        return cls(id=row.id, name=row.name, state=row.state, assignee=row.assignee, owner=row.owner,
+                   audience=tuple(row.audience or ()), has_draft=bool(row.draft), staffed=staffed)
+
+    @property
+    def groups(self) -> set[str]:
+        return {key.split(":", 1)[1] for key in self.audience if key.startswith("group:")}
+
+    @property
+    def unrouted(self) -> bool:
+        if self.assignee is not None or any(not key.startswith("group:") for key in self.audience):
+            return False  # decided without the staffed groups
+        staffed = self.staffed() if callable(self.staffed) else self.staffed
+        return is_unrouted(self.assignee, self.audience, staffed)
+
+    def visible_to(self, principal: Principal) -> bool:
+        """In the user's view: theirs, or offered to them, their groups or everyone (the worklists' rule);
+        supervisors also see the tasks nobody can pick up, to route them."""
+        if may_see(principal, self.assignee, self.audience):
+            return True
+        return principal.role is Role.SUPERVISOR and self.unrouted
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"task {self.id} does not exist")
+
+
+@dataclass(frozen=True)
+class InstanceFacts:
+    id: str
+    state: InstanceStatus
+    readable: bool = True  # the caller may read the instance (instances_visible_to)
+
+    def visible_to(self, principal: Principal) -> bool:
+        return self.readable
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"instance {self.id} does not exist")
+
+
+Facts = TaskFacts | InstanceFacts
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A condition beyond role and state. `people`: a check on who acts, which admins always pass;
+    otherwise a check on the subject itself (e.g. it was delegated), which binds admins too."""
+
+    says: str
+    holds: Callable[[TaskFacts, Principal], bool]
+    refusal: Callable[[TaskFacts, Principal], CarePathError]
+    people: bool = True
+
+
+def supervises(task: TaskFacts, principal: Principal) -> bool:
+    if principal.role is not Role.SUPERVISOR:
+        return principal.is_admin
+    offered_to_everyone = audience_key("all", EVERYONE) in task.audience
+    return bool(task.groups & principal.groups) or offered_to_everyone or task.unrouted
+
+
+NOT_SOMEONE_ELSES = Guard(
+    "unclaimed or theirs", lambda t, p: t.assignee in (None, p.name),
+    lambda t, p: Conflict(f"task '{t.name}' is claimed by {t.assignee}"))
+CLAIMED = Guard(
+    "someone holds it", lambda t, p: t.assignee is not None,
+    lambda t, p: InvalidTransition(f"task '{t.name}' is not claimed by anyone"), people=False)
+HOLDER_OR_SUPERVISOR = Guard(
+    "they hold it, or supervise one of its groups",
+    lambda t, p: t.assignee == p.name or supervises(t, p),
+    lambda t, p: PermissionDenied(f"task '{t.name}' is claimed by {t.assignee}; only they, a supervisor of "
+                                  "its group or an admin can release it"))
+SUPERVISES = Guard(
+    "they supervise one of its groups (or it is offered to everyone, or nobody can pick it up)", supervises,
+    lambda t, p: PermissionDenied(f"user '{p.name}' supervises none of the groups of task '{t.name}'"))
+HOLDER = Guard(
+    "they hold it", lambda t, p: t.assignee == p.name,
+    lambda t, p: Conflict(f"only the task's assignee can delegate it (it is {t.assignee or 'unclaimed'})"))
+DELEGATED = Guard(
+    "it was delegated", lambda t, p: t.owner is not None,
+    lambda t, p: InvalidTransition(f"task '{t.name}' was not delegated"), people=False)
+DELEGATE = Guard(
+    "they are the delegate", lambda t, p: t.assignee == p.name,
+    lambda t, p: Conflict(f"task '{t.name}' is delegated to {t.assignee}; only they can resolve it"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: str
+    title: str  # "Claiming a task": how refusals and the docs name it
+    from_states: tuple[StrEnum, ...]
+    to: tuple[StrEnum, ...] = ()  # () : the state does not change; several: `note` says which
+    roles: tuple[Role, ...] = ()  # () : only the engine takes it (admins may take every other row)
+    guards: tuple[Guard, ...] = ()
+    event: str | None = None
+    field: str | None = None  # the column whose old and new values the event records
+    noop: Callable[[TaskFacts, Principal], bool] | None = None  # already so: succeeds, changes nothing
+    note: str = ""
+
+    @property
+    def by_system(self) -> bool:
+        return not self.roles
+
+
+OPEN = (TaskState.READY, TaskState.IN_PROGRESS, TaskState.ON_HOLD)
+WORKABLE = (TaskState.READY, TaskState.IN_PROGRESS)
+ANY_TASK_STATE = tuple(TaskState)
+
+
+def _rules(*rules: Rule) -> dict[str, Rule]:
+    return {rule.action: rule for rule in rules}
+
+
+TASK_RULES = _rules(
+    Rule("claim", "Claiming a task", WORKABLE, (), WORKERS, (NOT_SOMEONE_ELSES,), "task_claimed", "assignee",
+         noop=lambda t, p: t.assignee == p.name),
+    Rule("unclaim", "Releasing a task", WORKABLE, (), WORKERS, (CLAIMED, HOLDER_OR_SUPERVISOR),
+         "task_unclaimed", "assignee"),
+    Rule("assign", "Assigning a task to someone", WORKABLE, (), SUPERVISORS, (SUPERVISES,), "task_assigned",
+         "assignee", note="to an active user; assigning it to its assignee changes nothing"),
+    Rule("delegate", "Delegating a task", WORKABLE, (), WORKERS, (HOLDER,), "task_delegated", "assignee",
+         note="the holder becomes its owner; it comes back to them when the delegate resolves it"),
+    Rule("resolve", "Resolving a delegated task", WORKABLE, (), WORKERS, (DELEGATED, DELEGATE), "task_resolved",
+         "assignee", note="back to its owner"),
+    Rule("hold", "Putting a task on hold", WORKABLE, (TaskState.ON_HOLD,), WORKERS, (NOT_SOMEONE_ELSES,),
+         "task_held", "state", note="with a reason"),
+    Rule("resume", "Resuming a task", (TaskState.ON_HOLD,), (TaskState.READY, TaskState.IN_PROGRESS), WORKERS, (),
+         "task_resumed", "state", note="with a reason; in-progress when a draft is saved, else ready"),
+    Rule("save_draft", "Saving a draft", WORKABLE, (TaskState.IN_PROGRESS,), WORKERS, (NOT_SOMEONE_ELSES,),
+         "task_draft_saved", "state", note="claims an unclaimed task first (task_claimed)"),
+    Rule("complete", "Completing a task", WORKABLE, (TaskState.COMPLETED,), WORKERS, (NOT_SOMEONE_ELSES,),
+         "task_completed", "state", note="claims an unclaimed task first (task_claimed); the form is checked"),
+    Rule("comment", "Commenting on a task", ANY_TASK_STATE, (), WORKERS, (), "task_comment"),
+    Rule("set_priority", "Changing a task's priority", OPEN, (), SUPERVISORS, (SUPERVISES,),
+         "task_priority_changed", "priority"),
+    Rule("set_due_date", "Changing a task's due date", OPEN, (), SUPERVISORS, (SUPERVISES,),
+         "task_due_date_changed", "due_date", note="with a reason; its alerts are rescheduled"),
+    Rule("release", "Releasing a deactivated user's task", OPEN, (), (Role.ADMIN,), (), "task_released",
+         "assignee", note="part of deactivating its holder: back to its owner if delegated to them, else to its "
+         "queue; a task they delegated keeps its delegate and loses its owner (field `owner`)"),
+    Rule("engine_complete", "The engine completes a task", OPEN, (TaskState.COMPLETED,),
+         note="the workflow ran past the task completed by `complete` (no second event)"),
+    Rule("engine_cancel", "The engine cancels a task", OPEN, (TaskState.CANCELLED,), event="task_cancelled",
+         field="state", note="a timer fired, another branch won, the episode was cancelled"),
+)
+
+ACTIVE = (InstanceStatus.RUNNING, InstanceStatus.INCIDENT)
+INSTANCE_ROLES = (Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR)
+# Systems (a scheduling system, an ADT feed) start pathways and send messages, and do nothing else.
+SENDERS = (*INSTANCE_ROLES, Role.INTEGRATION)
+
+INSTANCE_RULES = _rules(
+    Rule("start", "Starting a pathway", (), (InstanceStatus.RUNNING,), SENDERS, (), "instance_started",
+         note="a message start event starts one too"),
+    Rule("cancel", "Cancelling an instance", ACTIVE, (InstanceStatus.CANCELLED,), INSTANCE_ROLES, (), "cancelled",
+         "status", note="with a reason; its open tasks, timers and waits are cancelled"),
+    Rule("retry", "Retrying an incident", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,), INSTANCE_ROLES,
+         (), "retried", note="runs the failed step again, with corrected data merged in first"),
+    Rule("engine_complete", "The pathway ends", (InstanceStatus.RUNNING,), (InstanceStatus.COMPLETED,),
+         event="completed", field="status"),
+    Rule("engine_incident", "A step fails", (InstanceStatus.RUNNING,), (InstanceStatus.INCIDENT,),
+         event="incident", field="status"),
+    Rule("engine_resolve", "A retried step succeeds", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,),
+         event="incident_resolved", field="status"),
+)
+
+TIMER_RULES = _rules(
+    Rule("schedule", "The engine waits for a timer", (), (TimerState.PENDING,), event="timer_scheduled"),
+    Rule("fire", "The scheduler fires a due timer", (TimerState.PENDING,), (TimerState.FIRED,), event="timer_fired",
+         note="a cycle timer stays pending with its next due time"),
+    Rule("retry_later", "Firing failed; tried again later", (TimerState.PENDING,), (TimerState.PENDING,),
+         event="timer_retry_scheduled"),
+    Rule("give_up", "Firing failed too often", (TimerState.PENDING,), (TimerState.FAILED,), event="timer_failed",
+         note="or a deadline alert could not be sent (task_alert_failed)"),
+    Rule("cancel", "The activity ended first", (TimerState.PENDING,), (TimerState.CANCELLED,),
+         event="timer_cancelled", field="state", note="deadline alerts end with their task, unrecorded"),
+)
+
+MESSAGE_RULES = _rules(
+    Rule("send", "Sending a message", (), (MessageState.BUFFERED, MessageState.DELIVERED, MessageState.STARTED),
+         SENDERS, event="message_received", note="recorded on each instance it reaches, else as message_buffered; "
+         "reaches only instances the sender may read (integration accounts: every instance); a name no pathway "
+         "in use catches or starts with is refused"),
+    Rule("buffer", "No catch waits for it", (), (MessageState.BUFFERED,), event="message_buffered"),
+    Rule("deliver", "A waiting catch receives it", (MessageState.BUFFERED,), (MessageState.DELIVERED,),
+         event="message_received", note="at once, or later when a catch starts waiting"),
+    Rule("start", "It starts an instance", (), (MessageState.STARTED,), event="message_received",
+         note="a message start event"),
+    Rule("expire", "Its time to live ends", (MessageState.BUFFERED,), (MessageState.EXPIRED,)),
+)
+
+NOTIFICATION_RULES = _rules(
+    Rule("deliver", "A channel delivered it", (NotificationState.PENDING,), (NotificationState.DELIVERED,),
+         event="notification_delivered"),
+    Rule("retry_later", "Delivery failed; tried again later", (NotificationState.PENDING,),
+         (NotificationState.PENDING,), event="notification_failed"),
+    Rule("give_up", "Delivery failed too often", (NotificationState.PENDING,), (NotificationState.FAILED,),
+         event="notification_failed"),
+)
+
+TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
+                                      "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES}
+
+
+def may_take(rule: Rule, principal: Principal) -> bool:
+    return not rule.by_system and (principal.is_admin or principal.role in rule.roles)
+
+
+def role_refusal(rule: Rule, principal: Principal) -> PermissionDenied | None:
+    if rule.by_system:
+        return PermissionDenied(f"{rule.title}: only the engine does that")
+    if may_take(rule, principal):
+        return None
+    allowed = ", ".join(dict.fromkeys(r.value for r in (*rule.roles, Role.ADMIN)))
+    return PermissionDenied(f"{rule.title} needs one of the roles {allowed}; user '{principal.name}' "
+                            f"is {principal.role.value}")
+
+
+def check_role(rule: Rule, principal: Principal) -> None:
+    """The part of a rule that needs no row: checked before anything is read."""
+    refusal = role_refusal(rule, principal)
+    if refusal is not None:
+        raise refusal
+
+
+def refusal(rule: Rule, facts: Facts, principal: Principal) -> CarePathError | None:
+    """Why this user may not take this action now, or None."""
+    found = role_refusal(rule, principal)
+    if found is not None:
+        return found
+    if not facts.visible_to(principal):
+        return facts.not_found()
+    if facts.state not in rule.from_states:
+        what = f"task '{facts.name}'" if isinstance(facts, TaskFacts) else f"instance {facts.id}"
+        return _wrong_state(rule, what, facts.state)
+    if isinstance(facts, TaskFacts):  # instances have no conditions beyond role, visibility and state
+        for guard in rule.guards:
+            if not (guard.people and principal.is_admin) and not guard.holds(facts, principal):
+                return guard.refusal(facts, principal)
+    return None
+
+
+def check(rule: Rule, facts: Facts, principal: Principal) -> None:
+    found = refusal(rule, facts, principal)
+    if found is not None:
+        raise found
+
+
+def engine_step(table: dict[str, Rule], action: str, state: str, what: str) -> Rule:
+    """An engine row (a projection completing a task, the scheduler firing a timer): its state is checked."""
+    rule = table[action]
+    if state not in rule.from_states:
+        raise _wrong_state(rule, what, state)
+    return rule
+
+
+def is_noop(rule: Rule, facts: Facts, principal: Principal) -> bool:
+    return rule.noop is not None and isinstance(facts, TaskFacts) and rule.noop(facts, principal)
+
+
+def _wrong_state(rule: Rule, what: str, state: str) -> InvalidTransition:
+    return InvalidTransition(f"{what} is {state}; {rule.title.lower()} needs one that is "
+                             f"{' or '.join(s.value for s in rule.from_states)}")
+
+
+def allowed_actions(facts: Facts, principal: Principal) -> list[str]:
+    """What this user may do to the task or instance now: every row they may take that would change it."""
+    table = TASK_RULES if isinstance(facts, TaskFacts) else INSTANCE_RULES
+    return [rule.action for rule in table.values() if rule.action not in NOT_OFFERED
+            and refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
+
+
+# Rows that are not a user's action on one task or instance: starting makes a new instance; a release
+# is part of deactivating a user.
+NOT_OFFERED = frozenset({"start", "release"})
+
+
+# -- docs/state-machine.md -------------------------------------------------------------------------
+
+SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
+                                            "message": MessageState, "notification": NotificationState}
+
+
+def _who(rule: Rule) -> str:
+    if rule.by_system:
+        return SYSTEM
+    roles = ", ".join(dict.fromkeys(role.value for role in (*rule.roles, Role.ADMIN)))
+    conditions = [guard.says + ("" if guard.people else " (admins too)") for guard in rule.guards]
+    return roles + (": " + "; ".join(conditions) if conditions else "")
+
+
+def _states(states: tuple[StrEnum, ...], empty: str) -> str:
+    return ", ".join(f"`{s.value}`" for s in states) if states else empty
+
+
+def render_markdown() -> str:
+    """The tables as docs/state-machine.md shows them (a test keeps that file equal to this)."""
+    lines = [
+        "# Who may do what: the state machine",
+        "",
+        "Generated from `engine/rules.py` by `carepath docs rules > docs/state-machine.md`; do not edit by hand",
+        "(a test fails when this file and the code differ).",
+        "",
+        "A row reads: the action takes the subject from one of the *from* states to the *to* state; the",
+        "roles named may take it (admins may take every row that is not the engine's) when each condition",
+        "holds; it is recorded in the history as *event*, with the old and new value of *field*. A refusal",
+        "is checked in this order: role (403), the user may see the task or read the instance (404, as a",
+        "read answers, so a refusal never tells whether another patient's task exists), from-state (409),",
+        "conditions (403 or 409). Task workers see a task that is theirs or offered to them, one of their",
+        "groups or everyone; supervisors also the tasks nobody can pick up. `GET /api/tasks`,",
+        "`GET /api/tasks/{id}` and `GET /api/instances/{id}` answer `actions`: the rows the caller may take now.",
+        "",
+    ]
+    for subject, table in TABLES.items():
+        states = ", ".join(f"`{s.value}`" for s in SUBJECT_STATES[subject])
+        lines += [f"## {subject.capitalize()}", "", f"States: {states}.", "",
+                  "| action | what | from | to | who may | event | field | note |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for rule in table.values():
+            to = _states(rule.to, "unchanged")
+            cells = [f"`{rule.action}`", rule.title, _states(rule.from_states, "(new)"), to, _who(rule),
+                     f"`{rule.event}`" if rule.event else "", f"`{rule.field}`" if rule.field else "", rule.note]
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["INSTANCE_RULES", "TASK_RULES", "TABLES", "Guard", "InstanceFacts", "Rule", "TaskFacts",
+           "allowed_actions", "check", "check_role", "is_unrouted", "render_markdown", "supervises"]
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
