@@ -43,7 +43,8 @@ def test_migration_0013_backfills_the_rows_of_open_tasks(tmp_path: Path) -> None
             _insert_filled(raw, "deployment_files", id=1, deployment_id="dep", filename="p.bpmn", content=b"x")
             _insert_filled(raw, "pathway_versions", id=1, source_file_id=1, key="p", name="Pathway P",
                            deployment_id="dep")
-            _insert_filled(raw, "instances", id="i1", pathway_version_id=1, patient_id="pat-9", business_key="bk-9")
+            _insert_filled(raw, "instances", id="i1", pathway_version_id=1, patient_id="pat-9", business_key="bk-9",
+                           status="running")
             raw.execute("INSERT INTO tasks (id, instance_id, pathway_key, element_id, name, kind, state, priority, "
                         "created_at, audience) VALUES ('t1', 'i1', 'p', 'e', 'n', 'user', 'ready', 50, "
                         "'2026-01-01 00:00:00', '[]')")
