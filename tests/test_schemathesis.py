@@ -1,0 +1,145 @@
+"""Schemathesis against `/openapi.json` (tests/support/fuzzing.py): every operation, as an admin and as a
+coordinator, with a deployed pathway, an instance and its task, a user and a token, so ids exist. No
+server error, and every answer's status, content type and body are the ones the document declares.
+
+Bounded for CI (`CAREPATH_FUZZ_EXAMPLES`, default 4 examples per operation, user and kind of data, the
+same examples every run). The longer run recorded in docs/api-fuzzing.md is this test with more examples,
+drawn at random (`CAREPATH_FUZZ_RANDOM=1`), and `CAREPATH_FUZZ_REPORT=file` writing what it found."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from carepath.api.app import create_app
+from carepath.api.bootstrap import deploy_directory
+from carepath.api.settings import Settings
+from carepath.engine.application import CarePath
+from carepath.engine.usecases.users import add_user
+
+from .support.api import ApiClient
+from .support.fuzzing import Finding, FuzzRun, fuzz
+
+EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "4"))
+START_DATA = {"ed_visit_date": "2026-01-02", "diagnosis_category": "mental_illness", "high_risk_chronic_conditions": 0}
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """Findings that belong to a defect of issue 12 mended in another change. Until the coordinator has
+    merged it and set `merged`, its findings are reported (a warning lists them) instead of failing."""
+
+    number: int
+    what: str
+    merged: bool
+    matches: Callable[[Finding], bool]
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+KNOWN_DEFECTS = (
+    KnownDefect(2, "deeply nested JSON answers 500", False, lambda f: f.status == 500 and _depth(f.body) > 50),
+    KnownDefect(4, "NUL characters answer 500 on PostgreSQL", False, lambda f: f.status == 500 and "\\x00" in f.sent),
+    KnownDefect(6, "errors raised outside the domain (an unreadable body, an unknown route) answer "
+                   "{\"detail\": ...}, not the documented error shape", False,
+                lambda f: f.status in (400, 404, 405) and f.response.startswith('{"detail"')),
+    KnownDefect(7, "a file name outside Latin-1 answers 500 on download", False,
+                lambda f: f.status == 500 and f.operation.endswith("/bpmn")),
+)
+
+
+@pytest.fixture
+def fuzzed_app(engine: CarePath, database_url: str) -> Iterator[tuple[FastAPI, dict[str, str], dict[str, Any]]]:
+    """The app with the shipped pathways, an admin, a coordinator, and things whose ids the fuzzer may
+    use: an instance and its first task, a user other than those two and one of its tokens."""
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False)
+    deploy_directory(engine, settings.pathways_path())
+    app = create_app(settings, engine)
+    users = {"admin": add_user(engine, "fuzz-admin", "admin"),
+             "coordinator": add_user(engine, "fuzz-coordinator", "coordinator", ["care-coordinator"])}
+    add_user(engine, "fuzz-target", "coordinator", ["care-coordinator"])
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {users['admin']}"}
+        started = client.post("/api/pathways/post-ed-follow-up/instances", headers=admin,
+                              json={"business_key": "fuzz-1", "patient_id": "pat-fuzz", "data": START_DATA})
+        assert started.status_code == 201, started.text
+        instance = started.json()
+        (token,) = client.get("/api/users/fuzz-target/tokens", headers=admin).json()
+    known = {"instance_id": instance["id"], "task_id": instance["open_tasks"][0]["id"], "key": "post-ed-follow-up",
+             "version": 1, "name": "fuzz-target", "token_id": token["id"]}
+    yield app, users, known
+
+
+def test_every_operation_answers_as_documented(fuzzed_app: tuple[FastAPI, dict[str, str], dict[str, Any]]) -> None:
+    app, users, known = fuzzed_app
+    run = fuzz(app, users, known, max_examples=EXAMPLES, derandomize=not os.environ.get("CAREPATH_FUZZ_RANDOM"))
+    assert len(run.operations) == len(_documented_operations(app)) and all(run.examples[o] for o in run.operations)
+    awaiting = {d.number: [f for f in run.findings if d.matches(f)] for d in KNOWN_DEFECTS if not d.merged}
+    left = [f for f in run.findings if not any(f in found for found in awaiting.values())]
+    if os.environ.get("CAREPATH_FUZZ_REPORT"):
+        _write_report(Path(os.environ["CAREPATH_FUZZ_REPORT"]), run, awaiting)
+    for number, found in awaiting.items():
+        if found:
+            warnings.warn(f"schemathesis: {len(found)} finding(s) of issue 12's defect {number}, not failed until "
+                          f"it is merged (KNOWN_DEFECTS):\n" + "\n".join(f.describe() for f in _unique(found)),
+                          stacklevel=1)
+    assert not left, f"{len(left)} response(s) break the API's document:\n" + "\n".join(
+        f.describe() for f in _unique(left))
+
+
+def _documented_operations(app: FastAPI) -> set[str]:
+    return {f"{method.upper()} {path}" for path, item in app.openapi()["paths"].items() for method in item}
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    """One finding per operation, user, check and status."""
+    seen: dict[tuple[str, str, str, int], Finding] = {}
+    for f in findings:
+        seen.setdefault((f.operation, f.user, f.check, f.status), f)
+    return list(seen.values())
+
+
+def _write_report(path: Path, run: FuzzRun, awaiting: dict[int, list[Finding]]) -> None:
+    path.write_text(json.dumps({
+        "operations": len(run.operations), "examples": sum(run.examples.values()),
+        "examples_per_operation": dict(sorted(run.examples.items())),
+        "statuses": {str(k): v for k, v in sorted(run.statuses.items())},
+        "findings": [{"operation": f.operation, "user": f.user, "mode": f.mode, "check": f.check,
+                      "status": f.status, "message": f.message[:500], "request": f.request[:500],
+                      "response": f.response[:500],
+                      "defect": next((n for n, found in awaiting.items() if f in found), None)}
+                     for f in _unique(run.findings)]}, indent=2))
+
+
+def test_every_error_answer_is_declared_in_the_error_shape(api: ApiClient) -> None:
+    """What the fuzzing cannot see in few examples: every operation behind a token declares 401 and 403,
+    every one with parameters or a body 422, every one with a body 400 and 413, and each declared error
+    is the one shape api/errors.py writes, as JSON (also where the success is HTML, SVG, XML or a file)."""
+    document = api.client.get("/openapi.json").json()
+    shape = {"$ref": "#/components/schemas/ErrorOut"}
+    assert {"error", "message"} <= set(document["components"]["schemas"]["ErrorOut"]["required"])
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            needed = {"401", "403"} if operation.get("security") else set()
+            needed |= {"422"} if operation.get("parameters") or operation.get("requestBody") else set()
+            needed |= {"400", "413"} if operation.get("requestBody") else set()
+            assert needed <= set(responses), f"{method.upper()} {path} does not declare {needed - set(responses)}"
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    assert response["content"] == {"application/json": {"schema": shape}}, (method, path, status)
