@@ -2,7 +2,7 @@
 coordinator, with a deployed pathway, an instance and its task, a user and a token, so ids exist. No
 server error, and every answer's status, content type and body are the ones the document declares.
 
-Bounded for CI (`CAREPATH_FUZZ_EXAMPLES`, default 4 examples per operation, user and kind of data, the
+Bounded for CI (`CAREPATH_FUZZ_EXAMPLES`, default 6 examples per operation, user and kind of data, the
 same examples every run). The longer run recorded in docs/api-fuzzing.md is this test with more examples,
 drawn at random (`CAREPATH_FUZZ_RANDOM=1`), and `CAREPATH_FUZZ_REPORT=file` writing what it found."""
 
@@ -29,7 +29,7 @@ from carepath.engine.usecases.users import add_user
 from .support.api import ApiClient
 from .support.fuzzing import Finding, FuzzRun, fuzz
 
-EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "6"))
 START_DATA = {"ed_visit_date": "2026-01-02", "diagnosis_category": "mental_illness", "high_risk_chronic_conditions": 0}
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.failures import Failure, FailureGroup
+from schemathesis.core.failures import FailureGroup
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -82,13 +82,20 @@ def _examples(strategy: Any, run: FuzzRun, user: str, headers: dict[str, str], m
     @settings(max_examples=max_examples, deadline=None, database=None, derandomize=derandomize,
               suppress_health_check=list(HealthCheck))
     def example(case: Any) -> None:
-        response = case.call(headers=headers)
         run.examples[case.operation.label] += 1
+        try:
+            response = case.call(headers=headers)
+        except Exception as exc:  # the app raised (the client got a 500): a finding like any other
+            run.statuses[500] += 1
+            run.findings.append(_finding(case, user, mode, headers, "Server error (the app raised)", 500,
+                                         f"{type(exc).__name__}: {exc}", ""))
+            return
         run.statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
         except FailureGroup as group:
-            run.findings.extend(_finding(case, response, user, mode, failure, headers) for failure in group.exceptions)
+            run.findings.extend(_finding(case, user, mode, headers, failure.title, response.status_code,
+                                         failure.message, response.text) for failure in group.exceptions)
 
     try:
         example()
@@ -98,8 +105,8 @@ def _examples(strategy: Any, run: FuzzRun, user: str, headers: dict[str, str], m
         assert mode == GenerationMode.NEGATIVE.value, "no example could be generated"
 
 
-def _finding(case: Any, response: Any, user: str, mode: str, failure: Failure, headers: dict[str, str]) -> Finding:
-    return Finding(operation=case.operation.label, user=user, mode=mode, check=failure.title,
-                   status=response.status_code, message=failure.message,
-                   request=case.as_curl_command(headers=headers), response=response.text, body=case.body,
-                   sent=repr((case.path_parameters, case.query, case.headers, case.body)))
+def _finding(case: Any, user: str, mode: str, headers: dict[str, str], check: str, status: int, message: str,
+             response: str) -> Finding:
+    return Finding(operation=case.operation.label, user=user, mode=mode, check=check, status=status,
+                   message=message, request=case.as_curl_command(headers=headers), response=response,
+                   body=case.body, sent=repr((case.path_parameters, case.query, case.headers, case.body)))
