@@ -68,7 +68,7 @@ def _run(script: str, folder: Path, env: dict[str, str], log: Path) -> list[Call
     return recorded_calls(log)
 
 
-def _one(calls: list[Call], method: str, pattern: str) -> list[Call]:
+def _calls_to(calls: list[Call], method: str, pattern: str) -> list[Call]:
     found = [c for c in calls if c.method == method and re.search(pattern, c.url)]
     assert found, f"the walk-through made no call {method} {pattern}: " + "; ".join(c.url for c in calls)
     return found
@@ -80,18 +80,18 @@ def _check_story(calls: list[Call], run: str) -> None:
     overdue = [c.describe() for c in calls if any(t.get("overdue") for t in _tasks(c.json()))]
     assert not overdue, f"{run} run: the story shows overdue work its text does not mention:\n" + "\n".join(overdue)
 
-    (deploy,) = _one(calls, "POST", r"/api/pathways$")
-    (start,) = _one(calls, "POST", r"/api/pathways/post-ed-follow-up/instances$")
+    (deploy,) = _calls_to(calls, "POST", r"/api/pathways$")
+    (start,) = _calls_to(calls, "POST", r"/api/pathways/post-ed-follow-up/instances$")
     assert start.status == 201, start.describe()
     instance = start.json()
     assert instance["status"] == "running" and instance["data"]["measure"] == "FUM", start.describe()
     assert [t["name"] for t in instance["open_tasks"]] == ["Call patient"], start.describe()
 
-    call, schedule, close = _one(calls, "POST", r"/api/tasks/[^/]+/complete$")
+    call, schedule, close = _calls_to(calls, "POST", r"/api/tasks/[^/]+/complete$")
     assert [t["name"] for t in call.json()["open_tasks"]] == ["Schedule follow-up visit"], call.describe()
     assert schedule.json()["status"] == "running", schedule.describe()
 
-    (message,) = _one(calls, "POST", r"/api/messages$")
+    (message,) = _calls_to(calls, "POST", r"/api/messages$")
     answer = message.json()
     assert answer["outcome"] == "delivered" and answer["instance_ids"] == [instance["id"]], message.describe()
 
@@ -99,12 +99,12 @@ def _check_story(calls: list[Call], run: str) -> None:
     assert ended["status"] == "completed" and ended["ended_at"], close.describe()
     assert ended["data"]["follow_up_visit_date"] == ended["data"]["follow_up_date"], close.describe()
 
-    (history,) = _one(calls, "GET", rf"/api/instances/{instance['id']}/history$")
+    (history,) = _calls_to(calls, "GET", rf"/api/instances/{instance['id']}/history$")
     types = [e["type"] for e in history.json()["items"]]
     assert types[0] == "instance_started" and types[-1] == "completed", history.describe()
     assert types.count("message_received") == 1, history.describe()
 
-    (measures,) = _one(calls, "GET", rf"/api/instances/{instance['id']}/measures$")
+    (measures,) = _calls_to(calls, "GET", rf"/api/instances/{instance['id']}/measures$")
     met = {m["measure_id"]: m["status"] for m in measures.json()}
     claims = {"step 2 answers 200 with created false": deploy.status == 200 and not deploy.json()["processes"][0][
         "created"], "step 7: fum-7 and fum-30 met": met == {"fum-7": "met", "fum-30": "met"}}
