@@ -30,7 +30,7 @@ from .support.api import ApiClient
 from .support.fuzzing import Finding, FuzzRun, fuzz
 
 EXAMPLES = int(os.environ.get("CAREPATH_FUZZ_EXAMPLES", "6"))
-START_DATA = {"ed_visit_date": "2026-01-02", "diagnosis_category": "mental_illness", "high_risk_chronic_conditions": 0}
+PATHWAY = Path(__file__).resolve().parents[1] / "bpmn" / "post-ed-follow-up.pathway.json"
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def fuzzed_app(engine: CarePath, database_url: str) -> Iterator[tuple[FastAPI, d
     with TestClient(app) as client:
         admin = {"Authorization": f"Bearer {users['admin']}"}
         started = client.post("/api/pathways/post-ed-follow-up/instances", headers=admin,
-                              json={"business_key": "fuzz-1", "patient_id": "pat-fuzz", "data": START_DATA})
+                              json={"business_key": "fuzz-1", "patient_id": "pat-fuzz",
+                                    "data": json.loads(PATHWAY.read_text())["example_data"]})
         assert started.status_code == 201, started.text
         instance = started.json()
         (token,) = client.get("/api/users/fuzz-target/tokens", headers=admin).json()
@@ -89,15 +90,15 @@ def test_every_operation_answers_as_documented(fuzzed_app: tuple[FastAPI, dict[s
     app, users, known = fuzzed_app
     run = fuzz(app, users, known, max_examples=EXAMPLES, derandomize=not os.environ.get("CAREPATH_FUZZ_RANDOM"))
     assert len(run.operations) == len(_documented_operations(app)) and all(run.examples[o] for o in run.operations)
-    awaiting = {d.number: [f for f in run.findings if d.matches(f)] for d in KNOWN_DEFECTS if not d.merged}
+    awaiting = {d: [f for f in run.findings if d.matches(f)] for d in KNOWN_DEFECTS if not d.merged}
     left = [f for f in run.findings if not any(f in found for found in awaiting.values())]
     if os.environ.get("CAREPATH_FUZZ_REPORT"):
         _write_report(Path(os.environ["CAREPATH_FUZZ_REPORT"]), run, awaiting)
-    for number, found in awaiting.items():
+    for defect, found in awaiting.items():
         if found:
-            warnings.warn(f"schemathesis: {len(found)} finding(s) of issue 12's defect {number}, not failed until "
-                          f"it is merged (KNOWN_DEFECTS):\n" + "\n".join(f.describe() for f in _unique(found)),
-                          stacklevel=1)
+            warnings.warn(f"schemathesis: {len(found)} finding(s) of issue 12's defect {defect.number} "
+                          f"({defect.what}), not failed until it is merged (KNOWN_DEFECTS):\n"
+                          + "\n".join(f.describe() for f in _unique(found)), stacklevel=1)
     assert not left, f"{len(left)} response(s) break the API's document:\n" + "\n".join(
         f.describe() for f in _unique(left))
 
@@ -114,7 +115,7 @@ def _unique(findings: list[Finding]) -> list[Finding]:
     return list(seen.values())
 
 
-def _write_report(path: Path, run: FuzzRun, awaiting: dict[int, list[Finding]]) -> None:
+def _write_report(path: Path, run: FuzzRun, awaiting: dict[KnownDefect, list[Finding]]) -> None:
     path.write_text(json.dumps({
         "operations": len(run.operations), "examples": sum(run.examples.values()),
         "examples_per_operation": dict(sorted(run.examples.items())),
@@ -122,7 +123,7 @@ def _write_report(path: Path, run: FuzzRun, awaiting: dict[int, list[Finding]]) 
         "findings": [{"operation": f.operation, "user": f.user, "mode": f.mode, "check": f.check,
                       "status": f.status, "message": f.message[:500], "request": f.request[:500],
                       "response": f.response[:500],
-                      "defect": next((n for n, found in awaiting.items() if f in found), None)}
+                      "defect": next((d.number for d, found in awaiting.items() if f in found), None)}
                      for f in _unique(run.findings)]}, indent=2))
 
 
