@@ -32,11 +32,39 @@ class ErrorOut(Out):
 EXACT_TOTAL = ("count every matching row (slower on large lists); by default the total stops at 100 "
                "(or at the end of the page asked for)")
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": text} for status, text in (
-        (401, "missing or invalid token"), (403, "the user's role or groups do not allow this"),
-        (404, "not found"), (409, "conflicts with the current state"), (413, "the request body is too large"),
-        (422, "invalid input; `errors` lists each problem"))}
+ERROR_MEANINGS: dict[int, str] = {
+    400: "the request body could not be read",
+    401: "missing or invalid token",
+    403: "the user's role or groups do not allow this",
+    404: "not found, or not visible to this user",
+    409: "conflicts with the current state",
+    413: "the request body is too large",
+    422: "invalid input; `errors` lists each problem",
+}
+ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def errors(*statuses: int, json: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The error answers an operation declares, all in the one shape api/errors.py writes (ErrorOut).
+    `json=False` for an operation whose success is not JSON (HTML, SVG, XML, a file): FastAPI would
+    document its errors under that media type, and they are JSON all the same."""
+    if json:
+        return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
+    return {status: {"description": ERROR_MEANINGS[status],
+                     "content": {"application/json": {"schema": ERROR_SCHEMA_REF}}} for status in statuses}
+
+
+# What every authenticated operation may answer (each router declares it); each operation adds its own:
+# 404 (a thing named in the path or the query), 409 (a state change), 422 (parameters or a body), and
+# 400 and 413 (a body).
+ERROR_RESPONSES = errors(401, 403)
+BODY_ERRORS = (400, 413, 422)
+
+
+class ReadyOut(Out):
+    status: str = Field(description="ready or unavailable")
+    database: str = Field(description="ok, or the error that reaching it raised")
+    migrations: str | None = Field(None, description="current, or behind (run `carepath db upgrade`)")
 
 
 class ProblemOut(Out):

@@ -116,12 +116,18 @@ def running_server(database_url: str, workdir: Path) -> Iterator[Server]:
             raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         log_file.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process, killing it if it does not stop within 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def add_user(database_url: str, name: str, role: str, *groups: str) -> str:

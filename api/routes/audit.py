@@ -16,7 +16,7 @@ from carepath.engine.usecases.periods import period_in_utc
 from ..attachments import content_disposition
 from ..deps import ClientDep, CurrentUser, EngineDep
 from ..params import INSTANT_OR_DAY, InstantOrDay, OffsetParam
-from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, AuditEventPage
+from ..schemas import ERROR_RESPONSES, EXACT_TOTAL, AuditEventPage, errors
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=ERROR_RESPONSES)
 
@@ -42,7 +42,7 @@ def audit_filter(engine: EngineDep,
 FilterDep = Annotated[AuditFilter, Depends(audit_filter)]
 
 
-@router.get("/events", response_model=AuditEventPage)
+@router.get("/events", response_model=AuditEventPage, responses=errors(422))
 def events(engine: EngineDep, principal: CurrentUser, client: ClientDep, filters: FilterDep,
            order: Literal["newest", "oldest"] = "newest",
            limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: OffsetParam = 0,
@@ -57,7 +57,8 @@ def events(engine: EngineDep, principal: CurrentUser, client: ClientDep, filters
 
 @router.get("/export", response_class=StreamingResponse,
             responses={200: {"description": "the events, oldest first, streamed",
-                             "content": {media: {} for media in MEDIA_TYPES.values()}}})
+                             "content": {media: {} for media in MEDIA_TYPES.values()}},
+                       **errors(401, 403, 422, json=False)})
 def export(request: Request, engine: EngineDep, user: CurrentUser, client: ClientDep, filters: FilterDep,
            fmt: Annotated[Literal["csv", "jsonl", "fhir"], Query(alias="format")] = "jsonl") -> StreamingResponse:
     """The audit trail as CSV, JSON Lines or FHIR R4 AuditEvent NDJSON (Bulk Data), streamed as it is

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from carepath.engine.persistence import migrate
 
 from ..deps import EngineDep
+from ..schemas import ReadyOut
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +20,8 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={200: {"model": ReadyOut, "description": "the database answers and its schema "
+                                "is current"}, 503: {"model": ReadyOut, "description": "not ready: see why"}})
 def readyz(engine: EngineDep) -> JSONResponse:
     try:
         with engine.db.engine.connect() as connection:

@@ -23,6 +23,7 @@ from carepath.engine.usecases.measures import instance_measures
 from ..deps import ClientDep, CurrentUser, EngineDep
 from ..params import OffsetParam
 from ..schemas import (
+    BODY_ERRORS,
     ERROR_RESPONSES,
     EXACT_TOTAL,
     CancelIn,
@@ -31,12 +32,13 @@ from ..schemas import (
     InstancePage,
     MeasureResultOut,
     RetryIn,
+    errors,
 )
 
 router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=InstancePage)
+@router.get("", response_model=InstancePage, responses=errors(422))
 def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = None,
           pathway: str | None = None, patient_id: str | None = None, business_key: str | None = None,
           limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: OffsetParam = 0,
@@ -49,14 +51,14 @@ def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = 
     return InstancePage.model_validate(page)
 
 
-@router.get("/{instance_id}", response_model=InstanceOut)
+@router.get("/{instance_id}", response_model=InstanceOut, responses=errors(404, 422))
 def get(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> InstanceOut:
     view = get_instance_view(engine, instance_id, user)
     record_access(engine, user, "instance", instance_id, client=client)
     return InstanceOut.model_validate(view)
 
 
-@router.get("/{instance_id}/measures", response_model=list[MeasureResultOut])
+@router.get("/{instance_id}/measures", response_model=list[MeasureResultOut], responses=errors(404, 422))
 def measures(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> list[MeasureResultOut]:
     """Where the episode stands on each quality measure its pathway declares, now."""
     results = instance_measures(engine, instance_id, user)
@@ -64,7 +66,7 @@ def measures(instance_id: str, engine: EngineDep, user: CurrentUser, client: Cli
     return [MeasureResultOut.model_validate(r.as_dict()) for r in results]
 
 
-@router.get("/{instance_id}/report.html", response_class=HTMLResponse)
+@router.get("/{instance_id}/report.html", response_class=HTMLResponse, responses=errors(401, 403, 404, 422, json=False))
 def report(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> HTMLResponse:
     """The episode as one self-contained HTML page (no scripts): its path on the diagram, each task with
     who and when and whether it was late, the quality measures and the complete history."""
@@ -73,7 +75,7 @@ def report(instance_id: str, engine: EngineDep, user: CurrentUser, client: Clien
     return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="instance-{instance_id}.html"'})
 
 
-@router.get("/{instance_id}/history", response_model=EventPage)
+@router.get("/{instance_id}/history", response_model=EventPage, responses=errors(404, 422))
 def history(instance_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: OffsetParam = 0) -> EventPage:
     """Every recorded change of the instance, oldest first: who, when, and the old and new values
@@ -83,11 +85,11 @@ def history(instance_id: str, engine: EngineDep, user: CurrentUser, client: Clie
     return EventPage.model_validate(page)
 
 
-@router.post("/{instance_id}/cancel", response_model=InstanceOut)
+@router.post("/{instance_id}/cancel", response_model=InstanceOut, responses=errors(404, 409, *BODY_ERRORS))
 def cancel(instance_id: str, body: CancelIn, engine: EngineDep, user: CurrentUser) -> InstanceOut:
     return InstanceOut.model_validate(cancel_instance(engine, user, instance_id, body.reason))
 
 
-@router.post("/{instance_id}/retry", response_model=InstanceOut)
+@router.post("/{instance_id}/retry", response_model=InstanceOut, responses=errors(404, 409, *BODY_ERRORS))
 def retry(instance_id: str, engine: EngineDep, user: CurrentUser, body: RetryIn | None = None) -> InstanceOut:
     return InstanceOut.model_validate(retry_instance(engine, user, instance_id, body.data if body else None))

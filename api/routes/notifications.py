@@ -11,12 +11,12 @@ from carepath.engine.queries import list_notifications
 
 from ..deps import CurrentUser, EngineDep
 from ..params import OffsetParam
-from ..schemas import ERROR_RESPONSES, NotificationPage
+from ..schemas import ERROR_RESPONSES, NotificationPage, errors
 
 router = APIRouter(prefix="/api/notifications", tags=["notifications"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=NotificationPage)
+@router.get("", response_model=NotificationPage, responses=errors(422))
 def list_(engine: EngineDep, user: CurrentUser,
           state: Literal["pending", "delivered", "failed"] | None = None,
           kind: Literal["reminder", "overdue"] | None = None, task_id: str | None = None,

@@ -19,7 +19,16 @@ from carepath.engine.usecases.users import known_groups
 from ..attachments import content_disposition
 from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
 from ..params import VersionPath
-from ..schemas import ERROR_RESPONSES, DeployOut, InstanceOut, PathwayOut, PathwayVersionOut, StartIn
+from ..schemas import (
+    BODY_ERRORS,
+    ERROR_RESPONSES,
+    DeployOut,
+    InstanceOut,
+    PathwayOut,
+    PathwayVersionOut,
+    StartIn,
+    errors,
+)
 
 router = APIRouter(prefix="/api/pathways", tags=["pathways"], responses=ERROR_RESPONSES)
 
@@ -38,7 +47,8 @@ def _read_uploads(files: list[UploadFile], max_bytes: int) -> list[SourceFile]:
 
 
 @router.post("", response_model=DeployOut, status_code=201,
-             responses={200: {"model": DeployOut, "description": "identical content: existing versions"}})
+             responses={200: {"model": DeployOut, "description": "identical content: existing versions"},
+                        **errors(*BODY_ERRORS)})
 def deploy(request: Request, response: Response, engine: EngineDep, user: CurrentUser,
            files: Annotated[list[UploadFile], File(description="one or more .bpmn / .dmn files")]) -> DeployOut:
     sources = _read_uploads(files, request.app.state.settings.max_upload_bytes)
@@ -54,7 +64,7 @@ def list_all(engine: EngineDep, user: CurrentUser) -> list[PathwayVersionOut]:
         return [PathwayVersionOut.model_validate(v) for v in list_pathways(session)]
 
 
-@router.get("/{key}", response_model=PathwayOut)
+@router.get("/{key}", response_model=PathwayOut, responses=errors(404, 422))
 def versions(key: str, engine: EngineDep, user: CurrentUser) -> PathwayOut:
     with engine.db.read() as session:
         found = pathway_versions(session, key)
@@ -64,7 +74,7 @@ def versions(key: str, engine: EngineDep, user: CurrentUser) -> PathwayOut:
 
 
 @router.get("/{key}/versions/{version}/bpmn", response_class=Response,
-            responses={200: {"content": {"application/xml": {}}}})
+            responses={200: {"content": {"application/xml": {}}}, **errors(401, 403, 404, 422, json=False)})
 def source(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser) -> Response:
     with engine.db.read() as session:
         found = pathway_source(session, key, version)
@@ -76,7 +86,7 @@ def source(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser)
 
 
 @router.get("/{key}/versions/{version}/diagram.svg", response_class=Response,
-            responses={200: {"content": {"image/svg+xml": {}}}})
+            responses={200: {"content": {"image/svg+xml": {}}}, **errors(401, 403, 404, 422, json=False)})
 def diagram(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser, client: ClientDep,
             instance: Annotated[str | None, Query(description="an instance of this version: its path is "
                                                                 "highlighted")] = None) -> Response:
@@ -88,13 +98,14 @@ def diagram(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser
     return Response(svg, media_type="image/svg+xml")
 
 
-@router.post("/{key}/versions/{version}/retire", status_code=204)
+@router.post("/{key}/versions/{version}/retire", status_code=204, responses=errors(404, 409, 422))
 def retire(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser) -> Response:
     retire_version(engine, user, key, version)
     return Response(status_code=204)
 
 
-@router.post("/{key}/instances", response_model=InstanceOut, status_code=201)
+@router.post("/{key}/instances", response_model=InstanceOut, status_code=201,
+             responses=errors(404, 409, *BODY_ERRORS))
 def start(key: str, body: StartIn, engine: EngineDep, user: SendingUser) -> InstanceOut:
     view = start_instance(engine, user, key, business_key=body.business_key, patient_id=body.patient_id,
                           data=body.data, version=body.version)

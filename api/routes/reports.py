@@ -14,12 +14,13 @@ from carepath.engine.usecases.reports import compliance_report, misses_csv, repo
 from ..attachments import content_disposition
 from ..deps import CurrentUser, EngineDep
 from ..params import INSTANT_OR_DAY, InstantOrDay
-from ..schemas import ERROR_RESPONSES
+from ..schemas import ERROR_RESPONSES, errors
 
 router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERROR_RESPONSES)
 
 
-@router.get("/compliance", responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/svg+xml": {}}}})
+@router.get("/compliance", responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/svg+xml": {}}},
+                                       **errors(404, 422)})
 def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
                from_: Annotated[InstantOrDay, Query(alias="from", description=f"clock started at or after; "
                                                                              f"{INSTANT_OR_DAY}")] = None,

@@ -31,6 +31,7 @@ from carepath.engine.views import TaskView
 from ..deps import ClientDep, CurrentUser, EngineDep
 from ..params import INSTANT, Instant, OffsetParam
 from ..schemas import (
+    BODY_ERRORS,
     ERROR_RESPONSES,
     EXACT_TOTAL,
     AssignIn,
@@ -45,14 +46,18 @@ from ..schemas import (
     TaskCountOut,
     TaskOut,
     TaskPage,
+    errors,
 )
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
 TaskStateParam = Literal["ready", "in-progress", "on-hold", "completed", "cancelled"]
 SortParam = Literal["age", "-age", "priority", "due"]
+# A task's actions: no such task (or not visible), not in a state the action starts from, and the body.
+ACTION_ERRORS = errors(404, 409, 422)
+CHANGE_ERRORS = errors(404, 409, *BODY_ERRORS)
 
 
-@router.get("", response_model=TaskPage)
+@router.get("", response_model=TaskPage, responses=errors(422))
 def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "ready", lane: str | None = None,
           instance_id: str | None = None, pathway: str | None = None,
           assignee: Annotated[str | None, Query(description="a user name, or 'me'")] = None,
@@ -100,7 +105,7 @@ def _visible_or_404(engine: CarePath, session: Session, user: Principal, task_id
     return view
 
 
-@router.get("/{task_id}", response_model=TaskOut)
+@router.get("/{task_id}", response_model=TaskOut, responses=errors(404, 422))
 def get(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> TaskOut:
     with engine.db.read() as session:
         task = _visible_or_404(engine, session, user, task_id)
@@ -108,7 +113,7 @@ def get(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -
     return TaskOut.model_validate(task)
 
 
-@router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True)
+@router.get("/{task_id}/form", response_model=FormOut, response_model_by_alias=True, responses=errors(404, 422))
 def form(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> FormOut:
     """The form's JSON Schema and its current values: the instance's data under any saved draft."""
     with engine.db.read() as session:
@@ -123,53 +128,53 @@ def form(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) 
     return FormOut(task_id=task_id, form_schema=schema, data={**current, **(task.draft or {})})
 
 
-@router.post("/{task_id}/complete", response_model=InstanceOut)
+@router.post("/{task_id}/complete", response_model=InstanceOut, responses=CHANGE_ERRORS)
 def complete(task_id: str, body: CompleteIn, engine: EngineDep, user: CurrentUser) -> InstanceOut:
     return InstanceOut.model_validate(complete_task(engine, user, task_id, body.data))
 
 
-@router.post("/{task_id}/claim", response_model=TaskOut)
+@router.post("/{task_id}/claim", response_model=TaskOut, responses=ACTION_ERRORS)
 def claim(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(claim_task(engine, user, task_id))
 
 
-@router.post("/{task_id}/unclaim", response_model=TaskOut)
+@router.post("/{task_id}/unclaim", response_model=TaskOut, responses=ACTION_ERRORS)
 def unclaim(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(unclaim_task(engine, user, task_id))
 
 
-@router.post("/{task_id}/assign", response_model=TaskOut)
+@router.post("/{task_id}/assign", response_model=TaskOut, responses=CHANGE_ERRORS)
 def assign(task_id: str, body: AssignIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(assign_task(engine, user, task_id, body.user))
 
 
-@router.post("/{task_id}/hold", response_model=TaskOut)
+@router.post("/{task_id}/hold", response_model=TaskOut, responses=CHANGE_ERRORS)
 def hold(task_id: str, body: ReasonIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(hold_task(engine, user, task_id, body.reason))
 
 
-@router.post("/{task_id}/resume", response_model=TaskOut)
+@router.post("/{task_id}/resume", response_model=TaskOut, responses=CHANGE_ERRORS)
 def resume(task_id: str, body: ReasonIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(resume_task(engine, user, task_id, body.reason))
 
 
-@router.post("/{task_id}/due-date", response_model=TaskOut)
+@router.post("/{task_id}/due-date", response_model=TaskOut, responses=CHANGE_ERRORS)
 def due_date(task_id: str, body: DueDateIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     """Supervisors move or clear a task's due date; the old value and the reason go in the history."""
     return TaskOut.model_validate(set_due_date(engine, user, task_id, body.due_date, body.reason))
 
 
-@router.post("/{task_id}/priority", response_model=TaskOut)
+@router.post("/{task_id}/priority", response_model=TaskOut, responses=CHANGE_ERRORS)
 def priority(task_id: str, body: PriorityIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(set_priority(engine, user, task_id, body.priority))
 
 
-@router.post("/{task_id}/comments", response_model=CommentOut, status_code=201)
+@router.post("/{task_id}/comments", response_model=CommentOut, status_code=201, responses=CHANGE_ERRORS)
 def comment(task_id: str, body: CommentIn, engine: EngineDep, user: CurrentUser) -> CommentOut:
     return CommentOut.model_validate(comment_on_task(engine, user, task_id, body.text))
 
 
-@router.get("/{task_id}/comments", response_model=list[CommentOut])
+@router.get("/{task_id}/comments", response_model=list[CommentOut], responses=errors(404, 422))
 def comments(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> list[CommentOut]:
     with engine.db.read() as session:
         task = _visible_or_404(engine, session, user, task_id)
@@ -178,16 +183,16 @@ def comments(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientD
     return found
 
 
-@router.put("/{task_id}/draft", response_model=TaskOut)
+@router.put("/{task_id}/draft", response_model=TaskOut, responses=CHANGE_ERRORS)
 def draft(task_id: str, body: CompleteIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(save_draft(engine, user, task_id, body.data))
 
 
-@router.post("/{task_id}/delegate", response_model=TaskOut)
+@router.post("/{task_id}/delegate", response_model=TaskOut, responses=CHANGE_ERRORS)
 def delegate(task_id: str, body: AssignIn, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(delegate_task(engine, user, task_id, body.user))
 
 
-@router.post("/{task_id}/resolve", response_model=TaskOut)
+@router.post("/{task_id}/resolve", response_model=TaskOut, responses=ACTION_ERRORS)
 def resolve(task_id: str, engine: EngineDep, user: CurrentUser) -> TaskOut:
     return TaskOut.model_validate(resolve_task(engine, user, task_id))

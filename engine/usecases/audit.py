@@ -47,8 +47,8 @@ def export_audit(app: CarePath, principal: Principal, filters: AuditFilter, fmt:
     _check_types(app, filters)
     _record_use(app, principal, client, "export", filters, fmt)
     chunks = _chunks(app, filters, fmt, observer)
-    first = next(chunks)  # the query has run: whatever the database makes of the filters is known here
-    return _after(first, chunks)
+    first = next(chunks, None)  # the query has run: whatever the database makes of the filters is known here
+    return iter(()) if first is None else _after(first, chunks)  # JSON Lines of no event: an empty file
 
 
 def _after(first: str, rest: Iterator[str]) -> Iterator[str]:
