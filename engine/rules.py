@@ -217,8 +217,8 @@ INSTANCE_RULES = _rules(
          "status", note="with a reason; its open tasks, timers and waits are cancelled"),
     Rule("retry", "Retrying an incident", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,), INSTANCE_ROLES,
          (), "retried", note="runs the failed step again, with corrected data merged in first"),
-    Rule("engine_complete", "The pathway ends", (InstanceStatus.RUNNING,), (InstanceStatus.COMPLETED,),
-         event="completed", field="status"),
+    Rule("engine_complete", "The pathway ends", ACTIVE, (InstanceStatus.COMPLETED,),
+         event="completed", field="status", note="from incident when a retried step runs to the end"),
     Rule("engine_incident", "A step fails", (InstanceStatus.RUNNING,), (InstanceStatus.INCIDENT,),
          event="incident", field="status"),
     Rule("engine_resolve", "A retried step succeeds", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,),
@@ -248,6 +248,9 @@ MESSAGE_RULES = _rules(
     Rule("start", "It starts an instance", (), (MessageState.STARTED,), event="message_received",
          note="a message start event"),
     Rule("expire", "Its time to live ends", (MessageState.BUFFERED,), (MessageState.EXPIRED,)),
+    Rule("refuse", "It is beyond the JSON bounds", (MessageState.BUFFERED,), (MessageState.EXPIRED,),
+         event="message_refused", field="state",
+         note="buffered before the bounds existed; refused when an instance would receive it"),
 )
 
 NOTIFICATION_RULES = _rules(
