@@ -16,7 +16,7 @@ from ..model import MessageState
 from ..persistence.tables import BufferedMessage, Instance, MessageSubscription
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible
-from ..rules import MESSAGE_RULES
+from ..rules import MESSAGE_RULES, advance
 from ..runtime.workflow import RunningWorkflow
 from .store import save_workflow
 
@@ -54,7 +54,8 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
             continue
         if not hand_over(uow, "system", instance, workflow, message, task_id):
             return False
-        message.state, message.delivered_at, message.instance_id = MessageState.DELIVERED.value, now, instance.id
+        advance(message, MESSAGE_RULES, "deliver", f"message {message.message_id or message.id}")
+        message.delivered_at, message.instance_id = now, instance.id
         return True
     return False
 
@@ -65,8 +66,7 @@ def within_bounds(uow: UnitOfWork, message: BufferedMessage, instance: Instance)
     try:
         check_json(uow.app, message.data, "data")
     except ValidationFailed as exc:
-        rule = MESSAGE_RULES["refuse"]
-        message.state = rule.to[0].value
+        rule = advance(message, MESSAGE_RULES, "refuse", f"message {message.message_id or message.id}")
         uow.record(rule.event or rule.action, "system", instance_id=instance.id,
                    pathway_version_id=instance.pathway_version_id,
                    data={"name": message.name, "correlation_key": message.correlation_key,
