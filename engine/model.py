@@ -87,7 +87,7 @@ EVENT_TYPES = frozenset({
     "task_cancelled", "task_comment", "task_due_date_changed", "task_priority_changed", "task_released",
     "task_reminder_alert", "task_overdue_alert", "task_alert_failed", "timer_scheduled", "timer_fired",
     "timer_cancelled", "timer_failed", "timer_retry_scheduled", "message_awaited", "message_received",
-    "message_wait_cancelled", "message_buffered", "notification_delivered", "notification_failed",
+    "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_deactivated",
     "token_issued", "token_revoked"})
 

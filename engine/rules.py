@@ -217,8 +217,8 @@ INSTANCE_RULES = _rules(
          "status", note="with a reason; its open tasks, timers and waits are cancelled"),
     Rule("retry", "Retrying an incident", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,), INSTANCE_ROLES,
          (), "retried", note="runs the failed step again, with corrected data merged in first"),
-    Rule("engine_complete", "The pathway ends", (InstanceStatus.RUNNING,), (InstanceStatus.COMPLETED,),
-         event="completed", field="status"),
+    Rule("engine_complete", "The pathway ends", ACTIVE, (InstanceStatus.COMPLETED,),
+         event="completed", field="status", note="from incident when a retried step runs to the end"),
     Rule("engine_incident", "A step fails", (InstanceStatus.RUNNING,), (InstanceStatus.INCIDENT,),
          event="incident", field="status"),
     Rule("engine_resolve", "A retried step succeeds", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,),
@@ -245,9 +245,12 @@ MESSAGE_RULES = _rules(
     Rule("buffer", "No catch waits for it", (), (MessageState.BUFFERED,), event="message_buffered"),
     Rule("deliver", "A waiting catch receives it", (MessageState.BUFFERED,), (MessageState.DELIVERED,),
          event="message_received", note="at once, or later when a catch starts waiting"),
-    Rule("start", "It starts an instance", (), (MessageState.STARTED,), event="message_received",
-         note="a message start event"),
+    Rule("start", "It starts an instance", (MessageState.BUFFERED,), (MessageState.STARTED,),
+         event="message_received", note="a message start event"),
     Rule("expire", "Its time to live ends", (MessageState.BUFFERED,), (MessageState.EXPIRED,)),
+    Rule("refuse", "It is beyond the JSON bounds", (MessageState.BUFFERED,), (MessageState.EXPIRED,),
+         event="message_refused", field="state",
+         note="buffered before the bounds existed; refused when an instance would receive it"),
 )
 
 NOTIFICATION_RULES = _rules(
@@ -312,6 +315,15 @@ def engine_step(table: dict[str, Rule], action: str, state: str, what: str) -> R
     rule = table[action]
     if state not in rule.from_states:
         raise _wrong_state(rule, what, state)
+    return rule
+
+
+def advance(row: Any, table: dict[str, Rule], action: str, what: str) -> Rule:
+    """An engine row applied to a stored row (a timer, a message, a notification): its state is checked, then
+    moved to the row's to-state. The caller records the row's event where it has one."""
+    rule = engine_step(table, action, row.state, what)
+    if rule.to:
+        row.state = rule.to[0].value
     return rule
 
 

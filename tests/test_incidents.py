@@ -71,3 +71,20 @@ def test_retry_with_corrected_data_recovers_a_failed_start(api: ApiClient) -> No
         started["incident"]["detail"])
     fixed = api.post(f"/api/instances/{started['id']}/retry", lead, {"data": {"risk_score": 9}}).json()
     assert fixed["status"] == "running" and [t["name"] for t in fixed["open_tasks"]] == ["Urgent"]
+
+
+def test_a_retried_step_that_runs_to_the_end_completes_the_episode_from_incident(api: ApiClient) -> None:
+    """incident -> completed is a row of the instance table (engine_complete), recorded as `completed`."""
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("last.bpmn", d.definitions(d.process(
+        "last", d.node("startEvent", "s"),
+        d.node("scriptTask", "script", "Compute", body="<bpmn:script>per_kg = dose / weight</bpmn:script>"),
+        d.node("endEvent", "e"), d.flow("f1", "s", "script"), d.flow("f2", "script", "e")))))
+    started = api.start(lead, "last", data={"dose": 10, "weight": 0}).json()
+    assert started["status"] == "incident" and started["actions"] == ["cancel", "retry"]  # the starter's
+    done = api.post(f"/api/instances/{started['id']}/retry", lead, {"data": {"weight": 5}}).json()
+    assert done["status"] == "completed" and done["data"]["per_kg"] == 2 and done["actions"] == []
+    history = api.get(f"/api/instances/{started['id']}/history", lead).json()["items"]
+    changes = [(e["type"], e["data"].get("old"), e["data"].get("new")) for e in history
+               if e["data"].get("field") == "status"]
+    assert changes == [("incident", "running", "incident"), ("completed", "incident", "completed")]

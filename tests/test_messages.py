@@ -127,3 +127,31 @@ def test_a_message_goes_to_the_catch_it_was_matched_to_when_two_wait_for_the_sam
     after = api.get(f"/api/instances/{started['id']}", lead).json()
     assert [t["name"] for t in after["open_tasks"]] == ["Close B"]
     assert [w.get("correlation_key") for w in after["waiting"] if w["type"] == "message"] == ["R-A"]
+
+
+def test_a_buffered_message_beyond_the_bounds_is_refused_not_delivered(api: ApiClient) -> None:
+    """A message stored before the JSON bounds existed (nested 900 levels deep was once accepted) made every
+    change that would deliver it fail; now the change goes through and the message is refused, recorded."""
+    from carepath.engine.persistence.tables import BufferedMessage
+
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("ref.bpmn", d.task_then_message("ref", "report_received")))
+    started = api.start(lead, "ref", business_key="deep-1").json()
+    deep: dict = {}
+    for _ in range(400):
+        deep = {"x": deep}
+    now = api.engine.now()
+    with api.engine.db.write_sessions() as session:  # as an older CarePath stored it
+        session.add(BufferedMessage(message_id="old-deep", name="report_received", correlation_key="deep-1",
+                                    data=deep, state="buffered", received_at=now, expires_at=now + timedelta(days=7),
+                                    sender="lead"))
+        session.commit()
+    reached = api.post(f"/api/tasks/{started['open_tasks'][0]['id']}/complete", lead, {"data": {}})
+    assert reached.status_code == 200, reached.text
+    assert reached.json()["waiting"][0]["message_name"] == "report_received"  # still waits for a real one
+    history = api.get(f"/api/instances/{started['id']}/history", lead).json()["items"]
+    [refused] = [e for e in history if e["type"] == "message_refused"]
+    assert refused["data"]["message_id"] == "old-deep" and "nested deeper than" in refused["data"]["reason"]
+    assert not [e for e in history if e["type"] == "message_received"]
+    sent = api.post("/api/messages", lead, {"name": "report_received", "correlation_key": "deep-1"})
+    assert sent.json()["outcome"] == "delivered"

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from ..bounds import check_json
+from ..errors import ValidationFailed
 from ..model import MessageState
 from ..persistence.tables import BufferedMessage, Instance, MessageSubscription
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible
+from ..rules import MESSAGE_RULES, advance
 from ..runtime.workflow import RunningWorkflow
 from .store import save_workflow
 
@@ -47,11 +50,30 @@ def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkf
     for message, task_id in uow.session.execute(query).all():
         if not sender_reaches(uow, message, instance.id):
             continue
+        if not within_bounds(uow, message, instance):
+            continue
         if not hand_over(uow, "system", instance, workflow, message, task_id):
             return False
-        message.state, message.delivered_at, message.instance_id = MessageState.DELIVERED.value, now, instance.id
+        advance(message, MESSAGE_RULES, "deliver", f"message {message.message_id or message.id}")
+        message.delivered_at, message.instance_id = now, instance.id
         return True
     return False
+
+
+def within_bounds(uow: UnitOfWork, message: BufferedMessage, instance: Instance) -> bool:
+    """A message buffered before the JSON bounds existed (one nested 900 levels deep was once accepted)
+    would fail every change that delivers it: it is refused instead (expired, recorded with the reason)."""
+    try:
+        check_json(uow.app, message.data, "data")
+    except ValidationFailed as exc:
+        rule = advance(message, MESSAGE_RULES, "refuse", f"message {message.message_id or message.id}")
+        uow.record(rule.event or rule.action, "system", instance_id=instance.id,
+                   pathway_version_id=instance.pathway_version_id,
+                   data={"name": message.name, "correlation_key": message.correlation_key,
+                         "message_id": message.message_id, "field": "state", "old": MessageState.BUFFERED.value,
+                         "new": message.state, "reason": exc.message})
+        return False
+    return True
 
 
 def sender_reaches(uow: UnitOfWork, message: BufferedMessage, instance_id: str) -> bool:

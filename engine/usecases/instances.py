@@ -50,7 +50,7 @@ def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, bus
             return instance.id
 
     instance_id = with_conflict_retries(app, attempt)
-    return get_instance_view(app, instance_id)
+    return get_instance_view(app, instance_id, actions_for=principal)
 
 
 def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, patient_id: str | None,

@@ -21,6 +21,7 @@ from ..model import InstanceStatus, TimerState
 from ..persistence.tables import Event, Instance, PathwayVersion, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import readable_instance
+from ..rules import TIMER_RULES, advance
 from ..sandbox import evaluate_expression
 
 
@@ -77,7 +78,8 @@ def record_measure_outcomes(uow: UnitOfWork, instance: Instance, actor: str) -> 
 
 def measure_window_closed(uow: UnitOfWork, timer: Timer) -> None:
     """A `measure` timer came due: record the outcomes as they stand now (and wait for the next window)."""
-    timer.state, timer.fired_at = TimerState.FIRED.value, uow.app.now()
+    advance(timer, TIMER_RULES, "fire", f"timer {timer.id}")
+    timer.fired_at = uow.app.now()
     instance = uow.session.get(Instance, timer.instance_id)
     if instance is not None:
         record_measure_outcomes(uow, instance, SCHEDULER.name)

@@ -32,7 +32,7 @@ from ..persistence.tables import (
 )
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible, instances_visible_to
-from ..rules import MESSAGE_RULES, check_role
+from ..rules import MESSAGE_RULES, advance, check_role
 from ..views import MessageResult
 from .after_steps import after_engine_steps, hand_over
 from .instances import _check_key, begin_instance
@@ -136,9 +136,12 @@ def _route(uow: UnitOfWork, principal: Principal, name: str, key: str, data: dic
     return MessageResult(MessageState.BUFFERED.value, [], message_id, row.expires_at)
 
 
-def _settle(row: BufferedMessage, outcome: str, now: Any) -> None:
-    """Mark the row with its outcome before the save that may look for buffered messages."""
-    row.state, row.delivered_at = outcome, now
+def _settle(row: BufferedMessage, action: str, now: Any) -> None:
+    """Mark the row with its outcome (`deliver`, `start`) before the save that may look for buffered
+    messages; a message reaching a second pathway's instance is already settled."""
+    if row.state == MessageState.BUFFERED:
+        advance(row, MESSAGE_RULES, action, f"message {row.message_id or row.id}")
+        row.delivered_at = now
 
 
 def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessage,
@@ -157,7 +160,7 @@ def _deliver_to_subscribers(uow: UnitOfWork, actor: str, message: BufferedMessag
         instance = lock_instance(uow, instance_id)
         workflow = load_workflow(uow, instance)
         if hand_over(uow, actor, instance, workflow, message, task_id):
-            _settle(message, MessageState.DELIVERED.value, uow.app.now())
+            _settle(message, "deliver", uow.app.now())
             message.instance_id = message.instance_id or instance_id
             after_engine_steps(uow, instance, workflow, actor)
             delivered.append(instance_id)
@@ -173,7 +176,7 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
     for version in versions:
         latest.setdefault(version.key, version)
     if latest:
-        _settle(message, MessageState.STARTED.value, uow.app.now())
+        _settle(message, "start", uow.app.now())
     started = []
     for version in latest.values():
         patient = message.data.get("patient_id")

@@ -20,6 +20,7 @@ from ..model import OPEN_TASK_STATES, NotificationState, TimerState
 from ..notifications import Notification
 from ..persistence.tables import NotificationRecord, Task, Timer, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import NOTIFICATION_RULES, TIMER_RULES, advance
 
 ALERT_KINDS = ("reminder", "overdue")
 
@@ -49,7 +50,8 @@ def cancel_alerts(uow: UnitOfWork, task_id: str) -> None:
 def fire_alert(uow: UnitOfWork, timer: Timer) -> None:
     """A reminder or overdue alert came due: notify, if the task is still open."""
     now = uow.app.now()
-    timer.state, timer.fired_at = TimerState.FIRED.value, now
+    advance(timer, TIMER_RULES, "fire", f"timer {timer.id}")
+    timer.fired_at = now
     task = uow.session.get(Task, timer.task_id)
     if task is None or task.state not in OPEN_TASK_STATES:
         return
@@ -138,14 +140,15 @@ def _record_delivery(app: CarePath, notification_id: int, attempt: int, error: s
         if row is None or row.state != NotificationState.PENDING or row.attempts != attempt:
             return  # the lease ran out and another process took it over
         if error is None:
-            row.state, row.delivered_at, row.last_error = NotificationState.DELIVERED.value, now, None
+            advance(row, NOTIFICATION_RULES, "deliver", f"notification {row.id}")
+            row.delivered_at, row.last_error = now, None
             uow.record("notification_delivered", SCHEDULER.name, instance_id=row.instance_id, task_id=row.task_id,
                        data={"notification_id": row.id, "channel": row.channel, "kind": row.kind,
                              "attempt": row.attempts, "recipients": row.recipients})
         else:
             row.last_error = error
             if row.attempts >= app.config.notification_max_attempts:
-                row.state = NotificationState.FAILED.value
+                advance(row, NOTIFICATION_RULES, "give_up", f"notification {row.id}")
             else:
                 row.next_attempt_at = now + app.config.notification_retry_base * (2 ** (row.attempts - 1))
             gave_up = row.state == NotificationState.FAILED

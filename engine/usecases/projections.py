@@ -29,7 +29,7 @@ from ..model import (
 )
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import TASK_RULES, engine_step
+from ..rules import TASK_RULES, TIMER_RULES, advance, engine_step
 from .notifications import cancel_alerts, schedule_alerts
 from .specs import pathway_name
 
@@ -197,7 +197,7 @@ def _sync_timers(uow: UnitOfWork, instance: Instance, diff: ProjectionDiff, acto
                              "old": TimerState.PENDING.value, "new": TimerState.CANCELLED.value,
                              "reason": cause})
         if change.next_due is None:
-            row.state = (TimerState.FIRED if change.fired else TimerState.CANCELLED).value
+            advance(row, TIMER_RULES, "fire" if change.fired else "cancel", f"timer {row.id}")
             row.fired_at = now if change.fired else None
         else:  # a cycle timer moved on to its next due time
             row.due_at, row.attempts, row.last_error = change.next_due, 0, None

@@ -15,6 +15,7 @@ from ..errors import Conflict, NotFound
 from ..model import Incident, InstanceStatus, Snapshot
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import INSTANCE_RULES, engine_step
 from ..runtime.workflow import RunningWorkflow
 from .measures import record_measure_outcomes
 from .projections import sync_projections
@@ -126,22 +127,26 @@ def _incident_dict(incident: Any) -> dict[str, Any] | None:
             "detail": incident.detail}
 
 
+# The engine's own status changes (a row of INSTANCE_RULES each); a cancellation is recorded by `cancel`.
+ENGINE_STATUS_ACTIONS = {InstanceStatus.INCIDENT: "engine_incident", InstanceStatus.COMPLETED: "engine_complete",
+                         InstanceStatus.RUNNING: "engine_resolve"}
+
+
 def _record_status_change(uow: UnitOfWork, instance: Instance, previous: str, actor: str,
                           incident: Any) -> None:
     status = instance.status
     if status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED):
         instance.ended_at = uow.app.now()
-    change = {"field": "status", "old": previous, "new": status}
-    if status == InstanceStatus.INCIDENT:
-        uow.record("incident", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
-                   task_id=incident.task_id if incident else None, data={**(_incident_dict(incident) or {}), **change})
-    elif status == InstanceStatus.COMPLETED:
-        uow.record("completed", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
-                   data=change)
+    action = ENGINE_STATUS_ACTIONS.get(InstanceStatus(status))
+    if action is None:
+        return
+    rule = engine_step(INSTANCE_RULES, action, previous, f"instance {instance.id}")
+    change = {"field": rule.field, "old": previous, "new": status}
+    details = _incident_dict(incident) or {} if status == InstanceStatus.INCIDENT else {}
+    uow.record(rule.event or action, actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
+               task_id=incident.task_id if incident and details else None, data={**details, **change})
+    if status == InstanceStatus.COMPLETED:
         record_measure_outcomes(uow, instance, actor)
-    elif previous == InstanceStatus.INCIDENT and status == InstanceStatus.RUNNING:
-        uow.record("incident_resolved", actor, instance_id=instance.id,
-                   pathway_version_id=instance.pathway_version_id, data=change)
 
 
 def _record_call_bindings(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, actor: str) -> None:

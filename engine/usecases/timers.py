@@ -25,6 +25,7 @@ from ..identity import SCHEDULER
 from ..model import InstanceStatus, TimerState
 from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import TIMER_RULES, advance
 from .after_steps import after_engine_steps
 from .measures import MEASURE_TIMER, measure_window_closed
 from .notifications import fire_alert
@@ -105,7 +106,7 @@ def _fire(uow: UnitOfWork, timer: Timer, instances: dict[str, Instance]) -> None
         return
     instance = instances.get(timer.instance_id) or lock_instance(uow, timer.instance_id)
     if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT):
-        timer.state = TimerState.CANCELLED.value
+        advance(timer, TIMER_RULES, "cancel", f"timer {timer.id}")
         return
     workflow = load_workflow(uow, instance)
     had_incident = workflow.incident is not None
@@ -116,13 +117,15 @@ def _fire(uow: UnitOfWork, timer: Timer, instances: dict[str, Instance]) -> None
     after_engine_steps(uow, instance, workflow, SCHEDULER.name)
     if timer.state == TimerState.PENDING and timer.due_at <= app.now():
         # The engine did not consume it (e.g. the instance is in incident): do not spin on it.
-        timer.state, timer.attempts = TimerState.FAILED.value, timer.attempts + 1
+        advance(timer, TIMER_RULES, "give_up", f"timer {timer.id}")
+        timer.attempts += 1
         timer.last_error = (instance.incident or {}).get("message", "the timer could not fire")
 
 
 def _give_up_alert(uow: UnitOfWork, timer: Timer, error: str) -> None:
     """A deadline alert that cannot be sent is marked failed (and recorded), not retried forever."""
-    timer.state, timer.attempts = TimerState.FAILED.value, timer.attempts + 1
+    advance(timer, TIMER_RULES, "give_up", f"timer {timer.id}")
+    timer.attempts += 1
     timer.last_error = error[:2000]
     uow.record("task_alert_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
                data={"kind": timer.kind, "error": timer.last_error})
@@ -133,7 +136,7 @@ def _retry_later(uow: UnitOfWork, timer: Timer, error: str) -> None:
     timer.attempts += 1
     timer.last_error = error[:2000]
     if timer.attempts >= app.config.timer_max_attempts:  # only a defect gets here: an incident stops earlier
-        timer.state = TimerState.FAILED.value
+        advance(timer, TIMER_RULES, "give_up", f"timer {timer.id}")
         uow.record("timer_failed", SCHEDULER.name, instance_id=timer.instance_id, task_id=timer.task_id,
                    data={"element_id": timer.element_id, "attempts": timer.attempts, "error": timer.last_error})
         return

@@ -3,7 +3,8 @@
 Every task action goes through `change_task` (a completion, which also runs the workflow under the
 instance's lock, through `load_task` and `check`); instance cancel and retry through `locked_instance`;
 a deactivated user's releases through `check` and `set_task_field`; the projection's completions and
-cancellations through `rules.engine_step`. No use case writes a rule of its own.
+cancellations, and the engine's own status changes of an instance (store._record_status_change), through
+`rules.engine_step`. No use case writes a rule of its own.
 """
 
 from __future__ import annotations
