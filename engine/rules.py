@@ -228,13 +228,16 @@ INSTANCE_RULES = _rules(
 TIMER_RULES = _rules(
     Rule("schedule", "The engine waits for a timer", (), (TimerState.PENDING,), event="timer_scheduled"),
     Rule("fire", "The scheduler fires a due timer", (TimerState.PENDING,), (TimerState.FIRED,), event="timer_fired",
-         note="a cycle timer stays pending with its next due time"),
+         note="a cycle timer stays pending with its next due time; a deadline alert records its alert "
+         "(task_reminder_alert, task_overdue_alert) and a measure window measure_outcomes instead"),
     Rule("retry_later", "Firing failed; tried again later", (TimerState.PENDING,), (TimerState.PENDING,),
-         event="timer_retry_scheduled"),
+         event="timer_retry_scheduled", note="stays pending, due again after a backoff"),
     Rule("give_up", "Firing failed too often", (TimerState.PENDING,), (TimerState.FAILED,), event="timer_failed",
-         note="or a deadline alert could not be sent (task_alert_failed)"),
+         note="or a deadline alert could not be sent (task_alert_failed); a timer its instance could not "
+         "consume (the instance is in incident, which is recorded) is marked failed unrecorded"),
     Rule("cancel", "The activity ended first", (TimerState.PENDING,), (TimerState.CANCELLED,),
-         event="timer_cancelled", field="state", note="deadline alerts end with their task, unrecorded"),
+         event="timer_cancelled", field="state", note="deadline alerts end with their task (one statement), and a "
+         "timer whose episode ended before it fired is cancelled by the scheduler, both unrecorded"),
 )
 
 MESSAGE_RULES = _rules(
@@ -247,7 +250,8 @@ MESSAGE_RULES = _rules(
          event="message_received", note="at once, or later when a catch starts waiting"),
     Rule("start", "It starts an instance", (MessageState.BUFFERED,), (MessageState.STARTED,),
          event="message_received", note="a message start event"),
-    Rule("expire", "Its time to live ends", (MessageState.BUFFERED,), (MessageState.EXPIRED,)),
+    Rule("expire", "Its time to live ends", (MessageState.BUFFERED,), (MessageState.EXPIRED,),
+         note="the scheduler's sweep, one statement for all, unrecorded"),
     Rule("refuse", "It is beyond the JSON bounds", (MessageState.BUFFERED,), (MessageState.EXPIRED,),
          event="message_refused", field="state",
          note="buffered before the bounds existed; refused when an instance would receive it"),
@@ -257,7 +261,8 @@ NOTIFICATION_RULES = _rules(
     Rule("deliver", "A channel delivered it", (NotificationState.PENDING,), (NotificationState.DELIVERED,),
          event="notification_delivered"),
     Rule("retry_later", "Delivery failed; tried again later", (NotificationState.PENDING,),
-         (NotificationState.PENDING,), event="notification_failed"),
+         (NotificationState.PENDING,), event="notification_failed", note="stays pending, tried again after a "
+         "backoff"),
     Rule("give_up", "Delivery failed too often", (NotificationState.PENDING,), (NotificationState.FAILED,),
          event="notification_failed"),
 )

@@ -80,6 +80,19 @@ def test_a_repeated_message_id_names_the_instance_only_to_a_sender_who_may_see_i
     assert (replayed["outcome"], replayed["instance_ids"]) == ("duplicate", [])
 
 
+
+def test_a_message_id_reused_for_another_message_tells_another_team_nothing_of_the_first(
+        api: ApiClient, episode: dict[str, str]) -> None:
+    first = {"name": "report", "correlation_key": "enc-1", "message_id": "sched-2"}
+    assert api.post("/api/messages", episode["insider"], first).json()["outcome"] == "delivered"
+    other = {"name": "report", "correlation_key": "enc-9", "message_id": "sched-2"}
+    refused = api.post("/api/messages", episode["outsider"], other)
+    assert refused.status_code == 409 and "already used" in refused.json()["message"]
+    assert "enc-1" not in refused.text
+    told = api.post("/api/messages", episode["insider"], other)  # the team that may read where it went
+    assert told.status_code == 409 and "'report' for 'enc-1'" in told.json()["message"]
+
+
 def test_an_integration_account_reaches_every_instance(api: ApiClient, episode: dict[str, str]) -> None:
     scheduling = api.user("integration")
     sent = api.post("/api/messages", scheduling, {"name": "report", "correlation_key": "enc-1"}).json()

@@ -122,3 +122,21 @@ def test_deactivation_returns_delegated_tasks_to_their_owner_and_records_each_re
     assert released == [(lent_task, "owner", "dana", None), (lent_task, "assignee", "sam", "dana"),
                         (given_task, "owner", "sam", None)]
     assert api.post(f"/api/tasks/{given_task}/resolve", "kim").status_code == 409  # nothing to return to
+
+
+def test_a_task_is_handed_only_to_a_user_who_may_work_it(api: ApiClient) -> None:
+    """Assigning or delegating to an auditor or an integration account left the task stuck: refused."""
+    api.user("supervisor", "care-coordinator", name="boss")
+    api.user("coordinator", "care-coordinator", name="dana")
+    api.user("auditor", name="audrey")
+    api.user("integration", name="scheduler-feed")
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")))
+    task = api.start(lead, "fu").json()["open_tasks"][0]["id"]
+    for target in ("audrey", "scheduler-feed"):
+        refused = api.post(f"/api/tasks/{task}/assign", "boss", {"user": target})
+        assert refused.status_code == 422 and "cannot work tasks" in refused.json()["message"], target
+    api.post(f"/api/tasks/{task}/claim", "dana")
+    refused = api.post(f"/api/tasks/{task}/delegate", "dana", {"user": "audrey"})
+    assert refused.status_code == 422 and "auditor" in refused.json()["message"]
+    assert api.post(f"/api/tasks/{task}/delegate", "dana", {"user": "boss"}).status_code == 200

@@ -82,12 +82,15 @@ def _previous(uow: UnitOfWork, principal: Principal, message_id: str | None, nam
     row = uow.session.scalars(select(BufferedMessage).where(BufferedMessage.message_id == message_id)).first()
     if row is None:
         return None
-    if (row.name, row.correlation_key, row.data) != (name, key, data):
-        raise Conflict(f"message_id '{message_id}' was already used for a different message "
-                       f"('{row.name}' for '{row.correlation_key}'); message ids must be unique per message")
     scope = message_scope(principal)
     reached = row.instance_id is not None and (
         scope is None or instance_is_visible(uow.session, row.instance_id, scope))
+    if (row.name, row.correlation_key, row.data) != (name, key, data):
+        # What the earlier message was is told only to its sender or to one who may read where it went.
+        told = row.sender == principal.name or reached or scope is None
+        earlier = f" ('{row.name}' for '{row.correlation_key}')" if told else ""
+        raise Conflict(f"message_id '{message_id}' was already used for a different message{earlier}; "
+                       "message ids must be unique per message")
     return MessageResult("duplicate", [row.instance_id] if reached and row.instance_id else [], message_id)
 
 
@@ -180,6 +183,8 @@ def _start_by_message(uow: UnitOfWork, actor: str, message: BufferedMessage) -> 
     started = []
     for version in latest.values():
         patient = message.data.get("patient_id")
+        if patient is not None:
+            _check_key("data.patient_id", str(patient))
         try:
             instance = begin_instance(uow, version, message.correlation_key,
                                       str(patient) if patient is not None else None, message.data, actor,

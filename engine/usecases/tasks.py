@@ -12,11 +12,11 @@ from ..bounds import check_json
 from ..calendars import DeadlineError
 from ..errors import ValidationFailed
 from ..forms import validate_form
-from ..identity import Principal
+from ..identity import Principal, Role
 from ..model import TaskState
 from ..persistence.tables import Instance, PathwayVersion, Task, User
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import TASK_RULES, Rule, check, check_role
+from ..rules import TASK_RULES, Rule, check, check_role, may_take
 from ..views import InstanceView, TaskView
 from .after_steps import after_engine_steps
 from .instances import get_instance_view
@@ -186,11 +186,15 @@ def resolve_task(app: CarePath, principal: Principal, task_id: str) -> TaskView:
 
 
 def _active_user(uow: UnitOfWork, name: str) -> User:
+    """The user a task is handed to (assign, delegate): active, and of a role that may complete it."""
     if not isinstance(name, str) or not name.strip():
         raise ValidationFailed("the user is required")
     found = uow.session.scalars(select(User).where(User.name == name, User.active.is_(True))).first()
     if found is None:
         raise ValidationFailed(f"there is no active user '{name}'")
+    if not may_take(TASK_RULES["complete"], Principal(found.name, Role(found.role))):
+        raise ValidationFailed(f"user '{name}' is {found.role} and cannot work tasks; hand it to a "
+                               f"{', '.join(r.value for r in TASK_RULES['complete'].roles)} or an admin")
     return found
 
 

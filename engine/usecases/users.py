@@ -104,8 +104,8 @@ def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
     """Revoke the user's tokens and hand their open tasks back to whoever delegated them, else to their
     groups' queues (see `_release_tasks_of`)."""
     require_role(principal, action="Deactivating a user")
-    _check_may_deactivate(app, principal, name)
     with UnitOfWork(app) as uow:
+        _check_may_deactivate(uow, principal, name)
         user = _user(uow, name)
         if user.active:
             user.active = False
@@ -208,12 +208,14 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-def _check_may_deactivate(app: CarePath, principal: Principal, name: str) -> None:
-    """Someone must be left to manage users: an admin cannot deactivate themself, nor the last active admin."""
+def _check_may_deactivate(uow: UnitOfWork, principal: Principal, name: str) -> None:
+    """Someone must be left to manage users: an admin cannot deactivate themself, nor the last active admin.
+    The active admins' rows are locked for the transaction, so two admins deactivating each other at the same
+    moment are serialized and the second sees the first's change."""
     if name == principal.name:
         raise Conflict(f"you cannot deactivate yourself ('{name}'); another admin can")
-    with app.db.read() as session:
-        admins = set(session.scalars(select(User.name).where(User.role == Role.ADMIN.value, User.active.is_(True))))
+    admins = set(uow.session.scalars(select(User.name).where(User.role == Role.ADMIN.value, User.active.is_(True))
+                                     .order_by(User.id).with_for_update()))
     if admins == {name}:
         raise Conflict(f"'{name}' is the last active admin: make another user admin before deactivating them")
 
