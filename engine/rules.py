@@ -35,6 +35,11 @@ SUPERVISORS = (Role.SUPERVISOR,)
 SYSTEM = "the engine"  # who takes the rows without roles: the engine, the scheduler, a projection
 
 
+def sees_unrouted(principal: Principal) -> bool:
+    """Supervisors also see (and route) the tasks nobody can pick up; lists ask the same in SQL."""
+    return principal.role is Role.SUPERVISOR
+
+
 def is_unrouted(assignee: str | None, audience: Iterable[str], staffed: frozenset[str]) -> bool:
     """Nobody can pick the task up: unassigned, offered to no one by name nor to everyone, and none of its
     groups has an active member (queries._unrouted says the same in SQL, for lists)."""
@@ -80,7 +85,7 @@ class TaskFacts:
         supervisors also see the tasks nobody can pick up, to route them."""
         if may_see(principal, self.assignee, self.audience):
             return True
-        return principal.role is Role.SUPERVISOR and self.unrouted
+        return sees_unrouted(principal) and self.unrouted
 
     def not_found(self) -> NotFound:
         return NotFound(f"task {self.id} does not exist")

@@ -180,3 +180,20 @@ def test_the_docs_show_the_table_as_the_code_has_it() -> None:
     for table in TABLES.values():
         for action in table:
             assert f"`{action}`" in docs.read_text()
+
+
+def test_a_transition_cannot_set_a_state_its_row_does_not_lead_to() -> None:
+    """set_task_field checks the new state against the row's to-states (resume leads to ready or in-progress)."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from carepath.engine.usecases.transitions import set_task_field
+
+    recorded: list[Any] = []
+    uow = cast(Any, SimpleNamespace(record=lambda *a, **k: recorded.append((a, k))))
+    row = cast(Any, SimpleNamespace(state="on-hold", name="Call", instance_id="i", id="t"))
+    with pytest.raises(InvalidTransition, match="leads to ready or in-progress, not completed"):
+        set_task_field(uow, TASK_RULES["resume"], row, "completed", "ana")
+    assert row.state == "on-hold" and recorded == []
+    set_task_field(uow, TASK_RULES["resume"], row, "ready", "ana", reason="back")
+    assert row.state == "ready" and recorded[0][0][0] == "task_resumed"

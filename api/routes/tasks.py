@@ -9,8 +9,10 @@ from sqlalchemy.orm import Session
 
 from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound
-from carepath.engine.identity import Principal, Role, sees_every_task
+from carepath.engine.identity import Principal, sees_every_task
+from carepath.engine.model import TaskState
 from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
+from carepath.engine.rules import sees_unrouted
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.tasks import (
     assign_task,
@@ -50,7 +52,6 @@ from ..schemas import (
 )
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"], responses=ERROR_RESPONSES)
-TaskStateParam = Literal["ready", "in-progress", "on-hold", "completed", "cancelled"]
 SortParam = Literal["age", "-age", "priority", "due"]
 # A task's actions: no such task (or not visible), not in a state the action starts from, and the body.
 ACTION_ERRORS = errors(404, 409, 422)
@@ -58,7 +59,7 @@ CHANGE_ERRORS = errors(404, 409, *BODY_ERRORS)
 
 
 @router.get("", response_model=TaskPage, responses=errors(422))
-def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "ready", lane: str | None = None,
+def list_(engine: EngineDep, user: CurrentUser, state: TaskState | None = TaskState.READY, lane: str | None = None,
           instance_id: str | None = None, pathway: str | None = None,
           assignee: Annotated[str | None, Query(description="a user name, or 'me'")] = None,
           candidate: Annotated[Literal["me"] | None, Query(description="tasks I may claim or work")] = None,
@@ -78,7 +79,7 @@ def list_(engine: EngineDep, user: CurrentUser, state: TaskStateParam | None = "
         candidate_user=user.name if candidate == "me" else None,
         candidate_groups=user.groups if candidate == "me" else None, group=group, patient_id=patient_id,
         business_key=business_key, priority=priority, text=q, visible_to=_view_of(user),
-        sees_unrouted=user.role is Role.SUPERVISOR, unrouted=unrouted,
+        sees_unrouted=sees_unrouted(user), unrouted=unrouted,
         due_before=due_before, overdue_at=engine.now() if overdue else None)
     with engine.db.read() as session:
         page = list_tasks(session, filters, sort=sort, limit=limit, offset=offset, exact_total=exact_total,
@@ -99,7 +100,7 @@ def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
 def _visible_or_404(engine: CarePath, session: Session, user: Principal, task_id: str) -> TaskView:
     """The task if this user may see it (supervisors also the unrouted ones); else not found, like a
     task that does not exist."""
-    view = visible_task(session, task_id, _view_of(user), user.role is Role.SUPERVISOR, engine.now(), user)
+    view = visible_task(session, task_id, _view_of(user), sees_unrouted(user), engine.now(), user)
     if view is None:
         raise NotFound(f"task {task_id} does not exist")
     return view

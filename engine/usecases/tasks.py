@@ -53,7 +53,7 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
             claim_for(uow, task, principal, "claimed by completing")
             record_task_event(uow, rule, task, principal.name, pathway_version_id=instance.pathway_version_id,
                               data={"element_id": task.element_id, "name": task.name, "data": data or {},
-                                    "field": "state", "old": task.state, "new": TaskState.COMPLETED.value,
+                                    "field": "state", "old": task.state, "new": rule.to[0].value,
                                     "changes": changes_of(instance.data or {}, data or {})})
             workflow.complete_task(task_id, data or {}, app.clock)
             after_engine_steps(uow, instance, workflow, principal.name, completed_task_id=task_id)
@@ -158,7 +158,7 @@ def save_draft(app: CarePath, principal: Principal, task_id: str, data: dict[str
     def act(uow: UnitOfWork, task: Task, rule: Rule) -> None:
         claim_for(uow, task, principal, "claimed by saving a draft")
         old_draft, task.draft = task.draft or {}, data
-        old_state, task.state = task.state, TaskState.IN_PROGRESS.value
+        old_state, task.state = task.state, rule.to[0].value  # in progress
         record_task_event(uow, rule, task, principal.name, data={
             "name": task.name, "fields": sorted(data), "changes": changes_of(old_draft, data, replaced=True),
             **({"field": "state", "old": old_state, "new": task.state} if old_state != task.state else {})})

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
-from ..errors import NotFound
+from ..errors import InvalidTransition, NotFound
 from ..identity import Principal, instance_scope
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, Task
@@ -86,6 +86,8 @@ def set_task_field(uow: UnitOfWork, rule: Rule, task: Task, new: Any, actor: str
     """Change the rule's field (or `field`) and record the rule's event with the old and new values."""
     field = field or rule.field
     assert field is not None
+    if field == "state" and rule.to and new not in {state.value for state in rule.to}:
+        raise InvalidTransition(f"{rule.title.lower()} leads to {' or '.join(s.value for s in rule.to)}, not {new}")
     old = getattr(task, field)
     setattr(task, field, new)
     record_task_event(uow, rule, task, actor,
