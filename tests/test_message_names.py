@@ -35,6 +35,7 @@ def test_a_message_name_nothing_catches_is_refused_and_only_those_who_deploy_see
     for user in (coordinator, adt):
         status, body = _send(api, user, "ed_dischrge")
         assert status == 422 and "'ed_dischrge'" in body["message"] and "ed_discharge" not in body["message"]
+        assert [p["field"] for p in body["errors"]] == ["name"] and "ed_discharge" not in str(body["errors"])
     assert _send(api, coordinator, "report_received")[1]["outcome"] == "buffered"  # caught, not yet waited for
     assert _send(api, lead, "ed_discharge")[1]["outcome"] == "started"
 

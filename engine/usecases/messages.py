@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..bounds import check_json
-from ..errors import Conflict, ValidationFailed
+from ..errors import Conflict, Problem, ValidationFailed
 from ..identity import Principal, Role, message_scope
 from ..model import InstanceStatus, MessageState
 from ..persistence.tables import (
@@ -105,7 +105,7 @@ def _check_name_in_use(uow: UnitOfWork, principal: Principal, name: str) -> None
     if principal.is_admin or principal.role in SEES_MESSAGE_NAMES:
         names = sorted(session.scalars(select(in_use.c.message_name)).all())
         refusal += f" (names in use: {', '.join(names) if names else 'none'})"
-    raise ValidationFailed(refusal)
+    raise ValidationFailed(refusal, [Problem(refusal, field="name")])
 
 
 def _names_in_use() -> Any:
