@@ -31,6 +31,7 @@ from .cookies import (
     idle_limit,
     set_cookie,
     set_session_cookie,
+    settings_of,
     sign_in_csrf,
     signed_in_user,
     throttle_of,
@@ -46,7 +47,8 @@ MAX_FIELD = 2000  # characters of a form field kept; longer is refused by the us
 
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, template, {"csrf_field": CSRF_FIELD, **context},
+    idle = settings_of(request).web_idle_minutes
+    return templates.TemplateResponse(request, template, {"csrf_field": CSRF_FIELD, "idle_minutes": idle, **context},
                                       status_code=status, headers={"Cache-Control": "no-store"})
 
 
