@@ -22,6 +22,7 @@ from .oidc import OidcVerifier
 from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
+from .web import routes as web_routes
 
 log = logging.getLogger("carepath")
 
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit):
         app.include_router(module.router)
+    app.include_router(web_routes.router)
     return app

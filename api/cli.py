@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--expires-days", type=int, default=None, help="the token expires after N days")
     deactivate = user_sub.add_parser("deactivate", help="revoke a user's tokens and release their tasks")
     deactivate.add_argument("name")
+    password = user_sub.add_parser("password", help="set the user's web sign-in password, read from standard "
+                                   "input (asked twice, not shown, on a terminal)")
+    password.add_argument("name")
     validate = sub.add_parser("validate", help="check BPMN/DMN files as a deploy would, without a server "
                               "(DMN files and called processes beside them are found); exit 1 on any error")
     validate.add_argument("files", nargs="+", type=Path)
@@ -206,6 +209,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"new API token for '{args.name}':")
             print(issue_token(engine, args.name, expires_in_days=args.expires_days))
             return 0
+        if args.user_command == "password":
+            from carepath.engine.usecases.passwords import set_password
+
+            set_password(engine, args.name, _read_password())
+            print(f"password set for '{args.name}': they can sign in at the server's address")
+            return 0
         if args.user_command == "deactivate":
             deactivate_user(engine, SYSTEM, args.name)
             print(f"deactivated '{args.name}': tokens revoked, open tasks back to whoever delegated them, "
@@ -227,6 +236,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         return _worker(engine, settings)
     return 2
+
+
+def _read_password() -> str:
+    """From a terminal: asked twice without echo; otherwise the first line of standard input (a pipe)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat it: ") != first:
+            raise ValidationFailed("the two passwords differ; nothing was changed")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def _read(paths: list[Path]) -> list[SourceFile]:

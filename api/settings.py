@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     # A file outside the database where every checkpoint's number and MAC is also appended (JSON lines),
     # for `carepath audit verify --anchors`.
     audit_anchor_file: str | None = None
+    # Web app: a browser session idle this long is signed out (HIPAA automatic logoff).
+    web_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # Behind a reverse proxy that terminates HTTPS: trust its X-Forwarded-Proto header, so that session
+    # cookies are marked Secure. Only when every request comes through that proxy.
+    web_trust_forwarded_proto: bool = False
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None

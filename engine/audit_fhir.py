@@ -2,7 +2,8 @@
 
 What a user asked for over the API is a RESTful operation (type `rest`, subtype the interaction);
 what the engine did as a consequence or on its own (a task becoming ready, a timer firing) is DICOM's
-"Application Activity"; user and token changes are DICOM's "User Security Attributes Changed". Every
+"Application Activity"; user, token and password changes are DICOM's "User Security Attributes Changed";
+web sign-in, sign-out and lockouts are DICOM's "User Authentication" (subtype Login or Logout). Every
 resource also carries the CarePath event type as a second subtype and the event id, so nothing of the
 original is lost.
 """
@@ -33,6 +34,12 @@ REST = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operatio
 APPLICATION_ACTIVITY = {"system": DICOM, "code": "110100", "display": "Application Activity"}
 SECURITY_ATTRIBUTES = {"system": DICOM, "code": "110137", "display": "User Security Attributes Changed"}
 AUDIT_LOG_USED = {"system": DICOM, "code": "110101", "display": "Audit Log Used"}
+USER_AUTHENTICATION = {"system": DICOM, "code": "110114", "display": "User Authentication"}
+LOGIN = {"system": DICOM, "code": "110122", "display": "Login"}
+LOGOUT = {"system": DICOM, "code": "110123", "display": "Logout"}
+# Web sign-in events (engine/usecases/web_sessions.py): the DICOM subtype of each.
+AUTHENTICATION_SUBTYPES = {"signed_in": LOGIN, "sign_in_locked": LOGIN, "signed_out": LOGOUT,
+                           "session_ended": LOGOUT}
 
 # CarePath event type -> (AuditEvent.type, restful interaction or None, action).
 _USER_UPDATES = ("task_claimed", "task_unclaimed", "task_assigned", "task_delegated", "task_resolved", "task_held",
@@ -58,13 +65,17 @@ MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     "user_groups_changed": (SECURITY_ATTRIBUTES, None, "U"),
     "user_deactivated": (SECURITY_ATTRIBUTES, None, "U"),
     "token_revoked": (SECURITY_ATTRIBUTES, None, "D"),
+    "password_set": (SECURITY_ATTRIBUTES, None, "U"),
     "audit_log_used": (AUDIT_LOG_USED, None, "R"),
+    **dict.fromkeys(AUTHENTICATION_SUBTYPES, (USER_AUTHENTICATION, None, "E")),
 }
 # Anything else (timer_fired, incident, call_bound, measure_outcomes, alerts, notifications, types added
 # later) is the engine executing part of a pathway.
 DEFAULT = (APPLICATION_ACTIVITY, None, "E")
 # A failed step of the pathway, recorded for a retry or an incident: minor failure.
-FAILURES = frozenset({"incident", "timer_failed", "notification_failed", "task_alert_failed"})
+FAILURES = frozenset({"incident", "timer_failed", "notification_failed", "task_alert_failed", "sign_in_locked"})
+# Events whose data says which client they came from (agent.network).
+FROM_A_CLIENT = frozenset({RECORD_VIEWED, "audit_log_used", "signed_in", "sign_in_locked"})
 
 
 def fhir_audit_event(record: AuditRecord, observer: str) -> dict[str, Any]:
@@ -72,6 +83,8 @@ def fhir_audit_event(record: AuditRecord, observer: str) -> dict[str, Any]:
     if record.type == RECORD_VIEWED and record.data.get("what") == "history":
         interaction = "history-instance"
     subtype = [{"system": RESTFUL_INTERACTION, "code": interaction}] if interaction else []
+    if record.type in AUTHENTICATION_SUBTYPES:
+        subtype.append(AUTHENTICATION_SUBTYPES[record.type])
     subtype.append({"system": CAREPATH_EVENT_TYPE, "code": record.type})
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
@@ -94,7 +107,7 @@ def _agent(record: AuditRecord) -> dict[str, Any]:
     agent: dict[str, Any] = {"who": {"identifier": {"system": IDS["user"], "value": record.actor},
                                      "display": record.actor},
                              "requestor": record.actor not in SYSTEM_ACTORS}
-    client = record.data.get("client") if record.type in (RECORD_VIEWED, "audit_log_used") else None
+    client = record.data.get("client") if record.type in FROM_A_CLIENT else None
     if isinstance(client, dict) and client.get("host"):
         agent["network"] = {"address": str(client["host"]), "type": NETWORK_IP}
     return agent

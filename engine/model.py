@@ -89,7 +89,7 @@ EVENT_TYPES = frozenset({
     "timer_cancelled", "timer_failed", "timer_retry_scheduled", "message_awaited", "message_received",
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_deactivated",
-    "token_issued", "token_revoked"})
+    "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended", "sign_in_locked"})
 
 
 @dataclass(frozen=True)

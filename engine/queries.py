@@ -197,6 +197,7 @@ def _version_numbers(session: Session, ids: set[int]) -> dict[int, int]:
 @dataclass(frozen=True)
 class TaskFilter:
     state: str | None = "ready"
+    open_only: bool = False  # any state not yet finished (ready, in progress, on hold)
     lane: str | None = None
     instance_id: str | None = None
     pathway: str | None = None
@@ -253,6 +254,8 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
     for column, value in simple.items():
         if value is not None:
             query = query.where(column == value)
+    if f.open_only:
+        query = query.where(Task.state.in_(OPEN_TASK_STATES))
     if f.unassigned:
         query = query.where(Task.assignee.is_(None))
     if f.group is not None:

@@ -53,7 +53,7 @@ def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = (), *,
 def issue_token(app: CarePath, name: str, *, actor: str = "system", expires_in_days: int | None = None) -> str:
     """A new API token for an existing user (earlier tokens keep working until revoked or expired)."""
     with UnitOfWork(app) as uow:
-        user = _user(uow, name)
+        user = user_row(uow, name)
         if not user.active:
             raise Conflict(f"user '{name}' is deactivated")
         token = _add_token(uow, user, expires_in_days)
@@ -65,7 +65,7 @@ def issue_token(app: CarePath, name: str, *, actor: str = "system", expires_in_d
 def revoke_token(app: CarePath, principal: Principal, name: str, token_id: int) -> None:
     require_role(principal, action="Revoking a token")
     with UnitOfWork(app) as uow:
-        user = _user(uow, name)
+        user = user_row(uow, name)
         token = uow.session.get(ApiToken, token_id)
         if token is None or token.user_id != user.id:
             raise NotFound(f"user '{name}' has no token {token_id}")
@@ -78,7 +78,7 @@ def revoke_token(app: CarePath, principal: Principal, name: str, token_id: int) 
 def list_tokens(app: CarePath, principal: Principal, name: str) -> list[dict[str, Any]]:
     require_role(principal, action="Listing tokens")
     with UnitOfWork(app) as uow:
-        user = _user(uow, name)
+        user = user_row(uow, name)
         rows = uow.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id))
         return [{"id": t.id, "created_at": t.created_at, "expires_at": t.expires_at, "revoked_at": t.revoked_at}
                 for t in rows]
@@ -89,7 +89,7 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
     require_role(principal, action="Changing group memberships")
     wanted = _clean_groups(groups)
     with UnitOfWork(app) as uow:
-        user = _user(uow, name)
+        user = user_row(uow, name)
         current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
         for group in current - set(wanted):
             uow.session.delete(uow.session.get(UserGroup, (user.id, group)))
@@ -106,7 +106,7 @@ def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
     require_role(principal, action="Deactivating a user")
     with UnitOfWork(app) as uow:
         _check_may_deactivate(uow, principal, name)
-        user = _user(uow, name)
+        user = user_row(uow, name)
         if user.active:
             user.active = False
             uow.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
@@ -136,7 +136,7 @@ def _release_tasks_of(uow: UnitOfWork, principal: Principal, name: str) -> None:
 def get_user(app: CarePath, principal: Principal, name: str) -> UserView:
     require_role(principal, action="Reading users")
     with UnitOfWork(app) as uow:
-        return _view(uow, _user(uow, name))
+        return _view(uow, user_row(uow, name))
 
 
 def list_users(app: CarePath, principal: Principal) -> list[UserView]:
@@ -230,7 +230,8 @@ def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> str:
     return token
 
 
-def _user(uow: UnitOfWork, name: str) -> User:
+def user_row(uow: UnitOfWork, name: str) -> User:
+    """The user with this name; NotFound when there is none."""
     user = uow.session.scalars(select(User).where(User.name == name)).first()
     if user is None:
         raise NotFound(f"there is no user '{name}'")

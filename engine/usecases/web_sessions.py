@@ -1,0 +1,145 @@
+"""Web sign-in sessions, kept in the database so that any process serves any session.
+
+The browser's cookie holds a random id; the table holds its SHA-256 only. A session ends when its user
+signs out, when someone ends it (the user from another browser, or an admin), after `idle` without a
+request (automatic logoff), or `MAX_SESSION` after sign-in whatever happens. `last_seen_at` is written at
+most once every `TOUCH_EVERY`, not on every request. Sign-in, sign-out, a session ended by someone else
+or by inactivity, and the start of a lockout are in the history; a failed sign-in alone is not (see
+engine/sign_in_throttle.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from ..application import CarePath
+from ..errors import NotFound, Unauthenticated
+from ..identity import SYSTEM, Principal, Role, hash_token, new_token
+from ..persistence.tables import User, UserGroup, WebSession
+from ..persistence.unit_of_work import UnitOfWork
+from ..sign_in_throttle import SignInThrottle
+from .access import Client, client_data
+from .passwords import MAX_PASSWORD_LENGTH, verified_user
+
+TOUCH_EVERY = timedelta(minutes=1)
+MAX_SESSION = timedelta(hours=12)
+MAX_NAME = 200
+# The one answer to every refused sign-in: unknown user, wrong password, no password set, locked out.
+SIGN_IN_REFUSED = "The user name or password is not right, or there were too many attempts. Try again in a while."
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    principal: Principal
+    session_id: int
+    token: str  # for the cookie; shown once, only its hash is stored
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    user: str
+    created_at: datetime
+    last_seen_at: datetime
+    client_host: str | None
+    user_agent: str | None
+
+
+def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, client: Client) -> SignedIn:
+    """A new session for the user with this name and password; Unauthenticated(SIGN_IN_REFUSED) otherwise."""
+    now = app.now()
+    name = name.strip()
+    keys = (f"user:{name.casefold()}", f"host:{client.host or '-'}")
+    if throttle.refused(keys, now) or not name or len(name) > MAX_NAME or len(password) > MAX_PASSWORD_LENGTH:
+        raise Unauthenticated(SIGN_IN_REFUSED)
+    principal = verified_user(app, name, password)
+    if principal is None:
+        lockouts = throttle.failed(keys, now)
+        if lockouts:
+            with UnitOfWork(app) as uow:
+                for lockout in lockouts:
+                    uow.record("sign_in_locked", SYSTEM.name, data={
+                        "key": lockout.key, "failures": lockout.failures, "until": lockout.until.isoformat(),
+                        "client": client_data(client)})
+                uow.commit()
+        raise Unauthenticated(SIGN_IN_REFUSED)
+    throttle.succeeded(keys[0])
+    token = new_token()
+    agent = client_data(client)
+    with UnitOfWork(app) as uow:
+        user_id = uow.session.scalars(select(User.id).where(User.name == principal.name)).one()
+        row = WebSession(token_hash=hash_token(token), user_id=user_id, created_at=now, last_seen_at=now,
+                         expires_at=now + MAX_SESSION, ended_at=None, client_host=(client.host or "")[:100] or None,
+                         user_agent=agent["user_agent"])
+        uow.session.add(row)
+        uow.session.flush()
+        uow.record("signed_in", principal.name, data={"user": principal.name, "session": row.id, "client": agent})
+        uow.commit()
+        return SignedIn(principal, row.id, token)
+
+
+def session_user(app: CarePath, token: str | None, idle: timedelta) -> tuple[Principal, int] | None:
+    """The signed-in user of this cookie and the session's id, or None (no such session, ended, idle for
+    `idle`, past its maximum, or the user deactivated). An idle session is ended here, once."""
+    if not token:
+        return None
+    now = app.now()
+    with app.db.read() as session:
+        row = session.execute(select(WebSession, User).join(User, User.id == WebSession.user_id).where(
+            WebSession.token_hash == hash_token(token), WebSession.ended_at.is_(None))).first()
+        if row is None:
+            return None
+        web, user = row
+        groups = frozenset(session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+    if not user.active or now >= web.expires_at or now - web.last_seen_at >= idle:
+        reason = "inactivity" if now - web.last_seen_at >= idle else "maximum session length" \
+            if now >= web.expires_at else "user deactivated"
+        _end(app, web.id, user.name, SYSTEM.name, "signed_out", reason)
+        return None
+    if now - web.last_seen_at >= TOUCH_EVERY:
+        with UnitOfWork(app) as uow:
+            uow.session.execute(update(WebSession).where(WebSession.id == web.id, WebSession.ended_at.is_(None))
+                                .values(last_seen_at=now))
+            uow.commit()
+    return Principal(user.name, Role(user.role), groups), web.id
+
+
+def sign_out(app: CarePath, principal: Principal, session_id: int) -> None:
+    _end(app, session_id, principal.name, principal.name, "signed_out", "signed out")
+
+
+def list_sessions(app: CarePath, principal: Principal, idle: timedelta) -> list[SessionView]:
+    """The user's open sessions, newest first (an admin: everyone's)."""
+    now = app.now()
+    query = (select(WebSession, User.name).join(User, User.id == WebSession.user_id)
+             .where(WebSession.ended_at.is_(None), WebSession.last_seen_at > now - idle, WebSession.expires_at > now)
+             .order_by(WebSession.created_at.desc(), WebSession.id.desc()))
+    if principal.role is not Role.ADMIN:
+        query = query.where(User.name == principal.name)
+    with app.db.read() as session:
+        return [SessionView(web.id, name, web.created_at, web.last_seen_at, web.client_host, web.user_agent)
+                for web, name in session.execute(query)]
+
+
+def end_session(app: CarePath, principal: Principal, session_id: int) -> None:
+    """End one of the user's own sessions (an admin: anyone's); NotFound for one they may not end."""
+    with app.db.read() as session:
+        owner = session.scalar(select(User.name).join(WebSession, WebSession.user_id == User.id)
+                               .where(WebSession.id == session_id, WebSession.ended_at.is_(None)))
+    if owner is None or (owner != principal.name and principal.role is not Role.ADMIN):
+        raise NotFound(f"there is no open session {session_id}")
+    _end(app, session_id, owner, principal.name, "session_ended", "ended by " + principal.name)
+
+
+def _end(app: CarePath, session_id: int, user: str, actor: str, event: str, reason: str) -> None:
+    """Mark the session ended; recorded only by the one change that ended it (two at once: one entry)."""
+    with UnitOfWork(app) as uow:
+        ended = uow.session.execute(update(WebSession).where(WebSession.id == session_id,
+                                                             WebSession.ended_at.is_(None))
+                                    .values(ended_at=app.now()))
+        if ended.rowcount:  # type: ignore[attr-defined]
+            uow.record(event, actor, data={"user": user, "session": session_id, "reason": reason})
+        uow.commit()
