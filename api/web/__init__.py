@@ -1,0 +1,1 @@
+"""The web app: server-rendered pages (Jinja2 templates) for the people who use CarePath in a browser."""
