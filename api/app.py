@@ -22,7 +22,10 @@ from .oidc import OidcVerifier
 from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
+from .web import about
 from .web import routes as web_routes
+from .web.assets import mount_static
+from .web.headers import WebPageHeaders
 
 log = logging.getLogger("carepath")
 
@@ -71,8 +74,11 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
                        upload_path=pathways.router.prefix)
     app.add_middleware(ErrorResponses, respond=error_response)
     app.add_middleware(DocsContentPolicy)
+    app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit):
         app.include_router(module.router)
     app.include_router(web_routes.router)
+    app.include_router(about.router)
+    mount_static(app)
     return app

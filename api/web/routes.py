@@ -6,18 +6,16 @@ Server-rendered (Jinja2, autoescaped), working without JavaScript. Authenticated
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader
 
 from carepath.engine.errors import NotFound, Unauthenticated
 from carepath.engine.usecases.web_sessions import end_session, list_sessions, sign_in, sign_out
 
+from .assets import templates
 from .cookies import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -39,8 +37,6 @@ from .cookies import (
 from .worklist import my_worklist
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                                            autoescape=True))
 WORKLIST = "/app/worklist"
 SIGN_IN = "/signin"
 MAX_FIELD = 2000  # characters of a form field kept; longer is refused by the use case's own bounds

@@ -1,0 +1,58 @@
+"""Security headers on the web app's pages and static files (not on the JSON API, nor on /docs and /redoc,
+which carry their own policy: api/docs_pages.py).
+
+The policy allows scripts and styles from CarePath itself only: no inline script, no `eval`, no inline
+style. htmx is configured to match in templates/base.html (no eval, no script tags in swapped content, no
+injected indicator style). Pages are never cached (they show patient data); static files are, for a year,
+since their URLs change with their content (api/web/assets.py).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .assets import STATIC_PREFIX
+
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+COMMON = {
+    b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
+    b"referrer-policy": b"same-origin",
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+}
+PAGE_CACHE = b"no-store"
+STATIC_CACHE = b"public, max-age=31536000, immutable"
+PAGES = ("/", "/signin", "/signout", "/app")
+
+
+def _kind(path: str) -> str | None:
+    if path == STATIC_PREFIX or path.startswith(STATIC_PREFIX + "/"):
+        return "static"
+    if path in PAGES or path.startswith("/app/"):
+        return "page"
+    return None
+
+
+class WebPageHeaders:
+    """Pure ASGI middleware: the headers above on every response of a web page or static file, errors
+    included; a header of the same name set by the route is replaced."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = _kind(scope["path"]) if scope["type"] == "http" else None
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cached = kind == "static" and message["status"] in (200, 304)
+                added = {**COMMON, b"cache-control": STATIC_CACHE if cached else PAGE_CACHE}
+                kept = [(name, value) for name, value in message.get("headers", []) if name.lower() not in added]
+                message = {**message, "headers": [*kept, *added.items()]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,102 @@
+"""Browser tests: a real uvicorn server with the app on a free loopback port (tests/support/server.py),
+over the test database of the run (a SQLite file per test, or PostgreSQL when CAREPATH_TEST_DATABASE_URL
+says so), driven by Debian's Chromium through Playwright.
+
+Playwright launches /usr/bin/chromium (`apt-get install chromium chromium-driver`); `playwright install`
+is never run (it downloads, and CI has no internet). Without Chromium the tests are skipped with a reason,
+except in CI (CI set): there a missing browser is a failure, so that a green run means they ran.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route, sync_playwright
+
+from carepath.api.app import create_app
+from carepath.api.settings import Settings
+from carepath.engine.application import CarePath
+
+from ..support.server import running
+
+CHROMIUM = Path("/usr/bin/chromium")
+# CI runs as root: Chromium's sandbox needs an unprivileged user; /dev/shm is small in containers.
+CHROMIUM_ARGS = ["--disable-dev-shm-usage", "--no-sandbox"]
+
+
+def chromium_missing_reason() -> str | None:
+    if CHROMIUM.exists():
+        return None
+    return f"{CHROMIUM} is absent: apt-get install chromium chromium-driver (.ci/run does)"
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    reason = chromium_missing_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {reason}")
+        pytest.skip(reason)
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def server(engine: CarePath, database_url: str) -> Iterator[str]:
+    """The base URL of a real server running the app, as `carepath serve` would."""
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False)
+    with running(create_app(settings, engine)) as url:
+        yield url
+
+
+@dataclass
+class Visit:
+    """A page in a fresh browser context that may talk to the server only: any request to another origin
+    is aborted and recorded; so are the console's errors (a refused script or style shows there)."""
+
+    page: Page
+    base: str
+    outside: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def _route(self, route: Route) -> None:
+        url = route.request.url
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" != self.base:
+            self.outside.append(url)
+            route.abort()
+            return
+        self.requested.append(parts.path)
+        route.continue_()
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+
+@pytest.fixture
+def visit(browser: Browser, server: str) -> Iterator[Visit]:
+    context = browser.new_context()
+    page = context.new_page()
+    found = Visit(page, server)
+    page.route("**/*", found._route)
+    page.on("console", found._console)
+    page.on("pageerror", lambda error: found.console_errors.append(str(error)))
+    yield found
+    context.close()
