@@ -322,3 +322,22 @@ def test_sign_in_events_are_fhir_user_authentication(event_type: str, subtype: s
                             "display": "User Authentication"}
     assert [c["code"] for c in fhir["subtype"]] == [subtype, event_type]
     assert (fhir["action"], fhir["outcome"]) == ("E", outcome)
+
+
+def test_an_integration_account_gets_no_password_and_cannot_sign_in(web: Any, engine: CarePath) -> None:
+    """A system calls the API with a token; it has no business in the web app."""
+    from argon2 import PasswordHasher
+
+    from carepath.engine.errors import Conflict
+    from carepath.engine.usecases.passwords import set_password
+    from carepath.engine.usecases.users import add_user
+
+    add_user(engine, "scheduler-feed", "integration", [])
+    with pytest.raises(Conflict, match="integration account"):
+        set_password(engine, "scheduler-feed", PASSWORD)
+    with engine.db.write_sessions() as session:  # a password set before such accounts were refused one
+        row = session.scalars(select(User).where(User.name == "scheduler-feed")).one()
+        row.password_hash = PasswordHasher().hash(PASSWORD)
+        session.commit()
+    assert verified_user(engine, "scheduler-feed", PASSWORD) is None
+    assert Browser(web).sign_in("scheduler-feed").status_code == 401

@@ -27,6 +27,9 @@ def set_password(app: CarePath, name: str, password: str, *, actor: str = "syste
         user = user_row(uow, name)
         if not user.active:
             raise Conflict(f"user '{name}' is deactivated")
+        if user.role == Role.INTEGRATION.value:
+            raise Conflict(f"user '{name}' is an integration account: a system calls the API with a token "
+                           "(`carepath user token`), it does not sign in to the web app")
         user.password_hash = _hasher.hash(password)
         uow.record("password_set", actor, data={"user": name})
         uow.commit()
@@ -47,6 +50,8 @@ def verified_user(app: CarePath, name: str, password: str) -> Principal | None:
             if user is not None else frozenset()
     stored = user.password_hash if user is not None else None
     if not _matches(stored or _dummy_hash(), password) or user is None or stored is None:
+        return None
+    if user.role == Role.INTEGRATION.value:  # a password set before integration accounts were refused one
         return None
     return Principal(user.name, Role(user.role), groups)
 
