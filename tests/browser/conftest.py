@@ -29,19 +29,21 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--disable-dev-shm-usage", "--no-sandbox"]
 
 
-def chromium_missing_reason() -> str | None:
-    if CHROMIUM.exists():
+def without_chromium(chromium: Path, in_ci: bool) -> tuple[str, str] | None:
+    """What the browser tests do on a machine without Chromium: ("fail", why) in CI, where Chromium must be
+    installed (.ci/run does), else ("skip", why) on a developer's machine; None when Chromium is there."""
+    if chromium.exists():
         return None
-    return f"{CHROMIUM} is absent: apt-get install chromium chromium-driver (.ci/run does)"
+    reason = f"{chromium} is absent: apt-get install chromium chromium-driver (.ci/run does)"
+    return ("fail", f"browser tests cannot run in CI: {reason}") if in_ci else ("skip", reason)
 
 
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[Playwright]:
-    reason = chromium_missing_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run in CI: {reason}")
-        pytest.skip(reason)
+    verdict = without_chromium(CHROMIUM, bool(os.environ.get("CI")))
+    if verdict is not None:
+        action, reason = verdict
+        (pytest.fail if action == "fail" else pytest.skip)(reason)
     with sync_playwright() as driver:
         yield driver
 
