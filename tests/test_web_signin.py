@@ -341,3 +341,12 @@ def test_an_integration_account_gets_no_password_and_cannot_sign_in(web: Any, en
         session.commit()
     assert verified_user(engine, "scheduler-feed", PASSWORD) is None
     assert Browser(web).sign_in("scheduler-feed").status_code == 401
+
+
+def test_a_name_with_a_nul_character_is_refused_like_any_wrong_name(web: Any, engine: CarePath) -> None:
+    """It answered 500 on PostgreSQL (a NUL cannot be looked up); now the generic refusal, nothing written."""
+    web_user(engine, "alice", "coordinator")
+    for _ in range(7):  # past the lockout threshold too: a lockout entry must not carry the NUL either
+        response = Browser(web).sign_in("ali\x00ce")
+        assert response.status_code == 401
+        assert SIGN_IN_REFUSED in text_of(page(response).xpath('//*[@id="sign-in-error"]')[0])

@@ -53,7 +53,9 @@ def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, c
     now = app.now()
     name = name.strip()
     keys = (f"user:{name.casefold()}", f"host:{client.host or '-'}")
-    if throttle.refused(keys, now) or not name or len(name) > MAX_NAME or len(password) > MAX_PASSWORD_LENGTH:
+    # No user name holds a NUL character (names are checked at creation), and PostgreSQL could not look it up.
+    if (throttle.refused(keys, now) or not name or len(name) > MAX_NAME or "\x00" in name
+            or len(password) > MAX_PASSWORD_LENGTH):
         raise Unauthenticated(SIGN_IN_REFUSED)
     principal = verified_user(app, name, password)
     if principal is None:
