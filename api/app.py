@@ -15,7 +15,7 @@ from carepath.engine.scheduler import TimerScheduler
 from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
 from .docs_pages import DocsContentPolicy
-from .errors import error_response, install_error_handlers
+from .errors import install_error_handlers
 from .guards import BodyLimit, ErrorResponses, QueryChecks
 from .metrics import install_metrics
 from .oidc import OidcVerifier
@@ -25,6 +25,7 @@ from .settings import Settings
 from .web import about
 from .web import routes as web_routes
 from .web.assets import mount_static
+from .web.errors import error_response, install_web_error_handlers
 from .web.headers import WebPageHeaders
 
 log = logging.getLogger("carepath")
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.state.settings = settings
     app.state.oidc = _oidc(settings)
     install_error_handlers(app)
+    install_web_error_handlers(app)  # the web app's paths answer pages (api/web/errors.py)
     install_path_only_access_log()
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)

@@ -63,8 +63,7 @@ def _field(error: Any) -> str | None:
     return ".".join(location[1:]) if len(location) > 1 and location[0] in REQUEST_PARTS else None
 
 
-async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def request_invalid(exc: RequestValidationError) -> JSONResponse:
     described = [(_describe(e), e) for e in exc.errors()]
     errors = [{"message": text, "location": list(e.get("loc", ())), "field": _field(e)} for text, e in described]
     message = "the request is not valid: " + "; ".join(text for text, _ in described[:3])
@@ -100,6 +99,11 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     return http_error(request, exc)
+
+
+async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return request_invalid(exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
