@@ -24,6 +24,8 @@ from .routes import audit, health, instances, messages, notifications, pathways,
 from .settings import Settings
 from .web import about
 from .web import routes as web_routes
+from .web import start as web_start
+from .web import tasks as web_tasks
 from .web.assets import mount_static
 from .web.errors import error_response, install_web_error_handlers
 from .web.headers import WebPageHeaders
@@ -82,5 +84,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
         app.include_router(module.router)
     app.include_router(web_routes.router)
     app.include_router(about.router)
+    app.include_router(web_tasks.router)
+    app.include_router(web_start.router)
     mount_static(app)
     return app

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..bounds import check_json
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..errors import Conflict, NotFound, Problem, ValidationFailed
 from ..forms import validate_start_data
 from ..identity import Principal, instance_scope
 from ..model import InstanceStatus
@@ -112,10 +112,13 @@ def _startable_version(uow: UnitOfWork, key: str, version: int | None) -> Pathwa
 
 
 def _check_key(field: str, value: Any) -> None:
+    message = None
     if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed(f"{field} must be a non-empty string")
-    if len(value) > MAX_KEY_LENGTH:
-        raise ValidationFailed(f"{field} is longer than {MAX_KEY_LENGTH} characters")
+        message = f"{field} must be a non-empty string"
+    elif len(value) > MAX_KEY_LENGTH:
+        message = f"{field} is longer than {MAX_KEY_LENGTH} characters"
+    if message:  # located, so that a form shows it at its field
+        raise ValidationFailed(message, [Problem(message, field=field)])
 
 
 def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reason: str) -> InstanceView:

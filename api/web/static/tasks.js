@@ -1,0 +1,24 @@
+// The task page's draft, saved every 30 s while something changed since the last save (the form's own
+// `change` trigger saves when a field is left: hx-trigger="change, autosave" on #task-form). Never on every
+// keystroke: typing only marks the form as changed.
+(function () {
+  "use strict";
+  var EVERY_MS = 30000;
+  function start() {
+    var form = document.getElementById("task-form");
+    if (!form || !form.hasAttribute("hx-post")) { return; }
+    var changed = false;
+    form.addEventListener("input", function () { changed = true; });
+    form.addEventListener("change", function () { changed = false; });  // htmx saves on this one
+    window.setInterval(function () {
+      if (!changed) { return; }
+      changed = false;
+      form.dispatchEvent(new CustomEvent("autosave", { bubbles: true }));
+    }, EVERY_MS);
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

@@ -1,0 +1,89 @@
+"""What the task page shows, read in one transaction: the task as its reader sees it (with the actions the
+engine allows them now), its form with the saved draft, its comments, the episode's start and earlier steps,
+and the colleagues it may be handed to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from carepath.engine.application import CarePath
+from carepath.engine.colleagues import task_colleagues
+from carepath.engine.episode_start import EpisodeStart, episode_start
+from carepath.engine.errors import NotFound
+from carepath.engine.identity import Principal, sees_every_task
+from carepath.engine.queries import task_comments, task_form, task_timeline, visible_task
+from carepath.engine.rules import sees_unrouted
+from carepath.engine.views import TaskTimelineView, TaskView
+
+from .worklist import due_in_words
+
+# The engine's actions (engine/rules.py) as the page's forms post them: /app/tasks/{id}/<path>.
+ACTION_PATHS = {"claim": "claim", "unclaim": "unclaim", "assign": "assign", "delegate": "delegate",
+                "resolve": "resolve", "hold": "hold", "resume": "resume", "save_draft": "draft",
+                "complete": "complete", "comment": "comment", "set_priority": "priority",
+                "set_due_date": "due-date"}
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    task: TaskView
+    schema: dict[str, Any] | None
+    values: dict[str, Any]  # the instance's data for the form's fields, under the saved draft
+    comments: list[dict[str, Any]]
+    timeline: list[TaskTimelineView]
+    episode: EpisodeStart | None
+    colleagues: list[str]
+    zone: ZoneInfo
+    now: datetime
+
+    @property
+    def due_words(self) -> str:
+        return due_in_words(self.task.due_date, self.now, self.zone)
+
+    def local(self, moment: datetime | None) -> str:
+        return moment.astimezone(self.zone).strftime("%a %d %b %Y %H:%M") if moment else ""
+
+    @property
+    def due_input(self) -> str:
+        """The due date as a datetime-local input shows it, in the care setting's zone."""
+        due = self.task.due_date
+        return due.astimezone(self.zone).strftime("%Y-%m-%dT%H:%M") if due else ""
+
+    @property
+    def open(self) -> bool:
+        return self.task.state in ("ready", "in-progress", "on-hold")
+
+    def may(self, action: str) -> bool:
+        return action in self.task.actions
+
+
+def visible_or_404(engine: CarePath, user: Principal, task_id: str) -> TaskView:
+    """The task as this user sees it (with their actions), or not found, as the API answers."""
+    with engine.db.read() as session:
+        view = visible_task(session, task_id, _view_of(user), sees_unrouted(user), engine.now(), user)
+    if view is None:
+        raise NotFound(f"task {task_id} does not exist")
+    return view
+
+
+def read_task_page(engine: CarePath, user: Principal, task_id: str) -> TaskPage:
+    now = engine.now()
+    with engine.db.read() as session:
+        view = visible_task(session, task_id, _view_of(user), sees_unrouted(user), now, user)
+        if view is None:
+            raise NotFound(f"task {task_id} does not exist")
+        schema, data = task_form(session, task_id) or (None, {})
+        comments = task_comments(session, task_id)
+        timeline = task_timeline(session, view.instance_id, now)
+        episode = episode_start(session, view.instance_id)
+        colleagues = task_colleagues(session, task_id) if {"delegate", "assign"} & set(view.actions) else []
+    fields = set((schema or {}).get("properties") or {})
+    values = {**{k: v for k, v in data.items() if k in fields}, **(view.draft or {})}
+    return TaskPage(view, schema, values, comments, timeline, episode, colleagues, engine.time_context().tz, now)
+
+
+def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
+    return None if sees_every_task(user) else (user.name, user.groups)

@@ -1,0 +1,183 @@
+"""The task page `/app/tasks/{task_id}` and every change to a task from the web app.
+
+Each action is a small form posting to `/app/tasks/{task_id}/<action>`; the route checks the CSRF token and
+calls the SAME engine use case as the JSON API route (api/routes/tasks.py), so the rules (who may do what
+from which state) are the engine's only. The page offers exactly the task view's `actions`. An optional
+hidden `back` field (a path under /app/) says where to go after success; by default the task page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+
+from carepath.engine.errors import NotFound, ValidationFailed
+from carepath.engine.forms import form_problems
+from carepath.engine.usecases import tasks as task_cases
+from carepath.engine.usecases.access import record_access
+from carepath.engine.usecases.instances import get_instance_view
+
+from .cookies import WebUser, client_of, engine_of
+from .forms import Posted, field_errors, form_fields, typed_values
+from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
+from .task_page import ACTION_PATHS, read_task_page, visible_or_404
+from .worklist import my_worklist
+
+router = APIRouter(include_in_schema=False)
+TaskId = Annotated[str, PathParam(min_length=1, max_length=100)]
+
+
+def task_url(task_id: str) -> str:
+    return f"/app/tasks/{task_id}"
+
+
+@router.get("/app/tasks/{task_id}")
+def task_page(request: Request, task_id: TaskId) -> Response:
+    user = require_user(request)
+    return _render(request, user, task_id)
+
+
+def _render(request: Request, user: WebUser, task_id: str, status: int = 200, posted: Posted | None = None,
+            errors: dict[str, str] | None = None, others: list[str] | None = None,
+            action_errors: dict[str, str] | None = None) -> HTMLResponse:
+    """The task page, recording one read of the patient's record per page drawn."""
+    engine = engine_of(request)
+    view = read_task_page(engine, user.principal, task_id)
+    record_access(engine, user.principal, "task", view.task.instance_id, task_id, client_of(request))
+    fields = form_fields(view.schema, view.values, view.zone, errors, posted.raw if posted else None)
+    if posted is not None:  # a refused form shows every field as the user left it, ticks included
+        fields = [_kept(f, posted) for f in fields]
+    return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
+                others=others or [], action_errors=action_errors or {}, paths=ACTION_PATHS)
+
+
+def _kept(field: Any, posted: Posted) -> Any:
+    if field.widget == "checkbox":
+        return replace(field, value="true" if posted.values.get(field.name) else "")
+    return field
+
+
+async def _form(request: Request, user: WebUser) -> dict[str, str]:
+    return text_fields(await posted_form(request, user))
+
+
+def _back(form: dict[str, str], task_id: str, default: str | None = None) -> str:
+    return safe_next(form["back"]) if form.get("back") else default or task_url(task_id)
+
+
+def _text(field: str) -> Callable[[dict[str, str]], tuple[Any, ...]]:
+    return lambda form: (form.get(field, ""),)
+
+
+def _whole(form: dict[str, str]) -> tuple[Any, ...]:
+    try:
+        return (int(form.get("priority", "").strip()),)
+    except ValueError:
+        raise ValidationFailed("priority must be a whole number from 0 to 100") from None
+
+
+def _due(form: dict[str, str]) -> tuple[Any, ...]:
+    """A datetime-local value (naive: the use case reads it in the pathway's zone) or none, and the reason."""
+    return (form.get("due", "").strip() or None, form.get("reason", ""))
+
+
+# path -> (the engine's action, its use case (the API route's), the use case's arguments after the task id
+# read from the posted form). The task form's own two, draft and complete, follow below.
+SMALL_ACTIONS: dict[str, tuple[str, Callable[..., object], Callable[[dict[str, str]], tuple[Any, ...]]]] = {
+    "claim": ("claim", task_cases.claim_task, lambda form: ()),
+    "unclaim": ("unclaim", task_cases.unclaim_task, lambda form: ()),
+    "resolve": ("resolve", task_cases.resolve_task, lambda form: ()),
+    "hold": ("hold", task_cases.hold_task, _text("reason")),
+    "resume": ("resume", task_cases.resume_task, _text("reason")),
+    "delegate": ("delegate", task_cases.delegate_task, _text("to")),
+    "assign": ("assign", task_cases.assign_task, _text("assignee")),
+    "comment": ("comment", task_cases.comment_on_task, _text("text")),
+    "priority": ("set_priority", task_cases.set_priority, _whole),
+    "due-date": ("set_due_date", task_cases.set_due_date, _due),
+}
+
+
+def _message(exc: ValidationFailed) -> str:
+    return "; ".join(p.message for p in exc.problems) or exc.message
+
+
+@router.post("/app/tasks/{task_id}/draft")
+async def draft(request: Request, task_id: TaskId) -> Response:
+    """Keep what is typed so far (a history entry each time). htmx (the form's change, or 30 s after a
+    change: static/tasks.js) gets a status line; without JavaScript the page again."""
+    user = require_user(request)
+    form = await _form(request, user)
+    engine = engine_of(request)
+    schema = read_task_page(engine, user.principal, task_id).schema
+    posted = typed_values(schema, form, engine.time_context().tz)
+    saved = task_cases.save_draft(engine, user.principal, task_id, posted.values)
+    at = engine.now().astimezone(engine.time_context().tz).strftime("%H:%M")
+    if request.headers.get("hx-request") == "true":
+        return page(request, "_draft_status.html", user=user, at=at, errors=posted.errors, task=saved)
+    if posted.errors:
+        return _render(request, user, task_id, 422, posted, posted.errors,
+                       ["The draft was saved without the fields marked below."])
+    return redirect(_back(form, task_id))
+
+
+@router.post("/app/tasks/{task_id}/complete")
+async def complete(request: Request, task_id: TaskId) -> Response:
+    """Complete with the form's values: the engine checks them (each problem shown at its field, everything
+    typed kept); done, the page that offers the next task."""
+    user = require_user(request)
+    form = await _form(request, user)
+    engine = engine_of(request)
+    schema = read_task_page(engine, user.principal, task_id).schema
+    posted = typed_values(schema, form, engine.time_context().tz)
+    names = set((schema or {}).get("properties") or {})
+    if posted.errors:  # not of their type: said at their fields, with the engine's word on the others
+        problems = ValidationFailed("", form_problems(schema, posted.values))
+        at_fields, others = field_errors(problems, names - set(posted.errors))
+        return _render(request, user, task_id, 422, posted, {**at_fields, **posted.errors},
+                       [m for m in others if m])
+    try:
+        task_cases.complete_task(engine, user.principal, task_id, posted.values)
+    except ValidationFailed as refused:
+        at_fields, others = field_errors(refused, names)
+        return _render(request, user, task_id, 422, posted, at_fields, others)
+    return redirect(_back(form, task_id, f"{task_url(task_id)}/done"))
+
+
+@router.get("/app/tasks/{task_id}/done")
+def done(request: Request, task_id: TaskId) -> Response:
+    """The task is done: where the episode stands now, and the next task one keystroke away."""
+    user = require_user(request)
+    engine = engine_of(request)
+    task = visible_or_404(engine, user.principal, task_id)
+    if task.state != "completed":
+        return redirect(task_url(task_id))
+    try:
+        episode = get_instance_view(engine, task.instance_id, user.principal)
+    except NotFound:
+        episode = None
+    if episode is not None:
+        record_access(engine, user.principal, "instance", task.instance_id, client=client_of(request))
+    rows, _, _, _ = my_worklist(engine, user.principal)
+    return page(request, "task_done.html", user=user, task=task, episode=episode,
+                next_task=rows[0].task if rows else None)
+
+
+# Last: the paths above (draft, complete) match before this one.
+@router.post("/app/tasks/{task_id}/{action}")
+async def small_action(request: Request, task_id: TaskId, action: str) -> Response:
+    """A small action form: the use case, then back; a refused value is shown beside the action's field."""
+    if action not in SMALL_ACTIONS:
+        raise NotFound(f"there is no task action '{action[:50]}'")
+    rule, use_case, arguments = SMALL_ACTIONS[action]
+    user = require_user(request)
+    form = await _form(request, user)
+    try:
+        use_case(engine_of(request), user.principal, task_id, *arguments(form))
+    except ValidationFailed as refused:
+        return _render(request, user, task_id, 422, action_errors={rule: _message(refused)})
+    return redirect(_back(form, task_id))
