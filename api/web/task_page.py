@@ -69,6 +69,15 @@ def visible_or_404(engine: CarePath, user: Principal, task_id: str) -> TaskView:
     return view
 
 
+def task_schema(engine: CarePath, user: Principal, task_id: str) -> dict[str, Any] | None:
+    """The form of a task this user may see (not found otherwise), to read a posted form with."""
+    with engine.db.read() as session:
+        if visible_task(session, task_id, _view_of(user), sees_unrouted(user), engine.now()) is None:
+            raise NotFound(f"task {task_id} does not exist")
+        schema, _ = task_form(session, task_id) or (None, {})
+    return schema
+
+
 def read_task_page(engine: CarePath, user: Principal, task_id: str) -> TaskPage:
     now = engine.now()
     with engine.db.read() as session:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from carepath.engine.errors import NotFound, ValidationFailed
+from carepath.engine.errors import CarePathError, NotFound, ValidationFailed
 from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
 from carepath.engine.usecases.access import record_access
@@ -25,7 +25,7 @@ from carepath.engine.usecases.instances import get_instance_view
 from .cookies import WebUser, client_of, engine_of
 from .forms import Posted, field_errors, form_fields, typed_values
 from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
-from .task_page import ACTION_PATHS, read_task_page, visible_or_404
+from .task_page import ACTION_PATHS, read_task_page, task_schema, visible_or_404
 from .worklist import my_worklist
 
 router = APIRouter(include_in_schema=False)
@@ -113,12 +113,18 @@ async def draft(request: Request, task_id: TaskId) -> Response:
     user = require_user(request)
     form = await _form(request, user)
     engine = engine_of(request)
-    schema = read_task_page(engine, user.principal, task_id).schema
-    posted = typed_values(schema, form, engine.time_context().tz)
-    saved = task_cases.save_draft(engine, user.principal, task_id, posted.values)
+    posted = typed_values(task_schema(engine, user.principal, task_id), form, engine.time_context().tz)
+    by_htmx = request.headers.get("hx-request") == "true"
+    try:
+        task_cases.save_draft(engine, user.principal, task_id, posted.values)
+    except CarePathError as refused:
+        if not by_htmx:
+            raise
+        # Said in the status line (a 4xx is not swapped in): e.g. completed a moment ago, or claimed by another.
+        return page(request, "_draft_status.html", user=user, refused=refused.message)
     at = engine.now().astimezone(engine.time_context().tz).strftime("%H:%M")
-    if request.headers.get("hx-request") == "true":
-        return page(request, "_draft_status.html", user=user, at=at, errors=posted.errors, task=saved)
+    if by_htmx:
+        return page(request, "_draft_status.html", user=user, at=at, errors=posted.errors)
     if posted.errors:
         return _render(request, user, task_id, 422, posted, posted.errors,
                        ["The draft was saved without the fields marked below."])
@@ -132,7 +138,7 @@ async def complete(request: Request, task_id: TaskId) -> Response:
     user = require_user(request)
     form = await _form(request, user)
     engine = engine_of(request)
-    schema = read_task_page(engine, user.principal, task_id).schema
+    schema = task_schema(engine, user.principal, task_id)
     posted = typed_values(schema, form, engine.time_context().tz)
     names = set((schema or {}).get("properties") or {})
     if posted.errors:  # not of their type: said at their fields, with the engine's word on the others

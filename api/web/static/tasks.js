@@ -8,10 +8,15 @@
     var form = document.getElementById("task-form");
     if (!form || !form.hasAttribute("hx-post")) { return; }
     var changed = false;
+    var submitting = false;
     form.addEventListener("input", function () { changed = true; });
+    // Completing (or the "Save draft" button) posts the whole form: no draft save starts after it (one
+    // already under way may land after the completion: the server then answers "not saved", harmlessly).
+    form.addEventListener("submit", function () { submitting = true; });
+    form.addEventListener("htmx:confirm", function (event) { if (submitting) { event.preventDefault(); } });
     form.addEventListener("change", function () { changed = false; });  // htmx saves on this one
     window.setInterval(function () {
-      if (!changed) { return; }
+      if (!changed || submitting) { return; }
       changed = false;
       form.dispatchEvent(new CustomEvent("autosave", { bubbles: true }));
     }, EVERY_MS);
