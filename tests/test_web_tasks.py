@@ -21,8 +21,9 @@ from carepath.engine.usecases.instances import get_instance_view
 from tests.support.task_pathway import KEY, deploy_call_pathway, start_call
 from tests.support.web import Browser, page, text_of, web_user
 
-VALID = {"reached": "true", "outcome": "booked", "clinic": "clinic-C", "visit_date": "2026-03-05",
-         "call_back_at": "2026-03-04T09:30", "attempts": "2", "weight": "71.5", "provider": "Dr Adams",
+VALID = {"reached": "true", "interpreter": "true", "outcome": "booked", "clinic": "clinic-C",
+         "visit_date": "2026-03-05", "call_back_at": "2026-03-04T09:30", "attempts": "2", "weight": "71.5",
+         "provider": "Dr Adams",
          "call_notes": "Booked for Thursday"}
 
 
@@ -74,15 +75,18 @@ def test_the_form_has_a_labelled_field_of_the_right_kind_for_each_type(web: Any,
     browser = _signed_in(web, engine, "sam")
     doc = page(browser.get(f"/app/tasks/{task_id}"))
     kinds = {name: (el := _form_input(doc, name)[0]).tag + (f":{el.get('type')}" if el.tag == "input" else "")
-             for name in ("reached", "outcome", "clinic", "visit_date", "call_back_at", "attempts", "weight",
-                          "provider", "call_notes")}
-    assert kinds == {"reached": "input:checkbox", "outcome": "input:radio", "clinic": "select",
+             for name in ("reached", "interpreter", "outcome", "clinic", "visit_date", "call_back_at", "attempts",
+                          "weight", "provider", "call_notes")}
+    assert kinds == {"reached": "input:radio", "interpreter": "input:checkbox", "outcome": "input:radio",
+                     "clinic": "select",
                      "visit_date": "input:date", "call_back_at": "input:datetime-local",
                      "attempts": "input:number", "weight": "input:number", "provider": "input:text",
                      "call_notes": "textarea"}
     assert _form_input(doc, "attempts")[0].get("step") == "1" and _form_input(doc, "attempts")[0].get("min") == "0"
     assert _form_input(doc, "weight")[0].get("step") == "any"
     assert [o.get("value") for o in _form_input(doc, "outcome")] == ["booked", "declined", "unreachable"]
+    # A required yes/no question is two radios (an answer given); an optional one a checkbox.
+    assert [text_of(label) for label in doc.xpath('//fieldset[@id="field-reached"]//label')] == ["Yes", "No"]
     assert [text_of(o) for o in doc.xpath('//select[@name="clinic"]/option')][1:] == [
         "Clinic A", "Clinic B", "Clinic C", "Clinic D", "Clinic E"]
     # Every input has a label; the required ones say so; help text is tied to its field.
@@ -123,7 +127,8 @@ def test_refused_values_are_shown_at_their_fields_and_everything_typed_is_kept(w
     assert doc.xpath('//input[@name="attempts"]/@value') == ["two"]
     assert doc.xpath('//input[@name="provider"]/@value') == ["Dr <b>Bold</b>"]
     assert doc.xpath('//input[@name="weight"]/@value') == ["71.5"]
-    assert doc.xpath('//input[@name="reached"]/@checked') == ["checked"]
+    assert doc.xpath('//input[@name="reached"][@checked]/@value') == ["true"]
+    assert doc.xpath('//input[@name="interpreter"]/@checked') == ["checked"]
     assert doc.xpath('//input[@name="outcome"][@checked]/@value') == ["booked"]
     assert doc.xpath('//select[@name="clinic"]/option[@selected]/@value') == ["clinic-C"]
     assert text_of(doc.xpath('//textarea[@name="call_notes"]')[0]) == "Booked for Thursday"
@@ -139,6 +144,11 @@ def test_the_engine_validation_refuses_at_the_field(web: Any, engine: CarePath, 
     assert doc.xpath('//input[@name="attempts"]/@aria-invalid') == ["true"]
     assert "minimum" in text_of(doc.xpath('//*[@id="field-attempts-error"]')[0])
     assert doc.xpath('//input[@name="attempts"]/@value') == ["-1"]
+    unanswered = {k: v for k, v in VALID.items() if k != "reached"}
+    refused = browser.submit(f"/app/tasks/{task_id}", f"/app/tasks/{task_id}/complete", **unanswered)
+    assert refused.status_code == 422  # a required yes/no left unanswered is not taken as "no"
+    question = page(refused).xpath('//fieldset[@id="field-reached"]')[0]
+    assert question.get("aria-invalid") == "true" and "required" in text_of(question)
 
 
 def test_completing_types_the_values_and_offers_the_next_task(web: Any, engine: CarePath,
@@ -146,12 +156,12 @@ def test_completing_types_the_values_and_offers_the_next_task(web: Any, engine: 
     other = start_call(engine, "enc-2", "pat-2")
     browser = _signed_in(web, engine, "sam")
     done = browser.submit(f"/app/tasks/{task_id}", f"/app/tasks/{task_id}/complete",
-                          **{**VALID, "reached": ""})
+                          **{**VALID, "interpreter": ""})
     assert done.status_code == 303 and done.headers["location"] == f"/app/tasks/{task_id}/done"
     task = _task(engine, task_id)
     assert task.state == "completed" and task.completed_by == "sam"
     data = get_instance_view(engine, task.instance_id).data
-    assert data["reached"] is False and data["attempts"] == 2 and data["weight"] == 71.5
+    assert data["reached"] is True and data["interpreter"] is False and data["attempts"] == 2 and data["weight"] == 71.5
     assert data["clinic"] == "clinic-C" and data["visit_date"] == "2026-03-05"
     assert data["call_back_at"].startswith("2026-03-04T09:30:00")
     doc = page(browser.get(done.headers["location"]))
@@ -288,7 +298,7 @@ def test_a_draft_is_kept_as_a_history_entry_and_prefills_the_form(web: Any, engi
     saved = _save_draft(sam, task_id, attempts="3", call_notes="no answer")
     assert saved.status_code == 303 and saved.headers["location"] == url
     task = _task(engine, task_id)
-    assert task.draft == {"attempts": 3, "call_notes": "no answer", "reached": False}
+    assert task.draft == {"attempts": 3, "call_notes": "no answer", "interpreter": False}
     assert task.state == "in-progress" and task.assignee == "sam"
     refilled = page(sam.get(url))
     assert refilled.xpath('//input[@name="attempts"]/@value') == ["3"]

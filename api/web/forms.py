@@ -8,7 +8,7 @@ names, and says so at a field when it cannot (a number that is no number).
 
 Widgets, from the schema of one property:
 - `enum`, or `oneOf` of `const`s (with a `title` each): radios for up to 4 choices, else a select;
-- boolean: a checkbox (absent from the post: false);
+- boolean: a checkbox (absent from the post: false); a required one: Yes / No radios (an answer given);
 - integer / number: a number input (`minimum`/`maximum` carried over);
 - string with `format` date / date-time: a date / datetime-local input (date-times in the care setting's zone);
 - long text (`maxLength` over 200, or `format: textarea`, or a field named like notes): a textarea;
@@ -77,6 +77,7 @@ def form_fields(schema: dict[str, Any] | None, values: dict[str, Any], zone: Zon
     errors, raw = errors or {}, raw or {}
     out = []
     for name, prop in properties_of(schema).items():
+        prop = _asked(prop, name in required)
         widget = widget_of(name, prop)
         shown = raw[name] if name in raw else _shown(values.get(name, prop.get("default")), widget, zone)
         out.append(FormField(name=name, label=str(prop.get("title") or name.replace("_", " ").capitalize()),
@@ -107,6 +108,14 @@ def widget_of(name: str, prop: dict[str, Any]) -> str:
     return "text"
 
 
+def _asked(prop: dict[str, Any], required: bool) -> dict[str, Any]:
+    """A required yes/no question is asked with two radios, so that "no" is an answer given, not a box
+    left unticked; an optional one is a checkbox."""
+    if required and prop.get("type") == "boolean" and not choices_of(prop):
+        return {**prop, "oneOf": [{"const": True, "title": "Yes"}, {"const": False, "title": "No"}]}
+    return prop
+
+
 def choices_of(prop: dict[str, Any]) -> tuple[Choice, ...]:
     if isinstance(prop.get("enum"), list):
         return tuple(Choice(_as_text(v), _as_text(v)) for v in prop["enum"])
@@ -120,7 +129,9 @@ def typed_values(schema: dict[str, Any] | None, posted: dict[str, str], zone: Zo
     """The schema's fields read from the posted text. An empty field is left out (the schema's `required`
     says whether that is allowed); an unticked checkbox is false; other posted names are ignored."""
     result = Posted()
+    required = set((schema or {}).get("required") or ())
     for name, prop in properties_of(schema).items():
+        prop = _asked(prop, name in required)
         widget = widget_of(name, prop)
         text = posted.get(name)
         if widget == "checkbox":

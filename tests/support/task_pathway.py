@@ -22,6 +22,7 @@ CALL_FORM: dict[str, Any] = {
     "required": ["reached", "outcome", "visit_date"],
     "properties": {
         "reached": {"type": "boolean", "title": "Patient reached"},
+        "interpreter": {"type": "boolean", "title": "Interpreter needed"},
         "outcome": {"enum": ["booked", "declined", "unreachable"], "title": "Outcome"},
         "clinic": {"oneOf": CLINICS, "title": "Clinic", "description": "Where the visit is booked"},
         "visit_date": {"type": "string", "format": "date", "title": "Visit date"},
