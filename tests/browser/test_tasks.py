@@ -164,3 +164,27 @@ def test_the_start_page_passes_axe_and_starts_an_episode(engine: CarePath, visit
     with page.expect_response(lambda r: "/app/episodes/" in r.url):
         page.click("main button[type=submit]")
     assert "/app/episodes/" in page.url
+
+
+def test_the_draft_is_saved_every_half_minute_while_typing_and_not_at_each_keystroke(engine: CarePath,
+                                                                                    visit: Visit) -> None:
+    _coordinator(engine, "sam")
+    deploy_call_pathway(engine)
+    task_id = start_call(engine, "enc-1", "pat-1")
+    visit.page.clock.install()  # the page's timers run when the test says
+    page = _sign_in(visit, "sam", f"/app/tasks/{task_id}")
+    page.focus("#field-call_notes")
+    page.keyboard.type("No answer at 9")  # still in the field: no change event yet
+    page.clock.run_for(5_000)
+    assert _draft(engine, task_id) is None  # typing alone saves nothing
+    page.clock.run_for(30_000)
+    page.locator("#draft-status").filter(has_text="Draft saved").wait_for()
+    assert _draft(engine, task_id) == {"call_notes": "No answer at 9", "interpreter": False}
+    assert visit.console_errors == []
+
+
+def _draft(engine: CarePath, task_id: str) -> dict[str, object] | None:
+    with engine.db.read() as session:
+        task = visible_task(session, task_id, None)
+    assert task is not None
+    return task.draft
