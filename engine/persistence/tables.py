@@ -119,6 +119,18 @@ class WebSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
 
 
+class WorklistSetting(Base):
+    """A user's last worklist choice (quick view, sort, search), kept on the server so that it follows
+    them to any browser and across sign-ins (usecases/worklist_settings.py)."""
+
+    __tablename__ = "worklist_settings"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    view: Mapped[str] = mapped_column(String(20))
+    sort: Mapped[str] = mapped_column(String(20))
+    search: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
 class DeploymentFile(Base):
     __tablename__ = "deployment_files"
     id: Mapped[int] = mapped_column(primary_key=True)
