@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from carepath.engine.application import CarePath
@@ -24,6 +24,7 @@ STATES = {"ready": "Ready", "in-progress": "In progress", "on-hold": "On hold"}
 class WorklistRow:
     task: TaskView
     due_exact: str | None  # in the care setting's zone
+    due_utc: str | None  # for <time datetime>, to the minute
     due_words: str
     overdue: bool
     state: str
@@ -80,7 +81,8 @@ def fingerprint(rows: list[WorklistRow], total: int, exact: bool) -> str:
 def _row(task: TaskView, now: datetime, zone: ZoneInfo) -> WorklistRow:
     holder = task.assignee or (f"open to {', '.join(task.candidate_groups)}" if task.candidate_groups
                                else "open, not held")
-    return WorklistRow(task, _exact(task.due_date, zone), due_in_words(task.due_date, now, zone),
+    due_utc = task.due_date.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ") if task.due_date else None
+    return WorklistRow(task, _exact(task.due_date, zone), due_utc, due_in_words(task.due_date, now, zone),
                        task.due_date is not None and task.due_date < now, STATES.get(task.state, task.state), holder)
 
 

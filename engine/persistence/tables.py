@@ -263,6 +263,15 @@ class Task(Base):
 # Worklists sorted by priority (highest first, then oldest): one index walk in the page's order.
 Index("ix_tasks_state_priority_created_at", Task.state, Task.priority.desc(), Task.created_at, Task.id)
 
+# The web worklist lists open tasks in any of the three open states: one walk of a partial index (open
+# tasks only) in each of its sorts' order, stopped after a page (migration 0016_worklist_views).
+OPEN_TASKS = text("state IN ('ready', 'in-progress', 'on-hold')")
+for _name, *_columns in (("ix_tasks_open_due_date", Task.due_date, Task.created_at, Task.id),
+                         ("ix_tasks_open_priority_due_date", Task.priority.desc(), Task.due_date, Task.created_at,
+                          Task.id),
+                         ("ix_tasks_open_created_at", Task.created_at, Task.id)):
+    Index(_name, *_columns, postgresql_where=OPEN_TASKS, sqlite_where=OPEN_TASKS)
+
 
 class TaskCandidate(Base):
     """Who may claim a task: groups (from lanes and the diagram) and named users."""

@@ -7,6 +7,8 @@ Create Date: 2026-12-05 21:00:00
 - `worklist_settings`: one row per user (quick view, sort, patient or episode searched), written when
   they change it on the worklist page and read when they open it again, from any browser.
 """
+from __future__ import annotations
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -17,6 +19,14 @@ revision = '0016_worklist_views'
 down_revision = '0015'
 branch_labels = None
 depends_on = None
+
+
+OPEN = sa.text("state IN ('ready', 'in-progress', 'on-hold')")
+INDEXES: dict[str, list[str | sa.TextClause]] = {
+    'ix_tasks_open_due_date': ['due_date', 'created_at', 'id'],
+    'ix_tasks_open_priority_due_date': [sa.text('priority DESC'), 'due_date', 'created_at', 'id'],
+    'ix_tasks_open_created_at': ['created_at', 'id'],
+}
 
 
 def upgrade() -> None:
@@ -30,7 +40,11 @@ def upgrade() -> None:
                             ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_worklist_settings'))
     )
+    for name, columns in INDEXES.items():
+        op.create_index(name, 'tasks', columns, postgresql_where=OPEN, sqlite_where=OPEN)
 
 
 def downgrade() -> None:
+    for name in INDEXES:
+        op.drop_index(name, table_name='tasks')
     op.drop_table('worklist_settings')
