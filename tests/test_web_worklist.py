@@ -283,3 +283,24 @@ def test_a_full_page_stays_light(web: Any, engine: CarePath, clock: ManualClock)
     assets = sum((STATIC_DIR / name).stat().st_size for name in ("app.css", "worklist.css", "htmx.min.js"))
     assert html_bytes < 40_000, html_bytes
     assert html_bytes + assets < 100_000, html_bytes + assets
+
+
+def test_migration_0016_adds_the_settings_and_goes_back(tmp_path: Any) -> None:
+    from carepath.engine.persistence import migrate
+    from carepath.engine.persistence.database import Database
+    from carepath.engine.usecases.worklist_settings import WorklistChoice, save_worklist_choice, worklist_choice
+
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        migrate.upgrade(db.engine, "0015")
+        engine = CarePath(db, ManualClock())
+        web_user(engine, "alice", "coordinator", "care-coordinator")  # a user from before the revision
+        migrate.upgrade(db.engine)
+        assert worklist_choice(engine, ALICE) == WorklistChoice()  # never chose: the default
+        save_worklist_choice(engine, ALICE, WorklistChoice("overdue", "age"))
+        assert worklist_choice(engine, ALICE) == WorklistChoice("overdue", "age")
+        migrate.downgrade(db.engine, "0015")
+        migrate.upgrade(db.engine)
+        assert worklist_choice(engine, ALICE) == WorklistChoice()
+    finally:
+        db.dispose()
