@@ -22,7 +22,7 @@ from .oidc import OidcVerifier
 from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
-from .web import about
+from .web import about, worklist_routes
 from .web import routes as web_routes
 from .web import start as web_start
 from .web import tasks as web_tasks
@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit):
         app.include_router(module.router)
     app.include_router(web_routes.router)
+    app.include_router(worklist_routes.router)
     app.include_router(about.router)
     app.include_router(web_tasks.router)
     app.include_router(web_start.router)

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     # Behind a reverse proxy that terminates HTTPS: trust its X-Forwarded-Proto header, so that session
     # cookies are marked Secure. Only when every request comes through that proxy.
     web_trust_forwarded_proto: bool = False
+    # Web app: how often an open worklist asks whether anything moved (seconds; a cheap query when nothing did).
+    web_worklist_poll_seconds: int = Field(default=15, ge=1, le=3600)
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None

@@ -30,6 +30,7 @@ from .load import measure_http
 from .pathway import BPMN, KEY
 from .report import render, targets
 from .timers import measure_timers
+from .web_worklist import WEB_PERSONAS, measure_web_worklist, set_passwords
 from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
@@ -47,10 +48,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--only", choices=["all", "worklist", "timers", "audit", "compliance"], default="all",
-                        help="one phase only: 'worklist' (worklist latency), 'timers' (timer lateness, "
-                        "PostgreSQL), 'audit' (a streamed export of 1,000,000 history rows, the cost of "
-                        "recording a read) or 'compliance' (the compliance report over 10,000 and 50,000 "
+    parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance"],
+                        default="all",
+                        help="one phase only: 'worklist' (worklist latency), 'web-worklist' (the web "
+                        "worklist page with a session cookie, each quick view, and its weight), 'timers' "
+                        "(timer lateness, PostgreSQL), 'audit' (a streamed export of 1,000,000 history rows, "
+                        "the cost of recording a read) or 'compliance' (the compliance report over 10,000 and 50,000 "
                         "transition-of-care episodes); 'all' runs everything but the timer, audit and "
                         "compliance phases")
     parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
@@ -88,10 +91,11 @@ def main() -> None:
         results["database"] = Database(database_url).dialect
         _deploy_shipped(database_url)
         results["compliance"] = _compliance_phase(database_url, args, sizes)
-    elif args.only == "worklist":
+    elif args.only in ("worklist", "web-worklist"):
         database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
-        results.update(_worklist_phase(database_url, args, sizes))
+        phase = _worklist_phase if args.only == "worklist" else _web_worklist_phase
+        results.update(phase(database_url, args, sizes))
     else:
         log(f"engine cycle: {sizes['cycles']} cycles")
         results["engine_cycle"] = measure_engine_cycle(sizes["cycles"])
@@ -146,6 +150,21 @@ def _worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str
             bulk_load(database_url, total, "{}")
             out["worklist"][str(total)] = measure_worklist(server.url, personas, sizes["requests"])
         out["worklist_plans"] = explain(database_url)
+    return out
+
+
+def _web_worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
+    admin = add_user(database_url, "bench-admin", "admin")
+    add_personas(database_url)
+    set_passwords(database_url, WEB_PERSONAS)
+    out: dict[str, Any] = {"web_worklist": {}}
+    with running_server(database_url, args.out) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}) as client:
+            client.post("/api/pathways", files=[("files", ("bench.bpmn", BPMN.encode(), "application/xml"))])
+        for total in sizes["worklist"]:
+            bulk_load(database_url, total, "{}")
+            out["web_worklist"][str(total)] = measure_web_worklist(
+                lambda: httpx.Client(base_url=server.url, timeout=60), sizes["requests"])
     return out
 
 

@@ -7,6 +7,8 @@ from typing import Any
 WORKLIST_P95_TARGET_MS = 20.0
 STATE_TARGET_BYTES = 20 * 1024
 COMPLIANCE_P95_TARGET_MS = 2000.0
+WEB_WORKLIST_P95_TARGET_MS = 50.0
+PAGE_WEIGHT_TARGET_BYTES = 100 * 1024
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -20,6 +22,8 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         worst = max(q["p95_ms"] for q in results["worklist"][largest].values())
         judged[f"worklist_p95_ms_at_{largest}_open_tasks"] = {
             "measured": worst, "target": WORKLIST_P95_TARGET_MS, "met": worst < WORKLIST_P95_TARGET_MS}
+    if results.get("web_worklist"):
+        judged.update(_web_worklist_targets(results["web_worklist"]))
     for run in results.get("timers", []):
         steady, drained = run["steady_lateness"]["p99_s"], run.get("burst_drained_seconds")
         judged[f"timer_lateness_p99_s_{run['workers']}_workers"] = {"measured": steady, "target": 1.0,
@@ -43,6 +47,32 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     return judged
 
 
+def _web_worklist_targets(runs: dict[str, Any]) -> dict[str, Any]:
+    largest = max(runs, key=int)
+    pages = [q for name, q in runs[largest].items() if name != "page weight"]
+    worst = max(q["p95_ms"] for q in pages)
+    weight = runs[largest]["page weight"]["total_bytes"]
+    return {f"web_worklist_page_p95_ms_at_{largest}_open_tasks": {
+                "measured": worst, "target": WEB_WORKLIST_P95_TARGET_MS, "met": worst <= WEB_WORKLIST_P95_TARGET_MS},
+            "web_worklist_page_weight_bytes": {"measured": weight, "target": PAGE_WEIGHT_TARGET_BYTES,
+                                               "met": weight < PAGE_WEIGHT_TARGET_BYTES}}
+
+
+def _render_web_worklist(runs: dict[str, Any]) -> list[str]:
+    lines = []
+    for total, cases in runs.items():
+        lines.append(f"  web worklist page at {int(total):,} open tasks (p50 / p95 / p99 ms, rows, HTML bytes):")
+        for name, q in cases.items():
+            if name != "page weight":
+                lines.append(f"    {name:<34} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['rows']:>4} "
+                             f"{q['html_bytes']:>7}")
+        weight = cases["page weight"]
+        lines.append(f"    page weight: {weight['total_bytes']:,} B (HTML {weight['html_bytes']:,} B + "
+                     + ", ".join(f"{path.split('?')[0]} {size:,} B" for path, size in weight["asset_bytes"].items())
+                     + ")")
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     lines = [f"CarePath benchmark ({results.get('database', 'engine only')}, quick={results['quick']})"]
     if "engine_cycle" in results:
@@ -53,6 +83,7 @@ def render(results: dict[str, Any]) -> str:
         for name, q in queries.items():
             lines.append(f"    {name:<30} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['items']:>5} "
                          f"{q['total']:>7}")
+    lines += _render_web_worklist(results.get("web_worklist", {}))
     for run in results.get("timers", []):
         steady, burst = run["steady_lateness"], run["burst_lateness"]
         lines.append(f"  timers, {run['workers']} worker(s), {run['pending']:,} pending: steady lateness p50/p99 "

@@ -84,6 +84,8 @@ def bulk_load(database_url: str, total_open: int, template_state: str) -> int:
                                   "created_at": created, "updated_at": created, "ended_at": None,
                                   "started_by": "bench"})
                 tasks.append({"id": task_id, "instance_id": instance_id, "pathway_key": instances[-1]["pathway_key"],
+                              "patient_id": instances[-1]["patient_id"], "business_key": instances[-1]["business_key"],
+                              "pathway_name": "Bulk pathway",
                               "element_id": "call", "name": rng.choice(NAMES),
                               "lane": group.replace("-", " ").title(), "kind": "user", "state": state,
                               "assignee": assignee, "priority": rng.choice([30, 50, 50, 50, 80]),

@@ -206,8 +206,10 @@ class TaskFilter:
     candidate_user: str | None = None
     candidate_groups: frozenset[str] | None = None
     group: str | None = None
+    groups: frozenset[str] | None = None  # offered to any of these groups (a team's work, whoever holds it)
     patient_id: str | None = None
     business_key: str | None = None
+    patient_or_episode: str | None = None  # the patient id or the episode's business key, exactly
     priority: int | None = None
     text: str | None = None
     # Limit to what this user may see (None: everything, for admins and auditors).
@@ -217,6 +219,7 @@ class TaskFilter:
     # Tasks nobody can pick up: unassigned, no candidate user, and no member in any candidate group.
     unrouted: bool = False
     due_before: datetime | None = None
+    due_from: datetime | None = None  # due at or after
     overdue_at: datetime | None = None  # "now", for overdue=true
 
 
@@ -225,6 +228,8 @@ TASK_SORTS: dict[str, list[Any]] = {
     "-age": [Task.created_at.desc(), Task.id],
     "priority": [Task.priority.desc(), Task.created_at, Task.id],
     "due": [Task.due_date.asc().nulls_last(), Task.created_at, Task.id],
+    # Highest priority first, then soonest due, undated last (the web worklist's "priority").
+    "priority-due": [Task.priority.desc(), Task.due_date.asc().nulls_last(), Task.created_at, Task.id],
 }
 
 
@@ -260,6 +265,8 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
         query = query.where(Task.assignee.is_(None))
     if f.group is not None:
         query = query.where(audience_has(dialect, [audience_key("group", f.group)]))
+    if f.groups is not None:
+        query = query.where(audience_has(dialect, [audience_key("group", g) for g in sorted(f.groups)]))
     if f.candidate_user is not None:
         keys = viewer_keys(f.candidate_user, f.candidate_groups or (), everyone=False)
         query = query.where(audience_has(dialect, keys),
@@ -270,6 +277,10 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
             query = query.where(Instance.patient_id == f.patient_id)
         if f.business_key is not None:
             query = query.where(Instance.business_key == f.business_key)
+    if f.patient_or_episode is not None:
+        value = f.patient_or_episode
+        query = query.where(Task.instance_id.in_(select(Instance.id).where(
+            (Instance.patient_id == value) | (Instance.business_key == value))))
     if f.text:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
     # Offered to me or my groups (candidate=me) already implies visible, and supervisors see the whole
@@ -279,6 +290,8 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
         query = query.where(_visible(dialect, *f.visible_to))
     if f.due_before is not None:
         query = query.where(Task.due_date < f.due_before)
+    if f.due_from is not None:
+        query = query.where(Task.due_date >= f.due_from)
     if f.overdue_at is not None:
         query = query.where(Task.due_date < f.overdue_at, Task.state.in_(OPEN_TASK_STATES))
     if f.unrouted:

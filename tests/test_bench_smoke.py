@@ -9,9 +9,13 @@ import carepath.pathways as carepath_pathways
 from carepath.api.bootstrap import deploy_directory
 from carepath.bench.compliance import load_episodes, measure_reports
 from carepath.bench.cycle import measure_engine_cycle
+from carepath.bench.pathway import BPMN
 from carepath.bench.report import render, targets
+from carepath.bench.web_worklist import WEB_PERSONAS, measure_web_worklist, set_passwords
+from carepath.bench.worklist import add_personas, bulk_load
 from carepath.engine.clock import ManualClock
 from tests.support.api import ApiClient
+from tests.support.web import Browser
 
 
 def test_engine_cycle_measurement_runs_and_reports() -> None:
@@ -38,3 +42,22 @@ def test_compliance_report_measurement_runs_and_reports(api: ApiClient, clock: M
     results = {"quick": True, "compliance": {"40": {"loaded": loaded, "reports": reports}}}
     results["targets"] = targets(results)
     assert "compliance report at 40 episodes" in render(results)
+
+
+def test_web_worklist_page_measurement_runs_and_reports(api: ApiClient, database_url: str) -> None:
+    lead = api.user("clinical_lead")
+    assert api.deploy(lead, ("bench.bpmn", BPMN)).status_code == 201
+    add_personas(database_url)
+    set_passwords(database_url, WEB_PERSONAS)
+    bulk_load(database_url, 60, "{}")
+    runs = measure_web_worklist(lambda: Browser(api.client.app).client, requests=2)
+    assert runs["view=mine-and-teams"]["rows"] > 0 and runs["view=mine-and-teams"]["html_bytes"] > 0
+    assert all(q["n"] == 2 for name, q in runs.items() if name != "page weight")
+    assert runs["poll, nothing moved (204)"]["status"] == 204
+    weight = runs["page weight"]
+    assert any("htmx.min.js" in path for path in weight["asset_bytes"])
+    assert weight["total_bytes"] == weight["html_bytes"] + sum(weight["asset_bytes"].values())
+    results = {"quick": True, "web_worklist": {"60": runs}}
+    results["targets"] = targets(results)
+    assert "web worklist page at 60 open tasks" in render(results)
+    assert "web_worklist_page_weight_bytes" in results["targets"]

@@ -266,10 +266,11 @@ def test_the_worklist_shows_the_users_and_their_teams_tasks_escaped(web: Any, en
     assert text_of(first.xpath("td[@class='patient']")[0]) == script
     assert "Follow-up after an ED visit" in text_of(first.xpath("td[@class='episode']")[0])
     assert text_of(first.xpath("td[@class='task']")[0]) == "Call patient"
+    assert first.xpath("td[@class='task']/a/@href") == [f"/app/tasks/{tasks['enc-1']}"]
     assert text_of(first.xpath(".//span[contains(@class, 'due-words')]")[0]) == "overdue 2 h"
-    assert first.xpath(".//time")[0].get("datetime").startswith((clock() - timedelta(hours=2)).date().isoformat())
+    assert first.xpath(".//time")[0].get("datetime") == (clock() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%MZ")
     assert text_of(rows["enc-2"].xpath(".//span[contains(@class, 'due-words')]")[0]) == "due tomorrow"
-    assert [text_of(r.xpath("td[@class='state']")[0]) for r in html.xpath("//tbody/tr")] == ["ready", "ready"]
+    assert [text_of(r.xpath("td[@class='state']")[0]) for r in html.xpath("//tbody/tr")] == ["Ready", "Ready"]
     assert "America/New_York" in text_of(html.xpath("//main/p")[0])
     assert [text_of(r.xpath(".//span[@class='business-key']")[0]) for r in html.xpath("//tbody/tr")] == \
         ["enc-1", "enc-2"]  # soonest due first

@@ -66,9 +66,11 @@ def client_of(request: Request) -> Client:
                   user_agent=request.headers.get("user-agent"))
 
 
-def signed_in_user(request: Request) -> WebUser | None:
+def signed_in_user(request: Request, touch: bool = True) -> WebUser | None:
+    """The signed-in user; `touch=False` for requests a page makes by itself (polling), which are not the
+    user's activity and must not hold off the automatic logoff."""
     token = request.cookies.get(SESSION_COOKIE)
-    found = session_user(engine_of(request), token, idle_limit(request))
+    found = session_user(engine_of(request), token, idle_limit(request), touch)
     if found is None or token is None:
         return None
     principal, session_id = found

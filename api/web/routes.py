@@ -1,4 +1,5 @@
-"""The web app's pages: `/` → sign-in or the worklist, `/signin`, `/signout`, `/app/...`.
+"""The web app's pages: `/` → sign-in or the worklist, `/signin`, `/signout`, `/app/sessions` (the worklist:
+worklist_routes.py).
 
 Server-rendered (Jinja2, autoescaped), working without JavaScript. Authenticated by the session cookie
 (web/cookies.py), never by a bearer token; every POST checks its form's CSRF token first.
@@ -33,7 +34,6 @@ from .cookies import (
     throttle_of,
 )
 from .pages import SIGN_IN, WORKLIST, page, posted_form, redirect, refused, require_user, safe_next, text_fields
-from .worklist import my_worklist
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,13 +92,6 @@ async def sign_out_submit(request: Request) -> Response:
     response = redirect(SIGN_IN)
     clear_cookie(request, response, SESSION_COOKIE)
     return response
-
-
-@router.get(WORKLIST)
-def worklist(request: Request) -> Response:
-    user = require_user(request)
-    rows, total, exact, zone = my_worklist(engine_of(request), user.principal)
-    return page(request, "worklist.html", user=user, rows=rows, total=total, exact=exact, zone=zone)
 
 
 @router.get("/app/sessions")

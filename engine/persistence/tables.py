@@ -119,6 +119,18 @@ class WebSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
 
 
+class WorklistSetting(Base):
+    """A user's last worklist choice (quick view, sort, search), kept on the server so that it follows
+    them to any browser and across sign-ins (usecases/worklist_settings.py)."""
+
+    __tablename__ = "worklist_settings"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    view: Mapped[str] = mapped_column(String(20))
+    sort: Mapped[str] = mapped_column(String(20))
+    search: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime]
+
+
 class DeploymentFile(Base):
     __tablename__ = "deployment_files"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -250,6 +262,15 @@ class Task(Base):
 
 # Worklists sorted by priority (highest first, then oldest): one index walk in the page's order.
 Index("ix_tasks_state_priority_created_at", Task.state, Task.priority.desc(), Task.created_at, Task.id)
+
+# The web worklist lists open tasks in any of the three open states: one walk of a partial index (open
+# tasks only) in each of its sorts' order, stopped after a page (migration 0016_worklist_views).
+OPEN_TASKS = text("state IN ('ready', 'in-progress', 'on-hold')")
+for _name, *_columns in (("ix_tasks_open_due_date", Task.due_date, Task.created_at, Task.id),
+                         ("ix_tasks_open_priority_due_date", Task.priority.desc(), Task.due_date, Task.created_at,
+                          Task.id),
+                         ("ix_tasks_open_created_at", Task.created_at, Task.id)):
+    Index(_name, *_columns, postgresql_where=OPEN_TASKS, sqlite_where=OPEN_TASKS)
 
 
 class TaskCandidate(Base):

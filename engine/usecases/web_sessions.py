@@ -83,9 +83,12 @@ def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, c
         return SignedIn(principal, row.id, token)
 
 
-def session_user(app: CarePath, token: str | None, idle: timedelta) -> tuple[Principal, int] | None:
+def session_user(app: CarePath, token: str | None, idle: timedelta,
+                 touch: bool = True) -> tuple[Principal, int] | None:
     """The signed-in user of this cookie and the session's id, or None (no such session, ended, idle for
-    `idle`, past its maximum, or the user deactivated). An idle session is ended here, once."""
+    `idle`, past its maximum, or the user deactivated). An idle session is ended here, once. Without
+    `touch` the request is not the user's activity (a page refreshing itself) and does not keep the
+    session alive."""
     if not token:
         return None
     now = app.now()
@@ -101,7 +104,7 @@ def session_user(app: CarePath, token: str | None, idle: timedelta) -> tuple[Pri
             if now >= web.expires_at else "user deactivated"
         _end(app, web.id, user.name, SYSTEM.name, "signed_out", reason)
         return None
-    if now - web.last_seen_at >= TOUCH_EVERY:
+    if touch and now - web.last_seen_at >= TOUCH_EVERY:
         with UnitOfWork(app) as uow:
             uow.session.execute(update(WebSession).where(WebSession.id == web.id, WebSession.ended_at.is_(None))
                                 .values(last_seen_at=now))

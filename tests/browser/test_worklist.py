@@ -1,23 +1,42 @@
 """A coordinator in a real browser, keyboard only: signs in through the form and finds the patient's task on
-the worklist; the sign-in page and the worklist pass an axe-core scan; a script in a patient id is text."""
+the worklist; the sign-in page and every quick view of the worklist pass an axe-core scan; a script in a
+patient id is text; the worklist shows a task started through the API by itself, without a reload and
+without taking the focus from where the user is typing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
+from carepath.api.app import create_app
+from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
+from carepath.engine.usecases.users import add_user
+from carepath.engine.worklist import VIEWS
 from tests.support import diagrams as d
 from tests.support.web import PASSWORD, web_user
 
+from ..support.server import running
 from .conftest import Visit
 
 pytestmark = pytest.mark.browser
 PATIENT = '<script>document.title="owned"</script>pat-7'
+
+
+@pytest.fixture
+def server(engine: CarePath, database_url: str) -> Iterator[str]:
+    """The app as `carepath serve` runs it, its worklist polling every second (15 by default)."""
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False,
+                        web_worklist_poll_seconds=1)
+    with running(create_app(settings, engine)) as url:
+        yield url
 
 
 def _serious(visit: Visit) -> list[tuple[str, str]]:
@@ -48,3 +67,48 @@ def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(en
     assert page.title() != "owned"  # the patient id was shown as text, not run
     assert _serious(visit) == []
     assert visit.outside == [] and visit.console_errors == []
+
+
+def _sign_in(visit: Visit, name: str) -> None:
+    visit.page.goto(visit.url("/signin"))
+    visit.page.fill("#username", name)
+    visit.page.fill("#password", PASSWORD)
+    visit.page.click("button[type=submit]")
+    visit.page.wait_for_url("**/app/worklist")
+
+
+def test_the_worklist_shows_work_started_through_the_api_by_itself(engine: CarePath, visit: Visit) -> None:
+    web_user(engine, "sam", "coordinator", "care-coordinator")
+    token = add_user(engine, "ada", "clinical_lead", [])
+    xml = d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")
+    deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", xml.encode())])
+    start_instance(engine, SYSTEM, "fu", business_key="enc-1", patient_id="pat-1")
+    _sign_in(visit, "sam")
+    page = visit.page
+    assert page.locator("tbody tr").count() == 1
+    page.focus("#wl-q")
+    page.keyboard.type("pat-")  # the user is typing a search when the work arrives
+    started = httpx.post(visit.url("/api/pathways/fu/instances"), headers={"Authorization": f"Bearer {token}"},
+                         json={"business_key": "enc-2", "patient_id": "pat-2"})
+    assert started.status_code == 201, started.text
+    page.locator("tbody tr", has_text="enc-2").wait_for(timeout=10_000)
+    assert page.locator("tbody tr").count() == 2
+    assert page.locator("#worklist-status").inner_text().startswith("Worklist updated")
+    assert page.evaluate("() => document.activeElement.id") == "wl-q"  # the focus stayed where it was
+    assert page.input_value("#wl-q") == "pat-"
+    assert visit.console_errors == [] and visit.outside == []
+
+
+def test_every_quick_view_passes_an_axe_scan(engine: CarePath, visit: Visit) -> None:
+    web_user(engine, "sam", "coordinator", "care-coordinator")
+    xml = d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")
+    deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", xml.encode())])
+    start_instance(engine, SYSTEM, "fu", business_key="enc-1", patient_id="pat-1")
+    _sign_in(visit, "sam")
+    for view in VIEWS:
+        visit.page.goto(visit.url(f"/app/worklist?view={view}"))
+        assert _serious(visit) == [], view
+    assert visit.console_errors == [] and visit.outside == []
+    visit.page.goto(visit.url("/app/worklist?view=nonsense"))  # the page with its error summary (a 422)
+    assert visit.page.locator("[role=alert]").count() == 1
+    assert _serious(visit) == []
