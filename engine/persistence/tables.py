@@ -403,3 +403,14 @@ class NotificationRecord(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+class NotificationRead(Base):
+    """A user has read a notification (the inbox's "unread"): one row per reader, written by
+    usecases/notification_reads.mark_read; no row, unread."""
+
+    __tablename__ = "notification_reads"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    notification_id: Mapped[int] = mapped_column(BigId, ForeignKey("notifications.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    read_at: Mapped[datetime]
