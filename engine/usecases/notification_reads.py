@@ -7,9 +7,9 @@ be marked (identity.notification_scope, the list's rule): another one is not fou
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Literal
 
-from sqlalchemy import CursorResult, Insert, Integer, insert, literal, select
+from sqlalchemy import Insert, Integer, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..application import CarePath
@@ -44,11 +44,10 @@ def mark_read(app: CarePath, principal: Principal, which: int | Literal["all"], 
             if session.scalar(exists) is None:
                 raise NotFound(f"notification {which} does not exist")
             query = query.where(NotificationRecord.id == which)
-        result = session.execute(_insert_new(session.get_bind().dialect.name).from_select(
-            ["user_id", "notification_id", "read_at"], query))
-        marked = cast(CursorResult[Any], result).rowcount
+        marked = session.scalars(_insert_new(session.get_bind().dialect.name).from_select(
+            ["user_id", "notification_id", "read_at"], query).returning(NotificationRead.notification_id)).all()
         uow.commit()
-    return max(marked or 0, 0)
+    return len(marked)
 
 
 def _insert_new(dialect: str) -> Insert:
