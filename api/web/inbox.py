@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
@@ -40,6 +42,7 @@ class InboxItem:
     notification: NotificationView
     read: bool
     created: str  # in the care setting's zone
+    due: str | None  # the task's due date when the notification was made, in the care setting's zone
 
 
 def unread_of(engine: CarePath, user: Principal) -> int | None:
@@ -68,7 +71,7 @@ def inbox(request: Request, show: Show = "unread",
                                    limit=PAGE_ITEMS, offset=offset)
         read = read_marks(session, reader, (n.id for n in found.items))
         unread = unread_count(session, reader, scope)
-    items = [InboxItem(n, n.id in read, n.created_at.astimezone(zone).strftime("%a %d %b %Y %H:%M"))
+    items = [InboxItem(n, n.id in read, _shown(n.created_at, zone), _due(n.payload.get("due_date"), zone))
              for n in found.items]
     query: dict[str, str] = {"show": show} if show != "unread" else {}
     query |= {"offset": str(offset)} if offset else {}
@@ -96,6 +99,18 @@ async def mark_all_read(request: Request) -> Response:
         raise ValidationFailed("up_to: the newest notification shown, a whole number, is required")
     mark_read(engine_of(request), user.principal, ALL, up_to=int(up_to))
     return redirect(_back(form))
+
+
+def _shown(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%a %d %b %Y %H:%M")
+
+
+def _due(value: object, zone: ZoneInfo) -> str | None:
+    """The payload's due date (ISO, as the alert wrote it) in the zone; None when absent or unreadable."""
+    try:
+        return _shown(datetime.fromisoformat(value), zone) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _back(form: dict[str, str]) -> str:
