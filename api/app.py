@@ -22,7 +22,7 @@ from .oidc import OidcVerifier
 from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
-from .web import about, worklist_routes
+from .web import about, team, worklist_routes
 from .web import routes as web_routes
 from .web import start as web_start
 from .web import tasks as web_tasks
@@ -87,5 +87,6 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.include_router(about.router)
     app.include_router(web_tasks.router)
     app.include_router(web_start.router)
+    app.include_router(team.router)  # also the notifications inbox (web/inbox.py)
     mount_static(app)
     return app

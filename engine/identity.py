@@ -105,6 +105,13 @@ def message_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
     return None if principal.role is Role.INTEGRATION else instance_scope(principal)
 
 
+def notification_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
+    """Whose notifications (reminders, escalations) this user reads: auditors and admins the whole outbox
+    (None); supervisors those about tasks they can see, their groups'; other roles none (PermissionDenied)."""
+    require_role(principal, Role.SUPERVISOR, Role.AUDITOR, action="Reading notifications")
+    return (principal.name, principal.groups) if principal.role is Role.SUPERVISOR else None
+
+
 def acts_only_as_integration(principal: Principal) -> bool:
     """Integration accounts may start pathways and send messages, and call nothing else: every other
     route refuses them (api/deps.py), whatever later issues add."""

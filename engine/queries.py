@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Text, bindparam, func, select
+from sqlalchemy import Select, Text, bindparam, func, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from .persistence.tables import (
     Instance,
     MessageStartEvent,
     MessageSubscription,
+    NotificationRead,
     NotificationRecord,
     PathwayVersion,
     Task,
@@ -465,14 +466,28 @@ def task_timeline(session: Session, instance_id: str, now: datetime | None = Non
     return out
 
 
+def notifications_visible_to(session: Session, visible_to: tuple[str, frozenset[str]] | None) -> Any:
+    """The notifications about tasks that user may see (identity.notification_scope; None: all)."""
+    if visible_to is None:
+        return true()
+    return NotificationRecord.task_id.in_(select(Task.id).where(_visible(_dialect(session), *visible_to)))
+
+
+def not_read_by(user_id: int) -> Any:
+    """The notification has no read mark of this user."""
+    return ~select(NotificationRead.notification_id).where(
+        NotificationRead.user_id == user_id, NotificationRead.notification_id == NotificationRecord.id).exists()
+
+
 def list_notifications(session: Session, *, state: str | None = None, kind: str | None = None,
                        task_id: str | None = None, instance_id: str | None = None, limit: int = 50,
-                       offset: int = 0, visible_to: tuple[str, frozenset[str]] | None = None) -> Page:
-    """Newest first; with `visible_to`, only notifications about tasks that user may see."""
-    query = select(NotificationRecord)
-    if visible_to is not None:
-        query = query.where(NotificationRecord.task_id.in_(
-            select(Task.id).where(_visible(_dialect(session), *visible_to))))
+                       offset: int = 0, visible_to: tuple[str, frozenset[str]] | None = None,
+                       unread_by: int | None = None) -> Page:
+    """Newest first; with `visible_to`, only notifications about tasks that user may see; with `unread_by`
+    (a user id), only those that user has not marked read."""
+    query = select(NotificationRecord).where(notifications_visible_to(session, visible_to))
+    if unread_by is not None:
+        query = query.where(not_read_by(unread_by))
     for column, value in ((NotificationRecord.state, state), (NotificationRecord.kind, kind),
                           (NotificationRecord.task_id, task_id), (NotificationRecord.instance_id, instance_id)):
         if value is not None:

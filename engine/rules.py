@@ -353,6 +353,28 @@ def allowed_actions(facts: Facts, principal: Principal) -> list[str]:
             and refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
 
 
+# The supervisors' rows: who may take them works the team screens (dashboard, unrouted queue).
+SUPERVISOR_ACTIONS = ("assign", "set_priority", "set_due_date")
+
+
+def supervised_groups(principal: Principal) -> frozenset[str] | None:
+    """The groups whose tasks this user supervises: a supervisor's own groups; every group (None) for an
+    admin. Whoever may take none of the supervisors' rows (assign, re-prioritise, re-date) gets
+    PermissionDenied: the team screens are not theirs."""
+    rules = [TASK_RULES[action] for action in SUPERVISOR_ACTIONS]
+    if not any(may_take(rule, principal) for rule in rules):
+        roles = ", ".join(dict.fromkeys(r.value for rule in rules for r in (*rule.roles, Role.ADMIN)))
+        raise PermissionDenied(f"Supervising teams needs one of the roles {roles}; user '{principal.name}' "
+                               f"is {principal.role.value}")
+    return None if principal.is_admin else principal.groups
+
+
+def assignable_roles() -> tuple[Role, ...]:
+    """The roles of the users a task may be given to: those who may work it (the `complete` row); an admin
+    may take every row but is nobody's assignee by default."""
+    return TASK_RULES["complete"].roles
+
+
 # Rows that are not a user's action on one task or instance: starting makes a new instance; a release
 # is part of deactivating a user.
 NOT_OFFERED = frozenset({"start", "release"})
@@ -409,7 +431,8 @@ def render_markdown() -> str:
 
 
 __all__ = ["INSTANCE_RULES", "TASK_RULES", "TABLES", "Guard", "InstanceFacts", "Rule", "TaskFacts",
-           "allowed_actions", "check", "check_role", "is_unrouted", "render_markdown", "supervises"]
+           "allowed_actions", "check", "check_role", "is_unrouted", "assignable_roles", "render_markdown",
+           "supervised_groups", "supervises"]
 
 
 if __name__ == "__main__":

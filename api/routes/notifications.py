@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from carepath.engine.identity import Role, require_role
+from carepath.engine.identity import notification_scope
 from carepath.engine.queries import list_notifications
 
 from ..deps import CurrentUser, EngineDep
@@ -24,8 +24,7 @@ def list_(engine: EngineDep, user: CurrentUser,
           offset: OffsetParam = 0) -> NotificationPage:
     """Newest first. Auditors and admins read the whole outbox; supervisors the notifications about
     tasks they can see (their groups')."""
-    require_role(user, Role.SUPERVISOR, Role.AUDITOR, action="Reading notifications")
-    visible_to = (user.name, user.groups) if user.role is Role.SUPERVISOR else None
+    visible_to = notification_scope(user)
     with engine.db.read() as session:
         page = list_notifications(session, state=state, kind=kind, task_id=task_id, instance_id=instance_id,
                                   limit=limit, offset=offset, visible_to=visible_to)

@@ -264,7 +264,7 @@ class Task(Base):
 Index("ix_tasks_state_priority_created_at", Task.state, Task.priority.desc(), Task.created_at, Task.id)
 
 # The web worklist lists open tasks in any of the three open states: one walk of a partial index (open
-# tasks only) in each of its sorts' order, stopped after a page (migration 0016_worklist_views).
+# tasks only) in each of its sorts' order, stopped after a page (migration 0016).
 OPEN_TASKS = text("state IN ('ready', 'in-progress', 'on-hold')")
 for _name, *_columns in (("ix_tasks_open_due_date", Task.due_date, Task.created_at, Task.id),
                          ("ix_tasks_open_priority_due_date", Task.priority.desc(), Task.due_date, Task.created_at,
@@ -424,3 +424,14 @@ class NotificationRecord(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
+
+
+class NotificationRead(Base):
+    """A user has read a notification (the inbox's "unread"): one row per reader, written by
+    usecases/notification_reads.mark_read; no row, unread."""
+
+    __tablename__ = "notification_reads"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    notification_id: Mapped[int] = mapped_column(BigId, ForeignKey("notifications.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    read_at: Mapped[datetime]

@@ -1,6 +1,6 @@
 """worklist settings: each user's last worklist choice, kept on the server
 
-Revision ID: 0016_worklist_views
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-05 21:00:00
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from carepath.engine.persistence.tables import UTCDateTime
 
 
-revision = '0016_worklist_views'
+revision = '0016'
 down_revision = '0015'
 branch_labels = None
 depends_on = None

@@ -1,0 +1,83 @@
+"""A supervisor in a real browser: signs in, opens the team dashboard, follows a number to its list, opens the
+unrouted queue and the notifications inbox and marks one notification read; each screen passes an axe-core
+scan with no serious or critical violation, and a script in a patient id stays text."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from carepath.engine.application import CarePath
+from carepath.engine.clock import ManualClock
+from carepath.engine.definitions import SourceFile
+from carepath.engine.identity import SYSTEM
+from carepath.engine.usecases.deploy import deploy_pathways
+from carepath.engine.usecases.instances import start_instance
+from carepath.engine.usecases.tasks import set_due_date
+from carepath.engine.usecases.timers import fire_due_timers
+from tests.support import diagrams as d
+from tests.support.web import PASSWORD, web_user
+
+from .conftest import Visit
+
+pytestmark = pytest.mark.browser
+PATIENT = '<script>document.title="owned"</script>pat-9'
+
+
+def _serious(visit: Visit) -> list[tuple[str, str]]:
+    violations = Axe().run(visit.page).response["violations"]
+    return [(v["id"], v["impact"]) for v in violations if v["impact"] in ("serious", "critical")]
+
+
+def _start(engine: CarePath, key: str, lane: str) -> str:
+    deploy_pathways(engine, SYSTEM, [SourceFile(f"{key}.bpmn", d.linear_user_tasks(key, "Call patient",
+                                                                                    lane=lane).encode())])
+    [task] = start_instance(engine, SYSTEM, key, business_key=f"enc-{key}", patient_id=PATIENT).open_tasks
+    return task.id
+
+
+def test_a_supervisor_reviews_the_team_the_unrouted_queue_and_the_inbox(engine: CarePath, clock: ManualClock,
+                                                                        visit: Visit) -> None:
+    web_user(engine, "sue", "supervisor", "care-coordinator")
+    web_user(engine, "cam", "coordinator", "care-coordinator")
+    late = _start(engine, "fu", "Care Coordinator")
+    unrouted = _start(engine, "diet", "Dietitian")  # nobody is in that group
+    set_due_date(engine, SYSTEM, late, (clock() + timedelta(hours=1)).isoformat(), "urgent")
+    clock.advance(hours=2)
+    fire_due_timers(engine)  # a reminder and an escalation
+    page = visit.page
+    page.goto(visit.url("/signin?next=/app/team"))
+    page.get_by_label("User name").fill("sue")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/app/team")
+    row = page.locator("tr[data-group='care-coordinator']")
+    assert row.locator("td.overdue").inner_text().split()[0] == "1"
+    assert page.locator(".unread-count").inner_text() == "2"
+    assert _serious(visit) == []
+
+    row.locator("td.overdue a").click()
+    page.wait_for_url("**/app/team/tasks?group=care-coordinator&overdue=true")
+    task_row = page.locator(f"tr[data-task-id='{late}']")
+    assert PATIENT in task_row.inner_text() and page.title() != "owned"
+    assert task_row.get_by_label("Assign to").locator("option").all_inner_texts() == ["Choose a person", "cam", "sue"]
+    assert _serious(visit) == []
+
+    page.get_by_role("link", name="Back to the team dashboard").click()
+    page.get_by_role("link", name="Unrouted queue: tasks nobody can pick up").click()
+    page.wait_for_url("**/app/team/unrouted")
+    assert page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.taskId)") == [unrouted]
+    assert _serious(visit) == []
+
+    page.get_by_role("link", name="Notifications", exact=True).click()
+    page.wait_for_url("**/app/notifications")
+    assert page.locator("li.notification.unread").count() == 2
+    assert _serious(visit) == []
+    page.locator("li.notification").first.get_by_role("button", name="Mark as read").click()
+    page.wait_for_url("**/app/notifications")
+    assert page.locator(".unread-count").inner_text() == "1"
+    assert page.locator("li.notification.unread").count() == 1
+    assert _serious(visit) == []
+    assert visit.outside == [] and visit.console_errors == []

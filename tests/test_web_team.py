@@ -1,0 +1,282 @@
+"""The supervisors' screens (api/web/team.py, api/web/inbox.py): the team dashboard's counts per group and
+state, the lists they link to with the rows' quick-action forms, the unrouted queue, the notifications
+inbox with what is unread; who may open them (the engine's role rules) and bad query values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from carepath.api.app import create_app
+from carepath.api.settings import Settings
+from carepath.api.web.cookies import CSRF_FIELD
+from carepath.engine.application import CarePath
+from carepath.engine.clock import ManualClock
+from carepath.engine.definitions import SourceFile
+from carepath.engine.identity import SYSTEM, Principal, Role
+from carepath.engine.queries import TaskFilter, list_tasks
+from carepath.engine.rules import sees_unrouted
+from carepath.engine.usecases.deploy import deploy_pathways
+from carepath.engine.usecases.instances import start_instance
+from carepath.engine.usecases.tasks import claim_task, hold_task, save_draft, set_due_date
+from carepath.engine.usecases.timers import fire_due_timers
+from tests.support import diagrams as d
+from tests.support.web import Browser, page, text_of, web_user
+
+PATIENT = '<script>document.title="owned"</script>pat-1'
+CAM = Principal("cam", Role.COORDINATOR, frozenset({"care-coordinator"}))
+SUE = Principal("sue", Role.SUPERVISOR, frozenset({"care-coordinator", "social-work"}))
+
+
+@pytest.fixture
+def web(engine: CarePath, database_url: str) -> Iterator[Any]:
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False)
+    yield create_app(settings, engine)
+
+
+@dataclass
+class Team:
+    """Tasks of care-coordinator (cc_*), social-work (sw), pharmacy (ph, another supervisor's) and
+    dietitian (un: nobody is in that group, so it is unrouted)."""
+
+    cc_free: str  # ready, nobody holds it, due in two days
+    cc_late: str  # ready, held by cam, overdue
+    cc_draft: str  # in progress (cam saved a draft)
+    cc_held: str  # on hold, nobody holds it
+    sw: str  # ready, nobody holds it
+    ph: str
+    un: str
+
+
+def _task(engine: CarePath, lane: str, key: str, patient: str = "pat-2") -> str:
+    xml = d.linear_user_tasks(key, "Call patient", lane=lane)
+    deploy_pathways(engine, SYSTEM, [SourceFile(f"{key}.bpmn", xml.encode())])
+    started = start_instance(engine, SYSTEM, key, business_key=f"enc-{key}", patient_id=patient)
+    [task] = started.open_tasks
+    return task.id
+
+
+def team(engine: CarePath, clock: ManualClock) -> Team:
+    web_user(engine, "sue", "supervisor", "care-coordinator", "social-work")
+    web_user(engine, "cam", "coordinator", "care-coordinator")
+    web_user(engine, "nina", "coordinator", "social-work")
+    web_user(engine, "olga", "supervisor", "pharmacy")
+    web_user(engine, "pete", "coordinator", "pharmacy")
+    found = Team(*(_task(engine, "Care Coordinator", f"cc{i}", PATIENT if i == 0 else "pat-2") for i in range(4)),
+                 sw=_task(engine, "Social Work", "sw"), ph=_task(engine, "Pharmacy", "ph"),
+                 un=_task(engine, "Dietitian", "un", PATIENT))
+    now = clock()
+    set_due_date(engine, SYSTEM, found.cc_free, (now + timedelta(days=2)).isoformat(), "clinic date")
+    claim_task(engine, CAM, found.cc_late)
+    set_due_date(engine, SYSTEM, found.cc_late, (now + timedelta(hours=1)).isoformat(), "urgent")
+    save_draft(engine, CAM, found.cc_draft, {})
+    hold_task(engine, CAM, found.cc_held, "waiting for the patient")
+    set_due_date(engine, SYSTEM, found.ph, (now + timedelta(hours=1)).isoformat(), "urgent")
+    clock.advance(hours=2)  # cc_late and ph are overdue now, by the engine's clock
+    return found
+
+
+def signed_in(web: Any, name: str) -> Browser:
+    browser = Browser(web)
+    assert browser.sign_in(name).status_code == 303
+    return browser
+
+
+def _counts(html: Any) -> dict[str, dict[str, str]]:
+    out = {}
+    for row in html.xpath('//table[contains(@class, "team-counts")]/tbody/tr'):
+        cells = {cell.get("class"): text_of(cell.xpath(".//a")[0]).split()[0] for cell in row.xpath("td")
+                 if cell.get("class") != "state"}
+        cells |= {cell.get("data-state"): text_of(cell.xpath(".//a")[0]).split()[0]
+                  for cell in row.xpath('td[@class="state"]')}
+        out[row.get("data-group")] = cells
+    return out
+
+
+def _row_ids(html: Any) -> list[str]:
+    return html.xpath('//table[contains(@class, "team-tasks")]/tbody/tr/@data-task-id')
+
+
+def test_the_dashboard_counts_each_supervised_group_exactly(web: Any, engine: CarePath, clock: ManualClock) -> None:
+    team(engine, clock)
+    html = page(signed_in(web, "sue").get("/app/team"))
+    assert _counts(html) == {
+        "care-coordinator": {"open": "4", "overdue": "1", "unassigned": "2", "ready": "2", "in-progress": "1",
+                             "on-hold": "1"},
+        "social-work": {"open": "1", "overdue": "0", "unassigned": "1", "ready": "1", "in-progress": "0",
+                        "on-hold": "0"}}  # not pharmacy: sue does not supervise it
+    clock.advance(days=3)  # cc_free's due date passes too
+    assert _counts(page(signed_in(web, "sue").get("/app/team")))["care-coordinator"]["overdue"] == "2"
+
+
+def test_each_number_links_to_a_list_of_exactly_those_tasks(web: Any, engine: CarePath, clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    html = page(browser.get("/app/team"))
+    expected = {"open": {tasks.cc_free, tasks.cc_late, tasks.cc_draft, tasks.cc_held}, "overdue": {tasks.cc_late},
+                "unassigned": {tasks.cc_free, tasks.cc_held}, "ready": {tasks.cc_free, tasks.cc_late},
+                "in-progress": {tasks.cc_draft}, "on-hold": {tasks.cc_held}}
+    row = html.xpath('//tr[@data-group="care-coordinator"]')[0]
+    for cell in row.xpath("td"):
+        which = cell.get("data-state") or cell.get("class")
+        link = cell.xpath(".//a/@href")[0]
+        listed = page(browser.get(link))
+        assert set(_row_ids(listed)) == expected[which], which
+        assert len(expected[which]) == int(text_of(cell).split()[0])
+    assert set(_row_ids(page(browser.get("/app/team/tasks?group=social-work")))) == {tasks.sw}
+
+
+def test_the_rows_offer_only_the_actions_the_engine_allows_as_forms_to_the_task_routes(
+        web: Any, engine: CarePath, clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    listed = "/app/team/tasks?group=care-coordinator"
+    html = page(browser.get(listed))
+    with engine.db.read() as session:
+        allowed = {t.id: set(t.actions) for t in list_tasks(
+            session, TaskFilter(state=None, open_only=True, group="care-coordinator"), limit=50, reader=SUE).items}
+    routes = {"assign": "assign", "set_priority": "priority", "set_due_date": "due-date"}
+    for task_id in _row_ids(html):
+        forms = html.xpath(f'//tr[@data-task-id="{task_id}"]//form')
+        actions = {form.get("action") for form in forms}
+        assert actions == {f"/app/tasks/{task_id}/{routes[a]}" for a in allowed[task_id] if a in routes}
+        for form in forms:
+            fields = {field.name: field for field in form.inputs if field.name}
+            assert form.get("method") == "post" and fields["back"].value == listed and fields[CSRF_FIELD].value
+    held = {form.get("action") for form in html.xpath(f'//tr[@data-task-id="{tasks.cc_held}"]//form')}
+    assert held == {f"/app/tasks/{tasks.cc_held}/priority", f"/app/tasks/{tasks.cc_held}/due-date"}  # no assign
+    [assign] = html.xpath(f'//form[@action="/app/tasks/{tasks.cc_free}/assign"]')
+    assert assign.xpath(".//select[@name='assignee']/option/@value") == ["", "cam", "sue"]  # the group's workers
+    [due] = html.xpath(f'//form[@action="/app/tasks/{tasks.cc_free}/due-date"]')
+    fields = {field.name: field for field in due.inputs if field.name}
+    local = (clock() - timedelta(hours=2) + timedelta(days=2)).astimezone(engine.time_context().tz)
+    assert fields["due"].value == local.strftime("%Y-%m-%dT%H:%M") and fields["due"].get("type") == "datetime-local"
+    assert "reason" in fields and fields["reason"].get("required") is not None
+    [priority] = html.xpath(f'//form[@action="/app/tasks/{tasks.cc_free}/priority"]')
+    assert priority.xpath(".//input[@name='priority']/@value") == ["50"]
+    for control in html.xpath("//form[@method='post']//*[self::select or self::input[not(@type='hidden')]]"):
+        assert html.xpath(f'//label[@for="{control.get("id")}"]'), control.get("name")  # every field labelled
+
+
+def test_a_coordinator_sees_no_action_forms_and_no_team_screens(web: Any, engine: CarePath,
+                                                                 clock: ManualClock) -> None:
+    team(engine, clock)
+    browser = signed_in(web, "cam")
+    for path in ("/app/team", "/app/team/unrouted", "/app/team/tasks?group=care-coordinator", "/app/notifications"):
+        refused = browser.get(path)
+        assert refused.status_code == 403, path
+        assert "coordinator" in text_of(page(refused).xpath("//main")[0])
+    sue = signed_in(web, "sue")
+    other = sue.get("/app/team/tasks?group=pharmacy")  # not one of her teams
+    assert other.status_code == 404 and "pharmacy" in text_of(page(other).xpath("//main")[0])
+
+
+def test_the_unrouted_queue_lists_exactly_the_tasks_nobody_can_pick_up(web: Any, engine: CarePath,
+                                                                       clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    html = page(signed_in(web, "sue").get("/app/team/unrouted"))
+    with engine.db.read() as session:
+        api_says = list_tasks(session, TaskFilter(state=None, open_only=True, unrouted=True,
+                                                  visible_to=(SUE.name, SUE.groups), sees_unrouted=sees_unrouted(SUE)))
+    assert _row_ids(html) == [t.id for t in api_says.items] == [tasks.un]
+    [assign] = html.xpath(f'//form[@action="/app/tasks/{tasks.un}/assign"]')
+    # Nobody is in its group: every active worker may be given it.
+    assert assign.xpath(".//option/@value") == ["", "cam", "nina", "olga", "pete", "sue"]
+    assert assign.xpath(".//input[@name='back']/@value") == ["/app/team/unrouted"]
+    web_user(engine, "dina", "coordinator", "dietitian")  # the group is staffed now: routed
+    assert _row_ids(page(signed_in(web, "sue").get("/app/team/unrouted"))) == []
+
+
+def test_a_script_in_a_patient_id_shows_as_text(web: Any, engine: CarePath, clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    for path, task_id in (("/app/team/tasks?group=care-coordinator", tasks.cc_free), ("/app/team/unrouted", tasks.un)):
+        html = page(browser.get(path))
+        [cell] = html.xpath(f'//tr[@data-task-id="{task_id}"]/td[@class="patient"]')
+        assert text_of(cell) == PATIENT
+        assert [s.get("src") for s in html.xpath("//script")] == [s.get("src") for s in html.xpath("//head/script")]
+
+
+@pytest.mark.parametrize("path", [
+    "/app/team/tasks", "/app/team/tasks?group=care-coordinator&state=completed",
+    "/app/team/tasks?group=care-coordinator&overdue=maybe", "/app/team/tasks?group=care-coordinator&offset=-1",
+    "/app/team/tasks?group=" + "x" * 201, "/app/team/tasks?group=a%00b", "/app/team/unrouted?offset=abc",
+    "/app/notifications?show=everything", "/app/notifications?offset=100001"])
+def test_bad_query_values_answer_a_page_naming_the_problem(web: Any, engine: CarePath, clock: ManualClock,
+                                                          path: str) -> None:
+    web_user(engine, "sue", "supervisor", "care-coordinator")
+    answer = signed_in(web, "sue").get(path)
+    assert 400 <= answer.status_code < 500 and answer.headers["content-type"].startswith("text/html")
+    assert page(answer).xpath('//*[@role="alert"]')
+
+
+def _alerts(engine: CarePath, clock: ManualClock) -> Team:
+    tasks = team(engine, clock)
+    assert fire_due_timers(engine) > 0  # reminders and the overdue escalations of cc_late and ph
+    return tasks
+
+
+def _inbox(browser: Browser, path: str = "/app/notifications") -> tuple[Any, dict[str, bool]]:
+    html = page(browser.get(path))
+    items = {li.get("data-notification-id"): "unread" in li.get("class")
+             for li in html.xpath("//li[@data-notification-id]")}
+    return html, items
+
+
+def test_the_inbox_shows_what_is_unread_and_marks_it_read_only_when_asked(web: Any, engine: CarePath,
+                                                                          clock: ManualClock) -> None:
+    tasks = _alerts(engine, clock)
+    browser = signed_in(web, "sue")
+    html, items = _inbox(browser)
+    assert len(items) == 2 and all(items.values())  # cc_late's reminder and escalation; ph's are not hers
+    assert text_of(html.xpath('//*[contains(@class, "unread-count")]')[0]) == "2"
+    links = set(html.xpath("//li[@data-notification-id]//h2/a/@href"))
+    assert links == {f"/app/tasks/{tasks.cc_late}"}
+    assert _inbox(browser)[1] == items  # opening it again marked nothing
+    first = sorted(items)[0]
+    done = browser.submit("/app/notifications", f"/app/notifications/{first}/read")
+    assert done.status_code == 303 and done.headers["location"] == "/app/notifications"
+    html, unread = _inbox(browser)
+    assert set(unread) == set(items) - {first}
+    assert text_of(html.xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
+    _, everything = _inbox(browser, "/app/notifications?show=all")
+    assert everything == {first: False, **unread}
+    assert text_of(page(browser.get("/app/team")).xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
+    browser.submit("/app/notifications", "/app/notifications/read")
+    assert _inbox(browser)[1] == {} and all(not v for v in _inbox(browser, "/app/notifications?show=all")[1].values())
+
+
+def test_another_teams_notification_is_not_found_and_stays_unread_for_its_team(web: Any, engine: CarePath,
+                                                                                clock: ManualClock) -> None:
+    _alerts(engine, clock)
+    olga = signed_in(web, "olga")
+    _, theirs = _inbox(olga)
+    assert theirs and all(theirs.values())
+    sue = signed_in(web, "sue")
+    for notification_id in theirs:
+        html = page(sue.get("/app/notifications"))
+        token = html.xpath(f"//input[@name='{CSRF_FIELD}']/@value")[0]
+        refused = sue.client.post(f"/app/notifications/{notification_id}/read", data={CSRF_FIELD: token})
+        assert refused.status_code == 404
+    sue.submit("/app/notifications", "/app/notifications/read")  # "all" means all of hers
+    assert _inbox(olga)[1] == theirs
+
+
+def test_a_mark_read_form_without_its_values_is_refused_as_a_page(web: Any, engine: CarePath,
+                                                                  clock: ManualClock) -> None:
+    _alerts(engine, clock)
+    browser = signed_in(web, "sue")
+    token = page(browser.get("/app/notifications")).xpath(f"//input[@name='{CSRF_FIELD}']/@value")[0]
+    for up_to in ("", "abc", "²", "0", "9" * 30):
+        bad = browser.client.post("/app/notifications/read", data={CSRF_FIELD: token, "up_to": up_to})
+        assert bad.status_code == 422 and "up_to" in text_of(page(bad).xpath("//main")[0]), up_to
+    too_big = browser.client.post("/app/notifications/99999999999999999999/read", data={CSRF_FIELD: token})
+    assert too_big.status_code == 404
+    assert browser.client.post("/app/notifications/1/read", data={}).status_code == 403  # no CSRF token
+    outside = browser.client.post(f"/app/notifications/{sorted(_inbox(browser)[1])[0]}/read",
+                                  data={CSRF_FIELD: token, "back": "https://evil.example/"})
+    assert outside.headers["location"] == "/app/notifications"
