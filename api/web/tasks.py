@@ -21,12 +21,13 @@ from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.instances import get_instance_view
+from carepath.engine.usecases.worklist_settings import worklist_choice
 
 from .cookies import WebUser, client_of, engine_of
 from .forms import Posted, field_errors, form_fields, typed_values
 from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
 from .task_page import ACTION_PATHS, read_task_page, task_schema, visible_or_404
-from .worklist import my_worklist
+from .worklist import worklist_page
 
 router = APIRouter(include_in_schema=False)
 TaskId = Annotated[str, PathParam(min_length=1, max_length=100)]
@@ -168,9 +169,10 @@ def done(request: Request, task_id: TaskId) -> Response:
         episode = None
     if episode is not None:
         record_access(engine, user.principal, "instance", task.instance_id, client=client_of(request))
-    rows, _, _, _ = my_worklist(engine, user.principal)
+    # The next task: the first row of the user's worklist, in the view and sort they chose there.
+    listing = worklist_page(engine, user.principal, worklist_choice(engine, user.principal))
     return page(request, "task_done.html", user=user, task=task, episode=episode,
-                next_task=rows[0].task if rows else None)
+                next_task=listing.rows[0].task if listing.rows else None)
 
 
 # Last: the paths above (draft, complete) match before this one.
