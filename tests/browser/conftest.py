@@ -27,6 +27,7 @@ from ..support.server import running
 CHROMIUM = Path("/usr/bin/chromium")
 # CI runs as root: Chromium's sandbox needs an unprivileged user; /dev/shm is small in containers.
 CHROMIUM_ARGS = ["--disable-dev-shm-usage", "--no-sandbox"]
+SCREENSHOTS = "CAREPATH_SCREENSHOTS"
 
 
 def without_chromium(chromium: Path, in_ci: bool) -> tuple[str, str] | None:
@@ -76,6 +77,13 @@ class Visit:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def shoot(self, name: str) -> None:
+        """A screenshot of the page for docs/ui.md, only when CAREPATH_SCREENSHOTS names a folder (the
+        command `python -m tests.browser.screenshots` sets it); an ordinary test run writes nothing."""
+        folder = os.environ.get(SCREENSHOTS)
+        if folder:
+            self.page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
     def _route(self, route: Route) -> None:
         url = route.request.url
