@@ -66,9 +66,19 @@ def client_of(request: Request) -> Client:
                   user_agent=request.headers.get("user-agent"))
 
 
+# A request with this header set to 1 does not count as activity for the automatic logoff: a page's own
+# automatic refresh (htmx polling: hx-headers='{"X-CarePath-Background": "1"}') must not keep an
+# unattended screen signed in.
+BACKGROUND_HEADER = "x-carepath-background"
+
+
+def is_background(request: Request) -> bool:
+    return request.headers.get(BACKGROUND_HEADER) == "1"
+
+
 def signed_in_user(request: Request) -> WebUser | None:
     token = request.cookies.get(SESSION_COOKIE)
-    found = session_user(engine_of(request), token, idle_limit(request))
+    found = session_user(engine_of(request), token, idle_limit(request), touch=not is_background(request))
     if found is None or token is None:
         return None
     principal, session_id = found
