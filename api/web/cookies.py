@@ -67,8 +67,8 @@ def client_of(request: Request) -> Client:
 
 
 # A request with this header set to 1 does not count as activity for the automatic logoff: a page's own
-# automatic refresh (htmx polling: hx-headers='{"X-CarePath-Background": "1"}') must not keep an
-# unattended screen signed in.
+# automatic refresh must not keep an unattended screen signed in (static/session.js sets it on every htmx
+# request that no user event caused, e.g. hx-trigger="every 30s" polling).
 BACKGROUND_HEADER = "x-carepath-background"
 
 

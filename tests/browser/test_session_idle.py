@@ -6,6 +6,7 @@ break-glass pages pass an axe-core scan."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
@@ -116,3 +117,37 @@ def test_the_break_glass_pages_pass_axe(engine: CarePath, visit: Visit) -> None:
     assert _serious(page) == []
     # the refused form answered 422, which Chromium reports on the console; nothing else may be there
     assert visit.outside == [] and [e for e in visit.console_errors if "status of 422" not in e] == []
+
+
+POLLING_AND_CLICKED = """() => {
+  for (const [trigger, query] of [["every 200ms", "polled"], ["click", "clicked"]]) {
+    const element = document.createElement("button");
+    element.id = query;
+    element.textContent = query;
+    element.setAttribute("hx-get", "/app/sessions?" + query);
+    element.setAttribute("hx-trigger", trigger);
+    element.setAttribute("hx-swap", "none");
+    document.getElementById("main").appendChild(element);
+    htmx.process(element);
+  }
+}"""
+
+
+def test_a_pages_own_polling_is_not_activity_and_a_click_is(engine: CarePath, visit: Visit) -> None:
+    web_user(engine, "nina", "coordinator", "ward-b")
+    page = visit.page
+    page.goto(visit.url("/signin?next=/app/sessions"))
+    _sign_in(page, "nina")
+    page.wait_for_url("**/app/sessions")
+    marked: dict[str, set[str | None]] = {"polled": set(), "clicked": set()}
+
+    def seen(request: Any) -> None:
+        query = request.url.rsplit("?", 1)[-1]
+        if query in marked:
+            marked[query].add(request.headers.get("x-carepath-background"))
+
+    page.on("request", seen)
+    page.evaluate(POLLING_AND_CLICKED)
+    page.locator("#clicked").click()
+    page.wait_for_timeout(800)
+    assert marked == {"polled": {"1"}, "clicked": {None}}

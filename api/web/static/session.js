@@ -9,6 +9,8 @@
      not count as activity), so a page opened in another tab since keeps this one signed in as well.
    - With `warning` seconds left, a modal alert dialog opens with the focus on "Stay signed in"
      (POST /app/session/keepalive with the page's CSRF token) and "Sign out"; Escape means "stay".
+   - A request htmx makes by itself (polling, no user event behind it) carries X-CarePath-Background: 1,
+     which the server does not count as activity.
    - At the limit, the values typed into the page's forms (never passwords, hidden fields or files) are
      kept in this tab's sessionStorage under the page's path and the user's name, and the browser goes to
      sign-in, which comes back to this page (?next=). There they are put back into the same fields, once,
@@ -99,6 +101,12 @@
   }
 
   restoreTyped();
+
+  // A request htmx makes by itself (polling: hx-trigger="every 30s") is no sign of a person at the screen:
+  // it is marked, and the server does not count it as activity (api/web/cookies.py BACKGROUND_HEADER).
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (!event.detail.triggeringEvent) { event.detail.headers["X-CarePath-Background"] = "1"; }
+  });
 
   var idle = Number(body.dataset.idleSeconds);
   var dialog = document.getElementById("idle-warning");
