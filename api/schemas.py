@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from carepath.engine.audit import utc_instant
+from carepath.engine.rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES
 
 from .params import MAX_INT_ID
 
@@ -425,7 +426,8 @@ class BreakGlassIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     patient_id: str = Field(min_length=1, max_length=255)
     reason: str = Field(min_length=1, max_length=1000, description="why, for the auditors' review (10+ characters)")
-    minutes: int = Field(default=60, ge=1, le=240, description="how long the access lasts")
+    minutes: int = Field(default=BREAK_GLASS_MINUTES, ge=1, le=BREAK_GLASS_MAX_MINUTES,
+                         description="how long the access lasts")
 
 
 class GrantOut(Out):

@@ -295,11 +295,13 @@ NOTIFICATION_RULES = _rules(
 # Who may break the glass: the people who care for patients in teams, when a patient outside their teams
 # needs them (clinical leads, auditors and admins read every record already; integration accounts read none).
 BREAK_GLASS_ROLES = (Role.COORDINATOR, Role.SUPERVISOR)
+BREAK_GLASS_MINUTES, BREAK_GLASS_MAX_MINUTES = 60, 240  # how long a grant lasts unless asked otherwise; at most
 
 GRANT_RULES = _rules(
     Rule("break_glass", "Breaking the glass (emergency access to a patient outside one's teams)", (),
          (GrantState.ACTIVE,), BREAK_GLASS_ROLES, (), "break_glass_granted",
-         note="with a reason; for 60 minutes unless fewer or more are asked (at most 240); the user reads every "
+         note=f"with a reason; for {BREAK_GLASS_MINUTES} minutes unless fewer or more are asked (at most "
+         f"{BREAK_GLASS_MAX_MINUTES}); the user reads every "
          "instance and task of that patient, and acts on none beyond their teams; each read is marked with the "
          "grant"),
     Rule("expire", "The grant's time ends", (GrantState.ACTIVE,), (GrantState.EXPIRED,),

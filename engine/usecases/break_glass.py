@@ -24,11 +24,11 @@ from ..identity import Principal, Role, require_role
 from ..model import RECORD_VIEWED
 from ..persistence.tables import BreakGlassGrant, Event
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import GRANT_RULES, check_role
+from ..rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES, GRANT_RULES, check_role
 from .access import Client, client_data
 
-DEFAULT_MINUTES = 60
-MAX_MINUTES = 240
+DEFAULT_MINUTES = BREAK_GLASS_MINUTES
+MAX_MINUTES = BREAK_GLASS_MAX_MINUTES
 MIN_REASON = 10
 MAX_REASON = 1000
 MAX_PATIENT_ID = 255
