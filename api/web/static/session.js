@@ -11,7 +11,8 @@
      (POST /app/session/keepalive with the page's CSRF token) and "Sign out"; Escape means "stay".
    - A request htmx makes by itself (polling, no user event behind it) carries X-CarePath-Background: 1,
      which the server does not count as activity.
-   - At the limit, the values typed into the page's forms (never passwords, hidden fields or files) are
+   - At the limit, the text in the page's forms and the choices changed on it (never passwords, hidden
+     fields or files) are
      kept in this tab's sessionStorage under the page's path and the user's name, and the browser goes to
      sign-in, which comes back to this page (?next=). There they are put back into the same fields, once,
      and the page says so; then they are removed.
@@ -35,21 +36,23 @@
     return element.name && !SKIPPED[element.type] && !element.disabled && element.name !== "csrf_token";
   }
 
-  function changed(element) {
+  function worthKeeping(element) {
     if (element.type === "checkbox" || element.type === "radio") {
       return element.checked !== element.defaultChecked;
     }
     if (element.tagName === "SELECT") {
       return Array.prototype.some.call(element.options, function (o) { return o.selected !== o.defaultSelected; });
     }
-    return element.value !== element.defaultValue;
+    // Text is kept whenever there is some: a page answering a refused form shows what was typed as the
+    // field's own value, and the page after sign-in would be empty without it.
+    return element.value !== "";
   }
 
   function saveTyped() {
     var fields = [];
     formsOf().forEach(function (form, f) {
       Array.prototype.forEach.call(form.elements, function (element, e) {
-        if (!kept(element) || !changed(element)) { return; }
+        if (!kept(element) || !worthKeeping(element)) { return; }
         var value = element.tagName === "SELECT"
           ? Array.prototype.filter.call(element.options, function (o) { return o.selected; })
               .map(function (o) { return o.value; })
@@ -78,10 +81,16 @@
       var element = form && form.elements[field.index];
       if (!element || element.name !== field.name || !kept(element)) { return; }
       if (element.type === "checkbox" || element.type === "radio") {
+        if (element.checked === field.checked) { return; }
         element.checked = field.checked;
       } else if (element.tagName === "SELECT") {
+        var same = Array.prototype.every.call(element.options, function (o) {
+          return o.selected === (field.value.indexOf(o.value) >= 0);
+        });
+        if (same) { return; }
         Array.prototype.forEach.call(element.options, function (o) { o.selected = field.value.indexOf(o.value) >= 0; });
       } else {
+        if (element.value === field.value) { return; }
         element.value = field.value;
       }
       element.dispatchEvent(new Event("input", { bubbles: true }));
