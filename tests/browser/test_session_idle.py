@@ -84,6 +84,7 @@ def test_warned_kept_signed_in_then_signed_out_with_nothing_typed_lost(engine: C
     with engine.db.read() as session:
         ended = session.scalars(select(Event.data).where(Event.type == "signed_out")).all()
     assert [e["reason"] for e in ended] == ["inactivity"]
+    expect(page.get_by_role("status")).to_contain_text("You were signed out after a time without activity")
 
     _sign_in(page, "nina")
     page.wait_for_url("**/app/break-glass")

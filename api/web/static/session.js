@@ -68,9 +68,14 @@
   }
 
   function restoreTyped() {
-    var raw;
-    try { raw = sessionStorage.getItem(KEY + location.pathname); } catch (refused) { return; }
-    if (!raw || !body.dataset.user) { return; }  // on the sign-in page: wait for the page itself
+    var raw, next = new URLSearchParams(location.search).get("next");
+    var path = !body.dataset.user && next ? next.split("?")[0] : location.pathname;
+    try { raw = sessionStorage.getItem(KEY + path); } catch (refused) { return; }
+    if (!raw) { return; }
+    if (!body.dataset.user) {  // the sign-in page: say why, and wait for the page itself
+      announce("You were signed out after a time without activity. Sign in again: what you typed comes back.");
+      return;
+    }
     sessionStorage.removeItem(KEY + location.pathname);
     var saved;
     try { saved = JSON.parse(raw); } catch (broken) { return; }
@@ -97,14 +102,16 @@
       element.dispatchEvent(new Event("change", { bubbles: true }));
       restored += 1;
     });
-    if (restored) { announceRestored(); }
+    if (restored) {
+      announce("What you typed before you were signed out is back in the form. Check it, then send it.");
+    }
   }
 
-  function announceRestored() {
+  function announce(text) {
     var note = document.createElement("p");
     note.className = "typed-restored";
     note.setAttribute("role", "status");
-    note.textContent = "What you typed before you were signed out is back in the form. Check it, then send it.";
+    note.textContent = text;
     var main = document.getElementById("main");
     if (main) { main.insertBefore(note, main.firstChild); }
   }
