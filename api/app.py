@@ -20,9 +20,10 @@ from .guards import BodyLimit, ErrorResponses, QueryChecks
 from .metrics import install_metrics
 from .oidc import OidcVerifier
 from .params import no_nul_in_path
-from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
+from .routes import audit, break_glass, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
-from .web import about, team, worklist_routes
+from .web import about, session, team, worklist_routes
+from .web import break_glass as web_break_glass
 from .web import routes as web_routes
 from .web import start as web_start
 from .web import tasks as web_tasks
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
-    for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit):
+    for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
+                   break_glass):
         app.include_router(module.router)
     app.include_router(web_routes.router)
     app.include_router(worklist_routes.router)
@@ -88,5 +90,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.include_router(web_tasks.router)
     app.include_router(web_start.router)
     app.include_router(team.router)  # also the notifications inbox (web/inbox.py)
+    app.include_router(session.router)
+    app.include_router(web_break_glass.router)
     mount_static(app)
     return app

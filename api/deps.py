@@ -11,6 +11,7 @@ from carepath.engine.application import CarePath
 from carepath.engine.errors import PermissionDenied
 from carepath.engine.identity import Principal, acts_only_as_integration
 from carepath.engine.usecases.access import Client
+from carepath.engine.usecases.break_glass import with_break_glass
 from carepath.engine.usecases.users import authenticate, check_not_deactivated
 
 from .oidc import OidcVerifier, looks_like_jwt
@@ -34,7 +35,7 @@ def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_
     else:
         principal = authenticate(engine, token)
     request.state.user = principal.name
-    return principal
+    return with_break_glass(engine, principal)
 
 
 def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

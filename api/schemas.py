@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from carepath.engine.audit import utc_instant
+from carepath.engine.rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES
 
 from .params import MAX_INT_ID
 
@@ -417,3 +418,37 @@ class TokenOut(Out):
 class NewTokenOut(Out):
     user: UserOut
     token: str = Field(description="shown once; only its hash is stored")
+
+
+class BreakGlassIn(BaseModel):
+    """Emergency access to a patient outside the caller's teams (bounds: engine/usecases/break_glass.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient_id: str = Field(min_length=1, max_length=255)
+    reason: str = Field(min_length=1, max_length=1000, description="why, for the auditors' review (10+ characters)")
+    minutes: int = Field(default=BREAK_GLASS_MINUTES, ge=1, le=BREAK_GLASS_MAX_MINUTES,
+                         description="how long the access lasts")
+
+
+class GrantOut(Out):
+    id: int
+    user: str
+    patient_id: str
+    reason: str
+    granted_at: UtcInstant
+    expires_at: UtcInstant
+    ended_at: UtcInstant | None
+    active: bool
+
+
+class ReadUnderGrantOut(Out):
+    at: UtcInstant
+    what: str
+    instance_id: str | None
+    task_id: str | None
+
+
+class GrantReviewOut(Out):
+    grant: GrantOut
+    reads: list[ReadUnderGrantOut] = Field(description="the reads of the record made under the grant, oldest first")
+    reads_total: int

@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     audit_anchor_file: str | None = None
     # Web app: a browser session idle this long is signed out (HIPAA automatic logoff).
     web_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # ... and warned this many seconds before (api/web/static/session.js; at most half the idle time).
+    web_idle_warning_seconds: int = Field(default=120, ge=5, le=3600)
     # Behind a reverse proxy that terminates HTTPS: trust its X-Forwarded-Proto header, so that session
     # cookies are marked Secure. Only when every request comes through that proxy.
     web_trust_forwarded_proto: bool = False

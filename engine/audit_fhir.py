@@ -37,6 +37,10 @@ AUDIT_LOG_USED = {"system": DICOM, "code": "110101", "display": "Audit Log Used"
 USER_AUTHENTICATION = {"system": DICOM, "code": "110114", "display": "User Authentication"}
 LOGIN = {"system": DICOM, "code": "110122", "display": "Login"}
 LOGOUT = {"system": DICOM, "code": "110123", "display": "Logout"}
+# Break-glass access (usecases/break_glass.py): the grant, and every read made under one, carry the purpose
+# of use "emergency treatment" (HL7 v3 ActReason ETREAT).
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+EMERGENCY_TREATMENT = {"system": ACT_REASON, "code": "ETREAT", "display": "Emergency Treatment"}
 # Web sign-in events (engine/usecases/web_sessions.py): the DICOM subtype of each.
 AUTHENTICATION_SUBTYPES = {"signed_in": LOGIN, "sign_in_locked": LOGIN, "signed_out": LOGOUT,
                            "session_ended": LOGOUT}
@@ -66,6 +70,7 @@ MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     "user_deactivated": (SECURITY_ATTRIBUTES, None, "U"),
     "token_revoked": (SECURITY_ATTRIBUTES, None, "D"),
     "password_set": (SECURITY_ATTRIBUTES, None, "U"),
+    "break_glass_granted": (SECURITY_ATTRIBUTES, None, "C"),
     "audit_log_used": (AUDIT_LOG_USED, None, "R"),
     **dict.fromkeys(AUTHENTICATION_SUBTYPES, (USER_AUTHENTICATION, None, "E")),
 }
@@ -100,6 +105,8 @@ def fhir_audit_event(record: AuditRecord, observer: str) -> dict[str, Any]:
     }
     if record.type in FAILURES and record.data.get("error"):
         resource["outcomeDesc"] = str(record.data["error"])[:1000]
+    if record.type == "break_glass_granted" or (record.type == RECORD_VIEWED and "break_glass" in record.data):
+        resource["purposeOfEvent"] = [{"coding": [EMERGENCY_TREATMENT], "text": "break-glass access"}]
     return resource
 
 
@@ -133,8 +140,9 @@ def _entities(record: AuditRecord) -> list[dict[str, Any]]:
     """The patient, the pathway instance, the task, the user or pathway an admin change concerns, and
     the event's own data (as a detail, JSON)."""
     entities = []
-    if record.patient_id:
-        entities.append(_entity("patient", record.patient_id, "1", "1"))  # person, patient
+    patient_id = record.patient_id or (record.data.get("patient_id") if record.type == "break_glass_granted" else None)
+    if patient_id:
+        entities.append(_entity("patient", str(patient_id), "1", "1"))  # person, patient
     if record.instance_id:
         entities.append(_entity("instance", record.instance_id, "2", "4", _pathway_display(record)))  # object, resource
     if record.task_id:

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from .errors import PermissionDenied
 from .model import viewer_keys
@@ -27,10 +28,35 @@ class Principal:
     name: str
     role: Role
     groups: frozenset[str] = field(default_factory=frozenset)
+    # Break-glass grants active when the user was authenticated: (patient id, grant id) pairs
+    # (usecases/break_glass.py `with_break_glass`); they widen what the user may read, never what they may do.
+    break_glass: tuple[tuple[str, int], ...] = ()
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def glass_patients(self) -> frozenset[str]:
+        return frozenset(patient for patient, _ in self.break_glass)
+
+    def grant_for(self, patient_id: str | None) -> int | None:
+        """The active break-glass grant for this patient, if any."""
+        return next((grant for patient, grant in self.break_glass if patient == patient_id), None)
+
+
+class Scope(NamedTuple):
+    """What a user who does not read everything may read: the tasks offered to `user` or `groups` (and
+    the instances those are part of), and every instance and task of the `patients` under an active
+    break-glass grant. Queries take it as `visible_to` (queries.instances_visible_to, queries._visible)."""
+
+    user: str
+    groups: frozenset[str]
+    patients: frozenset[str] = frozenset()
+
+
+# A scope as the queries take it: a Scope, or (user, groups) without break-glass patients.
+VisibleTo = Scope | tuple[str, frozenset[str]]
 
 
 SYSTEM = Principal("system", Role.ADMIN)
@@ -94,15 +120,33 @@ def reads_every_instance(principal: Principal) -> bool:
     return principal.role in (Role.ADMIN, Role.AUDITOR, Role.CLINICAL_LEAD)
 
 
-def instance_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
-    return None if reads_every_instance(principal) else (principal.name, principal.groups)
+def instance_scope(principal: Principal) -> Scope | None:
+    """None: every instance; else the scope of what the user may read (break-glass patients included)."""
+    return None if reads_every_instance(principal) else scope_of(principal)
+
+
+def task_scope(principal: Principal) -> Scope | None:
+    """None: every task; else the tasks the user may read (break-glass patients' tasks included)."""
+    return None if sees_every_task(principal) else scope_of(principal)
+
+
+def acting_scope(principal: Principal) -> Scope | None:
+    """The instances the user may act on: what they read without their break-glass grants."""
+    return None if reads_every_instance(principal) else Scope(principal.name, principal.groups)
+
+
+def scope_of(principal: Principal) -> Scope:
+    return Scope(principal.name, principal.groups, principal.glass_patients)
 
 
 def message_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:
-    """The instances a message from this principal may reach: what they may read, so a message never
-    moves another team's patient on; an integration account (a scheduling system, an ADT feed) serves
-    every team and reaches every instance, though it may read none."""
-    return None if principal.role is Role.INTEGRATION else instance_scope(principal)
+    """The instances a message from this principal may reach: what they may read under their teams, so a
+    message never moves another team's patient on (a break-glass grant reads, it does not act); an
+    integration account (a scheduling system, an ADT feed) serves every team and reaches every instance,
+    though it may read none."""
+    if principal.role is Role.INTEGRATION or reads_every_instance(principal):
+        return None
+    return (principal.name, principal.groups)
 
 
 def notification_scope(principal: Principal) -> tuple[str, frozenset[str]] | None:

@@ -36,6 +36,14 @@ class TimerState(StrEnum):
     FAILED = "failed"
 
 
+class GrantState(StrEnum):
+    """A break-glass grant (table `break_glass_grants`): active until its end time, then expired; not
+    stored (the times say it)."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+
+
 class MessageState(StrEnum):
     """A message received through POST /api/messages (table `messages`)."""
 
@@ -89,7 +97,8 @@ EVENT_TYPES = frozenset({
     "timer_cancelled", "timer_failed", "timer_retry_scheduled", "message_awaited", "message_received",
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_deactivated",
-    "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended", "sign_in_locked"})
+    "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended", "sign_in_locked",
+    "break_glass_granted"})
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from .bounds import shown
-from .identity import Principal
+from .identity import Principal, VisibleTo, acting_scope
 from .model import OPEN_TASK_STATES, RECORD_VIEWED, InstanceStatus, TaskState, TimerState, audience_key, viewer_keys
 from .persistence.tables import (
     DeploymentFile,
@@ -105,7 +105,15 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
         started_by=row.started_by, open_tasks=task_views(session, list(tasks), now, reader), waiting=waiting,
-        actions=tuple(allowed_actions(InstanceFacts(row.id, InstanceStatus(row.status)), reader)) if reader else ())
+        actions=tuple(allowed_actions(instance_facts(session, row, reader), reader)) if reader else ())
+
+
+def instance_facts(session: Session, row: Instance, reader: Principal) -> InstanceFacts:
+    """What the rules read of an instance the reader may read: readable under a break-glass grant only
+    (read, not act) when their own scope does not reach it."""
+    glass_only = (reader.grant_for(row.patient_id) is not None
+                  and not instance_is_visible(session, row.id, acting_scope(reader)))
+    return InstanceFacts(row.id, InstanceStatus(row.status), glass_only=glass_only)
 
 
 # Lists count matching rows up to this many (or to the end of the page asked for, if further):
@@ -140,14 +148,17 @@ def _page(session: Session, query: Select[Any], order: list[Any], limit: int, of
     return rows, len(keys), True
 
 
-def instances_visible_to(session: Session, user: str, groups: frozenset[str]) -> Any:
-    """Instances a task worker may read: ones they started, or with a task they may see or did."""
+def instances_visible_to(session: Session, user: str, groups: frozenset[str],
+                         patients: frozenset[str] = frozenset()) -> Any:
+    """Instances a task worker may read: ones they started, or with a task they may see or did, and
+    every instance of a patient under their active break-glass grant."""
     involved = select(Task.instance_id).where(_visible(_dialect(session), user, groups) | (Task.completed_by == user))
-    return (Instance.started_by == user) | Instance.id.in_(involved)
+    readable = (Instance.started_by == user) | Instance.id.in_(involved)
+    return readable | Instance.patient_id.in_(sorted(patients)) if patients else readable
 
 
 def readable_instance(session: Session, instance_id: str,
-                      visible_to: tuple[str, frozenset[str]] | None) -> Instance | None:
+                      visible_to: VisibleTo | None) -> Instance | None:
     """The instance, or None when it does not exist or the user may not read it."""
     query = select(Instance).where(Instance.id == instance_id)
     if visible_to is not None:
@@ -155,7 +166,7 @@ def readable_instance(session: Session, instance_id: str,
     return session.scalars(query).first()
 
 
-def instance_is_visible(session: Session, instance_id: str, visible_to: tuple[str, frozenset[str]] | None) -> bool:
+def instance_is_visible(session: Session, instance_id: str, visible_to: VisibleTo | None) -> bool:
     query = select(Instance.id).where(Instance.id == instance_id)
     if visible_to is not None:
         query = query.where(instances_visible_to(session, *visible_to))
@@ -164,7 +175,7 @@ def instance_is_visible(session: Session, instance_id: str, visible_to: tuple[st
 
 def list_instances(session: Session, *, status: str | None = None, pathway: str | None = None,
                    patient_id: str | None = None, business_key: str | None = None,
-                   visible_to: tuple[str, frozenset[str]] | None = None,
+                   visible_to: VisibleTo | None = None,
                    limit: int = 50, offset: int = 0, exact_total: bool = False) -> Page:
     query = select(Instance)
     if visible_to is not None:
@@ -214,7 +225,7 @@ class TaskFilter:
     priority: int | None = None
     text: str | None = None
     # Limit to what this user may see (None: everything, for admins and auditors).
-    visible_to: tuple[str, frozenset[str]] | None = None
+    visible_to: VisibleTo | None = None
     # Supervisors also see the tasks nobody can pick up (with unrouted=True), to route them.
     sees_unrouted: bool = False
     # Tasks nobody can pick up: unassigned, no candidate user, and no member in any candidate group.
@@ -315,10 +326,12 @@ def _unrouted(dialect: str, staffed: frozenset[str]) -> Any:
     return unreachable
 
 
-def _visible(dialect: str, user: str, groups: frozenset[str]) -> Any:
+def _visible(dialect: str, user: str, groups: frozenset[str], patients: frozenset[str] = frozenset()) -> Any:
     """Assigned to the user, or offered to them, their groups or everyone: a test on the task row itself,
-    so a worklist page is an ordered index scan that stops after `limit` rows."""
-    return (Task.assignee == user) | audience_has(dialect, viewer_keys(user, groups))
+    so a worklist page is an ordered index scan that stops after `limit` rows. A task of a patient under
+    the user's active break-glass grant too (no such test at all for the users without one)."""
+    offered = (Task.assignee == user) | audience_has(dialect, viewer_keys(user, groups))
+    return offered | Task.patient_id.in_(sorted(patients)) if patients else offered
 
 
 def audience_has(dialect: str, keys: list[str]) -> Any:
@@ -330,7 +343,7 @@ def audience_has(dialect: str, keys: list[str]) -> Any:
     return select(1).select_from(entries).where(entries.c.value.in_(keys)).exists()
 
 
-def visible_task(session: Session, task_id: str, visible_to: tuple[str, frozenset[str]] | None,
+def visible_task(session: Session, task_id: str, visible_to: VisibleTo | None,
                  sees_unrouted: bool = False, now: datetime | None = None,
                  reader: Principal | None = None) -> TaskView | None:
     """One task, or None when it does not exist or the user may not see it."""
@@ -466,7 +479,7 @@ def task_timeline(session: Session, instance_id: str, now: datetime | None = Non
     return out
 
 
-def notifications_visible_to(session: Session, visible_to: tuple[str, frozenset[str]] | None) -> Any:
+def notifications_visible_to(session: Session, visible_to: VisibleTo | None) -> Any:
     """The notifications about tasks that user may see (identity.notification_scope; None: all)."""
     if visible_to is None:
         return true()
@@ -481,7 +494,7 @@ def not_read_by(user_id: int) -> Any:
 
 def list_notifications(session: Session, *, state: str | None = None, kind: str | None = None,
                        task_id: str | None = None, instance_id: str | None = None, limit: int = 50,
-                       offset: int = 0, visible_to: tuple[str, frozenset[str]] | None = None,
+                       offset: int = 0, visible_to: VisibleTo | None = None,
                        unread_by: int | None = None) -> Page:
     """Newest first; with `visible_to`, only notifications about tasks that user may see; with `unread_by`
     (a user id), only those that user has not marked read."""

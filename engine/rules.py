@@ -22,6 +22,7 @@ from .errors import CarePathError, Conflict, InvalidTransition, NotFound, Permis
 from .identity import Principal, Role, may_see
 from .model import (
     EVERYONE,
+    GrantState,
     InstanceStatus,
     MessageState,
     NotificationState,
@@ -62,12 +63,14 @@ class TaskFacts:
     audience: tuple[str, ...] = ()
     has_draft: bool = False
     staffed: frozenset[str] | Callable[[], frozenset[str]] = frozenset()
+    patient_id: str | None = None
 
     @classmethod
     def of(cls, row: Any, staffed: frozenset[str] | Callable[[], frozenset[str]]) -> TaskFacts:
         """From a `tasks` row (or anything with its columns)."""
         return cls(id=row.id, name=row.name, state=row.state, assignee=row.assignee, owner=row.owner,
-                   audience=tuple(row.audience or ()), has_draft=bool(row.draft), staffed=staffed)
+                   audience=tuple(row.audience or ()), has_draft=bool(row.draft), staffed=staffed,
+                   patient_id=row.patient_id)
 
     @property
     def groups(self) -> set[str]:
@@ -90,18 +93,35 @@ class TaskFacts:
     def not_found(self) -> NotFound:
         return NotFound(f"task {self.id} does not exist")
 
+    def hidden(self, principal: Principal) -> CarePathError:
+        """Why a user who may not see the task cannot act on it: not found, unless a break-glass grant lets
+        them read it (then they know it exists, and are told the grant reads only)."""
+        if principal.grant_for(self.patient_id) is not None:
+            return PermissionDenied(READ_ONLY.format(what=f"task '{self.name}'", user=principal.name))
+        return self.not_found()
+
+
+READ_ONLY = ("break-glass access lets user '{user}' read the patient's record, not act on it: {what} belongs "
+             "to another team")
+
 
 @dataclass(frozen=True)
 class InstanceFacts:
     id: str
     state: InstanceStatus
     readable: bool = True  # the caller may read the instance (instances_visible_to)
+    glass_only: bool = False  # ... only under a break-glass grant, which reads and does not act
 
     def visible_to(self, principal: Principal) -> bool:
-        return self.readable
+        return self.readable and not self.glass_only
 
     def not_found(self) -> NotFound:
         return NotFound(f"instance {self.id} does not exist")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        if self.readable and self.glass_only:
+            return PermissionDenied(READ_ONLY.format(what=f"instance {self.id}", user=principal.name))
+        return self.not_found()
 
 
 Facts = TaskFacts | InstanceFacts
@@ -272,8 +292,25 @@ NOTIFICATION_RULES = _rules(
          event="notification_failed"),
 )
 
+# Who may break the glass: the people who care for patients in teams, when a patient outside their teams
+# needs them (clinical leads, auditors and admins read every record already; integration accounts read none).
+BREAK_GLASS_ROLES = (Role.COORDINATOR, Role.SUPERVISOR)
+BREAK_GLASS_MINUTES, BREAK_GLASS_MAX_MINUTES = 60, 240  # how long a grant lasts unless asked otherwise; at most
+
+GRANT_RULES = _rules(
+    Rule("break_glass", "Breaking the glass (emergency access to a patient outside one's teams)", (),
+         (GrantState.ACTIVE,), BREAK_GLASS_ROLES, (), "break_glass_granted",
+         note=f"with a reason; for {BREAK_GLASS_MINUTES} minutes unless fewer or more are asked (at most "
+         f"{BREAK_GLASS_MAX_MINUTES}); the user reads every "
+         "instance and task of that patient, and acts on none beyond their teams; each read is marked with the "
+         "grant"),
+    Rule("expire", "The grant's time ends", (GrantState.ACTIVE,), (GrantState.EXPIRED,),
+         note="nothing is written: from its end time on, the grant widens nothing"),
+)
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
-                                      "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES}
+                                      "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
+                                      "break-glass grant": GRANT_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -303,7 +340,7 @@ def refusal(rule: Rule, facts: Facts, principal: Principal) -> CarePathError | N
     if found is not None:
         return found
     if not facts.visible_to(principal):
-        return facts.not_found()
+        return facts.hidden(principal)
     if facts.state not in rule.from_states:
         what = f"task '{facts.name}'" if isinstance(facts, TaskFacts) else f"instance {facts.id}"
         return _wrong_state(rule, what, facts.state)
@@ -383,7 +420,8 @@ NOT_OFFERED = frozenset({"start", "release"})
 # -- docs/state-machine.md -------------------------------------------------------------------------
 
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
-                                            "message": MessageState, "notification": NotificationState}
+                                            "message": MessageState, "notification": NotificationState,
+                                            "break-glass grant": GrantState}
 
 
 def _who(rule: Rule) -> str:
@@ -430,8 +468,8 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["INSTANCE_RULES", "TASK_RULES", "TABLES", "Guard", "InstanceFacts", "Rule", "TaskFacts",
-           "allowed_actions", "check", "check_role", "is_unrouted", "assignable_roles", "render_markdown",
+__all__ = ["GRANT_RULES", "INSTANCE_RULES", "TASK_RULES", "TABLES", "Guard", "InstanceFacts", "Rule", "TaskFacts",
+           "allowed_actions", "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown",
            "supervised_groups", "supervises"]
 
 

@@ -180,6 +180,11 @@ ROLE_EXPECTED: dict[str, dict[str, int]] = {
                      "boss": 403},
     "audit_export": {"admin": 200, "auditor": 200, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
                      "boss": 403},
+    # break-glass access: the rule row `break_glass` (engine/rules.py GRANT_RULES)
+    "break_glass": {"admin": 201, "auditor": 403, "lead": 403, "coord": 201, "peer": 201, "outsider": 201,
+                    "boss": 201},
+    "audit_break_glass": {"admin": 200, "auditor": 200, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
+                          "boss": 403},
 }
 ROLE_CASES = [(action, user, status) for action, by_user in ROLE_EXPECTED.items() for user, status in by_user.items()]
 
@@ -197,6 +202,9 @@ def _role_call(api: ApiClient, action: str, user: str) -> int:
         "groups": lambda: api.get("/api/groups", user),
         "audit_events": lambda: api.get("/api/audit/events", user, params={"patient_id": "pat-9"}),
         "audit_export": lambda: api.get("/api/audit/export", user, params={"format": "fhir"}),
+        "break_glass": lambda: api.post("/api/break-glass", user, {"patient_id": "pat-9",
+                                                                   "reason": "emergency, team unreachable"}),
+        "audit_break_glass": lambda: api.get("/api/audit/break-glass", user),
     }
     return requests[action]().status_code
 

@@ -113,9 +113,10 @@ def test_the_base_template_is_ready_for_a_strict_policy(api: ApiClient) -> None:
     assert config["includeIndicatorStyles"] is False
     assert config["historyCacheSize"] == 0  # no copy of a page (patient data) in the browser's localStorage
     # No inline script, no inline style: every script has a src, no style element or attribute.
-    assert [script.get("src") for script in page.iter("script")] == [static_url("htmx.min.js")]
+    scripts = [script.get("src") for script in page.iter("script")]
+    assert scripts == [static_url("htmx.min.js"), static_url("session.js")]
     assert not page.xpath("//style | //*[@style]")
-    assert page.xpath("//link[@rel='stylesheet']/@href") == [static_url("app.css")]
+    assert page.xpath("//link[@rel='stylesheet']/@href") == [static_url("app.css"), static_url("session.css")]
     skip = page.xpath("//body/*[1]")[0]
     assert skip.tag == "a" and skip.get("href") == "#main"
     assert page.xpath("//main/@id") == ["main"]

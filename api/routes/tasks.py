@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound
-from carepath.engine.identity import Principal, sees_every_task
+from carepath.engine.identity import Principal, Scope, task_scope
 from carepath.engine.model import TaskState
 from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
 from carepath.engine.rules import sees_unrouted
@@ -93,8 +93,8 @@ def counts(engine: EngineDep, user: CurrentUser) -> list[TaskCountOut]:
         return [TaskCountOut.model_validate(row) for row in task_counts(session)]
 
 
-def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:
-    return None if sees_every_task(user) else (user.name, user.groups)
+def _view_of(user: Principal) -> Scope | None:
+    return task_scope(user)
 
 
 def _visible_or_404(engine: CarePath, session: Session, user: Principal, task_id: str) -> TaskView:

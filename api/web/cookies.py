@@ -66,11 +66,21 @@ def client_of(request: Request) -> Client:
                   user_agent=request.headers.get("user-agent"))
 
 
+# A request with this header set to 1 does not count as activity for the automatic logoff: a page's own
+# automatic refresh must not keep an unattended screen signed in (static/session.js sets it on every htmx
+# request that no user event caused, e.g. hx-trigger="every 30s" polling).
+BACKGROUND_HEADER = "x-carepath-background"
+
+
+def is_background(request: Request) -> bool:
+    return request.headers.get(BACKGROUND_HEADER) == "1"
+
+
 def signed_in_user(request: Request, touch: bool = True) -> WebUser | None:
-    """The signed-in user; `touch=False` for requests a page makes by itself (polling), which are not the
-    user's activity and must not hold off the automatic logoff."""
+    """The signed-in user; `touch=False` (or the background header) for requests a page makes by itself
+    (polling), which are not the user's activity and must not hold off the automatic logoff."""
     token = request.cookies.get(SESSION_COOKIE)
-    found = session_user(engine_of(request), token, idle_limit(request), touch)
+    found = session_user(engine_of(request), token, idle_limit(request), touch and not is_background(request))
     if found is None or token is None:
         return None
     principal, session_id = found

@@ -62,8 +62,11 @@ class FormRefused(Exception):
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page of the web app: never cached (it may show patients), with what base.html needs."""
-    idle = settings_of(request).web_idle_minutes
-    return templates.TemplateResponse(request, template, {"csrf_field": CSRF_FIELD, "idle_minutes": idle, **context},
+    settings = settings_of(request)
+    idle = settings.web_idle_minutes
+    warning = min(settings.web_idle_warning_seconds, idle * 30)  # at most half the idle time
+    return templates.TemplateResponse(request, template, {"csrf_field": CSRF_FIELD, "idle_minutes": idle,
+                                                          "idle_warning_seconds": warning, **context},
                                       status_code=status, headers={"Cache-Control": "no-store"})
 
 

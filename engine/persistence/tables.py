@@ -131,6 +131,21 @@ class WorklistSetting(Base):
     updated_at: Mapped[datetime]
 
 
+class BreakGlassGrant(Base):
+    """Emergency access to one patient outside the user's teams, for a limited time (usecases/break_glass.py)."""
+
+    __tablename__ = "break_glass_grants"
+    __table_args__ = (Index("ix_break_glass_grants_user_name_expires_at", "user_name", "expires_at"),
+                      Index("ix_break_glass_grants_granted_at", "granted_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(200))
+    patient_id: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(String(1000))
+    granted_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
 class DeploymentFile(Base):
     __tablename__ = "deployment_files"
     id: Mapped[int] = mapped_column(primary_key=True)

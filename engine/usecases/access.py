@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from ..application import CarePath
 from ..audit import RECORD_VIEWED, VIEWABLE
 from ..identity import Principal
+from ..persistence.tables import Instance
 from ..persistence.unit_of_work import UnitOfWork
 
 MAX_USER_AGENT = 300
@@ -35,7 +38,20 @@ def record_access(app: CarePath, principal: Principal, what: str, instance_id: s
                   client: Client | None = None) -> None:
     if what not in VIEWABLE:
         raise ValueError(f"unknown record part {what!r}")
-    data = {"what": what, "client": client_data(client)}
+    data: dict[str, object] = {"what": what, "client": client_data(client)}
+    grant = grant_of_read(app, principal, instance_id)
+    if grant is not None:  # read while a break-glass grant for its patient runs: the auditors review it
+        data["break_glass"] = grant
     with UnitOfWork(app) as uow:
         uow.record(RECORD_VIEWED, principal.name, instance_id=instance_id, task_id=task_id, data=data)
         uow.commit()
+
+
+def grant_of_read(app: CarePath, principal: Principal, instance_id: str) -> int | None:
+    """The break-glass grant a read of this instance is made under: the reader's running grant for its
+    patient (usecases/break_glass.py), if any."""
+    if not principal.break_glass:
+        return None
+    with app.db.read() as session:
+        patient = session.scalar(select(Instance.patient_id).where(Instance.id == instance_id))
+    return principal.grant_for(patient)

@@ -21,7 +21,7 @@ from ..identity import Principal, instance_scope
 from ..model import InstanceStatus
 from ..persistence.tables import Instance, Task
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import instance_is_visible, staffed_groups, task_views
+from ..queries import instance_facts, instance_is_visible, staffed_groups, task_views
 from ..rules import TASK_RULES, InstanceFacts, Rule, TaskFacts, check, check_role, is_noop
 from ..views import TaskView
 from .store import lock_instance, with_conflict_retries
@@ -45,7 +45,7 @@ def check_visible(uow: UnitOfWork, principal: Principal, task: Task) -> None:
     """A task the user may not see is answered as not found, whatever they asked to do with it."""
     facts = task_facts(uow.session, task)
     if not facts.visible_to(principal):
-        raise facts.not_found()
+        raise facts.hidden(principal)
 
 
 def change_task(app: CarePath, principal: Principal, task_id: str, action: str,
@@ -77,7 +77,7 @@ def locked_instance(uow: UnitOfWork, principal: Principal, rule: Rule, instance_
     if not readable:
         raise InstanceFacts(instance_id, InstanceStatus.RUNNING, readable=False).not_found()
     instance = lock_instance(uow, instance_id)
-    check(rule, InstanceFacts(instance.id, InstanceStatus(instance.status)), principal)
+    check(rule, instance_facts(uow.session, instance, principal), principal)
     return instance
 
 

@@ -22,6 +22,7 @@ from ..persistence.tables import User, UserGroup, WebSession
 from ..persistence.unit_of_work import UnitOfWork
 from ..sign_in_throttle import SignInThrottle
 from .access import Client, client_data
+from .break_glass import with_grants
 from .passwords import MAX_PASSWORD_LENGTH, verified_user
 
 TOUCH_EVERY = timedelta(minutes=1)
@@ -87,8 +88,7 @@ def session_user(app: CarePath, token: str | None, idle: timedelta,
                  touch: bool = True) -> tuple[Principal, int] | None:
     """The signed-in user of this cookie and the session's id, or None (no such session, ended, idle for
     `idle`, past its maximum, or the user deactivated). An idle session is ended here, once. Without
-    `touch` the request is not the user's activity (a page refreshing itself) and does not keep the
-    session alive."""
+    `touch` the request does not count as activity (a page's automatic refresh)."""
     if not token:
         return None
     now = app.now()
@@ -99,17 +99,39 @@ def session_user(app: CarePath, token: str | None, idle: timedelta,
             return None
         web, user = row
         groups = frozenset(session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+        principal = with_grants(session, Principal(user.name, Role(user.role), groups), now)
     if not user.active or now >= web.expires_at or now - web.last_seen_at >= idle:
         reason = "inactivity" if now - web.last_seen_at >= idle else "maximum session length" \
             if now >= web.expires_at else "user deactivated"
         _end(app, web.id, user.name, SYSTEM.name, "signed_out", reason)
         return None
     if touch and now - web.last_seen_at >= TOUCH_EVERY:
-        with UnitOfWork(app) as uow:
-            uow.session.execute(update(WebSession).where(WebSession.id == web.id, WebSession.ended_at.is_(None))
-                                .values(last_seen_at=now))
-            uow.commit()
-    return Principal(user.name, Role(user.role), groups), web.id
+        keep_alive(app, web.id)
+    return principal, web.id
+
+
+def keep_alive(app: CarePath, session_id: int) -> None:
+    """The session was active now ("Stay signed in"): its idle time starts again, whatever TOUCH_EVERY says."""
+    with UnitOfWork(app) as uow:
+        uow.session.execute(update(WebSession).where(WebSession.id == session_id, WebSession.ended_at.is_(None))
+                            .values(last_seen_at=app.now()))
+        uow.commit()
+
+
+def seconds_left(app: CarePath, token: str | None, idle: timedelta) -> float:
+    """Seconds until this cookie's session is signed out for inactivity (or reaches its maximum length),
+    0 when it is not signed in. Asking does not count as activity and changes nothing: a page's script
+    asks to learn whether another tab of the same browser was active."""
+    if not token:
+        return 0.0
+    with app.db.read() as session:
+        row = session.execute(select(WebSession.last_seen_at, WebSession.expires_at, User.active)
+                              .join(User, User.id == WebSession.user_id)
+                              .where(WebSession.token_hash == hash_token(token), WebSession.ended_at.is_(None))).first()
+    if row is None or not row.active:
+        return 0.0
+    now = app.now()
+    return max(0.0, min((row.last_seen_at + idle - now).total_seconds(), (row.expires_at - now).total_seconds()))
 
 
 def sign_out(app: CarePath, principal: Principal, session_id: int) -> None:
