@@ -113,6 +113,16 @@ def test_the_dashboard_counts_each_supervised_group_exactly(web: Any, engine: Ca
     assert _counts(page(signed_in(web, "sue").get("/app/team")))["care-coordinator"]["overdue"] == "2"
 
 
+def test_an_admin_sees_every_group_with_open_tasks(web: Any, engine: CarePath, clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    web_user(engine, "ada", "admin")
+    browser = signed_in(web, "ada")
+    counts = _counts(page(browser.get("/app/team")))
+    assert sorted(counts) == ["care-coordinator", "dietitian", "pharmacy", "social-work"]
+    assert counts["pharmacy"]["overdue"] == "1" and counts["dietitian"]["unassigned"] == "1"
+    assert _row_ids(page(browser.get("/app/team/tasks?group=pharmacy"))) == [tasks.ph]
+
+
 def test_each_number_links_to_a_list_of_exactly_those_tasks(web: Any, engine: CarePath, clock: ManualClock) -> None:
     tasks = team(engine, clock)
     browser = signed_in(web, "sue")
