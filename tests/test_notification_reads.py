@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from carepath.engine.application import CarePath
@@ -104,11 +105,12 @@ def test_supervised_groups_come_from_the_supervisors_rows(engine: CarePath) -> N
 
 def test_migration_0017_adds_the_read_marks_and_keeps_the_notifications(engine: CarePath,
                                                                         clock: ManualClock) -> None:
-    """Down to 0015 and up again, on the test database (SQLite or PostgreSQL)."""
+    """Down to the revision before it and up again, on the test database (SQLite or PostgreSQL)."""
     _world(engine, clock)
     mark_read(engine, SUE, ALL)
     db = engine.db.engine
-    migrate.downgrade(db, "0015")
+    before = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0017_notification_reads").down_revision
+    migrate.downgrade(db, str(before))
     assert "notification_reads" not in inspect(db).get_table_names()
     migrate.upgrade(db)
     assert migrate.is_current(db)
