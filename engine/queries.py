@@ -495,14 +495,15 @@ def not_read_by(user_id: int) -> Any:
 def list_notifications(session: Session, *, state: str | None = None, kind: str | None = None,
                        task_id: str | None = None, instance_id: str | None = None, limit: int = 50,
                        offset: int = 0, visible_to: VisibleTo | None = None,
-                       unread_by: int | None = None) -> Page:
+                       unread_by: int | None = None, channel: str | None = None) -> Page:
     """Newest first; with `visible_to`, only notifications about tasks that user may see; with `unread_by`
     (a user id), only those that user has not marked read."""
     query = select(NotificationRecord).where(notifications_visible_to(session, visible_to))
     if unread_by is not None:
         query = query.where(not_read_by(unread_by))
     for column, value in ((NotificationRecord.state, state), (NotificationRecord.kind, kind),
-                          (NotificationRecord.task_id, task_id), (NotificationRecord.instance_id, instance_id)):
+                          (NotificationRecord.task_id, task_id), (NotificationRecord.instance_id, instance_id),
+                          (NotificationRecord.channel, channel)):
         if value is not None:
             query = query.where(column == value)
     rows, total, exact = _page(session, query, [NotificationRecord.id.desc()], limit, offset)

@@ -89,10 +89,15 @@ def user_id(session: Session, name: str) -> int | None:
     return session.scalar(select(User.id).where(User.name == name))
 
 
-def unread_count(session: Session, reader_id: int, visible_to: tuple[str, frozenset[str]] | None) -> int:
-    """How many of the notifications this reader may see they have not marked read."""
-    return session.scalar(select(func.count()).select_from(NotificationRecord).where(
-        notifications_visible_to(session, visible_to), not_read_by(reader_id))) or 0
+def unread_count(session: Session, reader_id: int, visible_to: tuple[str, frozenset[str]] | None,
+                 channel: str | None = None) -> int:
+    """How many of the notifications this reader may see (of one channel's rows, if given) they have not
+    marked read."""
+    query = select(func.count()).select_from(NotificationRecord).where(
+        notifications_visible_to(session, visible_to), not_read_by(reader_id))
+    if channel is not None:
+        query = query.where(NotificationRecord.channel == channel)
+    return session.scalar(query) or 0
 
 
 def read_marks(session: Session, reader_id: int, notification_ids: Iterable[int]) -> set[int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from carepath.engine.application import CarePath
@@ -26,6 +27,7 @@ from carepath.engine.usecases.tasks import set_due_date
 from carepath.engine.usecases.timers import fire_due_timers
 from carepath.engine.usecases.users import add_user
 from tests.support import diagrams as d
+from tests.support.api import ApiClient
 
 SUE = Principal("sue", Role.SUPERVISOR, frozenset({"care-coordinator"}))
 OLGA = Principal("olga", Role.SUPERVISOR, frozenset({"pharmacy"}))
@@ -103,11 +105,12 @@ def test_supervised_groups_come_from_the_supervisors_rows(engine: CarePath) -> N
 
 def test_migration_0017_adds_the_read_marks_and_keeps_the_notifications(engine: CarePath,
                                                                         clock: ManualClock) -> None:
-    """Down to 0016 and up again, on the test database (SQLite or PostgreSQL)."""
+    """Down to the revision before it and up again, on the test database (SQLite or PostgreSQL)."""
     _world(engine, clock)
     mark_read(engine, SUE, ALL)
     db = engine.db.engine
-    migrate.downgrade(db, "0016")
+    before = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0017").down_revision
+    migrate.downgrade(db, str(before))
     assert "notification_reads" not in inspect(db).get_table_names()
     migrate.upgrade(db)
     assert migrate.is_current(db)
@@ -116,3 +119,18 @@ def test_migration_0017_adds_the_read_marks_and_keeps_the_notifications(engine: 
         assert connection.execute(text("SELECT count(*) FROM notification_reads")).scalar() == 0
     assert _unread(engine, SUE) == 2
     assert mark_read(engine, SUE, ALL) == 2
+
+
+def test_the_api_marks_read_through_the_same_use_case(api: ApiClient, engine: CarePath, clock: ManualClock) -> None:
+    _world(engine, clock)
+    sue, olga, cam = (api.user(role, *groups, name=name) for name, role, groups in (
+        ("sue2", "supervisor", ("care-coordinator",)), ("olga2", "supervisor", ("pharmacy",)),
+        ("cam2", "coordinator", ("care-coordinator",))))
+    mine, theirs = _visible_ids(engine, SUE), _visible_ids(engine, OLGA)
+    assert api.post(f"/api/notifications/{mine[0]}/read", sue).json() == {"marked": 1}
+    assert api.post(f"/api/notifications/{mine[0]}/read", sue).json() == {"marked": 0}
+    assert api.post(f"/api/notifications/{theirs[0]}/read", sue).status_code == 404
+    assert api.post("/api/notifications/read", cam, json={}).status_code == 403
+    assert api.post("/api/notifications/read", sue, json={"up_to": 0}).status_code == 422
+    assert api.post("/api/notifications/read", sue, json={}).json() == {"marked": 1}
+    assert api.post("/api/notifications/read", olga, json={"up_to": min(theirs)}).json() == {"marked": 1}

@@ -18,6 +18,7 @@ from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
 from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM, Principal, Role
+from carepath.engine.notifications import OutboxChannel
 from carepath.engine.queries import TaskFilter, list_tasks
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.usecases.deploy import deploy_pathways
@@ -111,6 +112,16 @@ def test_the_dashboard_counts_each_supervised_group_exactly(web: Any, engine: Ca
                         "on-hold": "0"}}  # not pharmacy: sue does not supervise it
     clock.advance(days=3)  # cc_free's due date passes too
     assert _counts(page(signed_in(web, "sue").get("/app/team")))["care-coordinator"]["overdue"] == "2"
+
+
+def test_an_admin_sees_every_group_with_open_tasks(web: Any, engine: CarePath, clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    web_user(engine, "ada", "admin")
+    browser = signed_in(web, "ada")
+    counts = _counts(page(browser.get("/app/team")))
+    assert sorted(counts) == ["care-coordinator", "dietitian", "pharmacy", "social-work"]
+    assert counts["pharmacy"]["overdue"] == "1" and counts["dietitian"]["unassigned"] == "1"
+    assert _row_ids(page(browser.get("/app/team/tasks?group=pharmacy"))) == [tasks.ph]
 
 
 def test_each_number_links_to_a_list_of_exactly_those_tasks(web: Any, engine: CarePath, clock: ManualClock) -> None:
@@ -280,3 +291,25 @@ def test_a_mark_read_form_without_its_values_is_refused_as_a_page(web: Any, engi
     outside = browser.client.post(f"/app/notifications/{sorted(_inbox(browser)[1])[0]}/read",
                                   data={CSRF_FIELD: token, "back": "https://evil.example/"})
     assert outside.headers["location"] == "/app/notifications"
+
+
+class _Pager:
+    """A second delivery channel: every alert gets a row for it too."""
+
+    name = "pager"
+
+    def deliver(self, notification: Any) -> None:
+        pass
+
+
+def test_an_alert_delivered_on_two_channels_is_one_item_of_the_inbox(web: Any, engine: CarePath,
+                                                                     clock: ManualClock) -> None:
+    engine.channels = [OutboxChannel(), _Pager()]
+    _alerts(engine, clock)
+    browser = signed_in(web, "sue")
+    html, items = _inbox(browser)
+    assert len(items) == 2 and text_of(html.xpath('//*[contains(@class, "unread-count")]')[0]) == "2"
+    browser.submit("/app/notifications", f"/app/notifications/{sorted(items)[0]}/read")
+    html, unread = _inbox(browser)
+    assert len(unread) == 1 and text_of(html.xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
+    assert text_of(page(browser.get("/app/team")).xpath('//*[contains(@class, "unread-count")]')[0]) == "1"

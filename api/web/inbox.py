@@ -1,5 +1,6 @@
 """The notifications inbox (`/app/notifications`): the reminders and escalations the user may read
-(identity.notification_scope, as GET /api/notifications), newest first, with what they have not read.
+(identity.notification_scope, as GET /api/notifications), newest first, with what they have not read;
+each alert once, though it is written once per delivery channel (notification_reads.inbox_channel).
 
 Opening the inbox marks nothing: "Mark as read" on an item and "Mark all read" do
 (usecases/notification_reads.mark_read). Each item links to its task's page.
@@ -23,7 +24,7 @@ from carepath.engine.errors import NotFound, PermissionDenied, ValidationFailed
 from carepath.engine.identity import Principal, notification_scope
 from carepath.engine.queries import list_notifications
 from carepath.engine.team_queries import read_marks, unread_count, user_id
-from carepath.engine.usecases.notification_reads import ALL, mark_read
+from carepath.engine.usecases.notification_reads import ALL, inbox_channel, mark_read
 from carepath.engine.views import NotificationView
 
 from .cookies import engine_of
@@ -53,7 +54,7 @@ def unread_of(engine: CarePath, user: Principal) -> int | None:
         return None
     with engine.db.read() as session:
         reader = user_id(session, user.name)
-        return unread_count(session, reader, scope) if reader is not None else None
+        return unread_count(session, reader, scope, inbox_channel(engine)) if reader is not None else None
 
 
 @router.get(INBOX)
@@ -63,14 +64,15 @@ def inbox(request: Request, show: Show = "unread",
     engine = engine_of(request)
     scope = notification_scope(user.principal)
     zone = engine.time_context().tz
+    channel = inbox_channel(engine)
     with engine.db.read() as session:
         reader = user_id(session, user.principal.name)
         if reader is None:
             raise NotFound(f"user '{user.principal.name}' does not exist")
         found = list_notifications(session, visible_to=scope, unread_by=reader if show == "unread" else None,
-                                   limit=PAGE_ITEMS, offset=offset)
+                                   channel=channel, limit=PAGE_ITEMS, offset=offset)
         read = read_marks(session, reader, (n.id for n in found.items))
-        unread = unread_count(session, reader, scope)
+        unread = unread_count(session, reader, scope, channel)
     items = [InboxItem(n, n.id in read, _shown(n.created_at, zone), _due(n.payload.get("due_date"), zone))
              for n in found.items]
     query: dict[str, str] = {"show": show} if show != "unread" else {}

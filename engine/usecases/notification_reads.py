@@ -23,6 +23,12 @@ from ..team_queries import user_id
 ALL = "all"
 
 
+def inbox_channel(app: CarePath) -> str | None:
+    """An alert is written once per configured channel (usecases/notifications.notify); a reader's inbox
+    shows it once: the row of the first channel (the outbox, by default). None: no channel, no rows."""
+    return app.channels[0].name if app.channels else None
+
+
 def mark_read(app: CarePath, principal: Principal, which: int | Literal["all"], *, up_to: int | None = None) -> int:
     """Mark one notification (by id) or all the user may see (up to id `up_to`, the newest their page
     showed, so one that arrived meanwhile stays unread) as read by them, in one transaction. Marking
