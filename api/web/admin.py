@@ -151,7 +151,8 @@ def _user_page(request: Request, user: WebUser, name: str, status: int, *, error
                "revoked": _when(t["revoked_at"], zone)} for t in list_tokens(engine, user.principal, name)]
     last = last_sign_ins(engine, user.principal).get(name)
     return page(request, "admin_user.html", status, user=user, shown=shown, tokens=tokens, zone=zone.key,
-                last_sign_in=_when(last, zone), errors=errors or {}, message=message, notice=notice,
+                last_sign_in=_when(last, zone), added=_when(shown.created_at, zone), errors=errors or {},
+                message=message, notice=notice,
                 issued=issued, issued_expiry=_when(issued.expires_at, zone) if issued else None,
                 groups_entered=" ".join(shown.groups) if groups_entered is None else groups_entered,
                 takes_password=shown.active and shown.role != Role.INTEGRATION.value,
