@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 
@@ -118,7 +118,9 @@ class OidcSignIn:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                 "code_verifier": code_verifier, "client_id": self.client.client_id}
         secret = self.client.client_secret  # sent as client_secret_basic, the default method
-        auth: Any = httpx.BasicAuth(self.client.client_id, secret) if secret else httpx.USE_CLIENT_DEFAULT
+        # RFC 6749 section 2.3.1: both form-urlencoded before they are joined for HTTP Basic.
+        auth: Any = httpx.BasicAuth(quote_plus(self.client.client_id), quote_plus(secret)) if secret \
+            else httpx.USE_CLIENT_DEFAULT
         try:
             with self._http() as http:
                 answer = http.post(self._endpoint("token_endpoint"), data=form, auth=auth,

@@ -149,7 +149,7 @@ def _user_page(request: Request, user: WebUser, name: str, status: int, *, error
     shown = get_user(engine, user.principal, name)
     tokens = [{**t, "created": _when(t["created_at"], zone), "expires": _when(t["expires_at"], zone),
                "revoked": _when(t["revoked_at"], zone)} for t in list_tokens(engine, user.principal, name)]
-    last = last_sign_ins(engine, user.principal).get(name)
+    last = last_sign_ins(engine, user.principal, name).get(name)
     return page(request, "admin_user.html", status, user=user, shown=shown, tokens=tokens, zone=zone.key,
                 last_sign_in=_when(last, zone), added=_when(shown.created_at, zone), errors=errors or {},
                 message=message, notice=notice,

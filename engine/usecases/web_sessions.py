@@ -104,12 +104,14 @@ def _open_session(uow: UnitOfWork, principal: Principal, user_id: int, client: C
     return SignedIn(principal, row.id, token)
 
 
-def last_sign_ins(app: CarePath, principal: Principal) -> dict[str, datetime]:
-    """When each user last signed in to the web app (users who never did are absent); admins only."""
+def last_sign_ins(app: CarePath, principal: Principal, name: str | None = None) -> dict[str, datetime]:
+    """When each user (or the one named) last signed in to the web app; users who never did are absent.
+    Admins only."""
     require_role(principal, action="Reading users")
+    query = (select(User.name, func.max(WebSession.created_at)).join(WebSession, WebSession.user_id == User.id)
+             .group_by(User.name))
     with app.db.read() as session:
-        rows = session.execute(select(User.name, func.max(WebSession.created_at))
-                               .join(WebSession, WebSession.user_id == User.id).group_by(User.name)).all()
+        rows = session.execute(query if name is None else query.where(User.name == name)).all()
     last: dict[str, datetime] = {}
     for name, at in rows:
         last[name] = at

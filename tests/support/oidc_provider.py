@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-CLIENT_ID, CLIENT_SECRET = "carepath-web", "s3cret-of-the-client"
+CLIENT_ID, CLIENT_SECRET = "carepath-web", "s3cret:of the/client+%"  # RFC 6749 2.3.1 encodes it
 
 
 def rsa_key(kid: str) -> tuple[Any, dict[str, Any]]:
@@ -71,8 +71,8 @@ class FakeProvider:
         form = {k: str(v) for k, v in (await request.form()).items()}
         self.exchanges.append({**form, "authorization": request.headers.get("authorization", "")})
         asked = self._codes.pop(form.get("code", ""), None)
-        expected_auth = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if self.token_error or asked is None or request.headers.get("authorization") != expected_auth \
+        if self.token_error or asked is None or basic_auth(request.headers.get("authorization", "")) != (
+                CLIENT_ID, CLIENT_SECRET) \
                 or form.get("redirect_uri") != asked["redirect_uri"] \
                 or s256(form.get("code_verifier", "")) != asked["code_challenge"]:
             return JSONResponse({"error": self.token_error or "invalid_grant"}, status_code=400)
@@ -86,3 +86,11 @@ class FakeProvider:
 
 def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def basic_auth(header: str) -> tuple[str, str] | None:
+    """The client id and secret of an HTTP Basic header, each form-urldecoded (RFC 6749 section 2.3.1)."""
+    if not header.startswith("Basic "):
+        return None
+    name, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+    return unquote_plus(name), unquote_plus(secret)
