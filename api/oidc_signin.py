@@ -126,7 +126,7 @@ class OidcSignIn:
                 answer = http.post(self._endpoint("token_endpoint"), data=form, auth=auth,
                                    headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            raise SignInFailed(502, f"The identity provider could not be reached: {type(exc).__name__}") from None
+            raise SignInFailed(502, _unreachable(exc)) from None
         body = _json(answer)
         if answer.status_code in (400, 401):
             reason = str(body.get("error") or answer.status_code)[:100]
@@ -156,7 +156,7 @@ class OidcSignIn:
                 with self._http() as http:
                     answer = http.get(url)
             except httpx.HTTPError as exc:
-                raise SignInFailed(502, f"The identity provider could not be reached: {type(exc).__name__}") from None
+                raise SignInFailed(502, _unreachable(exc)) from None
             document = _json(answer)
             if answer.status_code != 200 or str(document.get("issuer", "")).rstrip("/") != \
                     self.client.issuer.rstrip("/"):
@@ -175,6 +175,11 @@ class OidcSignIn:
                     options["jwks_url"] = document.get("jwks_uri")
                 self._verifier = OidcVerifier(self.client.issuer, self.client.client_id, **options)
             return self._verifier
+
+
+def _unreachable(exc: httpx.HTTPError) -> str:
+    return (f"The identity provider could not be reached ({type(exc).__name__}). Try again in a few minutes, "
+            "or sign in with your CarePath password if you have one.")
 
 
 def _json(answer: httpx.Response) -> dict[str, Any]:
