@@ -222,3 +222,24 @@ def test_settings_refuse_a_relative_redirect_uri_and_scopes_without_openid() -> 
         Settings(oidc_redirect_uri="/signin/oidc/callback")
     with pytest.raises(ValueError, match="openid"):
         Settings(oidc_scopes="profile email")
+
+
+def test_a_first_sign_in_racing_another_for_the_same_new_user_is_tried_again(
+        engine: CarePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from carepath.engine.usecases import web_sessions
+    from carepath.engine.usecases.access import Client
+
+    real, calls = web_sessions.sync_provider_user, []
+
+    def racing(uow: Any, principal: Principal, provider: str) -> Any:
+        calls.append(principal.name)
+        if len(calls) == 1:  # the other browser made the record between our look and our insert
+            raise IntegrityError("INSERT INTO users", None, Exception("duplicate key"))
+        return real(uow, principal, provider)
+
+    monkeypatch.setattr(web_sessions, "sync_provider_user", racing)
+    signed = web_sessions.sign_in_from_provider(engine, Principal("dr-ng", Role.SUPERVISOR, frozenset()),
+                                                Client(host="10.0.0.1", user_agent=None))
+    assert calls == ["dr-ng", "dr-ng"] and signed.principal.name == "dr-ng" and _sessions(engine) == 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import NotFound, Unauthenticated
@@ -85,11 +86,17 @@ def sign_in_from_provider(app: CarePath, principal: Principal, client: Client, p
     if principal.role is Role.INTEGRATION:
         raise Unauthenticated(f"user '{principal.name}' is an integration account: a system calls the API with "
                               "a token, it does not sign in to the web app")
-    with UnitOfWork(app) as uow:
-        user = sync_provider_user(uow, principal, provider)
-        signed = _open_session(uow, principal, user.id, client, provider)
-        uow.commit()
-        return signed
+    for attempt in (1, 2):
+        try:
+            with UnitOfWork(app) as uow:
+                user = sync_provider_user(uow, principal, provider)
+                signed = _open_session(uow, principal, user.id, client, provider)
+                uow.commit()
+                return signed
+        except IntegrityError:  # the same new user's first sign-in in two browsers at once: one made the record
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _open_session(uow: UnitOfWork, principal: Principal, user_id: int, client: Client, method: str) -> SignedIn:
