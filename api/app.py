@@ -19,10 +19,11 @@ from .errors import install_error_handlers
 from .guards import BodyLimit, ErrorResponses, QueryChecks
 from .metrics import install_metrics
 from .oidc import OidcVerifier
+from .oidc_signin import OidcClient, OidcSignIn
 from .params import no_nul_in_path
 from .routes import audit, break_glass, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
-from .web import about, session, team, worklist_routes
+from .web import about, admin, provider_sign_in, session, team, worklist_routes
 from .web import break_glass as web_break_glass
 from .web import routes as web_routes
 from .web import start as web_start
@@ -40,6 +41,16 @@ def _oidc(settings: Settings) -> OidcVerifier | None:
     return OidcVerifier(settings.oidc_issuer, settings.oidc_audience, jwks=settings.oidc_jwks,
                         jwks_url=settings.oidc_jwks_url, username_claim=settings.oidc_username_claim,
                         roles_claim=settings.oidc_roles_claim, groups_claim=settings.oidc_groups_claim)
+
+
+def _oidc_sign_in(settings: Settings) -> OidcSignIn | None:
+    if not settings.oidc_web_sign_in() or settings.oidc_issuer is None or settings.oidc_client_id is None:
+        return None
+    client = OidcClient(settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret,
+                        settings.oidc_scopes, settings.oidc_timeout_seconds)
+    return OidcSignIn(client, {"jwks": settings.oidc_jwks, "jwks_url": settings.oidc_jwks_url,
+                               "username_claim": settings.oidc_username_claim,
+                               "roles_claim": settings.oidc_roles_claim, "groups_claim": settings.oidc_groups_claim})
 
 
 def create_app(settings: Settings | None = None, engine: CarePath | None = None) -> FastAPI:
@@ -70,6 +81,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.state.engine = engine
     app.state.settings = settings
     app.state.oidc = _oidc(settings)
+    app.state.oidc_sign_in = _oidc_sign_in(settings)
     install_error_handlers(app)
     install_web_error_handlers(app)  # the web app's paths answer pages (api/web/errors.py)
     install_path_only_access_log()
@@ -92,5 +104,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.include_router(team.router)  # also the notifications inbox (web/inbox.py)
     app.include_router(session.router)
     app.include_router(web_break_glass.router)
+    app.include_router(admin.router)
+    app.include_router(provider_sign_in.router)
     mount_static(app)
     return app

@@ -41,6 +41,10 @@ class OidcVerifier:
         self._lock = threading.Lock()
 
     def principal(self, token: str) -> Principal:
+        return self.map_claims(self.claims(token))
+
+    def claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, issuer, audience and expiry are checked."""
         try:
             claims = jwt.decode(token, self._signing_key(token), algorithms=ALGORITHMS, audience=self.audience,
                                 issuer=self.issuer, leeway=30, options={"require": ["exp", "iss", "aud"]})
@@ -48,7 +52,7 @@ class OidcVerifier:
             raise Unauthenticated("the identity provider's token has expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the identity provider's token is not valid here: {exc}") from None
-        return self._map(claims)
+        return dict(claims)
 
     def _signing_key(self, token: str) -> Any:
         try:
@@ -69,14 +73,15 @@ class OidcVerifier:
         with self._lock:
             if self._client is None:
                 url = self._jwks_url or self._discover()
-                self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600)
+                self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=10)
             return self._client
 
     def _discover(self) -> str:
         document = httpx.get(f"{self.issuer}/.well-known/openid-configuration", timeout=10).json()
         return str(document["jwks_uri"])
 
-    def _map(self, claims: dict[str, Any]) -> Principal:
+    def map_claims(self, claims: dict[str, Any]) -> Principal:
+        """The CarePath user a token's claims name: user name, the most privileged CarePath role, groups."""
         name = claims.get(self.username_claim) or claims.get("sub")
         if not isinstance(name, str) or not name:
             raise Unauthenticated(f"the token has no '{self.username_claim}' claim")

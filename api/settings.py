@@ -128,6 +128,34 @@ class Settings(BaseSettings):
     oidc_username_claim: str = "preferred_username"
     oidc_roles_claim: str = "roles"
     oidc_groups_claim: str = "groups"
+    # Web sign-in through the provider (authorization code flow with PKCE) when the issuer and a client id
+    # are set: the client registered at the provider for CarePath's web app (a confidential client adds its
+    # secret), the address the provider sends the browser back to (default: this server's
+    # /signin/oidc/callback as the browser reached it), the scopes asked for and the button's name.
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_redirect_uri: str | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_provider_name: str = "your organization's account"
+    oidc_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("oidc_redirect_uri")
+    @classmethod
+    def _redirect_uri_is_absolute(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("CAREPATH_OIDC_REDIRECT_URI must be an absolute http(s) address ending in "
+                             "/signin/oidc/callback")
+        return value
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _scopes_ask_for_openid(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("CAREPATH_OIDC_SCOPES must include openid (space-separated scopes)")
+        return value
+
+    def oidc_web_sign_in(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     @field_validator("lane_groups")
     @classmethod

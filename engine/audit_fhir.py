@@ -67,6 +67,7 @@ MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     "user_added": (SECURITY_ATTRIBUTES, None, "C"),
     "token_issued": (SECURITY_ATTRIBUTES, None, "C"),
     "user_groups_changed": (SECURITY_ATTRIBUTES, None, "U"),
+    "user_role_changed": (SECURITY_ATTRIBUTES, None, "U"),
     "user_deactivated": (SECURITY_ATTRIBUTES, None, "U"),
     "token_revoked": (SECURITY_ATTRIBUTES, None, "D"),
     "password_set": (SECURITY_ATTRIBUTES, None, "U"),

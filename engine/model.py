@@ -96,9 +96,9 @@ EVENT_TYPES = frozenset({
     "task_reminder_alert", "task_overdue_alert", "task_alert_failed", "timer_scheduled", "timer_fired",
     "timer_cancelled", "timer_failed", "timer_retry_scheduled", "message_awaited", "message_received",
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
-    "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_deactivated",
-    "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended", "sign_in_locked",
-    "break_glass_granted"})
+    "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
+    "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
+    "sign_in_locked", "break_glass_granted"})
 
 
 @dataclass(frozen=True)

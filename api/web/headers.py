@@ -23,7 +23,7 @@ COMMON = {
 }
 PAGE_CACHE = b"no-store"
 STATIC_CACHE = b"public, max-age=31536000, immutable"
-PAGES = ("/", "/signin", "/signout", "/app")
+PAGES = ("/", "/signin", "/signout", "/app", "/signin/oidc", "/signin/oidc/callback")
 
 
 def _kind(path: str) -> str | None:

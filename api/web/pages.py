@@ -35,7 +35,7 @@ MAX_FIELD = 20_000  # characters of one form field kept; the use cases' own boun
 SIGN_IN = "/signin"
 WORKLIST = "/app/worklist"
 WEB_PREFIXES = ("/app/", "/app")
-WEB_PATHS = ("/", SIGN_IN, "/signout")
+WEB_PATHS = ("/", SIGN_IN, "/signout", "/signin/oidc", "/signin/oidc/callback")
 
 
 def is_web_path(path: str) -> bool:

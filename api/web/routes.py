@@ -29,6 +29,7 @@ from .cookies import (
     idle_limit,
     set_cookie,
     set_session_cookie,
+    settings_of,
     sign_in_csrf,
     signed_in_user,
     throttle_of,
@@ -57,8 +58,10 @@ def sign_in_form(request: Request, next: str | None = None) -> Response:
 def _sign_in_page(request: Request, status: int, error: str | None = None, name: str = "",
                   back_to: str = WORKLIST) -> Response:
     token = sign_in_csrf(request)
+    settings = settings_of(request)
+    provider = settings.oidc_provider_name if settings.oidc_web_sign_in() else None
     response = page(request, "signin.html", status, user=None, error=error, name=name, csrf=token,
-                    back_to=back_to)
+                    back_to=back_to, oidc_provider=provider)
     set_cookie(request, response, SIGN_IN_COOKIE, token, SIGN_IN_FORM_SECONDS)
     return response
 

@@ -31,9 +31,23 @@ class UserView:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new API token: its text (shown once; only its hash is stored), its number and when it expires."""
+    token: str
+    id: int
+    expires_at: datetime | None
+
+
 def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = (), *, actor: str = "system",
              expires_in_days: int | None = None) -> str:
     """Create a user and return a new API token for it (shown once; only its hash is stored)."""
+    return create_user(app, name, role, groups, actor=actor, expires_in_days=expires_in_days).token
+
+
+def create_user(app: CarePath, name: str, role: str, groups: Iterable[str] = (), *, actor: str = "system",
+                expires_in_days: int | None = None) -> IssuedToken:
+    """`add_user`, answering the token with its number and expiry."""
     name = _checked_name((name or "").strip(), "user")
     role_value = _role(role)
     groups = _clean_groups(groups)
@@ -52,6 +66,12 @@ def add_user(app: CarePath, name: str, role: str, groups: Iterable[str] = (), *,
 
 def issue_token(app: CarePath, name: str, *, actor: str = "system", expires_in_days: int | None = None) -> str:
     """A new API token for an existing user (earlier tokens keep working until revoked or expired)."""
+    return issue_token_with_expiry(app, name, actor=actor, expires_in_days=expires_in_days).token
+
+
+def issue_token_with_expiry(app: CarePath, name: str, *, actor: str = "system",
+                            expires_in_days: int | None = None) -> IssuedToken:
+    """`issue_token`, answering the token with its number and expiry."""
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
         if not user.active:
@@ -220,14 +240,16 @@ def _check_may_deactivate(uow: UnitOfWork, principal: Principal, name: str) -> N
         raise Conflict(f"'{name}' is the last active admin: make another user admin before deactivating them")
 
 
-def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> str:
+def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> IssuedToken:
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
-        raise ValidationFailed(f"a token lasts 1 to {MAX_TOKEN_DAYS} days")
+        message = f"a token lasts 1 to {MAX_TOKEN_DAYS} days"
+        raise ValidationFailed(message, [Problem(message, field="expires_in_days")])
     token = new_token()
     expires = uow.app.now() + timedelta(days=expires_in_days) if expires_in_days else None
-    uow.session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=uow.app.now(),
-                             expires_at=expires))
-    return token
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=uow.app.now(), expires_at=expires)
+    uow.session.add(row)
+    uow.session.flush()
+    return IssuedToken(token, row.id, expires)
 
 
 def user_row(uow: UnitOfWork, name: str) -> User:
@@ -241,3 +263,36 @@ def user_row(uow: UnitOfWork, name: str) -> User:
 def _view(uow: UnitOfWork, user: User) -> UserView:
     groups = sorted(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
     return UserView(user.name, user.role, user.active, groups, user.created_at)
+
+
+def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> User:
+    """The local record of a user the identity provider vouched for, made or brought in line with the
+    provider's claims (role, groups) inside the caller's transaction, each change recorded. The record is
+    what a web session reads on every request, so it says what the provider said at sign-in; a user
+    deactivated here stays refused whatever the provider says."""
+    name = _checked_name(principal.name, "user")
+    user = uow.session.scalars(select(User).where(User.name == name).with_for_update()).first()
+    # A provider's group that is no CarePath group name (a space, a slash inside) cannot be a lane's group:
+    # it is left out rather than refusing the sign-in.
+    groups = sorted({g for g in principal.groups if NAME.fullmatch(g)})
+    if user is None:
+        user = User(name=name, role=principal.role.value, active=True, created_at=uow.app.now())
+        uow.session.add(user)
+        uow.session.flush()
+        uow.session.add_all([UserGroup(user_id=user.id, group_name=g) for g in groups])
+        uow.record("user_added", name, data={"user": name, "role": user.role, "groups": groups, "by": provider})
+        return user
+    if not user.active:
+        raise Unauthenticated(f"user '{name}' is deactivated")
+    if user.role != principal.role.value:
+        uow.record("user_role_changed", name, data={"user": name, "field": "role", "old": user.role,
+                                                    "new": principal.role.value, "by": provider})
+        user.role = principal.role.value
+    current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+    if current != set(groups):
+        for group in current - set(groups):
+            uow.session.delete(uow.session.get(UserGroup, (user.id, group)))
+        uow.session.add_all([UserGroup(user_id=user.id, group_name=g) for g in groups if g not in current])
+        uow.record("user_groups_changed", name, data={"user": name, "field": "groups", "old": sorted(current),
+                                                      "new": groups, "by": provider})
+    return user

@@ -13,17 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import NotFound, Unauthenticated
-from ..identity import SYSTEM, Principal, Role, hash_token, new_token
+from ..identity import SYSTEM, Principal, Role, hash_token, new_token, require_role
 from ..persistence.tables import User, UserGroup, WebSession
 from ..persistence.unit_of_work import UnitOfWork
 from ..sign_in_throttle import SignInThrottle
 from .access import Client, client_data
 from .break_glass import with_grants
 from .passwords import MAX_PASSWORD_LENGTH, verified_user
+from .users import sync_provider_user
 
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_SESSION = timedelta(hours=12)
@@ -70,18 +72,58 @@ def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, c
                 uow.commit()
         raise Unauthenticated(SIGN_IN_REFUSED)
     throttle.succeeded(keys[0])
-    token = new_token()
-    agent = client_data(client)
     with UnitOfWork(app) as uow:
         user_id = uow.session.scalars(select(User.id).where(User.name == principal.name)).one()
-        row = WebSession(token_hash=hash_token(token), user_id=user_id, created_at=now, last_seen_at=now,
-                         expires_at=now + MAX_SESSION, ended_at=None, client_host=(client.host or "")[:100] or None,
-                         user_agent=agent["user_agent"])
-        uow.session.add(row)
-        uow.session.flush()
-        uow.record("signed_in", principal.name, data={"user": principal.name, "session": row.id, "client": agent})
+        signed = _open_session(uow, principal, user_id, client, "password")
         uow.commit()
-        return SignedIn(principal, row.id, token)
+        return signed
+
+
+def sign_in_from_provider(app: CarePath, principal: Principal, client: Client, provider: str = "oidc") -> SignedIn:
+    """A new session for a user the identity provider has authenticated (its ID token checked by the caller,
+    its claims mapped to `principal` as for a bearer token): the local record is made or brought in line
+    with the claims, and the session opened, in one transaction. An integration account or a user
+    deactivated here is refused (Unauthenticated)."""
+    if principal.role is Role.INTEGRATION:
+        raise Unauthenticated(f"user '{principal.name}' is an integration account: a system calls the API with "
+                              "a token, it does not sign in to the web app")
+    for attempt in (1, 2):
+        try:
+            with UnitOfWork(app) as uow:
+                user = sync_provider_user(uow, principal, provider)
+                signed = _open_session(uow, principal, user.id, client, provider)
+                uow.commit()
+                return signed
+        except IntegrityError:  # the same new user's first sign-in in two browsers at once: one made the record
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_session(uow: UnitOfWork, principal: Principal, user_id: int, client: Client, method: str) -> SignedIn:
+    now, token, agent = uow.app.now(), new_token(), client_data(client)
+    row = WebSession(token_hash=hash_token(token), user_id=user_id, created_at=now, last_seen_at=now,
+                     expires_at=now + MAX_SESSION, ended_at=None, client_host=(client.host or "")[:100] or None,
+                     user_agent=agent["user_agent"])
+    uow.session.add(row)
+    uow.session.flush()
+    uow.record("signed_in", principal.name, data={"user": principal.name, "session": row.id, "client": agent,
+                                                  "method": method})
+    return SignedIn(principal, row.id, token)
+
+
+def last_sign_ins(app: CarePath, principal: Principal, name: str | None = None) -> dict[str, datetime]:
+    """When each user (or the one named) last signed in to the web app; users who never did are absent.
+    Admins only."""
+    require_role(principal, action="Reading users")
+    query = (select(User.name, func.max(WebSession.created_at)).join(WebSession, WebSession.user_id == User.id)
+             .group_by(User.name))
+    with app.db.read() as session:
+        rows = session.execute(query if name is None else query.where(User.name == name)).all()
+    last: dict[str, datetime] = {}
+    for name, at in rows:
+        last[name] = at
+    return last
 
 
 def session_user(app: CarePath, token: str | None, idle: timedelta,
