@@ -23,6 +23,7 @@ from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
 from .web import about
+from .web import pathways as web_pathways
 from .web import routes as web_routes
 from .web.assets import mount_static
 from .web.errors import error_response, install_web_error_handlers
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
-                       upload_path=pathways.router.prefix)
+                       upload_paths=(pathways.router.prefix, web_pathways.UPLOAD))
     app.add_middleware(ErrorResponses, respond=error_response)
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
@@ -82,5 +83,6 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
         app.include_router(module.router)
     app.include_router(web_routes.router)
     app.include_router(about.router)
+    app.include_router(web_pathways.router)
     mount_static(app)
     return app
