@@ -55,7 +55,7 @@ def _upload(browser: Browser, *files: tuple[str, str, bytes]) -> Any:
 
 
 def _preview_svg(response: Any) -> Any:
-    src = page(response).xpath('//figure[contains(@class, "preview")]/img/@src')[0]
+    src = page(response).xpath('//figure[contains(@class, "preview")]//img/@src')[0]
     assert src.startswith("data:image/svg+xml;base64,")
     return etree.fromstring(base64.b64decode(src.split(",", 1)[1]))
 
@@ -85,12 +85,12 @@ def test_a_refused_upload_lists_every_error_and_warning_and_marks_the_element(we
     assert refused.status_code == 422
     html = page(refused)
     assert html.xpath('//div[@role="alert"]') and "not deployed" in text_of(html.xpath('//div[@role="alert"]')[0])
-    errors = html.xpath('//tr[contains(@class, "finding") and contains(@class, "error")]')
+    errors = html.xpath('//tr[contains(@class, "severity-error")]')
     assert len(errors) == 1
     cells = {c.get("class"): text_of(c) for c in errors[0].xpath("td[@class]")}
     assert cells["file"] == "triage.bpmn" and cells["line"] == "5" and cells["element"].startswith("risk")
     assert "no default flow" in cells["message"] and "marked in the preview" in cells["element"]
-    warnings = html.xpath('//tr[contains(@class, "finding") and contains(@class, "warning")]')
+    warnings = html.xpath('//tr[contains(@class, "severity-warning")]')
     assert warnings and "'bogus'" in text_of(warnings[0]) and text_of(warnings[0].xpath('td[@class="line"]')[0]) == "6"
     svg = _preview_svg(refused)
     assert "highlight-failed" in _classes(svg, "risk")
@@ -136,7 +136,7 @@ def test_warnings_of_a_deployed_package_are_shown_and_the_unstaffed_lane_is_warn
                                      ("endEvent", "end", "")], lane="Night Team")
     deployed = _upload(browser, ("diagram", "nightly.bpmn", xml.encode()))
     assert deployed.status_code == 201
-    warnings = page(deployed).xpath('//tr[contains(@class, "finding") and contains(@class, "warning")]')
+    warnings = page(deployed).xpath('//tr[contains(@class, "severity-warning")]')
     assert any("'night-team'" in text_of(w) for w in warnings)
     lane = page(browser.get("/app/pathways/nightly")).xpath('//table[@class="lanes"]//tr[@data-lane="Night Team"]')[0]
     assert "night-team" in text_of(lane) and "wait unrouted" in text_of(lane)
@@ -151,7 +151,7 @@ def test_the_version_page_shows_diagram_lanes_forms_timers_measures_and_start_da
     assert response.status_code == 200
     html = page(response)
     base = "/app/pathways/post-ed-follow-up/versions/1"
-    assert html.xpath("//figure/img/@src") == [f"{base}/diagram.svg"]
+    assert html.xpath("//figure//img/@src") == [f"{base}/diagram.svg"]
     assert html.xpath(f'//a[@href="{base}/source"]') and html.xpath(f'//a[@href="{base}/retire"]')
     assert html.xpath('//a[@href="/app/pathways/post-ed-follow-up/start"]')
     assert html.xpath('//table[@class="lanes"]//tr[@data-lane="Care Coordinator"]//code/text()') == ["care-coordinator"]
