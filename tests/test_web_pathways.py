@@ -193,6 +193,15 @@ def test_a_retire_without_the_forms_token_changes_nothing(web: Any, engine: Care
     assert "Current" in text_of(page(browser.get("/app/pathways")).xpath('//tr[@data-version="1"]')[0])
 
 
+def test_an_auditor_is_not_offered_to_start_an_episode(web: Any, engine: CarePath) -> None:
+    deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", laid_out.follow_up().encode())])
+    web_user(engine, "ada", "auditor")
+    browser = Browser(web)
+    browser.sign_in("ada")
+    version = page(browser.get("/app/pathways/follow-up/versions/1"))
+    assert version.xpath("//h1") and not version.xpath('//a[@href="/app/pathways/follow-up/start"]')
+
+
 def test_a_coordinator_reads_pathways_but_may_not_upload_or_retire(web: Any, engine: CarePath) -> None:
     deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", laid_out.follow_up().encode())])
     web_user(engine, "sam", "coordinator", "care-coordinator")
@@ -202,6 +211,7 @@ def test_a_coordinator_reads_pathways_but_may_not_upload_or_retire(web: Any, eng
     assert listing.status_code == 200 and not page(listing).xpath('//a[@href="/app/pathways/upload"]')
     version = page(browser.get("/app/pathways/follow-up/versions/1"))
     assert not version.xpath('//a[contains(@href, "/retire")]')
+    assert version.xpath('//a[@href="/app/pathways/follow-up/start"]')  # coordinators start episodes
     for response in (browser.get("/app/pathways/upload"), browser.get("/app/pathways/follow-up/versions/1/retire")):
         assert response.status_code == 403 and "clinical_lead" in text_of(page(response).xpath("//main")[0])
     token = page(listing).xpath('//form[@action="/signout"]//input[@name="csrf_token"]/@value')[0]

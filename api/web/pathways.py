@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from carepath.engine.errors import DiagramInvalid, NotFound, ValidationFailed
 from carepath.engine.identity import PATHWAY_AUTHORS, has_role, require_role
 from carepath.engine.queries import all_pathway_versions, running_per_version
+from carepath.engine.rules import INSTANCE_RULES, may_take
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
 from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.pathway_outline import version_outline
@@ -126,7 +127,7 @@ def _version_page(request: Request, user: WebUser, key: str, version: int) -> Re
         running = running_per_version(session, key)
     return page(request, "pathway_version.html", user=user, outline=outline, v=outline.version,
                 versions=versions, running=running, may_author=_authors(user), version_url=version_url,
-                **_times(request))
+                may_start=may_take(INSTANCE_RULES["start"], user.principal), **_times(request))
 
 
 @router.get(PATHWAYS + "/{key}/versions/{version}/diagram.svg")
