@@ -231,7 +231,7 @@ def test_an_upload_over_the_limit_is_a_413_page(engine: CarePath, database_url: 
     big = laid_out.follow_up().encode() + b"<!--" + b"x" * 5000 + b"-->"
     too_large = _upload(browser, ("diagram", "fu.bpmn", big))
     assert too_large.status_code == 413 and too_large.headers["content-type"].startswith("text/html")
-    assert "too large" in text_of(page(too_large).xpath("//main")[0])
+    assert "too large" in text_of(page(too_large).xpath('//p[@id="diagram-error"]')[0])  # beside the field
     huge = _upload(browser, ("diagram", "fu.bpmn", b"x" * 80_000))  # beyond the body limit itself
     assert huge.status_code == 413 and huge.headers["content-type"].startswith("text/html")
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from carepath.engine.errors import DiagramInvalid, NotFound, ValidationFailed
+from carepath.engine.errors import DiagramInvalid, NotFound, PayloadTooLarge
 from carepath.engine.identity import PATHWAY_AUTHORS, has_role, require_role
 from carepath.engine.queries import all_pathway_versions, running_per_version
 from carepath.engine.rules import INSTANCE_RULES, may_take
@@ -44,8 +45,16 @@ def _authors(user: WebUser) -> bool:
     return has_role(user.principal, *PATHWAY_AUTHORS)
 
 
+def pathway_url(key: str) -> str:
+    """The pathway's page; the key is a BPMN id from an upload, so it is quoted for the path."""
+    return f"{PATHWAYS}/{quote(key, safe='')}"
+
+
 def version_url(key: str, version: int) -> str:
-    return f"{PATHWAYS}/{key}/versions/{version}"
+    return f"{pathway_url(key)}/versions/{version}"
+
+
+URLS: dict[str, Any] = {"pathway_url": pathway_url, "version_url": version_url}
 
 
 def _times(request: Request) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def pathway_list(request: Request) -> Response:
     for version in versions:
         by_key[version.key].append(version)
     return page(request, "pathways.html", user=user, pathways=dict(by_key), running=running,
-                may_author=_authors(user), **_times(request))
+                may_author=_authors(user), **URLS, **_times(request))
 
 
 def _upload_page(request: Request, user: WebUser, status: int = 200, **context: object) -> Response:
@@ -91,16 +100,19 @@ async def upload_submit(request: Request) -> Response:
     form = await posted_form(request, user)
     require_role(user.principal, *PATHWAY_AUTHORS, action=DEPLOYING)
     engine = engine_of(request)
-    sources = read_uploads(uploaded_files(form), settings_of(request).max_upload_bytes)
+    chosen = uploaded_files(form)
+    if not chosen:
+        return _upload_page(request, user, 422, field_error="Choose the pathway's diagram, a .bpmn file.")
+    try:
+        sources = read_uploads(chosen, settings_of(request).max_upload_bytes)
+    except PayloadTooLarge as too_large:
+        return _upload_page(request, user, 413, field_error=f"{too_large.message}. Nothing was stored.")
     try:
         result = deploy_pathways(engine, user.principal, sources, known_groups(engine))
     except DiagramInvalid as refused:
         return _upload_page(request, user, 422, refusal=refusal(refused, sources), uploaded=sources)
-    except ValidationFailed as invalid:  # nothing uploaded: the error belongs to the diagram field
-        return _upload_page(request, user, 422, field_error=invalid.message, uploaded=sources)
     created = any(p.created for p in result.processes)
-    return page(request, "pathway_deployed.html", 201 if created else 200, user=user, result=result,
-                version_url=version_url)
+    return page(request, "pathway_deployed.html", 201 if created else 200, user=user, result=result, **URLS)
 
 
 @router.get(PATHWAYS + "/{key}")
@@ -126,7 +138,7 @@ def _version_page(request: Request, user: WebUser, key: str, version: int) -> Re
         versions = [v for v in all_pathway_versions(session) if v.key == key]
         running = running_per_version(session, key)
     return page(request, "pathway_version.html", user=user, outline=outline, v=outline.version,
-                versions=versions, running=running, may_author=_authors(user), version_url=version_url,
+                versions=versions, running=running, may_author=_authors(user), **URLS,
                 may_start=may_take(INSTANCE_RULES["start"], user.principal), **_times(request))
 
 
@@ -148,8 +160,7 @@ def retire_confirm(request: Request, key: Key, version: VersionPath) -> Response
     user = require_user(request)
     require_role(user.principal, *PATHWAY_AUTHORS, action="Retiring a pathway version")
     outline = version_outline(engine_of(request), key, version)
-    return page(request, "pathway_retire.html", user=user, v=outline.version, running=outline.running,
-                version_url=version_url)
+    return page(request, "pathway_retire.html", user=user, v=outline.version, running=outline.running, **URLS)
 
 
 @router.post(PATHWAYS + "/{key}/versions/{version}/retire")
