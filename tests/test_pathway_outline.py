@@ -35,6 +35,7 @@ def test_lanes_route_to_groups_staffed_or_not_and_running_episodes_are_counted(e
     outline = version_outline(engine, "n", 1)
     assert [(lane.lane, lane.group, lane.staffed) for lane in outline.lanes] == [("Night Team", "night-team", False)]
     assert outline.tasks[0].lane == "Night Team" and outline.running == 0
+    assert not outline.drawable  # built without a layout
     add_user(engine, "nia", "coordinator", ["night-team"])
     start_instance(engine, SYSTEM, "n", business_key="enc-1")
     outline = version_outline(engine, "n", 1)

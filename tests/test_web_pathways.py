@@ -21,6 +21,7 @@ from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
+from tests.support import diagrams as d
 from tests.support import laid_out
 from tests.support.web import Browser, page, text_of, web_user
 
@@ -169,6 +170,14 @@ def test_the_version_page_shows_diagram_lanes_forms_timers_measures_and_start_da
     source = browser.get(f"{base}/source")
     assert source.content == (SHIPPED / names[0]).read_bytes()
     assert source.headers["content-disposition"].startswith('attachment; filename="post-ed-follow-up.bpmn"')
+
+
+def test_a_diagram_without_a_layout_is_said_so_instead_of_a_broken_picture(web: Any, engine: CarePath) -> None:
+    deploy_pathways(engine, SYSTEM, [SourceFile("n.bpmn", d.linear_user_tasks("n", "Check").encode())])
+    html = page(_lead(web, engine).get("/app/pathways/n/versions/1"))
+    assert not html.xpath("//figure//img")
+    assert "no layout" in text_of(html.xpath('//p[@class="no-preview"]')[0])
+    assert html.xpath('//table[@class="tasks"]//tr[@data-element-id="task_0"]')
 
 
 def test_retiring_asks_first_and_the_retired_version_says_so(web: Any, engine: CarePath) -> None:

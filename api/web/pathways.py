@@ -19,9 +19,9 @@ from fastapi.responses import Response
 
 from carepath.engine.errors import DiagramInvalid, NotFound, PayloadTooLarge
 from carepath.engine.identity import PATHWAY_AUTHORS, has_role, require_role
-from carepath.engine.queries import all_pathway_versions, running_per_version
+from carepath.engine.queries import all_pathway_versions, pathway_versions, running_per_version
 from carepath.engine.rules import INSTANCE_RULES, may_take
-from carepath.engine.usecases.deploy import deploy_pathways, retire_version
+from carepath.engine.usecases.deploy import DEPLOYING, RETIRING, deploy_pathways, retire_version
 from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.pathway_outline import version_outline
 from carepath.engine.usecases.users import known_groups
@@ -38,7 +38,6 @@ router = APIRouter(include_in_schema=False)
 PATHWAYS = "/app/pathways"
 UPLOAD = f"{PATHWAYS}/upload"
 Key = Annotated[str, PathParam(min_length=1, max_length=255)]
-DEPLOYING = "Deploying pathways"
 
 
 def _authors(user: WebUser) -> bool:
@@ -119,7 +118,7 @@ async def upload_submit(request: Request) -> Response:
 def pathway_page(request: Request, key: Key) -> Response:
     user = require_user(request)
     with engine_of(request).db.read() as session:
-        versions = [v for v in all_pathway_versions(session) if v.key == key]
+        versions = pathway_versions(session, key)
     if not versions:
         raise NotFound(f"pathway '{key}' is not deployed")
     current = [v for v in versions if not v.retired]
@@ -135,7 +134,7 @@ def _version_page(request: Request, user: WebUser, key: str, version: int) -> Re
     engine = engine_of(request)
     outline = version_outline(engine, key, version)
     with engine.db.read() as session:
-        versions = [v for v in all_pathway_versions(session) if v.key == key]
+        versions = pathway_versions(session, key)
         running = running_per_version(session, key)
     return page(request, "pathway_version.html", user=user, outline=outline, v=outline.version,
                 versions=versions, running=running, may_author=_authors(user), **URLS,
@@ -158,7 +157,7 @@ def version_source(request: Request, key: Key, version: VersionPath) -> Response
 @router.get(PATHWAYS + "/{key}/versions/{version}/retire")
 def retire_confirm(request: Request, key: Key, version: VersionPath) -> Response:
     user = require_user(request)
-    require_role(user.principal, *PATHWAY_AUTHORS, action="Retiring a pathway version")
+    require_role(user.principal, *PATHWAY_AUTHORS, action=RETIRING)
     outline = version_outline(engine_of(request), key, version)
     return page(request, "pathway_retire.html", user=user, v=outline.version, running=outline.running, **URLS)
 

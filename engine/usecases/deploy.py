@@ -27,10 +27,14 @@ from ..views import DeployedProcess, DeployResult
 from .deploy_sidecars import KeptSidecar, keep_sidecars
 from .store import with_conflict_retries
 
+# What the role checks call the two changes (pages ask the same check before they show a form).
+DEPLOYING = "Deploying pathways"
+RETIRING = "Retiring a pathway version"
+
 
 def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceFile],
                     known_groups: set[str] | None = None) -> DeployResult:
-    require_role(principal, *PATHWAY_AUTHORS, action="Deploying pathways")
+    require_role(principal, *PATHWAY_AUTHORS, action=DEPLOYING)
     if not files:
         raise ValidationFailed("no files were uploaded; send one or more .bpmn/.dmn files in the field 'files'")
     package = check_package(app.config, files, known_process_ids=deployed_keys(app), known_groups=known_groups)
@@ -200,7 +204,7 @@ def lane_warnings(config: EngineConfig, processes: Sequence[ParsedProcess],
 
 
 def retire_version(app: CarePath, principal: Principal, key: str, version: int) -> None:
-    require_role(principal, *PATHWAY_AUTHORS, action="Retiring a pathway version")
+    require_role(principal, *PATHWAY_AUTHORS, action=RETIRING)
     with UnitOfWork(app) as uow:
         row = uow.session.scalars(select(PathwayVersion).where(
             PathwayVersion.key == key, PathwayVersion.version == version)).first()

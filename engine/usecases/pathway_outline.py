@@ -19,6 +19,7 @@ from ..errors import NotFound
 from ..identity import group_for_lane
 from ..persistence.tables import DeploymentFile, PathwayVersion
 from ..queries import running_per_version, staffed_groups, version_view
+from ..render import BPMNDI
 from ..views import PathwayVersionView
 
 _TIMER_KINDS = {"timeDuration": "after", "timeDate": "at", "timeCycle": "every"}
@@ -57,6 +58,7 @@ class VersionOutline:
     timers: list[TimerOutline]
     time_settings: dict[str, str]
     running: int
+    drawable: bool  # the diagram has a layout (BPMN DI) to draw it from
 
 
 def version_outline(app: CarePath, key: str, version: int) -> VersionOutline:
@@ -69,22 +71,23 @@ def version_outline(app: CarePath, key: str, version: int) -> VersionOutline:
         staffed = staffed_groups(session)
         running = running_per_version(session, key).get((key, version), 0)
         view = version_view(session, row)
-    process = _process(source, key)
+    process, drawable = _process(source, key)
     lanes = [LaneRoute(lane, group, group in staffed)
              for lane in row.lanes for group in [group_for_lane(lane, app.config.lane_groups)]]
     return VersionOutline(view, lanes, _tasks(process, row.task_rules or {}), _timers(process),
-                          dict(row.time_settings or {}), running)
+                          dict(row.time_settings or {}), running, drawable)
 
 
-def _process(source: DeploymentFile | None, key: str) -> Element | None:
+def _process(source: DeploymentFile | None, key: str) -> tuple[Element | None, bool]:
+    """The version's process element in its stored diagram, and whether the diagram has a layout."""
     if source is None:
-        return None
+        return None, False
     documents, _ = load_documents([SourceFile(source.filename, source.content)], ImportLimits())
-    for document in documents:
-        for process in document.root.iter(bpmn("process")):
-            if process.get("id") == key:
-                return process
-    return None
+    root = documents[0].root if documents else None
+    if root is None:
+        return None, False
+    drawable = next(root.iter(f"{{{BPMNDI}}}BPMNPlane"), None) is not None
+    return next((p for p in root.iter(bpmn("process")) if p.get("id") == key), None), drawable
 
 
 def _name(element: Element) -> str:
