@@ -1,10 +1,14 @@
 """What a deployed version holds, as the lead's version page reads it (engine/usecases/pathway_outline.py),
-the running episodes per version, and a refused upload keeping its warnings (DiagramInvalid.warnings)."""
+the running episodes per version, and a refused upload keeping its warnings (DiagramInvalid.warnings, also
+in the API's answer)."""
 
 from __future__ import annotations
 
 import pytest
+from fastapi.testclient import TestClient
 
+from carepath.api.app import create_app
+from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from carepath.engine.definitions import SourceFile, parse_package
 from carepath.engine.errors import DiagramInvalid, NotFound
@@ -59,3 +63,17 @@ def test_a_refused_upload_keeps_the_warnings_found_before_it(engine: CarePath) -
         check_package(engine.config, [SourceFile("late.bpmn", late.encode())], known_groups=set())
     assert [p.element_id for p in refused.value.problems] == ["call"]
     assert any("night-team" in w.message for w in refused.value.warnings)
+
+
+def test_the_api_answers_a_refused_deploy_with_its_warnings(engine: CarePath, database_url: str) -> None:
+    token = add_user(engine, "lee", "clinical_lead")
+    app = create_app(Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False),
+                     engine)
+    bad = laid_out.chain("w", [("startEvent", "start", ""), ("exclusiveGateway", "gw", "?"),
+                               ("userTask", "call", "Call"), ("endEvent", "end", "")],
+                         extra_flows=[("fx", "gw", "end")], task_attrs={"call": {"bogus": "1"}})
+    answer = TestClient(app).post("/api/pathways", headers={"Authorization": f"Bearer {token}"},
+                                  files=[("files", ("w.bpmn", bad.encode(), "application/xml"))])
+    assert answer.status_code == 422
+    assert [e["element_id"] for e in answer.json()["errors"]] == ["gw"]
+    assert [w["line"] for w in answer.json()["warnings"]] == [6]
