@@ -25,6 +25,7 @@ from .routes import audit, break_glass, health, instances, messages, notificatio
 from .settings import Settings
 from .web import about, admin, provider_sign_in, session, team, worklist_routes
 from .web import break_glass as web_break_glass
+from .web import pathways as web_pathways
 from .web import routes as web_routes
 from .web import start as web_start
 from .web import tasks as web_tasks
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
-                       upload_path=pathways.router.prefix)
+                       upload_paths=(pathways.router.prefix, web_pathways.UPLOAD))
     app.add_middleware(ErrorResponses, respond=error_response)
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
@@ -106,5 +107,6 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.include_router(web_break_glass.router)
     app.include_router(admin.router)
     app.include_router(provider_sign_in.router)
+    app.include_router(web_pathways.router)
     mount_static(app)
     return app

@@ -8,6 +8,12 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+from fastapi.responses import Response
+
+from carepath.engine.application import CarePath
+from carepath.engine.errors import NotFound
+from carepath.engine.queries import pathway_source
+
 # RFC 8187 attr-char, besides letters and digits: what `filename*` may carry unencoded.
 ATTR_CHARS = "!#$&+-.^_`|~"
 UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\/;%]')
@@ -21,3 +27,15 @@ def content_disposition(disposition: str, filename: str, fallback: str = "downlo
     if ascii_name != name:
         header += f"; filename*=UTF-8''{quote(name, safe=ATTR_CHARS)}"
     return header
+
+
+def pathway_source_response(engine: CarePath, key: str, version: int, disposition: str) -> Response:
+    """A version's stored diagram file, under its uploaded name (the API shows it inline, the web app offers
+    it as a download)."""
+    with engine.db.read() as session:
+        found = pathway_source(session, key, version)
+    if found is None:
+        raise NotFound(f"pathway '{key}' has no version {version}")
+    filename, content = found
+    return Response(content, media_type="application/xml",
+                    headers={"Content-Disposition": content_disposition(disposition, filename, f"{key}.bpmn")})

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from carepath.engine.errors import (
     CarePathError,
     Conflict,
+    DiagramInvalid,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -41,6 +42,8 @@ def domain_error(exc: CarePathError) -> JSONResponse:
     body: dict[str, object] = {"error": type(exc).__name__, "message": exc.message}
     if isinstance(exc, ValidationFailed):
         body["errors"] = [p.as_dict() for p in exc.problems]
+    if isinstance(exc, DiagramInvalid) and exc.warnings:
+        body["warnings"] = [p.as_dict() for p in exc.warnings]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 

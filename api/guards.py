@@ -6,7 +6,8 @@ escapes the routes in the documented shape (`{"error", "message"}`).
   re-raised (Starlette's ServerErrorMiddleware would, and uvicorn then drops the connection without
   `Connection: close`, so a client's next request on it fails).
 - `BodyLimit`: counts the body's bytes as they arrive, so a chunked body is bounded as well as one with a
-  `Content-Length`; beyond the limit `413` before the body is parsed. Deploy uploads have their own limit.
+  `Content-Length`; beyond the limit `413` before the body is parsed. Deploy uploads (the API's and the web
+  app's upload form) have their own limit.
 - `QueryChecks`: an empty query value (`?instance=`) is the parameter left out; a NUL character in a query
   value or in a string of a JSON body (PostgreSQL refuses it in text) is a `422` naming the parameter.
 """
@@ -81,12 +82,12 @@ class ErrorResponses:
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int, upload_path: str) -> None:
-        self.app, self.max_bytes, self.upload_bytes, self.upload_path = app, max_bytes, upload_bytes, upload_path
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int, upload_paths: tuple[str, ...]) -> None:
+        self.app, self.max_bytes, self.upload_bytes, self.upload_paths = app, max_bytes, upload_bytes, upload_paths
 
     def limit(self, scope: Scope) -> int:
         # multipart framing adds a little to the files themselves, whose total the deploy route checks
-        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == self.upload_path
+        upload = scope["method"] == "POST" and scope["path"].rstrip("/") in self.upload_paths
         return self.upload_bytes + 64 * 1024 if upload else self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

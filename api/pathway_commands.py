@@ -226,6 +226,8 @@ def print_problems(exc: ValidationFailed, display: dict[str, str]) -> None:
     print(f"error: {exc.message}", file=sys.stderr)
     for problem in exc.problems:
         print(f"  {_located(problem, display)}{problem.message}", file=sys.stderr)
+    for warning in exc.warnings if isinstance(exc, DiagramInvalid) else []:
+        print(f"warning: {_located(warning, display)}{warning.message}", file=sys.stderr)
 
 
 def _located(problem: Problem, display: dict[str, str]) -> str:

@@ -27,6 +27,8 @@ class ErrorOut(Out):
     error: str
     message: str
     errors: list[dict[str, Any]] | None = None
+    warnings: list[dict[str, Any]] | None = Field(
+        default=None, description="a refused deploy: the warnings found before it was refused (as `errors`)")
     error_id: str | None = Field(default=None, description="an unexpected error (500): the id of its logged line")
 
 

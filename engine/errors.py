@@ -63,7 +63,13 @@ class ValidationFailed(CarePathError):
 
 
 class DiagramInvalid(ValidationFailed):
-    pass
+    """An upload that cannot be deployed: its problems, and the warnings found before it was refused (so a
+    lead fixes everything in one round)."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None,
+                 warnings: list[Problem] | None = None) -> None:
+        super().__init__(message, problems)
+        self.warnings = list(warnings or [])
 
 
 class PayloadTooLarge(CarePathError):

@@ -63,8 +63,16 @@ SYSTEM = Principal("system", Role.ADMIN)
 SCHEDULER = Principal("scheduler", Role.ADMIN)
 
 
+# Who deploys and retires pathway versions (admins may do anything): the use cases and the web pages ask here.
+PATHWAY_AUTHORS = (Role.CLINICAL_LEAD,)
+
+
+def has_role(principal: Principal, *roles: Role) -> bool:
+    return principal.role is Role.ADMIN or principal.role in roles
+
+
 def require_role(principal: Principal, *roles: Role, action: str) -> None:
-    if principal.role is Role.ADMIN or principal.role in roles:
+    if has_role(principal, *roles):
         return
     allowed = ", ".join(r.value for r in dict.fromkeys((*roles, Role.ADMIN)))  # each role once
     raise PermissionDenied(f"{action} needs one of the roles {allowed}; user '{principal.name}' "

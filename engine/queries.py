@@ -13,7 +13,16 @@ from sqlalchemy.orm import Session
 
 from .bounds import shown
 from .identity import Principal, VisibleTo, acting_scope
-from .model import OPEN_TASK_STATES, RECORD_VIEWED, InstanceStatus, TaskState, TimerState, audience_key, viewer_keys
+from .model import (
+    ACTIVE_STATUSES,
+    OPEN_TASK_STATES,
+    RECORD_VIEWED,
+    InstanceStatus,
+    TaskState,
+    TimerState,
+    audience_key,
+    viewer_keys,
+)
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -385,6 +394,24 @@ def list_pathways(session: Session) -> list[PathwayVersionView]:
 def pathway_versions(session: Session, key: str) -> list[PathwayVersionView]:
     rows = session.scalars(select(PathwayVersion).where(PathwayVersion.key == key)
                            .order_by(PathwayVersion.version))
+    return [version_view(session, r) for r in rows]
+
+
+def running_per_version(session: Session, key: str | None = None) -> dict[tuple[str, int], int]:
+    """{(pathway key, version): instances running or in incident}, one grouped count (of one pathway's
+    versions when `key` is given); versions without running instances are absent."""
+    query = (select(PathwayVersion.key, PathwayVersion.version, func.count(Instance.id))
+             .join(Instance, Instance.pathway_version_id == PathwayVersion.id)
+             .where(Instance.status.in_([s.value for s in ACTIVE_STATUSES]))
+             .group_by(PathwayVersion.key, PathwayVersion.version))
+    if key is not None:
+        query = query.where(PathwayVersion.key == key)
+    return {(k, v): n for k, v, n in session.execute(query)}
+
+
+def all_pathway_versions(session: Session) -> list[PathwayVersionView]:
+    """Every version of every pathway, by key then version."""
+    rows = session.scalars(select(PathwayVersion).order_by(PathwayVersion.key, PathwayVersion.version))
     return [version_view(session, r) for r in rows]
 
 

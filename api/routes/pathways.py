@@ -7,16 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from carepath.engine.definitions import SourceFile
-from carepath.engine.errors import NotFound, PayloadTooLarge
-from carepath.engine.queries import list_pathways, pathway_source, pathway_versions
+from carepath.engine.errors import NotFound
+from carepath.engine.queries import list_pathways, pathway_versions
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
 from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import known_groups
 
-from ..attachments import content_disposition
+from ..attachments import pathway_source_response
 from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
 from ..params import VersionPath
 from ..schemas import (
@@ -29,21 +28,9 @@ from ..schemas import (
     StartIn,
     errors,
 )
+from ..uploads import read_uploads
 
 router = APIRouter(prefix="/api/pathways", tags=["pathways"], responses=ERROR_RESPONSES)
-
-
-def _read_uploads(files: list[UploadFile], max_bytes: int) -> list[SourceFile]:
-    sources, total = [], 0
-    for upload in files:
-        name = (upload.filename or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1] or "upload.bpmn"
-        content = upload.file.read(max_bytes + 1)
-        total += len(content)
-        if total > max_bytes:
-            raise PayloadTooLarge(f"the upload is too large: the files together exceed "
-                                  f"{max_bytes // (1024 * 1024)} MB (at '{name}')")
-        sources.append(SourceFile(name, content))
-    return sources
 
 
 @router.post("", response_model=DeployOut, status_code=201,
@@ -51,7 +38,7 @@ def _read_uploads(files: list[UploadFile], max_bytes: int) -> list[SourceFile]:
                         **errors(*BODY_ERRORS)})
 def deploy(request: Request, response: Response, engine: EngineDep, user: CurrentUser,
            files: Annotated[list[UploadFile], File(description="one or more .bpmn / .dmn files")]) -> DeployOut:
-    sources = _read_uploads(files, request.app.state.settings.max_upload_bytes)
+    sources = read_uploads(files, request.app.state.settings.max_upload_bytes)
     result = deploy_pathways(engine, user, sources, known_groups(engine))
     if not any(p.created for p in result.processes):
         response.status_code = 200
@@ -76,13 +63,7 @@ def versions(key: str, engine: EngineDep, user: CurrentUser) -> PathwayOut:
 @router.get("/{key}/versions/{version}/bpmn", response_class=Response,
             responses={200: {"content": {"application/xml": {}}}, **errors(401, 403, 404, 422, json=False)})
 def source(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser) -> Response:
-    with engine.db.read() as session:
-        found = pathway_source(session, key, version)
-    if found is None:
-        raise NotFound(f"pathway '{key}' has no version {version}")
-    filename, content = found
-    return Response(content, media_type="application/xml",
-                    headers={"Content-Disposition": content_disposition("inline", filename, f"{key}.bpmn")})
+    return pathway_source_response(engine, key, version, "inline")
 
 
 @router.get("/{key}/versions/{version}/diagram.svg", response_class=Response,

@@ -9,12 +9,22 @@ since their URLs change with their content (api/web/assets.py).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from carepath.engine.render import STYLE
 
 from .assets import STATIC_PREFIX
 
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+# A diagram (engine/render.py) opened on its own: nothing may run or load, and its one style sheet applies
+# (by its hash; the page policy's style-src 'self' would leave it unstyled, shapes filled black).
+DIAGRAM_POLICY = ("default-src 'none'; style-src 'sha256-"
+                  + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+                  + "'; frame-ancestors 'none'")
 COMMON = {
     b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
     b"referrer-policy": b"same-origin",
@@ -34,6 +44,11 @@ def _kind(path: str) -> str | None:
     return None
 
 
+def _is_svg(message: Message) -> bool:
+    return any(name.lower() == b"content-type" and value.startswith(b"image/svg+xml")
+               for name, value in message.get("headers", []))
+
+
 class WebPageHeaders:
     """Pure ASGI middleware: the headers above on every response of a web page or static file, errors
     included; a header of the same name set by the route is replaced."""
@@ -51,6 +66,8 @@ class WebPageHeaders:
             if message["type"] == "http.response.start":
                 cached = kind == "static" and message["status"] in (200, 304)
                 added = {**COMMON, b"cache-control": STATIC_CACHE if cached else PAGE_CACHE}
+                if kind == "page" and _is_svg(message):
+                    added[b"content-security-policy"] = DIAGRAM_POLICY.encode()
                 kept = [(name, value) for name, value in message.get("headers", []) if name.lower() not in added]
                 message = {**message, "headers": [*kept, *added.items()]}
             await send(message)

@@ -46,7 +46,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     index = build_index(documents, choice.family, known_process_ids)
     executability = _executability(index)
     if executability.refusals or not documents:
-        _refuse(problems + executability.refusals)
+        _refuse(problems + executability.refusals, warnings + executability.warnings)
     warnings.extend(executability.warnings)
     report = _checked(index)
     processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
@@ -57,7 +57,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     problems += attach_start_forms(processes, index, schemas)
     problems += attach_sidecars(processes, sidecars, [d.name for d in documents if d.kind == "bpmn"])
     if problems:
-        _refuse(problems)
+        _refuse(problems, warnings + report.warnings)
     return ParsedPackage(processes, warnings + report.warnings + _default_id_warnings(index, processes))
 
 
@@ -136,7 +136,7 @@ def _parse_with_library(index: PackageIndex, report: StaticReport,
     return processes, run.problems
 
 
-def _refuse(problems: list[Problem]) -> None:
+def _refuse(problems: list[Problem], warnings: list[Problem]) -> None:
     count = len(problems)
     raise DiagramInvalid(f"The upload cannot be deployed: {count} problem{'s' if count != 1 else ''} found.",
-                         problems)
+                         problems, warnings)

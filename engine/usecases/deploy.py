@@ -18,7 +18,7 @@ from ..definitions import ParsedPackage, ParsedProcess, SourceFile, parse_packag
 from ..definitions._assignment import DATE_KEYS
 from ..definitions._identity import content_identity
 from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
-from ..identity import Principal, Role, group_for_lane, require_role
+from ..identity import PATHWAY_AUTHORS, Principal, group_for_lane, require_role
 from ..persistence.tables import DeploymentFile, MessageCatchEvent, MessageStartEvent, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..runtime.assignment import is_expression
@@ -27,10 +27,14 @@ from ..views import DeployedProcess, DeployResult
 from .deploy_sidecars import KeptSidecar, keep_sidecars
 from .store import with_conflict_retries
 
+# What the role checks call the two changes (pages ask the same check before they show a form).
+DEPLOYING = "Deploying pathways"
+RETIRING = "Retiring a pathway version"
+
 
 def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceFile],
                     known_groups: set[str] | None = None) -> DeployResult:
-    require_role(principal, Role.CLINICAL_LEAD, action="Deploying pathways")
+    require_role(principal, *PATHWAY_AUTHORS, action=DEPLOYING)
     if not files:
         raise ValidationFailed("no files were uploaded; send one or more .bpmn/.dmn files in the field 'files'")
     package = check_package(app.config, files, known_process_ids=deployed_keys(app), known_groups=known_groups)
@@ -58,9 +62,12 @@ def check_package(config: EngineConfig, files: Sequence[SourceFile], *, known_pr
     """Everything a deploy checks before it stores anything, without a database: the importer, the
     calendars and dates, and (given the groups users belong to) the lanes. Raises DiagramInvalid."""
     package = parse_package(files, known_process_ids=known_process_ids)
-    _check_time_settings(config, package.processes)
-    return ParsedPackage(package.processes, [*package.warnings, *lane_warnings(config, package.processes,
-                                                                                known_groups)])
+    warnings = [*package.warnings, *lane_warnings(config, package.processes, known_groups)]
+    try:
+        _check_time_settings(config, package.processes)
+    except DiagramInvalid as refused:
+        raise DiagramInvalid(refused.message, refused.problems, warnings) from None
+    return ParsedPackage(package.processes, warnings)
 
 
 def deployed_keys(app: CarePath) -> set[str]:
@@ -197,7 +204,7 @@ def lane_warnings(config: EngineConfig, processes: Sequence[ParsedProcess],
 
 
 def retire_version(app: CarePath, principal: Principal, key: str, version: int) -> None:
-    require_role(principal, Role.CLINICAL_LEAD, action="Retiring a pathway version")
+    require_role(principal, *PATHWAY_AUTHORS, action=RETIRING)
     with UnitOfWork(app) as uow:
         row = uow.session.scalars(select(PathwayVersion).where(
             PathwayVersion.key == key, PathwayVersion.version == version)).first()
