@@ -346,3 +346,18 @@ def test_a_delegated_task_lists_only_colleagues_who_may_work_it(web: Any, engine
     sam.submit(f"/app/tasks/{task_id}", f"/app/tasks/{task_id}/claim")
     options = page(sam.get(f"/app/tasks/{task_id}")).xpath('//select[@name="to"]/option/@value')
     assert options == ["", "kim"]
+
+
+def test_a_task_claimed_by_another_meanwhile_keeps_what_was_typed(web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    kim = _signed_in(web, engine, "kim")
+    url = f"/app/tasks/{task_id}"
+    form = page(sam.get(url)).xpath('//form[@id="task-form"]')[0]
+    assert kim.submit(url, f"{url}/claim").status_code == 303
+    data = {field.name: field.value or "" for field in form.inputs if field.name}
+    refused = sam.client.post(f"{url}/complete", data={**data, **VALID})
+    assert refused.status_code == 409
+    doc = page(refused)
+    assert "claimed by kim" in text_of(doc.xpath('//div[@role="alert"]')[0])
+    assert doc.xpath('//input[@name="provider"]/@value') == ["Dr Adams"]
+    assert _task(engine, task_id).state == "ready"

@@ -16,12 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from carepath.engine.errors import CarePathError, NotFound, ValidationFailed
+from carepath.engine.errors import CarePathError, Conflict, NotFound, ValidationFailed
 from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.instances import get_instance_view
 
+from ..errors import status_for
 from .cookies import WebUser, client_of, engine_of
 from .forms import Posted, field_errors, form_fields, typed_values
 from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
@@ -151,6 +152,8 @@ async def complete(request: Request, task_id: TaskId) -> Response:
     except ValidationFailed as refused:
         at_fields, others = field_errors(refused, names)
         return _render(request, user, task_id, 422, posted, at_fields, others)
+    except Conflict as refused:  # e.g. claimed by another meanwhile: keep what was typed
+        return _render(request, user, task_id, status_for(refused), posted, {}, [refused.message])
     return redirect(_back(form, task_id, f"{task_url(task_id)}/done"))
 
 
