@@ -327,8 +327,12 @@ def test_a_coordinator_starts_an_episode_with_the_start_form(web: Any, engine: C
         "#field-conditions", "#field-ed_visit_date"}
     assert bad.xpath('//input[@name="episode-patient_id"]/@value') == ["pat-9"]
     assert bad.xpath('//input[@name="conditions"]/@value') == ["many"]
-    no_key = lead.submit(url, url, **{"episode-business_key": "", "ed_visit_date": "2026-03-02", "conditions": "2"})
-    assert page(no_key).xpath('//input[@name="episode-business_key"]/@aria-invalid') == ["true"]
+    no_key = page(lead.submit(url, url, **{"episode-business_key": "", "ed_visit_date": "2026-03-02",
+                                           "conditions": "-1"}))
+    # Every problem at once: the episode's key and the start data's.
+    assert no_key.xpath('//input[@name="episode-business_key"]/@aria-invalid') == ["true"]
+    assert text_of(no_key.xpath('//*[@id="field-episode-business_key-error"]')[0]) == "Error: This field is required"
+    assert no_key.xpath('//input[@name="conditions"]/@aria-invalid') == ["true"]
     started = lead.submit(url, url, **{"episode-business_key": "enc-9", "episode-patient_id": "pat-9",
                                        "ed_visit_date": "2026-03-02", "conditions": "2"})
     assert started.status_code == 303 and started.headers["location"].startswith("/app/episodes/")
