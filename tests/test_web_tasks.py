@@ -164,7 +164,14 @@ def test_completing_types_the_values_and_offers_the_next_task(web: Any, engine: 
     assert data["reached"] is True and data["interpreter"] is False and data["attempts"] == 2 and data["weight"] == 71.5
     assert data["clinic"] == "clinic-C" and data["visit_date"] == "2026-03-05"
     assert data["call_back_at"].startswith("2026-03-04T09:30:00")
+    with engine.db.read() as session:
+        reads = session.scalars(select(Event).where(Event.type == RECORD_VIEWED,
+                                                    Event.instance_id == task.instance_id)).all()
     doc = page(browser.get(done.headers["location"]))
+    with engine.db.read() as session:
+        after = session.scalars(select(Event).where(Event.type == RECORD_VIEWED,
+                                                    Event.instance_id == task.instance_id)).all()
+    assert len(after) == len(reads) + 1  # the done page shows the episode: one read
     next_link = doc.xpath('//a[@id="next-task"]')[0]
     assert next_link.get("autofocus") is not None and next_link.get("href") == f"/app/tasks/{other}"
     assert "Review the call" in text_of(doc.xpath("//section")[0])  # the episode moved on
