@@ -54,7 +54,8 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
     if posted is not None:  # a refused form shows every field as the user left it, ticks included
         fields = [_kept(f, posted) for f in fields]
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
-                others=others or [], action_errors=action_errors or {}, paths=ACTION_PATHS)
+                others=others or [], action_errors=action_errors or {}, paths=ACTION_PATHS,
+                draft_saved=request.query_params.get("draft") == "saved")
 
 
 def _kept(field: Any, posted: Posted) -> Any:
@@ -129,7 +130,7 @@ async def draft(request: Request, task_id: TaskId) -> Response:
     if posted.errors:
         return _render(request, user, task_id, 422, posted, posted.errors,
                        ["The draft was saved without the fields marked below."])
-    return redirect(_back(form, task_id))
+    return redirect(_back(form, task_id, f"{task_url(task_id)}?draft=saved"))
 
 
 @router.post("/app/tasks/{task_id}/complete")

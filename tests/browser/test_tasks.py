@@ -73,6 +73,7 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
     page.click("#complete-button")  # nothing answered: the errors at their fields
     page.locator("[role=alert]").wait_for()
     assert page.locator("#field-reached").get_attribute("aria-invalid") == "true"
+    page.wait_for_function("document.activeElement.classList.contains('error-summary')")  # read out first
     assert _serious(visit) == []
     page.check("input[name=reached][value=true]")
     page.check("input[name=outcome][value=booked]")
