@@ -373,3 +373,17 @@ def test_a_task_claimed_by_another_meanwhile_keeps_what_was_typed(web: Any, engi
     assert "claimed by kim" in text_of(doc.xpath('//div[@role="alert"]')[0])
     assert doc.xpath('//input[@name="provider"]/@value') == ["Dr Adams"]
     assert _task(engine, task_id).state == "ready"
+
+
+def test_a_task_without_a_form_is_completed_with_its_button(web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    sam.submit(f"/app/tasks/{task_id}", f"/app/tasks/{task_id}/complete", **VALID)
+    review = get_instance_view(engine, _task(engine, task_id).instance_id).open_tasks[0]
+    doc = page(sam.get(f"/app/tasks/{review.id}"))
+    assert text_of(doc.xpath('//h2[@id="form-title"]')[0]) == "Complete the task"
+    form = doc.xpath('//form[@id="task-form"]')[0]
+    assert [i.get("name") for i in form.xpath(".//input | .//select | .//textarea")] == ["csrf_token"]
+    done = sam.submit(f"/app/tasks/{review.id}", f"/app/tasks/{review.id}/complete")
+    assert done.status_code == 303
+    assert get_instance_view(engine, review.instance_id).status == "completed"
+    assert "completed" in text_of(page(sam.get(done.headers["location"])).xpath("//main")[0])
