@@ -181,10 +181,10 @@ def done(request: Request, task_id: TaskId) -> Response:
 @router.post("/app/tasks/{task_id}/{action}")
 async def small_action(request: Request, task_id: TaskId, action: str) -> Response:
     """A small action form: the use case, then back; a refused value is shown beside the action's field."""
+    user = require_user(request)
     if action not in SMALL_ACTIONS:
         raise NotFound(f"there is no task action '{action[:50]}'")
     rule, use_case, arguments = SMALL_ACTIONS[action]
-    user = require_user(request)
     form = await _form(request, user)
     try:
         use_case(engine_of(request), user.principal, task_id, *arguments(form))
