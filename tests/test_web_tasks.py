@@ -164,7 +164,14 @@ def test_completing_types_the_values_and_offers_the_next_task(web: Any, engine: 
     assert data["reached"] is True and data["interpreter"] is False and data["attempts"] == 2 and data["weight"] == 71.5
     assert data["clinic"] == "clinic-C" and data["visit_date"] == "2026-03-05"
     assert data["call_back_at"].startswith("2026-03-04T09:30:00")
+    with engine.db.read() as session:
+        reads = session.scalars(select(Event).where(Event.type == RECORD_VIEWED,
+                                                    Event.instance_id == task.instance_id)).all()
     doc = page(browser.get(done.headers["location"]))
+    with engine.db.read() as session:
+        after = session.scalars(select(Event).where(Event.type == RECORD_VIEWED,
+                                                    Event.instance_id == task.instance_id)).all()
+    assert len(after) == len(reads) + 1  # the done page shows the episode: one read
     next_link = doc.xpath('//a[@id="next-task"]')[0]
     assert next_link.get("autofocus") is not None and next_link.get("href") == f"/app/tasks/{other}"
     assert "Review the call" in text_of(doc.xpath("//section")[0])  # the episode moved on
@@ -296,7 +303,8 @@ def test_a_draft_is_kept_as_a_history_entry_and_prefills_the_form(web: Any, engi
     form = doc.xpath('//form[@id="task-form"]')[0]
     assert form.get("hx-post") == f"{url}/draft" and "change" in form.get("hx-trigger")
     saved = _save_draft(sam, task_id, attempts="3", call_notes="no answer")
-    assert saved.status_code == 303 and saved.headers["location"] == url
+    assert saved.status_code == 303 and saved.headers["location"] == f"{url}?draft=saved"
+    assert text_of(page(sam.get(saved.headers["location"])).xpath('//*[@id="draft-status"]')[0]) == "Draft saved."
     task = _task(engine, task_id)
     assert task.draft == {"attempts": 3, "call_notes": "no answer", "interpreter": False}
     assert task.state == "in-progress" and task.assignee == "sam"
@@ -327,8 +335,12 @@ def test_a_coordinator_starts_an_episode_with_the_start_form(web: Any, engine: C
         "#field-conditions", "#field-ed_visit_date"}
     assert bad.xpath('//input[@name="episode-patient_id"]/@value') == ["pat-9"]
     assert bad.xpath('//input[@name="conditions"]/@value') == ["many"]
-    no_key = lead.submit(url, url, **{"episode-business_key": "", "ed_visit_date": "2026-03-02", "conditions": "2"})
-    assert page(no_key).xpath('//input[@name="episode-business_key"]/@aria-invalid') == ["true"]
+    no_key = page(lead.submit(url, url, **{"episode-business_key": "", "ed_visit_date": "2026-03-02",
+                                           "conditions": "-1"}))
+    # Every problem at once: the episode's key and the start data's.
+    assert no_key.xpath('//input[@name="episode-business_key"]/@aria-invalid') == ["true"]
+    assert text_of(no_key.xpath('//*[@id="field-episode-business_key-error"]')[0]) == "Error: This field is required"
+    assert no_key.xpath('//input[@name="conditions"]/@aria-invalid') == ["true"]
     started = lead.submit(url, url, **{"episode-business_key": "enc-9", "episode-patient_id": "pat-9",
                                        "ed_visit_date": "2026-03-02", "conditions": "2"})
     assert started.status_code == 303 and started.headers["location"].startswith("/app/episodes/")
@@ -346,3 +358,32 @@ def test_a_delegated_task_lists_only_colleagues_who_may_work_it(web: Any, engine
     sam.submit(f"/app/tasks/{task_id}", f"/app/tasks/{task_id}/claim")
     options = page(sam.get(f"/app/tasks/{task_id}")).xpath('//select[@name="to"]/option/@value')
     assert options == ["", "kim"]
+
+
+def test_a_task_claimed_by_another_meanwhile_keeps_what_was_typed(web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    kim = _signed_in(web, engine, "kim")
+    url = f"/app/tasks/{task_id}"
+    form = page(sam.get(url)).xpath('//form[@id="task-form"]')[0]
+    assert kim.submit(url, f"{url}/claim").status_code == 303
+    data = {field.name: field.value or "" for field in form.inputs if field.name}
+    refused = sam.client.post(f"{url}/complete", data={**data, **VALID})
+    assert refused.status_code == 409
+    doc = page(refused)
+    assert "claimed by kim" in text_of(doc.xpath('//div[@role="alert"]')[0])
+    assert doc.xpath('//input[@name="provider"]/@value') == ["Dr Adams"]
+    assert _task(engine, task_id).state == "ready"
+
+
+def test_a_task_without_a_form_is_completed_with_its_button(web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    sam.submit(f"/app/tasks/{task_id}", f"/app/tasks/{task_id}/complete", **VALID)
+    review = get_instance_view(engine, _task(engine, task_id).instance_id).open_tasks[0]
+    doc = page(sam.get(f"/app/tasks/{review.id}"))
+    assert text_of(doc.xpath('//h2[@id="form-title"]')[0]) == "Complete the task"
+    form = doc.xpath('//form[@id="task-form"]')[0]
+    assert [i.get("name") for i in form.xpath(".//input | .//select | .//textarea")] == ["csrf_token"]
+    done = sam.submit(f"/app/tasks/{review.id}", f"/app/tasks/{review.id}/complete")
+    assert done.status_code == 303
+    assert get_instance_view(engine, review.instance_id).status == "completed"
+    assert "completed" in text_of(page(sam.get(done.headers["location"])).xpath("//main")[0])

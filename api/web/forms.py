@@ -163,12 +163,23 @@ def field_errors(exc: ValidationFailed, names: set[str]) -> tuple[dict[str, str]
     for problem in exc.problems:
         top = (problem.field or "").split(".")[0]
         if top in names and top not in at_fields:
-            at_fields[top] = problem.message
+            at_fields[top] = beside_field(problem.message, top)
         elif top not in names:
             others.append(problem.message)
     if not exc.problems:
         others.append(exc.message)
     return at_fields, others
+
+
+def beside_field(message: str, name: str) -> str:
+    """The engine's message as said next to its field: without the field's name, which the label gives."""
+    if message in (f"'{name}' is required", f"{name} must be a non-empty string"):
+        return "This field is required"
+    prefix = f"'{name}': "
+    if message.startswith(prefix) and len(message) > len(prefix):
+        rest = message[len(prefix):]
+        return rest[0].upper() + rest[1:]
+    return message
 
 
 def _typed(text: str, prop: dict[str, Any], widget: str, zone: ZoneInfo) -> Any:

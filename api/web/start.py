@@ -81,8 +81,10 @@ async def start_submit(request: Request, key: PathwayKey) -> Response:
         view = start_instance(engine, user.principal, key, business_key=episode["business_key"],
                               patient_id=episode["patient_id"] or None, data=posted.values,
                               version=pathway.version)
-    except ValidationFailed as refused:
-        return _render(request, user, pathway, 422, posted, episode, *_located(refused, names))
+    except ValidationFailed as refused:  # with every start data problem too, not only the first refusal's
+        every = ValidationFailed(refused.message, [*refused.problems,
+                                                   *form_problems(pathway.start_data, posted.values)])
+        return _render(request, user, pathway, 422, posted, episode, *_located(every, names))
     return redirect(f"/app/episodes/{view.id}")
 
 

@@ -16,13 +16,14 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from carepath.engine.errors import CarePathError, NotFound, ValidationFailed
+from carepath.engine.errors import CarePathError, Conflict, NotFound, ValidationFailed
 from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.instances import get_instance_view
 from carepath.engine.usecases.worklist_settings import worklist_choice
 
+from ..errors import status_for
 from .cookies import WebUser, client_of, engine_of
 from .forms import Posted, field_errors, form_fields, typed_values
 from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
@@ -54,7 +55,8 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
     if posted is not None:  # a refused form shows every field as the user left it, ticks included
         fields = [_kept(f, posted) for f in fields]
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
-                others=others or [], action_errors=action_errors or {}, paths=ACTION_PATHS)
+                others=others or [], action_errors=action_errors or {}, paths=ACTION_PATHS,
+                draft_saved=request.query_params.get("draft") == "saved")
 
 
 def _kept(field: Any, posted: Posted) -> Any:
@@ -129,7 +131,7 @@ async def draft(request: Request, task_id: TaskId) -> Response:
     if posted.errors:
         return _render(request, user, task_id, 422, posted, posted.errors,
                        ["The draft was saved without the fields marked below."])
-    return redirect(_back(form, task_id))
+    return redirect(_back(form, task_id, f"{task_url(task_id)}?draft=saved"))
 
 
 @router.post("/app/tasks/{task_id}/complete")
@@ -152,6 +154,8 @@ async def complete(request: Request, task_id: TaskId) -> Response:
     except ValidationFailed as refused:
         at_fields, others = field_errors(refused, names)
         return _render(request, user, task_id, 422, posted, at_fields, others)
+    except Conflict as refused:  # e.g. claimed by another meanwhile: keep what was typed
+        return _render(request, user, task_id, status_for(refused), posted, {}, [refused.message])
     return redirect(_back(form, task_id, f"{task_url(task_id)}/done"))
 
 
@@ -179,10 +183,10 @@ def done(request: Request, task_id: TaskId) -> Response:
 @router.post("/app/tasks/{task_id}/{action}")
 async def small_action(request: Request, task_id: TaskId, action: str) -> Response:
     """A small action form: the use case, then back; a refused value is shown beside the action's field."""
+    user = require_user(request)
     if action not in SMALL_ACTIONS:
         raise NotFound(f"there is no task action '{action[:50]}'")
     rule, use_case, arguments = SMALL_ACTIONS[action]
-    user = require_user(request)
     form = await _form(request, user)
     try:
         use_case(engine_of(request), user.principal, task_id, *arguments(form))

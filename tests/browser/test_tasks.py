@@ -73,6 +73,7 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
     page.click("#complete-button")  # nothing answered: the errors at their fields
     page.locator("[role=alert]").wait_for()
     assert page.locator("#field-reached").get_attribute("aria-invalid") == "true"
+    page.wait_for_function("document.activeElement.classList.contains('error-summary')")  # read out first
     assert _serious(visit) == []
     page.check("input[name=reached][value=true]")
     page.check("input[name=outcome][value=booked]")
@@ -80,6 +81,10 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
     page.fill("#field-visit_date", "2026-03-05")
     page.fill("#field-attempts", "2")
     page.fill("#field-call_notes", "Booked with <b>Dr Adams</b>")
+    # Leaving the field saves the draft; waiting for it keeps its request from being cut off by the
+    # completion's page load (which Chromium would log as an htmx error, a race of the test, not a fault).
+    page.keyboard.press("Tab")
+    page.locator("#draft-status").filter(has_text="Draft saved").wait_for()
     page.click("#complete-button")
     page.wait_for_url(f"**/app/tasks/{task_id}/done")
     assert "Review the call" in page.locator("main").inner_text()  # the episode moved on
@@ -122,6 +127,7 @@ def test_a_task_is_completed_with_the_keyboard_only_and_the_next_one_is_a_keystr
     _tab_to(page, "#field-visit_date")
     page.keyboard.type("03052026")  # month, day, year in an en-US date input
     _tab_to(page, "#complete-button")
+    page.locator("#draft-status").filter(has_text="Draft saved").wait_for()  # the answers left (see above)
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/app/tasks/{first}/done")
     assert _task_state(engine, first) == ("completed", "sam")

@@ -5,6 +5,9 @@
   "use strict";
   var EVERY_MS = 30000;
   function start() {
+    // A refused form: the focus goes to the list of problems, which links to each field (GOV.UK's pattern).
+    var summary = document.querySelector(".error-summary");
+    if (summary) { summary.focus(); }
     var form = document.getElementById("task-form");
     if (!form || !form.hasAttribute("hx-post")) { return; }
     var changed = false;
