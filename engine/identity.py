@@ -64,9 +64,6 @@ SCHEDULER = Principal("scheduler", Role.ADMIN)
 
 
 # Who deploys and retires pathway versions (admins may do anything): the use cases and the web pages ask here.
-PATHWAY_AUTHORS = (Role.CLINICAL_LEAD,)
-
-
 def has_role(principal: Principal, *roles: Role) -> bool:
     return principal.role is Role.ADMIN or principal.role in roles
 

@@ -36,6 +36,16 @@ class TimerState(StrEnum):
     FAILED = "failed"
 
 
+class VersionState(StrEnum):
+    """A pathway version (table `pathway_versions`): the current one of its key starts new episodes, an
+    older one keeps its running episodes, a retired one starts nothing (column `retired`; current/older is
+    which version is the newest not retired)."""
+
+    CURRENT = "current"
+    OLDER = "older"
+    RETIRED = "retired"
+
+
 class GrantState(StrEnum):
     """A break-glass grant (table `break_glass_grants`): active until its end time, then expired; not
     stored (the times say it)."""

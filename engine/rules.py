@@ -28,6 +28,7 @@ from .model import (
     NotificationState,
     TaskState,
     TimerState,
+    VersionState,
     audience_key,
 )
 
@@ -308,9 +309,21 @@ GRANT_RULES = _rules(
          note="nothing is written: from its end time on, the grant widens nothing"),
 )
 
+PATHWAY_AUTHORS = (Role.CLINICAL_LEAD,)
+
+VERSION_RULES = _rules(
+    Rule("deploy", "Deploying pathways", (), (VersionState.CURRENT,), PATHWAY_AUTHORS, (), "pathway_deployed",
+         note="a package identical to a stored version answers that version and writes nothing; the version "
+         "that was current becomes older and keeps its running episodes"),
+    Rule("retire", "Retiring a pathway version", (VersionState.CURRENT, VersionState.OLDER),
+         (VersionState.RETIRED,), PATHWAY_AUTHORS, (), "pathway_retired",
+         note="its running episodes go on; no new episode starts on it; retiring a retired version changes "
+         "nothing"),
+)
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
-                                      "break-glass grant": GRANT_RULES}
+                                      "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -421,7 +434,7 @@ NOT_OFFERED = frozenset({"start", "release"})
 
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
                                             "message": MessageState, "notification": NotificationState,
-                                            "break-glass grant": GrantState}
+                                            "break-glass grant": GrantState, "pathway version": VersionState}
 
 
 def _who(rule: Rule) -> str:
@@ -468,9 +481,9 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INSTANCE_RULES", "TASK_RULES", "TABLES", "Guard", "InstanceFacts", "Rule", "TaskFacts",
-           "allowed_actions", "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown",
-           "supervised_groups", "supervises"]
+__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "TASK_RULES", "TABLES", "VERSION_RULES", "Guard",
+           "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles", "check", "check_role",
+           "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
 
 
 if __name__ == "__main__":

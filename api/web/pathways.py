@@ -2,7 +2,7 @@
 lanes and groups, forms, timers, deadlines and measures), its source and diagram, retiring it.
 
 Reading is open to whoever the API's pathway routes let read (any signed-in user); deploying and retiring
-go through the engine's use cases, which check the role (`identity.PATHWAY_AUTHORS`); the pages ask the
+go through the engine's use cases, which check the role (`rules.VERSION_RULES`); the pages ask the
 same rule which buttons to offer.
 """
 
@@ -18,10 +18,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from carepath.engine.errors import DiagramInvalid, NotFound, PayloadTooLarge
-from carepath.engine.identity import PATHWAY_AUTHORS, has_role, require_role
 from carepath.engine.queries import all_pathway_versions, pathway_versions, running_per_version
-from carepath.engine.rules import INSTANCE_RULES, may_take
-from carepath.engine.usecases.deploy import DEPLOYING, RETIRING, deploy_pathways, retire_version
+from carepath.engine.rules import INSTANCE_RULES, VERSION_RULES, check_role, may_take
+from carepath.engine.usecases.deploy import deploy_pathways, retire_version
 from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.pathway_outline import version_outline
 from carepath.engine.usecases.users import known_groups
@@ -41,7 +40,7 @@ Key = Annotated[str, PathParam(min_length=1, max_length=255)]
 
 
 def _authors(user: WebUser) -> bool:
-    return has_role(user.principal, *PATHWAY_AUTHORS)
+    return may_take(VERSION_RULES["deploy"], user.principal)
 
 
 def pathway_url(key: str) -> str:
@@ -89,7 +88,7 @@ def _upload_page(request: Request, user: WebUser, status: int = 200, **context: 
 @router.get(UPLOAD)
 def upload_form(request: Request) -> Response:
     user = require_user(request)
-    require_role(user.principal, *PATHWAY_AUTHORS, action=DEPLOYING)
+    check_role(VERSION_RULES["deploy"], user.principal)
     return _upload_page(request, user)
 
 
@@ -97,7 +96,7 @@ def upload_form(request: Request) -> Response:
 async def upload_submit(request: Request) -> Response:
     user = require_user(request)
     form = await posted_form(request, user)
-    require_role(user.principal, *PATHWAY_AUTHORS, action=DEPLOYING)
+    check_role(VERSION_RULES["deploy"], user.principal)
     engine = engine_of(request)
     chosen = uploaded_files(form)
     if not chosen:
@@ -157,7 +156,7 @@ def version_source(request: Request, key: Key, version: VersionPath) -> Response
 @router.get(PATHWAYS + "/{key}/versions/{version}/retire")
 def retire_confirm(request: Request, key: Key, version: VersionPath) -> Response:
     user = require_user(request)
-    require_role(user.principal, *PATHWAY_AUTHORS, action=RETIRING)
+    check_role(VERSION_RULES["retire"], user.principal)
     outline = version_outline(engine_of(request), key, version)
     return page(request, "pathway_retire.html", user=user, v=outline.version, running=outline.running, **URLS)
 

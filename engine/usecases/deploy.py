@@ -18,9 +18,10 @@ from ..definitions import ParsedPackage, ParsedProcess, SourceFile, parse_packag
 from ..definitions._assignment import DATE_KEYS
 from ..definitions._identity import content_identity
 from ..errors import DiagramInvalid, NotFound, Problem, ValidationFailed
-from ..identity import PATHWAY_AUTHORS, Principal, group_for_lane, require_role
+from ..identity import Principal, group_for_lane
 from ..persistence.tables import DeploymentFile, MessageCatchEvent, MessageStartEvent, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import VERSION_RULES, check_role
 from ..runtime.assignment import is_expression
 from ..runtime.serializer import serializer_for
 from ..views import DeployedProcess, DeployResult
@@ -28,13 +29,11 @@ from .deploy_sidecars import KeptSidecar, keep_sidecars
 from .store import with_conflict_retries
 
 # What the role checks call the two changes (pages ask the same check before they show a form).
-DEPLOYING = "Deploying pathways"
-RETIRING = "Retiring a pathway version"
 
 
 def deploy_pathways(app: CarePath, principal: Principal, files: Sequence[SourceFile],
                     known_groups: set[str] | None = None) -> DeployResult:
-    require_role(principal, *PATHWAY_AUTHORS, action=DEPLOYING)
+    check_role(VERSION_RULES["deploy"], principal)
     if not files:
         raise ValidationFailed("no files were uploaded; send one or more .bpmn/.dmn files in the field 'files'")
     package = check_package(app.config, files, known_process_ids=deployed_keys(app), known_groups=known_groups)
@@ -204,7 +203,7 @@ def lane_warnings(config: EngineConfig, processes: Sequence[ParsedProcess],
 
 
 def retire_version(app: CarePath, principal: Principal, key: str, version: int) -> None:
-    require_role(principal, *PATHWAY_AUTHORS, action=RETIRING)
+    check_role(VERSION_RULES["retire"], principal)
     with UnitOfWork(app) as uow:
         row = uow.session.scalars(select(PathwayVersion).where(
             PathwayVersion.key == key, PathwayVersion.version == version)).first()
