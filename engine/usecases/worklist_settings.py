@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..errors import NotFound, Problem, ValidationFailed
@@ -46,9 +47,14 @@ def checked_choice(view: str, sort: str, search: str | None) -> WorklistChoice:
 def worklist_choice(app: CarePath, principal: Principal) -> WorklistChoice:
     """The user's saved choice, or the default when they never chose (or it names a view since retired)."""
     with app.db.read() as session:
-        row = session.execute(select(WorklistSetting.view, WorklistSetting.sort, WorklistSetting.search)
-                              .join(User, User.id == WorklistSetting.user_id)
-                              .where(User.name == principal.name)).first()
+        return saved_choice(session, principal)
+
+
+def saved_choice(session: Session, principal: Principal) -> WorklistChoice:
+    """`worklist_choice` inside a read the caller holds (the worklist page reads it with its rows)."""
+    row = session.execute(select(WorklistSetting.view, WorklistSetting.sort, WorklistSetting.search)
+                          .join(User, User.id == WorklistSetting.user_id)
+                          .where(User.name == principal.name)).first()
     if row is None or row.view not in VIEWS or row.sort not in SORTS:
         return WorklistChoice()
     return WorklistChoice(row.view, row.sort, row.search)
