@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
@@ -63,6 +64,14 @@ def saved_choice(session: Session, principal: Principal) -> WorklistChoice:
 def save_worklist_choice(app: CarePath, principal: Principal, choice: WorklistChoice) -> WorklistChoice:
     """Store the user's choice (checked first: ValidationFailed names the bad field); returns it tidied."""
     choice = checked_choice(choice.view, choice.sort, choice.search)
+    try:
+        _store(app, principal, choice)
+    except IntegrityError:  # two tabs saved the first choice at once: the row exists now, update it
+        _store(app, principal, choice)
+    return choice
+
+
+def _store(app: CarePath, principal: Principal, choice: WorklistChoice) -> None:
     with UnitOfWork(app) as uow:
         user_id = _user_id(uow, principal)
         row = uow.session.get(WorklistSetting, user_id)
@@ -71,7 +80,6 @@ def save_worklist_choice(app: CarePath, principal: Principal, choice: WorklistCh
             uow.session.add(row)
         row.view, row.sort, row.search, row.updated_at = choice.view, choice.sort, choice.search, app.now()
         uow.commit()
-    return choice
 
 
 def reset_worklist_choice(app: CarePath, principal: Principal) -> WorklistChoice:
