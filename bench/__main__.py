@@ -155,7 +155,7 @@ def _worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str
 
 def _web_worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
     admin = add_user(database_url, "bench-admin", "admin")
-    add_personas(database_url)
+    tokens = add_personas(database_url)
     set_passwords(database_url, WEB_PERSONAS)
     out: dict[str, Any] = {"web_worklist": {}}
     with running_server(database_url, args.out) as server:
@@ -164,7 +164,7 @@ def _web_worklist_phase(database_url: str, args: argparse.Namespace, sizes: dict
         for total in sizes["worklist"]:
             bulk_load(database_url, total, "{}")
             out["web_worklist"][str(total)] = measure_web_worklist(
-                lambda: httpx.Client(base_url=server.url, timeout=60), sizes["requests"])
+                lambda: httpx.Client(base_url=server.url, timeout=60), sizes["requests"], tokens["wl-coordinator"])
     return out
 
 

@@ -62,9 +62,12 @@ def cases() -> list[tuple[str, str, dict[str, str]]]:
     return chosen
 
 
-def measure_web_worklist(new_client: Callable[[], httpx.Client], requests: int) -> dict[str, Any]:
+def measure_web_worklist(new_client: Callable[[], httpx.Client], requests: int,
+                         api_token: str | None = None) -> dict[str, Any]:
     """p50/p95/p99 of the page per case, its rows and HTML bytes; the quiet poll (204); the page weight.
-    `new_client` gives a client of the server (one per persona: each keeps its own cookies)."""
+    `new_client` gives a client of the server (one per persona: each keeps its own cookies). With the
+    big team's coordinator's `api_token`, the JSON API's list of the same tasks is measured alongside, as a
+    reference taken on the same machine at the same time (the machine's load moves both)."""
     results: dict[str, Any] = {}
     sessions: dict[str, tuple[httpx.Client, str]] = {}
     try:
@@ -84,6 +87,12 @@ def measure_web_worklist(new_client: Callable[[], httpx.Client], requests: int) 
         client.post("/app/worklist/search", data={"csrf_token": csrf, "q": ""})
         client.get("/app/worklist", params={"view": "mine-and-teams", "sort": "due"})  # a full page
         results["poll, nothing moved (204)"] = _quiet_poll(client, requests)
+        if api_token:
+            bearer = {"Authorization": f"Bearer {api_token}"}
+            first, samples = timed_gets(client, "/api/tasks", requests, headers=bearer,
+                                        params={"candidate": "me", "sort": "due", "limit": 50})
+            results["reference: GET /api/tasks?candidate=me"] = {**percentiles(samples), "rows": len(
+                first.json()["items"]), "html_bytes": len(first.content)}
         results["page weight"] = page_weight(client)
     finally:
         for client, _ in sessions.values():

@@ -47,13 +47,14 @@ def test_compliance_report_measurement_runs_and_reports(api: ApiClient, clock: M
 def test_web_worklist_page_measurement_runs_and_reports(api: ApiClient, database_url: str) -> None:
     lead = api.user("clinical_lead")
     assert api.deploy(lead, ("bench.bpmn", BPMN)).status_code == 201
-    add_personas(database_url)
+    tokens = add_personas(database_url)
     set_passwords(database_url, WEB_PERSONAS)
     bulk_load(database_url, 60, "{}")
-    runs = measure_web_worklist(lambda: Browser(api.client.app).client, requests=2)
+    runs = measure_web_worklist(lambda: Browser(api.client.app).client, requests=2, api_token=tokens["wl-coordinator"])
     assert runs["view=mine-and-teams"]["rows"] > 0 and runs["view=mine-and-teams"]["html_bytes"] > 0
     assert all(q["n"] == 2 for name, q in runs.items() if name != "page weight")
     assert runs["poll, nothing moved (204)"]["status"] == 204
+    assert runs["reference: GET /api/tasks?candidate=me"]["rows"] > 0
     weight = runs["page weight"]
     assert any("htmx.min.js" in path for path in weight["asset_bytes"])
     assert weight["total_bytes"] == weight["html_bytes"] + sum(weight["asset_bytes"].values())

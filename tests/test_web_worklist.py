@@ -304,3 +304,26 @@ def test_migration_0016_adds_the_settings_and_goes_back(tmp_path: Any) -> None:
         assert worklist_choice(engine, ALICE) == WorklistChoice()
     finally:
         db.dispose()
+
+
+def test_two_tabs_saving_the_first_choice_at_once_both_succeed(engine: CarePath,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second insert of the user's row fails on its key; the save then updates the row the first made."""
+    from sqlalchemy.exc import IntegrityError
+
+    from carepath.engine.usecases import worklist_settings as settings
+    from carepath.engine.usecases.worklist_settings import WorklistChoice, save_worklist_choice, worklist_choice
+
+    web_user(engine, "alice", "coordinator", "care-coordinator")
+    real_store, calls = settings._store, []
+
+    def racing(app: CarePath, principal: Principal, choice: WorklistChoice) -> None:
+        calls.append(choice)
+        if len(calls) == 1:  # the other tab wins the insert
+            real_store(app, principal, WorklistChoice("mine", "age"))
+            raise IntegrityError("INSERT INTO worklist_settings", {}, Exception("duplicate key"))
+        real_store(app, principal, choice)
+
+    monkeypatch.setattr(settings, "_store", racing)
+    assert save_worklist_choice(engine, ALICE, WorklistChoice("overdue", "priority")).view == "overdue"
+    assert worklist_choice(engine, ALICE) == WorklistChoice("overdue", "priority") and len(calls) == 2

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from carepath.engine.application import CarePath
 from carepath.engine.identity import Principal
 from carepath.engine.queries import list_tasks
-from carepath.engine.usecases.worklist_settings import WorklistChoice
+from carepath.engine.usecases.worklist_settings import WorklistChoice, saved_choice
 from carepath.engine.views import TaskView
 from carepath.engine.worklist import SORTS, last_task_change, view_filter
 
@@ -33,6 +33,7 @@ class WorklistRow:
 
 @dataclass(frozen=True)
 class WorklistPage:
+    choice: WorklistChoice
     rows: list[WorklistRow]
     total: int
     exact: bool
@@ -47,18 +48,19 @@ class WorklistPage:
         return (self.page - 1) * PAGE_ROWS + 1
 
 
-def worklist_page(engine: CarePath, user: Principal, choice: WorklistChoice, page: int = 1) -> WorklistPage:
-    """One page of the user's chosen view, and its cursor."""
+def worklist_page(engine: CarePath, user: Principal, choice: WorklistChoice | None, page: int = 1) -> WorklistPage:
+    """One page of the chosen view (None: the user's saved choice, read with the rows), and its cursor."""
     now, zone = engine.now(), engine.time_context().tz
-    filters = view_filter(choice.view, user, now, zone, choice.search)
     offset = (page - 1) * PAGE_ROWS
     with engine.db.read() as session:
+        choice = choice or saved_choice(session, user)
+        filters = view_filter(choice.view, user, now, zone, choice.search)
         stamp = last_task_change(session)  # read first: the rows are at least as new as it
         found = list_tasks(session, filters, sort=SORTS[choice.sort][0], limit=PAGE_ROWS, offset=offset, now=now)
     rows = [_row(task, now, zone) for task in found.items]
     has_next = (not found.total_exact or found.total > offset + len(rows)) and page < MAX_PAGE
     cursor = f"{stamp}.{fingerprint(rows, found.total, found.total_exact)}"
-    return WorklistPage(rows, found.total, found.total_exact, page, has_next, zone.key,
+    return WorklistPage(choice, rows, found.total, found.total_exact, page, has_next, zone.key,
                         now.astimezone(zone).strftime("%H:%M"), cursor)
 
 

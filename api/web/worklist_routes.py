@@ -42,10 +42,10 @@ CURSOR = re.compile(r"(\d{1,19})\.([0-9a-f]{16})(\.v)?")
 def worklist(request: Request, view: Choice = None, sort: Choice = None,
              q: Annotated[str | None, QueryParam(max_length=MAX_SEARCH)] = None, page: PageNumber = 1) -> Response:
     user = require_user(request)
+    if view is None and sort is None and q is None:  # the commonest: the saved choice, read with the rows
+        return _worklist_page(request, user, None, page)
     engine = engine_of(request)
     saved = worklist_choice(engine, user.principal)
-    if view is None and sort is None and q is None:
-        return _worklist_page(request, user, saved, page)
     try:
         chosen = checked_choice(view or saved.view, sort or saved.sort, saved.search if q is None else q)
     except ValidationFailed as refused:
@@ -79,9 +79,10 @@ async def reset(request: Request) -> Response:
     return redirect(WORKLIST)
 
 
-def _worklist_page(request: Request, user: WebUser, choice: WorklistChoice, page_number: int, status: int = 200,
-                   problems: list[Problem] | None = None, typed: str | None = None) -> Response:
+def _worklist_page(request: Request, user: WebUser, choice: WorklistChoice | None, page_number: int,
+                   status: int = 200, problems: list[Problem] | None = None, typed: str | None = None) -> Response:
     drawn = worklist_page(engine_of(request), user.principal, choice, page_number)
+    choice = drawn.choice
     errors = {p.field: p.message for p in problems or []}
     return page(request, "worklist.html", status, user=user, choice=choice, drawn=drawn, views=VIEWS,
                 sorts={key: label for key, (_, label) in SORTS.items()}, problems=problems or [], errors=errors,

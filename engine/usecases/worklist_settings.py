@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..errors import NotFound, Problem, ValidationFailed
@@ -46,9 +48,14 @@ def checked_choice(view: str, sort: str, search: str | None) -> WorklistChoice:
 def worklist_choice(app: CarePath, principal: Principal) -> WorklistChoice:
     """The user's saved choice, or the default when they never chose (or it names a view since retired)."""
     with app.db.read() as session:
-        row = session.execute(select(WorklistSetting.view, WorklistSetting.sort, WorklistSetting.search)
-                              .join(User, User.id == WorklistSetting.user_id)
-                              .where(User.name == principal.name)).first()
+        return saved_choice(session, principal)
+
+
+def saved_choice(session: Session, principal: Principal) -> WorklistChoice:
+    """`worklist_choice` inside a read the caller holds (the worklist page reads it with its rows)."""
+    row = session.execute(select(WorklistSetting.view, WorklistSetting.sort, WorklistSetting.search)
+                          .join(User, User.id == WorklistSetting.user_id)
+                          .where(User.name == principal.name)).first()
     if row is None or row.view not in VIEWS or row.sort not in SORTS:
         return WorklistChoice()
     return WorklistChoice(row.view, row.sort, row.search)
@@ -57,6 +64,14 @@ def worklist_choice(app: CarePath, principal: Principal) -> WorklistChoice:
 def save_worklist_choice(app: CarePath, principal: Principal, choice: WorklistChoice) -> WorklistChoice:
     """Store the user's choice (checked first: ValidationFailed names the bad field); returns it tidied."""
     choice = checked_choice(choice.view, choice.sort, choice.search)
+    try:
+        _store(app, principal, choice)
+    except IntegrityError:  # two tabs saved the first choice at once: the row exists now, update it
+        _store(app, principal, choice)
+    return choice
+
+
+def _store(app: CarePath, principal: Principal, choice: WorklistChoice) -> None:
     with UnitOfWork(app) as uow:
         user_id = _user_id(uow, principal)
         row = uow.session.get(WorklistSetting, user_id)
@@ -65,7 +80,6 @@ def save_worklist_choice(app: CarePath, principal: Principal, choice: WorklistCh
             uow.session.add(row)
         row.view, row.sort, row.search, row.updated_at = choice.view, choice.sort, choice.search, app.now()
         uow.commit()
-    return choice
 
 
 def reset_worklist_choice(app: CarePath, principal: Principal) -> WorklistChoice:
