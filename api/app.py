@@ -23,6 +23,8 @@ from .params import no_nul_in_path
 from .routes import audit, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
 from .web import about
+from .web import audit as web_audit
+from .web import episodes as web_episodes
 from .web import routes as web_routes
 from .web.assets import mount_static
 from .web.errors import error_response, install_web_error_handlers
@@ -82,5 +84,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
         app.include_router(module.router)
     app.include_router(web_routes.router)
     app.include_router(about.router)
+    app.include_router(web_episodes.router)
+    app.include_router(web_audit.router)
     mount_static(app)
     return app

@@ -246,3 +246,23 @@ def _missing(session: Session, row: Any) -> str:
 
 def _stream(session: Session, query: Any) -> Iterator[Any]:
     yield from session.execute(query.execution_options(yield_per=STREAM_BATCH))
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    """The latest checkpoint as an auditor reads it: which, when, signed with which key, up to which event."""
+
+    seq: int
+    at: datetime
+    key_id: str
+    full: bool
+    last_event_id: int
+    chains: int
+
+
+def latest_checkpoint(app: CarePath) -> CheckpointSummary | None:
+    with app.db.read() as session:
+        row = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+        if row is None:
+            return None
+        return CheckpointSummary(row.seq, row.at, row.key_id, row.full, row.last_event_id, len(row.heads or {}))
