@@ -141,6 +141,9 @@ def test_the_audit_trail_is_for_auditors_and_refuses_bad_filters_naming_them(mad
         assert refused.status_code == 422, query
         assert field in text_of(page(refused).xpath('//*[@role="alert"]')[0]), query
     assert browser.get("/app/audit/export?format=xml").status_code == 422
+    after = page(browser.get("/app/audit?type=nothing&user=ana"))
+    assert after.xpath('//select[@id="type"]/@aria-invalid') == ["true"]
+    assert after.xpath('//input[@id="user"]/@value') == ["ana"] and after.xpath('//table[@class="events"]') == []
     assert browser.get("/app/audit?from=2026-02-01&to=2026-01-01").status_code == 422
 
 

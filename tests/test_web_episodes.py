@@ -175,6 +175,14 @@ def test_a_bad_filter_is_a_page_naming_the_field(made: Episodes) -> None:
         refused = browser.get(f"/app/episodes?{query}")
         assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html"), query
         assert field in text_of(page(refused).xpath('//*[@role="alert"]')[0]), query
+    # A value of the right kind but not allowed: the form again, the error at its field, what was typed kept.
+    shown = page(browser.get("/app/episodes?status=lost&patient_id=pat-1"))
+    assert shown.xpath('//select[@id="status"]/@aria-invalid') == ["true"]
+    assert shown.xpath('//select[@id="status"]/@aria-describedby') == ["status-error"]
+    assert "status must be one of" in text_of(shown.xpath('//p[@id="status-error"]')[0])
+    assert shown.xpath('//*[@role="alert"]//a/@href') == ["#status"]
+    assert shown.xpath('//input[@id="patient_id"]/@value') == ["pat-1"]
+    assert shown.xpath('//table[@class="episodes"]') == []
 
 
 def test_an_unknown_episode_is_a_not_found_page(made: Episodes) -> None:

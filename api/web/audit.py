@@ -17,16 +17,17 @@ from fastapi.responses import Response, StreamingResponse
 
 from carepath.engine.audit import RECORD_VIEWED, AuditFilter
 from carepath.engine.audit_export import MEDIA_TYPES
-from carepath.engine.identity import Role, require_role
+from carepath.engine.errors import ValidationFailed
+from carepath.engine.identity import require_role
 from carepath.engine.model import EVENT_TYPES
 from carepath.engine.queries import list_pathways
-from carepath.engine.usecases.audit import audit_events, export_audit
+from carepath.engine.usecases.audit import audit_events, export_audit, require_audit_reader
 from carepath.engine.usecases.periods import period_in_utc, report_period
-from carepath.engine.usecases.reports import MeasureCompliance, compliance_report, misses_csv, report_csv
-from carepath.engine.usecases.verify_history import latest_checkpoint, verify_history
+from carepath.engine.usecases.reports import REPORT_ROLES, MeasureCompliance, compliance_report, misses_csv, report_csv
+from carepath.engine.usecases.verify_history import check_history, latest_checkpoint
 
 from ..attachments import content_disposition
-from .compliance_chart import bars
+from .compliance_chart import chart_of
 from .cookies import client_of, engine_of
 from .pages import page, require_user
 from .search_values import (
@@ -37,9 +38,11 @@ from .search_values import (
     TextQuery,
     choice_value,
     day_value,
+    field_errors,
     kept_query,
     local_time,
     text_value,
+    value_text,
     with_query,
 )
 
@@ -68,16 +71,16 @@ def patient_views(request: Request, patient_id: Annotated[str, PathParam(max_len
 def _audit_filter(request: Request, asked: dict[str, str | None]) -> AuditFilter:
     since, until = period_in_utc(engine_of(request), asked["pathway"], day_value("from", asked["from"]),
                                  day_value("to", asked["to"]))
+    kind = choice_value("type", asked["type"], EVENT_TYPES)
     return AuditFilter(patient_id=asked["patient_id"], actor=asked["user"], pathway=asked["pathway"],
-                       types=(asked["type"],) if asked["type"] else (), instance_id=asked["instance_id"],
-                       since=since, until=until)
+                       types=(kind,) if kind else (), instance_id=asked["instance_id"], since=since, until=until)
 
 
 def _asked(patient_id: str | None, user: str | None, pathway: str | None, type: str | None,
            instance_id: str | None, from_: str | None, to: str | None) -> dict[str, str | None]:
     return {"patient_id": text_value(patient_id), "user": text_value(user), "pathway": text_value(pathway),
-            "type": choice_value("type", type, EVENT_TYPES), "instance_id": text_value(instance_id),
-            "from": text_value(from_), "to": text_value(to)}
+            "type": text_value(type), "instance_id": text_value(instance_id), "from": text_value(from_),
+            "to": text_value(to)}
 
 
 @router.get("/app/audit")
@@ -86,17 +89,22 @@ def audit_search(request: Request, patient_id: TextQuery = None, user: TextQuery
                  order: Literal["newest", "oldest"] = "newest", offset: OffsetQuery = 0) -> Response:
     signed_in = require_user(request)
     engine = engine_of(request)
+    require_audit_reader(signed_in.principal)
     asked = _asked(patient_id, user, pathway, type, instance_id, from_, to)
-    filters = replace(_audit_filter(request, asked), newest_first=order == "newest")
-    found = audit_events(engine, signed_in.principal, filters, limit=PAGE_ROWS, offset=offset,
-                         client=client_of(request))
     zone = engine.time_context().tz
-    kept = kept_query({**asked, "order": order})
-    paging = Paging(offset, len(found.items), found.total, found.total_exact, kept, "/app/audit")
-    exports = {fmt: with_query("/app/audit/export", {**kept_query(asked), "format": fmt}) for fmt in EXTENSIONS}
-    return page(request, "audit.html", user=signed_in, events=found.items, paging=paging, asked=asked, order=order,
-                types=sorted(EVENT_TYPES), pathways=_pathway_keys(request), exports=exports, zone=zone.key,
-                when=local_time(zone))
+    context = {"user": signed_in, "asked": asked, "order": order, "types": sorted(EVENT_TYPES),
+               "pathways": _pathway_keys(request), "zone": zone.key, "when": local_time(zone), "value": value_text,
+               "exports": {fmt: with_query("/app/audit/export", {**kept_query(asked), "format": fmt})
+                           for fmt in EXTENSIONS}}
+    try:
+        filters = replace(_audit_filter(request, asked), newest_first=order == "newest")
+        found = audit_events(engine, signed_in.principal, filters, limit=PAGE_ROWS, offset=offset,
+                             client=client_of(request))
+    except ValidationFailed as refused:  # the form again, the error beside its field
+        return page(request, "audit.html", 422, events=[], errors=field_errors(refused), **context)
+    paging = Paging(offset, len(found.items), found.total, found.total_exact, kept_query({**asked, "order": order}),
+                    "/app/audit")
+    return page(request, "audit.html", events=found.items, paging=paging, errors={}, **context)
 
 
 @router.get("/app/audit/export")
@@ -131,14 +139,18 @@ def _report_asked(pathway: str | None, from_: str | None, to: str | None,
 def compliance(request: Request, pathway: TextQuery = None, from_: From = None, to: To = None,
                group: TextQuery = None) -> Response:
     user = require_user(request)
+    require_role(user.principal, *REPORT_ROLES, action="Reading compliance reports")
     asked = _report_asked(pathway, from_, to, group)
-    rows = _report_rows(request, asked)
     kept = kept_query(asked)
     zone = engine_of(request).time_context().tz
-    return page(request, "compliance.html", user=user, rows=rows, chart=bars(rows), asked=asked,
-                pathways=_pathway_keys(request), csv_url=with_query("/app/compliance.csv", kept),
-                misses_url=with_query("/app/compliance.csv", {**kept, "lines": "misses"}), zone=zone.key,
-                when=local_time(zone))
+    context = {"user": user, "asked": asked, "pathways": _pathway_keys(request), "zone": zone.key,
+               "when": local_time(zone), "csv_url": with_query("/app/compliance.csv", kept),
+               "misses_url": with_query("/app/compliance.csv", {**kept, "lines": "misses"})}
+    try:
+        rows = _report_rows(request, asked)
+    except ValidationFailed as refused:  # the form again, the error beside its field
+        return page(request, "compliance.html", 422, rows=[], errors=field_errors(refused), **context)
+    return page(request, "compliance.html", rows=rows, chart=chart_of(rows), errors={}, **context)
 
 
 @router.get("/app/compliance.csv")
@@ -157,8 +169,7 @@ def verify(request: Request) -> Response:
     verify` does); on a long history this takes as long as reading it."""
     user = require_user(request)
     engine = engine_of(request)
-    require_role(user.principal, Role.AUDITOR, action="Verifying the history")
-    result = verify_history(engine, engine.config.audit_keyring())
+    result = check_history(engine, user.principal)
     checkpoint = latest_checkpoint(engine)
     zone = engine.time_context().tz
     return page(request, "audit_verify.html", user=user, result=result, checkpoint=checkpoint,

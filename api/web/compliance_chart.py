@@ -11,6 +11,8 @@ from carepath.engine.usecases.reports import MeasureCompliance
 
 WIDTH = 400  # of the longest bar, in the chart's own units
 ROW = 60  # height of one measure's row
+CHART_WIDTH = 820  # the bar, then its numbers in words
+MAX_LABEL = 100  # characters of a measure's name and pathway above its bar (the table has them whole)
 OUTCOMES = (("met", "met"), ("not_met", "not met"), ("open", "open"), ("excluded", "excluded"),
             ("not_applicable", "not applicable"), ("unknown", "unknown"))
 
@@ -32,12 +34,19 @@ class Bar:
     outcome_words: str
 
 
-def bars(rows: Sequence[MeasureCompliance]) -> list[Bar]:
-    return [_bar(row, index * ROW) for index, row in enumerate(rows)]
+@dataclass(frozen=True)
+class Chart:
+    bars: list[Bar]
+    width: int = CHART_WIDTH
+    bar_width: int = WIDTH
+
+    @property
+    def height(self) -> int:
+        return max(len(self.bars), 1) * ROW
 
 
-def chart_height(count: int) -> int:
-    return max(count, 1) * ROW
+def chart_of(rows: Sequence[MeasureCompliance]) -> Chart:
+    return Chart([_bar(row, index * ROW) for index, row in enumerate(rows)])
 
 
 def _bar(row: MeasureCompliance, y: int) -> Bar:
@@ -53,4 +62,6 @@ def _bar(row: MeasureCompliance, y: int) -> Bar:
             segments.append(Segment(outcome, round(x, 2), round(width, 2)))
             x += width
     words = ", ".join(f"{count} {name}" for _, name, count in counts if count) or "no episode"
-    return Bar(f"{row.name} ({row.pathway})", y, round(WIDTH * (rate or 0), 2), rate_words, segments, words)
+    label = f"{row.name} ({row.pathway})"
+    label = label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…"
+    return Bar(label, y, round(WIDTH * (rate or 0), 2), rate_words, segments, words)

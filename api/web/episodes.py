@@ -9,7 +9,6 @@ patient's record per view (`record_access`), its diagram none (it is part of tha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
@@ -19,11 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
-from carepath.engine.errors import DiagramInvalid
-from carepath.engine.identity import instance_scope
+from carepath.engine.application import CarePath
+from carepath.engine.errors import DiagramInvalid, ValidationFailed
+from carepath.engine.identity import Principal, instance_scope
 from carepath.engine.measures import MeasureResult, MeasureStatus
 from carepath.engine.model import InstanceStatus
-from carepath.engine.queries import list_instances, list_pathways
+from carepath.engine.queries import Page, list_instances, list_pathways
 from carepath.engine.render import STYLE as DIAGRAM_STYLE
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.diagrams import instance_diagram
@@ -44,9 +44,11 @@ from .search_values import (
     TextQuery,
     choice_value,
     day_value,
+    field_errors,
     kept_query,
     local_time,
     text_value,
+    value_text,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +57,6 @@ InstancePath = Annotated[str, PathParam(min_length=1, max_length=MAX_TEXT)]
 # The report and the diagram are the API's own self-contained drawings, with their fixed style blocks.
 REPORT_POLICY = policy_allowing_styles(REPORT_STYLE, DIAGRAM_STYLE)
 DIAGRAM_POLICY = policy_allowing_styles(DIAGRAM_STYLE)
-MAX_VALUE = 300  # characters of one recorded value shown in the history (the report has them whole)
 
 
 @router.get(EPISODES)
@@ -65,21 +66,28 @@ def find_episodes(request: Request, patient_id: TextQuery = None, business_key: 
     user = require_user(request)
     engine = engine_of(request)
     asked = {"patient_id": text_value(patient_id), "business_key": text_value(business_key),
-             "pathway": text_value(pathway), "status": choice_value("status", status, InstanceStatus),
+             "pathway": text_value(pathway), "status": text_value(status),
              "started_from": text_value(started_from), "started_to": text_value(started_to)}
-    since, until = period_in_utc(engine, asked["pathway"], day_value("started_from", started_from),
-                                 day_value("started_to", started_to))
     with engine.db.read() as session:
         pathways = [p.key for p in list_pathways(session)]
-        found = list_instances(session, status=asked["status"], pathway=asked["pathway"],
-                               patient_id=asked["patient_id"], business_key=asked["business_key"],
-                               visible_to=instance_scope(user.principal), started_from=since,
-                               started_before=until, limit=PAGE_ROWS, offset=offset)
-    zone = engine.time_context().tz
-    paging = Paging(offset, len(found.items), found.total, found.total_exact, kept_query(asked), EPISODES)
-    return page(request, "episodes.html", user=user, episodes=found.items, paging=paging, asked=asked,
-                pathways=pathways, statuses=[s.value for s in InstanceStatus], zone=zone.key,
-                when=local_time(zone))
+    context = {"user": user, "asked": asked, "pathways": pathways, "statuses": [s.value for s in InstanceStatus],
+               "zone": engine.time_context().tz.key, "when": local_time(engine.time_context().tz)}
+    try:
+        found = _find(engine, user.principal, asked, offset)
+    except ValidationFailed as refused:  # the form again, the error beside its field
+        return page(request, "episodes.html", 422, errors=field_errors(refused), episodes=[], **context)
+    return page(request, "episodes.html", episodes=found.items, errors={}, **context, paging=Paging(
+        offset, len(found.items), found.total, found.total_exact, kept_query(asked), EPISODES))
+
+
+def _find(engine: CarePath, principal: Principal, asked: dict[str, str | None], offset: int) -> Page:
+    status = choice_value("status", asked["status"], InstanceStatus)
+    since, until = period_in_utc(engine, asked["pathway"], day_value("started_from", asked["started_from"]),
+                                 day_value("started_to", asked["started_to"]))
+    with engine.db.read() as session:
+        return list_instances(session, status=status, pathway=asked["pathway"], patient_id=asked["patient_id"],
+                              business_key=asked["business_key"], visible_to=instance_scope(principal),
+                              started_from=since, started_before=until, limit=PAGE_ROWS, offset=offset)
 
 
 @dataclass(frozen=True)
@@ -157,17 +165,12 @@ def _history_row(event: Any) -> HistoryRow:
     data = dict(event.data)
     changed = None
     if "field" in data and ("old" in data or "new" in data):
-        changed = f"{data.pop('field')}: {_value(data.pop('old', None))} → {_value(data.pop('new', None))}"
+        changed = f"{data.pop('field')}: {value_text(data.pop('old', None))} → {value_text(data.pop('new', None))}"
     return HistoryRow(event.id, event.at, event.actor, event.type, event.task_id, changed, _pairs(data))
 
 
 def _pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(str(key), _value(value)) for key, value in data.items()]
-
-
-def _value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE] + "…"
+    return [(str(key), value_text(value)) for key, value in data.items()]
 
 
 def span_words(seconds: float | None) -> str:
