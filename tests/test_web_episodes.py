@@ -69,7 +69,11 @@ def test_a_coordinator_finds_only_the_episodes_they_may_read_and_gets_not_found_
         assert refused.status_code == 404 and refused.headers["content-type"].startswith("text/html"), path
         assert "enc-1" not in refused.text and "pat-1" not in refused.text
     assert len(_reads(made, other)) == before  # nothing was read
-    assert west.get(f"/app/episodes/{made.ids['enc-2']}").status_code == 200
+    own = west.get(f"/app/episodes/{made.ids['enc-2']}")
+    assert own.status_code == 200
+    assert page(own).xpath('//a[contains(@href, "/views")]') == []  # who viewed it: for auditors
+    assert page(made.browser(made.auditor).get(f"/app/episodes/{made.ids['enc-2']}")).xpath(
+        '//a[@href="/app/patients/pat-2/views"]')
 
 
 def test_the_episode_page_records_one_read_per_view_and_none_for_its_diagram(made: Episodes) -> None:

@@ -26,6 +26,7 @@ from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import Page, list_instances, list_pathways
 from carepath.engine.render import STYLE as DIAGRAM_STYLE
 from carepath.engine.usecases.access import record_access
+from carepath.engine.usecases.audit import reads_audit_trail
 from carepath.engine.usecases.diagrams import instance_diagram
 from carepath.engine.usecases.instance_report import STYLE as REPORT_STYLE
 from carepath.engine.usecases.instance_report import instance_report
@@ -123,6 +124,7 @@ def episode(request: Request, instance_id: InstancePath, offset: OffsetQuery = 0
     return page(request, "episode.html", user=user, episode=view, tasks=history.tasks, paging=paging,
                 history=[_history_row(e) for e in history.items], start_data=_pairs(start_data or {}),
                 measures=[MeasureRow(m, _late_by(m, now)) for m in measures], zone=zone.key,
+                reads_audit_trail=reads_audit_trail(user.principal),
                 when=local_time(zone), span=span_words)
 
 

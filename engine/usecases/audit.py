@@ -24,9 +24,16 @@ from .access import Client, client_data
 EXPORT_BATCH = 1000
 
 
+AUDIT_READERS = (Role.AUDITOR,)  # and admins, as everywhere
+
+
 def require_audit_reader(principal: Principal, action: str = "Reading the audit trail") -> None:
     """Auditors (and admins) read the audit trail and check its integrity; PermissionDenied for others."""
-    require_role(principal, Role.AUDITOR, action=action)
+    require_role(principal, *AUDIT_READERS, action=action)
+
+
+def reads_audit_trail(principal: Principal) -> bool:
+    return principal.role is Role.ADMIN or principal.role in AUDIT_READERS
 
 
 def audit_events(app: CarePath, principal: Principal, filters: AuditFilter, *, limit: int = 50, offset: int = 0,
