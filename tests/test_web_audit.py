@@ -85,7 +85,11 @@ def test_the_compliance_charts_are_svg_with_words_and_no_style_attributes(made: 
 
 def test_the_compliance_report_refuses_what_the_api_refuses(made: Episodes) -> None:
     browser = made.browser(made.auditor)
-    assert browser.get("/app/compliance?from=2026-02-01&to=2026-01-01").status_code == 422
+    backwards = browser.get("/app/compliance?from=2026-02-01&to=2026-01-01")
+    assert backwards.status_code == 422
+    assert page(backwards).xpath('//input[@id="to"]/@aria-invalid') == ["true"]  # beside its field, as the API names it
+    api = made.api.get("/api/reports/compliance?from=2026-02-01&to=2026-01-01", made.auditor)
+    assert api.status_code == 422 and "'to' must be after 'from'" in api.text
     assert browser.get("/app/compliance?pathway=never-deployed").status_code == 404
     refused = made.browser(made.east).get("/app/compliance")
     assert refused.status_code == 403
