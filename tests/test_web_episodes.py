@@ -119,6 +119,7 @@ def test_the_history_is_paged_and_states_where_it_stands(made: Episodes, api: Ap
     beyond = page(browser.get(f"/app/episodes/{episode}?offset={len(ids)}"))
     assert beyond.xpath('//table[@class="history"]//tr/@data-event-id') == []
     assert beyond.xpath('//nav[@aria-label="Pages of the history"]//a[text()="Previous page"]')
+    assert beyond.xpath('//h2[@id="start-data"]/following-sibling::dl[1]/dd/text()') == ["2026-01-05", "east"]
 
 
 def test_the_report_is_the_apis_reached_with_the_cookie_and_allowed_its_own_styles(made: Episodes) -> None:

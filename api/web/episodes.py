@@ -114,7 +114,9 @@ def episode(request: Request, instance_id: InstancePath, offset: OffsetQuery = 0
     engine = engine_of(request)
     view = get_instance_view(engine, instance_id, user.principal)  # NotFound: the 404 page
     history = get_instance_history(engine, instance_id, user.principal, limit=PAGE_ROWS, offset=offset)
-    start = get_instance_history(engine, instance_id, user.principal, limit=1).items
+    # The start data is the first event's; a later page of the history reads that one event again.
+    start = history.items[:1] if offset == 0 else get_instance_history(engine, instance_id, user.principal,
+                                                                       limit=1).items
     measures = instance_measures(engine, instance_id, user.principal)
     record_access(engine, user.principal, "instance", instance_id, client=client_of(request))
     now, zone = engine.now(), engine.time_context().tz
