@@ -5,13 +5,17 @@ bad input answered with pages."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from carepath.api.web.compliance_chart import chart_of
 from carepath.engine.clock import ManualClock
 from carepath.engine.persistence.tables import Event
+from carepath.engine.usecases.checkpoints import write_checkpoint
+from carepath.engine.usecases.reports import MeasureCompliance
 from tests.support.api import ApiClient
 from tests.support.episodes import SCRIPT_PATIENT, Episodes, episodes
 from tests.support.tamper import update_event
@@ -170,3 +174,29 @@ def test_not_signed_in_every_screen_leads_to_sign_in(made: Episodes) -> None:
     for path in ("/app/patients/pat-1/views", "/app/compliance", "/app/compliance.csv", "/app/audit",
                  "/app/audit/export", "/app/audit/verify"):
         assert anonymous.get(path).headers["location"].startswith("/signin?next="), path
+
+
+def test_verify_names_the_last_checkpoint_and_checks_it_with_the_configured_key(made: Episodes) -> None:
+    engine = made.api.engine
+    engine.config = replace(engine.config, audit_key=b"k" * 32, audit_key_id="ward-2026")
+    checkpoint = write_checkpoint(engine)
+    assert checkpoint is not None
+    shown = page(made.browser(made.auditor).get("/app/audit/verify"))
+    verdict = text_of(shown.xpath('//*[contains(@class, "verdict")]')[0])
+    assert verdict.startswith("Intact") and "1 checkpoint checked with its key" in verdict
+    facts = shown.xpath('//h2[text()="Last checkpoint"]/following-sibling::dl[1]')[0]
+    assert dict(zip(facts.xpath("dt/text()"), (text_of(dd) for dd in facts.xpath("dd")), strict=True)) == {
+        "Number": "1 (full: every chain)", "Written": "01 Feb 2026 07:00", "Signed with key": "ward-2026",
+        "Signs": f"{len(checkpoint.heads)} chain heads, up to event {checkpoint.last_event_id}"}
+
+
+def test_the_outcome_chart_gives_each_outcome_its_share_of_the_bar() -> None:
+    row = MeasureCompliance("p", "m", "A measure", "local", denominator=2, met=1, not_met=1, open=2)
+    chart = chart_of([row, MeasureCompliance("p", "n", "B" * 150, "local")])
+    first, second = chart.bars
+    assert [(s.outcome, s.x, s.width) for s in first.segments] == [("met", 0, 100), ("not_met", 100, 100),
+                                                                   ("open", 200, 200)]
+    assert first.rate_width == 200 and first.rate_words == "50 % met (1 of 2)"
+    assert first.outcome_words == "1 met, 1 not met, 2 open"
+    assert second.segments == [] and second.rate_words == "no decided episode yet" and len(second.label) == 100
+    assert (second.y, chart.height) == (60, 120)
