@@ -24,7 +24,9 @@ from .params import no_nul_in_path
 from .routes import audit, break_glass, health, instances, messages, notifications, pathways, reports, tasks, users
 from .settings import Settings
 from .web import about, admin, provider_sign_in, session, team, worklist_routes
+from .web import audit as web_audit
 from .web import break_glass as web_break_glass
+from .web import episodes as web_episodes
 from .web import pathways as web_pathways
 from .web import routes as web_routes
 from .web import start as web_start
@@ -108,5 +110,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.include_router(admin.router)
     app.include_router(provider_sign_in.router)
     app.include_router(web_pathways.router)
+    app.include_router(web_episodes.router)
+    app.include_router(web_audit.router)
     mount_static(app)
     return app

@@ -185,7 +185,9 @@ def instance_is_visible(session: Session, instance_id: str, visible_to: VisibleT
 def list_instances(session: Session, *, status: str | None = None, pathway: str | None = None,
                    patient_id: str | None = None, business_key: str | None = None,
                    visible_to: VisibleTo | None = None,
+                   started_from: datetime | None = None, started_before: datetime | None = None,
                    limit: int = 50, offset: int = 0, exact_total: bool = False) -> Page:
+    """Instances newest first; `started_from` inclusive, `started_before` exclusive (UTC)."""
     query = select(Instance)
     if visible_to is not None:
         query = query.where(instances_visible_to(session, *visible_to))
@@ -197,6 +199,10 @@ def list_instances(session: Session, *, status: str | None = None, pathway: str 
         query = query.where(Instance.patient_id == patient_id)
     if business_key:
         query = query.where(Instance.business_key == business_key)
+    if started_from is not None:
+        query = query.where(Instance.created_at >= started_from)
+    if started_before is not None:
+        query = query.where(Instance.created_at < started_before)
     rows, total, exact = _page(session, query, [Instance.created_at.desc(), Instance.id], limit, offset,
                                exact_total)
     versions = _version_numbers(session, {r.pathway_version_id for r in rows})

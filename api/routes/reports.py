@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
-from carepath.engine.errors import ValidationFailed
-from carepath.engine.usecases.periods import period_in_utc
+from carepath.engine.usecases.periods import report_period
 from carepath.engine.usecases.reports import compliance_report, misses_csv, report_csv, report_svg
 
 from ..attachments import content_disposition
@@ -35,9 +34,7 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
     meet it, and every miss with its patient, the task it waited for, who held it and the groups it was
     offered to; open, excluded and not-applicable episodes are counted beside it. Only episodes the user
     may read. Auditors, admins, supervisors and clinical leads; a pathway never deployed: 404."""
-    from_, to = period_in_utc(engine, pathway, from_, to)
-    if from_ is not None and to is not None and to <= from_:
-        raise ValidationFailed("'to' must be after 'from'")
+    from_, to = report_period(engine, pathway, from_, to)
     rows = compliance_report(engine, user, pathway=pathway, start=from_, end=to, group=group)
     if format == "csv":
         body, name = (misses_csv(rows), "misses") if lines == "misses" else (report_csv(rows), "compliance")

@@ -3,8 +3,10 @@ which carry their own policy: api/docs_pages.py).
 
 The policy allows scripts and styles from CarePath itself only: no inline script, no `eval`, no inline
 style. htmx is configured to match in templates/base.html (no eval, no script tags in swapped content, no
-injected indicator style). Pages are never cached (they show patient data); static files are, for a year,
-since their URLs change with their content (api/web/assets.py).
+injected indicator style). A route may send a policy of its own (`policy_allowing_styles`): the printable
+episode report is the API's self-contained page, whose fixed style blocks are allowed by their hashes.
+Pages are never cached (they show patient data); static files are, for a year, since their URLs change
+with their content (api/web/assets.py).
 """
 
 from __future__ import annotations
@@ -25,12 +27,21 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 DIAGRAM_POLICY = ("default-src 'none'; style-src 'sha256-"
                   + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
                   + "'; frame-ancestors 'none'")
+
+
+def policy_allowing_styles(*blocks: str) -> str:
+    """The page policy, also allowing these exact inline style blocks (by their SHA-256, CSP level 2)."""
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+    return CONTENT_SECURITY_POLICY.replace("style-src 'self';", f"style-src 'self' {hashes};")
+
+
 COMMON = {
     b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
     b"referrer-policy": b"same-origin",
     b"x-content-type-options": b"nosniff",
     b"x-frame-options": b"DENY",
 }
+CSP = b"content-security-policy"
 PAGE_CACHE = b"no-store"
 STATIC_CACHE = b"public, max-age=31536000, immutable"
 PAGES = ("/", "/signin", "/signout", "/app", "/signin/oidc", "/signin/oidc/callback")
@@ -51,7 +62,7 @@ def _is_svg(message: Message) -> bool:
 
 class WebPageHeaders:
     """Pure ASGI middleware: the headers above on every response of a web page or static file, errors
-    included; a header of the same name set by the route is replaced."""
+    included; a header of the same name set by the route is replaced, except a route's own policy."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -66,8 +77,11 @@ class WebPageHeaders:
             if message["type"] == "http.response.start":
                 cached = kind == "static" and message["status"] in (200, 304)
                 added = {**COMMON, b"cache-control": STATIC_CACHE if cached else PAGE_CACHE}
-                if kind == "page" and _is_svg(message):
-                    added[b"content-security-policy"] = DIAGRAM_POLICY.encode()
+                own = [value for name, value in message.get("headers", []) if name.lower() == CSP]
+                if own and kind == "page":  # a route that sends its own policy (the report, a diagram)
+                    added[CSP] = own[0]
+                elif kind == "page" and _is_svg(message):
+                    added[CSP] = DIAGRAM_POLICY.encode()
                 kept = [(name, value) for name, value in message.get("headers", []) if name.lower() not in added]
                 message = {**message, "headers": [*kept, *added.items()]}
             await send(message)

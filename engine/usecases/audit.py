@@ -24,9 +24,21 @@ from .access import Client, client_data
 EXPORT_BATCH = 1000
 
 
+AUDIT_READERS = (Role.AUDITOR,)  # and admins, as everywhere
+
+
+def require_audit_reader(principal: Principal, action: str = "Reading the audit trail") -> None:
+    """Auditors (and admins) read the audit trail and check its integrity; PermissionDenied for others."""
+    require_role(principal, *AUDIT_READERS, action=action)
+
+
+def reads_audit_trail(principal: Principal) -> bool:
+    return principal.role is Role.ADMIN or principal.role in AUDIT_READERS
+
+
 def audit_events(app: CarePath, principal: Principal, filters: AuditFilter, *, limit: int = 50, offset: int = 0,
                  exact_total: bool = False, client: Client | None = None) -> Page:
-    require_role(principal, Role.AUDITOR, action="Reading the audit trail")
+    require_audit_reader(principal)
     filters = _checked_window(filters)
     _check_types(app, filters)
     _record_use(app, principal, client, "events", filters)
@@ -39,7 +51,7 @@ def export_audit(app: CarePath, principal: Principal, filters: AuditFilter, fmt:
     """Checked now (role, format, window, its conversion to UTC), and the query run and its first row read,
     so that nothing can fail on the input once the first byte is sent; the other events are read as the
     returned chunks are taken, in a read session held until the last one."""
-    require_role(principal, Role.AUDITOR, action="Exporting the audit trail")
+    require_audit_reader(principal, "Exporting the audit trail")
     if fmt not in FORMATS:
         message = f"format must be one of {', '.join(FORMATS)}"
         raise ValidationFailed(message, [Problem(message, field="format")])

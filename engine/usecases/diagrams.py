@@ -39,6 +39,17 @@ def pathway_diagram(app: CarePath, principal: Principal, key: str, version: int,
         return draw_diagram(app, session, row, instance)
 
 
+def instance_diagram(app: CarePath, principal: Principal, instance_id: str) -> str:
+    """The diagram of the episode's own pathway version with its path highlighted (as `pathway_diagram`
+    with the instance); NotFound when the principal may not read the episode."""
+    with app.db.read() as session:
+        instance = read_instance(session, principal, instance_id)
+        version = session.get(PathwayVersion, instance.pathway_version_id)
+        if version is None:
+            raise NotFound(f"instance {instance_id} has no stored pathway version")
+        return draw_diagram(app, session, version, instance)
+
+
 def draw_diagram(app: CarePath, session: Session, version: PathwayVersion, instance: Instance | None) -> str:
     """The version's diagram, with the path of `instance` (an instance of that version) when given."""
     source = session.get(DeploymentFile, version.source_file_id)

@@ -22,6 +22,15 @@ def period_in_utc(app: CarePath, pathway: str | None, start: datetime | date | N
     return _instant("from", start, zone, 0), _instant("to", end, zone, 1)
 
 
+def report_period(app: CarePath, pathway: str | None, start: datetime | date | None,
+                  end: datetime | date | None) -> tuple[datetime | None, datetime | None]:
+    """A compliance report's period in UTC (as `period_in_utc`); ValidationFailed when it is empty."""
+    start_utc, end_utc = period_in_utc(app, pathway, start, end)
+    if start_utc is not None and end_utc is not None and end_utc <= start_utc:
+        raise ValidationFailed("'to' must be after 'from'", [Problem("'to' must be after 'from'", field="to")])
+    return start_utc, end_utc
+
+
 def _is_day(value: datetime | date | None) -> bool:
     return isinstance(value, date) and not isinstance(value, datetime)
 

@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..audit import utc_instant
+from ..identity import Principal
 from ..persistence.chain import GENESIS, chain_of, hash_of_row, mac_of_checkpoint
 from ..persistence.tables import AuditCheckpoint, Event
+from .audit import require_audit_reader
 
 STREAM_BATCH = 2000
 
@@ -87,6 +89,12 @@ def verify_history(app: CarePath, keys: dict[str, bytes], progress: Callable[[Ve
         except BrokenLink as exc:
             result.problem = str(exc)
     return result
+
+
+def check_history(app: CarePath, principal: Principal) -> Verification:
+    """`verify_history` with the configured key ring, for an auditor who asks (the web app's verify page)."""
+    require_audit_reader(principal, "Verifying the history")
+    return verify_history(app, app.config.audit_keyring())
 
 
 def _verify_checkpoints(session: Session, keys: dict[str, bytes], anchors: Sequence[Anchor],
@@ -246,3 +254,23 @@ def _missing(session: Session, row: Any) -> str:
 
 def _stream(session: Session, query: Any) -> Iterator[Any]:
     yield from session.execute(query.execution_options(yield_per=STREAM_BATCH))
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    """The latest checkpoint as an auditor reads it: which, when, signed with which key, up to which event."""
+
+    seq: int
+    at: datetime
+    key_id: str
+    full: bool
+    last_event_id: int
+    chains: int
+
+
+def latest_checkpoint(app: CarePath) -> CheckpointSummary | None:
+    with app.db.read() as session:
+        row = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
+        if row is None:
+            return None
+        return CheckpointSummary(row.seq, row.at, row.key_id, row.full, row.last_event_id, len(row.heads or {}))
