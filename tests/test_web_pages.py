@@ -63,3 +63,16 @@ def test_a_form_without_its_csrf_token_is_refused_as_a_page(web: Any, engine: Ca
     refused = browser.client.post(f"/app/sessions/{session_id}/end", data={})
     assert refused.status_code == 403 and "refused" in text_of(page(refused).xpath("//h1")[0])
     assert page(browser.get("/app/sessions")).xpath("//tr/@data-session-id") == [session_id]
+
+
+@pytest.mark.parametrize("role", ["coordinator", "supervisor", "clinical_lead", "auditor", "admin"])
+def test_the_navigation_links_exactly_the_areas_the_role_may_open(web: Any, engine: CarePath, role: str) -> None:
+    web_user(engine, "pat", role, "care-coordinator")
+    browser = Browser(web)
+    browser.sign_in("pat")
+    links = page(browser.get("/app/worklist")).xpath('//nav[@aria-label="Main"]//a/@href')
+    assert links[0] == "/app/worklist" and "/app/sessions" in links
+    for href in ("/app/team", "/app/notifications", "/app/pathways", "/app/episodes", "/app/compliance",
+                 "/app/audit", "/app/admin/users"):
+        status = browser.get(href).status_code
+        assert (href in links) == (status == 200), (role, href, status)

@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from .navigation import nav_items
+
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_PREFIX = "/static"
@@ -38,6 +40,7 @@ def static_url(name: str) -> str:
 # as text.
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["static_url"] = static_url
+templates.env.globals["nav_items"] = nav_items
 
 
 def mount_static(app: FastAPI) -> None:
