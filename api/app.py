@@ -99,18 +99,9 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
                    break_glass):
         app.include_router(module.router)
-    app.include_router(web_routes.router)
-    app.include_router(worklist_routes.router)
-    app.include_router(about.router)
-    app.include_router(web_tasks.router)
-    app.include_router(web_start.router)
-    app.include_router(team.router)  # also the notifications inbox (web/inbox.py)
-    app.include_router(session.router)
-    app.include_router(web_break_glass.router)
-    app.include_router(admin.router)
-    app.include_router(provider_sign_in.router)
-    app.include_router(web_pathways.router)
-    app.include_router(web_episodes.router)
-    app.include_router(web_audit.router)
+    # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
+    for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,
+                        admin, provider_sign_in, web_pathways, web_episodes, web_audit):
+        app.include_router(page_module.router)
     mount_static(app)
     return app

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route, sync_playwright
 
 from carepath.api.app import create_app
@@ -64,6 +65,13 @@ def server(engine: CarePath, database_url: str) -> Iterator[str]:
         yield url
 
 
+def serious_violations(page: Page) -> list[tuple[str, str, list[str]]]:
+    """What axe-core (axe-playwright-python, offline) finds serious or critical on the page."""
+    violations = Axe().run(page).response["violations"]
+    return [(v["id"], v["impact"], [str(n["target"]) for n in v["nodes"]]) for v in violations
+            if v["impact"] in ("serious", "critical")]
+
+
 @dataclass
 class Visit:
     """A page in a fresh browser context that may talk to the server only: any request to another origin
@@ -77,6 +85,13 @@ class Visit:
 
     def url(self, path: str) -> str:
         return self.base + path
+
+    def serious(self, shot: str | None = None) -> list[tuple[str, str, list[str]]]:
+        """The page's serious and critical accessibility violations (axe-core): (rule, impact, elements).
+        With `shot`, the page is also photographed for docs/ui.md (see `shoot`)."""
+        if shot:
+            self.shoot(shot)
+        return serious_violations(self.page)
 
     def shoot(self, name: str) -> None:
         """A screenshot of the page for docs/ui.md, only when CAREPATH_SCREENSHOTS names a folder (the

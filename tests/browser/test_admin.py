@@ -5,8 +5,7 @@ And signing in through an identity provider (a fake one on another loopback port
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
@@ -17,19 +16,14 @@ from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, 
 from tests.support.server import running
 from tests.support.web import PASSWORD, web_user
 
-from .conftest import Visit
+from .conftest import Visit, serious_violations
 
 pytestmark = pytest.mark.browser
 ADMIN = Principal("ada", Role.ADMIN, frozenset())
 
 
-def _serious_on(page: Page) -> list[tuple[str, str]]:
-    violations = Axe().run(page).response["violations"]
-    return [(v["id"], v["impact"]) for v in violations if v["impact"] in ("serious", "critical")]
 
 
-def _serious(visit: Visit) -> list[tuple[str, str]]:
-    return _serious_on(visit.page)
 
 
 def test_an_admin_adds_a_user_gives_them_a_token_and_deactivates_them(engine: CarePath, visit: Visit) -> None:
@@ -42,14 +36,14 @@ def test_an_admin_adds_a_user_gives_them_a_token_and_deactivates_them(engine: Ca
     page.wait_for_url("**/app/worklist")
     page.get_by_role("link", name="Users").first.click()
     page.wait_for_url("**/app/admin/users")
-    assert _serious(visit) == []
+    assert visit.serious("admin-users") == []
 
     page.get_by_label("Name").fill("<b>x")  # refused: the error at its field, the page scanned with it
     page.get_by_role("button", name="Add user").click()
     assert page.locator("#name-error").inner_text().endswith("is not allowed: a user name is 1 to 100 letters, "
                                                             "digits, '.', '_', '-' or '@', starting with a letter "
                                                             "or digit")
-    assert _serious(visit) == []
+    assert visit.serious() == []
 
     page.get_by_label("Name").fill("nina")
     page.get_by_label("Role").select_option("coordinator")
@@ -59,12 +53,12 @@ def test_an_admin_adds_a_user_gives_them_a_token_and_deactivates_them(engine: Ca
     assert authenticate(engine, token).name == "nina"
     assert page.locator("tr[data-user='nina']").inner_text().split("\t")[:3] == [
         "nina", "coordinator", "care-coordinator, nursing"]
-    assert _serious(visit) == []
+    assert visit.serious() == []
 
     page.get_by_role("link", name="nina").click()
     page.wait_for_url("**/app/admin/users/nina")
     assert page.locator("#new-token").count() == 0  # shown once
-    assert _serious(visit) == []
+    assert visit.serious("admin-user") == []
     page.get_by_label("Days the new token lasts (optional)").fill("30")
     page.get_by_role("button", name="Create token").click()
     second = page.locator("#new-token").input_value()
@@ -76,12 +70,12 @@ def test_an_admin_adds_a_user_gives_them_a_token_and_deactivates_them(engine: Ca
     page.wait_for_url("**/app/admin/users/nina?changed=deactivated")
     assert "deactivated" in page.get_by_role("status").inner_text()
     assert not get_user(engine, ADMIN, "nina").active
-    assert _serious(visit) == []
+    assert visit.serious() == []
 
     page.get_by_role("link", name="Groups").first.click()
     page.wait_for_url("**/app/admin/groups")
     assert page.locator("tr[data-group='nursing']").inner_text().split("\t")[1].strip() == "nina"
-    assert _serious(visit) == []
+    assert visit.serious("admin-groups") == []
     # The refused name's page answered 422, which Chromium notes in the console; nothing else is there.
     assert visit.outside == [] and [e for e in visit.console_errors if "status of 422" not in e] == []
 
@@ -98,7 +92,7 @@ def test_signing_in_through_the_identity_provider_in_a_browser(engine: CarePath,
             context = browser.new_context()
             page = context.new_page()
             page.goto(base + "/signin")
-            assert _serious_on(page) == []
+            assert serious_violations(page) == []
             page.get_by_role("link", name="Sign in with Hospital Login").click()
             page.wait_for_url(base + "/app/worklist")
             assert "dr-ng" in page.locator("header").inner_text()

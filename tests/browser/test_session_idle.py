@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
@@ -38,9 +37,6 @@ def server(engine: CarePath, database_url: str) -> Iterator[str]:
         yield url
 
 
-def _serious(page: Page) -> list[tuple[str, str]]:
-    violations = Axe().run(page).response["violations"]
-    return [(v["id"], v["impact"]) for v in violations if v["impact"] in ("serious", "critical")]
 
 
 def _sign_in(page: Page, name: str) -> None:
@@ -70,7 +66,7 @@ def test_warned_kept_signed_in_then_signed_out_with_nothing_typed_lost(engine: C
     expect(dialog).to_be_visible()
     assert page.evaluate("document.activeElement.id") == "idle-warning-stay"
     assert page.get_by_role("alertdialog", name="Are you still there?").is_visible()
-    assert _serious(page) == []
+    assert visit.serious("idle-warning") == []
     page.keyboard.press("Enter")  # "Stay signed in"
     expect(dialog).to_be_hidden()
     with engine.db.read() as session:
@@ -109,13 +105,13 @@ def test_the_break_glass_pages_pass_axe(engine: CarePath, visit: Visit) -> None:
     page.get_by_label("Patient id").fill("pat-3")
     page.get_by_role("button", name="Open emergency access").click()  # no reason: refused at its field
     expect(page.get_by_role("alert")).to_contain_text("say why")
-    assert _serious(page) == []
+    assert visit.serious("break-glass") == []
     page.context.clear_cookies()
     page.goto(visit.url("/signin?next=/app/audit/break-glass"))
     _sign_in(page, "ada")
     page.wait_for_url("**/app/audit/break-glass")
     expect(page.get_by_role("table")).to_contain_text("patient arrived unconscious at night")
-    assert _serious(page) == []
+    assert visit.serious("break-glass-review") == []
     # the refused form answered 422, which Chromium reports on the console; nothing else may be there
     assert visit.outside == [] and [e for e in visit.console_errors if "status of 422" not in e] == []
 

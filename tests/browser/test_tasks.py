@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from carepath.engine.application import CarePath
 from carepath.engine.queries import visible_task
@@ -21,14 +20,10 @@ from .conftest import Visit
 pytestmark = pytest.mark.browser
 
 
-def _serious(visit: Visit) -> list[tuple[str, str]]:
-    violations = Axe().run(visit.page).response["violations"]
-    return [(v["id"], v["impact"]) for v in violations if v["impact"] in ("serious", "critical")]
 
 
 def _sign_in(visit: Visit, name: str, then: str) -> Page:
     page = visit.page
-    _stub_diagram(page)
     page.goto(visit.url(f"/signin?next={then}"))
     page.fill("#username", name)
     page.fill("#password", PASSWORD)
@@ -37,10 +32,6 @@ def _sign_in(visit: Visit, name: str, then: str) -> Page:
     return page
 
 
-def _stub_diagram(page: Page) -> None:
-    """The episode's diagram is the audit pages' (not part of these tests): an empty picture stands in."""
-    page.route("**/diagram.svg", lambda route: route.fulfill(
-        status=200, content_type="image/svg+xml", body='<svg xmlns="http://www.w3.org/2000/svg"/>'))
 
 
 def _coordinator(engine: CarePath, name: str) -> str:
@@ -69,12 +60,12 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
         page.goto(visit.url(f"/app/tasks/{task_id}"))
     page.wait_for_url(f"**/app/tasks/{task_id}")
     assert page.locator("h1").inner_text() == "Call patient" and "pat-1" in page.locator(".patient").inner_text()
-    assert _serious(visit) == []
+    assert visit.serious("task") == []
     page.click("#complete-button")  # nothing answered: the errors at their fields
     page.locator("[role=alert]").wait_for()
     assert page.locator("#field-reached").get_attribute("aria-invalid") == "true"
-    page.wait_for_function("document.activeElement.classList.contains('error-summary')")  # read out first
-    assert _serious(visit) == []
+    expect(page.locator(".error-summary")).to_be_focused()  # read out first
+    assert visit.serious("task-errors") == []
     page.check("input[name=reached][value=true]")
     page.check("input[name=outcome][value=booked]")
     page.select_option("#field-clinic", "clinic-B")
@@ -88,7 +79,7 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
     page.click("#complete-button")
     page.wait_for_url(f"**/app/tasks/{task_id}/done")
     assert "Review the call" in page.locator("main").inner_text()  # the episode moved on
-    assert _serious(visit) == []
+    assert visit.serious("task-done") == []
     answer = httpx.get(visit.url(f"/api/tasks/{task_id}"), headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200 and answer.json()["state"] == "completed"
     assert answer.json()["completed_by"] == "sam"
@@ -112,7 +103,6 @@ def test_a_task_is_completed_with_the_keyboard_only_and_the_next_one_is_a_keystr
     first = start_call(engine, "enc-1", "pat-1")
     second = start_call(engine, "enc-2", "pat-2")
     page = visit.page
-    _stub_diagram(page)
     page.goto(visit.url(f"/signin?next=/app/tasks/{first}"))
     _tab_to(page, "#username")
     page.keyboard.type("sam")
@@ -158,11 +148,11 @@ def test_the_start_page_passes_axe_and_starts_an_episode(engine: CarePath, visit
     web_user(engine, "lee", "clinical_lead")
     deploy_call_pathway(engine)
     page = _sign_in(visit, "lee", f"/app/pathways/{KEY}/start")
-    assert _serious(visit) == []
+    assert visit.serious("start") == []
     page.click("main button[type=submit]")  # nothing filled in: errors at the fields
     assert page.locator("[role=alert]").count() == 1
     assert page.locator("#field-episode-business_key").get_attribute("aria-invalid") == "true"
-    assert _serious(visit) == []
+    assert visit.serious() == []
     page.fill("#field-episode-business_key", "enc-5")
     page.fill("#field-episode-patient_id", "pat-5")
     page.fill("#field-ed_visit_date", "2026-03-02")

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
@@ -39,9 +38,6 @@ def server(engine: CarePath, database_url: str) -> Iterator[str]:
         yield url
 
 
-def _serious(visit: Visit) -> list[tuple[str, str]]:
-    violations = Axe().run(visit.page).response["violations"]
-    return [(v["id"], v["impact"]) for v in violations if v["impact"] in ("serious", "critical")]
 
 
 def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(engine: CarePath,
@@ -53,7 +49,7 @@ def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(en
     page = visit.page
     page.goto(visit.url("/"))
     assert page.url.endswith("/signin")
-    assert _serious(visit) == []
+    assert visit.serious("signin") == []
     page.keyboard.press("Tab")  # the skip link
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")  # past the brand link: the first field
@@ -65,7 +61,7 @@ def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(en
     row = page.locator("tr", has_text="Call patient")
     assert row.count() == 1 and PATIENT in row.inner_text() and "enc-77" in row.inner_text()
     assert page.title() != "owned"  # the patient id was shown as text, not run
-    assert _serious(visit) == []
+    assert visit.serious("worklist") == []
     assert visit.outside == [] and visit.console_errors == []
 
 
@@ -107,8 +103,8 @@ def test_every_quick_view_passes_an_axe_scan(engine: CarePath, visit: Visit) -> 
     _sign_in(visit, "sam")
     for view in VIEWS:
         visit.page.goto(visit.url(f"/app/worklist?view={view}"))
-        assert _serious(visit) == [], view
+        assert visit.serious() == [], view
     assert visit.console_errors == [] and visit.outside == []
     visit.page.goto(visit.url("/app/worklist?view=nonsense"))  # the page with its error summary (a 422)
     assert visit.page.locator("[role=alert]").count() == 1
-    assert _serious(visit) == []
+    assert visit.serious() == []
