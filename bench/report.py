@@ -67,9 +67,9 @@ def _render_web_worklist(runs: dict[str, Any]) -> list[str]:
                 lines.append(f"    {name:<34} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['rows']:>4} "
                              f"{q['html_bytes']:>7}")
         weight = cases["page weight"]
-        lines.append(f"    page weight: {weight['total_bytes']:,} B (HTML {weight['html_bytes']:,} B + "
+        lines.append(f"    page weight on the wire: {weight['total_bytes']:,} B (HTML {weight['html_bytes']:,} B + "
                      + ", ".join(f"{path.split('?')[0]} {size:,} B" for path, size in weight["asset_bytes"].items())
-                     + ")")
+                     + f"; uncompressed {weight.get('uncompressed_bytes', 0):,} B)")
     return lines
 
 

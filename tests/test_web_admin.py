@@ -150,6 +150,7 @@ def test_tokens_are_created_shown_once_and_revoked(admin: Browser, engine: CareP
     made = admin.submit("/app/admin/users/feed", "/app/admin/users/feed/tokens", expires_in_days="7")
     assert made.status_code == 201
     token = page(made).xpath('//input[@id="new-token"]')[0].get("value")
+    assert text_of(page(made).xpath("//h2[@id='new-token-title']")[0]) == "New API token for feed"
     assert authenticate(engine, token).name == "feed"
     assert "expires on" in text_of(page(made).xpath('//section[@class="admin-token"]')[0])
     again = admin.get("/app/admin/users/feed")

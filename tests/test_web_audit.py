@@ -159,7 +159,8 @@ def test_verify_says_intact_then_names_the_first_broken_link_after_tampering(mad
     browser = made.browser(made.auditor)
     intact = page(browser.get("/app/audit/verify"))
     verdict = text_of(intact.xpath('//*[contains(@class, "verdict")]')[0])
-    assert verdict.startswith("Intact") and " events in " in verdict
+    # No audit key in this test's configuration: the chains link up, but nothing was signed to check.
+    assert verdict.startswith("Chains intact, signatures not checked") and " events in " in verdict
     with made.api.engine.db.read() as session:
         target = session.scalars(select(Event).where(Event.type == "task_completed")).one()
     update_event(made.api.engine, target.id, actor="mallory")

@@ -223,6 +223,15 @@ def test_a_refused_action_value_is_shown_beside_its_field(web: Any, engine: Care
     assert field.get("aria-invalid") == "true"
     assert "whole number" in text_of(page(refused).xpath(f'//*[@id="{field.get("aria-describedby")}"]')[0])
     assert _task(engine, task_id).priority == 50
+    # A new due date without its reason: the error at the reason, the date typed kept.
+    undated = boss.submit(url, f"{url}/due-date", due="2030-03-04T09:30", reason="")
+    assert undated.status_code == 422
+    html = page(undated)
+    assert html.xpath('//input[@id="action-set_due_date-due"]/@value') == ["2030-03-04T09:30"]
+    assert html.xpath('//input[@id="action-set_due_date-due"]/@aria-invalid') == []
+    reason = html.xpath('//input[@id="action-set_due_date-reason"]')[0]
+    assert reason.get("aria-invalid") == "true"
+    assert "reason" in text_of(html.xpath(f'//*[@id="{reason.get("aria-describedby")}"]')[0])
 
 
 def _offered(browser: Browser, task_id: str) -> set[str]:

@@ -109,7 +109,7 @@ def _users_page(request: Request, user: WebUser, status: int, errors: dict[str, 
     rows = [(u, _when(last.get(u.name), zone)) for u in list_users(engine, user.principal)]
     return page(request, "admin_users.html", status, user=user, rows=rows, roles=ROLES, errors=errors or {},
                 entered=entered or {"role": Role.COORDINATOR.value}, zone=zone.key, issued=issued,
-                issued_expiry=_when(issued.expires_at, zone) if issued else None, added=added,
+                issued_expiry=_when(issued.expires_at, zone) if issued else None, token_for=added,
                 name_rule=NAME_RULE, max_days=MAX_TOKEN_DAYS)
 
 
@@ -153,7 +153,7 @@ def _user_page(request: Request, user: WebUser, name: str, status: int, *, error
     return page(request, "admin_user.html", status, user=user, shown=shown, tokens=tokens, zone=zone.key,
                 last_sign_in=_when(last, zone), added=_when(shown.created_at, zone), errors=errors or {},
                 message=message, notice=notice,
-                issued=issued, issued_expiry=_when(issued.expires_at, zone) if issued else None,
+                issued=issued, issued_expiry=_when(issued.expires_at, zone) if issued else None, token_for=shown.name,
                 groups_entered=" ".join(shown.groups) if groups_entered is None else groups_entered,
                 takes_password=shown.active and shown.role != Role.INTEGRATION.value,
                 min_password=MIN_PASSWORD_LENGTH, max_days=MAX_TOKEN_DAYS, name_rule=NAME_RULE)

@@ -15,6 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.middleware.gzip import GZipMiddleware
 
 from .navigation import nav_items
 
@@ -44,4 +45,7 @@ templates.env.globals["nav_items"] = nav_items
 
 
 def mount_static(app: FastAPI) -> None:
-    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    """The static files, gzip-compressed for browsers that accept it (htmx goes from 52 KB to about 17 KB on
+    the wire). Only these: pages are not compressed, since a page holds a CSRF token beside text a user
+    typed (compressing both together is what BREACH-style attacks measure)."""
+    app.mount(STATIC_PREFIX, GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=500), name="static")

@@ -172,7 +172,8 @@ def verify(request: Request) -> Response:
     result = check_history(engine, user.principal)
     checkpoint = latest_checkpoint(engine)
     zone = engine.time_context().tz
-    return page(request, "audit_verify.html", user=user, result=result, checkpoint=checkpoint,
+    signed = bool(engine.config.audit_keyring())  # without a key only the hash chains can be checked
+    return page(request, "audit_verify.html", user=user, result=result, checkpoint=checkpoint, signed=signed,
                 checked_at=engine.now(), zone=zone.key, when=local_time(zone))
 
 

@@ -10,12 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carepath.engine.application import CarePath
-from carepath.engine.colleagues import task_colleagues
 from carepath.engine.episode_start import EpisodeStart, episode_start
 from carepath.engine.errors import NotFound
 from carepath.engine.identity import Principal, sees_every_task
 from carepath.engine.queries import task_comments, task_form, task_timeline, visible_task
 from carepath.engine.rules import sees_unrouted
+from carepath.engine.team_queries import eligible_assignees
 from carepath.engine.views import TaskTimelineView, TaskView
 
 from .worklist import due_in_words
@@ -88,7 +88,8 @@ def read_task_page(engine: CarePath, user: Principal, task_id: str) -> TaskPage:
         comments = task_comments(session, task_id)
         timeline = task_timeline(session, view.instance_id, now)
         episode = episode_start(session, view.instance_id)
-        colleagues = task_colleagues(session, task_id) if {"delegate", "assign"} & set(view.actions) else []
+        # Who the task may be handed to: the same list the team screens offer (engine/team_queries.py).
+        colleagues = eligible_assignees(session, [view])[view.id] if {"delegate", "assign"} & set(view.actions) else []
     fields = set((schema or {}).get("properties") or {})
     values = {**{k: v for k, v in data.items() if k in fields}, **(view.draft or {})}
     return TaskPage(view, schema, values, comments, timeline, episode, colleagues, engine.time_context().tz, now)

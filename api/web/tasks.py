@@ -46,7 +46,8 @@ def task_page(request: Request, task_id: TaskId) -> Response:
 
 def _render(request: Request, user: WebUser, task_id: str, status: int = 200, posted: Posted | None = None,
             errors: dict[str, str] | None = None, others: list[str] | None = None,
-            action_errors: dict[str, str] | None = None) -> HTMLResponse:
+            action_errors: dict[str, str] | None = None, action_fields: dict[str, str] | None = None,
+            action_values: dict[str, dict[str, str]] | None = None) -> HTMLResponse:
     """The task page, recording one read of the patient's record per page drawn."""
     engine = engine_of(request)
     view = read_task_page(engine, user.principal, task_id)
@@ -55,7 +56,8 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
     if posted is not None:  # a refused form shows every field as the user left it, ticks included
         fields = [_kept(f, posted) for f in fields]
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
-                others=others or [], action_errors=action_errors or {}, paths=ACTION_PATHS,
+                others=others or [], action_errors=action_errors or {}, action_fields=action_fields or {},
+                action_values=action_values or {}, paths=ACTION_PATHS,
                 draft_saved=request.query_params.get("draft") == "saved")
 
 
@@ -103,6 +105,11 @@ SMALL_ACTIONS: dict[str, tuple[str, Callable[..., object], Callable[[dict[str, s
     "priority": ("set_priority", task_cases.set_priority, _whole),
     "due-date": ("set_due_date", task_cases.set_due_date, _due),
 }
+
+
+# The field a refusal is shown at when the use case does not name one.
+FIRST_FIELD = {"hold": "reason", "resume": "reason", "delegate": "to", "assign": "assignee", "comment": "text",
+               "priority": "priority", "due-date": "due"}
 
 
 def _message(exc: ValidationFailed) -> str:
@@ -190,6 +197,8 @@ async def small_action(request: Request, task_id: TaskId, action: str) -> Respon
     form = await _form(request, user)
     try:
         use_case(engine_of(request), user.principal, task_id, *arguments(form))
-    except ValidationFailed as refused:
-        return _render(request, user, task_id, 422, action_errors={rule: _message(refused)})
+    except ValidationFailed as refused:  # said beside the field at fault, what was typed kept
+        at = next((p.field for p in refused.problems if p.field), None) or FIRST_FIELD.get(action, "")
+        return _render(request, user, task_id, 422, action_errors={rule: _message(refused)},
+                       action_fields={rule: at}, action_values={rule: form})
     return redirect(_back(form, task_id))

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..application import CarePath
 from ..bounds import check_json
 from ..calendars import DeadlineError
-from ..errors import ValidationFailed
+from ..errors import Problem, ValidationFailed
 from ..forms import validate_form
 from ..identity import Principal, Role
 from ..model import TaskState
@@ -129,7 +129,8 @@ def set_due_date(app: CarePath, principal: Principal, task_id: str, due: str | N
     "P2BD after discharge_at end of day" (counted from now or from the instance's variable)."""
     check_role(TASK_RULES["set_due_date"], principal)
     if not isinstance(reason, str) or not reason.strip():
-        raise ValidationFailed("say why the due date changes: 'reason' is required")
+        raise ValidationFailed("say why the due date changes: 'reason' is required",
+                               [Problem("a reason for moving the due date is required", field="reason")])
 
     def act(uow: UnitOfWork, task: Task, rule: Rule) -> None:
         new = None

@@ -62,7 +62,7 @@ def test_diagram_requests_that_do_not_fit_are_refused_with_a_reason(shipped: Api
                           params={"instance": "00000000-0000-0000-0000-000000000000"})
     assert missing.status_code == 404
     outsider = shipped.user("coordinator", "elsewhere")
-    started = shipped.start(lead, KEY, data={"ed_visit_date": "2026-01-08", "diagnosis_category": "x",
+    started = shipped.start(lead, KEY, data={"ed_visit_date": "2026-01-08", "diagnosis_category": "other",
                                              "high_risk_chronic_conditions": 0}).json()
     hidden = shipped.get(f"/api/pathways/{KEY}/versions/1/diagram.svg", outsider, params={"instance": started["id"]})
     assert hidden.status_code == 404  # like an instance that does not exist
@@ -149,7 +149,7 @@ def test_only_the_flows_an_episode_took_are_drawn_as_taken(shipped: ApiClient, c
     flow_date_missing joins: it is drawn only when the loop was taken."""
     from tests.pathways.test_post_ed_scenarios import Story, ny
 
-    story = Story(shipped, clock, "injury", 2)
+    story = Story(shipped, clock, "other", 2)
     story.reach_and_schedule(visit_on="2026-01-13")
     story.at(ny(1, 13, 23, 59, 59))  # the 7-day window timer fires: confirm the visit
     assert _taken(shipped, story.id) == TO_CONFIRM  # not flow_to_visit_completed: the message never came
@@ -163,7 +163,7 @@ def test_a_loop_taken_twice_and_both_branches_of_a_gateway_are_drawn(shipped: Ap
                                                                       clock: ManualClock) -> None:
     from tests.pathways.test_post_ed_scenarios import Story, ny
 
-    story = Story(shipped, clock, "injury", 2)
+    story = Story(shipped, clock, "other", 2)
     story.reach_and_schedule(visit_on="2026-01-13")
     story.at(ny(1, 13, 23, 59, 59))
     story.complete("confirm_visit", visit_attended=True)  # attended, no date: the conditional flow loops back

@@ -118,8 +118,8 @@ def test_shipped_pathway_is_deployed_at_start_up_once(shipped: ApiClient, engine
 @pytest.mark.parametrize(("diagnosis", "chronic", "measure", "met"), [
     ("mental_illness", 0, "FUM", {"fum-7": "met", "fum-30": "met"}),
     ("substance_use", 0, "FUA", {"fua-7": "met", "fua-30": "met"}),
-    ("injury", 2, "FMC", {"fmc-7": "met"}),
-    ("injury", 0, "general", {}),
+    ("other", 2, "FMC", {"fmc-7": "met"}),
+    ("other", 0, "general", {}),
 ])
 def test_happy_path_the_visit_is_reported_within_seven_days_and_the_episode_closes(
         shipped: ApiClient, clock: ManualClock, diagnosis: str, chronic: int, measure: str,
@@ -175,7 +175,7 @@ def test_the_supervisor_can_send_an_escalated_patient_back_to_scheduling(shipped
 
 
 def test_a_reminder_left_open_closes_with_the_episode(shipped: ApiClient, clock: ManualClock) -> None:
-    story = Story(shipped, clock, "injury", 3)
+    story = Story(shipped, clock, "other", 3)
     story.at(ny(1, 12, 10, 0, 0))
     story.reach_and_schedule()
     assert [t[0] for t in story.open_tasks()] == ["remind_call_patient"]
@@ -210,7 +210,7 @@ def test_a_visit_reported_after_the_confirm_task_appeared_closes_that_task(shipp
 
 
 def test_the_same_visit_message_twice_is_a_duplicate(shipped: ApiClient, clock: ManualClock) -> None:
-    story = Story(shipped, clock, "injury", 2)
+    story = Story(shipped, clock, "other", 2)
     story.reach_and_schedule()
     assert story.visit_completed("2026-01-12", message_id="ehr-visit-77") == "delivered"
     assert story.visit_completed("2026-01-12", message_id="ehr-visit-77") == "duplicate"
@@ -221,7 +221,7 @@ def test_the_same_visit_message_twice_is_a_duplicate(shipped: ApiClient, clock: 
 
 def test_a_missed_seven_day_window_brings_the_confirm_task_before_the_window_closes(
         shipped: ApiClient, clock: ManualClock) -> None:
-    story = Story(shipped, clock, "injury", 2)
+    story = Story(shipped, clock, "other", 2)
     story.reach_and_schedule(visit_on="2026-01-13")
     story.at(ny(1, 13, 23, 59, 58))
     assert story.open_tasks() == []
