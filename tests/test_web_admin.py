@@ -173,13 +173,18 @@ def _csrf(browser: Browser) -> str:
 
 def test_deactivating_a_user_and_the_engines_refusals(admin: Browser, engine: CarePath, web: Any) -> None:
     web_user(engine, "sam", "coordinator")
-    gone = admin.submit("/app/admin/users/sam", "/app/admin/users/sam/deactivate")
+    # Not confirmed (one click): refused at the confirmation field, nothing changed.
+    unconfirmed = admin.submit("/app/admin/users/sam", "/app/admin/users/sam/deactivate", confirm="sa")
+    assert unconfirmed.status_code == 422
+    assert page(unconfirmed).xpath('//input[@id="confirm"]/@aria-invalid') == ["true"]
+    assert get_user(engine, ADMIN, "sam").active
+    gone = admin.submit("/app/admin/users/sam", "/app/admin/users/sam/deactivate", confirm="sam")
     assert gone.status_code == 303
     assert not get_user(engine, ADMIN, "sam").active
     assert _events(engine, "user_deactivated")[-1].actor == "ada"
     assert not page(admin.get("/app/admin/users/sam")).xpath('//form[@action="/app/admin/users/sam/deactivate"]')
     assert Browser(web).sign_in("sam").status_code == 401
-    self_ = admin.submit("/app/admin/users/ada", "/app/admin/users/ada/deactivate")
+    self_ = admin.submit("/app/admin/users/ada", "/app/admin/users/ada/deactivate", confirm="ada")
     assert self_.status_code == 409
     assert "you cannot deactivate yourself" in text_of(page(self_).xpath('//*[@role="alert"]')[0])
     assert get_user(engine, ADMIN, "ada").active

@@ -171,7 +171,8 @@ def test_a_script_in_a_patient_id_shows_as_text(made: Episodes) -> None:
 
 BAD_FILTERS = [("status=lost", "status"), ("started_from=2026-13-01", "started_from"),
                ("started_to=yesterday", "started_to"), ("offset=-1", "offset"),
-               ("patient_id=" + "x" * 201, "patient_id")]
+               ("patient_id=" + "x" * 201, "patient_id"),
+               ("started_from=2026-02-01&started_to=2026-01-01", "started_to")]  # an empty period, as compliance
 
 
 def test_a_bad_filter_is_a_page_naming_the_field(made: Episodes) -> None:

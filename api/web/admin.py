@@ -200,8 +200,10 @@ async def password_submit(request: Request, name: UserName) -> Response:
 @router.post(USERS + "/{name}/deactivate")
 async def deactivate_submit(request: Request, name: UserName) -> Response:
     def change(user: WebUser, form: FormData) -> None:
+        if _text(form, "confirm", 200).strip() != name:  # one click must not end someone's access
+            raise ValidationFailed(f"type the user name '{name}' to confirm the deactivation")
         deactivate_user(engine_of(request), user.principal, name)
-    return await _change_user(request, name, "deactivate", change, "deactivated")
+    return await _change_user(request, name, "confirm", change, "deactivated")
 
 
 @router.post(USERS + "/{name}/tokens")

@@ -32,7 +32,7 @@ from carepath.engine.usecases.instance_report import STYLE as REPORT_STYLE
 from carepath.engine.usecases.instance_report import instance_report
 from carepath.engine.usecases.instances import get_instance_history, get_instance_view
 from carepath.engine.usecases.measures import instance_measures
-from carepath.engine.usecases.periods import period_in_utc
+from carepath.engine.usecases.periods import report_period
 
 from .cookies import client_of, engine_of
 from .headers import policy_allowing_styles
@@ -83,8 +83,8 @@ def find_episodes(request: Request, patient_id: TextQuery = None, business_key: 
 
 def _find(engine: CarePath, principal: Principal, asked: dict[str, str | None], offset: int) -> Page:
     status = choice_value("status", asked["status"], InstanceStatus)
-    since, until = period_in_utc(engine, asked["pathway"], day_value("started_from", asked["started_from"]),
-                                 day_value("started_to", asked["started_to"]))
+    since, until = report_period(engine, asked["pathway"], day_value("started_from", asked["started_from"]),
+                                 day_value("started_to", asked["started_to"]), ("started_from", "started_to"))
     with engine.db.read() as session:
         return list_instances(session, status=status, pathway=asked["pathway"], patient_id=asked["patient_id"],
                               business_key=asked["business_key"], visible_to=instance_scope(principal),

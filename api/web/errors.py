@@ -47,6 +47,8 @@ async def _invalid(request: Request, exc: Exception) -> Response:
     path_problem = any((e.get("loc") or ("",))[0] == "path" for e in exc.errors())
     if path_problem:  # an id out of range or not a number: nothing by that id
         return error_page(request, 404, TITLES[404], f"there is nothing at {request.url.path}")
+    if request.method == "GET":  # a link or an address typed by hand, not a form
+        return error_page(request, 422, TITLES[422], "this address has a value that is not valid", problems)
     return error_page(request, 422, TITLES[422], "the form was not complete or not valid; nothing was changed",
                       problems)
 
@@ -57,6 +59,9 @@ async def _http(request: Request, exc: Exception) -> Response:
         return api_errors.http_error(request, exc)
     message = {404: f"there is no page at {request.url.path}",
                405: f"{request.url.path} does not answer {request.method}"}.get(exc.status_code, str(exc.detail))
+    if exc.status_code == 405 and request.method == "GET":  # e.g. Enter in the address bar after a form was sent
+        message = ("this address is where a form is sent, not a page to open: go back to the page the form was "
+                   "on")
     return error_page(request, exc.status_code, TITLES.get(exc.status_code, "Error"), message)
 
 

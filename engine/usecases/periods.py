@@ -23,11 +23,14 @@ def period_in_utc(app: CarePath, pathway: str | None, start: datetime | date | N
 
 
 def report_period(app: CarePath, pathway: str | None, start: datetime | date | None,
-                  end: datetime | date | None) -> tuple[datetime | None, datetime | None]:
-    """A compliance report's period in UTC (as `period_in_utc`); ValidationFailed when it is empty."""
+                  end: datetime | date | None, fields: tuple[str, str] = ("from", "to")
+                  ) -> tuple[datetime | None, datetime | None]:
+    """A period asked for (a compliance report's, an episode search's) in UTC, as `period_in_utc`;
+    ValidationFailed naming the end's field (`fields`: the form's names of start and end) when it is empty."""
     start_utc, end_utc = period_in_utc(app, pathway, start, end)
     if start_utc is not None and end_utc is not None and end_utc <= start_utc:
-        raise ValidationFailed("'to' must be after 'from'", [Problem("'to' must be after 'from'", field="to")])
+        message = f"'{fields[1]}' must be after '{fields[0]}'"
+        raise ValidationFailed(message, [Problem(message, field=fields[1])])
     return start_utc, end_utc
 
 

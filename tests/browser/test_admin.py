@@ -66,6 +66,7 @@ def test_an_admin_adds_a_user_gives_them_a_token_and_deactivates_them(engine: Ca
     assert "expires on" in page.locator(".admin-token").inner_text()
     assert len(list_tokens(engine, ADMIN, "nina")) == 2
 
+    page.get_by_label("To confirm, type the user name").fill("nina")
     page.get_by_role("button", name="Deactivate nina").click()
     page.wait_for_url("**/app/admin/users/nina?changed=deactivated")
     assert "deactivated" in page.get_by_role("status").inner_text()
