@@ -210,6 +210,10 @@ def test_users_list_and_end_their_sessions_and_an_admin_ends_anyones(web: Any, e
         assert browser.sign_in(name).status_code == 303
     mine = _session_rows(desk)
     assert sorted(mine.values()) == ["alice", "alice (this browser)"]
+    zone = engine.time_context().tz
+    shown = page(desk.get("/app/sessions"))
+    assert shown.xpath("//thead/tr/th[2]/text()") == [f"Signed in ({zone.key})"]
+    assert text_of(shown.xpath("//tbody/tr/td[2]")[0]) == engine.now().astimezone(zone).strftime("%d %b %Y %H:%M")
     tablet_id = next(sid for sid, who in mine.items() if who == "alice")
     # Another user cannot end it (nor learn that it exists).
     token = page(other.get("/app/sessions")).xpath("//input[@name='csrf_token']")[0].get("value")

@@ -35,6 +35,7 @@ from .cookies import (
     throttle_of,
 )
 from .pages import SIGN_IN, WORKLIST, page, posted_form, redirect, refused, require_user, safe_next, text_fields
+from .search_values import local_time
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,8 +105,11 @@ def sessions(request: Request) -> Response:
 
 
 def _sessions_page(request: Request, user: WebUser, status: int, error: str | None = None) -> Response:
-    rows = list_sessions(engine_of(request), user.principal, idle_limit(request))
-    return page(request, "sessions.html", status, user=user, sessions=rows, error=error)
+    engine = engine_of(request)
+    rows = list_sessions(engine, user.principal, idle_limit(request))
+    zone = engine.time_context().tz
+    return page(request, "sessions.html", status, user=user, sessions=rows, error=error, zone=zone.key,
+                when=local_time(zone))
 
 
 @router.post("/app/sessions/{session_id}/end")
