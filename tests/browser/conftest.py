@@ -124,4 +124,7 @@ def visit(browser: Browser, server: str) -> Iterator[Visit]:
     page.on("console", found._console)
     page.on("pageerror", lambda error: found.console_errors.append(str(error)))
     yield found
+    # Route handlers still running (a page's own requests: polling, a diagram) must not hold the close:
+    # drop them first, ignoring their errors (Playwright's documented way out of a close that waits on them).
+    page.unroute_all(behavior="ignoreErrors")
     context.close()
