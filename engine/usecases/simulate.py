@@ -26,7 +26,7 @@ from ..calendars import DeadlineError, TimeContext, is_duration
 from ..clock import ManualClock
 from ..definitions import ParsedProcess
 from ..errors import ValidationFailed
-from ..forms import validate_form
+from ..forms import seeded, validate_form
 from ..identity import offered_groups
 from ..model import OpenTask, PassedStep, Snapshot
 from ..runtime.serializer import serializer_for
@@ -126,7 +126,7 @@ class _Walk:
 
     def start(self, data: dict[str, Any]) -> None:
         self.result.start_data = data
-        seed = {**data, "business_key": BUSINESS_KEY}
+        seed = {**seeded(self.process.start_data, data), "business_key": BUSINESS_KEY}
         workflow = RunningWorkflow.create(self.spec, self.subprocess_specs, self.family, self.script_engine, seed,
                                           BUSINESS_KEY)
         self._act(SimulatedMoment(self.clock(), "start"), lambda w: w.run(self.clock), workflow)
