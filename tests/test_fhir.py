@@ -258,6 +258,10 @@ def test_errors_are_operation_outcomes_with_the_right_status(api: ApiClient, war
     outcome(fhir(api, "Task", ward.nurse, status="done"), 400, "status", "done")
     outcome(fhir(api, "Task", ward.nurse, _lastUpdated="yesterday"), 400, "_lastUpdated")
     outcome(fhir(api, "Task", ward.nurse, _count="0"), 400, "_count")
+    for odd in ("2026-02-30", "9999-12-31", "le9999-12", "2026-01-05T10:00"):  # no such day, no end, no offset
+        outcome(fhir(api, "Task", ward.nurse, _lastUpdated=odd), 400, "_lastUpdated")
+    outcome(fhir(api, "PlanDefinition/99999999999", ward.nurse), 404, "PlanDefinition/99999999999")
+    outcome(fhir(api, "Task", ward.nurse, _offset="10001"), 400, "_offset")
     outcome(fhir(api, "Task", ward.nurse, **{"status:not": "ready"}), 400, "modifiers")
     outcome(fhir(api, "Task", ward.nurse, owner="Patient/x"), 400, "Practitioner")
     outcome(api.client.get("/fhir/Task", headers=api.headers(ward.nurse), params=[("status", "ready")] * 2),

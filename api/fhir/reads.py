@@ -175,7 +175,7 @@ CAREPLAN = FhirResource("CarePlan", "An episode: one patient's run of a pathway 
 
 def read_plan_definition(reader: Reader, version_id: str) -> Resource:
     with reader.engine.db.read() as session:
-        version = session.get(PathwayVersion, int(version_id)) if version_id.isdigit() and len(version_id) < 12 \
+        version = session.get(PathwayVersion, int(version_id)) if version_id.isdigit() and len(version_id) <= 9 \
             else None
         if version is None:
             raise NotFound(f"PlanDefinition/{version_id} does not exist")

@@ -151,5 +151,7 @@ def _date_range(name: str, text: str) -> tuple[datetime, datetime]:
             following = datetime(int(year) + int(month) // 12, int(month) % 12 + 1, 1, tzinfo=UTC)
             return first, following
         return datetime(int(year), 1, 1, tzinfo=UTC), datetime(int(year) + 1, 1, 1, tzinfo=UTC)
-    except ValueError as exc:
+    except ValueError as exc:  # a day that does not exist
         raise BadRequest(problem) from exc
+    except OverflowError as exc:
+        raise BadRequest(f"search parameter '{name}': '{text[:40]}' reaches beyond the year 9999") from exc
