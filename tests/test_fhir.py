@@ -276,3 +276,16 @@ def test_errors_are_operation_outcomes_with_the_right_status(api: ApiClient, war
     outcome(fhir(api, "Task", sender), 403, "integration")
     # the JSON API keeps its own error shape
     assert api.get("/api/tasks/nope", ward.nurse).json()["error"] == "NotFound"
+
+
+def test_odd_values_of_every_parameter_answer_200_or_400_never_500(api: ApiClient, ward: Ward) -> None:
+    odd = ("Ñúñez", "a|b|c", ",", "Patient/", "/x", "ge", "-1", "1e9", "eq2026-13", "x" * 300, "%00", "'; drop")
+    for kind in RESOURCES:
+        for param in kind.params:
+            for value in odd:
+                response = fhir(api, kind.name, ward.lead, **{param.name: value})
+                assert response.status_code in (200, 400), (kind.name, param.name, value, response.text)
+                if response.status_code == 400:
+                    outcome(response, 400, param.name)
+                else:
+                    searchset(response, kind.name)
