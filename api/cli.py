@@ -289,7 +289,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print("error: another CarePath server is already using this SQLite database; SQLite is for one "
                   "process (use PostgreSQL to run several)", file=sys.stderr)
             return 2
-    migrate.upgrade(build_engine(settings, upgrade_schema=False).db.engine)
+    migrate.upgrade(build_engine(settings, upgrade_schema=False).db.engine,
+                    patient_id_system=settings.patient_id_system)
     uvicorn.run("carepath.api.asgi:app", host=args.host, port=args.port, workers=args.workers,
                 log_level="info")
     return 0

@@ -15,6 +15,7 @@ from carepath.engine.application import EngineConfig
 from carepath.engine.bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, SHOWN_DEPTH
 from carepath.engine.calendars import Calendars, DeadlineError, parse_retry
 from carepath.engine.notifications import NotificationChannel, alerts_by_pathway
+from carepath.engine.patients import DEFAULT_PATIENT_ID_SYSTEM
 
 from .channels import channels_from_settings
 
@@ -82,6 +83,9 @@ class Settings(BaseSettings):
     timer_max_attempts: int = 5
     timer_retry_seconds: float = 30.0
     lane_groups: str = "{}"
+    # The identifier system of the free-text patient ids episodes are started with (engine/patients.py): a URI.
+    patient_id_system: str = Field(default=DEFAULT_PATIENT_ID_SYSTEM, min_length=4, max_length=255,
+                                   pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
     # Business calendars: JSON {"name": {"timezone", "country", "subdivision", "closures", "weekend"}}; the
     # built-in "us-federal" (US federal holidays, America/New_York) is always there and can be overridden.
     calendars: str = "{}"
@@ -251,6 +255,7 @@ class Settings(BaseSettings):
             timer_max_attempts=attempts,
             timer_retry_base=retry_base,
             lane_groups=json.loads(self.lane_groups),
+            patient_id_system=self.patient_id_system,
             calendars=Calendars.from_settings(json.loads(self.calendars), self.default_calendar),
             deadline_alerts=alerts_by_pathway(json.loads(self.deadline_alerts)),
             audit_key=self.audit_key.encode() if self.audit_key else None,

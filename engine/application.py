@@ -17,6 +17,7 @@ from .caches import LRUCache
 from .calendars import Calendars, TimeContext
 from .clock import Clock
 from .notifications import DeadlineAlerts, NotificationChannel, OutboxChannel, alerts_by_pathway
+from .patients import DEFAULT_PATIENT_ID_SYSTEM
 from .persistence.database import Database
 
 
@@ -31,6 +32,8 @@ class EngineConfig:
     timer_retry_base: timedelta = timedelta(seconds=30)
     conflict_retries: int = 5
     lane_groups: dict[str, str] = field(default_factory=dict)
+    # The identifier system of the free-text `patient_id` episodes are started with (engine/patients.py).
+    patient_id_system: str = DEFAULT_PATIENT_ID_SYSTEM
     # Business calendars by name; pathways choose one (and a time zone) with process properties.
     calendars: Calendars = field(default_factory=lambda: Calendars.from_settings(None))
     # Deadline alerts per pathway key ("*": the rest), and how notifications are retried.

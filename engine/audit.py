@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .bounds import shown
 from .model import RECORD_VIEWED
+from .patient_links import linked_patient_ids
 from .persistence.tables import Event, Instance, PathwayVersion
 from .queries import Page, _page, version_numbers
 
@@ -58,13 +59,14 @@ def utc_instant(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _filtered(query: Select[Any], f: AuditFilter) -> Select[Any]:
+def _filtered(session: Session, query: Select[Any], f: AuditFilter) -> Select[Any]:
     # Patient and pathway select the instances first (their indexes), then the events of those instances
     # (ix_events_instance_id_id), rather than joining every event to its instance.
     if f.instance_id is not None:
         query = query.where(Event.instance_id == f.instance_id)
-    if f.patient_id is not None:
-        query = query.where(Event.instance_id.in_(select(Instance.id).where(Instance.patient_id == f.patient_id)))
+    if f.patient_id is not None:  # and the patients merged with theirs (engine/patient_links.py)
+        patients = linked_patient_ids(session, f.patient_id)
+        query = query.where(Event.instance_id.in_(select(Instance.id).where(Instance.patient_id.in_(patients))))
     if f.pathway is not None:
         versions = select(PathwayVersion.id).where(PathwayVersion.key == f.pathway)
         query = query.where(Event.instance_id.in_(select(Instance.id).where(Instance.pathway_key == f.pathway))
@@ -87,7 +89,7 @@ def _order(f: AuditFilter) -> list[Any]:
 def list_audit_events(session: Session, f: AuditFilter, *, limit: int = 50, offset: int = 0,
                       exact_total: bool = False) -> Page:
     """A page of events, totals capped as other lists are."""
-    rows, total, exact = _page(session, _filtered(select(Event), f), _order(f), limit, offset, exact_total)
+    rows, total, exact = _page(session, _filtered(session, select(Event), f), _order(f), limit, offset, exact_total)
     context = _instance_context(session, {r.instance_id for r in rows if r.instance_id})
     versions = version_numbers(session, {r.pathway_version_id for r in rows if r.pathway_version_id})
     items = [_record(r, context.get(r.instance_id or ""), versions.get(r.pathway_version_id or 0)) for r in rows]
@@ -111,9 +113,10 @@ def _instance_context(session: Session, ids: set[str]) -> dict[str, tuple[str | 
 def stream_audit_records(session: Session, f: AuditFilter, batch: int = 1000) -> Iterator[AuditRecord]:
     """Every matching event in id order, read `batch` rows at a time (a server-side cursor on
     PostgreSQL), so memory stays constant however many there are."""
-    query = _filtered(select(Event.id, Event.at, Event.type, Event.actor, Event.instance_id,
-                             Instance.patient_id, func.coalesce(Instance.pathway_key, PathwayVersion.key),
-                             Event.task_id, Event.data, PathwayVersion.version), f)
+    columns = select(Event.id, Event.at, Event.type, Event.actor, Event.instance_id, Instance.patient_id,
+                     func.coalesce(Instance.pathway_key, PathwayVersion.key), Event.task_id, Event.data,
+                     PathwayVersion.version)
+    query = _filtered(session, columns, f)
     query = (query.outerjoin(Instance, Instance.id == Event.instance_id)
              .outerjoin(PathwayVersion, PathwayVersion.id == Event.pathway_version_id)
              .order_by(*_order(f)))

@@ -49,7 +49,7 @@ AUTHENTICATION_SUBTYPES = {"signed_in": LOGIN, "sign_in_locked": LOGIN, "signed_
 _USER_UPDATES = ("task_claimed", "task_unclaimed", "task_assigned", "task_delegated", "task_resolved", "task_held",
                  "task_resumed", "task_completed", "task_draft_saved", "task_due_date_changed",
                  "task_priority_changed", "task_released", "cancelled", "retried", "pathway_retired",
-                 "message_received")
+                 "message_received", "patient_merged", "patient_unmerged", "patient_updated")
 MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     RECORD_VIEWED: (REST, "read", "R"),
     "instance_started": (REST, "create", "C"),

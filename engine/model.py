@@ -46,6 +46,14 @@ class VersionState(StrEnum):
     RETIRED = "retired"
 
 
+class PatientState(StrEnum):
+    """A patient (table `patients`): active, or merged into another (its `merged_into` set); not stored
+    apart from that link."""
+
+    ACTIVE = "active"
+    MERGED = "merged"
+
+
 class GrantState(StrEnum):
     """A break-glass grant (table `break_glass_grants`): active until its end time, then expired; not
     stored (the times say it)."""
@@ -108,7 +116,7 @@ EVENT_TYPES = frozenset({
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
-    "sign_in_locked", "break_glass_granted"})
+    "sign_in_locked", "break_glass_granted", "patient_updated", "patient_merged", "patient_unmerged"})
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -23,6 +23,7 @@ from .model import (
     audience_key,
     viewer_keys,
 )
+from .patient_links import linked_patient_ids
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -195,8 +196,8 @@ def list_instances(session: Session, *, status: str | None = None, pathway: str 
         query = query.where(Instance.status == status)
     if pathway:
         query = query.where(Instance.pathway_key == pathway)
-    if patient_id:
-        query = query.where(Instance.patient_id == patient_id)
+    if patient_id:  # a merged identity's episodes too (engine/patient_links.py)
+        query = query.where(Instance.patient_id.in_(linked_patient_ids(session, patient_id)))
     if business_key:
         query = query.where(Instance.business_key == business_key)
     if started_from is not None:
@@ -237,6 +238,9 @@ class TaskFilter:
     patient_id: str | None = None
     business_key: str | None = None
     patient_or_episode: str | None = None  # the patient id or the episode's business key, exactly
+    # The patient ids `patient_id` or `patient_or_episode` stands for, merged identities included (list_tasks
+    # fills it: engine/patient_links.py); None: that patient id alone.
+    linked_patient_ids: tuple[str, ...] | None = None
     priority: int | None = None
     text: str | None = None
     # Limit to what this user may see (None: everything, for admins and auditors).
@@ -264,6 +268,9 @@ def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str
                limit: int = 50, offset: int = 0, exact_total: bool = False, now: datetime | None = None,
                reader: Principal | None = None) -> Page:
     filters = filters or TaskFilter()
+    patient = filters.patient_id or filters.patient_or_episode
+    if patient is not None and filters.linked_patient_ids is None:
+        filters = replace(filters, linked_patient_ids=tuple(linked_patient_ids(session, patient)))
     staffed = staffed_groups(session) if filters.unrouted else None
     query = _task_query(filters, _dialect(session), staffed or frozenset())
     rows, total, exact = _page(session, query, TASK_SORTS[sort], limit, offset, exact_total)
@@ -301,13 +308,14 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
     if f.patient_id is not None or f.business_key is not None:
         query = query.join(Instance, Instance.id == Task.instance_id)
         if f.patient_id is not None:
-            query = query.where(Instance.patient_id == f.patient_id)
+            query = query.where(Instance.patient_id.in_(f.linked_patient_ids or (f.patient_id,)))
         if f.business_key is not None:
             query = query.where(Instance.business_key == f.business_key)
     if f.patient_or_episode is not None:
         value = f.patient_or_episode
         query = query.where(Task.instance_id.in_(select(Instance.id).where(
-            (Instance.patient_id == value) | (Instance.business_key == value))))
+            Instance.patient_id.in_(f.linked_patient_ids if f.linked_patient_ids and f.patient_id in (None, value)
+                                    else (value,)) | (Instance.business_key == value))))
     if f.text:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
     # Offered to me or my groups (candidate=me) already implies visible, and supervisors see the whole

@@ -26,6 +26,7 @@ from .model import (
     InstanceStatus,
     MessageState,
     NotificationState,
+    PatientState,
     TaskState,
     TimerState,
     VersionState,
@@ -321,9 +322,33 @@ VERSION_RULES = _rules(
          "nothing"),
 )
 
+# Who may merge and unmerge patients: the systems that own patient identity (the EHR's master patient index,
+# sending ADT A40/A37 as an integration account) and admins, who fix what a feed cannot. Not supervisors or
+# clinical leads: a wrong merge shows one patient's record to another's care team, so it is a records-office
+# decision, made where the identities are mastered.
+PATIENT_MERGERS = (Role.INTEGRATION,)
+
+PATIENT_RULES = _rules(
+    Rule("create", "A patient is named for the first time", (), (PatientState.ACTIVE,),
+         note="by a start (its patient id or patient) or a message whose identifiers match no patient; a start "
+         "whose identifiers match a patient adds the new ones to it; identifiers of two different patients "
+         "are refused (409): merge them first"),
+    Rule("update", "Updating a patient's demographics", (PatientState.ACTIVE, PatientState.MERGED), (),
+         PATIENT_MERGERS, (), "patient_updated", note="name, birth date, phone, address (ADT A08); the event "
+         "names the fields that changed, not their values"),
+    Rule("merge", "Merging a patient into another", (PatientState.ACTIVE,), (PatientState.MERGED,),
+         PATIENT_MERGERS, (), "patient_merged", "merged_into",
+         note="with a reason; links the merged patient to the survivor and moves nothing: searches by either "
+         "find both patients' episodes, tasks, reads and grants; refused for a patient into itself or into one "
+         "merged into it (409)"),
+    Rule("unmerge", "Undoing a merge", (PatientState.MERGED,), (PatientState.ACTIVE,), PATIENT_MERGERS, (),
+         "patient_unmerged", "merged_into", note="with a reason; the two identities separate again"),
+)
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
-                                      "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES}
+                                      "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
+                                      "patient": PATIENT_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -434,7 +459,8 @@ NOT_OFFERED = frozenset({"start", "release"})
 
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
                                             "message": MessageState, "notification": NotificationState,
-                                            "break-glass grant": GrantState, "pathway version": VersionState}
+                                            "break-glass grant": GrantState, "pathway version": VersionState,
+                                            "patient": PatientState}
 
 
 def _who(rule: Rule) -> str:
@@ -481,9 +507,9 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "TASK_RULES", "TABLES", "VERSION_RULES", "Guard",
-           "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles", "check", "check_role",
-           "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
+__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES",
+           "VERSION_RULES", "Guard", "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles",
+           "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
 
 
 if __name__ == "__main__":

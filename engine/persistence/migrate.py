@@ -20,15 +20,16 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    _migrate(engine, command.upgrade, revision)
+def upgrade(engine: Engine, revision: str = "head", *, patient_id_system: str | None = None) -> None:
+    """`patient_id_system`: the identifier system existing free-text patient ids are migrated into (0019)."""
+    _migrate(engine, command.upgrade, revision, patient_id_system=patient_id_system)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     _migrate(engine, command.downgrade, revision)
 
 
-def _migrate(engine: Engine, step: Any, revision: str) -> None:
+def _migrate(engine: Engine, step: Any, revision: str, *, patient_id_system: str | None = None) -> None:
     """Run migrations in one transaction. On SQLite, foreign keys are off meanwhile: Alembic changes a
     table there by copying it, and dropping the old copy would otherwise cascade into its children
     (deleting every task_candidates row when `tasks` is rebuilt)."""
@@ -40,6 +41,7 @@ def _migrate(engine: Engine, step: Any, revision: str) -> None:
         try:
             with connection.begin():
                 config.attributes["connection"] = connection
+                config.attributes["patient_id_system"] = patient_id_system
                 step(config, revision)
         finally:
             if sqlite:

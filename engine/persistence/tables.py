@@ -7,7 +7,7 @@ query ever deserializes a workflow. `events` is append-only.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -207,6 +208,37 @@ class MessageCatchEvent(Base):
     message_name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
+class Patient(Base):
+    """Who episodes are for (engine/patients.py): demographics a coordinator needs, and nothing more. A merged
+    patient links to its survivor (`merged_into`); rows are never moved or deleted by a merge."""
+
+    __tablename__ = "patients"
+    __table_args__ = (Index("ix_patients_family", "family"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    family: Mapped[str | None] = mapped_column(String(200))
+    given: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(String(500))
+    merged_into: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    lock_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
+class PatientIdentifier(Base):
+    """One identifier of a patient: unique across patients, so a message's identifiers find one patient."""
+
+    __tablename__ = "patient_identifiers"
+    __table_args__ = (UniqueConstraint("system", "value"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    patient_ref: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    system: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+
+
 class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (
@@ -221,6 +253,8 @@ class Instance(Base):
     pathway_key: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str] = mapped_column(String(255), index=True)
     patient_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The patient (engine/patients.py) the episode is for; `patient_id` is its identifier in the default system.
+    patient_ref: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), index=True)
     status: Mapped[str] = mapped_column(states(InstanceStatus, "status"))
     state: Mapped[str] = mapped_column(Text, deferred=True)  # read only when the workflow is not cached
     data: Mapped[dict[str, Any]]

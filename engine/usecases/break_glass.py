@@ -22,6 +22,7 @@ from ..application import CarePath
 from ..errors import Problem, ValidationFailed
 from ..identity import Principal, Role, require_role
 from ..model import RECORD_VIEWED
+from ..patient_links import linked_patient_ids
 from ..persistence.tables import BreakGlassGrant, Event
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES, GRANT_RULES, check_role
@@ -98,11 +99,16 @@ def _check(patient_id: str, reason: str, minutes: int) -> None:
 
 
 def active_grants(session: Session, user: str, now: datetime) -> tuple[tuple[str, int], ...]:
-    """The user's grants running at `now`: (patient id, grant id), the latest grant per patient."""
+    """The user's grants running at `now`: (patient id, grant id), the latest grant per patient; a grant
+    covers the patient ids merged with its patient's too (engine/patient_links.py)."""
     rows = session.execute(select(BreakGlassGrant.patient_id, func.max(BreakGlassGrant.id)).where(
         BreakGlassGrant.user_name == user, BreakGlassGrant.expires_at > now, BreakGlassGrant.granted_at <= now,
         BreakGlassGrant.ended_at.is_(None)).group_by(BreakGlassGrant.patient_id).order_by(BreakGlassGrant.patient_id))
-    return tuple((patient, grant) for patient, grant in rows)
+    covered: dict[str, int] = {}
+    for patient, grant in rows.all():
+        for linked in linked_patient_ids(session, patient):
+            covered[linked] = max(grant, covered.get(linked, grant))
+    return tuple(sorted(covered.items()))
 
 
 def with_break_glass(app: CarePath, principal: Principal) -> Principal:

@@ -13,6 +13,7 @@ from ..errors import Conflict, NotFound, Problem, ValidationFailed
 from ..forms import validate_start_data
 from ..identity import Principal, instance_scope
 from ..model import InstanceStatus
+from ..patients import PatientDetails
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page, instance_history, instance_is_visible, instance_view
@@ -21,6 +22,7 @@ from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .after_steps import after_engine_steps
 from .measures import record_measure_outcomes
+from .patients import patient_of_start
 from .specs import latest_version, resolve_specs
 from .store import (
     changes_of,
@@ -35,7 +37,9 @@ MAX_KEY_LENGTH = 255
 
 def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, business_key: str,
                    patient_id: str | None = None, data: dict[str, Any] | None = None,
-                   version: int | None = None) -> InstanceView:
+                   version: int | None = None, patient: PatientDetails | None = None) -> InstanceView:
+    """Start an episode; its patient (named by `patient_id` and/or `patient`) is found or created in the
+    same transaction."""
     check_role(INSTANCE_RULES["start"], principal)
     check_json(app, data, "data")
     _check_key("business_key", business_key)
@@ -45,7 +49,8 @@ def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, bus
     def attempt() -> str:
         with UnitOfWork(app) as uow:
             pathway = _startable_version(uow, pathway_key, version)
-            instance = begin_instance(uow, pathway, business_key, patient_id, data or {}, principal.name)
+            instance = begin_instance(uow, pathway, business_key, patient_id, data or {}, principal.name,
+                                      patient=patient)
             uow.commit()
             return instance.id
 
@@ -54,18 +59,21 @@ def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, bus
 
 
 def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, patient_id: str | None,
-                   data: dict[str, Any], actor: str, *, message: tuple[str, dict[str, Any]] | None = None
-                   ) -> Instance:
-    """Create, run to the first wait and save an instance inside the caller's transaction."""
+                   data: dict[str, Any], actor: str, *, message: tuple[str, dict[str, Any]] | None = None,
+                   patient: PatientDetails | None = None) -> Instance:
+    """Create, run to the first wait and save an instance inside the caller's transaction, for the patient
+    `patient_id` and `patient` name (found or created here)."""
     validate_start_data(pathway.key, pathway.start_data, data)  # every start path, before anything is stored
     duplicate = f"pathway '{pathway.key}' already has an active instance for business key '{business_key}'"
     if instance_by_business_key(uow, pathway.key, business_key) is not None:
         raise Conflict(duplicate)
     app = uow.app
     resolved = resolve_specs(app, uow.session, pathway, {})
+    patient_row, patient_id = patient_of_start(uow, patient_id, patient)
     now = app.now()
     instance = Instance(id=str(uuid.uuid4()), pathway_version_id=pathway.id, pathway_key=pathway.key,
                         business_key=business_key, patient_id=patient_id,
+                        patient_ref=patient_row.id if patient_row else None,
                         status=InstanceStatus.RUNNING.value, state="", data={}, incident=None,
                         call_bindings={}, created_at=now, updated_at=now, started_by=actor)
     uow.session.add(instance)

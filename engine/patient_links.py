@@ -1,0 +1,79 @@
+"""Following merge links in the database: which patient stands for a merged one, and which patients (and
+which free-text patient ids) one identity covers. Reads only; the changes are engine/usecases/patients.py.
+
+Episodes keep the free-text `patient_id` they were started with and link to the patient that identifier
+named (`instances.patient_ref`). A merge links the merged patient to its survivor (`patients.merged_into`);
+it moves no row and rewrites no history. So a search by a patient id finds the episodes, tasks, reads and
+grants of every patient linked to it: the survivor at the end of the chain and every patient merged into
+it, directly or through another (an SQL IN over those). After an unmerge the link is gone and they separate again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import Conflict
+from .persistence.tables import Instance, Patient, PatientIdentifier
+
+MAX_CHAIN = 50  # merges of merges; a longer chain is a data problem, reported rather than followed forever
+MAX_LINKED = 1000  # patients one identity may cover
+
+
+def merge_chain(session: Session, patient_id: str) -> list[str]:
+    """The patient, the patient it is merged into, that one's survivor, ...: the last one stands for all."""
+    chain = [patient_id]
+    while (nxt := session.scalar(select(Patient.merged_into).where(Patient.id == chain[-1]))) is not None:
+        if nxt in chain or len(chain) > MAX_CHAIN:
+            raise Conflict(f"the merges of patient {patient_id} form a loop or a chain longer than {MAX_CHAIN}")
+        chain.append(nxt)
+    return chain
+
+
+def survivor_of(session: Session, patient_id: str) -> str:
+    """The patient that stands for `patient_id`: itself unless merged, else its survivor's survivor, ..."""
+    return merge_chain(session, patient_id)[-1]
+
+
+def linked_patients(session: Session, patient_id: str) -> list[str]:
+    """The survivor of `patient_id` first, then every patient merged into it (directly or not)."""
+    root = survivor_of(session, patient_id)
+    linked, frontier = [root], [root]
+    while frontier and len(linked) < MAX_LINKED:
+        frontier = [p for p in session.scalars(select(Patient.id).where(Patient.merged_into.in_(frontier)))
+                    if p not in linked]
+        linked.extend(frontier)
+    return linked
+
+
+def patient_with_identifier(session: Session, system: str, value: str) -> str | None:
+    return session.scalar(select(PatientIdentifier.patient_ref).where(
+        PatientIdentifier.system == system, PatientIdentifier.value == value))
+
+
+def identifier_values(session: Session, patients: Iterable[str], system: str) -> list[str]:
+    ids = list(patients)
+    if not ids:
+        return []
+    return list(session.scalars(select(PatientIdentifier.value).where(
+        PatientIdentifier.patient_ref.in_(ids), PatientIdentifier.system == system)
+        .order_by(PatientIdentifier.value)))
+
+
+def linked_patient_ids(session: Session, patient_id: str) -> list[str]:
+    """The free-text patient ids of the episodes of every patient linked to the patient(s) whose episodes
+    carry `patient_id`: `patient_id` first, then the others sorted (just `[patient_id]` when nothing links)."""
+    refs = [r for r in session.scalars(select(Instance.patient_ref).where(Instance.patient_id == patient_id)
+                                       .distinct().limit(MAX_LINKED)) if r is not None]
+    if not refs:
+        return [patient_id]
+    group: list[str] = []
+    for ref in refs:
+        if ref not in group:
+            group.extend(p for p in linked_patients(session, ref) if p not in group)
+    others = session.scalars(select(Instance.patient_id).where(
+        Instance.patient_ref.in_(group), Instance.patient_id.is_not(None), Instance.patient_id != patient_id)
+        .distinct().limit(MAX_LINKED))
+    return [patient_id, *sorted(p for p in others if p is not None)]
