@@ -18,7 +18,8 @@ from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from .identity import VisibleTo
-from .persistence.tables import Event, Instance, PathwayVersion, Task
+from .patient_links import linked_patients
+from .persistence.tables import Event, Instance, PathwayVersion, Patient, PatientIdentifier, Task
 from .queries import TaskFilter, instances_visible_to, task_page_query, task_views
 from .rules import TASK_RULES
 from .views import TaskView
@@ -45,7 +46,7 @@ class Bound:
 @dataclass(frozen=True)
 class TaskSearch:
     states: tuple[str, ...] | None = None  # None: any state
-    patient_id: str | None = None
+    patient: str | None = None  # a patient id: its episodes' tasks, and those of the patients merged with it
     assignee: str | None = None
     # steps as (pathway key or None for any pathway, BPMN element id) pairs; any may match
     steps: tuple[tuple[str | None, str], ...] | None = None
@@ -55,7 +56,7 @@ class TaskSearch:
 @dataclass(frozen=True)
 class EpisodeSearch:
     statuses: tuple[str, ...] | None = None
-    patient_id: str | None = None
+    patient: str | None = None  # a patient id, as TaskSearch.patient
     # (pathway key, version) pairs; a version None means every version of that pathway
     versions: tuple[tuple[str, int | None], ...] | None = None
 
@@ -80,8 +81,10 @@ def _more(rows: list[Any], limit: int) -> tuple[list[Any], bool]:
 def search_tasks(session: Session, search: TaskSearch, visible_to: VisibleTo | None, *, limit: int,
                  offset: int) -> tuple[list[TaskView], bool]:
     """A page of tasks (oldest first) the user may see, as the worklist decides it, and whether more follow."""
-    filters = TaskFilter(state=None, patient_id=search.patient_id, assignee=search.assignee, visible_to=visible_to)
+    filters = TaskFilter(state=None, assignee=search.assignee, visible_to=visible_to)
     query = task_page_query(filters, _dialect(session), "age", limit + 1, offset)
+    if search.patient is not None:
+        query = query.where(Task.instance_id.in_(_episodes_of(session, search.patient)))
     if search.states is not None:
         query = query.where(Task.state.in_(search.states))
     if search.steps is not None:
@@ -134,12 +137,17 @@ def search_episodes(session: Session, search: EpisodeSearch, visible_to: Visible
         query = query.where(instances_visible_to(session, *visible_to))
     if search.statuses is not None:
         query = query.where(Instance.status.in_(search.statuses))
-    if search.patient_id is not None:
-        query = query.where(Instance.patient_id == search.patient_id)
+    if search.patient is not None:
+        query = query.where(Instance.id.in_(_episodes_of(session, search.patient)))
     if search.versions is not None:
         query = query.where(Instance.pathway_version_id.in_(_version_ids(search.versions)))
     query = query.order_by(Instance.created_at.desc(), Instance.id).limit(limit + 1).offset(offset)
     return _more(list(session.scalars(query)), limit)
+
+
+def _episodes_of(session: Session, patient: str) -> Select[Any]:
+    """The episodes of the patient and of every patient merged with it (engine/patient_links.py)."""
+    return select(Instance.id).where(Instance.patient_ref.in_(linked_patients(session, patient)))
 
 
 def _version_ids(versions: tuple[tuple[str, int | None], ...]) -> Select[Any]:
@@ -180,3 +188,110 @@ def search_versions(session: Session, search: VersionSearch, *, limit: int,
         query = query.where(PathwayVersion.retired.is_(search.retired))
     query = query.order_by(PathwayVersion.key, PathwayVersion.version).limit(limit + 1).offset(offset)
     return _more(list(session.scalars(query)), limit)
+
+
+@dataclass(frozen=True)
+class PatientSearch:
+    identifier: tuple[str | None, str] | None = None  # (system or None for any, value)
+    name: str | None = None  # the start of the family or given name, any case
+    born: tuple[Bound, ...] = ()  # the birth date within all of them (instants at UTC midnight)
+
+
+def survivors(session: Session, patient_ids: Iterable[str | None]) -> dict[str, str]:
+    """The patient that stands for each one now (itself unless merged: the end of its merge links), one
+    query per link followed, for a page of rows."""
+    found = {p: p for p in patient_ids if p is not None}
+    pending = set(found)
+    for _ in range(MAX_MERGE_DEPTH):
+        links = {patient: survivor for patient, survivor in session.execute(select(Patient.id, Patient.merged_into)
+                 .where(Patient.id.in_(sorted({found[p] for p in pending})), Patient.merged_into.is_not(None)))
+                 if survivor is not None}
+        pending = {p for p in pending if found[p] in links}
+        if not pending:
+            break
+        for p in pending:
+            found[p] = links[found[p]]
+    return found
+
+
+MAX_MERGE_DEPTH = 50  # as engine/patient_links.py MAX_CHAIN
+
+
+def readable_patients(session: Session, visible_to: VisibleTo) -> Any:
+    """Patients this scope may read: those one of whose merge-linked patients (the survivor and every patient
+    merged into it) has an episode the scope may read. Recursive SQL: up the merge links from the readable
+    episodes' patients, then down from there."""
+    up = select(Instance.patient_ref.label("id")).where(
+        Instance.patient_ref.is_not(None), instances_visible_to(session, *visible_to)).cte("up_links", recursive=True)
+    up = up.union(select(Patient.merged_into).where(Patient.id == up.c.id, Patient.merged_into.is_not(None)))
+    down = select(up.c.id.label("id")).cte("down_links", recursive=True)
+    down = down.union(select(Patient.id).where(Patient.merged_into == down.c.id))
+    return Patient.id.in_(select(down.c.id))
+
+
+def readable_patient(session: Session, patient_id: str, visible_to: VisibleTo | None) -> Patient | None:
+    query = select(Patient).where(Patient.id == patient_id)
+    if visible_to is not None:
+        query = query.where(readable_patients(session, visible_to))
+    return session.scalars(query).first()
+
+
+def search_patients(session: Session, search: PatientSearch, visible_to: VisibleTo | None, *, limit: int,
+                    offset: int) -> tuple[list[Patient], bool]:
+    """A page of patients as they stand now (survivors: a merged patient's identifier finds its survivor) the
+    scope may read, by family name, given name and id."""
+    query = select(Patient).where(Patient.merged_into.is_(None))
+    if search.identifier is not None:
+        system, value = search.identifier
+        holders = select(PatientIdentifier.patient_ref).where(PatientIdentifier.value == value)
+        if system is not None:
+            holders = holders.where(PatientIdentifier.system == system)
+        standing = survivors(session, session.scalars(holders.limit(MAX_HOLDERS)))
+        query = query.where(Patient.id.in_(sorted(set(standing.values()))))
+    if search.name is not None:
+        start = search.name.lower()
+        query = query.where(func.lower(Patient.family).startswith(start, autoescape=True)
+                            | func.lower(Patient.given).startswith(start, autoescape=True))
+    for bound in search.born:
+        query = query.where(COMPARE[bound.op](Patient.birth_date, bound.at.date()))
+    if visible_to is not None:
+        query = query.where(readable_patients(session, visible_to))
+    query = query.order_by(Patient.family, Patient.given, Patient.id).limit(limit + 1).offset(offset)
+    return _more(list(session.scalars(query)), limit)
+
+
+MAX_HOLDERS = 100  # patients one identifier value may name across systems
+
+
+def patient_identifiers(session: Session, patient_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    ids = sorted(set(patient_ids))
+    found: dict[str, list[tuple[str, str]]] = {i: [] for i in ids}
+    if ids:
+        for ref, system, value in session.execute(
+                select(PatientIdentifier.patient_ref, PatientIdentifier.system, PatientIdentifier.value)
+                .where(PatientIdentifier.patient_ref.in_(ids))
+                .order_by(PatientIdentifier.system, PatientIdentifier.value)):
+            found[ref].append((system, value))
+    return found
+
+
+def merged_into(session: Session, patient_ids: Iterable[str]) -> dict[str, list[str]]:
+    """The patients merged directly into each one."""
+    ids = sorted(set(patient_ids))
+    found: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        for merged, survivor in session.execute(select(Patient.id, Patient.merged_into)
+                                                .where(Patient.merged_into.in_(ids)).order_by(Patient.id)):
+            found[str(survivor)].append(merged)
+    return found
+
+
+def episode_patients(session: Session, instance_ids: Iterable[str]) -> dict[str, str]:
+    """The patient each episode is for now (survivors), for a page of tasks or episodes."""
+    ids = sorted(set(instance_ids))
+    if not ids:
+        return {}
+    refs = {instance: ref for instance, ref in session.execute(select(Instance.id, Instance.patient_ref).where(
+        Instance.id.in_(ids), Instance.patient_ref.is_not(None))) if ref is not None}
+    standing = survivors(session, refs.values())
+    return {instance: standing[ref] for instance, ref in refs.items()}

@@ -4,7 +4,7 @@ visibility and audit, every answer validated with the fhir.resources R4B models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.plandefinition import PlanDefinition
 from fhir.resources.R4B.task import Task
 from httpx import Response
@@ -20,12 +21,18 @@ from sqlalchemy import select
 
 from carepath.api.fhir.reads import RESOURCES
 from carepath.api.fhir.routes import router as fhir_router
+from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
-from carepath.engine.persistence.tables import Event
+from carepath.engine.identity import Principal, Role
+from carepath.engine.patients import Demographics
+from carepath.engine.persistence.tables import Event, Instance
+from carepath.engine.persistence.tables import Patient as PatientRow
+from carepath.engine.persistence.unit_of_work import UnitOfWork
+from carepath.engine.usecases.patients import merge_patients, unmerge_patient, update_demographics
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
-MODELS: dict[str, Any] = {"Task": Task, "CarePlan": CarePlan, "PlanDefinition": PlanDefinition}
+MODELS: dict[str, Any] = {"Task": Task, "CarePlan": CarePlan, "PlanDefinition": PlanDefinition, "Patient": Patient}
 
 
 @dataclass
@@ -34,9 +41,15 @@ class Ward:
     nurse: str  # coordinator of ward A, whose tasks these are
     stranger: str  # coordinator of ward B
     episodes: list[dict[str, Any]]  # pat-1, pat-2, pat-3
+    engine: CarePath
 
     def task_of(self, index: int) -> str:
         return str(self.episodes[index]["open_tasks"][0]["id"])
+
+    def patient_of(self, index: int) -> str:
+        """The Patient id of the episode's patient (its free-text id is pat-1, pat-2, pat-3)."""
+        with self.engine.db.read() as session:
+            return str(session.scalar(select(Instance.patient_ref).where(Instance.id == self.episodes[index]["id"])))
 
 
 @pytest.fixture
@@ -45,7 +58,7 @@ def ward(api: ApiClient) -> Ward:
     diagram = d.linear_user_tasks("fu", "Call patient", "Book visit", lane="Ward A")
     assert api.deploy(lead, ("fu.bpmn", diagram)).status_code == 201
     episodes = [api.start(lead, "fu", business_key=f"enc-{n}", patient_id=f"pat-{n}").json() for n in (1, 2, 3)]
-    return Ward(lead, api.user("coordinator", "ward-a"), api.user("coordinator", "ward-b"), episodes)
+    return Ward(lead, api.user("coordinator", "ward-a"), api.user("coordinator", "ward-b"), episodes, api.engine)
 
 
 def fhir(api: ApiClient, path: str, user: str | None, **params: Any) -> Response:
@@ -109,13 +122,14 @@ def test_metadata_lists_exactly_the_routes_and_their_parameters(api: ApiClient, 
         if path.startswith("/fhir/") and path != "/fhir/metadata":
             parts = path.split("/")
             routed.add((parts[2], "read" if len(parts) == 4 else "search-type"))
-    served = ("Task", "CarePlan", "PlanDefinition")
+    served = ("Patient", "Task", "CarePlan", "PlanDefinition")
     assert declared == routed == {(k, i) for k in served for i in ("read", "search-type")}
     # every declared search parameter is taken (no 400), and a name not declared is refused
     for kind in statement["rest"][0]["resource"]:
         names = [p["name"] for p in kind["searchParam"]]
         assert names == [p.name for r in RESOURCES if r.name == kind["type"] for p in r.params]
-        samples = {"patient": "pat-1", "status": "active" if kind["type"] != "Task" else "ready",
+        samples = {"patient": ward.patient_of(0), "identifier": "urn:carepath:patient-id|pat-1", "birthdate": "1950",
+                   "status": "active" if kind["type"] != "Task" else "ready",
                    "owner": ward.nurse, "business-status": "task_1", "_lastUpdated": "ge2020-01-01",
                    "_count": "5", "_offset": "0", "instantiates-canonical": "urn:carepath:pathway:fu",
                    "name": "f", "version": "1", "url": "urn:carepath:pathway:fu"}
@@ -131,7 +145,8 @@ def test_a_task_reads_as_a_fhir_workflow_task_and_the_read_is_audited(api: ApiCl
     task = resource(fhir(api, f"Task/{task_id}", ward.nurse), "Task")
     assert task["status"] == "ready" and task["intent"] == "order" and task["priority"] == "routine"
     assert task["businessStatus"]["text"] == "Call patient"
-    assert task["for"]["identifier"] == {"system": "urn:carepath:patient-id", "value": "pat-1"}
+    assert task["for"] == {"reference": f"Patient/{ward.patient_of(0)}", "type": "Patient",
+                           "identifier": {"system": "urn:carepath:patient-id", "value": "pat-1"}}
     assert task["basedOn"] == [{"reference": f"CarePlan/{episode['id']}", "display": "Episode enc-1"}]
     assert task["focus"]["reference"] == f"CarePlan/{episode['id']}"
     assert task["performerType"][0]["coding"][0] == {"system": "urn:carepath:group", "code": "ward-a"}
@@ -162,7 +177,7 @@ def test_claiming_a_task_makes_it_owned_and_changed_later(api: ApiClient, ward: 
 
 
 def test_tasks_are_searched_by_patient_status_and_step(api: ApiClient, ward: Ward) -> None:
-    found, _ = searchset(fhir(api, "Task", ward.nurse, patient="Patient/pat-2"), "Task")
+    found, _ = searchset(fhir(api, "Task", ward.nurse, patient=f"Patient/{ward.patient_of(1)}"), "Task")
     assert ids(found) == [ward.task_of(1)]
     found, _ = searchset(fhir(api, "Task", ward.nurse, status="ready", **{"business-status": "task_0"}), "Task")
     assert sorted(ids(found)) == sorted(ward.task_of(i) for i in range(3))
@@ -190,9 +205,10 @@ def test_paging_links_are_followable_both_ways(api: ApiClient, ward: Ward) -> No
 # --- visibility -------------------------------------------------------------------------------------------
 
 def test_a_coordinator_of_another_team_sees_nothing(api: ApiClient, ward: Ward) -> None:
-    for kind in ("Task", "CarePlan"):
+    for kind in ("Task", "CarePlan", "Patient"):
         found, _ = searchset(fhir(api, kind, ward.stranger), kind)
         assert found == []
+    outcome(fhir(api, f"Patient/{ward.patient_of(0)}", ward.stranger), 404, "does not exist")
     outcome(fhir(api, f"Task/{ward.task_of(0)}", ward.stranger), 404, "does not exist")
     outcome(fhir(api, f"CarePlan/{ward.episodes[0]['id']}", ward.stranger), 404, "does not exist")
     with api.engine.db.read() as session:
@@ -211,7 +227,7 @@ def test_an_episode_reads_as_a_care_plan_with_its_tasks(api: ApiClient, ward: Wa
     assert plan["instantiatesCanonical"] == ["urn:carepath:pathway:fu|1"]
     assert plan["identifier"] == [{"system": "urn:carepath:business-key", "value": "enc-1"}]
     assert plan["activity"] == [{"reference": {"reference": f"Task/{ward.task_of(0)}"}}]
-    assert plan["subject"]["identifier"]["value"] == "pat-1" and "end" not in plan["period"]
+    assert plan["subject"]["reference"] == f"Patient/{ward.patient_of(0)}" and "end" not in plan["period"]
     with api.engine.db.read() as session:
         reads = session.scalars(select(Event).where(Event.type == "record_viewed",
                                                     Event.instance_id == episode["id"])).all()
@@ -223,7 +239,7 @@ def test_care_plans_are_searched_by_patient_status_and_pathway(api: ApiClient, w
     assert api.post(f"/api/instances/{cancelled}/cancel", ward.lead, {"reason": "moved away"}).status_code == 200
     found, _ = searchset(fhir(api, "CarePlan", ward.lead, status="revoked"), "CarePlan")
     assert ids(found) == [cancelled] and found[0]["period"]["end"]
-    found, _ = searchset(fhir(api, "CarePlan", ward.lead, patient="pat-2"), "CarePlan")
+    found, _ = searchset(fhir(api, "CarePlan", ward.lead, patient=ward.patient_of(1)), "CarePlan")
     assert ids(found) == [ward.episodes[1]["id"]]
     for canonical, count in (("urn:carepath:pathway:fu", 3), ("urn:carepath:pathway:fu|1", 3),
                              ("urn:carepath:pathway:fu|2", 0), ("http://elsewhere.example/PlanDefinition/fu", 0)):
@@ -231,6 +247,65 @@ def test_care_plans_are_searched_by_patient_status_and_pathway(api: ApiClient, w
         assert len(found) == count, canonical
     found, _ = searchset(fhir(api, "CarePlan", ward.nurse, status="active,on-hold"), "CarePlan")
     assert sorted(ids(found)) == sorted(e["id"] for e in ward.episodes[:2])
+
+
+# --- Patient ----------------------------------------------------------------------------------------------
+
+def _describe(engine: CarePath, patient: str, demographics: Demographics) -> None:
+    with UnitOfWork(engine) as uow:
+        row = uow.session.get(PatientRow, patient)
+        assert row is not None
+        update_demographics(uow, row, demographics, "test")
+        uow.commit()
+
+
+def test_a_patient_reads_with_identifiers_and_demographics_and_the_read_is_audited(api: ApiClient,
+                                                                                   ward: Ward) -> None:
+    patient = ward.patient_of(0)
+    _describe(ward.engine, patient, Demographics("Núñez", "José", date(1950, 3, 2), "555-0100", "1 Main St"))
+    found = resource(fhir(api, f"Patient/{patient}", ward.nurse), "Patient")
+    assert found["identifier"] == [{"system": "urn:carepath:patient-id", "value": "pat-1"}]
+    assert (found["name"], found["birthDate"], found["active"]) == ([{"family": "Núñez", "given": ["José"]}],
+                                                                    "1950-03-02", True)
+    assert found["telecom"] == [{"system": "phone", "value": "555-0100"}]
+    assert found["address"] == [{"text": "1 Main St"}]
+    with api.engine.db.read() as session:
+        reads = session.scalars(select(Event).where(Event.type == "record_viewed", Event.actor == ward.nurse)).all()
+    assert [(e.data["what"], e.data["patient"]) for e in reads] == [("patient", patient)]
+
+
+def test_patients_are_searched_by_identifier_name_and_birth_date(api: ApiClient, ward: Ward) -> None:
+    _describe(ward.engine, ward.patient_of(0), Demographics("Núñez", "José", date(1950, 3, 2)))
+    _describe(ward.engine, ward.patient_of(1), Demographics("Nash", "Ann", date(1962, 7, 1)))
+    for params, expected in (({"identifier": "urn:carepath:patient-id|pat-2"}, [1]), ({"identifier": "pat-3"}, [2]),
+                             ({"identifier": "urn:other|pat-2"}, []), ({"name": "n"}, [1, 0]),
+                             ({"name": "JOS"}, [0]), ({"birthdate": "1950-03-02"}, [0]),
+                             ({"birthdate": "ge1960"}, [1]), ({"name": "na", "birthdate": "lt1960"}, [])):
+        found, _ = searchset(fhir(api, "Patient", ward.nurse, **params), "Patient")
+        assert ids(found) == [ward.patient_of(i) for i in expected], params
+    outcome(fhir(api, "Patient", ward.nurse, birthdate="1950-03-02T10:00Z"), 400, "birthdate")
+
+
+def test_a_merged_patient_is_found_as_its_survivor_everywhere(api: ApiClient, ward: Ward) -> None:
+    survivor, merged = ward.patient_of(0), ward.patient_of(1)
+    admin = Principal("admin", Role.ADMIN)
+    merge_patients(ward.engine, admin, survivor, merged, "same person registered twice")
+    found, _ = searchset(fhir(api, "Patient", ward.nurse, identifier="urn:carepath:patient-id|pat-2"), "Patient")
+    assert ids(found) == [survivor]
+    assert found[0]["link"] == [{"other": {"reference": f"Patient/{merged}"}, "type": "replaces"}]
+    old = resource(fhir(api, f"Patient/{merged}", ward.nurse), "Patient")
+    assert old["active"] is False and old["link"] == [{"other": {"reference": f"Patient/{survivor}"},
+                                                       "type": "replaced-by"}]
+    task = resource(fhir(api, f"Task/{ward.task_of(1)}", ward.nurse), "Task")
+    assert task["for"]["reference"] == f"Patient/{survivor}" and task["for"]["identifier"]["value"] == "pat-2"
+    for by in (survivor, merged):
+        tasks, _ = searchset(fhir(api, "Task", ward.nurse, patient=by), "Task")
+        assert sorted(ids(tasks)) == sorted([ward.task_of(0), ward.task_of(1)])
+        plans, _ = searchset(fhir(api, "CarePlan", ward.nurse, patient=f"Patient/{by}"), "CarePlan")
+        assert len(plans) == 2 and {p["subject"]["reference"] for p in plans} == {f"Patient/{survivor}"}
+    unmerge_patient(ward.engine, admin, merged, "two people after all")
+    tasks, _ = searchset(fhir(api, "Task", ward.nurse, patient=merged), "Task")
+    assert ids(tasks) == [ward.task_of(1)]
 
 
 # --- PlanDefinition ---------------------------------------------------------------------------------------

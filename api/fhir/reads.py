@@ -18,11 +18,17 @@ from carepath.engine.application import CarePath
 from carepath.engine.errors import BadRequest, NotFound
 from carepath.engine.fhir_queries import (
     EpisodeSearch,
+    PatientSearch,
     TaskSearch,
     VersionSearch,
+    episode_patients,
     episode_tasks,
     last_changes,
+    merged_into,
+    patient_identifiers,
+    readable_patient,
     search_episodes,
+    search_patients,
     search_tasks,
     search_versions,
     versions_by_id,
@@ -31,7 +37,7 @@ from carepath.engine.identity import Principal, instance_scope, task_scope
 from carepath.engine.persistence.tables import PathwayVersion
 from carepath.engine.queries import readable_instance, visible_task
 from carepath.engine.rules import sees_unrouted
-from carepath.engine.usecases.access import Client, record_access
+from carepath.engine.usecases.access import Client, record_access, record_patient_access
 
 from . import search_params as sp
 from .resources import (
@@ -44,12 +50,11 @@ from .resources import (
     TASK_STATUS,
     TASK_STATUS_CODES,
     careplan_resource,
+    patient_resource,
     plan_definition_resource,
     states_for,
     task_resource,
 )
-
-PATIENT_ID_SYSTEM = "urn:carepath:patient-id"
 
 Resource = dict[str, Any]
 
@@ -83,8 +88,9 @@ def read_task(reader: Reader, task_id: str) -> Resource:
         if view is None:
             raise NotFound(f"Task/{task_id} does not exist")
         changed = last_changes(session, [view])[view.id]
+        patient = episode_patients(session, [view.instance_id]).get(view.instance_id)
     record_access(engine, user, "task", view.instance_id, view.id, reader.client)
-    return task_resource(view, changed, PATIENT_ID_SYSTEM)
+    return task_resource(view, changed, patient, engine.config.patient_id_system)
 
 
 def _steps(value: str) -> tuple[tuple[str | None, str], ...]:
@@ -102,18 +108,21 @@ def search_task(reader: Reader, values: dict[str, list[str]], page: sp.Paging) -
     status, patient, owner, step = (sp.one(values, n) for n in ("status", "patient", "owner", "business-status"))
     search = TaskSearch(
         states=states_for(TASK_STATUS, sp.codes("status", status, TASK_STATUS_CODES)) if status else None,
-        patient_id=sp.reference("patient", patient, "Patient") if patient else None,
+        patient=sp.reference("patient", patient, "Patient") if patient else None,
         assignee=sp.reference("owner", owner, "Practitioner") if owner else None,
         steps=_steps(step) if step else None,
         changed=tuple(b for v in values.get("_lastUpdated", []) for b in sp.date_bounds("_lastUpdated", v)))
     with reader.engine.db.read() as session:
         views, more = search_tasks(session, search, task_scope(reader.user), limit=page.count, offset=page.offset)
         changed = last_changes(session, views)
-    return [task_resource(v, changed[v.id], PATIENT_ID_SYSTEM) for v in views], more
+        patients = episode_patients(session, (v.instance_id for v in views))
+    system = reader.engine.config.patient_id_system
+    return [task_resource(v, changed[v.id], patients.get(v.instance_id), system) for v in views], more
 
 
 TASK = FhirResource("Task", "A human task of an episode, shaped as the FHIR Workflow module does", (
-    sp.SearchParam("patient", "reference", "the patient the task is for (Patient/ID or ID)"),
+    sp.SearchParam("patient", "reference", "the patient the task is for (Patient/ID or ID), and the patients "
+                   "merged with it"),
     sp.SearchParam("status", "token", "task status codes, comma-separated (any matches)"),
     sp.SearchParam("owner", "reference", "who holds the task: a user name (Practitioner/NAME or NAME)"),
     sp.SearchParam("business-status", "token",
@@ -133,8 +142,9 @@ def read_careplan(reader: Reader, instance_id: str) -> Resource:
             raise NotFound(f"CarePlan/{instance_id} does not exist")
         version = session.get(PathwayVersion, row.pathway_version_id)
         tasks = episode_tasks(session, [row.id])[row.id]
+        patient = episode_patients(session, [row.id]).get(row.id)
     record_access(engine, user, "instance", row.id, client=reader.client)
-    return careplan_resource(row, version, tasks, PATIENT_ID_SYSTEM)
+    return careplan_resource(row, version, tasks, patient, engine.config.patient_id_system)
 
 
 def _canonicals(value: str) -> tuple[tuple[str, int | None], ...]:
@@ -152,19 +162,22 @@ def search_careplan(reader: Reader, values: dict[str, list[str]], page: sp.Pagin
     status, patient, canonical = (sp.one(values, n) for n in ("status", "patient", "instantiates-canonical"))
     search = EpisodeSearch(
         statuses=states_for(CAREPLAN_STATUS, sp.codes("status", status, CAREPLAN_STATUS_CODES)) if status else None,
-        patient_id=sp.reference("patient", patient, "Patient") if patient else None,
+        patient=sp.reference("patient", patient, "Patient") if patient else None,
         versions=_canonicals(canonical) if canonical else None)
     with reader.engine.db.read() as session:
         rows, more = search_episodes(session, search, instance_scope(reader.user), limit=page.count,
                                      offset=page.offset)
         versions = versions_by_id(session, (r.pathway_version_id for r in rows))
         tasks = episode_tasks(session, (r.id for r in rows))
-        return [careplan_resource(r, versions.get(r.pathway_version_id), tasks[r.id], PATIENT_ID_SYSTEM)
+        patients = episode_patients(session, (r.id for r in rows))
+        system = reader.engine.config.patient_id_system
+        return [careplan_resource(r, versions.get(r.pathway_version_id), tasks[r.id], patients.get(r.id), system)
                 for r in rows], more
 
 
 CAREPLAN = FhirResource("CarePlan", "An episode: one patient's run of a pathway version", (
-    sp.SearchParam("patient", "reference", "the patient the episode is for (Patient/ID or ID)"),
+    sp.SearchParam("patient", "reference", "the patient the episode is for (Patient/ID or ID), and the patients "
+                   "merged with it"),
     sp.SearchParam("status", "token", "care plan status codes, comma-separated (any matches)"),
     sp.SearchParam("instantiates-canonical", "reference",
                    f"the pathway: {PATHWAY_URL_PREFIX}KEY (any version) or {PATHWAY_URL_PREFIX}KEY|VERSION"),
@@ -208,4 +221,49 @@ PLAN_DEFINITION = FhirResource("PlanDefinition", "A pathway version (immutable o
     *sp.PAGING), read_plan_definition, search_plan_definition)
 
 
-RESOURCES: tuple[FhirResource, ...] = (TASK, CAREPLAN, PLAN_DEFINITION)
+# --- Patient ----------------------------------------------------------------------------------------------
+
+def _patients(reader: Reader, rows: list[Any]) -> list[Resource]:
+    with reader.engine.db.read() as session:
+        identifiers = patient_identifiers(session, (r.id for r in rows))
+        merged = merged_into(session, (r.id for r in rows))
+    return [patient_resource(r, identifiers[r.id], merged[r.id]) for r in rows]
+
+
+def read_patient(reader: Reader, patient_id: str) -> Resource:
+    """Who may read a patient is who may read one of its episodes, or of the patients merged with it."""
+    with reader.engine.db.read() as session:
+        row = readable_patient(session, patient_id, instance_scope(reader.user))
+    if row is None:
+        raise NotFound(f"Patient/{patient_id} does not exist")
+    record_patient_access(reader.engine, reader.user, row.id, reader.client)
+    return _patients(reader, [row])[0]
+
+
+def _identifier(value: str) -> tuple[str | None, str]:
+    system, bar, code = value.rpartition("|")
+    if not code:
+        raise BadRequest("search parameter 'identifier': write it as system|value or value")
+    return (system or None) if bar else None, code
+
+
+def search_patient(reader: Reader, values: dict[str, list[str]], page: sp.Paging) -> tuple[list[Resource], bool]:
+    identifier, name = sp.one(values, "identifier"), sp.one(values, "name")
+    born = tuple(b for v in values.get("birthdate", []) for b in sp.date_bounds("birthdate", v, dates_only=True))
+    search = PatientSearch(identifier=_identifier(identifier) if identifier else None, name=name, born=born)
+    with reader.engine.db.read() as session:
+        rows, more = search_patients(session, search, instance_scope(reader.user), limit=page.count,
+                                     offset=page.offset)
+    return _patients(reader, rows), more
+
+
+PATIENT = FhirResource("Patient", "Who episodes are for: identifiers, name, birth date, phone, address", (
+    sp.SearchParam("identifier", "token", "system|value, or a value in any system; a merged patient's identifier "
+                   "finds the patient that replaced it"),
+    sp.SearchParam("name", "string", "the start of the family or given name, any case"),
+    sp.SearchParam("birthdate", "date", "the birth date (YYYY-MM-DD, YYYY-MM or YYYY) with prefix eq, ge, gt, le "
+                   "or lt; give it twice for a range", repeats=True),
+    *sp.PAGING), read_patient, search_patient)
+
+
+RESOURCES: tuple[FhirResource, ...] = (PATIENT, TASK, CAREPLAN, PLAN_DEFINITION)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from carepath.engine.model import InstanceStatus, TaskState
-from carepath.engine.persistence.tables import Instance, PathwayVersion
+from carepath.engine.persistence.tables import Instance, PathwayVersion, Patient
 from carepath.engine.views import TaskView
 
 # Identifier and code systems CarePath names itself (URNs: no address to resolve).
@@ -59,10 +59,13 @@ def _clean(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if v not in (None, "", [], {})}
 
 
-def patient_reference(patient_id: str | None, system: str) -> dict[str, Any] | None:
-    if not patient_id:
+def patient_reference(patient: str | None, patient_id: str | None, system: str) -> dict[str, Any] | None:
+    """The patient (as it stands now: the survivor of any merge), and the identifier the episode was started
+    with (its free-text patient id, in the deployment's default system)."""
+    if not patient and not patient_id:
         return None
-    return {"type": "Patient", "identifier": {"system": system, "value": patient_id}}
+    return _clean({"reference": patient and f"Patient/{patient}", "type": "Patient",
+                   "identifier": patient_id and {"system": system, "value": patient_id}})
 
 
 def user_reference(name: str) -> dict[str, Any]:
@@ -77,7 +80,7 @@ def canonical(version: PathwayVersion) -> str:
     return f"{PATHWAY_URL_PREFIX}{version.key}|{version.version}"
 
 
-def task_resource(task: TaskView, last_changed: datetime, patient_system: str) -> dict[str, Any]:
+def task_resource(task: TaskView, last_changed: datetime, patient: str | None, patient_system: str) -> dict[str, Any]:
     """A human task as the FHIR Workflow module shapes it."""
     episode = careplan_reference(task.instance_id, task.business_key)
     return _clean({
@@ -86,7 +89,7 @@ def task_resource(task: TaskView, last_changed: datetime, patient_system: str) -
         "businessStatus": {"coding": [{"system": f"{STEP_SYSTEM_PREFIX}{task.pathway_key}", "code": task.element_id,
                                        "display": task.name}], "text": task.name},
         "intent": "order", "priority": priority_code(task.priority), "description": task.documentation,
-        "focus": episode, "for": patient_reference(task.patient_id, patient_system),
+        "focus": episode, "for": patient_reference(patient, task.patient_id, patient_system),
         "executionPeriod": _clean({"start": instant(task.created_at), "end": instant(task.completed_at)}),
         "authoredOn": instant(task.created_at), "lastModified": instant(last_changed),
         "owner": user_reference(task.assignee) if task.assignee else None,
@@ -97,7 +100,7 @@ def task_resource(task: TaskView, last_changed: datetime, patient_system: str) -
 
 
 def careplan_resource(instance: Instance, version: PathwayVersion | None, task_ids: Sequence[str],
-                      patient_system: str) -> dict[str, Any]:
+                      patient: str | None, patient_system: str) -> dict[str, Any]:
     """An episode: the plan its pathway version instantiates, its tasks as activities."""
     return _clean({
         "resourceType": "CarePlan", "id": instance.id, "meta": {"lastUpdated": instant(instance.updated_at)},
@@ -105,7 +108,7 @@ def careplan_resource(instance: Instance, version: PathwayVersion | None, task_i
         "instantiatesCanonical": [canonical(version)] if version else None,
         "status": CAREPLAN_STATUS[InstanceStatus(instance.status)], "intent": "plan",
         "title": (version.name or version.key) if version else None,
-        "subject": patient_reference(instance.patient_id, patient_system) or {"display": "no patient recorded"},
+        "subject": patient_reference(patient, instance.patient_id, patient_system) or {"display": "no patient"},
         "period": _clean({"start": instant(instance.created_at), "end": instant(instance.ended_at)}),
         "created": instant(instance.created_at),
         "activity": [{"reference": {"reference": f"Task/{task_id}"}} for task_id in task_ids],
@@ -121,4 +124,20 @@ def plan_definition_resource(version: PathwayVersion) -> dict[str, Any]:
         "type": {"coding": [{"system": PLAN_TYPE_SYSTEM, "code": "workflow-definition"}]},
         "status": PLAN_STATUS[version.retired], "date": instant(version.deployed_at),
         "description": version.documentation,
+    })
+
+
+def patient_resource(row: Patient, identifiers: Sequence[tuple[str, str]], merged: Sequence[str]) -> dict[str, Any]:
+    """A patient: identifiers, name, birth date, phone and address (nothing more is kept); a merged patient is
+    inactive and `replaced-by` its survivor, which `replaces` it."""
+    name = _clean({"family": row.family, "given": [row.given] if row.given else None})
+    links = [{"other": {"reference": f"Patient/{row.merged_into}"}, "type": "replaced-by"}] if row.merged_into else []
+    links += [{"other": {"reference": f"Patient/{other}"}, "type": "replaces"} for other in merged]
+    return _clean({
+        "resourceType": "Patient", "id": row.id, "meta": {"lastUpdated": instant(row.updated_at)},
+        "identifier": [{"system": system, "value": value} for system, value in identifiers],
+        "active": row.merged_into is None, "name": [name] if name else None,
+        "telecom": [{"system": "phone", "value": row.phone}] if row.phone else None,
+        "birthDate": row.birth_date.isoformat() if row.birth_date else None,
+        "address": [{"text": row.address}] if row.address else None, "link": links,
     })

@@ -119,11 +119,13 @@ DATE_FORMAT = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
                          r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2}))?)?)?")
 
 
-def date_bounds(name: str, value: str) -> tuple[Bound, ...]:
+def date_bounds(name: str, value: str, dates_only: bool = False) -> tuple[Bound, ...]:
     """A date search value (`[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]]`, UTC for dates) as the bounds an
     instant must meet: the value is the range its precision covers (a day, a month), as FHIR reads it."""
     prefix = value[:2] if value[:2] in PREFIXES else "eq"
     text = value[2:] if value[:2] in PREFIXES else value
+    if dates_only and "T" in text:
+        raise BadRequest(f"search parameter '{name}': '{text[:40]}' has a time; give a date (YYYY-MM-DD)")
     start, end = _date_range(name, text)
     bounds: dict[str, tuple[Bound, ...]] = {
         "eq": (Bound("ge", start), Bound("lt", end)), "ge": (Bound("ge", start),), "gt": (Bound("ge", end),),

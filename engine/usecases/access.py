@@ -55,3 +55,12 @@ def grant_of_read(app: CarePath, principal: Principal, instance_id: str) -> int 
     with app.db.read() as session:
         patient = session.scalar(select(Instance.patient_id).where(Instance.id == instance_id))
     return principal.grant_for(patient)
+
+
+def record_patient_access(app: CarePath, principal: Principal, patient_id: str, client: Client | None = None) -> None:
+    """A read of one patient (its demographics and identifiers), which belongs to no one episode: recorded on
+    the history's `system` chain as `record_viewed` with what `patient` and the patient's id."""
+    with UnitOfWork(app) as uow:
+        uow.record(RECORD_VIEWED, principal.name, data={"what": "patient", "patient": patient_id,
+                                                        "client": client_data(client)})
+        uow.commit()
