@@ -364,3 +364,20 @@ def test_odd_values_of_every_parameter_answer_200_or_400_never_500(api: ApiClien
                     outcome(response, 400, param.name)
                 else:
                     searchset(response, kind.name)
+
+
+def test_a_patient_is_readable_through_its_merge_links_but_tasks_stay_with_their_teams(api: ApiClient,
+                                                                                        ward: Ward) -> None:
+    assert api.deploy(ward.lead, ("gx.bpmn", d.linear_user_tasks("gx", "Visit", lane="Ward B"))).status_code == 201
+    theirs = api.start(ward.lead, "gx", patient_id="pat-9").json()
+    with api.engine.db.read() as session:
+        survivor = str(session.scalar(select(Instance.patient_ref).where(Instance.id == theirs["id"])))
+    merged = ward.patient_of(0)
+    outcome(fhir(api, f"Patient/{merged}", ward.stranger), 404)
+    merge_patients(ward.engine, Principal("admin", Role.ADMIN), survivor, merged, "same person")
+    assert resource(fhir(api, f"Patient/{merged}", ward.stranger), "Patient")["active"] is False
+    found, _ = searchset(fhir(api, "Patient", ward.stranger, identifier="pat-1"), "Patient")
+    assert ids(found) == [survivor]
+    tasks, _ = searchset(fhir(api, "Task", ward.stranger, patient=survivor), "Task")
+    assert ids(tasks) == [theirs["open_tasks"][0]["id"]]  # ward A's task of pat-1 stays ward A's
+    outcome(fhir(api, f"Patient/{ward.patient_of(1)}", ward.stranger), 404)
