@@ -347,6 +347,7 @@ def test_errors_are_operation_outcomes_with_the_right_status(api: ApiClient, war
     assert fhir(api, "Task", ward.nurse, _format="application/fhir+json").status_code == 200
     outcome(fhir(api, "Observation", ward.nurse), 404, "metadata")
     outcome(api.client.post("/fhir/Task", headers=api.headers(ward.nurse), json={}), 405, "GET")
+    outcome(api.client.get("/fhir/Task?status=re%00ady", headers=api.headers(ward.nurse)), 422, "status")
     sender = api.user("integration")
     outcome(fhir(api, "Task", sender), 403, "integration")
     # the JSON API keeps its own error shape
