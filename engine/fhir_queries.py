@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from .identity import VisibleTo
+from .model import TaskState
 from .patient_links import linked_patients
 from .persistence.tables import Event, Instance, PathwayVersion, Patient, PatientIdentifier, Task
 from .queries import TaskFilter, instances_visible_to, task_page_query, task_views
@@ -127,6 +128,21 @@ def last_changes(session: Session, rows: Iterable[TaskView]) -> dict[str, dateti
                Event.type.in_(TASK_CHANGES)).group_by(Event.task_id)).all())
     return {t.id: max(at for at in (t.created_at, t.completed_at, latest.get(t.id)) if at is not None)
             for t in tasks}
+
+
+def hold_reasons(session: Session, rows: Iterable[TaskView]) -> dict[str, str]:
+    """Why each task on hold was put on hold (the reason its last `hold` recorded), for a page of tasks."""
+    held = [t for t in rows if t.state == TaskState.ON_HOLD]
+    if not held:
+        return {}
+    reasons: dict[str, str] = {}
+    for task_id, data in session.execute(
+            select(Event.task_id, Event.data).where(
+                Event.instance_id.in_({t.instance_id for t in held}), Event.task_id.in_([t.id for t in held]),
+                Event.type == TASK_RULES["hold"].event).order_by(Event.id)):
+        if task_id is not None and isinstance(data.get("reason"), str):
+            reasons[task_id] = data["reason"]
+    return reasons
 
 
 def search_episodes(session: Session, search: EpisodeSearch, visible_to: VisibleTo | None, *, limit: int,

@@ -174,6 +174,10 @@ def test_claiming_a_task_makes_it_owned_and_changed_later(api: ApiClient, ward: 
     assert ids(found) == [claimed]
     found, _ = searchset(fhir(api, "Task", ward.nurse, status="in-progress,on-hold"), "Task")
     assert found == []
+    held = api.post(f"/api/tasks/{claimed}/hold", ward.nurse, {"reason": "patient in hospital"})
+    assert held.status_code == 200, held.text
+    found, _ = searchset(fhir(api, "Task", ward.nurse, status="on-hold"), "Task")
+    assert ids(found) == [claimed] and found[0]["statusReason"] == {"text": "patient in hospital"}
 
 
 def test_tasks_are_searched_by_patient_status_and_step(api: ApiClient, ward: Ward) -> None:

@@ -23,6 +23,7 @@ from carepath.engine.fhir_queries import (
     VersionSearch,
     episode_patients,
     episode_tasks,
+    hold_reasons,
     last_changes,
     merged_into,
     patient_identifiers,
@@ -89,8 +90,9 @@ def read_task(reader: Reader, task_id: str) -> Resource:
             raise NotFound(f"Task/{task_id} does not exist")
         changed = last_changes(session, [view])[view.id]
         patient = episode_patients(session, [view.instance_id]).get(view.instance_id)
+        held = hold_reasons(session, [view]).get(view.id)
     record_access(engine, user, "task", view.instance_id, view.id, reader.client)
-    return task_resource(view, changed, patient, engine.config.patient_id_system)
+    return task_resource(view, changed, patient, engine.config.patient_id_system, held)
 
 
 def _steps(value: str) -> tuple[tuple[str | None, str], ...]:
@@ -116,8 +118,10 @@ def search_task(reader: Reader, values: dict[str, list[str]], page: sp.Paging) -
         views, more = search_tasks(session, search, task_scope(reader.user), limit=page.count, offset=page.offset)
         changed = last_changes(session, views)
         patients = episode_patients(session, (v.instance_id for v in views))
+        held = hold_reasons(session, views)
     system = reader.engine.config.patient_id_system
-    return [task_resource(v, changed[v.id], patients.get(v.instance_id), system) for v in views], more
+    return [task_resource(v, changed[v.id], patients.get(v.instance_id), system, held.get(v.id))
+            for v in views], more
 
 
 TASK = FhirResource("Task", "A human task of an episode, shaped as the FHIR Workflow module does", (

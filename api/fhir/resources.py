@@ -80,12 +80,14 @@ def canonical(version: PathwayVersion) -> str:
     return f"{PATHWAY_URL_PREFIX}{version.key}|{version.version}"
 
 
-def task_resource(task: TaskView, last_changed: datetime, patient: str | None, patient_system: str) -> dict[str, Any]:
-    """A human task as the FHIR Workflow module shapes it."""
+def task_resource(task: TaskView, last_changed: datetime, patient: str | None, patient_system: str,
+                  hold_reason: str | None = None) -> dict[str, Any]:
+    """A human task as the FHIR Workflow module shapes it (`statusReason`: why it is on hold)."""
     episode = careplan_reference(task.instance_id, task.business_key)
     return _clean({
         "resourceType": "Task", "id": task.id, "meta": {"lastUpdated": instant(last_changed)},
         "basedOn": [episode], "status": TASK_STATUS[TaskState(task.state)],
+        "statusReason": {"text": hold_reason} if hold_reason else None,
         "businessStatus": {"coding": [{"system": f"{STEP_SYSTEM_PREFIX}{task.pathway_key}", "code": task.element_id,
                                        "display": task.name}], "text": task.name},
         "intent": "order", "priority": priority_code(task.priority), "description": task.documentation,
