@@ -386,3 +386,21 @@ def test_a_patient_is_readable_through_its_merge_links_but_tasks_stay_with_their
     tasks, _ = searchset(fhir(api, "Task", ward.stranger, patient=survivor), "Task")
     assert ids(tasks) == [theirs["open_tasks"][0]["id"]]  # ward A's task of pat-1 stays ward A's
     outcome(fhir(api, f"Patient/{ward.patient_of(1)}", ward.stranger), 404)
+
+
+def test_a_break_glass_grant_opens_the_patient_in_fhir_too_and_each_read_names_it(api: ApiClient,
+                                                                                   ward: Ward) -> None:
+    patient, task = ward.patient_of(0), ward.task_of(0)
+    outcome(fhir(api, f"Patient/{patient}", ward.stranger), 404)
+    granted = api.post("/api/break-glass", ward.stranger, {"patient_id": "pat-1", "minutes": 30,
+                                                          "reason": "patient arrived in the ED, team unreachable"})
+    assert granted.status_code == 201, granted.text
+    resource(fhir(api, f"Patient/{patient}", ward.stranger), "Patient")
+    resource(fhir(api, f"Task/{task}", ward.stranger), "Task")
+    found, _ = searchset(fhir(api, "Task", ward.stranger), "Task")
+    assert ids(found) == [task]  # that patient's only, not the other patients of ward A
+    with api.engine.db.read() as session:
+        reads = session.scalars(select(Event).where(Event.type == "record_viewed", Event.actor == ward.stranger)
+                                .order_by(Event.id)).all()
+    assert [(e.data["what"], e.data.get("break_glass")) for e in reads] == [("patient", granted.json()["id"]),
+                                                                            ("task", granted.json()["id"])]
