@@ -16,6 +16,8 @@ from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
 from .docs_pages import DocsContentPolicy
 from .errors import install_error_handlers
+from .fhir import routes as fhir_routes
+from .fhir.wire import fhir_or, install_fhir_error_handlers
 from .guards import BodyLimit, ErrorResponses, QueryChecks
 from .metrics import install_metrics
 from .oidc import OidcVerifier
@@ -87,17 +89,18 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.state.oidc_sign_in = _oidc_sign_in(settings)
     install_error_handlers(app)
     install_web_error_handlers(app)  # the web app's paths answer pages (api/web/errors.py)
+    install_fhir_error_handlers(app)  # /fhir answers OperationOutcomes (api/fhir/wire.py)
     install_path_only_access_log()
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=(pathways.router.prefix, web_pathways.UPLOAD))
-    app.add_middleware(ErrorResponses, respond=error_response)
+    app.add_middleware(ErrorResponses, respond=fhir_or(error_response))
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass):
+                   break_glass, fhir_routes):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from carepath.engine.errors import (
+    BadRequest,
     CarePathError,
     Conflict,
     DiagramInvalid,
+    NotAcceptable,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -27,6 +29,8 @@ STATUS_BY_ERROR: list[tuple[type[CarePathError], int]] = [
     (Unauthenticated, 401),
     (ValidationFailed, 422),
     (PayloadTooLarge, 413),
+    (BadRequest, 400),
+    (NotAcceptable, 406),
 ]
 
 

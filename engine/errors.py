@@ -8,7 +8,9 @@
     ├── Unauthenticated     no valid credentials (401)
     ├── ValidationFailed    the input is wrong; carries located problems (422)
     │   └── DiagramInvalid  an uploaded BPMN/DMN package cannot be deployed
-    └── PayloadTooLarge     an upload is larger than allowed (413)
+    ├── PayloadTooLarge     an upload is larger than allowed (413)
+    ├── BadRequest          a query the server does not understand: an unknown or invalid parameter (400)
+    └── NotAcceptable       no representation the client accepts (406)
 """
 
 from __future__ import annotations
@@ -74,3 +76,11 @@ class DiagramInvalid(ValidationFailed):
 
 class PayloadTooLarge(CarePathError):
     pass
+
+
+class BadRequest(CarePathError):
+    """A request naming a parameter the server does not know, or a value it cannot read (e.g. a FHIR search)."""
+
+
+class NotAcceptable(CarePathError):
+    """The client accepts no format the server answers in (e.g. FHIR `_format=xml`)."""

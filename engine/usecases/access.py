@@ -14,7 +14,7 @@ from sqlalchemy import select
 from ..application import CarePath
 from ..audit import RECORD_VIEWED, VIEWABLE
 from ..identity import Principal
-from ..persistence.tables import Instance
+from ..persistence.tables import Instance, PatientIdentifier
 from ..persistence.unit_of_work import UnitOfWork
 
 MAX_USER_AGENT = 300
@@ -55,3 +55,20 @@ def grant_of_read(app: CarePath, principal: Principal, instance_id: str) -> int 
     with app.db.read() as session:
         patient = session.scalar(select(Instance.patient_id).where(Instance.id == instance_id))
     return principal.grant_for(patient)
+
+
+def record_patient_access(app: CarePath, principal: Principal, patient_id: str, client: Client | None = None) -> None:
+    """A read of one patient (its demographics and identifiers), which belongs to no one episode: recorded on
+    the history's `system` chain as `record_viewed` with what `patient` and the patient's id, and the
+    break-glass grant it was read under, if any (grants name the patient ids episodes were started with)."""
+    data: dict[str, object] = {"what": "patient", "patient": patient_id, "client": client_data(client)}
+    if principal.break_glass:
+        with app.db.read() as session:
+            ids = session.scalars(select(PatientIdentifier.value).where(
+                PatientIdentifier.patient_ref == patient_id, PatientIdentifier.system == app.config.patient_id_system))
+            grant = next((g for g in map(principal.grant_for, ids) if g is not None), None)
+        if grant is not None:
+            data["break_glass"] = grant
+    with UnitOfWork(app) as uow:
+        uow.record(RECORD_VIEWED, principal.name, data=data)
+        uow.commit()

@@ -1,0 +1,36 @@
+"""The CapabilityStatement (GET /fhir/metadata), built from the resource table the routes are built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .wire import FHIR_VERSION, MEDIA_TYPE
+
+if TYPE_CHECKING:
+    from .reads import FhirResource
+
+INTERACTIONS = ("read", "search-type")  # what every resource type of the table answers
+
+
+def capability_statement(base: str, now: datetime, resources: Sequence[FhirResource]) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement", "status": "active", "date": now.isoformat(), "kind": "instance",
+        "software": {"name": "CarePath"},
+        "implementation": {"description": "CarePath: care pathways, their episodes and human tasks", "url": base},
+        "fhirVersion": FHIR_VERSION, "format": ["json", MEDIA_TYPE],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Read and search only. Every interaction but this one needs a bearer token, as the "
+                             "JSON API (/api) does, and sees what the JSON API shows that user.",
+            "security": {"cors": False, "description": "Authorization: Bearer <CarePath API token or OpenID "
+                                                       "Connect access token>"},
+            "resource": [{
+                "type": kind.name, "documentation": kind.documentation,
+                "interaction": [{"code": code} for code in INTERACTIONS],
+                "searchParam": [{"name": p.name, "type": p.type, "documentation": p.documentation}
+                                for p in kind.params],
+            } for kind in resources],
+        }],
+    }
