@@ -146,6 +146,17 @@ class BreakGlassGrant(Base):
     ended_at: Mapped[datetime | None]
 
 
+class SignInAttempt(Base):
+    """Failed web sign-ins of one key (an account name, a client address) in the current window, shared by
+    every process (engine/sign_in_throttle.py). A row whose window and lockout have ended is pruned."""
+
+    __tablename__ = "sign_in_attempts"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None]
+
+
 class DeploymentFile(Base):
     __tablename__ = "deployment_files"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -4,8 +4,8 @@ The browser's cookie holds a random id; the table holds its SHA-256 only. A sess
 signs out, when someone ends it (the user from another browser, or an admin), after `idle` without a
 request (automatic logoff), or `MAX_SESSION` after sign-in whatever happens. `last_seen_at` is written at
 most once every `TOUCH_EVERY`, not on every request. Sign-in, sign-out, a session ended by someone else
-or by inactivity, and the start of a lockout are in the history; a failed sign-in alone is not (see
-engine/sign_in_throttle.py).
+or by inactivity, and the start of a lockout are in the history; a failed sign-in alone is not: it is
+counted in the database (engine/sign_in_throttle.py).
 """
 
 from __future__ import annotations
@@ -57,22 +57,21 @@ def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, c
     name = name.strip()
     keys = (f"user:{name.casefold()}", f"host:{client.host or '-'}")
     # No user name holds a NUL character (names are checked at creation), and PostgreSQL could not look it up.
-    if (throttle.refused(keys, now) or not name or len(name) > MAX_NAME or "\x00" in name
-            or len(password) > MAX_PASSWORD_LENGTH):
+    if not name or len(name) > MAX_NAME or "\x00" in name or len(password) > MAX_PASSWORD_LENGTH:
         raise Unauthenticated(SIGN_IN_REFUSED)
+    with app.db.read() as session:  # before the password's hash: a locked key costs one indexed read
+        if throttle.refused(session, keys, now):
+            raise Unauthenticated(SIGN_IN_REFUSED)
     principal = verified_user(app, name, password)
-    if principal is None:
-        lockouts = throttle.failed(keys, now)
-        if lockouts:
-            with UnitOfWork(app) as uow:
-                for lockout in lockouts:
-                    uow.record("sign_in_locked", SYSTEM.name, data={
-                        "key": lockout.key, "failures": lockout.failures, "until": lockout.until.isoformat(),
-                        "client": client_data(client)})
-                uow.commit()
-        raise Unauthenticated(SIGN_IN_REFUSED)
-    throttle.succeeded(keys[0])
     with UnitOfWork(app) as uow:
+        if principal is None:
+            for lockout in throttle.failed(uow.session, keys, now):
+                uow.record("sign_in_locked", SYSTEM.name, data={
+                    "key": lockout.key, "failures": lockout.failures, "until": lockout.until.isoformat(),
+                    "client": client_data(client)})
+            uow.commit()
+            raise Unauthenticated(SIGN_IN_REFUSED)
+        throttle.succeeded(uow.session, keys[0], now)
         user_id = uow.session.scalars(select(User.id).where(User.name == principal.name)).one()
         signed = _open_session(uow, principal, user_id, client, "password")
         uow.commit()
