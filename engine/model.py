@@ -47,11 +47,12 @@ class VersionState(StrEnum):
 
 
 class GrantState(StrEnum):
-    """A break-glass grant (table `break_glass_grants`): active until its end time, then expired; not
-    stored (the times say it)."""
+    """A break-glass grant (table `break_glass_grants`): active until its end time, then expired, or ended
+    early by its holder or an auditor; not stored (the times say it: `expires_at`, `ended_at`)."""
 
     ACTIVE = "active"
     EXPIRED = "expired"
+    ENDED = "ended"
 
 
 class MessageState(StrEnum):
@@ -108,7 +109,7 @@ EVENT_TYPES = frozenset({
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
-    "sign_in_locked", "break_glass_granted"})
+    "sign_in_locked", "break_glass_granted", "break_glass_ended"})
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,26 @@ class InstanceFacts:
         return self.not_found()
 
 
-Facts = TaskFacts | InstanceFacts
+@dataclass(frozen=True)
+class GrantFacts:
+    """A break-glass grant: its holder sees it, and so do those who review every grant (auditors, admins);
+    to anyone else it does not exist."""
+
+    id: int
+    holder: str
+    state: GrantState
+
+    def visible_to(self, principal: Principal) -> bool:
+        return self.holder == principal.name or principal.is_admin or principal.role in GRANT_REVIEWERS
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"break-glass grant {self.id} does not exist")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        return self.not_found()
+
+
+Facts = TaskFacts | InstanceFacts | GrantFacts
 
 
 @dataclass(frozen=True)
@@ -296,6 +315,7 @@ NOTIFICATION_RULES = _rules(
 # Who may break the glass: the people who care for patients in teams, when a patient outside their teams
 # needs them (clinical leads, auditors and admins read every record already; integration accounts read none).
 BREAK_GLASS_ROLES = (Role.COORDINATOR, Role.SUPERVISOR)
+GRANT_REVIEWERS = (Role.AUDITOR,)  # review every grant, and may end anyone's (admins too)
 BREAK_GLASS_MINUTES, BREAK_GLASS_MAX_MINUTES = 60, 240  # how long a grant lasts unless asked otherwise; at most
 
 GRANT_RULES = _rules(
@@ -305,6 +325,10 @@ GRANT_RULES = _rules(
          f"{BREAK_GLASS_MAX_MINUTES}); the user reads every "
          "instance and task of that patient, and acts on none beyond their teams; each read is marked with the "
          "grant"),
+    Rule("end", "Ending emergency access early", (GrantState.ACTIVE,), (GrantState.ENDED,),
+         (*BREAK_GLASS_ROLES, *GRANT_REVIEWERS), (), "break_glass_ended", "ended_at",
+         note="the holder ends their own grant, an auditor or an admin anyone's (another user's grant is not "
+         "found); from then on the grant widens nothing"),
     Rule("expire", "The grant's time ends", (GrantState.ACTIVE,), (GrantState.EXPIRED,),
          note="nothing is written: from its end time on, the grant widens nothing"),
 )
@@ -355,8 +379,7 @@ def refusal(rule: Rule, facts: Facts, principal: Principal) -> CarePathError | N
     if not facts.visible_to(principal):
         return facts.hidden(principal)
     if facts.state not in rule.from_states:
-        what = f"task '{facts.name}'" if isinstance(facts, TaskFacts) else f"instance {facts.id}"
-        return _wrong_state(rule, what, facts.state)
+        return _wrong_state(rule, _what(facts), facts.state)
     if isinstance(facts, TaskFacts):  # instances have no conditions beyond role, visibility and state
         for guard in rule.guards:
             if not (guard.people and principal.is_admin) and not guard.holds(facts, principal):
@@ -391,14 +414,21 @@ def is_noop(rule: Rule, facts: Facts, principal: Principal) -> bool:
     return rule.noop is not None and isinstance(facts, TaskFacts) and rule.noop(facts, principal)
 
 
+def _what(facts: Facts) -> str:
+    if isinstance(facts, TaskFacts):
+        return f"task '{facts.name}'"
+    return f"instance {facts.id}" if isinstance(facts, InstanceFacts) else f"break-glass grant {facts.id}"
+
+
 def _wrong_state(rule: Rule, what: str, state: str) -> InvalidTransition:
     return InvalidTransition(f"{what} is {state}; {rule.title.lower()} needs one that is "
                              f"{' or '.join(s.value for s in rule.from_states)}")
 
 
 def allowed_actions(facts: Facts, principal: Principal) -> list[str]:
-    """What this user may do to the task or instance now: every row they may take that would change it."""
-    table = TASK_RULES if isinstance(facts, TaskFacts) else INSTANCE_RULES
+    """What this user may do to the task, instance or grant now: every row they may take that would change it."""
+    table = TASK_RULES if isinstance(facts, TaskFacts) else INSTANCE_RULES if isinstance(facts, InstanceFacts) \
+        else GRANT_RULES
     return [rule.action for rule in table.values() if rule.action not in NOT_OFFERED
             and refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
 
@@ -425,9 +455,9 @@ def assignable_roles() -> tuple[Role, ...]:
     return TASK_RULES["complete"].roles
 
 
-# Rows that are not a user's action on one task or instance: starting makes a new instance; a release
-# is part of deactivating a user.
-NOT_OFFERED = frozenset({"start", "release"})
+# Rows that are not a user's action on one task, instance or grant: starting makes a new instance, breaking
+# the glass a new grant; a release is part of deactivating a user.
+NOT_OFFERED = frozenset({"start", "release", "break_glass"})
 
 
 # -- docs/state-machine.md -------------------------------------------------------------------------
@@ -481,8 +511,8 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "TASK_RULES", "TABLES", "VERSION_RULES", "Guard",
-           "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles", "check", "check_role",
+__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "TASK_RULES", "TABLES", "VERSION_RULES", "GrantFacts",
+           "Guard", "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles", "check", "check_role",
            "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
 
 
