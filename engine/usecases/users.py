@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..errors import Conflict, NotFound, Problem, Unauthenticated, ValidationFailed
@@ -20,6 +22,7 @@ from ..rules import TASK_RULES, check
 from .transitions import set_task_field, task_facts
 
 MAX_TOKEN_DAYS = 3650
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -191,14 +194,6 @@ def authenticate(app: CarePath, token: str | None) -> Principal:
     return Principal(user.name, Role(user.role), groups)
 
 
-def check_not_deactivated(app: CarePath, name: str) -> None:
-    """Users signed in through an identity provider may have a local record; a deactivated one is refused."""
-    with app.db.read() as session:
-        inactive = session.scalars(select(User.id).where(User.name == name, User.active.is_(False))).first()
-    if inactive is not None:
-        raise Unauthenticated(f"user '{name}' is deactivated")
-
-
 def known_groups(app: CarePath) -> set[str]:
     with app.db.read() as session:
         return set(session.scalars(select(UserGroup.group_name).distinct()))
@@ -265,16 +260,18 @@ def _view(uow: UnitOfWork, user: User) -> UserView:
     return UserView(user.name, user.role, user.active, groups, user.created_at)
 
 
-def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> User:
-    """The local record of a user the identity provider vouched for, made or brought in line with the
-    provider's claims (role, groups) inside the caller's transaction, each change recorded. The record is
-    what a web session reads on every request, so it says what the provider said at sign-in; a user
-    deactivated here stays refused whatever the provider says."""
+def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str,
+                       roles_from_provider: bool = True) -> User:
+    """The local record of a user the identity provider vouched for, made from the provider's claims at
+    their first sign-in. With `roles_from_provider` (CAREPATH_OIDC_ROLES_FROM_PROVIDER, the default) the
+    provider is the source of truth: a later sign-in brings role and groups in line with its claims, each
+    change recorded; without it, they are the local record's, which admins change. Inside the caller's
+    transaction. A user deactivated here stays refused whatever the provider says."""
     name = _checked_name(principal.name, "user")
     user = uow.session.scalars(select(User).where(User.name == name).with_for_update()).first()
     # A provider's group that is no CarePath group name (a space, a slash inside) cannot be a lane's group:
     # it is left out rather than refusing the sign-in.
-    groups = sorted({g for g in principal.groups if NAME.fullmatch(g)})
+    groups = provider_groups(principal)
     if user is None:
         user = User(name=name, role=principal.role.value, active=True, created_at=uow.app.now())
         uow.session.add(user)
@@ -284,6 +281,8 @@ def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> 
         return user
     if not user.active:
         raise Unauthenticated(f"user '{name}' is deactivated")
+    if not roles_from_provider:
+        return user
     if user.role != principal.role.value:
         uow.record("user_role_changed", name, data={"user": name, "field": "role", "old": user.role,
                                                     "new": principal.role.value, "by": provider})
@@ -296,3 +295,52 @@ def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> 
         uow.record("user_groups_changed", name, data={"user": name, "field": "groups", "old": sorted(current),
                                                       "new": groups, "by": provider})
     return user
+
+
+def provider_groups(principal: Principal) -> list[str]:
+    return sorted({g for g in principal.groups if NAME.fullmatch(g)})
+
+
+def local_principal(session: Session, user: User) -> Principal:
+    groups = frozenset(session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+    return Principal(user.name, Role(user.role), groups)
+
+
+def with_provider_user(app: CarePath, claimed: Principal, provider: str, roles_from_provider: bool,
+                       act: Callable[[UnitOfWork, User, Principal], T]) -> T:
+    """One transaction: the provider's user made or synced (`sync_provider_user`), then `act` with the
+    user as CarePath now sees them. The same new user's first sign-in twice at once: one made the record,
+    the other is tried again and finds it."""
+    for attempt in (1, 2):
+        try:
+            with UnitOfWork(app) as uow:
+                user = sync_provider_user(uow, claimed, provider, roles_from_provider)
+                acting = claimed if roles_from_provider else local_principal(uow.session, user)
+                result = act(uow, user, acting)
+                uow.commit()
+                return result
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def provider_principal(app: CarePath, claimed: Principal, provider: str, roles_from_provider: bool) -> Principal:
+    """Who a bearer token from the identity provider acts as. A user deactivated here is refused. With
+    `roles_from_provider` the token's claims, as they say; a local record they no longer match is brought
+    in line (and the change recorded), a user with no record stays without one. Without it, the local
+    record's role and groups, the record made from the claims at the first use."""
+    with app.db.read() as session:
+        user = session.scalars(select(User).where(User.name == claimed.name)).first()
+        local = local_principal(session, user) if user is not None else None
+    if user is not None and not user.active:
+        raise Unauthenticated(f"user '{claimed.name}' is deactivated")
+    if local is not None and not roles_from_provider:
+        return local
+    if roles_from_provider and (local is None or (local.role, sorted(local.groups)) == (
+            claimed.role, provider_groups(claimed))):
+        return claimed
+    try:
+        return with_provider_user(app, claimed, provider, roles_from_provider, lambda uow, row, acting: acting)
+    except ValidationFailed as refused:
+        raise Unauthenticated(f"the identity provider's user cannot be a CarePath user: {refused.message}") from None

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import NotFound, Unauthenticated
@@ -25,7 +24,7 @@ from ..sign_in_throttle import SignInThrottle
 from .access import Client, client_data
 from .break_glass import with_grants
 from .passwords import MAX_PASSWORD_LENGTH, verified_user
-from .users import sync_provider_user
+from .users import with_provider_user
 
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_SESSION = timedelta(hours=12)
@@ -78,25 +77,25 @@ def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, c
         return signed
 
 
-def sign_in_from_provider(app: CarePath, principal: Principal, client: Client, provider: str = "oidc") -> SignedIn:
+def sign_in_from_provider(app: CarePath, principal: Principal, client: Client, provider: str = "oidc",
+                          roles_from_provider: bool = True) -> SignedIn:
     """A new session for a user the identity provider has authenticated (its ID token checked by the caller,
-    its claims mapped to `principal` as for a bearer token): the local record is made or brought in line
-    with the claims, and the session opened, in one transaction. An integration account or a user
-    deactivated here is refused (Unauthenticated)."""
+    its claims mapped to `principal` as for a bearer token): the local record is made at the first sign-in
+    and, with `roles_from_provider`, brought in line with the claims at every later one
+    (users.sync_provider_user), and the session opened, in one transaction. An integration account or a
+    user deactivated here is refused (Unauthenticated)."""
+    def open_session(uow: UnitOfWork, user: User, acting: Principal) -> SignedIn:
+        _refuse_integration(acting)  # the local record's role, when it is the one that counts
+        return _open_session(uow, acting, user.id, client, provider)
+
+    _refuse_integration(principal)  # before anything is written
+    return with_provider_user(app, principal, provider, roles_from_provider, open_session)
+
+
+def _refuse_integration(principal: Principal) -> None:
     if principal.role is Role.INTEGRATION:
         raise Unauthenticated(f"user '{principal.name}' is an integration account: a system calls the API with "
                               "a token, it does not sign in to the web app")
-    for attempt in (1, 2):
-        try:
-            with UnitOfWork(app) as uow:
-                user = sync_provider_user(uow, principal, provider)
-                signed = _open_session(uow, principal, user.id, client, provider)
-                uow.commit()
-                return signed
-        except IntegrityError:  # the same new user's first sign-in in two browsers at once: one made the record
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _open_session(uow: UnitOfWork, principal: Principal, user_id: int, client: Client, method: str) -> SignedIn:
