@@ -354,6 +354,20 @@ class AuditCheckpoint(Base):
     format: Mapped[int] = mapped_column(Integer, default=1)  # what the MAC covers (chain.checkpoint_mac)
 
 
+class AuditVerification(Base):
+    """A check of the history that found it intact, up to which checkpoint (usecases/verify_history.py): the
+    web app's verify page checks again from the latest such checkpoint onwards, not from the first event."""
+
+    __tablename__ = "audit_verifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    full: Mapped[bool] = mapped_column(Boolean)
+    from_checkpoint: Mapped[int] = mapped_column(Integer)  # 0: from the first event
+    to_checkpoint: Mapped[int] = mapped_column(Integer, index=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+
+
 class Timer(Base):
     """A waiting timer event: the database, not APScheduler, is the source of truth for what is due."""
 

@@ -1,4 +1,4 @@
-"""sign-in throttle shared by every process: failed attempts counted in the database
+"""sign-in throttle shared by every process; the history checks that found it intact
 
 Revision ID: 0021
 Revises: 0018
@@ -6,6 +6,8 @@ Create Date: 2026-12-06 00:10:00
 
 - `sign_in_attempts`: per key (`user:<name>`, `host:<address>`) the failures in the current window, when the
   window started and until when the key is locked. Rows whose window and lockout ended are deleted.
+- `audit_verifications`: each check of the history that found it intact, up to which checkpoint, so that
+  the verify page checks again from there.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,9 +31,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sign_in_attempts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sign_in_attempts_window_start'), ['window_start'], unique=False)
+    op.create_table('audit_verifications',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', UTCDateTime(), nullable=False),
+    sa.Column('actor', sa.String(length=200), nullable=False),
+    sa.Column('full', sa.Boolean(), nullable=False),
+    sa.Column('from_checkpoint', sa.Integer(), nullable=False),
+    sa.Column('to_checkpoint', sa.Integer(), nullable=False),
+    sa.Column('events', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_verifications'))
+    )
+    with op.batch_alter_table('audit_verifications', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_verifications_to_checkpoint'), ['to_checkpoint'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table('audit_verifications')
     with op.batch_alter_table('sign_in_attempts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sign_in_attempts_window_start'))
     op.drop_table('sign_in_attempts')
