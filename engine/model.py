@@ -46,6 +46,14 @@ class VersionState(StrEnum):
     RETIRED = "retired"
 
 
+class UserState(StrEnum):
+    """A user account (table `users`, column `active`): active users sign in and use tokens; a deactivated
+    one does neither, and keeps their history."""
+
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+
+
 class GrantState(StrEnum):
     """A break-glass grant (table `break_glass_grants`): active until its end time, then expired, or ended
     early by its holder or an auditor; not stored (the times say it: `expires_at`, `ended_at`)."""

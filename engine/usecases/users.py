@@ -14,11 +14,11 @@ from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..errors import Conflict, NotFound, Problem, Unauthenticated, ValidationFailed
-from ..identity import Principal, Role, hash_token, new_token, require_role
+from ..identity import SYSTEM, Principal, Role, hash_token, new_token, require_role
 from ..model import OPEN_TASK_STATES
 from ..persistence.tables import ApiToken, Task, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import TASK_RULES, check
+from ..rules import TASK_RULES, USER_RULES, UserFacts, allowed_actions, check, check_role, is_noop, may_take, refusal
 from .transitions import set_task_field, task_facts
 
 MAX_TOKEN_DAYS = 3650
@@ -74,11 +74,11 @@ def issue_token(app: CarePath, name: str, *, actor: str = "system", expires_in_d
 
 def issue_token_with_expiry(app: CarePath, name: str, *, actor: str = "system",
                             expires_in_days: int | None = None) -> IssuedToken:
-    """`issue_token`, answering the token with its number and expiry."""
+    """`issue_token`, answering the token with its number and expiry. Who may is checked by the caller
+    (`check_role(USER_RULES["issue_token"], ...)`; the command line is the operator's); the user's state here."""
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
-        if not user.active:
-            raise Conflict(f"user '{name}' is deactivated")
+        check(USER_RULES["issue_token"], UserFacts.of(user), SYSTEM)
         token = _add_token(uow, user, expires_in_days)
         uow.record("token_issued", actor, data={"user": name, "expires_in_days": expires_in_days})
         uow.commit()
@@ -86,9 +86,11 @@ def issue_token_with_expiry(app: CarePath, name: str, *, actor: str = "system",
 
 
 def revoke_token(app: CarePath, principal: Principal, name: str, token_id: int) -> None:
-    require_role(principal, action="Revoking a token")
+    rule = USER_RULES["revoke_token"]
+    check_role(rule, principal)
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
+        check(rule, UserFacts.of(user), principal)
         token = uow.session.get(ApiToken, token_id)
         if token is None or token.user_id != user.id:
             raise NotFound(f"user '{name}' has no token {token_id}")
@@ -109,10 +111,12 @@ def list_tokens(app: CarePath, principal: Principal, name: str) -> list[dict[str
 
 def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[str]) -> UserView:
     """Replace a user's group memberships; open tasks follow at once (candidates are groups)."""
-    require_role(principal, action="Changing group memberships")
+    rule = USER_RULES["set_groups"]
+    check_role(rule, principal)
     wanted = _clean_groups(groups)
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
+        check(rule, UserFacts.of(user), principal)
         current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
         for group in current - set(wanted):
             uow.session.delete(uow.session.get(UserGroup, (user.id, group)))
@@ -126,11 +130,13 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
 def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
     """Revoke the user's tokens and hand their open tasks back to whoever delegated them, else to their
     groups' queues (see `_release_tasks_of`)."""
-    require_role(principal, action="Deactivating a user")
+    rule = USER_RULES["deactivate"]
+    check_role(rule, principal)
     with UnitOfWork(app) as uow:
-        _check_may_deactivate(uow, principal, name)
         user = user_row(uow, name)
-        if user.active:
+        facts = UserFacts.of(user, lambda: _active_admins(uow))
+        check(rule, facts, principal)
+        if not is_noop(rule, facts, principal):
             user.active = False
             uow.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                                 .values(revoked_at=app.now()))
@@ -154,6 +160,25 @@ def _release_tasks_of(uow: UnitOfWork, principal: Principal, name: str) -> None:
             set_task_field(uow, rule, task, None, principal.name, field="owner", reason="user deactivated")
         if task.assignee == name:
             set_task_field(uow, rule, task, owner, principal.name, reason="user deactivated")
+
+
+def user_actions(app: CarePath, principal: Principal, name: str) -> tuple[list[str], dict[str, str]]:
+    """What the user may do to the account now (rules.allowed_actions over USER_RULES), and why not for the
+    rows whose role and state allow it but a condition refuses (a page says so instead of offering it)."""
+    with app.db.read() as session:
+        row = session.scalars(select(User).where(User.name == name)).first()
+        if row is None:
+            raise NotFound(f"there is no user '{name}'")
+        facts = UserFacts.of(row, lambda: frozenset(session.scalars(select(User.name).where(
+            User.role == Role.ADMIN.value, User.active.is_(True)))))
+        actions = allowed_actions(facts, principal)
+        refused = {}
+        for action, rule in USER_RULES.items():
+            if action not in actions and may_take(rule, principal) and facts.state in rule.from_states:
+                found = refusal(rule, facts, principal)
+                if found is not None:
+                    refused[action] = found.message
+    return actions, refused
 
 
 def get_user(app: CarePath, principal: Principal, name: str) -> UserView:
@@ -223,16 +248,13 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-def _check_may_deactivate(uow: UnitOfWork, principal: Principal, name: str) -> None:
-    """Someone must be left to manage users: an admin cannot deactivate themself, nor the last active admin.
-    The active admins' rows are locked for the transaction, so two admins deactivating each other at the same
-    moment are serialized and the second sees the first's change."""
-    if name == principal.name:
-        raise Conflict(f"you cannot deactivate yourself ('{name}'); another admin can")
-    admins = set(uow.session.scalars(select(User.name).where(User.role == Role.ADMIN.value, User.active.is_(True))
-                                     .order_by(User.id).with_for_update()))
-    if admins == {name}:
-        raise Conflict(f"'{name}' is the last active admin: make another user admin before deactivating them")
+def _active_admins(uow: UnitOfWork) -> frozenset[str]:
+    """Someone must be left to manage users (rule `deactivate`). The active admins' rows are locked for the
+    transaction, so two admins deactivating each other at the same moment are serialized and the second
+    sees the first's change."""
+    return frozenset(uow.session.scalars(select(User.name).where(User.role == Role.ADMIN.value,
+                                                                 User.active.is_(True))
+                                         .order_by(User.id).with_for_update()))
 
 
 def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> IssuedToken:

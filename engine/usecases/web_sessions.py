@@ -20,6 +20,7 @@ from ..errors import NotFound, Unauthenticated
 from ..identity import SYSTEM, Principal, Role, hash_token, new_token, require_role
 from ..persistence.tables import User, UserGroup, WebSession
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import USER_RULES, UserFacts, check, check_role
 from ..sign_in_throttle import SignInThrottle
 from .access import Client, client_data
 from .break_glass import with_grants
@@ -192,13 +193,17 @@ def list_sessions(app: CarePath, principal: Principal, idle: timedelta) -> list[
 
 
 def end_session(app: CarePath, principal: Principal, session_id: int) -> None:
-    """End one of the user's own sessions (an admin: anyone's); NotFound for one they may not end."""
+    """End one of the user's own sessions (an admin: anyone's), rule `end_session`; NotFound for one they
+    may not end."""
+    rule = USER_RULES["end_session"]
+    check_role(rule, principal)
     with app.db.read() as session:
-        owner = session.scalar(select(User.name).join(WebSession, WebSession.user_id == User.id)
+        owner = session.scalar(select(User).join(WebSession, WebSession.user_id == User.id)
                                .where(WebSession.id == session_id, WebSession.ended_at.is_(None)))
-    if owner is None or (owner != principal.name and principal.role is not Role.ADMIN):
+    if owner is None:
         raise NotFound(f"there is no open session {session_id}")
-    _end(app, session_id, owner, principal.name, "session_ended", "ended by " + principal.name)
+    check(rule, UserFacts.of(owner, session=session_id), principal)
+    _end(app, session_id, owner.name, principal.name, "session_ended", "ended by " + principal.name)
 
 
 def _end(app: CarePath, session_id: int, user: str, actor: str, event: str, reason: str) -> None:
