@@ -382,7 +382,7 @@ NOT_LAST_ADMIN = Guard(
 OWN_SESSION = Guard(
     "their own session", lambda u, p: u.name == p.name,
     lambda u, p: NotFound(f"there is no open session {u.session}"))
-EVERY_USER = tuple(Role)
+EVERY_USER = tuple(role for role in Role if role is not Role.INTEGRATION)  # who signs in to the web app
 BOTH = (UserState.ACTIVE, UserState.DEACTIVATED)
 
 USER_RULES = _rules(
