@@ -12,7 +12,7 @@ from carepath.engine.errors import PermissionDenied
 from carepath.engine.identity import Principal, acts_only_as_integration
 from carepath.engine.usecases.access import Client
 from carepath.engine.usecases.break_glass import with_break_glass
-from carepath.engine.usecases.users import authenticate, check_not_deactivated
+from carepath.engine.usecases.users import authenticate, provider_principal
 
 from .oidc import OidcVerifier, looks_like_jwt
 
@@ -30,8 +30,8 @@ def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_
     token = credentials.credentials.strip() if credentials else None
     verifier: OidcVerifier | None = request.app.state.oidc
     if token and verifier is not None and looks_like_jwt(token):
-        principal = verifier.principal(token)
-        check_not_deactivated(engine, principal.name)
+        principal = provider_principal(engine, verifier.principal(token), "oidc",
+                                       request.app.state.settings.oidc_roles_from_provider)
     else:
         principal = authenticate(engine, token)
     request.state.user = principal.name

@@ -32,8 +32,9 @@ def looks_like_jwt(token: str) -> bool:
 class OidcVerifier:
     def __init__(self, issuer: str, audience: str, *, jwks: str | None = None, jwks_url: str | None = None,
                  username_claim: str = "preferred_username", roles_claim: str = "roles",
-                 groups_claim: str = "groups") -> None:
+                 groups_claim: str = "groups", authorized_party: str | None = None) -> None:
         self.issuer, self.audience = issuer.rstrip("/"), audience
+        self.authorized_party = authorized_party  # an ID token's: our client id (OpenID Connect Core 3.1.3.7)
         self.username_claim, self.roles_claim, self.groups_claim = username_claim, roles_claim, groups_claim
         self._keys = jwt.PyJWKSet.from_dict(json.loads(jwks)) if jwks else None
         self._jwks_url = jwks_url
@@ -52,7 +53,18 @@ class OidcVerifier:
             raise Unauthenticated("the identity provider's token has expired") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the identity provider's token is not valid here: {exc}") from None
+        self._check_authorized_party(claims)
         return dict(claims)
+
+    def _check_authorized_party(self, claims: dict[str, Any]) -> None:
+        """A token for several audiences, or naming the party it was issued to (`azp`), must name us: else
+        it was issued to another client that also lists us as an audience."""
+        if self.authorized_party is None:
+            return
+        audiences = _as_list(claims.get("aud"))
+        if (len(audiences) > 1 or "azp" in claims) and claims.get("azp") != self.authorized_party:
+            named = f"azp names {str(claims['azp'])[:100]!r}" if "azp" in claims else "several audiences, no azp"
+            raise Unauthenticated(f"the token was not issued to this client, {self.authorized_party!r} ({named})")
 
     def _signing_key(self, token: str) -> Any:
         try:

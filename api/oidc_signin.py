@@ -166,14 +166,16 @@ class OidcSignIn:
             return document
 
     def _id_token_verifier(self) -> OidcVerifier:
-        """ID tokens are checked like bearer tokens, with our client id as their audience."""
+        """ID tokens are checked like bearer tokens, with our client id as their audience, and as their
+        authorized party (`azp`) when they name one or have several audiences."""
         document = self._discovery()
         with self._lock:
             if self._verifier is None:
                 options = dict(self._verifier_options)
                 if not options.get("jwks") and not options.get("jwks_url"):
                     options["jwks_url"] = document.get("jwks_uri")
-                self._verifier = OidcVerifier(self.client.issuer, self.client.client_id, **options)
+                self._verifier = OidcVerifier(self.client.issuer, self.client.client_id,
+                                              authorized_party=self.client.client_id, **options)
             return self._verifier
 
 

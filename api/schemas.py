@@ -442,6 +442,8 @@ class GrantOut(Out):
     expires_at: UtcInstant
     ended_at: UtcInstant | None
     active: bool
+    actions: list[str] = Field(default_factory=list, description="what the caller may do to the grant now "
+                               "(docs/state-machine.md): end")
 
 
 class ReadUnderGrantOut(Out):

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     oidc_username_claim: str = "preferred_username"
     oidc_roles_claim: str = "roles"
     oidc_groups_claim: str = "groups"
+    # True: the provider's claims are the user's role and groups (a change is written to the local record and
+    # recorded); False: they make the local record at the first sign-in only, and admins change it.
+    oidc_roles_from_provider: bool = True
     # Web sign-in through the provider (authorization code flow with PKCE) when the issuer and a client id
     # are set: the client registered at the provider for CarePath's web app (a confidential client adds its
     # secret), the address the provider sends the browser back to (default: this server's

@@ -72,6 +72,7 @@ MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     "token_revoked": (SECURITY_ATTRIBUTES, None, "D"),
     "password_set": (SECURITY_ATTRIBUTES, None, "U"),
     "break_glass_granted": (SECURITY_ATTRIBUTES, None, "C"),
+    "break_glass_ended": (SECURITY_ATTRIBUTES, None, "U"),
     "audit_log_used": (AUDIT_LOG_USED, None, "R"),
     **dict.fromkeys(AUTHENTICATION_SUBTYPES, (USER_AUTHENTICATION, None, "E")),
 }
@@ -81,6 +82,7 @@ DEFAULT = (APPLICATION_ACTIVITY, None, "E")
 # A failed step of the pathway, recorded for a retry or an incident: minor failure.
 FAILURES = frozenset({"incident", "timer_failed", "notification_failed", "task_alert_failed", "sign_in_locked"})
 # Events whose data says which client they came from (agent.network).
+GRANT_EVENTS = frozenset({"break_glass_granted", "break_glass_ended"})  # their patient is in their data
 FROM_A_CLIENT = frozenset({RECORD_VIEWED, "audit_log_used", "signed_in", "sign_in_locked"})
 
 
@@ -141,7 +143,7 @@ def _entities(record: AuditRecord) -> list[dict[str, Any]]:
     """The patient, the pathway instance, the task, the user or pathway an admin change concerns, and
     the event's own data (as a detail, JSON)."""
     entities = []
-    patient_id = record.patient_id or (record.data.get("patient_id") if record.type == "break_glass_granted" else None)
+    patient_id = record.patient_id or (record.data.get("patient_id") if record.type in GRANT_EVENTS else None)
     if patient_id:
         entities.append(_entity("patient", str(patient_id), "1", "1"))  # person, patient
     if record.instance_id:

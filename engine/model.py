@@ -54,12 +54,21 @@ class PatientState(StrEnum):
     MERGED = "merged"
 
 
+class UserState(StrEnum):
+    """A user account (table `users`, column `active`): active users sign in and use tokens; a deactivated
+    one does neither, and keeps their history."""
+
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+
+
 class GrantState(StrEnum):
-    """A break-glass grant (table `break_glass_grants`): active until its end time, then expired; not
-    stored (the times say it)."""
+    """A break-glass grant (table `break_glass_grants`): active until its end time, then expired, or ended
+    early by its holder or an auditor; not stored (the times say it: `expires_at`, `ended_at`)."""
 
     ACTIVE = "active"
     EXPIRED = "expired"
+    ENDED = "ended"
 
 
 class MessageState(StrEnum):
@@ -116,7 +125,8 @@ EVENT_TYPES = frozenset({
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
-    "sign_in_locked", "break_glass_granted", "patient_updated", "patient_merged", "patient_unmerged"})
+    "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
+    "patient_unmerged"})
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .model import (
     PatientState,
     TaskState,
     TimerState,
+    UserState,
     VersionState,
     audience_key,
 )
@@ -126,7 +127,59 @@ class InstanceFacts:
         return self.not_found()
 
 
-Facts = TaskFacts | InstanceFacts
+@dataclass(frozen=True)
+class GrantFacts:
+    """A break-glass grant: its holder sees it, and so do those who review every grant (auditors, admins);
+    to anyone else it does not exist."""
+
+    id: int
+    holder: str
+    state: GrantState
+
+    def visible_to(self, principal: Principal) -> bool:
+        return self.holder == principal.name or principal.is_admin or principal.role in GRANT_REVIEWERS
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"break-glass grant {self.id} does not exist")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        return self.not_found()
+
+
+@dataclass(frozen=True)
+class UserFacts:
+    """What the rules read of a user account. `admins` (the active admins) is read only when a rule asks;
+    `session`: the web session an `end_session` ends (its owner is this user)."""
+
+    name: str
+    state: UserState
+    role: Role
+    admins: frozenset[str] | Callable[[], frozenset[str]] = frozenset()
+    session: int | None = None
+
+    @classmethod
+    def of(cls, row: Any, admins: frozenset[str] | Callable[[], frozenset[str]] = frozenset(),
+           session: int | None = None) -> UserFacts:
+        """From a `users` row."""
+        return cls(row.name, UserState.ACTIVE if row.active else UserState.DEACTIVATED, Role(row.role), admins,
+                   session)
+
+    @property
+    def last_admin(self) -> bool:
+        admins = self.admins() if callable(self.admins) else self.admins
+        return admins == {self.name}
+
+    def visible_to(self, principal: Principal) -> bool:
+        return True  # who may not manage users is refused by role first; sessions by their guard
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"there is no user '{self.name}'")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        return self.not_found()
+
+
+Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts
 
 
 @dataclass(frozen=True)
@@ -135,8 +188,8 @@ class Guard:
     otherwise a check on the subject itself (e.g. it was delegated), which binds admins too."""
 
     says: str
-    holds: Callable[[TaskFacts, Principal], bool]
-    refusal: Callable[[TaskFacts, Principal], CarePathError]
+    holds: Callable[[Any, Principal], bool]  # reads a TaskFacts or a UserFacts
+    refusal: Callable[[Any, Principal], CarePathError]
     people: bool = True
 
 
@@ -182,7 +235,7 @@ class Rule:
     guards: tuple[Guard, ...] = ()
     event: str | None = None
     field: str | None = None  # the column whose old and new values the event records
-    noop: Callable[[TaskFacts, Principal], bool] | None = None  # already so: succeeds, changes nothing
+    noop: Callable[[Any, Principal], bool] | None = None  # already so: succeeds, changes nothing
     note: str = ""
 
     @property
@@ -297,6 +350,7 @@ NOTIFICATION_RULES = _rules(
 # Who may break the glass: the people who care for patients in teams, when a patient outside their teams
 # needs them (clinical leads, auditors and admins read every record already; integration accounts read none).
 BREAK_GLASS_ROLES = (Role.COORDINATOR, Role.SUPERVISOR)
+GRANT_REVIEWERS = (Role.AUDITOR,)  # review every grant, and may end anyone's (admins too)
 BREAK_GLASS_MINUTES, BREAK_GLASS_MAX_MINUTES = 60, 240  # how long a grant lasts unless asked otherwise; at most
 
 GRANT_RULES = _rules(
@@ -306,8 +360,53 @@ GRANT_RULES = _rules(
          f"{BREAK_GLASS_MAX_MINUTES}); the user reads every "
          "instance and task of that patient, and acts on none beyond their teams; each read is marked with the "
          "grant"),
+    Rule("end", "Ending emergency access early", (GrantState.ACTIVE,), (GrantState.ENDED,),
+         (*BREAK_GLASS_ROLES, *GRANT_REVIEWERS), (), "break_glass_ended", "ended_at",
+         note="the holder ends their own grant, an auditor or an admin anyone's (another user's grant is not "
+         "found); from then on the grant widens nothing"),
     Rule("expire", "The grant's time ends", (GrantState.ACTIVE,), (GrantState.EXPIRED,),
          note="nothing is written: from its end time on, the grant widens nothing"),
+)
+
+USER_ADMINS = (Role.ADMIN,)
+SIGNS_IN = Guard(
+    "not an integration account", lambda u, p: u.role is not Role.INTEGRATION,
+    lambda u, p: Conflict(f"user '{u.name}' is an integration account: a system calls the API with a token "
+                          "(`carepath user token`), it does not sign in to the web app"), people=False)
+NOT_THEMSELF = Guard(
+    "not themself", lambda u, p: u.name != p.name,
+    lambda u, p: Conflict(f"you cannot deactivate yourself ('{u.name}'); another admin can"), people=False)
+NOT_LAST_ADMIN = Guard(
+    "not the last active admin", lambda u, p: not u.last_admin,
+    lambda u, p: Conflict(f"'{u.name}' is the last active admin: make another user admin before deactivating "
+                          "them"), people=False)
+OWN_SESSION = Guard(
+    "their own session", lambda u, p: u.name == p.name,
+    lambda u, p: NotFound(f"there is no open session {u.session}"))
+EVERY_USER = tuple(role for role in Role if role is not Role.INTEGRATION)  # who signs in to the web app
+BOTH = (UserState.ACTIVE, UserState.DEACTIVATED)
+
+USER_RULES = _rules(
+    Rule("add", "Adding a user", (), (UserState.ACTIVE,), USER_ADMINS, (), "user_added",
+         note="with a first API token; `carepath user add` on the server's machine is its operator's"),
+    Rule("set_groups", "Changing a user's groups", BOTH, (), USER_ADMINS, (), "user_groups_changed", "groups",
+         note="their open tasks follow at once (candidates are groups)"),
+    Rule("set_password", "Setting a user's password", (UserState.ACTIVE,), (), USER_ADMINS, (SIGNS_IN,),
+         "password_set", note="sessions already signed in stay; `carepath user password` is the operator's"),
+    Rule("issue_token", "Issuing an API token", (UserState.ACTIVE,), (), USER_ADMINS, (), "token_issued",
+         note="earlier tokens keep working until revoked or expired"),
+    Rule("revoke_token", "Revoking an API token", BOTH, (), USER_ADMINS, (), "token_revoked",
+         note="revoking a revoked token changes nothing"),
+    Rule("deactivate", "Deactivating a user", BOTH, (UserState.DEACTIVATED,), USER_ADMINS,
+         (NOT_THEMSELF, NOT_LAST_ADMIN), "user_deactivated", "active",
+         noop=lambda u, p: u.state is UserState.DEACTIVATED,
+         note="their tokens are revoked, their sessions end at their next request, their open tasks are released "
+         "(task row `release`); deactivating a deactivated user changes nothing. No row reactivates a user"),
+    Rule("end_session", "Ending a web session", BOTH, (), EVERY_USER, (OWN_SESSION,), "session_ended",
+         note="from the sessions page; someone else's session is not found (admins end anyone's)"),
+    Rule("provider_sync", "The identity provider signs a user in", (UserState.ACTIVE,), (),
+         event="user_role_changed", note="also `user_added`, `user_groups_changed` (`by: oidc`): the first sign-in "
+         "makes the user; later ones change role and groups only with CAREPATH_OIDC_ROLES_FROM_PROVIDER=true"),
 )
 
 PATHWAY_AUTHORS = (Role.CLINICAL_LEAD,)
@@ -348,7 +447,7 @@ PATIENT_RULES = _rules(
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
-                                      "patient": PATIENT_RULES}
+                                      "user": USER_RULES, "patient": PATIENT_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -380,9 +479,8 @@ def refusal(rule: Rule, facts: Facts, principal: Principal) -> CarePathError | N
     if not facts.visible_to(principal):
         return facts.hidden(principal)
     if facts.state not in rule.from_states:
-        what = f"task '{facts.name}'" if isinstance(facts, TaskFacts) else f"instance {facts.id}"
-        return _wrong_state(rule, what, facts.state)
-    if isinstance(facts, TaskFacts):  # instances have no conditions beyond role, visibility and state
+        return _wrong_state(rule, _what(facts), facts.state)
+    if isinstance(facts, TaskFacts | UserFacts):  # instances and grants: role, visibility and state only
         for guard in rule.guards:
             if not (guard.people and principal.is_admin) and not guard.holds(facts, principal):
                 return guard.refusal(facts, principal)
@@ -413,7 +511,15 @@ def advance(row: Any, table: dict[str, Rule], action: str, what: str) -> Rule:
 
 
 def is_noop(rule: Rule, facts: Facts, principal: Principal) -> bool:
-    return rule.noop is not None and isinstance(facts, TaskFacts) and rule.noop(facts, principal)
+    return rule.noop is not None and isinstance(facts, TaskFacts | UserFacts) and rule.noop(facts, principal)
+
+
+def _what(facts: Facts) -> str:
+    if isinstance(facts, TaskFacts):
+        return f"task '{facts.name}'"
+    if isinstance(facts, UserFacts):
+        return f"user '{facts.name}'"
+    return f"instance {facts.id}" if isinstance(facts, InstanceFacts) else f"break-glass grant {facts.id}"
 
 
 def _wrong_state(rule: Rule, what: str, state: str) -> InvalidTransition:
@@ -422,8 +528,9 @@ def _wrong_state(rule: Rule, what: str, state: str) -> InvalidTransition:
 
 
 def allowed_actions(facts: Facts, principal: Principal) -> list[str]:
-    """What this user may do to the task or instance now: every row they may take that would change it."""
-    table = TASK_RULES if isinstance(facts, TaskFacts) else INSTANCE_RULES
+    """What this user may do to the task, instance or grant now: every row they may take that would change it."""
+    table = TASK_RULES if isinstance(facts, TaskFacts) else INSTANCE_RULES if isinstance(facts, InstanceFacts) \
+        else GRANT_RULES if isinstance(facts, GrantFacts) else USER_RULES
     return [rule.action for rule in table.values() if rule.action not in NOT_OFFERED
             and refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
 
@@ -450,9 +557,9 @@ def assignable_roles() -> tuple[Role, ...]:
     return TASK_RULES["complete"].roles
 
 
-# Rows that are not a user's action on one task or instance: starting makes a new instance; a release
-# is part of deactivating a user.
-NOT_OFFERED = frozenset({"start", "release"})
+# Rows that are not a user's action on one task, instance, grant or user: starting makes a new instance,
+# breaking the glass a new grant, adding a user a new user; a release is part of deactivating a user.
+NOT_OFFERED = frozenset({"start", "release", "break_glass", "add"})
 
 
 # -- docs/state-machine.md -------------------------------------------------------------------------
@@ -460,7 +567,7 @@ NOT_OFFERED = frozenset({"start", "release"})
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
                                             "message": MessageState, "notification": NotificationState,
                                             "break-glass grant": GrantState, "pathway version": VersionState,
-                                            "patient": PatientState}
+                                            "user": UserState, "patient": PatientState}
 
 
 def _who(rule: Rule) -> str:
@@ -507,9 +614,11 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES",
-           "VERSION_RULES", "Guard", "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles",
-           "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
+__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES", "USER_RULES",
+           "VERSION_RULES",
+           "GrantFacts", "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "allowed_actions",
+           "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups",
+           "supervises"]
 
 
 if __name__ == "__main__":

@@ -185,3 +185,49 @@ def test_the_engine_widens_its_own_visibility(engine: CarePath, api: ApiClient, 
         claim_task(engine, now_nurse, ward.task_id)
     clock.advance(minutes=5)
     assert with_break_glass(engine, nurse).break_glass == ()
+
+
+def test_the_holder_ends_their_grant_early_and_it_widens_nothing_from_then(api: ApiClient, ward: Ward,
+                                                                           clock: ManualClock) -> None:
+    grant = _grant(api, ward.nurse, minutes=60)
+    assert grant["actions"] == ["end"]
+    instance = f"/api/instances/{ward.mine['id']}"
+    assert api.get(instance, ward.nurse).status_code == 200
+    clock.advance(minutes=5)
+    ended = api.post(f"/api/break-glass/{grant['id']}/end", ward.nurse)
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["ended_at"] is not None and not ended.json()["active"] and ended.json()["actions"] == []
+    assert api.get(instance, ward.nurse).status_code == 404
+    assert api.get("/api/break-glass", ward.nurse).json() == []
+    again = api.post(f"/api/break-glass/{grant['id']}/end", ward.nurse)
+    assert again.status_code == 409 and "ended" in again.json()["message"]
+    auditor = api.user("auditor")
+    history = api.get("/api/audit/events", auditor, params={"type": "break_glass_ended"}).json()["items"]
+    assert [(e["actor"], e["data"]["grant"], e["data"]["user"]) for e in history] == [
+        (ward.nurse, grant["id"], ward.nurse)]
+    [review] = api.get("/api/audit/break-glass", auditor).json()
+    assert review["grant"]["ended_at"] == ended.json()["ended_at"]
+
+
+def test_an_auditor_or_admin_ends_anyones_grant_and_nobody_else_may(api: ApiClient, ward: Ward,
+                                                                    clock: ManualClock) -> None:
+    first, second = _grant(api, ward.nurse), _grant(api, ward.nurse, patient_id="pat-2")
+    supervisor = api.user("supervisor", "ward-b")
+    # another coordinator or supervisor: someone else's grant does not exist for them
+    assert api.post(f"/api/break-glass/{first['id']}/end", ward.colleague).status_code == 404
+    assert api.post(f"/api/break-glass/{first['id']}/end", supervisor).status_code == 404
+    assert api.post("/api/break-glass/999999/end", ward.nurse).status_code == 404
+    # roles outside the rule: refused before anything is read
+    assert api.post(f"/api/break-glass/{first['id']}/end", ward.lead).status_code == 403
+    auditor, admin = api.user("auditor"), api.user("admin")
+    reviews = {r["grant"]["id"]: r["grant"] for r in api.get("/api/audit/break-glass", auditor).json()}
+    assert reviews[first["id"]]["actions"] == ["end"]
+    assert api.post(f"/api/break-glass/{first['id']}/end", auditor).status_code == 200
+    assert api.post(f"/api/break-glass/{second['id']}/end", admin).status_code == 200
+    assert api.get("/api/break-glass", ward.nurse).json() == []
+    history = api.get("/api/audit/events", auditor, params={"type": "break_glass_ended"}).json()["items"]
+    assert sorted(e["data"]["ended_by"] for e in history) == sorted([auditor, admin])
+    clock.advance(minutes=31)  # an expired grant cannot be ended
+    third = _grant(api, ward.nurse, minutes=1)
+    clock.advance(minutes=1)
+    assert api.post(f"/api/break-glass/{third['id']}/end", ward.nurse).status_code == 409

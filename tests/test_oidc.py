@@ -11,11 +11,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from carepath.engine.identity import SYSTEM
+from carepath.engine.persistence.tables import Event
 from carepath.engine.usecases.users import add_user, deactivate_user
 from tests.support import diagrams as d
 
@@ -91,3 +93,45 @@ def test_api_tokens_keep_working_and_deactivated_users_are_refused(client: TestC
     add_user(engine, "dr-ng", "clinical_lead")
     deactivate_user(engine, SYSTEM, "dr-ng")
     assert _get(client, _token(keys["signing"])).status_code == 401
+
+
+def _oidc_client(engine: CarePath, database_url: str, keys: dict[str, Any], **more: Any) -> TestClient:
+    return TestClient(create_app(Settings(
+        database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False, oidc_issuer=ISSUER,
+        oidc_audience=AUDIENCE, oidc_jwks=keys["jwks"], oidc_roles_claim="realm_access.roles", **more), engine),
+        raise_server_exceptions=False)
+
+
+def _events_of(engine: CarePath, kind: str) -> list[Any]:
+    with engine.db.read() as session:
+        return list(session.scalars(select(Event).where(Event.type == kind).order_by(Event.id)))
+
+
+def test_a_bearer_token_that_changes_a_known_users_role_is_recorded(engine: CarePath, database_url: str,
+                                                                   keys: dict[str, Any]) -> None:
+    """The provider is the source of truth (the default): a local record the claims no longer match is
+    brought in line, and the change is in the history; a user with no record stays without one."""
+    with _oidc_client(engine, database_url, keys) as client:
+        assert _get(client, _token(keys["signing"], preferred_username="dr-new")).status_code == 200
+        assert _events_of(engine, "user_added") == []
+        add_user(engine, "dr-ng", "coordinator", ["care-coordinator"])
+        assert _get(client, _token(keys["signing"])).status_code == 200
+        assert _get(client, _token(keys["signing"])).status_code == 200  # in line now: recorded once
+    [changed] = _events_of(engine, "user_role_changed")
+    assert (changed.data["old"], changed.data["new"], changed.data["by"]) == ("coordinator", "clinical_lead", "oidc")
+    assert _events_of(engine, "user_groups_changed") == []
+
+
+def test_with_roles_not_from_the_provider_a_bearer_token_acts_as_the_local_record(
+        engine: CarePath, database_url: str, keys: dict[str, Any]) -> None:
+    upload = [("files", ("fu.bpmn", d.linear_user_tasks("fu", "Call", lane="Care Coordinator").encode(),
+                         "application/xml"))]
+    with _oidc_client(engine, database_url, keys, oidc_roles_from_provider=False) as client:
+        first = _token(keys["signing"], preferred_username="dr-first")
+        assert _get(client, first).status_code == 200  # the first use makes the record from the claims
+        assert [e.data["role"] for e in _events_of(engine, "user_added")] == ["clinical_lead"]
+        add_user(engine, "dr-ng", "auditor")
+        token = _token(keys["signing"])  # claims clinical_lead; the local record says auditor
+        deployed = client.post("/api/pathways", headers={"Authorization": f"Bearer {token}"}, files=upload)
+        assert deployed.status_code == 403 and "auditor" in deployed.json()["message"]
+    assert _events_of(engine, "user_role_changed") == []

@@ -185,6 +185,9 @@ ROLE_EXPECTED: dict[str, dict[str, int]] = {
                     "boss": 201},
     "audit_break_glass": {"admin": 200, "auditor": 200, "lead": 403, "coord": 403, "peer": 403, "outsider": 403,
                           "boss": 403},
+    # the row `end`: the holder (coord) their own grant, auditors and admins anyone's; to others it is not found
+    "end_break_glass": {"admin": 200, "auditor": 200, "lead": 403, "coord": 200, "peer": 404, "outsider": 404,
+                        "boss": 404},
 }
 ROLE_CASES = [(action, user, status) for action, by_user in ROLE_EXPECTED.items() for user, status in by_user.items()]
 
@@ -205,8 +208,15 @@ def _role_call(api: ApiClient, action: str, user: str) -> int:
         "break_glass": lambda: api.post("/api/break-glass", user, {"patient_id": "pat-9",
                                                                    "reason": "emergency, team unreachable"}),
         "audit_break_glass": lambda: api.get("/api/audit/break-glass", user),
+        "end_break_glass": lambda: api.post(f"/api/break-glass/{_coords_grant(api)}/end", user),
     }
     return requests[action]().status_code
+
+
+def _coords_grant(api: ApiClient) -> int:
+    granted = api.post("/api/break-glass", "coord", {"patient_id": "pat-9", "reason": "emergency, team unreachable"})
+    assert granted.status_code == 201
+    return int(granted.json()["id"])
 
 
 def _send_report(api: ApiClient, user: str, key: str) -> Response:

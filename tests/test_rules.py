@@ -8,14 +8,18 @@ import pytest
 
 from carepath.engine.errors import Conflict, InvalidTransition, NotFound, PermissionDenied
 from carepath.engine.identity import Principal, Role
-from carepath.engine.model import EVENT_TYPES, InstanceStatus, TaskState
+from carepath.engine.model import EVENT_TYPES, GrantState, InstanceStatus, TaskState, UserState
 from carepath.engine.rules import (
+    GRANT_RULES,
     INSTANCE_RULES,
     SUBJECT_STATES,
     TABLES,
     TASK_RULES,
+    USER_RULES,
+    GrantFacts,
     InstanceFacts,
     TaskFacts,
+    UserFacts,
     allowed_actions,
     check,
     engine_step,
@@ -197,3 +201,50 @@ def test_a_transition_cannot_set_a_state_its_row_does_not_lead_to() -> None:
     assert row.state == "on-hold" and recorded == []
     set_task_field(uow, TASK_RULES["resume"], row, "ready", "ana", reason="back")
     assert row.state == "ready" and recorded[0][0][0] == "task_resumed"
+
+
+def test_what_an_admin_may_do_to_a_user_follows_the_user_table() -> None:
+    sam = UserFacts("sam", UserState.ACTIVE, Role.COORDINATOR, frozenset({"admin"}))
+    assert allowed_actions(sam, ADMIN) == ["set_groups", "set_password", "issue_token", "revoke_token", "deactivate",
+                                           "end_session"]
+    assert allowed_actions(sam, COORD) == []  # nobody else manages users (their own sessions: see below)
+    gone = UserFacts("sam", UserState.DEACTIVATED, Role.COORDINATOR, frozenset({"admin"}))
+    assert allowed_actions(gone, ADMIN) == ["set_groups", "revoke_token", "end_session"]
+    with pytest.raises(InvalidTransition, match="is deactivated"):
+        check(USER_RULES["set_password"], gone, ADMIN)
+    feed = UserFacts("feed", UserState.ACTIVE, Role.INTEGRATION, frozenset({"admin"}))
+    assert "set_password" not in allowed_actions(feed, ADMIN)
+    with pytest.raises(Conflict, match="integration account"):
+        check(USER_RULES["set_password"], feed, ADMIN)
+    with pytest.raises(PermissionDenied):
+        check(USER_RULES["deactivate"], sam, BOSS)
+
+
+def test_an_admin_cannot_deactivate_themself_nor_the_last_admin() -> None:
+    me = UserFacts("admin", UserState.ACTIVE, Role.ADMIN, frozenset({"admin", "root"}))
+    with pytest.raises(Conflict, match="yourself"):
+        check(USER_RULES["deactivate"], me, ADMIN)
+    last = UserFacts("root", UserState.ACTIVE, Role.ADMIN, frozenset({"root"}))
+    with pytest.raises(Conflict, match="last active admin"):
+        check(USER_RULES["deactivate"], last, ADMIN)
+    assert "deactivate" not in allowed_actions(last, ADMIN)
+
+
+def test_a_session_is_ended_by_its_user_or_an_admin_and_is_not_found_by_others() -> None:
+    coords = UserFacts("coord", UserState.ACTIVE, Role.COORDINATOR, session=7)
+    check(USER_RULES["end_session"], coords, COORD)
+    check(USER_RULES["end_session"], coords, ADMIN)
+    with pytest.raises(NotFound, match="no open session 7"):
+        check(USER_RULES["end_session"], coords, PEER)
+
+
+def test_a_grant_is_ended_by_its_holder_an_auditor_or_an_admin_while_it_runs() -> None:
+    grant = GrantFacts(3, "coord", GrantState.ACTIVE)
+    for who in (COORD, AUDITOR, ADMIN):
+        assert allowed_actions(grant, who) == ["end"]
+    with pytest.raises(NotFound):
+        check(GRANT_RULES["end"], grant, PEER)
+    with pytest.raises(PermissionDenied):
+        check(GRANT_RULES["end"], grant, Principal("lead", Role.CLINICAL_LEAD))
+    with pytest.raises(InvalidTransition, match="expired"):
+        check(GRANT_RULES["end"], GrantFacts(3, "coord", GrantState.EXPIRED), COORD)

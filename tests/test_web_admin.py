@@ -184,10 +184,18 @@ def test_deactivating_a_user_and_the_engines_refusals(admin: Browser, engine: Ca
     assert _events(engine, "user_deactivated")[-1].actor == "ada"
     assert not page(admin.get("/app/admin/users/sam")).xpath('//form[@action="/app/admin/users/sam/deactivate"]')
     assert Browser(web).sign_in("sam").status_code == 401
-    self_ = admin.submit("/app/admin/users/ada", "/app/admin/users/ada/deactivate", confirm="ada")
+    # Deactivating yourself is not offered (rule `deactivate`, condition "not themself"): the page says why,
+    # and a form posted anyway is refused with the same words.
+    own = page(admin.get("/app/admin/users/ada"))
+    assert not own.xpath('//form[@action="/app/admin/users/ada/deactivate"]')
+    assert "you cannot deactivate yourself" in text_of(own.xpath('//p[@class="refusal"]')[0])
+    self_ = admin.client.post("/app/admin/users/ada/deactivate", data={"csrf_token": _csrf(admin), "confirm": "ada"})
     assert self_.status_code == 409
     assert "you cannot deactivate yourself" in text_of(page(self_).xpath('//*[@role="alert"]')[0])
     assert get_user(engine, ADMIN, "ada").active
+    # A deactivated user is offered no password, no token and no deactivation; groups and revoking stay.
+    gone_page = page(admin.get("/app/admin/users/sam"))
+    assert [f.get("action") for f in gone_page.xpath("//main//form")] == ["/app/admin/users/sam/groups"]
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(admin: Browser, engine: CarePath) -> None:

@@ -191,6 +191,50 @@ def test_verify_names_the_last_checkpoint_and_checks_it_with_the_configured_key(
         "Signs": f"{len(checkpoint.heads)} chain heads, up to event {checkpoint.last_event_id}"}
 
 
+def _checked(browser: Browser, path: str = "/app/audit/verify") -> tuple[str, str]:
+    shown = page(browser.get(path))
+    return (text_of(shown.xpath('//*[contains(@class, "verdict")]')[0]),
+            text_of(shown.xpath('//p[@class="checked-range"]')[0]))
+
+
+def test_verify_checks_from_the_last_checkpoint_found_intact_and_the_button_checks_everything(
+        made: Episodes, clock: ManualClock) -> None:
+    engine = made.api.engine
+    engine.config = replace(engine.config, audit_key=b"k" * 32, audit_key_id="ward-2026")
+    assert write_checkpoint(engine) is not None
+    browser = made.browser(made.auditor)
+    verdict, checked = _checked(browser)  # no check passed yet: the whole history
+    assert verdict.startswith("Intact") and "the whole history" in checked
+    with engine.db.read() as session:
+        old = session.scalars(select(Event).where(Event.type == "task_completed")).one()
+    update_event(engine, old.id, actor="mallory")  # signed by checkpoint 1, in a chain that changes no more
+    clock.advance(minutes=5)
+    made.api.user("coordinator", "ward-9")  # new events after the checkpoint
+    verdict, checked = _checked(browser)
+    assert verdict.startswith("Intact") and "the events recorded since checkpoint 1" in checked
+    assert "01 Feb 2026 07:00" in checked  # when the check that vouched for the rest ran
+    [button] = page(browser.get("/app/audit/verify")).xpath('//form[@action="/app/audit/verify"]//button')
+    assert "whole history" in text_of(button)
+    verdict, checked = _checked(browser, "/app/audit/verify?full=true")
+    assert verdict.startswith("Broken") and f"event {old.id}" in verdict and "the whole history" in checked
+
+
+def test_verify_since_the_last_check_finds_a_change_made_after_it(made: Episodes) -> None:
+    engine = made.api.engine
+    engine.config = replace(engine.config, audit_key=b"k" * 32, audit_key_id="ward-2026")
+    assert write_checkpoint(engine) is not None
+    browser = made.browser(made.auditor)
+    assert _checked(browser)[0].startswith("Intact")
+    newcomer = made.api.user("coordinator", "ward-9")
+    assert write_checkpoint(engine) is not None
+    with engine.db.read() as session:
+        added = session.scalars(select(Event).where(Event.type == "user_added", Event.data["user"].as_string()
+                                                    == newcomer)).one()
+    update_event(engine, added.id, actor="mallory")
+    verdict, checked = _checked(browser)
+    assert "since checkpoint 1" in checked and verdict.startswith("Broken") and f"event {added.id}" in verdict
+
+
 def test_the_outcome_chart_gives_each_outcome_its_share_of_the_bar() -> None:
     row = MeasureCompliance("p", "m", "A measure", "local", denominator=2, met=1, not_met=1, open=2)
     chart = chart_of([row, MeasureCompliance("p", "n", "B" * 150, "local")])

@@ -98,8 +98,46 @@ def test_the_auditors_review_lists_grants_and_the_reads_under_them(web: Any, eng
     omar = rows[0]
     assert "<script>alert(1)</script> now!" in text_of(omar)  # shown as text
     assert omar.xpath(f'.//a[@href="/app/episodes/{episode}"]') and "instance" in text_of(omar.xpath(".//ul")[0])
-    assert "none" in text_of(rows[1].xpath("./td")[-1])
+    assert "none" in text_of(rows[1].xpath("./td")[5])
     assert html.xpath("//th[@scope='col']")
+
+
+def test_the_holder_ends_their_access_from_their_page(web: Any, engine: CarePath, episode: str) -> None:
+    nurse = _signed_in(web, engine, "nina", "coordinator", "ward-b")
+    nurse.submit("/app/break-glass", "/app/break-glass", patient_id="pat-7", reason=REASON, minutes="20")
+    assert nurse.get(f"/app/episodes/{episode}").status_code == 200
+    [grant] = page(nurse.get("/app/break-glass")).xpath("//section[@class='grant']")
+    [form] = grant.xpath(".//form[contains(@action, '/end')]")
+    done = nurse.submit("/app/break-glass", form.get("action"))
+    assert (done.status_code, done.headers["location"]) == (303, "/app/break-glass")
+    assert "None." in text_of(page(nurse.get("/app/break-glass")).xpath("//main")[0])
+    assert nurse.get(f"/app/episodes/{episode}").status_code == 404
+    other = _signed_in(web, engine, "otto", "coordinator", "ward-b")
+    assert other.client.post(form.get("action"), data={"csrf_token": "x"}).status_code == 403  # CSRF first
+    with engine.db.read() as session:
+        assert session.scalars(select(Event.actor).where(Event.type == "break_glass_ended")).all() == ["nina"]
+
+
+def test_the_auditors_review_offers_ending_a_running_grant_only(web: Any, engine: CarePath, api: ApiClient,
+                                                                episode: str) -> None:
+    nurse = _signed_in(web, engine, "nina", "coordinator", "ward-b")
+    nurse.submit("/app/break-glass", "/app/break-glass", patient_id="pat-7", reason=REASON, minutes="20")
+    lead = _signed_in(web, engine, "lee", "clinical_lead")
+    assert lead.get("/app/audit/break-glass").status_code == 403
+    auditor = _signed_in(web, engine, "ada", "auditor")
+    [row] = page(auditor.get("/app/audit/break-glass")).xpath("//table[caption]/tbody/tr")
+    [form] = row.xpath(".//form[contains(@action, '/end')]")
+    done = auditor.submit("/app/audit/break-glass", form.get("action"))
+    assert (done.status_code, done.headers["location"]) == (303, "/app/audit/break-glass")
+    [row] = page(auditor.get("/app/audit/break-glass")).xpath("//table[caption]/tbody/tr")
+    assert not row.xpath(".//form") and "ended early" in text_of(row)
+    assert "None." in text_of(page(nurse.get("/app/break-glass")).xpath("//main")[0])
+    again = auditor.client.post(form.get("action"), data={"csrf_token": _csrf(auditor), "back": "review"})
+    assert again.status_code == 409
+
+
+def _csrf(browser: Browser) -> str:
+    return str(page(browser.get("/app/break-glass")).xpath("//input[@name='csrf_token']")[0].get("value"))
 
 
 def test_the_error_page_of_a_missing_episode_links_to_break_glass(web: Any, engine: CarePath) -> None:

@@ -19,7 +19,7 @@ from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
 from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence.tables import Event, WebSession
-from carepath.engine.usecases.users import add_user, deactivate_user, get_user
+from carepath.engine.usecases.users import add_user, deactivate_user, get_user, set_groups
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, rsa_key, s256
 from tests.support.server import running
 from tests.support.web import Browser, page, text_of
@@ -130,6 +130,31 @@ def test_a_later_sign_in_brings_role_and_groups_in_line_with_the_provider(
     assert _events(engine, "user_groups_changed")[-1].data["new"] == ["nursing"]
 
 
+@pytest.mark.parametrize("override", [{"azp": CLIENT_ID}, {"aud": [CLIENT_ID, "another-app"], "azp": CLIENT_ID}])
+def test_an_id_token_issued_to_us_with_azp_is_accepted(browser: Browser, provider: tuple[FakeProvider, str],
+                                                       override: dict[str, Any]) -> None:
+    provider[0].overrides = override
+    assert _dance(browser).status_code == 303
+
+
+def test_with_roles_not_from_the_provider_a_later_sign_in_keeps_what_an_admin_set(
+        engine: CarePath, database_url: str, provider: tuple[FakeProvider, str]) -> None:
+    fake, issuer = provider
+    app = create_app(_settings(database_url, issuer, oidc_roles_from_provider=False), engine)
+    assert _dance(Browser(app)).status_code == 303  # the first sign-in makes the user from the claims
+    assert (get_user(engine, ADMIN, "dr-ng").role, get_user(engine, ADMIN, "dr-ng").groups) == (
+        "supervisor", ["care-coordinator"])
+    set_groups(engine, ADMIN, "dr-ng", ["nursing"])
+    fake.claims = {**fake.claims, "realm_access": {"roles": ["admin"]}, "groups": ["/pharmacy"]}
+    again = Browser(app)
+    assert _dance(again).status_code == 303
+    user = get_user(engine, ADMIN, "dr-ng")
+    assert (user.role, user.groups) == ("supervisor", ["nursing"])
+    assert _events(engine, "user_role_changed") == []
+    assert [e.actor for e in _events(engine, "user_groups_changed")] == ["root"]  # the admin's change only
+    assert again.get("/app/admin/users").status_code == 403  # signed in as the local record says, not admin
+
+
 def test_a_state_that_does_not_match_is_refused(browser: Browser, engine: CarePath) -> None:
     back = _at_provider(_leave(browser))
     forged = back.replace("state=", "state=x")
@@ -146,6 +171,10 @@ def test_a_state_that_does_not_match_is_refused(browser: Browser, engine: CarePa
     ({"exp": 1_000_000}, "expired"),
     ({"aud": "another-app"}, "audience"),
     ({"iss": "https://elsewhere.test"}, "issuer"),
+    # issued to another client that lists us among its audiences
+    ({"aud": [CLIENT_ID, "another-app"], "azp": "another-app"}, "not issued to this client"),
+    ({"aud": [CLIENT_ID, "another-app"]}, "several audiences, no azp"),
+    ({"azp": "another-app"}, "not issued to this client"),
 ])
 def test_an_id_token_that_cannot_be_trusted_is_refused(browser: Browser, engine: CarePath,
                                                         provider: tuple[FakeProvider, str],
@@ -228,18 +257,18 @@ def test_a_first_sign_in_racing_another_for_the_same_new_user_is_tried_again(
         engine: CarePath, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import IntegrityError
 
-    from carepath.engine.usecases import web_sessions
+    from carepath.engine.usecases import users, web_sessions
     from carepath.engine.usecases.access import Client
 
-    real, calls = web_sessions.sync_provider_user, []
+    real, calls = users.sync_provider_user, []
 
-    def racing(uow: Any, principal: Principal, provider: str) -> Any:
+    def racing(uow: Any, principal: Principal, provider: str, roles_from_provider: bool = True) -> Any:
         calls.append(principal.name)
         if len(calls) == 1:  # the other browser made the record between our look and our insert
             raise IntegrityError("INSERT INTO users", None, Exception("duplicate key"))
-        return real(uow, principal, provider)
+        return real(uow, principal, provider, roles_from_provider)
 
-    monkeypatch.setattr(web_sessions, "sync_provider_user", racing)
+    monkeypatch.setattr(users, "sync_provider_user", racing)
     signed = web_sessions.sign_in_from_provider(engine, Principal("dr-ng", Role.SUPERVISOR, frozenset()),
                                                 Client(host="10.0.0.1", user_agent=None))
     assert calls == ["dr-ng", "dr-ng"] and signed.principal.name == "dr-ng" and _sessions(engine) == 1

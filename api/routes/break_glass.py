@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from carepath.engine.usecases.break_glass import REVIEW_LIMIT, break_glass, my_grants, review_grants
+from carepath.engine.usecases.break_glass import REVIEW_LIMIT, break_glass, end_grant, my_grants, review_grants
 
 from ..deps import ClientDep, CurrentUser, EngineDep
 from ..schemas import BODY_ERRORS, ERROR_RESPONSES, BreakGlassIn, GrantOut, GrantReviewOut, errors
@@ -22,6 +22,13 @@ def grant(body: BreakGlassIn, engine: EngineDep, user: CurrentUser) -> GrantOut:
     """Read every instance and task of the patient for `minutes`, after giving a reason (coordinators and
     supervisors); recorded as `break_glass_granted`, each read under it marked for the auditors."""
     return GrantOut.model_validate(break_glass(engine, user, body.patient_id, body.reason, body.minutes))
+
+
+@router.post("/api/break-glass/{grant_id}/end", response_model=GrantOut, responses=errors(404, 409, 422))
+def end(grant_id: Annotated[int, Path(ge=1, le=2**31 - 1)], engine: EngineDep, user: CurrentUser) -> GrantOut:
+    """End a running grant before its time: the holder their own, an auditor or an admin anyone's;
+    recorded as `break_glass_ended`."""
+    return GrantOut.model_validate(end_grant(engine, user, grant_id))
 
 
 @router.get("/api/break-glass", response_model=list[GrantOut])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from carepath.engine.identity import Principal, require_role
+from carepath.engine.rules import USER_RULES, check_role
 from carepath.engine.usecases.users import (
     add_user,
     deactivate_user,
@@ -24,10 +24,6 @@ from ..schemas import BODY_ERRORS, ERROR_RESPONSES, GroupsIn, NewTokenOut, Token
 router = APIRouter(tags=["users"], responses=ERROR_RESPONSES)
 
 
-def _admin_only(user: Principal) -> None:
-    require_role(user, action="Managing users")
-
-
 @router.get("/api/users", response_model=list[UserOut])
 def users(engine: EngineDep, user: CurrentUser) -> list[UserOut]:
     return [UserOut.model_validate(u) for u in list_users(engine, user)]
@@ -35,7 +31,7 @@ def users(engine: EngineDep, user: CurrentUser) -> list[UserOut]:
 
 @router.post("/api/users", response_model=NewTokenOut, status_code=201, responses=errors(409, *BODY_ERRORS))
 def create(body: UserIn, engine: EngineDep, user: CurrentUser) -> NewTokenOut:
-    _admin_only(user)
+    check_role(USER_RULES["add"], user)
     token = add_user(engine, body.name, body.role, body.groups, actor=user.name,
                      expires_in_days=body.expires_in_days)
     return NewTokenOut(user=UserOut.model_validate(get_user(engine, user, body.name.strip())), token=token)
@@ -64,7 +60,7 @@ def tokens(name: str, engine: EngineDep, user: CurrentUser) -> list[TokenOut]:
 @router.post("/api/users/{name}/tokens", response_model=NewTokenOut, status_code=201,
              responses=errors(404, 409, *BODY_ERRORS))
 def new_token(name: str, body: TokenIn, engine: EngineDep, user: CurrentUser) -> NewTokenOut:
-    _admin_only(user)
+    check_role(USER_RULES["issue_token"], user)
     token = issue_token(engine, name, actor=user.name, expires_in_days=body.expires_in_days)
     return NewTokenOut(user=UserOut.model_validate(get_user(engine, user, name)), token=token)
 

@@ -1,11 +1,13 @@
 """The admin's pages: users (role, groups, active, last sign-in), adding one, a user's page (groups,
 password, API tokens, deactivation) and the groups with their members.
 
-Admins only, by the rule the JSON API's users routes apply (`require_role(..., action="Managing users")`);
-every change is the engine use case `/api/users` calls, in its one transaction, recorded in the history
-with the signed-in admin as its actor. A refused change is answered beside its form field (a name or group
-the engine refuses, a weak password) or as a message on the user's page (deactivating yourself or the last
-admin: 409), never as a 500. A new API token is shown once, on the answer to the form that made it.
+Admins only, as for `/api/users`. Who may do what to a user, from which state, is the table USER_RULES
+(engine/rules.py, docs/state-machine.md): a user's page offers a form only for the rows
+`usecases.users.user_actions` allows, and says why a row whose condition refuses is not offered
+(deactivating yourself or the last admin). Every change is the engine use case `/api/users` calls, in its
+one transaction, recorded in the history with the signed-in admin as its actor. A refused change is
+answered beside its form field (a name or group the engine refuses, a weak password) or as a message on
+the user's page (409), never as a 500. A new API token is shown once, on the answer to the form that made it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from starlette.datastructures import FormData
 
 from carepath.engine.errors import Conflict, Problem, ValidationFailed
 from carepath.engine.identity import Role, require_role
+from carepath.engine.rules import USER_RULES, check_role
 from carepath.engine.usecases.passwords import MIN_PASSWORD_LENGTH, set_password
 from carepath.engine.usecases.users import (
     MAX_TOKEN_DAYS,
@@ -38,6 +41,7 @@ from carepath.engine.usecases.users import (
     list_users,
     revoke_token,
     set_groups,
+    user_actions,
 )
 from carepath.engine.usecases.web_sessions import last_sign_ins
 
@@ -119,6 +123,7 @@ async def add_user_submit(request: Request) -> Response:
     form = await posted_form(request, user)
     entered = {key: _text(form, key, limit) for key, limit in
                (("name", 200), ("role", 40), ("groups", MAX_GROUPS_FIELD), ("expires_in_days", 20))}
+    check_role(USER_RULES["add"], user.principal)
     try:
         issued = create_user(engine_of(request), entered["name"], entered["role"], _groups(entered["groups"]),
                              actor=user.principal.name, expires_in_days=_days(entered["expires_in_days"]))
@@ -150,12 +155,13 @@ def _user_page(request: Request, user: WebUser, name: str, status: int, *, error
     tokens = [{**t, "created": _when(t["created_at"], zone), "expires": _when(t["expires_at"], zone),
                "revoked": _when(t["revoked_at"], zone)} for t in list_tokens(engine, user.principal, name)]
     last = last_sign_ins(engine, user.principal, name).get(name)
+    actions, refusals = user_actions(engine, user.principal, name)
     return page(request, "admin_user.html", status, user=user, shown=shown, tokens=tokens, zone=zone.key,
                 last_sign_in=_when(last, zone), added=_when(shown.created_at, zone), errors=errors or {},
                 message=message, notice=notice,
                 issued=issued, issued_expiry=_when(issued.expires_at, zone) if issued else None, token_for=shown.name,
                 groups_entered=" ".join(shown.groups) if groups_entered is None else groups_entered,
-                takes_password=shown.active and shown.role != Role.INTEGRATION.value,
+                actions=actions, refusals=refusals,
                 min_password=MIN_PASSWORD_LENGTH, max_days=MAX_TOKEN_DAYS, name_rule=NAME_RULE)
 
 
@@ -193,6 +199,7 @@ async def groups_submit(request: Request, name: UserName) -> Response:
 @router.post(USERS + "/{name}/password")
 async def password_submit(request: Request, name: UserName) -> Response:
     def change(user: WebUser, form: FormData) -> None:
+        check_role(USER_RULES["set_password"], user.principal)
         set_password(engine_of(request), name, _text(form, "password", 2000), actor=user.principal.name)
     return await _change_user(request, name, "password", change, "password")
 
@@ -209,6 +216,7 @@ async def deactivate_submit(request: Request, name: UserName) -> Response:
 @router.post(USERS + "/{name}/tokens")
 async def token_submit(request: Request, name: UserName) -> Response:
     def change(user: WebUser, form: FormData) -> IssuedToken:
+        check_role(USER_RULES["issue_token"], user.principal)
         return issue_token_with_expiry(engine_of(request), name, actor=user.principal.name,
                                        expires_in_days=_days(_text(form, "expires_in_days", 20)))
     return await _change_user(request, name, "expires_in_days", change, "token")

@@ -164,17 +164,18 @@ def compliance_csv(request: Request, pathway: TextQuery = None, from_: From = No
 
 
 @router.get("/app/audit/verify")
-def verify(request: Request) -> Response:
-    """Recompute every chain and checkpoint now (engine/usecases/verify_history.py, as `carepath audit
-    verify` does); on a long history this takes as long as reading it."""
+def verify(request: Request, full: bool = False) -> Response:
+    """Check every checkpoint and the events from the last checkpoint an earlier check found intact
+    (engine/usecases/verify_history.check_history); `?full=true` (the page's button) every event, as
+    `carepath audit verify` does, which on a long history takes as long as reading it."""
     user = require_user(request)
     engine = engine_of(request)
-    result = check_history(engine, user.principal)
+    result, checked = check_history(engine, user.principal, full=full)
     checkpoint = latest_checkpoint(engine)
     zone = engine.time_context().tz
     signed = bool(engine.config.audit_keyring())  # without a key only the hash chains can be checked
     return page(request, "audit_verify.html", user=user, result=result, checkpoint=checkpoint, signed=signed,
-                checked_at=engine.now(), zone=zone.key, when=local_time(zone))
+                checked=checked, checked_at=engine.now(), zone=zone.key, when=local_time(zone))
 
 
 def _pathway_keys(request: Request) -> list[str]:

@@ -1,15 +1,17 @@
-"""Break-glass pages: `/app/break-glass` (ask for emergency access to a patient, see the access running)
-and `/app/audit/break-glass` (the auditors' review). The rules are the engine's
-(engine/usecases/break_glass.py), as for `POST /api/break-glass` and `GET /api/audit/break-glass`.
+"""Break-glass pages: `/app/break-glass` (ask for emergency access to a patient, see the access running
+and end it) and `/app/audit/break-glass` (the auditors' review, where a running grant can be ended). The
+rules are the engine's (engine/usecases/break_glass.py), as for `POST /api/break-glass` and
+`GET /api/audit/break-glass`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from carepath.engine.errors import ValidationFailed
@@ -21,6 +23,7 @@ from carepath.engine.usecases.break_glass import (
     MAX_REASON,
     MIN_REASON,
     break_glass,
+    end_grant,
     may_break_glass,
     my_grants,
     review_grants,
@@ -31,6 +34,8 @@ from .pages import page, posted_form, redirect, require_user, text_fields
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/app/break-glass"
+REVIEW = "/app/audit/break-glass"
+GrantId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 EPISODES_SHOWN = 50
 
 
@@ -76,7 +81,16 @@ async def submit(request: Request) -> Response:
     return redirect(PAGE)
 
 
-@router.get("/app/audit/break-glass")
+@router.post(PAGE + "/{grant_id}/end")
+async def end(request: Request, grant_id: GrantId) -> Response:
+    """End a grant early (the holder's page and the auditors' review offer it where the rule allows)."""
+    user = require_user(request)
+    fields = text_fields(await posted_form(request, user))
+    end_grant(engine_of(request), user.principal, grant_id)
+    return redirect(REVIEW if fields.get("back") == "review" else PAGE)
+
+
+@router.get(REVIEW)
 def review(request: Request) -> Response:
     user = require_user(request)
     engine = engine_of(request)

@@ -53,7 +53,7 @@ def idle_limit(request: Request) -> timedelta:
 
 
 def throttle_of(request: Request) -> SignInThrottle:
-    """One throttle per application (per process)."""
+    """The throttle's limits (its counts are in the database, shared by every process)."""
     state = request.app.state
     if not hasattr(state, "sign_in_throttle"):
         state.sign_in_throttle = SignInThrottle()

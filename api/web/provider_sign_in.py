@@ -79,7 +79,8 @@ def callback(request: Request, state: Param = None, code: Param = None, error: P
             raise SignInFailed(400, "The identity provider's answer lacks its state or code: start again.")
         principal = flows.finish(flow, state, code, _redirect_uri(request), _now(request))
         try:
-            signed = sign_in_from_provider(engine_of(request), principal, client_of(request), "oidc")
+            signed = sign_in_from_provider(engine_of(request), principal, client_of(request), "oidc",
+                                           settings_of(request).oidc_roles_from_provider)
         except (Unauthenticated, ValidationFailed) as refused:
             raise SignInFailed(403, f"You cannot sign in to CarePath: {refused.message}") from None
     except SignInFailed as failed:

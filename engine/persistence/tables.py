@@ -147,6 +147,17 @@ class BreakGlassGrant(Base):
     ended_at: Mapped[datetime | None]
 
 
+class SignInAttempt(Base):
+    """Failed web sign-ins of one key (an account name, a client address) in the current window, shared by
+    every process (engine/sign_in_throttle.py). A row whose window and lockout have ended is pruned."""
+
+    __tablename__ = "sign_in_attempts"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[datetime | None]
+
+
 class DeploymentFile(Base):
     __tablename__ = "deployment_files"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -375,6 +386,20 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(64), default="default")  # which key of the ring signed it
     full: Mapped[bool] = mapped_column(Boolean, default=False)  # heads of every chain, not only the changed ones
     format: Mapped[int] = mapped_column(Integer, default=1)  # what the MAC covers (chain.checkpoint_mac)
+
+
+class AuditVerification(Base):
+    """A check of the history that found it intact, up to which checkpoint (usecases/verify_history.py): the
+    web app's verify page checks again from the latest such checkpoint onwards, not from the first event."""
+
+    __tablename__ = "audit_verifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    full: Mapped[bool] = mapped_column(Boolean)
+    from_checkpoint: Mapped[int] = mapped_column(Integer)  # 0: from the first event
+    to_checkpoint: Mapped[int] = mapped_column(Integer, index=True)
+    events: Mapped[int] = mapped_column(BigInteger)
 
 
 class Timer(Base):

@@ -21,11 +21,19 @@ from sqlalchemy.orm import Session
 from ..application import CarePath
 from ..errors import Problem, ValidationFailed
 from ..identity import Principal, Role, require_role
-from ..model import RECORD_VIEWED
+from ..model import RECORD_VIEWED, GrantState
 from ..patient_links import linked_patient_ids
 from ..persistence.tables import BreakGlassGrant, Event
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES, GRANT_RULES, check_role
+from ..rules import (
+    BREAK_GLASS_MAX_MINUTES,
+    BREAK_GLASS_MINUTES,
+    GRANT_RULES,
+    GrantFacts,
+    allowed_actions,
+    check,
+    check_role,
+)
 from .access import Client, client_data
 
 DEFAULT_MINUTES = BREAK_GLASS_MINUTES
@@ -47,6 +55,7 @@ class GrantView:
     expires_at: datetime
     ended_at: datetime | None
     active: bool
+    actions: tuple[str, ...] = ()  # what the reader may do to it now (rules.allowed_actions): "end"
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,36 @@ def break_glass(app: CarePath, principal: Principal, patient_id: str, reason: st
             "grant": row.id, "user": principal.name, "patient_id": patient_id, "reason": reason,
             "minutes": minutes, "expires_at": row.expires_at.isoformat()})
         uow.commit()
-        return _view(row, now)
+        return _view(row, now, principal)
+
+
+def end_grant(app: CarePath, principal: Principal, grant_id: int) -> GrantView:
+    """End a running grant before its time (GRANT_RULES["end"]): from now on it widens nothing. Recorded as
+    `break_glass_ended`; NotFound for a grant the user may not see, InvalidTransition for one that ended."""
+    rule = GRANT_RULES["end"]
+    check_role(rule, principal)
+    now = app.now()
+    with UnitOfWork(app) as uow:
+        row = uow.session.get(BreakGlassGrant, grant_id, with_for_update=True, populate_existing=True)
+        if row is None:
+            raise GrantFacts(grant_id, "", GrantState.ACTIVE).not_found()
+        check(rule, grant_facts(row, now), principal)
+        row.ended_at = now
+        uow.record("break_glass_ended", principal.name, data={
+            "grant": row.id, "user": row.user_name, "patient_id": row.patient_id, "ended_by": principal.name,
+            "expires_at": row.expires_at.isoformat()})
+        uow.commit()
+        return _view(row, now, principal)
+
+
+def grant_state(row: BreakGlassGrant, now: datetime) -> GrantState:
+    if row.ended_at is not None:
+        return GrantState.ENDED
+    return GrantState.ACTIVE if row.granted_at <= now < row.expires_at else GrantState.EXPIRED
+
+
+def grant_facts(row: BreakGlassGrant, now: datetime) -> GrantFacts:
+    return GrantFacts(row.id, row.user_name, grant_state(row, now))
 
 
 def _check(patient_id: str, reason: str, minutes: int) -> None:
@@ -138,7 +176,7 @@ def my_grants(app: CarePath, principal: Principal) -> list[GrantView]:
         rows = session.scalars(select(BreakGlassGrant).where(
             BreakGlassGrant.user_name == principal.name, BreakGlassGrant.expires_at > now,
             BreakGlassGrant.ended_at.is_(None)).order_by(BreakGlassGrant.expires_at, BreakGlassGrant.id))
-        return [_view(row, now) for row in rows]
+        return [_view(row, now, principal) for row in rows]
 
 
 def review_grants(app: CarePath, principal: Principal, limit: int = 100,
@@ -151,7 +189,7 @@ def review_grants(app: CarePath, principal: Principal, limit: int = 100,
         grants = list(session.scalars(select(BreakGlassGrant).order_by(BreakGlassGrant.granted_at.desc(),
                                                                        BreakGlassGrant.id.desc())
                                       .limit(max(1, min(limit, REVIEW_LIMIT)))))
-        reviews = [GrantReview(_view(row, now), *_reads(session, row)) for row in grants]
+        reviews = [GrantReview(_view(row, now, principal), *_reads(session, row)) for row in grants]
     with UnitOfWork(app) as uow:
         uow.record("audit_log_used", principal.name, data={"what": "break-glass", "filters": {"limit": limit},
                                                             "client": client_data(client)})
@@ -171,7 +209,7 @@ def _reads(session: Session, grant: BreakGlassGrant) -> tuple[list[ReadUnderGran
     return reads, len(marked)
 
 
-def _view(row: BreakGlassGrant, now: datetime) -> GrantView:
-    active = row.ended_at is None and row.granted_at <= now < row.expires_at
+def _view(row: BreakGlassGrant, now: datetime, reader: Principal) -> GrantView:
+    facts = grant_facts(row, now)
     return GrantView(row.id, row.user_name, row.patient_id, row.reason, row.granted_at, row.expires_at,
-                     row.ended_at, active)
+                     row.ended_at, facts.state is GrantState.ACTIVE, tuple(allowed_actions(facts, reader)))

@@ -7,10 +7,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from ..application import CarePath
-from ..errors import Conflict, Problem, ValidationFailed
-from ..identity import Principal, Role
+from ..errors import Problem, ValidationFailed
+from ..identity import SYSTEM, Principal, Role
 from ..persistence.tables import User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import USER_RULES, UserFacts, check
 from .users import user_row
 
 MIN_PASSWORD_LENGTH = 12
@@ -21,15 +22,12 @@ _unknown_user_hash: str | None = None
 
 
 def set_password(app: CarePath, name: str, password: str, *, actor: str = "system") -> None:
-    """Give an active user a (new) password; sessions already signed in stay."""
+    """Give an active user a (new) password (rule `set_password`; who may is checked by the caller, the
+    command line is the operator's); sessions already signed in stay."""
     check_password_strength(password)
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
-        if not user.active:
-            raise Conflict(f"user '{name}' is deactivated")
-        if user.role == Role.INTEGRATION.value:
-            raise Conflict(f"user '{name}' is an integration account: a system calls the API with a token "
-                           "(`carepath user token`), it does not sign in to the web app")
+        check(USER_RULES["set_password"], UserFacts.of(user), SYSTEM)
         user.password_hash = _hasher.hash(password)
         uow.record("password_set", actor, data={"user": name})
         uow.commit()

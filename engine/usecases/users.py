@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..errors import Conflict, NotFound, Problem, Unauthenticated, ValidationFailed
-from ..identity import Principal, Role, hash_token, new_token, require_role
+from ..identity import SYSTEM, Principal, Role, hash_token, new_token, require_role
 from ..model import OPEN_TASK_STATES
 from ..persistence.tables import ApiToken, Task, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import TASK_RULES, check
+from ..rules import TASK_RULES, USER_RULES, UserFacts, allowed_actions, check, check_role, is_noop, may_take, refusal
 from .transitions import set_task_field, task_facts
 
 MAX_TOKEN_DAYS = 3650
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,11 @@ def issue_token(app: CarePath, name: str, *, actor: str = "system", expires_in_d
 
 def issue_token_with_expiry(app: CarePath, name: str, *, actor: str = "system",
                             expires_in_days: int | None = None) -> IssuedToken:
-    """`issue_token`, answering the token with its number and expiry."""
+    """`issue_token`, answering the token with its number and expiry. Who may is checked by the caller
+    (`check_role(USER_RULES["issue_token"], ...)`; the command line is the operator's); the user's state here."""
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
-        if not user.active:
-            raise Conflict(f"user '{name}' is deactivated")
+        check(USER_RULES["issue_token"], UserFacts.of(user), SYSTEM)
         token = _add_token(uow, user, expires_in_days)
         uow.record("token_issued", actor, data={"user": name, "expires_in_days": expires_in_days})
         uow.commit()
@@ -83,9 +86,11 @@ def issue_token_with_expiry(app: CarePath, name: str, *, actor: str = "system",
 
 
 def revoke_token(app: CarePath, principal: Principal, name: str, token_id: int) -> None:
-    require_role(principal, action="Revoking a token")
+    rule = USER_RULES["revoke_token"]
+    check_role(rule, principal)
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
+        check(rule, UserFacts.of(user), principal)
         token = uow.session.get(ApiToken, token_id)
         if token is None or token.user_id != user.id:
             raise NotFound(f"user '{name}' has no token {token_id}")
@@ -106,10 +111,12 @@ def list_tokens(app: CarePath, principal: Principal, name: str) -> list[dict[str
 
 def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[str]) -> UserView:
     """Replace a user's group memberships; open tasks follow at once (candidates are groups)."""
-    require_role(principal, action="Changing group memberships")
+    rule = USER_RULES["set_groups"]
+    check_role(rule, principal)
     wanted = _clean_groups(groups)
     with UnitOfWork(app) as uow:
         user = user_row(uow, name)
+        check(rule, UserFacts.of(user), principal)
         current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
         for group in current - set(wanted):
             uow.session.delete(uow.session.get(UserGroup, (user.id, group)))
@@ -123,11 +130,13 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
 def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
     """Revoke the user's tokens and hand their open tasks back to whoever delegated them, else to their
     groups' queues (see `_release_tasks_of`)."""
-    require_role(principal, action="Deactivating a user")
+    rule = USER_RULES["deactivate"]
+    check_role(rule, principal)
     with UnitOfWork(app) as uow:
-        _check_may_deactivate(uow, principal, name)
         user = user_row(uow, name)
-        if user.active:
+        facts = UserFacts.of(user, lambda: _active_admins(uow))
+        check(rule, facts, principal)
+        if not is_noop(rule, facts, principal):
             user.active = False
             uow.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                                 .values(revoked_at=app.now()))
@@ -151,6 +160,25 @@ def _release_tasks_of(uow: UnitOfWork, principal: Principal, name: str) -> None:
             set_task_field(uow, rule, task, None, principal.name, field="owner", reason="user deactivated")
         if task.assignee == name:
             set_task_field(uow, rule, task, owner, principal.name, reason="user deactivated")
+
+
+def user_actions(app: CarePath, principal: Principal, name: str) -> tuple[list[str], dict[str, str]]:
+    """What the user may do to the account now (rules.allowed_actions over USER_RULES), and why not for the
+    rows whose role and state allow it but a condition refuses (a page says so instead of offering it)."""
+    with app.db.read() as session:
+        row = session.scalars(select(User).where(User.name == name)).first()
+        if row is None:
+            raise NotFound(f"there is no user '{name}'")
+        facts = UserFacts.of(row, lambda: frozenset(session.scalars(select(User.name).where(
+            User.role == Role.ADMIN.value, User.active.is_(True)))))
+        actions = allowed_actions(facts, principal)
+        refused = {}
+        for action, rule in USER_RULES.items():
+            if action not in actions and may_take(rule, principal) and facts.state in rule.from_states:
+                found = refusal(rule, facts, principal)
+                if found is not None:
+                    refused[action] = found.message
+    return actions, refused
 
 
 def get_user(app: CarePath, principal: Principal, name: str) -> UserView:
@@ -191,14 +219,6 @@ def authenticate(app: CarePath, token: str | None) -> Principal:
     return Principal(user.name, Role(user.role), groups)
 
 
-def check_not_deactivated(app: CarePath, name: str) -> None:
-    """Users signed in through an identity provider may have a local record; a deactivated one is refused."""
-    with app.db.read() as session:
-        inactive = session.scalars(select(User.id).where(User.name == name, User.active.is_(False))).first()
-    if inactive is not None:
-        raise Unauthenticated(f"user '{name}' is deactivated")
-
-
 def known_groups(app: CarePath) -> set[str]:
     with app.db.read() as session:
         return set(session.scalars(select(UserGroup.group_name).distinct()))
@@ -228,16 +248,13 @@ def _checked_name(name: str, what: str) -> str:
     return name
 
 
-def _check_may_deactivate(uow: UnitOfWork, principal: Principal, name: str) -> None:
-    """Someone must be left to manage users: an admin cannot deactivate themself, nor the last active admin.
-    The active admins' rows are locked for the transaction, so two admins deactivating each other at the same
-    moment are serialized and the second sees the first's change."""
-    if name == principal.name:
-        raise Conflict(f"you cannot deactivate yourself ('{name}'); another admin can")
-    admins = set(uow.session.scalars(select(User.name).where(User.role == Role.ADMIN.value, User.active.is_(True))
-                                     .order_by(User.id).with_for_update()))
-    if admins == {name}:
-        raise Conflict(f"'{name}' is the last active admin: make another user admin before deactivating them")
+def _active_admins(uow: UnitOfWork) -> frozenset[str]:
+    """Someone must be left to manage users (rule `deactivate`). The active admins' rows are locked for the
+    transaction, so two admins deactivating each other at the same moment are serialized and the second
+    sees the first's change."""
+    return frozenset(uow.session.scalars(select(User.name).where(User.role == Role.ADMIN.value,
+                                                                 User.active.is_(True))
+                                         .order_by(User.id).with_for_update()))
 
 
 def _add_token(uow: UnitOfWork, user: User, expires_in_days: int | None) -> IssuedToken:
@@ -265,16 +282,18 @@ def _view(uow: UnitOfWork, user: User) -> UserView:
     return UserView(user.name, user.role, user.active, groups, user.created_at)
 
 
-def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> User:
-    """The local record of a user the identity provider vouched for, made or brought in line with the
-    provider's claims (role, groups) inside the caller's transaction, each change recorded. The record is
-    what a web session reads on every request, so it says what the provider said at sign-in; a user
-    deactivated here stays refused whatever the provider says."""
+def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str,
+                       roles_from_provider: bool = True) -> User:
+    """The local record of a user the identity provider vouched for, made from the provider's claims at
+    their first sign-in. With `roles_from_provider` (CAREPATH_OIDC_ROLES_FROM_PROVIDER, the default) the
+    provider is the source of truth: a later sign-in brings role and groups in line with its claims, each
+    change recorded; without it, they are the local record's, which admins change. Inside the caller's
+    transaction. A user deactivated here stays refused whatever the provider says."""
     name = _checked_name(principal.name, "user")
     user = uow.session.scalars(select(User).where(User.name == name).with_for_update()).first()
     # A provider's group that is no CarePath group name (a space, a slash inside) cannot be a lane's group:
     # it is left out rather than refusing the sign-in.
-    groups = sorted({g for g in principal.groups if NAME.fullmatch(g)})
+    groups = provider_groups(principal)
     if user is None:
         user = User(name=name, role=principal.role.value, active=True, created_at=uow.app.now())
         uow.session.add(user)
@@ -284,6 +303,8 @@ def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> 
         return user
     if not user.active:
         raise Unauthenticated(f"user '{name}' is deactivated")
+    if not roles_from_provider:
+        return user
     if user.role != principal.role.value:
         uow.record("user_role_changed", name, data={"user": name, "field": "role", "old": user.role,
                                                     "new": principal.role.value, "by": provider})
@@ -296,3 +317,52 @@ def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str) -> 
         uow.record("user_groups_changed", name, data={"user": name, "field": "groups", "old": sorted(current),
                                                       "new": groups, "by": provider})
     return user
+
+
+def provider_groups(principal: Principal) -> list[str]:
+    return sorted({g for g in principal.groups if NAME.fullmatch(g)})
+
+
+def local_principal(session: Session, user: User) -> Principal:
+    groups = frozenset(session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+    return Principal(user.name, Role(user.role), groups)
+
+
+def with_provider_user(app: CarePath, claimed: Principal, provider: str, roles_from_provider: bool,
+                       act: Callable[[UnitOfWork, User, Principal], T]) -> T:
+    """One transaction: the provider's user made or synced (`sync_provider_user`), then `act` with the
+    user as CarePath now sees them. The same new user's first sign-in twice at once: one made the record,
+    the other is tried again and finds it."""
+    for attempt in (1, 2):
+        try:
+            with UnitOfWork(app) as uow:
+                user = sync_provider_user(uow, claimed, provider, roles_from_provider)
+                acting = claimed if roles_from_provider else local_principal(uow.session, user)
+                result = act(uow, user, acting)
+                uow.commit()
+                return result
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def provider_principal(app: CarePath, claimed: Principal, provider: str, roles_from_provider: bool) -> Principal:
+    """Who a bearer token from the identity provider acts as. A user deactivated here is refused. With
+    `roles_from_provider` the token's claims, as they say; a local record they no longer match is brought
+    in line (and the change recorded), a user with no record stays without one. Without it, the local
+    record's role and groups, the record made from the claims at the first use."""
+    with app.db.read() as session:
+        user = session.scalars(select(User).where(User.name == claimed.name)).first()
+        local = local_principal(session, user) if user is not None else None
+    if user is not None and not user.active:
+        raise Unauthenticated(f"user '{claimed.name}' is deactivated")
+    if local is not None and not roles_from_provider:
+        return local
+    if roles_from_provider and (local is None or (local.role, sorted(local.groups)) == (
+            claimed.role, provider_groups(claimed))):
+        return claimed
+    try:
+        return with_provider_user(app, claimed, provider, roles_from_provider, lambda uow, row, acting: acting)
+    except ValidationFailed as refused:
+        raise Unauthenticated(f"the identity provider's user cannot be a CarePath user: {refused.message}") from None

@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..audit import utc_instant
 from ..identity import Principal
 from ..persistence.chain import GENESIS, chain_of, hash_of_row, mac_of_checkpoint
-from ..persistence.tables import AuditCheckpoint, Event
+from ..persistence.tables import AuditCheckpoint, AuditVerification, Event
+from ..persistence.unit_of_work import UnitOfWork
 from .audit import require_audit_reader
 
 STREAM_BATCH = 2000
@@ -91,10 +92,94 @@ def verify_history(app: CarePath, keys: dict[str, bytes], progress: Callable[[Ve
     return result
 
 
-def check_history(app: CarePath, principal: Principal) -> Verification:
-    """`verify_history` with the configured key ring, for an auditor who asks (the web app's verify page)."""
+@dataclass(frozen=True)
+class CheckedRange:
+    """What a check read: the events after checkpoint `after` (0: every event) up to now, and checkpoint
+    `up_to` the latest it found; `since_at` when the check that vouched for the rest ran."""
+
+    after: int
+    up_to: int
+    full: bool
+    since_at: datetime | None = None
+
+
+def check_history(app: CarePath, principal: Principal, full: bool = False) -> tuple[Verification, CheckedRange]:
+    """For an auditor who asks (the web app's verify page), with the configured key ring: every checkpoint's
+    signature, and the events from the last checkpoint an earlier check found intact (all of them when
+    `full`, when no key signs checkpoints, or when no check passed yet). A check that passes is kept
+    (`audit_verifications`) so that the next one starts from its last checkpoint; `carepath audit verify`
+    always checks everything."""
     require_audit_reader(principal, "Verifying the history")
-    return verify_history(app, app.config.audit_keyring())
+    keys = app.config.audit_keyring()
+    with app.db.read() as session:
+        last = None if full or not keys else session.scalars(
+            select(AuditVerification).order_by(AuditVerification.to_checkpoint.desc(), AuditVerification.id.desc())
+            .limit(1)).first()
+        top = session.scalar(select(func.max(AuditCheckpoint.seq))) or 0
+    if last is None or last.to_checkpoint > top:  # checkpoints deleted since: the full check names it
+        result, checked = verify_history(app, keys), CheckedRange(0, top, True)
+    else:
+        result, checked = verify_since(app, keys, last.to_checkpoint), CheckedRange(
+            last.to_checkpoint, top, False, last.at)
+    if result.intact and keys and top:
+        with UnitOfWork(app) as uow:
+            uow.session.add(AuditVerification(at=app.now(), actor=principal.name, full=checked.full,
+                                              from_checkpoint=checked.after, to_checkpoint=top, events=result.events))
+            uow.commit()
+    return result, checked
+
+
+def verify_since(app: CarePath, keys: dict[str, bytes], after: int) -> Verification:
+    """Every checkpoint (their MACs are few and cheap), then only the events a check up to checkpoint
+    `after` did not read: each chain that changed since is followed from the head checkpoints up to
+    `after` signed for it (that event must still carry the signed hash), or from its first event."""
+    result = Verification()
+    with app.db.read() as session:
+        try:
+            marks = _verify_checkpoints(session, keys, (), result)
+            base = _signed_heads(session, after)
+            before = session.scalar(select(AuditCheckpoint.last_event_id).where(AuditCheckpoint.seq == after - 1))
+            changed = session.scalars(select(Event.chain).where(Event.id > (before or 0)).distinct()
+                                      .order_by(Event.chain)).all()
+            for chain in changed:
+                _verify_chain_from(session, chain, base.get(chain), marks, result)
+        except BrokenLink as exc:
+            result.problem = str(exc)
+    return result
+
+
+def _signed_heads(session: Session, up_to: int) -> dict[str, tuple[int, str, int]]:
+    heads: dict[str, tuple[int, str, int]] = {}
+    for checkpoint in session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.seq <= up_to)
+                                      .order_by(AuditCheckpoint.seq)):
+        for chain, (seq, digest) in checkpoint.heads.items():
+            if chain not in heads or heads[chain][0] <= seq:
+                heads[chain] = (seq, digest, checkpoint.seq)
+    return heads
+
+
+def _verify_chain_from(session: Session, chain: str | None, base: tuple[int, str, int] | None,
+                       marks: dict[str, tuple[int, str, int]], result: Verification) -> None:
+    columns = (Event.id, Event.chain, Event.seq, Event.prev_hash, Event.hash, Event.instance_id, Event.task_id,
+               Event.pathway_version_id, Event.type, Event.actor, Event.at, Event.data)
+    if chain is None:
+        found = session.scalar(select(Event.id).where(Event.chain.is_(None)).limit(1))
+        raise BrokenLink(f"event {found}: it belongs to no chain (chain or seq is empty)")
+    query = select(*columns).where(Event.chain == chain).order_by(Event.seq)
+    seq, prev = 0, GENESIS
+    if base is not None:
+        rows = session.execute(query.where(Event.seq == base[0])).all()
+        if len(rows) != 1 or rows[0].hash != base[1] or hash_of_row(rows[0]) != rows[0].hash:
+            raise BrokenLink(f"chain {chain}: the event at seq {base[0]} that checkpoint {base[2]} signed is missing "
+                             "or altered")
+        seq, prev, query = base[0], base[1], query.where(Event.seq > base[0])
+    result.chains += 1
+    for row in _stream(session, query):
+        _check_event(session, row, seq, prev, marks)
+        _note_unsigned(row, marks, result)
+        seq, prev = row.seq, row.hash
+        result.events += 1
+    _close_chain(chain, seq, marks)
 
 
 def _verify_checkpoints(session: Session, keys: dict[str, bytes], anchors: Sequence[Anchor],

@@ -4,8 +4,8 @@ The browser's cookie holds a random id; the table holds its SHA-256 only. A sess
 signs out, when someone ends it (the user from another browser, or an admin), after `idle` without a
 request (automatic logoff), or `MAX_SESSION` after sign-in whatever happens. `last_seen_at` is written at
 most once every `TOUCH_EVERY`, not on every request. Sign-in, sign-out, a session ended by someone else
-or by inactivity, and the start of a lockout are in the history; a failed sign-in alone is not (see
-engine/sign_in_throttle.py).
+or by inactivity, and the start of a lockout are in the history; a failed sign-in alone is not: it is
+counted in the database (engine/sign_in_throttle.py).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..errors import NotFound, Unauthenticated
 from ..identity import SYSTEM, Principal, Role, hash_token, new_token, require_role
 from ..persistence.tables import User, UserGroup, WebSession
 from ..persistence.unit_of_work import UnitOfWork
+from ..rules import USER_RULES, UserFacts, check, check_role
 from ..sign_in_throttle import SignInThrottle
 from .access import Client, client_data
 from .break_glass import with_grants
 from .passwords import MAX_PASSWORD_LENGTH, verified_user
-from .users import sync_provider_user
+from .users import with_provider_user
 
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_SESSION = timedelta(hours=12)
@@ -57,47 +57,46 @@ def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, c
     name = name.strip()
     keys = (f"user:{name.casefold()}", f"host:{client.host or '-'}")
     # No user name holds a NUL character (names are checked at creation), and PostgreSQL could not look it up.
-    if (throttle.refused(keys, now) or not name or len(name) > MAX_NAME or "\x00" in name
-            or len(password) > MAX_PASSWORD_LENGTH):
+    if not name or len(name) > MAX_NAME or "\x00" in name or len(password) > MAX_PASSWORD_LENGTH:
         raise Unauthenticated(SIGN_IN_REFUSED)
+    with app.db.read() as session:  # before the password's hash: a locked key costs one indexed read
+        if throttle.refused(session, keys, now):
+            raise Unauthenticated(SIGN_IN_REFUSED)
     principal = verified_user(app, name, password)
-    if principal is None:
-        lockouts = throttle.failed(keys, now)
-        if lockouts:
-            with UnitOfWork(app) as uow:
-                for lockout in lockouts:
-                    uow.record("sign_in_locked", SYSTEM.name, data={
-                        "key": lockout.key, "failures": lockout.failures, "until": lockout.until.isoformat(),
-                        "client": client_data(client)})
-                uow.commit()
-        raise Unauthenticated(SIGN_IN_REFUSED)
-    throttle.succeeded(keys[0])
     with UnitOfWork(app) as uow:
+        if principal is None:
+            for lockout in throttle.failed(uow.session, keys, now):
+                uow.record("sign_in_locked", SYSTEM.name, data={
+                    "key": lockout.key, "failures": lockout.failures, "until": lockout.until.isoformat(),
+                    "client": client_data(client)})
+            uow.commit()
+            raise Unauthenticated(SIGN_IN_REFUSED)
+        throttle.succeeded(uow.session, keys[0], now)
         user_id = uow.session.scalars(select(User.id).where(User.name == principal.name)).one()
         signed = _open_session(uow, principal, user_id, client, "password")
         uow.commit()
         return signed
 
 
-def sign_in_from_provider(app: CarePath, principal: Principal, client: Client, provider: str = "oidc") -> SignedIn:
+def sign_in_from_provider(app: CarePath, principal: Principal, client: Client, provider: str = "oidc",
+                          roles_from_provider: bool = True) -> SignedIn:
     """A new session for a user the identity provider has authenticated (its ID token checked by the caller,
-    its claims mapped to `principal` as for a bearer token): the local record is made or brought in line
-    with the claims, and the session opened, in one transaction. An integration account or a user
-    deactivated here is refused (Unauthenticated)."""
+    its claims mapped to `principal` as for a bearer token): the local record is made at the first sign-in
+    and, with `roles_from_provider`, brought in line with the claims at every later one
+    (users.sync_provider_user), and the session opened, in one transaction. An integration account or a
+    user deactivated here is refused (Unauthenticated)."""
+    def open_session(uow: UnitOfWork, user: User, acting: Principal) -> SignedIn:
+        _refuse_integration(acting)  # the local record's role, when it is the one that counts
+        return _open_session(uow, acting, user.id, client, provider)
+
+    _refuse_integration(principal)  # before anything is written
+    return with_provider_user(app, principal, provider, roles_from_provider, open_session)
+
+
+def _refuse_integration(principal: Principal) -> None:
     if principal.role is Role.INTEGRATION:
         raise Unauthenticated(f"user '{principal.name}' is an integration account: a system calls the API with "
                               "a token, it does not sign in to the web app")
-    for attempt in (1, 2):
-        try:
-            with UnitOfWork(app) as uow:
-                user = sync_provider_user(uow, principal, provider)
-                signed = _open_session(uow, principal, user.id, client, provider)
-                uow.commit()
-                return signed
-        except IntegrityError:  # the same new user's first sign-in in two browsers at once: one made the record
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 def _open_session(uow: UnitOfWork, principal: Principal, user_id: int, client: Client, method: str) -> SignedIn:
@@ -194,13 +193,17 @@ def list_sessions(app: CarePath, principal: Principal, idle: timedelta) -> list[
 
 
 def end_session(app: CarePath, principal: Principal, session_id: int) -> None:
-    """End one of the user's own sessions (an admin: anyone's); NotFound for one they may not end."""
+    """End one of the user's own sessions (an admin: anyone's), rule `end_session`; NotFound for one they
+    may not end."""
+    rule = USER_RULES["end_session"]
+    check_role(rule, principal)
     with app.db.read() as session:
-        owner = session.scalar(select(User.name).join(WebSession, WebSession.user_id == User.id)
+        owner = session.scalar(select(User).join(WebSession, WebSession.user_id == User.id)
                                .where(WebSession.id == session_id, WebSession.ended_at.is_(None)))
-    if owner is None or (owner != principal.name and principal.role is not Role.ADMIN):
+    if owner is None:
         raise NotFound(f"there is no open session {session_id}")
-    _end(app, session_id, owner, principal.name, "session_ended", "ended by " + principal.name)
+    check(rule, UserFacts.of(owner, session=session_id), principal)
+    _end(app, session_id, owner.name, principal.name, "session_ended", "ended by " + principal.name)
 
 
 def _end(app: CarePath, session_id: int, user: str, actor: str, event: str, reason: str) -> None:
