@@ -157,10 +157,13 @@ def test_the_version_page_shows_diagram_lanes_forms_timers_measures_and_start_da
     assert html.xpath('//a[@href="/app/pathways/post-ed-follow-up/start"]')
     assert html.xpath('//table[@class="lanes"]//tr[@data-lane="Care Coordinator"]//code/text()') == ["care-coordinator"]
     call = html.xpath('//table[@class="tasks"]//tr[@data-element-id="call_patient"]')[0]
-    assert "Call patient" in text_of(call) and "P1BD" in text_of(call) and call.xpath('.//ul[@class="fields"]/li')
+    assert "Call patient" in text_of(call) and call.xpath('.//ul[@class="fields"]/li')
+    assert "1 business day" in text_of(call) and "P1BD" not in text_of(call)  # the code only in a title
+    assert call.xpath('.//span[@title="P1BD"]')
     timers = html.xpath('//table[@class="timers"]//tr[@data-element-id]')
     assert timers and all(text_of(t.xpath("td")[0]).split()[0] in ("after", "at", "every") for t in timers)
-    assert html.xpath('//table[@class="measures"]//tr[@data-measure="fum-7"]')
+    fum = html.xpath('//table[@class="measures"]//tr[@data-measure="fum-7"]')[0]
+    assert "7 days after Date of the ED visit" in text_of(fum) and "P7D" not in text_of(fum)
     assert "Date of the ED visit" in text_of(html.xpath("//main")[0])
     assert text_of(html.xpath('//dd[@class="running"]')[0]) == "0"
     svg = browser.get(f"{base}/diagram.svg")
