@@ -49,7 +49,10 @@ EVENT_LABELS: dict[str, str] = {
 
 MAX_WORDS = 300  # characters of one recorded value shown in a cell (the exports have them whole)
 TIME_FORMAT = "%d %b %Y %H:%M"
-_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$")
+DATE_FORMAT = "%d %b %Y"
+_ISO = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})"
+_INSTANT = re.compile(f"^{_ISO}$")
+_INSTANT_IN_TEXT = re.compile(rf"\b{_ISO}")
 
 
 def role_label(role: object) -> str:
@@ -108,6 +111,12 @@ def _words(value: Any, zone: tzinfo | None, depth: int) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         return ", ".join(_words(v, zone, depth + 1) for v in value) or "none"
     return str(value)
+
+
+def instants_in_words(text: str, zone: tzinfo) -> str:
+    """Free text recorded with ISO instants in it (a measure's detail recorded before details were worded)
+    with each instant as a time in `zone`."""
+    return _INSTANT_IN_TEXT.sub(lambda found: _instant_words(found.group(0), zone), text)
 
 
 def _instant_words(text: str, zone: tzinfo) -> str:

@@ -204,3 +204,24 @@ def test_the_outcome_chart_gives_each_outcome_its_share_of_the_bar() -> None:
     assert first.outcome_words == "1 met, 1 not met, 2 open"
     assert second.segments == [] and second.rate_words == "no decided episode yet" and len(second.label) == 100
     assert (second.y, chart.height) == (60, 120)
+
+
+def test_a_miss_detail_reads_in_the_zone_also_when_recorded_with_iso_times(made: Episodes) -> None:
+    """enc-1's call was due by the end of 7 Jan (New York) and made 22 Jan 10:00; its outcome was recorded
+    when it ended. A detail recorded before details were worded (ISO with an offset) reads the same."""
+    browser = made.browser(made.auditor)
+
+    def detail() -> str:
+        rows = page(browser.get("/app/compliance?pathway=cohort")).xpath('//table[@class="misses"]//tr[td]')
+        enc_1 = [r for r in rows if text_of(r.xpath("td")[0]) == "enc-1"][0]
+        return text_of(enc_1.xpath("td")[-1])
+
+    assert detail() == "patient reached on 22 Jan 2026 10:00, after the window closed at 07 Jan 2026 23:59"
+    with made.api.engine.db.read() as session:
+        recorded = session.scalars(select(Event).where(Event.type == "measure_outcomes",
+                                                       Event.instance_id == made.ids["enc-1"])).one()
+    old = {**recorded.data, "measures": [
+        {**m, "detail": "patient reached on 2026-01-22T10:00-05:00, after the window closed at 2026-01-07T23:59-05:00"}
+        for m in recorded.data["measures"]]}
+    update_event(made.api.engine, recorded.id, data=old)
+    assert detail() == "patient reached on 22 Jan 2026 10:00, after the window closed at 07 Jan 2026 23:59"

@@ -19,7 +19,7 @@ from carepath.engine.audit import RECORD_VIEWED, AuditFilter
 from carepath.engine.audit_export import MEDIA_TYPES
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.identity import require_role
-from carepath.engine.labels import event_label, key_label, value_words
+from carepath.engine.labels import event_label, instants_in_words, key_label, value_words
 from carepath.engine.model import EVENT_TYPES
 from carepath.engine.queries import list_pathways
 from carepath.engine.usecases.audit import audit_events, export_audit, require_audit_reader
@@ -146,7 +146,8 @@ def compliance(request: Request, pathway: TextQuery = None, from_: From = None, 
     kept = kept_query(asked)
     zone = engine_of(request).time_context().tz
     context = {"user": user, "asked": asked, "pathways": _pathway_keys(request), "zone": zone.key,
-               "when": local_time(zone), "csv_url": with_query("/app/compliance.csv", kept),
+               "when": local_time(zone), "detail": lambda text: instants_in_words(text, zone),
+               "csv_url": with_query("/app/compliance.csv", kept),
                "misses_url": with_query("/app/compliance.csv", {**kept, "lines": "misses"})}
     try:
         rows = _report_rows(request, asked)
