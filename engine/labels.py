@@ -82,6 +82,12 @@ def schema_titles(schema: Any) -> dict[str, str]:
             if isinstance(prop, Mapping) and isinstance(prop.get("title"), str) and prop["title"].strip()}
 
 
+def labelled_values(data: Mapping[str, Any], zone: tzinfo | None = None,
+                    titles: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Recorded data as (label, value in words) pairs, for a definition list: start data, event details."""
+    return [(key_label(str(key), titles), value_words(value, zone)) for key, value in data.items()]
+
+
 def time_words(moment: datetime | None, zone: tzinfo) -> str:
     """An instant as a time in the care setting's zone (the page or report names the zone once)."""
     return moment.astimezone(zone).strftime(TIME_FORMAT) if moment else "—"

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from carepath.engine.application import CarePath
 from carepath.engine.errors import DiagramInvalid, ValidationFailed
 from carepath.engine.identity import Principal, instance_scope
-from carepath.engine.labels import event_label, key_label, schema_titles, value_words
+from carepath.engine.labels import event_label, key_label, labelled_values, schema_titles, value_words
 from carepath.engine.measures import MeasureResult, MeasureStatus
 from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import Page, list_instances, list_pathways, pathway_versions
@@ -128,7 +128,7 @@ def episode(request: Request, instance_id: InstancePath, offset: OffsetQuery = 0
     titles = _start_titles(engine, view.pathway_key, view.version)
     return page(request, "episode.html", user=user, episode=view, tasks=history.tasks, paging=paging,
                 history=[_history_row(e, zone) for e in history.items],
-                start_data=_pairs(start_data or {}, zone, titles),
+                start_data=labelled_values(start_data or {}, zone, titles),
                 measures=[MeasureRow(m, _late_by(m, now)) for m in measures], zone=zone.key,
                 reads_audit_trail=reads_audit_trail(user.principal),
                 when=local_time(zone), span=span_words)
@@ -183,11 +183,7 @@ def _history_row(event: Any, zone: ZoneInfo) -> HistoryRow:
         old, new = value_words(data.pop("old", None), zone), value_words(data.pop("new", None), zone)
         changed = f"{key_label(str(data.pop('field')))}: {old} → {new}"
     return HistoryRow(event.id, event.at, event.actor, event.type, event_label(event.type), event.task_id, changed,
-                      _pairs(data, zone))
-
-
-def _pairs(data: dict[str, Any], zone: ZoneInfo, titles: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    return [(key_label(str(key), titles), value_words(value, zone)) for key, value in data.items()]
+                      labelled_values(data, zone))
 
 
 def span_words(seconds: float | None) -> str:
