@@ -47,6 +47,12 @@ EVENT_LABELS: dict[str, str] = {
     "break_glass_granted": "Emergency access granted",
 }
 
+# The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.
+RECORD_PART_LABELS: dict[str, str] = {
+    "instance": "Episode", "task": "Task", "form": "Task form", "history": "Episode history",
+    "measures": "Quality measures", "comments": "Comments", "report": "Printable report", "diagram": "Diagram",
+}
+
 MAX_WORDS = 300  # characters of one recorded value shown in a cell (the exports have them whole)
 TIME_FORMAT = "%d %b %Y %H:%M"
 DATE_FORMAT = "%d %b %Y"
@@ -63,6 +69,11 @@ def role_label(role: object) -> str:
 def event_label(kind: object) -> str:
     """`task_claimed` → "Task claimed"."""
     return EVENT_LABELS.get(str(kind), key_label(str(kind)))
+
+
+def record_part_label(part: object) -> str:
+    """`instance` → "Episode": what a record read was of."""
+    return RECORD_PART_LABELS.get(str(part), key_label(str(part)))
 
 
 def key_label(key: str, titles: Mapping[str, str] | None = None) -> str:
@@ -85,7 +96,10 @@ def schema_titles(schema: Any) -> dict[str, str]:
 def labelled_values(data: Mapping[str, Any], zone: tzinfo | None = None,
                     titles: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """Recorded data as (label, value in words) pairs, for a definition list: start data, event details."""
-    return [(key_label(str(key), titles), value_words(value, zone)) for key, value in data.items()]
+    roles = {"role"} | ({"old", "new"} if data.get("field") == "role" else set())
+    return [(key_label(str(key), titles),
+             role_label(value) if key in roles and str(value) in ROLE_LABELS else value_words(value, zone))
+            for key, value in data.items()]
 
 
 def time_words(moment: datetime | None, zone: tzinfo) -> str:
@@ -111,6 +125,8 @@ def _words(value: Any, zone: tzinfo | None, depth: int) -> str:
         return _instant_words(value, zone) if zone is not None and _INSTANT.match(value) else value
     if depth > 4:
         return "…"
+    if isinstance(value, Mapping) and set(value) == {"old", "new"}:  # a change recorded inside an event
+        return f"{_words(value['old'], zone, depth + 1)} → {_words(value['new'], zone, depth + 1)}"
     if isinstance(value, Mapping):
         pairs = [f"{key_label(str(k))}: {_words(v, zone, depth + 1)}" for k, v in value.items()]
         return "; ".join(pairs) if pairs else "none"

@@ -46,3 +46,17 @@ def test_a_duration_in_words_by_the_calendar_parser(text: str, words: str | None
 ])
 def test_a_deadline_in_words(text: str, words: str) -> None:
     assert deadline_words(text, {"ed_visit_date": "Date of the ED visit"}) == words
+
+
+def test_every_part_of_a_record_read_has_words() -> None:
+    from carepath.engine.audit import VIEWABLE
+    from carepath.engine.labels import RECORD_PART_LABELS
+    assert set(RECORD_PART_LABELS) == set(VIEWABLE)
+
+
+def test_a_role_and_a_change_in_an_events_details_read_in_words() -> None:
+    from carepath.engine.labels import labelled_values
+    assert labelled_values({"user": "lena", "role": "clinical_lead"}) == [("User", "lena"), ("Role", "Clinical lead")]
+    assert labelled_values({"field": "role", "old": "coordinator", "new": "clinical_lead"}) == [
+        ("Field", "role"), ("Old", "Coordinator"), ("New", "Clinical lead")]
+    assert labelled_values({"changes": {"reached": {"old": None, "new": True}}}) == [("Changes", "Reached: — → Yes")]

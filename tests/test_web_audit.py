@@ -44,7 +44,7 @@ def test_who_viewed_lists_every_read_of_the_patients_record_including_the_web_pa
     auditor = made.browser(made.auditor)
     rows = _rows(auditor.get("/app/patients/pat-1/views"), "views")
     seen = [(text_of(r.xpath('td[@class="who"]')[0]), text_of(r.xpath('td[@class="what"]')[0])) for r in rows]
-    assert seen[:2] == [("lena", "instance"), ("ana", "instance")]
+    assert seen[:2] == [("lena", "Episode"), ("ana", "Episode")]
     assert all(text_of(r.xpath('td[@class="client"]')[0]).startswith("testclient") for r in rows)
     api_views = made.api.get("/api/audit/events?patient_id=pat-1&type=record_viewed", made.auditor).json()
     assert [int(r.get("data-event-id")) for r in rows] == [e["id"] for e in api_views["items"]][:len(rows)]

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 
-from carepath.engine.labels import event_label, role_label
+from carepath.engine.labels import event_label, record_part_label, role_label
 
 from .navigation import nav_items
 
@@ -47,6 +47,7 @@ templates.env.globals["nav_items"] = nav_items
 # The product's names in words, on every page (engine/labels.py holds the one table of each).
 templates.env.filters["role_label"] = role_label
 templates.env.filters["event_label"] = event_label
+templates.env.filters["record_part_label"] = record_part_label
 
 
 def mount_static(app: FastAPI) -> None:

@@ -19,7 +19,7 @@ from carepath.engine.audit import RECORD_VIEWED, AuditFilter
 from carepath.engine.audit_export import MEDIA_TYPES
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.identity import require_role
-from carepath.engine.labels import event_label, instants_in_words, key_label, value_words
+from carepath.engine.labels import event_label, instants_in_words, labelled_values
 from carepath.engine.model import EVENT_TYPES
 from carepath.engine.queries import list_pathways
 from carepath.engine.usecases.audit import audit_events, export_audit, require_audit_reader
@@ -95,7 +95,7 @@ def audit_search(request: Request, patient_id: TextQuery = None, user: TextQuery
     types = [(kind, event_label(kind)) for kind in sorted(EVENT_TYPES, key=event_label)]
     context = {"user": signed_in, "asked": asked, "order": order, "types": types,
                "pathways": _pathway_keys(request), "zone": zone.key, "when": local_time(zone),
-               "value": lambda value: value_words(value, zone), "label": key_label,
+               "details": lambda data: labelled_values(data, zone),
                "exports": {fmt: with_query("/app/audit/export", {**kept_query(asked), "format": fmt})
                            for fmt in EXTENSIONS}}
     try:
