@@ -102,6 +102,18 @@ def labelled_values(data: Mapping[str, Any], zone: tzinfo | None = None,
             for key, value in data.items()]
 
 
+def event_details(data: Mapping[str, Any], zone: tzinfo | None = None) -> tuple[str | None, list[tuple[str, str]]]:
+    """A history event's data in words: the changed value ("Status: running → completed", when the event
+    records one) and the other details as (label, value) pairs."""
+    rest = dict(data)
+    if "field" not in rest or not ("old" in rest or "new" in rest):
+        return None, labelled_values(rest, zone)
+    field = str(rest.pop("field"))
+    (_, old), (_, new) = labelled_values({"field": field, "old": rest.pop("old", None),
+                                          "new": rest.pop("new", None)}, zone)[1:]
+    return f"{key_label(field)}: {old} → {new}", labelled_values(rest, zone)
+
+
 def time_words(moment: datetime | None, zone: tzinfo) -> str:
     """An instant as a time in the care setting's zone (the page or report names the zone once)."""
     return moment.astimezone(zone).strftime(TIME_FORMAT) if moment else "—"

@@ -60,3 +60,10 @@ def test_a_role_and_a_change_in_an_events_details_read_in_words() -> None:
     assert labelled_values({"field": "role", "old": "coordinator", "new": "clinical_lead"}) == [
         ("Field", "role"), ("Old", "Coordinator"), ("New", "Clinical lead")]
     assert labelled_values({"changes": {"reached": {"old": None, "new": True}}}) == [("Changes", "Reached: — → Yes")]
+
+
+def test_an_events_change_reads_as_old_to_new() -> None:
+    from carepath.engine.labels import event_details
+    assert event_details({"field": "status", "old": "running", "new": "completed", "reason": None}) == (
+        "Status: running → completed", [("Reason", "—")])
+    assert event_details({"name": "Call"}) == (None, [("Name", "Call")])

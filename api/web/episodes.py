@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from carepath.engine.application import CarePath
 from carepath.engine.errors import DiagramInvalid, ValidationFailed
 from carepath.engine.identity import Principal, instance_scope
-from carepath.engine.labels import event_label, key_label, labelled_values, schema_titles, value_words
+from carepath.engine.labels import event_details, event_label, labelled_values, schema_titles
 from carepath.engine.measures import MeasureResult, MeasureStatus
 from carepath.engine.model import InstanceStatus
 from carepath.engine.queries import Page, list_instances, list_pathways, pathway_versions
@@ -177,13 +177,9 @@ def _start_titles(engine: CarePath, key: str, version: int) -> dict[str, str]:
 
 
 def _history_row(event: Any, zone: ZoneInfo) -> HistoryRow:
-    data = dict(event.data)
-    changed = None
-    if "field" in data and ("old" in data or "new" in data):
-        old, new = value_words(data.pop("old", None), zone), value_words(data.pop("new", None), zone)
-        changed = f"{key_label(str(data.pop('field')))}: {old} → {new}"
+    changed, details = event_details(event.data, zone)
     return HistoryRow(event.id, event.at, event.actor, event.type, event_label(event.type), event.task_id, changed,
-                      labelled_values(data, zone))
+                      details)
 
 
 def span_words(seconds: float | None) -> str:

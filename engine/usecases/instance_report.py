@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..application import CarePath
 from ..errors import DiagramInvalid
 from ..identity import Principal
-from ..labels import event_label, key_label, time_words, value_words
+from ..labels import event_details, event_label, time_words
 from ..model import RECORD_VIEWED
 from ..persistence.tables import Event, Instance, PathwayVersion
 from ..queries import task_timeline
@@ -126,7 +126,8 @@ def _timeline(events: list[Event], zone: tzinfo) -> str:
 
 def _summary(data: dict[str, Any], zone: tzinfo) -> str:
     """An event's data as "Field: value" pairs in words (no Python or JSON notation)."""
-    return "; ".join(f"{key_label(str(k))}: {value_words(v, zone)}" for k, v in data.items())[:600] or "—"
+    changed, details = event_details(data, zone)
+    return "; ".join([*([changed] if changed else []), *(f"{k}: {v}" for k, v in details)])[:600] or "—"
 
 
 def _e(value: object) -> str:
