@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from carepath.engine.calendars import deadline_words
 from carepath.engine.errors import DiagramInvalid, NotFound, PayloadTooLarge
-from carepath.engine.labels import schema_titles
+from carepath.engine.labels import schema_titles, value_words
 from carepath.engine.queries import all_pathway_versions, pathway_versions, running_per_version
 from carepath.engine.rules import INSTANCE_RULES, VERSION_RULES, check_role, may_take
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
@@ -140,7 +140,8 @@ def _version_page(request: Request, user: WebUser, key: str, version: int) -> Re
     return page(request, "pathway_version.html", user=user, outline=outline, v=outline.version,
                 versions=versions, running=running, may_author=_authors(user), **URLS,
                 may_start=may_take(INSTANCE_RULES["start"], user.principal), **_times(request),
-                when_due=lambda text: deadline_words(str(text), schema_titles(outline.version.start_data)))
+                when_due=lambda text: value_words(deadline_words(str(text), schema_titles(outline.version.start_data)),
+                                                  engine.time_context().tz))
 
 
 @router.get(PATHWAYS + "/{key}/versions/{version}/diagram.svg")
