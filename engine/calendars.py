@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays as holiday_library
 
 from .errors import ValidationFailed
+from .labels import key_label
 
 DEFAULT_CALENDAR = "us-federal"
 END_OF_DAY = time(23, 59, 59)
@@ -38,6 +39,7 @@ _DURATION = re.compile(
 _RELATIVE = re.compile(
     r"^(?P<duration>P\S+?)(?:\s+(?:after|from)\s+(?P<anchor>[A-Za-z_][\w.]*))?(?P<eod>\s+(?:at\s+)?end\s+of\s+day)?$",
     re.IGNORECASE)
+_CYCLE = re.compile(r"^R(\d*)/(P[^/]+)$", re.IGNORECASE)  # a timer cycle: R3/PT1H
 _END_OF_DAY_ONLY = re.compile(r"^(?P<anchor>[A-Za-z_][\w.]*)?\s*end\s+of\s+day$", re.IGNORECASE)
 
 
@@ -53,6 +55,49 @@ def is_relative_date(text: str) -> bool:
     if relative is not None:
         return bool(relative.group("anchor") or relative.group("eod"))
     return _END_OF_DAY_ONLY.match(text.strip()) is not None
+
+
+_UNITS = ("year", "month", "week", "day", "hour", "minute", "second")
+
+
+def duration_words(text: str) -> str | None:
+    """A duration as people say it ("P1BD" → "1 business day", "PT4H" → "4 hours", "P1DT2H" → "1 day 2 hours");
+    None when `text` is not one (the parser's own patterns, so the words match what is counted)."""
+    text = text.strip()
+    business = _BUSINESS_DAYS.match(text)
+    if business:
+        count = int(business.group(1))
+        return f"{count} business day{'' if count == 1 else 's'}"
+    match = _DURATION.match(text)
+    if match is None:
+        return None
+    parts = []
+    for unit, amount in zip(_UNITS, match.groups(), strict=True):
+        if amount is not None and float(amount.replace(",", ".")) != 0:
+            parts.append(f"{amount} {unit}{'' if amount == '1' else 's'}")
+    return " ".join(parts) or "no time"
+
+
+def deadline_words(text: str, titles: Mapping[str, str] | None = None) -> str:
+    """A due date, deadline or timer value from a diagram in words ("P7D after ed_visit_date end of day" →
+    "7 days after Ed visit date, at the end of that day"; a variable named by its start-form title when
+    `titles` has it); an expression or anything else as written."""
+    text = text.strip()
+    cycle = _CYCLE.match(text)
+    if cycle and duration_words(cycle.group(2)):
+        times = f", {cycle.group(1)} time{'' if cycle.group(1) == '1' else 's'}" if cycle.group(1) else ""
+        return f"every {duration_words(cycle.group(2))}{times}"
+    relative = _RELATIVE.match(text)
+    spoken = duration_words(relative.group("duration")) if relative else None
+    if relative is None or spoken is None:
+        only = _END_OF_DAY_ONLY.match(text)
+        if only:
+            anchor = only.group("anchor")
+            return f"the end of the day of {key_label(anchor, titles)}" if anchor else "the end of today"
+        return text
+    anchor = relative.group("anchor")
+    words = f"{spoken} after {key_label(anchor, titles)}" if anchor else spoken
+    return f"{words}, at the end of that day" if relative.group("eod") else words
 
 
 class DeadlineError(ValueError):

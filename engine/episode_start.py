@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .bounds import shown
+from .labels import schema_titles
 from .persistence.tables import Event, Instance, PathwayVersion
 
 
@@ -24,6 +25,7 @@ class EpisodeStart:
     started_by: str
     started_at: datetime
     data: dict[str, Any]
+    titles: dict[str, str]  # the start form's field titles, by key (labels.schema_titles)
 
 
 def episode_start(session: Session, instance_id: str) -> EpisodeStart | None:
@@ -39,4 +41,5 @@ def episode_start(session: Session, instance_id: str) -> EpisodeStart | None:
     return EpisodeStart(instance_id=instance.id, pathway_key=instance.pathway_key,
                         pathway_name=version.name if version else None, version=version.version if version else 0,
                         status=instance.status, started_by=instance.started_by, started_at=instance.created_at,
-                        data=shown(data) if isinstance(data, dict) else {})
+                        data=shown(data) if isinstance(data, dict) else {},
+                        titles=schema_titles(version.start_data if version else None))

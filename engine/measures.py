@@ -33,6 +33,7 @@ from enum import StrEnum
 from typing import Any
 
 from .calendars import END_OF_DAY, DeadlineError, TimeContext, deadline_syntax_problem, is_relative_date
+from .labels import DATE_FORMAT, TIME_FORMAT
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -255,7 +256,7 @@ def evaluate(measure: Measure, episode: Episode, *, now: datetime, time_context:
         except Exception as exc:
             return result(MeasureStatus.UNKNOWN, f"applies_when could not be evaluated: {exc}")
         if not applies:
-            return result(MeasureStatus.NOT_APPLICABLE, f"does not apply ({measure.applies_when} is false)")
+            return result(MeasureStatus.NOT_APPLICABLE, "does not apply: this episode is not one the measure counts")
     tz = time_context.tz
     try:
         started, _ = _moment(_lookup(data, measure.clock_variable), tz)
@@ -347,5 +348,5 @@ def _moment(value: Any, tz: Any) -> tuple[datetime, bool]:
 
 
 def _when(moment: datetime, date_only: bool, tz: Any) -> str:
-    local = moment.astimezone(tz)
-    return local.date().isoformat() if date_only else local.isoformat(timespec="minutes")
+    """As people read it, in the pathway's zone (the pages name it): "19 Feb 2026 10:00", "16 Feb 2026"."""
+    return moment.astimezone(tz).strftime(DATE_FORMAT if date_only else TIME_FORMAT)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Protocol
+
+from .labels import time_words
 
 log = logging.getLogger("carepath.notifications")
 
@@ -35,6 +37,16 @@ class Notification:
         return {"id": self.id, "kind": self.kind, "subject": self.subject, "recipients": list(self.recipients),
                 "instance_id": self.instance_id, "task_id": self.task_id,
                 "created_at": self.created_at.isoformat(), "payload": self.payload}
+
+
+def alert_subject(kind: str, task_name: str, due: datetime | None, assignee: str | None, zone: tzinfo) -> str:
+    """A deadline alert's title as people read it, the due time in the care setting's zone (named). Written
+    into the notification when it is made; the inbox makes it again from the payload in the page's zone, so
+    alerts stored with a UTC time in their title read the same."""
+    when = f"{time_words(due, zone)} ({getattr(zone, 'key', zone)})" if due else "(no due date)"
+    if kind == "reminder":
+        return f"Reminder: '{task_name}' is due {when}"
+    return f"Overdue: '{task_name}' was due {when}" + (f" (with {assignee})" if assignee else "")
 
 
 class DeliveryFailed(Exception):

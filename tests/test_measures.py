@@ -79,12 +79,13 @@ def test_a_same_day_visit_does_not_count_for_fuh_but_the_next_day_does() -> None
 
 
 def test_measures_that_do_not_apply_or_cannot_start_say_so() -> None:
-    assert run(FUM_7, {"measure": "FUA", "ed_visit_date": "2026-03-02"}, ny(2026, 4, 1)).status \
-        is MeasureStatus.NOT_APPLICABLE
+    other = run(FUM_7, {"measure": "FUA", "ed_visit_date": "2026-03-02"}, ny(2026, 4, 1))
+    assert other.status is MeasureStatus.NOT_APPLICABLE
+    assert other.detail == "does not apply: this episode is not one the measure counts"  # not "measure == 'FUM'"
     unknown = run(FUM_7, {"measure": "FUM"}, ny(2026, 4, 1))
     assert unknown.status is MeasureStatus.UNKNOWN and "ed_visit_date" in unknown.detail
     still_open = run(FUM_7, {"measure": "FUM", "ed_visit_date": "2026-03-02"}, ny(2026, 3, 9, 23, 0))
-    assert still_open.status is MeasureStatus.OPEN
+    assert still_open.status is MeasureStatus.OPEN and still_open.detail == "open until 09 Mar 2026 23:59"
     cancelled = run(FUM_7, {"measure": "FUM", "ed_visit_date": "2026-03-02"}, ny(2026, 3, 5),
                     cancelled_at=ny(2026, 3, 4))
     assert cancelled.status is MeasureStatus.EXCLUDED

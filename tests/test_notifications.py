@@ -7,7 +7,8 @@ import hashlib
 import hmac
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -58,6 +59,9 @@ def test_the_holder_is_reminded_halfway_and_the_supervisors_told_when_overdue(
     assert [(n["kind"], n["recipients"], n["state"], n["channel"]) for n in outbox] == [
         ("reminder", ["user:ana"], "delivered", "outbox")]
     assert outbox[0]["payload"]["late_by_seconds"] == 5.0
+    due = datetime.fromisoformat(outbox[0]["payload"]["due_date"])  # the API keeps the instant in ISO UTC
+    assert outbox[0]["subject"] == (f"Reminder: 'Call patient' is due "
+                                    f"{due.astimezone(ZoneInfo('America/New_York')):%d %b %Y %H:%M} (America/New_York)")
     clock.advance(days=1)
     assert fire_due_timers(api.engine) == 1
     assert fire_due_timers(api.engine) == 0  # once

@@ -59,7 +59,8 @@ def test_the_users_page_lists_role_groups_state_and_last_sign_in(admin: Browser,
     Browser(web).sign_in("sam")
     html = page(admin.get("/app/admin/users"))
     rows = {row.get("data-user"): [text_of(c) for c in row.xpath("./th|./td")] for row in html.xpath("//tbody/tr")}
-    assert rows["sam"][:4] == ["sam", "coordinator", "care-coordinator, nursing", "active"]
+    assert rows["sam"][:4] == ["sam", "Coordinator", "care-coordinator, nursing", "active"]
+    assert rows["feed"][1] == "Integration (a system)"
     assert rows["sam"][4] != "never in the web app" and rows["feed"][4] == "never in the web app"
     assert html.xpath("//caption") and "America/New_York" in text_of(html.xpath("//caption")[0])
     assert html.xpath('//a[@href="/app/admin/users/sam"]')

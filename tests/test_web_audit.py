@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from carepath.api.web.compliance_chart import chart_of
 from carepath.engine.clock import ManualClock
+from carepath.engine.labels import event_label
 from carepath.engine.persistence.tables import Event
 from carepath.engine.usecases.checkpoints import write_checkpoint
 from carepath.engine.usecases.reports import MeasureCompliance
@@ -43,7 +44,7 @@ def test_who_viewed_lists_every_read_of_the_patients_record_including_the_web_pa
     auditor = made.browser(made.auditor)
     rows = _rows(auditor.get("/app/patients/pat-1/views"), "views")
     seen = [(text_of(r.xpath('td[@class="who"]')[0]), text_of(r.xpath('td[@class="what"]')[0])) for r in rows]
-    assert seen[:2] == [("lena", "instance"), ("ana", "instance")]
+    assert seen[:2] == [("lena", "Episode"), ("ana", "Episode")]
     assert all(text_of(r.xpath('td[@class="client"]')[0]).startswith("testclient") for r in rows)
     api_views = made.api.get("/api/audit/events?patient_id=pat-1&type=record_viewed", made.auditor).json()
     assert [int(r.get("data-event-id")) for r in rows] == [e["id"] for e in api_views["items"]][:len(rows)]
@@ -113,7 +114,9 @@ def test_each_audit_filter_finds_what_the_apis_finds(made: Episodes) -> None:
         rows = _rows(browser.get(f"/app/audit?{query}"), "events")
         api = made.api.get(f"/api/audit/events?{query}", made.auditor).json()["items"]
         assert [int(r.get("data-event-id")) for r in rows] == [e["id"] for e in api] and rows, query
-        assert types is None or {text_of(r.xpath('td[@class="type"]')[0]) for r in rows} == types
+        assert types is None or {r.xpath('td[@class="type"]/span/@title')[0] for r in rows} == types
+        assert types is None or {text_of(r.xpath('td[@class="type"]')[0]) for r in rows} == {
+            event_label(t) for t in types}  # the name in words, the recorded one in its title
         assert actors is None or {text_of(r.xpath('td[@class="who"]')[0]) for r in rows} == actors
     oldest = _rows(browser.get("/app/audit?order=oldest&type=instance_started"), "events")
     assert [text_of(r.xpath('td[@class="patient"]')[0]) for r in oldest] == ["pat-1", "pat-2", SCRIPT_PATIENT,
@@ -245,3 +248,24 @@ def test_the_outcome_chart_gives_each_outcome_its_share_of_the_bar() -> None:
     assert first.outcome_words == "1 met, 1 not met, 2 open"
     assert second.segments == [] and second.rate_words == "no decided episode yet" and len(second.label) == 100
     assert (second.y, chart.height) == (60, 120)
+
+
+def test_a_miss_detail_reads_in_the_zone_also_when_recorded_with_iso_times(made: Episodes) -> None:
+    """enc-1's call was due by the end of 7 Jan (New York) and made 22 Jan 10:00; its outcome was recorded
+    when it ended. A detail recorded before details were worded (ISO with an offset) reads the same."""
+    browser = made.browser(made.auditor)
+
+    def detail() -> str:
+        rows = page(browser.get("/app/compliance?pathway=cohort")).xpath('//table[@class="misses"]//tr[td]')
+        enc_1 = [r for r in rows if text_of(r.xpath("td")[0]) == "enc-1"][0]
+        return text_of(enc_1.xpath("td")[-1])
+
+    assert detail() == "patient reached on 22 Jan 2026 10:00, after the window closed at 07 Jan 2026 23:59"
+    with made.api.engine.db.read() as session:
+        recorded = session.scalars(select(Event).where(Event.type == "measure_outcomes",
+                                                       Event.instance_id == made.ids["enc-1"])).one()
+    old = {**recorded.data, "measures": [
+        {**m, "detail": "patient reached on 2026-01-22T10:00-05:00, after the window closed at 2026-01-07T23:59-05:00"}
+        for m in recorded.data["measures"]]}
+    update_event(made.api.engine, recorded.id, data=old)
+    assert detail() == "patient reached on 22 Jan 2026 10:00, after the window closed at 07 Jan 2026 23:59"

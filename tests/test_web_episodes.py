@@ -5,6 +5,7 @@ the printable report reached with the session cookie, input refused with a page 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from carepath.engine.clock import ManualClock
 from carepath.engine.model import RECORD_VIEWED
 from carepath.engine.persistence.tables import Event
+from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.support.episodes import SCRIPT_PATIENT, Episodes, episodes, web_and_api_user
 from tests.support.web import Browser, page, text_of
@@ -95,14 +97,14 @@ def test_the_episode_page_shows_who_did_what_when_and_the_measure_missed_by_how_
     assert "completed" in facts and "pat-1" in facts and "enc-1" in facts and "cohort, version 1" in facts
     start = shown.xpath('//h2[@id="start-data"]/following-sibling::dl[1]')[0]
     assert dict(zip(start.xpath("dt/text()"), start.xpath("dd/text()"), strict=True)) == {
-        "visit_date": "2026-01-05", "team": "east"}
+        "Visit date": "2026-01-05", "Team": "east"}
     task_row = text_of(shown.xpath('//table[@class="timeline"]//tbody/tr')[0])
     assert "Call patient" in task_row and "completed 22 Jan 2026 10:00 by ana" in task_row
     measure = shown.xpath('//table[@class="measures"]//tr[@data-measure-id="call-2bd"]')[0]
     # The call was due by the end of 7 Jan (2 business days after 5 Jan, New York) and made 22 Jan 10:00.
     assert "not met" in text_of(measure) and "14 d 10 h" in text_of(measure)
     changes = [text_of(c) for c in shown.xpath('//table[@class="history"]//td[@class="changed"]')]
-    assert "status: running → completed" in changes
+    assert "Status: running → completed" in changes
     cancelled = page(browser.get(f"/app/episodes/{made.ids['enc-2']}"))
     ended = text_of(cancelled.xpath('//table[@class="timeline"]//td[@class="ended"]')[0])
     assert ended.startswith("cancelled 22 Jan 2026")
@@ -205,3 +207,44 @@ def test_the_search_is_paged(made: Episodes, api: ApiClient) -> None:
     following = first.xpath('//nav[@aria-label="Pages of episodes"]//a[text()="Next page"]/@href')[0]
     assert "patient_id=pat-bulk" in following and "offset=50" in following
     assert len(page(browser.get(following)).xpath('//table[@class="episodes"]/tbody/tr')) == 1
+
+
+RAW_NOTATION = ("null", "[]", "{'", '{"', "None", "True", "False", "UTC")
+
+
+def test_the_episode_page_and_report_show_values_in_words_and_times_in_the_zone(
+        api: ApiClient, clock: ManualClock) -> None:
+    """No programmer notation where a care team reads: start data titled by the start form, null as "—",
+    an empty list as "none", an object as "Field: value" pairs, booleans Yes/No, instants in the zone."""
+    lead = web_and_api_user(api, "clinical_lead", name="lena")
+    auditor = web_and_api_user(api, "auditor", name="audrey")
+    schema = {"type": "object", "properties": {
+        "visit_date": {"type": "string", "title": "Date of the visit"}, "team": {"type": "string"},
+        "notes": {"type": ["string", "null"]}, "flags": {"type": "array"}, "contact": {"type": "object"},
+        "urgent": {"type": "boolean"}, "seen_at": {"type": "string"}}}
+    sidecar = json.dumps({"start_data": schema})
+    assert api.deploy(lead, ("plain.bpmn", d.linear_user_tasks("plain", "Review")),
+                      ("plain.pathway.json", sidecar)).status_code == 201
+    clock.set(datetime(2026, 1, 5, 15, tzinfo=UTC))
+    started = api.start(lead, "plain", "enc-w", patient_id="pat-w", data={
+        "visit_date": "2026-01-05", "team": "east", "notes": None, "flags": [], "urgent": True,
+        "contact": {"phone": "555-0100", "consent": False}, "seen_at": "2026-01-05T15:30:00+00:00"})
+    assert started.status_code == 201, started.text
+    browser = Browser(api.client.app)
+    browser.sign_in(auditor)
+    shown = page(browser.get(f"/app/episodes/{started.json()['id']}"))
+    start = shown.xpath('//h2[@id="start-data"]/following-sibling::dl[1]')[0]
+    assert dict(zip(start.xpath("dt/text()"), start.xpath("dd/text()"), strict=True)) == {
+        "Date of the visit": "2026-01-05", "Team": "east", "Notes": "—", "Flags": "none", "Urgent": "Yes",
+        "Contact": "Phone: 555-0100; Consent: No", "Seen at": "05 Jan 2026 10:30"}  # New York, the setting's zone
+    history = text_of(shown.xpath('//table[@class="history"]')[0])
+    assert "Episode started" in history
+    assert shown.xpath('//table[@class="history"]//span[@title="instance_started"]')
+    for raw in RAW_NOTATION:
+        assert raw not in text_of(shown.xpath("//main")[0]), raw
+    report = page(browser.get(f"/app/episodes/{started.json()['id']}/report"))
+    words = text_of(report.xpath("//body")[0])
+    assert "05 Jan 2026 10:00" in words and "America/New_York" in words  # started 15:00 UTC
+    assert "Episode started" in words and "Contact: Phone: 555-0100; Consent: No" in words
+    for raw in RAW_NOTATION:
+        assert raw not in words, raw

@@ -6,6 +6,7 @@ and what uploads may not do to the page (a script in a name, a hostile file name
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,15 @@ def test_the_version_page_shows_diagram_lanes_forms_timers_measures_and_start_da
     assert html.xpath('//a[@href="/app/pathways/post-ed-follow-up/start"]')
     assert html.xpath('//table[@class="lanes"]//tr[@data-lane="Care Coordinator"]//code/text()') == ["care-coordinator"]
     call = html.xpath('//table[@class="tasks"]//tr[@data-element-id="call_patient"]')[0]
-    assert "Call patient" in text_of(call) and "P1BD" in text_of(call) and call.xpath('.//ul[@class="fields"]/li')
+    assert "Call patient" in text_of(call) and call.xpath('.//ul[@class="fields"]/li')
+    assert "1 business day" in text_of(call) and "P1BD" not in text_of(call)  # the code only in a title
+    assert call.xpath('.//span[@title="P1BD"]')
     timers = html.xpath('//table[@class="timers"]//tr[@data-element-id]')
     assert timers and all(text_of(t.xpath("td")[0]).split()[0] in ("after", "at", "every") for t in timers)
-    assert html.xpath('//table[@class="measures"]//tr[@data-measure="fum-7"]')
+    fires = [text_of(t.xpath("td")[0]) for t in timers]  # in words: no ISO 8601 code, no "every every"
+    assert not [f for f in fires if re.search(r"\bR?\d*/?PT?\d", f) or "every every" in f], fires
+    fum = html.xpath('//table[@class="measures"]//tr[@data-measure="fum-7"]')[0]
+    assert "7 days after Date of the ED visit" in text_of(fum) and "P7D" not in text_of(fum)
     assert "Date of the ED visit" in text_of(html.xpath("//main")[0])
     assert text_of(html.xpath('//dd[@class="running"]')[0]) == "0"
     svg = browser.get(f"{base}/diagram.svg")

@@ -106,6 +106,10 @@ def test_the_form_has_a_labelled_field_of_the_right_kind_for_each_type(web: Any,
     assert engine.time_context().tz.key in facts
     assert doc.xpath(f'//a[@href="/app/episodes/{_task(engine, task_id).instance_id}"]')
     assert doc.xpath('//img[contains(@src, "/diagram.svg")]/@alt')[0]
+    # The episode's start data by the start form's titles, in words.
+    start = doc.xpath('//dl[contains(@class, "start-data")]')[0]
+    assert dict(zip(start.xpath("dt/text()"), start.xpath("dd/text()"), strict=True)) == {
+        "Date of the ED visit": "2026-03-02", "High-risk chronic conditions": "1"}
 
 
 def test_refused_values_are_shown_at_their_fields_and_everything_typed_is_kept(web: Any, engine: CarePath,

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
@@ -19,6 +21,7 @@ from carepath.engine.clock import ManualClock
 from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM, Principal, Role
 from carepath.engine.notifications import OutboxChannel
+from carepath.engine.persistence.tables import NotificationRecord
 from carepath.engine.queries import TaskFilter, list_tasks
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.usecases.deploy import deploy_pathways
@@ -259,6 +262,20 @@ def test_the_inbox_shows_what_is_unread_and_marks_it_read_only_when_asked(web: A
     assert text_of(page(browser.get("/app/team")).xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
     browser.submit("/app/notifications", "/app/notifications/read")
     assert _inbox(browser)[1] == {} and all(not v for v in _inbox(browser, "/app/notifications?show=all")[1].values())
+
+
+def test_an_alert_title_reads_in_the_care_settings_zone_even_when_stored_with_a_utc_time(
+        web: Any, engine: CarePath, clock: ManualClock) -> None:
+    _alerts(engine, clock)
+    with engine.db.write_sessions() as session, session.begin():  # alerts made before titles were in the zone
+        rows = list(session.scalars(select(NotificationRecord)))
+        for row in rows:
+            row.subject = f"Overdue: '{row.payload['task_name']}' was due {row.payload['due_date']}"
+    html, _ = _inbox(signed_in(web, "sue"), "/app/notifications?show=all")
+    titles = [text_of(h) for h in html.xpath("//li[@data-notification-id]//h2/a")]
+    due = datetime.fromisoformat(rows[0].payload["due_date"]).astimezone(ZoneInfo("America/New_York"))
+    assert titles and all("+00:00" not in t and "UTC" not in t for t in titles)
+    assert any(f"{due:%d %b %Y %H:%M} (America/New_York)" in t for t in titles)
 
 
 def test_another_teams_notification_is_not_found_and_stays_unread_for_its_team(web: Any, engine: CarePath,

@@ -17,6 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 
+from carepath.engine.labels import event_label, record_part_label, role_label
+
 from .navigation import nav_items
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,6 +44,10 @@ def static_url(name: str) -> str:
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.globals["static_url"] = static_url
 templates.env.globals["nav_items"] = nav_items
+# The product's names in words, on every page (engine/labels.py holds the one table of each).
+templates.env.filters["role_label"] = role_label
+templates.env.filters["event_label"] = event_label
+templates.env.filters["record_part_label"] = record_part_label
 
 
 def mount_static(app: FastAPI) -> None:

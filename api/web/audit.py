@@ -19,6 +19,7 @@ from carepath.engine.audit import RECORD_VIEWED, AuditFilter
 from carepath.engine.audit_export import MEDIA_TYPES
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.identity import require_role
+from carepath.engine.labels import event_label, instants_in_words, labelled_values
 from carepath.engine.model import EVENT_TYPES
 from carepath.engine.queries import list_pathways
 from carepath.engine.usecases.audit import audit_events, export_audit, require_audit_reader
@@ -42,7 +43,6 @@ from .search_values import (
     kept_query,
     local_time,
     text_value,
-    value_text,
     with_query,
 )
 
@@ -92,8 +92,10 @@ def audit_search(request: Request, patient_id: TextQuery = None, user: TextQuery
     require_audit_reader(signed_in.principal)
     asked = _asked(patient_id, user, pathway, type, instance_id, from_, to)
     zone = engine.time_context().tz
-    context = {"user": signed_in, "asked": asked, "order": order, "types": sorted(EVENT_TYPES),
-               "pathways": _pathway_keys(request), "zone": zone.key, "when": local_time(zone), "value": value_text,
+    types = [(kind, event_label(kind)) for kind in sorted(EVENT_TYPES, key=event_label)]
+    context = {"user": signed_in, "asked": asked, "order": order, "types": types,
+               "pathways": _pathway_keys(request), "zone": zone.key, "when": local_time(zone),
+               "details": lambda data: labelled_values(data, zone),
                "exports": {fmt: with_query("/app/audit/export", {**kept_query(asked), "format": fmt})
                            for fmt in EXTENSIONS}}
     try:
@@ -144,7 +146,8 @@ def compliance(request: Request, pathway: TextQuery = None, from_: From = None, 
     kept = kept_query(asked)
     zone = engine_of(request).time_context().tz
     context = {"user": user, "asked": asked, "pathways": _pathway_keys(request), "zone": zone.key,
-               "when": local_time(zone), "csv_url": with_query("/app/compliance.csv", kept),
+               "when": local_time(zone), "detail": lambda text: instants_in_words(text, zone),
+               "csv_url": with_query("/app/compliance.csv", kept),
                "misses_url": with_query("/app/compliance.csv", {**kept, "lines": "misses"})}
     try:
         rows = _report_rows(request, asked)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
@@ -21,9 +22,10 @@ from fastapi.responses import HTMLResponse, Response
 from carepath.engine.application import CarePath
 from carepath.engine.errors import DiagramInvalid, ValidationFailed
 from carepath.engine.identity import Principal, instance_scope
+from carepath.engine.labels import event_details, event_label, labelled_values, schema_titles
 from carepath.engine.measures import MeasureResult, MeasureStatus
 from carepath.engine.model import InstanceStatus
-from carepath.engine.queries import Page, list_instances, list_pathways
+from carepath.engine.queries import Page, list_instances, list_pathways, pathway_versions
 from carepath.engine.render import STYLE as DIAGRAM_STYLE
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.audit import reads_audit_trail
@@ -49,7 +51,6 @@ from .search_values import (
     kept_query,
     local_time,
     text_value,
-    value_text,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -102,9 +103,10 @@ class HistoryRow:
     id: int
     at: datetime
     actor: str
-    type: str
+    type: str  # the recorded name, kept in the page's title attribute
+    label: str  # the type in words
     task_id: str | None
-    changed: str | None  # "field: old → new" when the event records a changed value
+    changed: str | None  # "Field: old → new" when the event records a changed value
     details: list[tuple[str, str]]
 
 
@@ -123,8 +125,10 @@ def episode(request: Request, instance_id: InstancePath, offset: OffsetQuery = 0
     paging = Paging(offset, len(history.items), history.total, history.total_exact, {},
                     f"{EPISODES}/{instance_id}")
     start_data = start[0].data.get("data") if start and start[0].type == "instance_started" else None
+    titles = _start_titles(engine, view.pathway_key, view.version)
     return page(request, "episode.html", user=user, episode=view, tasks=history.tasks, paging=paging,
-                history=[_history_row(e) for e in history.items], start_data=_pairs(start_data or {}),
+                history=[_history_row(e, zone) for e in history.items],
+                start_data=labelled_values(start_data or {}, zone, titles),
                 measures=[MeasureRow(m, _late_by(m, now)) for m in measures], zone=zone.key,
                 reads_audit_trail=reads_audit_trail(user.principal),
                 when=local_time(zone), span=span_words)
@@ -165,16 +169,17 @@ def _late_by(result: MeasureResult, now: datetime) -> str | None:
     return span_words(late.total_seconds()) if late > timedelta(0) else None
 
 
-def _history_row(event: Any) -> HistoryRow:
-    data = dict(event.data)
-    changed = None
-    if "field" in data and ("old" in data or "new" in data):
-        changed = f"{data.pop('field')}: {value_text(data.pop('old', None))} → {value_text(data.pop('new', None))}"
-    return HistoryRow(event.id, event.at, event.actor, event.type, event.task_id, changed, _pairs(data))
+def _start_titles(engine: CarePath, key: str, version: int) -> dict[str, str]:
+    """The start form's field titles of the episode's pathway version (its sidecar's start schema)."""
+    with engine.db.read() as session:
+        schema = next((v.start_data for v in pathway_versions(session, key) if v.version == version), None)
+    return schema_titles(schema)
 
 
-def _pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(str(key), value_text(value)) for key, value in data.items()]
+def _history_row(event: Any, zone: ZoneInfo) -> HistoryRow:
+    changed, details = event_details(event.data, zone)
+    return HistoryRow(event.id, event.at, event.actor, event.type, event_label(event.type), event.task_id, changed,
+                      details)
 
 
 def span_words(seconds: float | None) -> str:

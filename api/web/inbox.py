@@ -22,9 +22,11 @@ from fastapi.responses import Response
 from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound, PermissionDenied, ValidationFailed
 from carepath.engine.identity import Principal, notification_scope
+from carepath.engine.notifications import alert_subject
 from carepath.engine.queries import list_notifications
 from carepath.engine.team_queries import read_marks, unread_count, user_id
 from carepath.engine.usecases.notification_reads import ALL, inbox_channel, mark_read
+from carepath.engine.usecases.notifications import ALERT_KINDS
 from carepath.engine.views import NotificationView
 
 from .cookies import engine_of
@@ -42,6 +44,7 @@ Show = Literal["unread", "all"]
 class InboxItem:
     notification: NotificationView
     read: bool
+    title: str  # a deadline alert's title made again in the care setting's zone; another's as stored
     created: str  # in the care setting's zone
     due: str | None  # the task's due date when the notification was made, in the care setting's zone
 
@@ -73,8 +76,8 @@ def inbox(request: Request, show: Show = "unread",
                                    channel=channel, limit=PAGE_ITEMS, offset=offset)
         read = read_marks(session, reader, (n.id for n in found.items))
         unread = unread_count(session, reader, scope, channel)
-    items = [InboxItem(n, n.id in read, _shown(n.created_at, zone), _due(n.payload.get("due_date"), zone))
-             for n in found.items]
+    items = [InboxItem(n, n.id in read, _title(n, zone), _shown(n.created_at, zone),
+                       _due(n.payload.get("due_date"), zone)) for n in found.items]
     query: dict[str, str] = {"show": show} if show != "unread" else {}
     query |= {"offset": str(offset)} if offset else {}
     here = f"{INBOX}?{urlencode(query)}" if query else INBOX
@@ -107,12 +110,26 @@ def _shown(at: datetime, zone: ZoneInfo) -> str:
     return at.astimezone(zone).strftime("%a %d %b %Y %H:%M")
 
 
-def _due(value: object, zone: ZoneInfo) -> str | None:
-    """The payload's due date (ISO, as the alert wrote it) in the zone; None when absent or unreadable."""
+def _due_at(value: object) -> datetime | None:
+    """The payload's due date (ISO, as the alert wrote it); None when absent or unreadable."""
     try:
-        return _shown(datetime.fromisoformat(value), zone) if isinstance(value, str) else None
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def _due(value: object, zone: ZoneInfo) -> str | None:
+    due = _due_at(value)
+    return _shown(due, zone) if due else None
+
+
+def _title(notification: NotificationView, zone: ZoneInfo) -> str:
+    payload = notification.payload
+    if notification.kind not in ALERT_KINDS or not isinstance(payload.get("task_name"), str):
+        return notification.subject
+    assignee = payload.get("assignee")
+    return alert_subject(notification.kind, payload["task_name"], _due_at(payload.get("due_date")),
+                         assignee if isinstance(assignee, str) else None, zone)
 
 
 def _back(form: dict[str, str]) -> str:

@@ -17,7 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
+from carepath.engine.calendars import deadline_words
 from carepath.engine.errors import DiagramInvalid, NotFound, PayloadTooLarge
+from carepath.engine.labels import schema_titles, value_words
 from carepath.engine.queries import all_pathway_versions, pathway_versions, running_per_version
 from carepath.engine.rules import INSTANCE_RULES, VERSION_RULES, check_role, may_take
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
@@ -137,7 +139,9 @@ def _version_page(request: Request, user: WebUser, key: str, version: int) -> Re
         running = running_per_version(session, key)
     return page(request, "pathway_version.html", user=user, outline=outline, v=outline.version,
                 versions=versions, running=running, may_author=_authors(user), **URLS,
-                may_start=may_take(INSTANCE_RULES["start"], user.principal), **_times(request))
+                may_start=may_take(INSTANCE_RULES["start"], user.principal), **_times(request),
+                when_due=lambda text: value_words(deadline_words(str(text), schema_titles(outline.version.start_data)),
+                                                  engine.time_context().tz))
 
 
 @router.get(PATHWAYS + "/{key}/versions/{version}/diagram.svg")

@@ -4,11 +4,10 @@ Lengths are bounded by the routes' `Query(max_length=...)` before anything here 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -20,7 +19,6 @@ from ..params import DAY, MAX_OFFSET
 
 MAX_TEXT = 200  # characters of an id, a business key, a user or a group name typed into a search form
 PAGE_ROWS = 50
-MAX_VALUE = 300  # characters of one recorded value shown in a table (the exports have them whole)
 TextQuery = Annotated[str | None, Query(max_length=MAX_TEXT)]
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
@@ -109,10 +107,3 @@ def local_time(zone: ZoneInfo) -> Callable[[datetime | None], str]:
     def shown(value: datetime | None) -> str:
         return value.astimezone(zone).strftime("%d %b %Y %H:%M") if value else "—"
     return shown
-
-
-
-def value_text(value: Any) -> str:
-    """A recorded value in a table cell: a string as it is, anything else as JSON; cut at MAX_VALUE."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE] + "…"

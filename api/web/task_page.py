@@ -13,6 +13,7 @@ from carepath.engine.application import CarePath
 from carepath.engine.episode_start import EpisodeStart, episode_start
 from carepath.engine.errors import NotFound
 from carepath.engine.identity import Principal, sees_every_task
+from carepath.engine.labels import labelled_values
 from carepath.engine.queries import task_comments, task_form, task_timeline, visible_task
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.team_queries import eligible_assignees
@@ -42,6 +43,11 @@ class TaskPage:
     @property
     def due_words(self) -> str:
         return due_in_words(self.task.due_date, self.now, self.zone)
+
+    @property
+    def start_data(self) -> list[tuple[str, str]]:
+        """The episode's start data in words, each field by its start-form title."""
+        return labelled_values(self.episode.data, self.zone, self.episode.titles) if self.episode else []
 
     def local(self, moment: datetime | None) -> str:
         return moment.astimezone(self.zone).strftime("%a %d %b %Y %H:%M") if moment else ""

@@ -9,16 +9,17 @@ attempt in the instance's history.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from ..application import CarePath
+from ..calendars import DeadlineError
 from ..identity import SCHEDULER, Role
 from ..model import OPEN_TASK_STATES, NotificationState, TimerState
-from ..notifications import Notification
-from ..persistence.tables import NotificationRecord, Task, Timer, User, UserGroup
+from ..notifications import Notification, alert_subject
+from ..persistence.tables import Instance, NotificationRecord, PathwayVersion, Task, Timer, User, UserGroup
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import NOTIFICATION_RULES, TIMER_RULES, advance
 
@@ -59,15 +60,24 @@ def fire_alert(uow: UnitOfWork, timer: Timer) -> None:
     due = task.due_date.isoformat() if task.due_date else None
     if timer.kind == "reminder":
         recipients = [f"user:{task.assignee}"] if task.assignee else list(task.audience or [])
-        subject = f"Reminder: '{task.name}' is due {due}"
     else:
         recipients = _supervisors(uow, task)
-        subject = f"Overdue: '{task.name}' was due {due}" + (f" (with {task.assignee})" if task.assignee else "")
+    subject = alert_subject(timer.kind, task.name, task.due_date, task.assignee, _zone_of(uow, task))
     payload = {"task_name": task.name, "pathway": task.pathway_key, "due_date": due, "assignee": task.assignee,
                "state": task.state, "alert_due_at": timer.due_at.isoformat(), "late_by_seconds": late}
     notify(uow, timer.kind, subject, recipients, payload, instance_id=task.instance_id, task_id=task.id)
     uow.record(f"task_{timer.kind}_alert", SCHEDULER.name, instance_id=task.instance_id, task_id=task.id,
                data={"recipients": recipients, "due_date": due, "late_by_seconds": late})
+
+
+def _zone_of(uow: UnitOfWork, task: Task) -> tzinfo:
+    """The care setting's zone as the task's pathway counts time (the configured one when it names none)."""
+    instance = uow.session.get(Instance, task.instance_id)
+    version = uow.session.get(PathwayVersion, instance.pathway_version_id) if instance else None
+    try:
+        return uow.app.time_context(version.time_settings if version else None).tz
+    except DeadlineError:
+        return uow.app.time_context().tz
 
 
 def _supervisors(uow: UnitOfWork, task: Task) -> list[str]:

@@ -52,7 +52,7 @@ def test_an_admin_adds_a_user_gives_them_a_token_and_deactivates_them(engine: Ca
     token = page.locator("#new-token").input_value()
     assert authenticate(engine, token).name == "nina"
     assert page.locator("tr[data-user='nina']").inner_text().split("\t")[:3] == [
-        "nina", "coordinator", "care-coordinator, nursing"]
+        "nina", "Coordinator", "care-coordinator, nursing"]
     assert visit.serious() == []
 
     page.get_by_role("link", name="nina").click()
