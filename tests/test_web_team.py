@@ -21,6 +21,7 @@ from carepath.engine.identity import SYSTEM, Principal, Role
 from carepath.engine.notifications import OutboxChannel
 from carepath.engine.queries import TaskFilter, list_tasks
 from carepath.engine.rules import sees_unrouted
+from carepath.engine.team_queries import team_counts
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.tasks import claim_task, hold_task, save_draft, set_due_date
@@ -313,3 +314,21 @@ def test_an_alert_delivered_on_two_channels_is_one_item_of_the_inbox(web: Any, e
     html, unread = _inbox(browser)
     assert len(unread) == 1 and text_of(html.xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
     assert text_of(page(browser.get("/app/team")).xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
+
+
+def test_the_counts_of_several_groups_come_from_one_grouped_query(engine: CarePath, clock: ManualClock) -> None:
+    """A task offered to two groups counts in both; each group's numbers are exactly its list's."""
+    deploy_pathways(engine, SYSTEM, [SourceFile("cohort.bpmn", d.team_call().encode())])
+    ids = [start_instance(engine, SYSTEM, "cohort", business_key=f"enc-{n}", data={"team": team}).open_tasks[0].id
+           for n, team in enumerate(["alpha", "beta", "alpha,beta", "gamma", "alpha"])]
+    set_due_date(engine, SYSTEM, ids[2], (clock() + timedelta(hours=1)).isoformat(), "soon")
+    hold_task(engine, SYSTEM, ids[3], "waiting")
+    claim_task(engine, Principal("al", Role.COORDINATOR, frozenset({"alpha"})), ids[4])
+    clock.advance(hours=2)
+    with engine.db.read() as session:
+        counts = {c.group: (c.states, c.open, c.overdue, c.unassigned)
+                  for c in team_counts(session, None, clock())}
+        chosen = team_counts(session, frozenset({"beta", "nobody-here"}), clock())
+    assert counts == {"alpha": ({"ready": 3}, 3, 1, 2), "beta": ({"ready": 2}, 2, 1, 2),
+                      "gamma": ({"on-hold": 1}, 1, 0, 1)}
+    assert [(c.group, c.open, c.overdue) for c in chosen] == [("beta", 2, 1), ("nobody-here", 0, 0)]
