@@ -4,6 +4,7 @@ inbox with what is unread; who may open them (the engine's role rules) and bad q
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -332,3 +333,42 @@ def test_the_counts_of_several_groups_come_from_one_grouped_query(engine: CarePa
     assert counts == {"alpha": ({"ready": 3}, 3, 1, 2), "beta": ({"ready": 2}, 2, 1, 2),
                       "gamma": ({"on-hold": 1}, 1, 0, 1)}
     assert [(c.group, c.open, c.overdue) for c in chosen] == [("beta", 2, 1), ("nobody-here", 0, 0)]
+
+
+def _said(html: Any) -> str:
+    [status] = html.xpath('//*[@id="page-status"][@role="status"]')
+    return text_of(status)
+
+
+def test_each_quick_action_says_what_it_did_once_back_on_the_list(web: Any, engine: CarePath,
+                                                                   clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    listed = "/app/team/tasks?group=care-coordinator"
+    assert _said(page(browser.get(listed))) == ""  # the region is there, empty
+    assigned = browser.submit(listed, f"/app/tasks/{tasks.cc_free}/assign", assignee="cam")
+    assert (assigned.status_code, assigned.headers["location"]) == (303, listed)
+    assert _said(page(browser.get(listed))) == "Assigned 'Call patient' to cam."
+    assert _said(page(browser.get(listed))) == ""  # said once: a reload does not say it again
+    browser.submit(listed, f"/app/tasks/{tasks.cc_free}/due-date", due="2026-12-12T10:00", reason="clinic moved")
+    assert _said(page(browser.get(listed))) == "Due date of 'Call patient' moved to 12 Dec 10:00."
+    browser.submit(listed, f"/app/tasks/{tasks.cc_free}/priority", priority="70")
+    assert _said(page(browser.get(listed))) == "Priority of 'Call patient' set to 70."
+    refused = browser.submit(listed, f"/app/tasks/{tasks.cc_free}/priority", priority="700")
+    assert refused.status_code == 422 and _said(page(browser.get(listed))) == ""  # nothing done, nothing said
+
+
+def test_a_status_message_another_session_set_or_altered_is_not_shown(web: Any, engine: CarePath,
+                                                                     clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    listed = "/app/team/tasks?group=care-coordinator"
+    browser.submit(listed, f"/app/tasks/{tasks.cc_free}/priority", priority="60")
+    signed = browser.client.cookies["carepath_status"]
+    text, signature = signed.split(".")
+    forged = base64.urlsafe_b64encode(b"<b>Call 0800 FAKE</b>").decode()
+    browser.client.cookies.set("carepath_status", f"{forged}.{signature}")
+    assert _said(page(browser.get(listed))) == ""
+    other = signed_in(web, "sue")  # another session of the same user
+    other.client.cookies.set("carepath_status", signed)
+    assert _said(page(other.get(listed))) == ""

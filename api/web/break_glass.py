@@ -27,7 +27,8 @@ from carepath.engine.usecases.break_glass import (
 )
 
 from .cookies import WebUser, client_of, engine_of
-from .pages import page, posted_form, redirect, require_user, text_fields
+from .flash import redirect_saying
+from .pages import page, posted_form, require_user, text_fields
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/app/break-glass"
@@ -73,7 +74,8 @@ async def submit(request: Request) -> Response:
     except ValidationFailed as refused:
         problems = {p.field or "": p.message for p in refused.problems}
         return _form_page(request, user, 422, values, problems)
-    return redirect(PAGE)
+    said = f"Access to the records of patient {values['patient_id'].strip()} is open for {minutes} minutes."
+    return redirect_saying(request, PAGE, said)
 
 
 @router.get("/app/audit/break-glass")
