@@ -14,6 +14,7 @@ from carepath.api.app import create_app
 from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from carepath.engine.audit import RECORD_VIEWED
+from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence.tables import Event
 from carepath.engine.queries import task_comments, visible_task
@@ -396,3 +397,24 @@ def test_a_task_without_a_form_is_completed_with_its_button(web: Any, engine: Ca
     assert done.status_code == 303
     assert get_instance_view(engine, review.instance_id).status == "completed"
     assert "completed" in text_of(page(sam.get(done.headers["location"])).xpath("//main")[0])
+
+
+def test_a_comment_over_the_engines_limit_is_refused_at_its_field_with_the_text_kept(
+        web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    url = f"/app/tasks/{task_id}"
+    [box] = page(sam.get(url)).xpath('//textarea[@name="text"]')
+    assert box.get("maxlength") is None and box.get("data-max-chars") == str(MAX_COMMENT_CHARS)  # not cut
+    [hint] = page(sam.get(url)).xpath(f'//*[@id="{box.get("aria-describedby")}"]')
+    assert text_of(hint) == f"Up to {MAX_COMMENT_CHARS:,} characters."
+    long = "left voicemail; " * (MAX_COMMENT_CHARS // 16) + "x"
+    refused = sam.submit(url, f"{url}/comment", text=long)
+    assert refused.status_code == 422
+    doc = page(refused)
+    [box] = doc.xpath('//textarea[@name="text"]')
+    assert box.text == long and box.get("aria-invalid") == "true"
+    error = text_of(doc.xpath('//*[@id="action-comment-text-error"]')[0])
+    assert f"at most {MAX_COMMENT_CHARS:,} characters" in error and "shorten it by 1" in error
+    assert sam.submit(url, f"{url}/comment", text=long[:-1]).status_code == 303  # exactly the limit is kept
+    with engine.db.read() as session:
+        assert [c["text"] for c in task_comments(session, task_id)] == [long[:-1]]

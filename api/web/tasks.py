@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
+from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.errors import CarePathError, Conflict, NotFound, ValidationFailed
 from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
@@ -60,7 +61,7 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
         fields = [_kept(f, posted) for f in fields]
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
                 others=others or [], action_errors=action_errors or {}, action_fields=action_fields or {},
-                action_values=action_values or {}, paths=ACTION_PATHS)
+                action_values=action_values or {}, paths=ACTION_PATHS, max_comment=MAX_COMMENT_CHARS)
 
 
 def _kept(field: Any, posted: Posted) -> Any:
