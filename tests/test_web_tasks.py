@@ -15,10 +15,11 @@ from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from carepath.engine.audit import RECORD_VIEWED
 from carepath.engine.bounds import MAX_COMMENT_CHARS
-from carepath.engine.identity import Principal, Role
+from carepath.engine.identity import SYSTEM, Principal, Role
 from carepath.engine.persistence.tables import Event
 from carepath.engine.queries import task_comments, visible_task
 from carepath.engine.usecases.instances import get_instance_view
+from carepath.engine.usecases.tasks import set_due_date
 from tests.support.task_pathway import KEY, deploy_call_pathway, start_call
 from tests.support.web import Browser, page, text_of, web_user
 
@@ -418,3 +419,22 @@ def test_a_comment_over_the_engines_limit_is_refused_at_its_field_with_the_text_
     assert sam.submit(url, f"{url}/comment", text=long[:-1]).status_code == 303  # exactly the limit is kept
     with engine.db.read() as session:
         assert [c["text"] for c in task_comments(session, task_id)] == [long[:-1]]
+
+
+def test_a_completed_task_reads_as_a_record_without_a_form_or_due_marks(web: Any, engine: CarePath,
+                                                                        task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    url = f"/app/tasks/{task_id}"
+    assert page(sam.get(url)).xpath('//form[@id="task-form"]') and page(sam.get(url)).xpath('//*[@class="required"]')
+    set_due_date(engine, SYSTEM, task_id, "2026-03-01T09:00", "clinic date")  # long past: overdue when open
+    assert sam.submit(url, f"{url}/complete", **VALID).status_code == 303
+    doc = page(sam.get(url))  # Back, or a link: the task page again
+    # The only form left is the comment's (the engine allows a note on a task in any state).
+    assert doc.xpath("//main//form/@action") == [f"{url}/comment"]
+    assert not doc.xpath('//*[contains(@class, "required")] | //*[contains(@class, "overdue")]')
+    assert not doc.xpath('//*[contains(@class, "due-words")]') and "(required)" not in text_of(doc)
+    assert text_of(doc.xpath('//h2[@id="form-title"]')[0]) == "What was recorded"
+    recorded = {dd.get("data-field"): text_of(dd) for dd in doc.xpath('//dl[contains(@class, "recorded")]/dd')}
+    assert recorded["provider"] == "Dr Adams" and recorded["call_notes"] == "Booked for Thursday"
+    assert recorded["interpreter"] == "Yes" and recorded["attempts"] == "2"
+    assert text_of(doc.xpath('//dd[@class="ended"]')[0]).startswith("by sam, ")
