@@ -18,7 +18,7 @@ from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence.tables import Event
 from carepath.engine.usecases.passwords import verified_user
 from carepath.engine.usecases.users import add_user, authenticate, get_user, list_tokens
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 ADMIN = Principal("ada", Role.ADMIN, frozenset())
 
@@ -32,9 +32,7 @@ def web(engine: CarePath, database_url: str) -> Iterator[Any]:
 @pytest.fixture
 def admin(web: Any, engine: CarePath) -> Browser:
     web_user(engine, "ada", "admin")
-    browser = Browser(web)
-    assert browser.sign_in("ada").status_code == 303
-    return browser
+    return signed_in(web, "ada")
 
 
 def _events(engine: CarePath, kind: str) -> list[Event]:
@@ -56,7 +54,7 @@ def test_the_users_page_lists_role_groups_state_and_last_sign_in(admin: Browser,
                                                                   web: Any) -> None:
     web_user(engine, "sam", "coordinator", "care-coordinator", "nursing")
     add_user(engine, "feed", "integration")
-    Browser(web).sign_in("sam")
+    signed_in(web, "sam")
     html = page(admin.get("/app/admin/users"))
     rows = {row.get("data-user"): [text_of(c) for c in row.xpath("./th|./td")] for row in html.xpath("//tbody/tr")}
     assert rows["sam"][:4] == ["sam", "coordinator", "care-coordinator, nursing", "active"]
@@ -69,8 +67,7 @@ def test_only_admins_see_the_admin_pages(web: Any, engine: CarePath) -> None:
     web_user(engine, "ada", "admin")
     for role in ("coordinator", "supervisor", "auditor", "clinical_lead"):
         web_user(engine, role, role)
-        browser = Browser(web)
-        browser.sign_in(role)
+        browser = signed_in(web, role)
         for path in ("/app/admin/users", "/app/admin/users/ada", "/app/admin/groups"):
             answer = browser.get(path)
             assert answer.status_code == 403, (role, path)

@@ -21,7 +21,7 @@ from carepath.engine.queries import task_comments, visible_task
 from carepath.engine.usecases.instances import get_instance_view
 from carepath.engine.usecases.tasks import set_due_date
 from tests.support.task_pathway import KEY, deploy_call_pathway, start_call
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 VALID = {"reached": "true", "interpreter": "true", "outcome": "booked", "clinic": "clinic-C",
          "visit_date": "2026-03-05", "call_back_at": "2026-03-04T09:30", "attempts": "2", "weight": "71.5",
@@ -44,9 +44,7 @@ def task_id(engine: CarePath) -> str:
 def _signed_in(web: Any, engine: CarePath, name: str, role: str = "coordinator",
                *groups: str) -> Browser:
     web_user(engine, name, role, *(groups or ("care-coordinator",)))
-    browser = Browser(web)
-    assert browser.sign_in(name).status_code == 303
-    return browser
+    return signed_in(web, name)
 
 
 def _task(engine: CarePath, task_id: str) -> Any:

@@ -28,7 +28,7 @@ from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.tasks import claim_task, hold_task, save_draft, set_due_date
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support import diagrams as d
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 PATIENT = '<script>document.title="owned"</script>pat-1'
 CAM = Principal("cam", Role.COORDINATOR, frozenset({"care-coordinator"}))
@@ -81,12 +81,6 @@ def team(engine: CarePath, clock: ManualClock) -> Team:
     set_due_date(engine, SYSTEM, found.ph, (now + timedelta(hours=1)).isoformat(), "urgent")
     clock.advance(hours=2)  # cc_late and ph are overdue now, by the engine's clock
     return found
-
-
-def signed_in(web: Any, name: str) -> Browser:
-    browser = Browser(web)
-    assert browser.sign_in(name).status_code == 303
-    return browser
 
 
 def _counts(html: Any) -> dict[str, dict[str, str]]:

@@ -22,16 +22,6 @@ pytestmark = pytest.mark.browser
 
 
 
-def _sign_in(visit: Visit, name: str, then: str) -> Page:
-    page = visit.page
-    page.goto(visit.url(f"/signin?next={then}"))
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(visit.url(then))
-    return page
-
-
 
 
 def _coordinator(engine: CarePath, name: str) -> str:
@@ -52,7 +42,7 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
     token = _coordinator(engine, "sam")
     deploy_call_pathway(engine)
     task_id = start_call(engine, "enc-1", "pat-1")
-    page = _sign_in(visit, "sam", "/app/worklist")
+    page = visit.sign_in("sam", "/app/worklist")
     link = page.locator(f'a[href="/app/tasks/{task_id}"]')
     if link.count():  # the worklist links its rows (the worklist's part of the app)
         link.first.click()
@@ -131,7 +121,7 @@ def test_the_draft_is_saved_when_a_field_is_left(engine: CarePath, visit: Visit)
     _coordinator(engine, "sam")
     deploy_call_pathway(engine)
     task_id = start_call(engine, "enc-1", "pat-1")
-    page = _sign_in(visit, "sam", f"/app/tasks/{task_id}")
+    page = visit.sign_in("sam", f"/app/tasks/{task_id}")
     page.fill("#field-provider", "Dr Adams")
     page.keyboard.press("Tab")  # leaving the field: its change saves the draft
     status = page.locator("#draft-status")
@@ -147,7 +137,7 @@ def test_the_draft_is_saved_when_a_field_is_left(engine: CarePath, visit: Visit)
 def test_the_start_page_passes_axe_and_starts_an_episode(engine: CarePath, visit: Visit) -> None:
     web_user(engine, "lee", "clinical_lead")
     deploy_call_pathway(engine)
-    page = _sign_in(visit, "lee", f"/app/pathways/{KEY}/start")
+    page = visit.sign_in("lee", f"/app/pathways/{KEY}/start")
     assert visit.serious("start") == []
     page.click("main button[type=submit]")  # nothing filled in: errors at the fields
     assert page.locator("[role=alert]").count() == 1
@@ -168,7 +158,7 @@ def test_the_draft_is_saved_every_half_minute_while_typing_and_not_at_each_keyst
     deploy_call_pathway(engine)
     task_id = start_call(engine, "enc-1", "pat-1")
     visit.page.clock.install()  # the page's timers run when the test says
-    page = _sign_in(visit, "sam", f"/app/tasks/{task_id}")
+    page = visit.sign_in("sam", f"/app/tasks/{task_id}")
     page.focus("#field-call_notes")
     page.keyboard.type("No answer at 9")  # still in the field: no change event yet
     page.clock.run_for(5_000)
