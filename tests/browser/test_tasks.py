@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from carepath.engine.application import CarePath
+from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.queries import visible_task
 from carepath.engine.usecases.passwords import set_password
 from carepath.engine.usecases.users import add_user
@@ -174,3 +175,26 @@ def _draft(engine: CarePath, task_id: str) -> dict[str, object] | None:
         task = visible_task(session, task_id, None)
     assert task is not None
     return task.draft
+
+
+def test_a_comment_counts_down_the_characters_left_and_an_over_long_one_comes_back_kept(
+        engine: CarePath, visit: Visit) -> None:
+    _coordinator(engine, "sam")
+    deploy_call_pathway(engine)
+    task_id = start_call(engine, "enc-1", "pat-1")
+    page = visit.sign_in("sam", f"/app/tasks/{task_id}")
+    count = page.locator("#action-comment-text-count")
+    expect(count).to_have_text(f"You have {MAX_COMMENT_CHARS:,} characters remaining.")
+    assert count.get_attribute("aria-live") == "polite"
+    page.fill("#action-comment-text", "left voicemail")
+    expect(count).to_have_text(f"You have {MAX_COMMENT_CHARS - 14:,} characters remaining.")
+    long = "x" * (MAX_COMMENT_CHARS + 2)
+    page.fill("#action-comment-text", long)  # pasted: nothing is cut
+    expect(count).to_have_text("You have 2 characters too many.")
+    assert visit.serious() == []
+    page.get_by_role("button", name="Add comment").click()
+    page.wait_for_load_state()
+    expect(page.locator("#action-comment-text-error")).to_contain_text(f"at most {MAX_COMMENT_CHARS:,} characters")
+    assert page.input_value("#action-comment-text") == long
+    expect(count).to_have_text("You have 2 characters too many.")
+    assert visit.serious() == []

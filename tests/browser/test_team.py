@@ -61,6 +61,9 @@ def test_a_supervisor_reviews_the_team_reassigns_and_reads_the_unrouted_queue_an
     task_row.get_by_role("button", name="Assign").click()
     page.wait_for_url("**/app/team/tasks?group=care-coordinator&overdue=true")
     assert page.locator(f"tr[data-task-id='{late}'] td.holder").inner_text() == "cam"
+    # Said once, in the page's status region (role=status), and passing axe with it shown.
+    assert page.get_by_role("status").inner_text() == "Assigned 'Call patient' to cam."
+    assert visit.serious() == []
     with engine.db.read() as session:
         assert session.get(Task, late).assignee == "cam"  # the engine's row, not only the page
 
