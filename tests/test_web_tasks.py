@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
+from carepath.api.web.tasks import SAID, SMALL_ACTIONS
 from carepath.engine.application import CarePath
 from carepath.engine.audit import RECORD_VIEWED
 from carepath.engine.bounds import MAX_COMMENT_CHARS
@@ -436,3 +437,7 @@ def test_a_completed_task_reads_as_a_record_without_a_form_or_due_marks(web: Any
     assert recorded["provider"] == "Dr Adams" and recorded["call_notes"] == "Booked for Thursday"
     assert recorded["interpreter"] == "Yes" and recorded["attempts"] == "2"
     assert text_of(doc.xpath('//dd[@class="ended"]')[0]).startswith("by sam, ")
+
+
+def test_every_small_action_has_its_status_message() -> None:
+    assert set(SAID) == set(SMALL_ACTIONS)
