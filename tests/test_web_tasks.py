@@ -19,7 +19,7 @@ from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.identity import SYSTEM, Principal, Role
 from carepath.engine.persistence.tables import Event
 from carepath.engine.queries import task_comments, visible_task
-from carepath.engine.usecases.instances import get_instance_view
+from carepath.engine.usecases.instances import cancel_instance, get_instance_view
 from carepath.engine.usecases.tasks import set_due_date
 from tests.support.task_pathway import KEY, deploy_call_pathway, start_call
 from tests.support.web import Browser, page, signed_in, text_of, web_user
@@ -441,3 +441,15 @@ def test_a_completed_task_reads_as_a_record_without_a_form_or_due_marks(web: Any
 
 def test_every_small_action_has_its_status_message() -> None:
     assert set(SAID) == set(SMALL_ACTIONS)
+
+
+def test_a_cancelled_task_reads_as_ended_with_what_was_saved(web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    url = f"/app/tasks/{task_id}"
+    assert _save_draft(sam, task_id, provider="Dr Adams").status_code == 303
+    cancel_instance(engine, SYSTEM, _task(engine, task_id).instance_id, "patient moved away")
+    doc = page(sam.get(url))
+    assert not doc.xpath('//form[@id="task-form"]') and not doc.xpath('//*[contains(@class, "required")]')
+    assert text_of(doc.xpath('//h2[@id="form-title"]')[0]) == "What was saved"
+    assert text_of(doc.xpath('//dd[@data-field="provider"]')[0]) == "Dr Adams"
+    assert text_of(doc.xpath('//dd[@class="ended"]')[0]).startswith("by the pathway, not done")
