@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from carepath.engine.audit import utc_instant
+from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES
 
 from .params import MAX_INT_ID
@@ -349,7 +350,7 @@ class PriorityIn(BaseModel):
 
 class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=4000)
+    text: str = Field(min_length=1, max_length=MAX_COMMENT_CHARS)
 
 
 class CommentOut(Out):

@@ -21,6 +21,9 @@ from typing import Any
 
 from .errors import Problem, ValidationFailed
 
+# The longest comment on a task, in characters: the one number the use case, the API's schema and the web
+# form's hint and counter all read.
+MAX_COMMENT_CHARS = 4000
 DEFAULT_MAX_DEPTH = 32
 DEFAULT_MAX_BYTES = 256 * 1024
 # Deeper than any accepted value (the configured depth may not exceed it) and well inside what

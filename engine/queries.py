@@ -559,3 +559,10 @@ def task_comments(session: Session, task_id: str) -> list[dict[str, Any]]:
     events = session.scalars(select(Event).where(Event.task_id == task_id, Event.type == "task_comment")
                              .order_by(Event.id))
     return [{"task_id": task_id, "author": e.actor, "text": e.data.get("text", ""), "at": e.at} for e in events]
+
+
+def completed_with(session: Session, task_id: str) -> dict[str, Any] | None:
+    """The values a task was completed with (its `task_completed` history entry), None if it was not."""
+    data = session.scalar(select(Event.data).where(Event.task_id == task_id, Event.type == "task_completed")
+                          .order_by(Event.id.desc()).limit(1))
+    return None if data is None else shown(data.get("data") or {})

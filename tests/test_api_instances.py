@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from carepath.engine.clock import ManualClock
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
@@ -117,3 +120,31 @@ def test_instance_data_drops_a_variable_a_script_deleted(api: ApiClient) -> None
     started = api.start(lead, "dl", data={"temporary": 0, "start": "yes"}).json()
     assert started["data"].get("kept") == 2 and started["data"].get("start") == "yes"
     assert "temporary" not in started["data"]
+
+
+def test_lists_filter_by_the_day_or_instant_they_started(api: ApiClient, clock: ManualClock) -> None:
+    lead = _deploy(api, d.linear_user_tasks("fu", "Call patient"))
+    zone = api.engine.time_context().tz
+    started = {}
+    for day in (1, 2, 3):
+        clock.set(datetime(2026, 11, day, 23, 30, tzinfo=zone))  # late in the care setting's day
+        started[day] = api.start(lead, "fu").json()["id"]
+
+    def ids(**period: str) -> list[str]:
+        answer = api.get("/api/instances", lead, params=period)
+        assert answer.status_code == 200, answer.text
+        return [item["id"] for item in answer.json()["items"]]
+
+    assert ids(started_from="2026-11-02") == [started[3], started[2]]  # the day in the pathway's zone
+    assert ids(started_to="2026-11-02") == [started[2], started[1]]  # the day `to` names is included
+    assert ids(started_from="2026-11-02", started_to="2026-11-02") == [started[2]]
+    instant = datetime(2026, 11, 2, 23, 30, tzinfo=zone).astimezone(UTC)
+    assert ids(started_from=instant.isoformat()) == [started[3], started[2]]  # an instant: at or after
+    assert ids(started_to=instant.isoformat()) == [started[1]]  # before
+    for bad in ("2026-13-01", "yesterday", "2026-11-02T10:00"):  # the last has no offset
+        refused = api.get("/api/instances", lead, params={"started_from": bad})
+        assert refused.status_code == 422 and "started_from" in refused.text, bad
+    backwards = api.get("/api/instances", lead, params={"started_from": "2026-11-03", "started_to": "2026-11-01"})
+    assert backwards.status_code == 422
+    assert backwards.json()["errors"] == [{**backwards.json()["errors"][0], "field": "started_to"}]
+    assert "'started_to' must be after 'started_from'" in backwards.json()["message"]

@@ -15,7 +15,7 @@ from carepath.engine.clock import ManualClock
 from carepath.engine.persistence.tables import Event
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 REASON = "patient collapsed in the waiting room, their team is off site"
 
@@ -36,9 +36,7 @@ def episode(api: ApiClient) -> str:
 
 def _signed_in(web: Any, engine: CarePath, name: str, role: str, *groups: str) -> Browser:
     web_user(engine, name, role, *groups)
-    browser = Browser(web)
-    assert browser.sign_in(name).status_code == 303
-    return browser
+    return signed_in(web, name)
 
 
 def _record_reads(engine: CarePath, actor: str) -> list[Event]:

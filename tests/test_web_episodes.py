@@ -17,7 +17,7 @@ from carepath.engine.persistence.tables import Event
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.support.episodes import SCRIPT_PATIENT, Episodes, episodes, web_and_api_user
-from tests.support.web import Browser, page, text_of
+from tests.support.web import Browser, page, signed_in, text_of
 
 
 @pytest.fixture
@@ -149,8 +149,7 @@ def test_the_diagram_shows_the_path_of_a_laid_out_pathway(shipped: ApiClient, cl
         data = json.load(sidecar)["example_data"]
     started = shipped.start(lead, "post-ed-follow-up", "enc-9", patient_id="pat-9", data=data)
     assert started.status_code == 201, started.text
-    browser = Browser(shipped.client.app)
-    browser.sign_in(auditor)
+    browser = signed_in(shipped.client.app, auditor)
     svg = browser.get(f"/app/episodes/{started.json()['id']}/diagram.svg")
     api_svg = shipped.get(f"/api/pathways/post-ed-follow-up/versions/1/diagram.svg?instance={started.json()['id']}",
                           auditor)

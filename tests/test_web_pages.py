@@ -13,7 +13,7 @@ from carepath.api.app import create_app
 from carepath.api.settings import Settings
 from carepath.api.web.pages import safe_next
 from carepath.engine.application import CarePath
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 
 @pytest.fixture
@@ -41,8 +41,7 @@ def test_only_the_web_app_own_paths_are_followed_after_sign_in(value: str | None
 
 def test_errors_on_web_paths_are_pages_and_api_errors_stay_json(web: Any, engine: CarePath) -> None:
     web_user(engine, "alice", "coordinator", "care-coordinator")
-    browser = Browser(web)
-    browser.sign_in("alice")
+    browser = signed_in(web, "alice")
     missing = browser.get("/app/no-such-page")
     assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
     assert "/app/no-such-page" in text_of(page(missing).xpath("//main")[0])
@@ -56,8 +55,7 @@ def test_errors_on_web_paths_are_pages_and_api_errors_stay_json(web: Any, engine
 
 def test_a_form_without_its_csrf_token_is_refused_as_a_page(web: Any, engine: CarePath) -> None:
     web_user(engine, "alice", "coordinator", "care-coordinator")
-    browser = Browser(web)
-    browser.sign_in("alice")
+    browser = signed_in(web, "alice")
     sessions = page(browser.get("/app/sessions"))
     session_id = sessions.xpath("//tr/@data-session-id")[0]
     refused = browser.client.post(f"/app/sessions/{session_id}/end", data={})
@@ -68,8 +66,7 @@ def test_a_form_without_its_csrf_token_is_refused_as_a_page(web: Any, engine: Ca
 @pytest.mark.parametrize("role", ["coordinator", "supervisor", "clinical_lead", "auditor", "admin"])
 def test_the_navigation_links_exactly_the_areas_the_role_may_open(web: Any, engine: CarePath, role: str) -> None:
     web_user(engine, "pat", role, "care-coordinator")
-    browser = Browser(web)
-    browser.sign_in("pat")
+    browser = signed_in(web, "pat")
     links = page(browser.get("/app/worklist")).xpath('//nav[@aria-label="Main"]//a/@href')
     assert links[0] == "/app/worklist" and "/app/sessions" in links
     for href in ("/app/team", "/app/notifications", "/app/pathways", "/app/episodes", "/app/compliance",

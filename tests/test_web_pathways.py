@@ -24,7 +24,7 @@ from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
 from tests.support import diagrams as d
 from tests.support import laid_out
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 SHIPPED = Path(__file__).resolve().parents[1] / "bpmn"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -42,9 +42,7 @@ def web(engine: CarePath, database_url: str) -> Iterator[Any]:
 
 def _lead(web: Any, engine: CarePath, name: str = "lena") -> Browser:
     web_user(engine, name, "clinical_lead", "care-coordinator")
-    browser = Browser(web)
-    browser.sign_in(name)
-    return browser
+    return signed_in(web, name)
 
 
 def _upload(browser: Browser, *files: tuple[str, str, bytes]) -> Any:
@@ -211,8 +209,7 @@ def test_a_retire_without_the_forms_token_changes_nothing(web: Any, engine: Care
 def test_an_auditor_is_not_offered_to_start_an_episode(web: Any, engine: CarePath) -> None:
     deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", laid_out.follow_up().encode())])
     web_user(engine, "ada", "auditor")
-    browser = Browser(web)
-    browser.sign_in("ada")
+    browser = signed_in(web, "ada")
     version = page(browser.get("/app/pathways/follow-up/versions/1"))
     assert version.xpath("//h1") and not version.xpath('//a[@href="/app/pathways/follow-up/start"]')
 
@@ -220,8 +217,7 @@ def test_an_auditor_is_not_offered_to_start_an_episode(web: Any, engine: CarePat
 def test_a_coordinator_reads_pathways_but_may_not_upload_or_retire(web: Any, engine: CarePath) -> None:
     deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", laid_out.follow_up().encode())])
     web_user(engine, "sam", "coordinator", "care-coordinator")
-    browser = Browser(web)
-    browser.sign_in("sam")
+    browser = signed_in(web, "sam")
     listing = browser.get("/app/pathways")
     assert listing.status_code == 200 and not page(listing).xpath('//a[@href="/app/pathways/upload"]')
     version = page(browser.get("/app/pathways/follow-up/versions/1"))

@@ -12,14 +12,17 @@ from sqlalchemy import select
 
 from carepath.api.app import create_app
 from carepath.api.settings import Settings
+from carepath.api.web.tasks import SAID, SMALL_ACTIONS
 from carepath.engine.application import CarePath
 from carepath.engine.audit import RECORD_VIEWED
-from carepath.engine.identity import Principal, Role
+from carepath.engine.bounds import MAX_COMMENT_CHARS
+from carepath.engine.identity import SYSTEM, Principal, Role
 from carepath.engine.persistence.tables import Event
 from carepath.engine.queries import task_comments, visible_task
-from carepath.engine.usecases.instances import get_instance_view
+from carepath.engine.usecases.instances import cancel_instance, get_instance_view
+from carepath.engine.usecases.tasks import set_due_date
 from tests.support.task_pathway import KEY, deploy_call_pathway, start_call
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 VALID = {"reached": "true", "interpreter": "true", "outcome": "booked", "clinic": "clinic-C",
          "visit_date": "2026-03-05", "call_back_at": "2026-03-04T09:30", "attempts": "2", "weight": "71.5",
@@ -42,9 +45,7 @@ def task_id(engine: CarePath) -> str:
 def _signed_in(web: Any, engine: CarePath, name: str, role: str = "coordinator",
                *groups: str) -> Browser:
     web_user(engine, name, role, *(groups or ("care-coordinator",)))
-    browser = Browser(web)
-    assert browser.sign_in(name).status_code == 303
-    return browser
+    return signed_in(web, name)
 
 
 def _task(engine: CarePath, task_id: str) -> Any:
@@ -316,8 +317,8 @@ def test_a_draft_is_kept_as_a_history_entry_and_prefills_the_form(web: Any, engi
     form = doc.xpath('//form[@id="task-form"]')[0]
     assert form.get("hx-post") == f"{url}/draft" and "change" in form.get("hx-trigger")
     saved = _save_draft(sam, task_id, attempts="3", call_notes="no answer")
-    assert saved.status_code == 303 and saved.headers["location"] == f"{url}?draft=saved"
-    assert text_of(page(sam.get(saved.headers["location"])).xpath('//*[@id="draft-status"]')[0]) == "Draft saved."
+    assert saved.status_code == 303 and saved.headers["location"] == url
+    assert text_of(page(sam.get(url)).xpath('//*[@id="page-status"][@role="status"]')[0]) == "Draft saved."
     task = _task(engine, task_id)
     assert task.draft == {"attempts": 3, "call_notes": "no answer", "interpreter": False}
     assert task.state == "in-progress" and task.assignee == "sam"
@@ -400,3 +401,59 @@ def test_a_task_without_a_form_is_completed_with_its_button(web: Any, engine: Ca
     assert done.status_code == 303
     assert get_instance_view(engine, review.instance_id).status == "completed"
     assert "completed" in text_of(page(sam.get(done.headers["location"])).xpath("//main")[0])
+
+
+def test_a_comment_over_the_engines_limit_is_refused_at_its_field_with_the_text_kept(
+        web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    url = f"/app/tasks/{task_id}"
+    [box] = page(sam.get(url)).xpath('//textarea[@name="text"]')
+    assert box.get("maxlength") is None and box.get("data-max-chars") == str(MAX_COMMENT_CHARS)  # not cut
+    [hint] = page(sam.get(url)).xpath(f'//*[@id="{box.get("aria-describedby")}"]')
+    assert text_of(hint) == f"Up to {MAX_COMMENT_CHARS:,} characters."
+    long = "left voicemail; " * (MAX_COMMENT_CHARS // 16) + "x"
+    refused = sam.submit(url, f"{url}/comment", text=long)
+    assert refused.status_code == 422
+    doc = page(refused)
+    [box] = doc.xpath('//textarea[@name="text"]')
+    assert box.text == long and box.get("aria-invalid") == "true"
+    error = text_of(doc.xpath('//*[@id="action-comment-text-error"]')[0])
+    assert f"at most {MAX_COMMENT_CHARS:,} characters" in error and "shorten it by 1" in error
+    assert sam.submit(url, f"{url}/comment", text=long[:-1]).status_code == 303  # exactly the limit is kept
+    with engine.db.read() as session:
+        assert [c["text"] for c in task_comments(session, task_id)] == [long[:-1]]
+
+
+def test_a_completed_task_reads_as_a_record_without_a_form_or_due_marks(web: Any, engine: CarePath,
+                                                                        task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    url = f"/app/tasks/{task_id}"
+    assert page(sam.get(url)).xpath('//form[@id="task-form"]') and page(sam.get(url)).xpath('//*[@class="required"]')
+    set_due_date(engine, SYSTEM, task_id, "2026-03-01T09:00", "clinic date")  # long past: overdue when open
+    assert sam.submit(url, f"{url}/complete", **VALID).status_code == 303
+    doc = page(sam.get(url))  # Back, or a link: the task page again
+    # The only form left is the comment's (the engine allows a note on a task in any state).
+    assert doc.xpath("//main//form/@action") == [f"{url}/comment"]
+    assert not doc.xpath('//*[contains(@class, "required")] | //*[contains(@class, "overdue")]')
+    assert not doc.xpath('//*[contains(@class, "due-words")]') and "(required)" not in text_of(doc)
+    assert text_of(doc.xpath('//h2[@id="form-title"]')[0]) == "What was recorded"
+    recorded = {dd.get("data-field"): text_of(dd) for dd in doc.xpath('//dl[contains(@class, "recorded")]/dd')}
+    assert recorded["provider"] == "Dr Adams" and recorded["call_notes"] == "Booked for Thursday"
+    assert recorded["interpreter"] == "Yes" and recorded["attempts"] == "2"
+    assert text_of(doc.xpath('//dd[@class="ended"]')[0]).startswith("by sam, ")
+
+
+def test_every_small_action_has_its_status_message() -> None:
+    assert set(SAID) == set(SMALL_ACTIONS)
+
+
+def test_a_cancelled_task_reads_as_ended_with_what_was_saved(web: Any, engine: CarePath, task_id: str) -> None:
+    sam = _signed_in(web, engine, "sam")
+    url = f"/app/tasks/{task_id}"
+    assert _save_draft(sam, task_id, provider="Dr Adams").status_code == 303
+    cancel_instance(engine, SYSTEM, _task(engine, task_id).instance_id, "patient moved away")
+    doc = page(sam.get(url))
+    assert not doc.xpath('//form[@id="task-form"]') and not doc.xpath('//*[contains(@class, "required")]')
+    assert text_of(doc.xpath('//h2[@id="form-title"]')[0]) == "What was saved"
+    assert text_of(doc.xpath('//dd[@data-field="provider"]')[0]) == "Dr Adams"
+    assert text_of(doc.xpath('//dd[@class="ended"]')[0]).startswith("by the pathway, not done")

@@ -4,6 +4,7 @@ inbox with what is unread; who may open them (the engine's role rules) and bad q
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,12 +25,13 @@ from carepath.engine.notifications import OutboxChannel
 from carepath.engine.persistence.tables import NotificationRecord
 from carepath.engine.queries import TaskFilter, list_tasks
 from carepath.engine.rules import sees_unrouted
+from carepath.engine.team_queries import team_counts
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.tasks import claim_task, hold_task, save_draft, set_due_date
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support import diagrams as d
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import Browser, page, signed_in, text_of, web_user
 
 PATIENT = '<script>document.title="owned"</script>pat-1'
 CAM = Principal("cam", Role.COORDINATOR, frozenset({"care-coordinator"}))
@@ -82,12 +84,6 @@ def team(engine: CarePath, clock: ManualClock) -> Team:
     set_due_date(engine, SYSTEM, found.ph, (now + timedelta(hours=1)).isoformat(), "urgent")
     clock.advance(hours=2)  # cc_late and ph are overdue now, by the engine's clock
     return found
-
-
-def signed_in(web: Any, name: str) -> Browser:
-    browser = Browser(web)
-    assert browser.sign_in(name).status_code == 303
-    return browser
 
 
 def _counts(html: Any) -> dict[str, dict[str, str]]:
@@ -330,3 +326,60 @@ def test_an_alert_delivered_on_two_channels_is_one_item_of_the_inbox(web: Any, e
     html, unread = _inbox(browser)
     assert len(unread) == 1 and text_of(html.xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
     assert text_of(page(browser.get("/app/team")).xpath('//*[contains(@class, "unread-count")]')[0]) == "1"
+
+
+def test_the_counts_of_several_groups_come_from_one_grouped_query(engine: CarePath, clock: ManualClock) -> None:
+    """A task offered to two groups counts in both; each group's numbers are exactly its list's."""
+    deploy_pathways(engine, SYSTEM, [SourceFile("cohort.bpmn", d.team_call().encode())])
+    ids = [start_instance(engine, SYSTEM, "cohort", business_key=f"enc-{n}", data={"team": team}).open_tasks[0].id
+           for n, team in enumerate(["alpha", "beta", "alpha,beta", "gamma", "alpha"])]
+    set_due_date(engine, SYSTEM, ids[2], (clock() + timedelta(hours=1)).isoformat(), "soon")
+    hold_task(engine, SYSTEM, ids[3], "waiting")
+    claim_task(engine, Principal("al", Role.COORDINATOR, frozenset({"alpha"})), ids[4])
+    clock.advance(hours=2)
+    with engine.db.read() as session:
+        counts = {c.group: (c.states, c.open, c.overdue, c.unassigned)
+                  for c in team_counts(session, None, clock())}
+        chosen = team_counts(session, frozenset({"beta", "nobody-here"}), clock())
+    assert counts == {"alpha": ({"ready": 3}, 3, 1, 2), "beta": ({"ready": 2}, 2, 1, 2),
+                      "gamma": ({"on-hold": 1}, 1, 0, 1)}
+    assert [(c.group, c.open, c.overdue) for c in chosen] == [("beta", 2, 1), ("nobody-here", 0, 0)]
+
+
+def _said(html: Any) -> str:
+    [status] = html.xpath('//*[@id="page-status"][@role="status"]')
+    return text_of(status)
+
+
+def test_each_quick_action_says_what_it_did_once_back_on_the_list(web: Any, engine: CarePath,
+                                                                   clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    listed = "/app/team/tasks?group=care-coordinator"
+    assert _said(page(browser.get(listed))) == ""  # the region is there, empty
+    assigned = browser.submit(listed, f"/app/tasks/{tasks.cc_free}/assign", assignee="cam")
+    assert (assigned.status_code, assigned.headers["location"]) == (303, listed)
+    assert _said(page(browser.get(listed))) == "Assigned 'Call patient' to cam."
+    assert _said(page(browser.get(listed))) == ""  # said once: a reload does not say it again
+    browser.submit(listed, f"/app/tasks/{tasks.cc_free}/due-date", due="2026-12-12T10:00", reason="clinic moved")
+    assert _said(page(browser.get(listed))) == "Due date of 'Call patient' moved to 12 Dec 10:00."
+    browser.submit(listed, f"/app/tasks/{tasks.cc_free}/priority", priority="70")
+    assert _said(page(browser.get(listed))) == "Priority of 'Call patient' set to 70."
+    refused = browser.submit(listed, f"/app/tasks/{tasks.cc_free}/priority", priority="700")
+    assert refused.status_code == 422 and _said(page(browser.get(listed))) == ""  # nothing done, nothing said
+
+
+def test_a_status_message_another_session_set_or_altered_is_not_shown(web: Any, engine: CarePath,
+                                                                     clock: ManualClock) -> None:
+    tasks = team(engine, clock)
+    browser = signed_in(web, "sue")
+    listed = "/app/team/tasks?group=care-coordinator"
+    browser.submit(listed, f"/app/tasks/{tasks.cc_free}/priority", priority="60")
+    signed = browser.client.cookies["carepath_status"]
+    text, signature = signed.split(".")
+    forged = base64.urlsafe_b64encode(b"<b>Call 0800 FAKE</b>").decode()
+    browser.client.cookies.set("carepath_status", f"{forged}.{signature}")
+    assert _said(page(browser.get(listed))) == ""
+    other = signed_in(web, "sue")  # another session of the same user
+    other.client.cookies.set("carepath_status", signed)
+    assert _said(page(other.get(listed))) == ""

@@ -25,7 +25,7 @@ from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.tasks import assign_task, claim_task, hold_task, set_due_date, set_priority
 from carepath.engine.worklist import VIEWS
 from tests.support import diagrams as d
-from tests.support.web import Browser, page, text_of, web_user
+from tests.support.web import page, signed_in, text_of, web_user
 
 ALICE = Principal("alice", Role.COORDINATOR, frozenset({"care-coordinator"}))
 
@@ -77,12 +77,6 @@ def world(engine: CarePath, clock: ManualClock) -> World:
     return World(tasks)
 
 
-def _signed_in(web: Any, name: str = "alice") -> Browser:
-    browser = Browser(web)
-    assert browser.sign_in(name).status_code == 303
-    return browser
-
-
 def _keys(response: Any) -> list[str]:
     html = page(response)
     return [text_of(cell) for cell in html.xpath("//tbody/tr/td[@class='episode']/span[@class='business-key']")]
@@ -101,7 +95,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("view", list(VIEWS))
 def test_each_quick_view_lists_exactly_its_tasks_soonest_due_first(web: Any, world: World, view: str) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     response = browser.get(f"/app/worklist?view={view}")
     assert response.status_code == 200
     assert _keys(response) == EXPECTED[view]
@@ -112,7 +106,7 @@ def test_each_quick_view_lists_exactly_its_tasks_soonest_due_first(web: Any, wor
 
 
 def test_rows_say_whose_task_it_is_and_link_to_the_task_page(web: Any, world: World) -> None:
-    html = page(_signed_in(web).get("/app/worklist?view=teams"))
+    html = page(signed_in(web, "alice").get("/app/worklist?view=teams"))
     row = html.xpath(f"//tr[@data-task-id='{world.tasks['enc-bob']}']")[0]
     assert text_of(row.xpath("td[@class='patient']")[0]) == "pat-bob"
     assert row.xpath("td[@class='task']/a/@href") == [f"/app/tasks/{world.tasks['enc-bob']}"]
@@ -130,20 +124,20 @@ def test_rows_say_whose_task_it_is_and_link_to_the_task_page(web: Any, world: Wo
     ("age", ["enc-mine", "enc-open", "enc-hold", "enc-undated"]),
 ])
 def test_sorts(web: Any, world: World, engine: CarePath, sort: str, expected: list[str]) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     assert _keys(browser.get(f"/app/worklist?sort={sort}")) == expected
 
 
 def test_priority_puts_undated_last_within_a_priority(web: Any, world: World, engine: CarePath) -> None:
     set_priority(engine, SYSTEM, world.tasks["enc-mine"], 80)  # now 80 like enc-open, and due later
     set_priority(engine, SYSTEM, world.tasks["enc-hold"], 80)  # 80 and undated: after both
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     assert _keys(browser.get("/app/worklist?sort=priority")) == ["enc-open", "enc-mine", "enc-hold", "enc-undated"]
     assert _keys(browser.get("/app/worklist?sort=due")) == ["enc-open", "enc-mine", "enc-hold", "enc-undated"]
 
 
 def test_search_by_patient_or_episode_is_posted_kept_and_cleared(web: Any, world: World) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     found = browser.submit("/app/worklist", "/app/worklist/search", q=" pat-open ")
     assert (found.status_code, found.headers["location"]) == (303, "/app/worklist")  # the id is not in the URL
     assert _keys(browser.get("/app/worklist")) == ["enc-open"]
@@ -158,22 +152,22 @@ def test_search_by_patient_or_episode_is_posted_kept_and_cleared(web: Any, world
 
 
 def test_a_search_in_a_link_is_kept_and_taken_out_of_the_address(web: Any, world: World) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     response = browser.get("/app/worklist?view=teams&q=enc-bob")
     assert (response.status_code, response.headers["location"]) == (303, "/app/worklist?view=teams&sort=due")
     assert _keys(browser.get(response.headers["location"])) == ["enc-bob"]
 
 
 def test_the_choice_is_kept_on_the_server_across_sign_ins_until_reset(web: Any, world: World) -> None:
-    first = _signed_in(web)
+    first = signed_in(web, "alice")
     assert _keys(first.get("/app/worklist?view=teams&sort=age")) == \
         ["enc-mine", "enc-open", "enc-bob", "enc-hold", "enc-undated"]
     first.submit("/app/worklist", "/signout")
-    second = _signed_in(web)  # another browser, a new session
+    second = signed_in(web, "alice")  # another browser, a new session
     html = page(second.get("/app/worklist"))
     assert html.xpath("//a[@aria-current='page']/@href") == ["/app/worklist?view=teams"]
     assert html.xpath("//select[@id='wl-sort']/option[@selected]/@value") == ["age"]
-    assert page(_signed_in(web, "bob").get("/app/worklist")).xpath("//a[@aria-current='page']/@href") == \
+    assert page(signed_in(web, "bob").get("/app/worklist")).xpath("//a[@aria-current='page']/@href") == \
         ["/app/worklist?view=mine-and-teams"]  # Bob's worklist is his own
     reset = second.submit("/app/worklist", "/app/worklist/reset")
     assert reset.headers["location"] == "/app/worklist"
@@ -183,7 +177,7 @@ def test_the_choice_is_kept_on_the_server_across_sign_ins_until_reset(web: Any, 
 @pytest.mark.parametrize("query", ["view=everything", "sort=colour", "view=mine&sort=%3Cscript%3E"])
 def test_a_bad_view_or_sort_is_a_page_saying_so_and_keeps_the_saved_choice(web: Any, world: World,
                                                                            query: str) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     browser.get("/app/worklist?view=overdue")
     response = browser.get(f"/app/worklist?{query}")
     assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
@@ -196,12 +190,12 @@ def test_a_bad_view_or_sort_is_a_page_saying_so_and_keeps_the_saved_choice(web: 
 
 @pytest.mark.parametrize("query", ["page=0", "page=21", "page=x", f"view={'x' * 41}", f"q={'x' * 256}"])
 def test_out_of_bounds_values_are_4xx_pages(web: Any, world: World, query: str) -> None:
-    response = _signed_in(web).get(f"/app/worklist?{query}")
+    response = signed_in(web, "alice").get(f"/app/worklist?{query}")
     assert 400 <= response.status_code < 500 and response.headers["content-type"].startswith("text/html")
 
 
 def test_a_too_long_search_is_refused_at_its_field(web: Any, world: World) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     response = browser.submit("/app/worklist", "/app/worklist/search", q="x" * 256)
     assert response.status_code == 422
     field = page(response).xpath("//input[@id='wl-q']")[0]
@@ -215,7 +209,7 @@ def _cursor(response: Any) -> str:
 
 def test_polling_answers_204_until_something_shown_changes(web: Any, world: World, engine: CarePath,
                                                            clock: ManualClock) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     drawn = browser.get("/app/worklist")
     poller = page(drawn).xpath("//*[@id='worklist-poller']")[0]
     assert poller.get("hx-trigger") == "every 15s" and poller.get("hx-include") == "#worklist-cursor"
@@ -246,7 +240,7 @@ def test_polling_answers_204_until_something_shown_changes(web: Any, world: Worl
 
 
 def test_a_malformed_cursor_gets_the_rows_and_a_signed_out_poll_goes_to_sign_in(web: Any, world: World) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     assert _keys(browser.get("/app/worklist/rows?cursor=nonsense")) == EXPECTED["mine-and-teams"]
     browser.submit("/app/worklist", "/signout")
     signed_out = browser.get("/app/worklist/rows?cursor=1.0123456789abcdef")
@@ -256,7 +250,7 @@ def test_a_malformed_cursor_gets_the_rows_and_a_signed_out_poll_goes_to_sign_in(
 def test_polling_is_not_activity_and_does_not_hold_off_the_automatic_logoff(web: Any, world: World,
                                                                             engine: CarePath,
                                                                             clock: ManualClock) -> None:
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     cursor = _cursor(browser.get("/app/worklist"))
     with engine.db.read() as session:
         seen = session.scalars(select(WebSession.last_seen_at)).one()
@@ -275,12 +269,12 @@ def test_a_full_page_stays_light(web: Any, engine: CarePath, clock: ManualClock)
         "fu", "Call the patient about the follow-up visit", lane="Care Coordinator").encode())])
     for n in range(55):
         start_instance(engine, SYSTEM, "fu", business_key=f"encounter-2026-{n:06d}", patient_id=f"MRN-{n:09d}")
-    response = _signed_in(web).get("/app/worklist")
+    response = signed_in(web, "alice").get("/app/worklist")
     assert len(page(response).xpath("//tbody/tr")) == 50
     assert page(response).xpath("//a[@rel='next']/@href") == ["/app/worklist?page=2"]
     html_bytes = len(response.content)
     # Every style sheet and script the page loads, as sent to a browser (static files are gzip-compressed).
-    browser = _signed_in(web)
+    browser = signed_in(web, "alice")
     assets = [browser.client.get(url, headers={"Accept-Encoding": "gzip"})
               for url in page(response).xpath("//link[@rel='stylesheet']/@href | //script/@src")]
     assert len(assets) >= 4 and all(a.status_code == 200 for a in assets)

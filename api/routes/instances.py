@@ -19,9 +19,10 @@ from carepath.engine.usecases.instances import (
     retry_instance,
 )
 from carepath.engine.usecases.measures import instance_measures
+from carepath.engine.usecases.periods import report_period
 
 from ..deps import ClientDep, CurrentUser, EngineDep
-from ..params import OffsetParam
+from ..params import INSTANT_OR_DAY, InstantOrDay, OffsetParam
 from ..schemas import (
     BODY_ERRORS,
     ERROR_RESPONSES,
@@ -41,13 +42,19 @@ router = APIRouter(prefix="/api/instances", tags=["instances"], responses=ERROR_
 @router.get("", response_model=InstancePage, responses=errors(422))
 def list_(engine: EngineDep, user: CurrentUser, status: InstanceStatus | None = None,
           pathway: str | None = None, patient_id: str | None = None, business_key: str | None = None,
+          started_from: Annotated[InstantOrDay, Query(description=f"started at or after; {INSTANT_OR_DAY}")] = None,
+          started_to: Annotated[InstantOrDay, Query(description=f"started before; {INSTANT_OR_DAY} (the day "
+                                                                "included)")] = None,
           limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: OffsetParam = 0,
           exact_total: Annotated[bool, Query(description=EXACT_TOTAL)] = False) -> InstancePage:
+    """Instances the caller may read, newest first; `started_from`/`started_to` bound the start (a period
+    as the compliance report's: `started_to` not after `started_from` is a 422)."""
+    since, until = report_period(engine, pathway, started_from, started_to, ("started_from", "started_to"))
     with engine.db.read() as session:
         page = list_instances(session, status=status.value if status else None, pathway=pathway,
                               patient_id=patient_id, business_key=business_key,
-                              visible_to=instance_scope(user), limit=limit, offset=offset,
-                              exact_total=exact_total)
+                              visible_to=instance_scope(user), started_from=since, started_before=until,
+                              limit=limit, offset=offset, exact_total=exact_total)
     return InstancePage.model_validate(page)
 
 

@@ -46,7 +46,8 @@ from carepath.engine.usecases.users import (
 from carepath.engine.usecases.web_sessions import last_sign_ins
 
 from .cookies import WebUser, engine_of
-from .pages import page, posted_form, redirect, require_user
+from .flash import redirect_saying
+from .pages import page, posted_form, require_user
 
 router = APIRouter(include_in_schema=False)
 USERS = "/app/admin/users"
@@ -142,13 +143,13 @@ NOTICES = {"groups": "The groups were saved.", "password": "The password was set
 
 
 @router.get(USERS + "/{name}")
-def one_user(request: Request, name: UserName, changed: str | None = None) -> Response:
-    """A user's page; `changed` (after a change, the redirect's) names what was saved, said in words."""
-    return _user_page(request, _admin(request), name, 200, notice=NOTICES.get(changed or ""))
+def one_user(request: Request, name: UserName) -> Response:
+    """A user's page (after a change, its status line says what was saved: api/web/flash.py)."""
+    return _user_page(request, _admin(request), name, 200)
 
 
 def _user_page(request: Request, user: WebUser, name: str, status: int, *, errors: dict[str, str] | None = None,
-               message: str | None = None, notice: str | None = None, issued: IssuedToken | None = None,
+               message: str | None = None, issued: IssuedToken | None = None,
                groups_entered: str | None = None) -> Response:
     engine, zone = engine_of(request), _zone(request)
     shown = get_user(engine, user.principal, name)
@@ -158,7 +159,7 @@ def _user_page(request: Request, user: WebUser, name: str, status: int, *, error
     actions, refusals = user_actions(engine, user.principal, name)
     return page(request, "admin_user.html", status, user=user, shown=shown, tokens=tokens, zone=zone.key,
                 last_sign_in=_when(last, zone), added=_when(shown.created_at, zone), errors=errors or {},
-                message=message, notice=notice,
+                message=message,
                 issued=issued, issued_expiry=_when(issued.expires_at, zone) if issued else None, token_for=shown.name,
                 groups_entered=" ".join(shown.groups) if groups_entered is None else groups_entered,
                 actions=actions, refusals=refusals,
@@ -186,7 +187,7 @@ async def _change_user(request: Request, name: str, field: str, change: Change, 
         return _user_page(request, user, name, 409, message=refused.message)
     if issued is not None:
         return _user_page(request, user, name, 201, issued=issued)
-    return redirect(f"{_user_url(name)}?changed={done}")
+    return redirect_saying(request, _user_url(name), NOTICES[done])
 
 
 @router.post(USERS + "/{name}/groups")
@@ -227,7 +228,7 @@ async def revoke_submit(request: Request, name: UserName, token_id: TokenId) -> 
     user = _admin(request)
     await posted_form(request, user)
     revoke_token(engine_of(request), user.principal, name, token_id)
-    return redirect(f"{_user_url(name)}?changed=revoked")
+    return redirect_saying(request, _user_url(name), NOTICES["revoked"])
 
 
 # --- groups ------------------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from carepath.engine.usecases.break_glass import (
 )
 
 from .cookies import WebUser, client_of, engine_of
-from .pages import page, posted_form, redirect, require_user, text_fields
+from .flash import redirect_saying
+from .pages import page, posted_form, require_user, text_fields
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/app/break-glass"
@@ -78,7 +79,8 @@ async def submit(request: Request) -> Response:
     except ValidationFailed as refused:
         problems = {p.field or "": p.message for p in refused.problems}
         return _form_page(request, user, 422, values, problems)
-    return redirect(PAGE)
+    said = f"Access to the records of patient {values['patient_id'].strip()} is open for {minutes} minutes."
+    return redirect_saying(request, PAGE, said)
 
 
 @router.post(PAGE + "/{grant_id}/end")
@@ -87,7 +89,8 @@ async def end(request: Request, grant_id: GrantId) -> Response:
     user = require_user(request)
     fields = text_fields(await posted_form(request, user))
     end_grant(engine_of(request), user.principal, grant_id)
-    return redirect(REVIEW if fields.get("back") == "review" else PAGE)
+    return redirect_saying(request, REVIEW if fields.get("back") == "review" else PAGE,
+                           "The emergency access was ended.")
 
 
 @router.get(REVIEW)

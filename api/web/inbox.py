@@ -30,7 +30,8 @@ from carepath.engine.usecases.notifications import ALERT_KINDS
 from carepath.engine.views import NotificationView
 
 from .cookies import engine_of
-from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
+from .flash import redirect_saying
+from .pages import page, posted_form, require_user, safe_next, text_fields
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,7 +93,7 @@ async def mark_one_read(request: Request,
     user = require_user(request)
     form = text_fields(await posted_form(request, user))
     mark_read(engine_of(request), user.principal, notification_id)
-    return redirect(_back(form))
+    return redirect_saying(request, _back(form), "Marked as read.")
 
 
 @router.post(INBOX + "/read")
@@ -103,7 +104,7 @@ async def mark_all_read(request: Request) -> Response:
     if re.fullmatch(r"[0-9]{1,19}", up_to) is None or not 1 <= int(up_to) <= MAX_ID:
         raise ValidationFailed("up_to: the newest notification shown, a whole number, is required")
     mark_read(engine_of(request), user.principal, ALL, up_to=int(up_to))
-    return redirect(_back(form))
+    return redirect_saying(request, _back(form), "Every notification shown is marked as read.")
 
 
 def _shown(at: datetime, zone: ZoneInfo) -> str:

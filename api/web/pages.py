@@ -30,6 +30,7 @@ from carepath.engine.errors import CarePathError, ValidationFailed
 from ..errors import status_for
 from .assets import templates
 from .cookies import CSRF_FIELD, WebUser, csrf_matches, settings_of, signed_in_user
+from .flash import pending_status, status_shown
 
 MAX_FIELD = 20_000  # characters of one form field kept; the use cases' own bounds refuse what they must
 SIGN_IN = "/signin"
@@ -61,13 +62,20 @@ class FormRefused(Exception):
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page of the web app: never cached (it may show patients), with what base.html needs."""
+    """A page of the web app: never cached (it may show patients), with what base.html needs, the status
+    message of the action that led here included (api/web/flash.py)."""
     settings = settings_of(request)
     idle = settings.web_idle_minutes
     warning = min(settings.web_idle_warning_seconds, idle * 30)  # at most half the idle time
-    return templates.TemplateResponse(request, template, {"csrf_field": CSRF_FIELD, "idle_minutes": idle,
-                                                          "idle_warning_seconds": warning, **context},
-                                      status_code=status, headers={"Cache-Control": "no-store"})
+    whole_page = request.headers.get("hx-request") != "true"  # a fragment never takes the status message
+    said = pending_status(request) if whole_page else None
+    response = templates.TemplateResponse(request, template, {"csrf_field": CSRF_FIELD, "idle_minutes": idle,
+                                                              "idle_warning_seconds": warning,
+                                                              "status_message": said, **context},
+                                          status_code=status, headers={"Cache-Control": "no-store"})
+    if whole_page:
+        status_shown(request, response)
+    return response
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -32,7 +32,8 @@ from ..attachments import pathway_source_response
 from ..params import VersionPath
 from ..uploads import read_uploads, size_in_words
 from .cookies import WebUser, engine_of, settings_of
-from .pages import page, posted_form, redirect, require_user
+from .flash import redirect_saying
+from .pages import page, posted_form, require_user
 from .pathway_upload import COMPANION_TYPES, COMPANIONS_FIELD, DIAGRAM_FIELD, DIAGRAM_TYPES, refusal, uploaded_files
 
 router = APIRouter(include_in_schema=False)
@@ -170,4 +171,4 @@ async def retire_submit(request: Request, key: Key, version: VersionPath) -> Res
     user = require_user(request)
     await posted_form(request, user)
     retire_version(engine_of(request), user.principal, key, version)
-    return redirect(version_url(key, version))
+    return redirect_saying(request, version_url(key, version), f"Version {version} of {key} was retired.")

@@ -34,6 +34,7 @@ from .cookies import (
     signed_in_user,
     throttle_of,
 )
+from .flash import redirect_saying
 from .pages import SIGN_IN, WORKLIST, page, posted_form, redirect, refused, require_user, safe_next, text_fields
 from .search_values import local_time
 
@@ -125,4 +126,4 @@ async def end_session_submit(request: Request,
         response = redirect(SIGN_IN)
         clear_cookie(request, response, SESSION_COOKIE)
         return response
-    return redirect("/app/sessions")
+    return redirect_saying(request, "/app/sessions", "The session was ended.")

@@ -24,8 +24,9 @@ from carepath.engine.usecases.instances import start_instance
 from carepath.engine.views import PathwayVersionView
 
 from .cookies import WebUser, engine_of
+from .flash import redirect_saying
 from .forms import FormField, Posted, field_errors, form_fields, typed_values
-from .pages import page, posted_form, redirect, require_user, text_fields
+from .pages import page, posted_form, require_user, text_fields
 
 router = APIRouter(include_in_schema=False)
 PathwayKey = Annotated[str, PathParam(min_length=1, max_length=255)]
@@ -88,7 +89,7 @@ async def start_submit(request: Request, key: PathwayKey) -> Response:
         every = ValidationFailed(refused.message, [*refused.problems,
                                                    *form_problems(pathway.start_data, posted.values)])
         return _render(request, user, pathway, 422, posted, episode, *_located(every, names))
-    return redirect(f"/app/episodes/{view.id}")
+    return redirect_saying(request, f"/app/episodes/{view.id}", f"Episode {view.business_key} was started.")
 
 
 def _marked_for_intake(pathway: PathwayVersionView, fields: list[FormField]) -> list[FormField]:

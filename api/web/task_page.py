@@ -14,7 +14,8 @@ from carepath.engine.episode_start import EpisodeStart, episode_start
 from carepath.engine.errors import NotFound
 from carepath.engine.identity import Principal, sees_every_task
 from carepath.engine.labels import labelled_values
-from carepath.engine.queries import task_comments, task_form, task_timeline, visible_task
+from carepath.engine.model import OPEN_TASK_STATES
+from carepath.engine.queries import completed_with, task_comments, task_form, task_timeline, visible_task
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.team_queries import eligible_assignees
 from carepath.engine.views import TaskTimelineView, TaskView
@@ -60,7 +61,19 @@ class TaskPage:
 
     @property
     def open(self) -> bool:
-        return self.task.state in ("ready", "in-progress", "on-hold")
+        return self.task.state in OPEN_TASK_STATES
+
+    @property
+    def works(self) -> bool:
+        """The form is this reader's to fill in now (the engine's allowed actions); else it is shown as text."""
+        return self.may("complete") or self.may("save_draft")
+
+    @property
+    def ended(self) -> TaskTimelineView | None:
+        """This task's step of the timeline once it is completed or cancelled (who, when), else None."""
+        if self.open:
+            return None
+        return next((step for step in self.timeline if step.task_id == self.task.id), None)
 
     def may(self, action: str) -> bool:
         return action in self.task.actions
@@ -91,13 +104,16 @@ def read_task_page(engine: CarePath, user: Principal, task_id: str) -> TaskPage:
         if view is None:
             raise NotFound(f"task {task_id} does not exist")
         schema, data = task_form(session, task_id) or (None, {})
+        submitted = completed_with(session, task_id) if view.state == "completed" else None
         comments = task_comments(session, task_id)
         timeline = task_timeline(session, view.instance_id, now)
         episode = episode_start(session, view.instance_id)
         # Who the task may be handed to: the same list the team screens offer (engine/team_queries.py).
         colleagues = eligible_assignees(session, [view])[view.id] if {"delegate", "assign"} & set(view.actions) else []
     fields = set((schema or {}).get("properties") or {})
-    values = {**{k: v for k, v in data.items() if k in fields}, **(view.draft or {})}
+    # Done: what it was completed with (later steps may have changed the episode's data); else what is saved.
+    values = submitted if submitted is not None else {**{k: v for k, v in data.items() if k in fields},
+                                                      **(view.draft or {})}
     return TaskPage(view, schema, values, comments, timeline, episode, colleagues, engine.time_context().tz, now)
 
 

@@ -11,20 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
+from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.errors import CarePathError, Conflict, NotFound, ValidationFailed
 from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.instances import get_instance_view
 from carepath.engine.usecases.worklist_settings import worklist_choice
+from carepath.engine.views import TaskView
 
 from ..errors import status_for
 from .cookies import WebUser, client_of, engine_of
+from .flash import redirect_saying
 from .forms import Posted, field_errors, form_fields, typed_values
 from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
 from .task_page import ACTION_PATHS, read_task_page, task_schema, visible_or_404
@@ -57,8 +61,7 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
         fields = [_kept(f, posted) for f in fields]
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
                 others=others or [], action_errors=action_errors or {}, action_fields=action_fields or {},
-                action_values=action_values or {}, paths=ACTION_PATHS,
-                draft_saved=request.query_params.get("draft") == "saved")
+                action_values=action_values or {}, paths=ACTION_PATHS, max_comment=MAX_COMMENT_CHARS)
 
 
 def _kept(field: Any, posted: Posted) -> Any:
@@ -107,6 +110,27 @@ SMALL_ACTIONS: dict[str, tuple[str, Callable[..., object], Callable[[dict[str, s
 }
 
 
+def _due_said(task: TaskView, zone: ZoneInfo) -> str:
+    if task.due_date is None:
+        return f"'{task.name}' has no due date now."
+    return f"Due date of '{task.name}' moved to {task.due_date.astimezone(zone).strftime('%d %b %H:%M')}."
+
+
+# What the status line says after each action (api/web/flash.py), from the task as the use case left it.
+SAID: dict[str, Callable[[Any, ZoneInfo], str]] = {
+    "claim": lambda task, zone: f"You claimed '{task.name}'.",
+    "unclaim": lambda task, zone: f"Released '{task.name}': it is open to the team again.",
+    "resolve": lambda task, zone: f"Resolved '{task.name}': it is back with {task.assignee}.",
+    "hold": lambda task, zone: f"'{task.name}' is on hold.",
+    "resume": lambda task, zone: f"'{task.name}' is resumed.",
+    "delegate": lambda task, zone: f"Delegated '{task.name}' to {task.assignee}.",
+    "assign": lambda task, zone: f"Assigned '{task.name}' to {task.assignee}.",
+    "comment": lambda comment, zone: "Your comment was added.",
+    "priority": lambda task, zone: f"Priority of '{task.name}' set to {task.priority}.",
+    "due-date": _due_said,
+}
+
+
 # The field a refusal is shown at when the use case does not name one.
 FIRST_FIELD = {"hold": "reason", "resume": "reason", "delegate": "to", "assign": "assignee", "comment": "text",
                "priority": "priority", "due-date": "due"}
@@ -138,7 +162,7 @@ async def draft(request: Request, task_id: TaskId) -> Response:
     if posted.errors:
         return _render(request, user, task_id, 422, posted, posted.errors,
                        ["The draft was saved without the fields marked below."])
-    return redirect(_back(form, task_id, f"{task_url(task_id)}?draft=saved"))
+    return redirect_saying(request, _back(form, task_id), "Draft saved.")
 
 
 @router.post("/app/tasks/{task_id}/complete")
@@ -163,7 +187,9 @@ async def complete(request: Request, task_id: TaskId) -> Response:
         return _render(request, user, task_id, 422, posted, at_fields, others)
     except Conflict as refused:  # e.g. claimed by another meanwhile: keep what was typed
         return _render(request, user, task_id, status_for(refused), posted, {}, [refused.message])
-    return redirect(_back(form, task_id, f"{task_url(task_id)}/done"))
+    if form.get("back"):
+        return redirect_saying(request, _back(form, task_id), "The task was completed.")
+    return redirect(f"{task_url(task_id)}/done")
 
 
 @router.get("/app/tasks/{task_id}/done")
@@ -195,10 +221,11 @@ async def small_action(request: Request, task_id: TaskId, action: str) -> Respon
         raise NotFound(f"there is no task action '{action[:50]}'")
     rule, use_case, arguments = SMALL_ACTIONS[action]
     form = await _form(request, user)
+    engine = engine_of(request)
     try:
-        use_case(engine_of(request), user.principal, task_id, *arguments(form))
+        done = use_case(engine, user.principal, task_id, *arguments(form))
     except ValidationFailed as refused:  # said beside the field at fault, what was typed kept
         at = next((p.field for p in refused.problems if p.field), None) or FIRST_FIELD.get(action, "")
         return _render(request, user, task_id, 422, action_errors={rule: _message(refused)},
                        action_fields={rule: at}, action_values={rule: form})
-    return redirect(_back(form, task_id))
+    return redirect_saying(request, _back(form, task_id), SAID[action](done, engine.time_context().tz))

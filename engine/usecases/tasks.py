@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..application import CarePath
-from ..bounds import check_json
+from ..bounds import MAX_COMMENT_CHARS, check_json
 from ..calendars import DeadlineError
 from ..errors import Problem, ValidationFailed
 from ..forms import validate_form
@@ -205,8 +205,10 @@ def comment_on_task(app: CarePath, principal: Principal, task_id: str, text: str
     check_role(rule, principal)
     check_json(app, text, "text")
     _require_text(text, "a comment needs text")
-    if len(text) > 4000:
-        raise ValidationFailed("a comment is at most 4000 characters")
+    if len(text) > MAX_COMMENT_CHARS:
+        message = (f"a comment is at most {MAX_COMMENT_CHARS:,} characters; this one has {len(text):,}: "
+                   f"shorten it by {len(text) - MAX_COMMENT_CHARS:,}")
+        raise ValidationFailed(message, [Problem(message, field="text")])
     with UnitOfWork(app) as uow:
         task = load_task(uow, task_id)
         check(rule, task_facts(uow.session, task), principal)

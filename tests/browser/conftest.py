@@ -24,6 +24,7 @@ from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 
 from ..support.server import running
+from ..support.web import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 # CI runs as root: Chromium's sandbox needs an unprivileged user; /dev/shm is small in containers.
@@ -86,6 +87,13 @@ class Visit:
     def url(self, path: str) -> str:
         return self.base + path
 
+    def sign_in(self, name: str, then: str = "/app/worklist") -> Page:
+        """Open the sign-in page asked to go on to `then`, sign in as `name` and wait to land there."""
+        self.page.goto(self.url(f"/signin?next={then}"))
+        fill_sign_in(self.page, name)
+        self.page.wait_for_url(self.url(then))
+        return self.page
+
     def serious(self, shot: str | None = None) -> list[tuple[str, str, list[str]]]:
         """The page's serious and critical accessibility violations (axe-core): (rule, impact, elements).
         With `shot`, the page is also photographed for docs/ui.md (see `shoot`)."""
@@ -113,6 +121,13 @@ class Visit:
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.console_errors.append(message.text)
+
+
+def fill_sign_in(page: Page, name: str) -> None:
+    """Fill in and send the sign-in form the page shows now (after a redirect to it, or a logoff)."""
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
 
 
 @pytest.fixture

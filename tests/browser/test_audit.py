@@ -15,21 +15,15 @@ from carepath.engine.identity import SYSTEM, Principal, Role
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
-from tests.support.web import PASSWORD, web_user
+from tests.support.web import web_user
 
-from .conftest import Visit
+from .conftest import Visit, fill_sign_in
 
 pytestmark = pytest.mark.browser
 PATIENT = '<script>document.title="owned"</script>pat-7'
 PATHWAY = Path(__file__).parents[2] / "bpmn"
 
 
-
-
-def _sign_in(visit: Visit, name: str) -> None:
-    visit.page.get_by_label("User name").fill(name)
-    visit.page.get_by_label("Password").fill(PASSWORD)
-    visit.page.get_by_role("button", name="Sign in").click()
 
 
 def _episode(engine: CarePath) -> str:
@@ -51,7 +45,7 @@ def test_an_auditor_finds_an_episode_opens_it_and_reads_who_viewed_the_record(en
     _episode(engine)
     page = visit.page
     page.goto(visit.url("/app/episodes"))
-    _sign_in(visit, "audrey")
+    fill_sign_in(page, "audrey")  # on the sign-in page the episodes sent us to
     page.wait_for_url("**/app/episodes")
     assert visit.serious("episodes") == []
     page.get_by_label("Patient id").fill(PATIENT)
@@ -83,10 +77,7 @@ def test_every_auditor_screen_passes_an_axe_scan(engine: CarePath, visit: Visit,
     web_user(engine, "audrey", "auditor")
     web_user(engine, "sam", "coordinator", "care-coordinator")
     episode = _episode(engine)
-    page = visit.page
-    page.goto(visit.url("/signin"))
-    _sign_in(visit, "audrey")
-    page.wait_for_url("**/app/worklist")
+    page = visit.sign_in("audrey")
     page.goto(visit.url(f"/app/episodes/{episode}/report" if path == "REPORT" else path))
     assert page.title() != "owned"
     assert visit.serious(SHOTS.get(path)) == []

@@ -11,9 +11,9 @@ import pytest
 
 from carepath.engine.application import CarePath
 from tests.support import laid_out
-from tests.support.web import PASSWORD, web_user
+from tests.support.web import web_user
 
-from .conftest import Visit
+from .conftest import Visit, fill_sign_in
 
 pytestmark = pytest.mark.browser
 STEPS = [("startEvent", "start", ""), ("exclusiveGateway", "risk", "Risk?"), ("userTask", "call", "Call patient"),
@@ -32,9 +32,7 @@ def test_a_lead_deploys_a_bad_then_a_good_package_through_the_form(engine: CareP
     good.write_text(laid_out.chain("triage", [STEPS[0], *STEPS[2:]], name="Triage"))
     page = visit.page
     page.goto(visit.url("/app/pathways"))
-    page.fill("#username", "lena")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    fill_sign_in(page, "lena")
     page.wait_for_url("**/app/pathways")
     assert visit.serious("pathways") == []
 

@@ -11,7 +11,7 @@ from carepath.engine.identity import SYSTEM
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
 from tests.support import diagrams as d
-from tests.support.web import PASSWORD, web_user
+from tests.support.web import web_user
 
 from .conftest import Visit
 
@@ -27,11 +27,7 @@ def test_the_worklist_task_and_episode_pages_reflow(engine: CarePath, visit: Vis
     [task] = started.open_tasks
     page = visit.page
     page.set_viewport_size({"width": width, "height": 800})
-    page.goto(visit.url("/signin"))
-    page.get_by_label("User name").fill("sam")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/app/worklist")
+    visit.sign_in("sam")
     for path in ("/app/worklist", f"/app/tasks/{task.id}", f"/app/episodes/{started.id}"):
         page.goto(visit.url(path))
         overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")

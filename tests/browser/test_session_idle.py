@@ -20,9 +20,9 @@ from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence.tables import Event, WebSession
 from carepath.engine.usecases.break_glass import break_glass
 from tests.support.server import running
-from tests.support.web import PASSWORD, web_user
+from tests.support.web import web_user
 
-from .conftest import Visit
+from .conftest import Visit, fill_sign_in
 
 pytestmark = pytest.mark.browser
 TYPED = "Patient found on the floor; team unreachable by phone"
@@ -39,12 +39,6 @@ def server(engine: CarePath, database_url: str) -> Iterator[str]:
 
 
 
-def _sign_in(page: Page, name: str) -> None:
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def _looked_at(page: Page) -> None:
     """The user comes back to the window: the page asks the server how long is left (it also does so by
     itself on its timer, in real seconds, while the test moves the server's clock)."""
@@ -55,9 +49,7 @@ def test_warned_kept_signed_in_then_signed_out_with_nothing_typed_lost(engine: C
                                                                        clock: ManualClock) -> None:
     web_user(engine, "nina", "coordinator", "ward-b")
     page = visit.page
-    page.goto(visit.url("/signin?next=/app/break-glass"))
-    _sign_in(page, "nina")
-    page.wait_for_url("**/app/break-glass")
+    visit.sign_in("nina", "/app/break-glass")
     dialog = page.locator("#idle-warning")
     expect(dialog).to_be_hidden()
 
@@ -82,7 +74,7 @@ def test_warned_kept_signed_in_then_signed_out_with_nothing_typed_lost(engine: C
     assert [e["reason"] for e in ended] == ["inactivity"]
     expect(page.get_by_role("status")).to_contain_text("You were signed out after a time without activity")
 
-    _sign_in(page, "nina")
+    fill_sign_in(page, "nina")
     page.wait_for_url("**/app/break-glass")
     expect(page.get_by_label("Why you need this record now")).to_have_value(TYPED)
     expect(page.get_by_label("Patient id")).to_have_value("pat-9")
@@ -99,17 +91,13 @@ def test_the_break_glass_pages_pass_axe(engine: CarePath, visit: Visit) -> None:
     web_user(engine, "ada", "auditor")
     break_glass(engine, Principal("nina", Role.COORDINATOR), "pat-9", "patient arrived unconscious at night")
     page = visit.page
-    page.goto(visit.url("/signin?next=/app/break-glass"))
-    _sign_in(page, "nina")
-    page.wait_for_url("**/app/break-glass")
+    visit.sign_in("nina", "/app/break-glass")
     page.get_by_label("Patient id").fill("pat-3")
     page.get_by_role("button", name="Open emergency access").click()  # no reason: refused at its field
     expect(page.get_by_role("alert")).to_contain_text("say why")
     assert visit.serious("break-glass") == []
     page.context.clear_cookies()
-    page.goto(visit.url("/signin?next=/app/audit/break-glass"))
-    _sign_in(page, "ada")
-    page.wait_for_url("**/app/audit/break-glass")
+    visit.sign_in("ada", "/app/audit/break-glass")
     expect(page.get_by_role("table")).to_contain_text("patient arrived unconscious at night")
     assert visit.serious("break-glass-review") == []
     # the refused form answered 422, which Chromium reports on the console; nothing else may be there
@@ -133,9 +121,7 @@ POLLING_AND_CLICKED = """() => {
 def test_a_pages_own_polling_is_not_activity_and_a_click_is(engine: CarePath, visit: Visit) -> None:
     web_user(engine, "nina", "coordinator", "ward-b")
     page = visit.page
-    page.goto(visit.url("/signin?next=/app/sessions"))
-    _sign_in(page, "nina")
-    page.wait_for_url("**/app/sessions")
+    visit.sign_in("nina", "/app/sessions")
     marked: dict[str, set[str | None]] = {"polled": set(), "clicked": set()}
 
     def seen(request: Any) -> None:

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from carepath.engine.application import CarePath
+from carepath.engine.bounds import MAX_COMMENT_CHARS
 from carepath.engine.queries import visible_task
 from carepath.engine.usecases.passwords import set_password
 from carepath.engine.usecases.users import add_user
@@ -20,16 +21,6 @@ from .conftest import Visit
 pytestmark = pytest.mark.browser
 
 
-
-
-def _sign_in(visit: Visit, name: str, then: str) -> Page:
-    page = visit.page
-    page.goto(visit.url(f"/signin?next={then}"))
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(visit.url(then))
-    return page
 
 
 
@@ -52,7 +43,7 @@ def test_a_coordinator_completes_the_patients_task_through_its_form(engine: Care
     token = _coordinator(engine, "sam")
     deploy_call_pathway(engine)
     task_id = start_call(engine, "enc-1", "pat-1")
-    page = _sign_in(visit, "sam", "/app/worklist")
+    page = visit.sign_in("sam", "/app/worklist")
     link = page.locator(f'a[href="/app/tasks/{task_id}"]')
     if link.count():  # the worklist links its rows (the worklist's part of the app)
         link.first.click()
@@ -131,7 +122,7 @@ def test_the_draft_is_saved_when_a_field_is_left(engine: CarePath, visit: Visit)
     _coordinator(engine, "sam")
     deploy_call_pathway(engine)
     task_id = start_call(engine, "enc-1", "pat-1")
-    page = _sign_in(visit, "sam", f"/app/tasks/{task_id}")
+    page = visit.sign_in("sam", f"/app/tasks/{task_id}")
     page.fill("#field-provider", "Dr Adams")
     page.keyboard.press("Tab")  # leaving the field: its change saves the draft
     status = page.locator("#draft-status")
@@ -147,7 +138,7 @@ def test_the_draft_is_saved_when_a_field_is_left(engine: CarePath, visit: Visit)
 def test_the_start_page_passes_axe_and_starts_an_episode(engine: CarePath, visit: Visit) -> None:
     web_user(engine, "lee", "clinical_lead")
     deploy_call_pathway(engine)
-    page = _sign_in(visit, "lee", f"/app/pathways/{KEY}/start")
+    page = visit.sign_in("lee", f"/app/pathways/{KEY}/start")
     assert visit.serious("start") == []
     page.click("main button[type=submit]")  # nothing filled in: errors at the fields
     assert page.locator("[role=alert]").count() == 1
@@ -168,7 +159,7 @@ def test_the_draft_is_saved_every_half_minute_while_typing_and_not_at_each_keyst
     deploy_call_pathway(engine)
     task_id = start_call(engine, "enc-1", "pat-1")
     visit.page.clock.install()  # the page's timers run when the test says
-    page = _sign_in(visit, "sam", f"/app/tasks/{task_id}")
+    page = visit.sign_in("sam", f"/app/tasks/{task_id}")
     page.focus("#field-call_notes")
     page.keyboard.type("No answer at 9")  # still in the field: no change event yet
     page.clock.run_for(5_000)
@@ -184,3 +175,26 @@ def _draft(engine: CarePath, task_id: str) -> dict[str, object] | None:
         task = visible_task(session, task_id, None)
     assert task is not None
     return task.draft
+
+
+def test_a_comment_counts_down_the_characters_left_and_an_over_long_one_comes_back_kept(
+        engine: CarePath, visit: Visit) -> None:
+    _coordinator(engine, "sam")
+    deploy_call_pathway(engine)
+    task_id = start_call(engine, "enc-1", "pat-1")
+    page = visit.sign_in("sam", f"/app/tasks/{task_id}")
+    count = page.locator("#action-comment-text-count")
+    expect(count).to_have_text(f"You have {MAX_COMMENT_CHARS:,} characters remaining.")
+    assert count.get_attribute("aria-live") == "polite"
+    page.fill("#action-comment-text", "left voicemail")
+    expect(count).to_have_text(f"You have {MAX_COMMENT_CHARS - 14:,} characters remaining.")
+    long = "x" * (MAX_COMMENT_CHARS + 2)
+    page.fill("#action-comment-text", long)  # pasted: nothing is cut
+    expect(count).to_have_text("You have 2 characters too many.")
+    assert visit.serious() == []
+    page.get_by_role("button", name="Add comment").click()
+    page.wait_for_load_state()
+    expect(page.locator("#action-comment-text-error")).to_contain_text(f"at most {MAX_COMMENT_CHARS:,} characters")
+    assert page.input_value("#action-comment-text") == long
+    expect(count).to_have_text("You have 2 characters too many.")
+    assert visit.serious() == []

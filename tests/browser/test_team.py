@@ -18,7 +18,7 @@ from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.tasks import set_due_date
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support import diagrams as d
-from tests.support.web import PASSWORD, web_user
+from tests.support.web import web_user
 
 from .conftest import Visit
 
@@ -44,12 +44,7 @@ def test_a_supervisor_reviews_the_team_reassigns_and_reads_the_unrouted_queue_an
     set_due_date(engine, SYSTEM, late, (clock() + timedelta(hours=1)).isoformat(), "urgent")
     clock.advance(hours=2)
     fire_due_timers(engine)  # a reminder and an escalation
-    page = visit.page
-    page.goto(visit.url("/signin?next=/app/team"))
-    page.get_by_label("User name").fill("sue")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/app/team")
+    page = visit.sign_in("sue", "/app/team")
     row = page.locator("tr[data-group='care-coordinator']")
     assert row.locator("td.overdue").inner_text().split()[0] == "1"
     assert page.locator(".unread-count").inner_text() == "2"
@@ -66,6 +61,9 @@ def test_a_supervisor_reviews_the_team_reassigns_and_reads_the_unrouted_queue_an
     task_row.get_by_role("button", name="Assign").click()
     page.wait_for_url("**/app/team/tasks?group=care-coordinator&overdue=true")
     assert page.locator(f"tr[data-task-id='{late}'] td.holder").inner_text() == "cam"
+    # Said once, in the page's status region (role=status), and passing axe with it shown.
+    assert page.get_by_role("status").inner_text() == "Assigned 'Call patient' to cam."
+    assert visit.serious() == []
     with engine.db.read() as session:
         assert session.get(Task, late).assignee == "cam"  # the engine's row, not only the page
 

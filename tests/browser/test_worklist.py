@@ -65,21 +65,13 @@ def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(en
     assert visit.outside == [] and visit.console_errors == []
 
 
-def _sign_in(visit: Visit, name: str) -> None:
-    visit.page.goto(visit.url("/signin"))
-    visit.page.fill("#username", name)
-    visit.page.fill("#password", PASSWORD)
-    visit.page.click("button[type=submit]")
-    visit.page.wait_for_url("**/app/worklist")
-
-
 def test_the_worklist_shows_work_started_through_the_api_by_itself(engine: CarePath, visit: Visit) -> None:
     web_user(engine, "sam", "coordinator", "care-coordinator")
     token = add_user(engine, "ada", "clinical_lead", [])
     xml = d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")
     deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", xml.encode())])
     start_instance(engine, SYSTEM, "fu", business_key="enc-1", patient_id="pat-1")
-    _sign_in(visit, "sam")
+    visit.sign_in("sam")
     page = visit.page
     assert page.locator("tbody tr").count() == 1
     page.focus("#wl-q")
@@ -100,7 +92,7 @@ def test_every_quick_view_passes_an_axe_scan(engine: CarePath, visit: Visit) -> 
     xml = d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")
     deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", xml.encode())])
     start_instance(engine, SYSTEM, "fu", business_key="enc-1", patient_id="pat-1")
-    _sign_in(visit, "sam")
+    visit.sign_in("sam")
     for view in VIEWS:
         visit.page.goto(visit.url(f"/app/worklist?view={view}"))
         assert visit.serious() == [], view

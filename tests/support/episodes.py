@@ -13,7 +13,7 @@ from carepath.engine.usecases.passwords import set_password
 
 from . import diagrams as d
 from .api import ApiClient
-from .web import PASSWORD, Browser
+from .web import PASSWORD, Browser, signed_in
 
 SCRIPT_PATIENT = '<script>document.title="owned"</script>pat-x'
 
@@ -28,9 +28,7 @@ class Episodes:
     ids: dict[str, str] = field(default_factory=dict)  # business key -> instance id
 
     def browser(self, name: str) -> Browser:
-        browser = Browser(self.api.client.app)
-        assert browser.sign_in(name).status_code == 303
-        return browser
+        return signed_in(self.api.client.app, name)
 
 
 def web_and_api_user(api: ApiClient, role: str, *groups: str, name: str) -> str:
