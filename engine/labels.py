@@ -44,7 +44,9 @@ EVENT_LABELS: dict[str, str] = {
     "user_deactivated": "User deactivated", "token_issued": "API token issued", "token_revoked": "API token revoked",
     "password_set": "Password set", "signed_in": "Signed in", "signed_out": "Signed out",
     "session_ended": "Session ended", "sign_in_locked": "Sign-in locked after failures",
-    "break_glass_granted": "Emergency access granted",
+    "break_glass_granted": "Emergency access granted", "break_glass_ended": "Emergency access ended early",
+    "patient_updated": "Patient details updated", "patient_merged": "Patient records merged",
+    "patient_unmerged": "Patient records unmerged",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.
