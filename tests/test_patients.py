@@ -297,3 +297,91 @@ def test_the_migration_makes_a_patient_per_patient_id_and_links_every_episode(ol
         assert len(rows) == 3 and len({len(p) for p in rows}) == 1  # UUIDs
         first = rows[identifiers["pat-2"][1]]
         assert first.created_at == datetime(2026, 1, 2, tzinfo=UTC) and first.merged_into is None
+
+
+# -- the API ---------------------------------------------------------------------------------------------
+
+PATIENT = {"identifiers": [{"system": MRN, "value": "MRN-77"}], "name": {"family": "Ñúñez", "given": "José"},
+           "birth_date": "1948-07-01", "phone": "+1 (555) 010-7788", "address": "1 Main St, Springfield"}
+
+
+def test_a_start_with_a_patient_object_creates_the_patient_and_the_patient_api_reads_it(
+        api: ApiClient, lead: str) -> None:
+    started = api.start(lead, "fu", patient_id="pat-77", patient=PATIENT)
+    assert started.status_code == 201, started.text
+    patient = _patient_of(api.engine, started.json()["id"])
+    # A later start by the MRN alone finds the same patient, and the episode gets its patient id.
+    by_mrn = api.start(lead, "fu", patient={"identifiers": PATIENT["identifiers"]}).json()
+    assert by_mrn["patient_id"] == "pat-77" and _patient_of(api.engine, by_mrn["id"]) == patient
+
+    read = api.get(f"/api/patients/{patient}", lead)
+    assert read.status_code == 200, read.text
+    body = read.json()
+    assert body["name"] == {"family": "Ñúñez", "given": "José"} and body["birth_date"] == "1948-07-01"
+    assert body["phone"] == PATIENT["phone"] and body["survivor"] == patient and body["merged_into"] is None
+    assert {(i["system"], i["value"]) for i in body["identifiers"]} == {(MRN, "MRN-77"),
+                                                                      (DEFAULT_PATIENT_ID_SYSTEM, "pat-77")}
+    assert set(body["episodes"]) == {started.json()["id"], by_mrn["id"]}
+    with api.engine.db.read() as session:
+        viewed = session.scalars(select(Event).where(Event.type == "record_viewed")).all()
+        assert [(e.actor, e.data["what"], e.data["patient"]) for e in viewed] == [(lead, "patient", patient)]
+
+    for params in ({"identifier": f"{MRN}|MRN-77"}, {"name": "ñú"}, {"name": "JOSÉ", "birthdate": "1948-07-01"}):
+        found = api.get("/api/patients", lead, params=params)
+        assert [p["id"] for p in found.json()] == [patient], (params, found.text)
+    assert api.get("/api/patients", lead, params={"birthdate": "1948-07-02"}).json() == []
+    assert api.get("/api/patients", lead, params={"identifier": "urn:x|nobody"}).json() == []
+
+
+@pytest.mark.parametrize(("patient", "field"), [
+    ({"identifiers": [{"system": v2_identifier_system("SSA", "SS"), "value": "123-45-6789"}]},
+     "patient.identifiers[0]"),
+    ({"phone": "call me maybe"}, "patient.phone"),
+    ({"birth_date": "yesterday"}, "birth_date"),
+    ({"identifiers": [{"system": "urn:x", "value": "v"}] * 21}, "identifiers"),
+    ({"ssn": "123-45-6789"}, "ssn"),
+])
+def test_a_patient_beyond_its_bounds_is_refused_naming_the_field(api: ApiClient, lead: str, patient: dict,
+                                                                 field: str) -> None:
+    response = api.start(lead, "fu", patient_id="pat-1", patient=patient)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    with api.engine.db.read() as session:
+        assert session.scalars(select(PatientRow)).all() == []
+
+
+def test_patients_are_read_by_who_may_read_one_of_their_episodes(api: ApiClient, lead: str) -> None:
+    started = api.start(lead, "fu", patient_id="pat-1", patient=PATIENT).json()
+    patient = _patient_of(api.engine, started["id"])
+    ward = api.user("coordinator", "ward-a")
+    stranger = api.user("coordinator", "ward-b")
+    feed = api.user("integration")
+    assert api.get(f"/api/patients/{patient}", ward).status_code == 200
+    assert api.get(f"/api/patients/{patient}", api.user("auditor")).status_code == 200
+    assert api.get(f"/api/patients/{patient}", stranger).status_code == 404
+    assert api.get("/api/patients", stranger, params={"name": "Ñ"}).json() == []
+    assert api.get(f"/api/patients/{patient}", feed).status_code == 403
+    assert api.get("/api/patients/no-such-patient", lead).status_code == 404
+
+
+def test_merge_and_unmerge_over_the_api(api: ApiClient, lead: str) -> None:
+    old, new, merged, survivor = _merged_pair(api, lead)
+    feed = api.user("integration")
+    body = {"merged": f"{DEFAULT_PATIENT_ID_SYSTEM}|pat-old", "reason": WHY}
+    assert api.post(f"/api/patients/{survivor}/merge", lead, body).status_code == 403
+    done = api.post(f"/api/patients/{survivor}/merge", feed, body)
+    assert done.status_code == 200, done.text
+    assert done.json() == {"patient": merged, "merged_into": survivor, "previous": None}
+    again = api.post(f"/api/patients/{survivor}/merge", feed, body)
+    assert again.status_code == 409 and "already merged" in again.text
+    assert api.post(f"/api/patients/{merged}/merge", feed, {"merged": survivor, "reason": WHY}).status_code == 409
+    assert api.post(f"/api/patients/{survivor}/merge", feed, {"merged": "nobody", "reason": WHY}).status_code == 404
+    assert api.post(f"/api/patients/{survivor}/merge", feed, {"merged": "a|b"}).status_code == 422
+    read = api.get(f"/api/patients/{merged}", lead).json()
+    assert read["survivor"] == survivor and set(read["episodes"]) == {old["id"], new["id"]}
+    assert api.get(f"/api/patients/{survivor}", lead).json()["merged"] == [merged]
+
+    undone = api.post(f"/api/patients/{merged}/unmerge", feed, {"reason": "wrong patient merged"})
+    assert undone.json() == {"patient": merged, "merged_into": None, "previous": survivor}
+    assert api.post(f"/api/patients/{merged}/unmerge", feed, {"reason": "again"}).status_code == 409
+    assert api.get(f"/api/patients/{merged}", lead).json()["episodes"] == [old["id"]]

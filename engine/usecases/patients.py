@@ -78,7 +78,7 @@ def patient_of_start(uow: UnitOfWork, patient_id: str | None,
     the episode's patient id: the one given, else the patient's identifier in the default system, if any."""
     system = uow.app.config.patient_id_system
     identifiers = [Identifier(system, patient_id)] if patient_id else []
-    identifiers += list(details.identifiers) if details else []
+    identifiers += check_identifiers(list(details.identifiers), "patient.identifiers") if details else []
     if not identifiers:
         return None, None
     row = find_or_create_by_identifiers(uow, identifiers, details.demographics if details else None)
