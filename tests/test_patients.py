@@ -385,3 +385,28 @@ def test_merge_and_unmerge_over_the_api(api: ApiClient, lead: str) -> None:
     assert undone.json() == {"patient": merged, "merged_into": None, "previous": survivor}
     assert api.post(f"/api/patients/{merged}/unmerge", feed, {"reason": "again"}).status_code == 409
     assert api.get(f"/api/patients/{merged}", lead).json()["episodes"] == [old["id"]]
+
+
+# -- the web app -----------------------------------------------------------------------------------------
+
+def test_the_episode_and_task_pages_show_who_the_patient_is(api: ApiClient, clock: Any) -> None:
+    from tests.support.episodes import episodes
+    from tests.support.web import page, text_of
+
+    made = episodes(api, clock)
+    started = api.start(made.lead, "other", "enc-9", patient_id="pat-9", patient=PATIENT)
+    assert started.status_code == 201, started.text
+    browser = made.browser(made.auditor)
+    shown = page(browser.get(f"/app/episodes/{started.json()['id']}"))
+    facts = {text_of(dt): text_of(dd) for dt, dd in zip(shown.xpath('//dl[@class="facts"][1]/dt'),
+                                                        shown.xpath('//dl[@class="facts"][1]/dd'), strict=True)}
+    assert (facts["Patient"], facts["Name"], facts["Birth date"], facts["MRN"], facts["Phone"]) == (
+        "pat-9", "José Ñúñez", "1 July 1948", "MRN-77", "+1 (555) 010-7788")
+    task = started.json()["open_tasks"][0]["id"]
+    shown = page(browser.get(f"/app/tasks/{task}"))
+    about = text_of(shown.xpath('//section[@aria-labelledby="about-title"]')[0])
+    assert "José Ñúñez" in about and "MRN-77" in about and "+1 (555) 010-7788" in about
+    # an episode whose patient is known only by its id shows just that
+    plain = page(browser.get(f"/app/episodes/{made.ids['enc-1']}"))
+    assert not plain.xpath('//dd[@class="patient-name"]')
+    assert text_of(plain.xpath('//dd[@class="patient"]')[0]) == "pat-1"

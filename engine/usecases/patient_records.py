@@ -103,3 +103,11 @@ def patient_of_episode(session: Session, patient_ref: str | None) -> Patient | N
     the episode)."""
     row = session.get(PatientRow, patient_ref) if patient_ref else None
     return _view(session, row, None) if row is not None else None
+
+
+def patient_of_instance(app: CarePath, instance_id: str) -> Patient | None:
+    """Who an episode is for, as its pages show it: the patient that stands for the episode's patient now
+    (its survivor, when merged). The caller has checked that the reader may read the episode."""
+    with app.db.read() as session:
+        ref = session.scalar(select(Instance.patient_ref).where(Instance.id == instance_id))
+        return patient_of_episode(session, survivor_of(session, ref) if ref else None)
