@@ -133,8 +133,8 @@ def test_demographics_updates_name_the_changed_fields_in_the_history(engine: Car
     with UnitOfWork(engine) as uow:
         row = uow.session.get(PatientRow, patient)
         assert row is not None
-        changed = update_demographics(uow, row, Demographics(family="Øvre", birth_date=date(1950, 2, 3),
-                                                             phone="+1 555 0100"), ADT.name)
+        changed = update_demographics(uow, ADT, row, Demographics(family="Øvre", birth_date=date(1950, 2, 3),
+                                                                  phone="+1 555 0100"))
         uow.commit()
     assert changed == ["family", "birth_date", "phone"]
     with engine.db.read() as session:
@@ -143,7 +143,11 @@ def test_demographics_updates_name_the_changed_fields_in_the_history(engine: Car
     with UnitOfWork(engine) as uow, pytest.raises(ValidationFailed, match="patient.phone"):
         row = uow.session.get(PatientRow, patient)
         assert row is not None
-        update_demographics(uow, row, Demographics(phone="call me maybe"), ADT.name)
+        update_demographics(uow, ADT, row, Demographics(phone="call me maybe"))
+    with UnitOfWork(engine) as uow, pytest.raises(PermissionDenied):
+        row = uow.session.get(PatientRow, patient)
+        assert row is not None
+        update_demographics(uow, Principal("nurse", Role.COORDINATOR), row, Demographics(family="X"))
 
 
 def _merged_pair(api: ApiClient, lead: str) -> tuple[dict, dict, str, str]:
@@ -410,3 +414,40 @@ def test_the_episode_and_task_pages_show_who_the_patient_is(api: ApiClient, cloc
     plain = page(browser.get(f"/app/episodes/{made.ids['enc-1']}"))
     assert not plain.xpath('//dd[@class="patient-name"]')
     assert text_of(plain.xpath('//dd[@class="patient"]')[0]) == "pat-1"
+
+
+def test_two_starts_naming_a_new_patient_at_the_same_time_make_one_patient(engine: CarePath) -> None:
+    """The second waits for the first's identifier (PostgreSQL: the unique index; SQLite: the write lock),
+    then finds the patient the first created instead of failing."""
+    import threading
+
+    second: list[str] = []
+    with UnitOfWork(engine) as uow:
+        first = find_or_create_by_identifiers(uow, [Identifier(MRN, "same")]).id
+        thread = threading.Thread(target=lambda: second.append(_find_or_create(engine, Identifier(MRN, "same"))))
+        thread.start()
+        thread.join(0.5)  # it waits for this transaction
+        uow.commit()
+    thread.join(30)
+    assert second == [first]
+    with engine.db.read() as session:
+        assert len(session.scalars(select(PatientRow)).all()) == 1
+
+
+def test_a_merge_inside_a_message_s_transaction_is_undone_with_it(engine: CarePath) -> None:
+    from carepath.engine.usecases.patients import merge_in, unmerge_in
+
+    a, b = (_find_or_create(engine, Identifier(MRN, n)) for n in ("A1", "B1"))
+    with UnitOfWork(engine) as uow:  # the message fails after the merge: nothing of it stays
+        merge_in(uow, ADT, a, f"{MRN}|B1", WHY)
+    with engine.db.read() as session:
+        assert resolve(session, b) == b
+        assert not session.scalars(select(Event).where(Event.type == "patient_merged")).all()
+    with UnitOfWork(engine) as uow:
+        merge_in(uow, ADT, a, f"{MRN}|B1", WHY)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        assert unmerge_in(uow, ADT, f"{MRN}|B1", "A37 unlink").previous == a
+        uow.commit()
+    with engine.db.read() as session:
+        assert resolve(session, b) == b
