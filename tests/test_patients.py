@@ -28,6 +28,7 @@ from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.persistence.tables import Event, Instance, PatientIdentifier
 from carepath.engine.persistence.tables import Patient as PatientRow
 from carepath.engine.persistence.unit_of_work import UnitOfWork
+from carepath.engine.queries import TaskFilter, list_tasks
 from carepath.engine.usecases.patients import (
     find_or_create_by_identifiers,
     merge_patients,
@@ -174,6 +175,9 @@ def test_a_merge_links_the_identities_so_either_finds_both_and_an_unmerge_separa
     both = {old["id"], new["id"]}
     assert _episodes(api, lead, "pat-new") == both == _episodes(api, lead, "pat-old")
     assert _tasks(api, api.user("auditor"), "pat-new") == both
+    with app.db.read() as session:  # the worklist's search box: a patient id or a business key
+        found = list_tasks(session, TaskFilter(patient_or_episode="pat-old")).items
+        assert {t.instance_id for t in found} == both
     with app.db.read() as session:
         assert resolve(session, merged) == survivor and resolve(session, survivor) == survivor
         viewed = list_audit_events(session, AuditFilter(patient_id="pat-new")).items
@@ -235,11 +239,15 @@ def test_a_break_glass_grant_for_the_survivor_reads_the_merged_identity_too(api:
     old, new, merged, survivor = _merged_pair(api, lead)
     nurse = api.user("coordinator", "ward-b")
     grant = {"patient_id": "pat-new", "reason": "patient in the emergency room, team unreachable"}
-    assert api.post("/api/break-glass", nurse, grant).status_code == 201
+    granted = api.post("/api/break-glass", nurse, grant).json()
     assert api.get(f"/api/instances/{old['id']}", nurse).status_code == 404
     merge_patients(api.engine, ADT, survivor, merged, WHY)
     assert api.get(f"/api/instances/{old['id']}", nurse).status_code == 200
     assert _episodes(api, nurse, "pat-new") == {old["id"], new["id"]}
+    with api.engine.db.read() as session:  # the read of the merged identity's episode is marked with the grant
+        read = session.scalars(select(Event).where(Event.type == "record_viewed", Event.instance_id == old["id"],
+                                                   Event.actor == nurse)).one()
+        assert read.data["break_glass"] == granted["id"]
     unmerge_patient(api.engine, ADT, merged, WHY)
     assert api.get(f"/api/instances/{old['id']}", nurse).status_code == 404
 
