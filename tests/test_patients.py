@@ -459,3 +459,15 @@ def test_a_merge_inside_a_message_s_transaction_is_undone_with_it(engine: CarePa
         uow.commit()
     with engine.db.read() as session:
         assert resolve(session, b) == b
+
+
+def test_the_web_start_form_finds_the_patient_by_its_id(api: ApiClient, clock: Any) -> None:
+    from tests.support.episodes import episodes
+
+    made = episodes(api, clock)
+    browser = made.browser(made.lead)
+    url = "/app/pathways/other/start"
+    done = browser.submit(url, url, **{"episode-patient_id": "pat-1", "episode-business_key": "enc-web"})
+    assert done.status_code == 303, done.text
+    instance_id = done.headers["location"].rsplit("/", 1)[-1]
+    assert _patient_of(api.engine, instance_id) == _patient_of(api.engine, made.ids["enc-1"]) is not None
