@@ -137,8 +137,12 @@ def check_identifiers(identifiers: list[Identifier], field_name: str = "identifi
     return list(seen.values())
 
 
-def check_demographics(demographics: Demographics, prefix: str = "patient") -> Demographics:
+def check_demographics(demographics: Demographics, today: date, prefix: str = "patient") -> Demographics:
+    """Bounded names, address and phone, and a birth date between 1850 and `today` (ValidationFailed)."""
     problems: list[Problem] = []
+    born = demographics.birth_date
+    if born is not None and not date(1850, 1, 1) <= born <= today:
+        problems.append(Problem(f"{prefix}.birth_date must be a date from 1850 to today", field=f"{prefix}.birth_date"))
     for name, limit in (("family", MAX_NAME), ("given", MAX_NAME), ("address", MAX_ADDRESS)):
         value = getattr(demographics, name)
         if value is not None and not _text_ok(value, limit):

@@ -350,6 +350,7 @@ def test_a_start_with_a_patient_object_creates_the_patient_and_the_patient_api_r
      "patient.identifiers[0]"),
     ({"phone": "call me maybe"}, "patient.phone"),
     ({"birth_date": "yesterday"}, "birth_date"),
+    ({"birth_date": "2999-01-01"}, "patient.birth_date"),
     ({"identifiers": [{"system": "urn:x", "value": "v"}] * 21}, "identifiers"),
     ({"ssn": "123-45-6789"}, "ssn"),
 ])

@@ -58,7 +58,7 @@ def find_or_create_by_identifiers(uow: UnitOfWork, identifiers: Iterable[Identif
         raise ValidationFailed("a patient needs at least one identifier",
                                [Problem("give at least one identifier", field="identifiers")])
     if demographics is not None:
-        check_demographics(demographics)
+        check_demographics(demographics, uow.app.now().date())
     row = _matching_patient(uow.session, wanted)
     if row is None:
         try:
@@ -94,7 +94,7 @@ def update_demographics(uow: UnitOfWork, principal: Principal, row: PatientRow,
     names of the fields that changed (not their values: the patient row holds them). Returns those names."""
     rule = PATIENT_RULES["update"]
     check_role(rule, principal)
-    check_demographics(demographics)
+    check_demographics(demographics, uow.app.now().date())
     changed = [name for name, value in demographics.fields().items()
                if value is not None and getattr(row, name) != value]
     if not changed:
