@@ -213,6 +213,7 @@ class InstanceSummaryOut(Out):
     updated_at: datetime
     ended_at: datetime | None
     started_by: str
+    patient_ref: str | None = Field(default=None, description="the patient (GET /api/patients/{id})")
 
 
 class InstanceOut(Out):
@@ -232,6 +233,7 @@ class InstanceOut(Out):
     waiting: list[WaitOut]
     actions: list[str] = Field(default_factory=list, description="what the caller may do to the instance now "
                                "(docs/state-machine.md): cancel, retry")
+    patient_ref: str | None = Field(default=None, description="the patient (GET /api/patients/{id})")
 
 
 class Paged(Out):

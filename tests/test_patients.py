@@ -81,7 +81,9 @@ def test_a_start_with_a_patient_id_finds_or_creates_that_patient_in_the_default_
     again = api.start(lead, "fu", patient_id="pat-1").json()
     other = api.start(lead, "fu", patient_id="pat-2").json()
     patient = _patient_of(api.engine, first["id"])
-    assert patient is not None and _patient_of(api.engine, again["id"]) == patient
+    assert patient is not None and _patient_of(api.engine, again["id"]) == patient == first["patient_ref"]
+    listed = api.get("/api/instances", lead, params={"patient_id": "pat-1"}).json()["items"]
+    assert {i["patient_ref"] for i in listed} == {patient}
     assert _patient_of(api.engine, other["id"]) not in (None, patient)
     assert _identifiers(api.engine, patient) == {(DEFAULT_PATIENT_ID_SYSTEM, "pat-1")}
     no_patient = api.start(lead, "fu").json()
