@@ -345,6 +345,7 @@ def test_a_start_with_a_patient_object_creates_the_patient_and_the_patient_api_r
         assert [p["id"] for p in found.json()] == [patient], (params, found.text)
     assert api.get("/api/patients", lead, params={"birthdate": "1948-07-02"}).json() == []
     assert api.get("/api/patients", lead, params={"identifier": "urn:x|nobody"}).json() == []
+    assert api.get("/api/patients", lead).status_code == 422  # no criterion: not a list of every patient
 
 
 @pytest.mark.parametrize(("patient", "field"), [

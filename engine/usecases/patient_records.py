@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..audit import RECORD_VIEWED
-from ..errors import NotFound, PermissionDenied
+from ..errors import NotFound, PermissionDenied, Problem, ValidationFailed
 from ..identity import Principal, Role, VisibleTo, instance_scope
 from ..patient_links import linked_patients, patient_with_identifier, survivor_of
 from ..patients import Demographics, Identifier, Patient, parse_token, search_key
@@ -50,6 +50,9 @@ def search_patients(app: CarePath, principal: Principal, *, identifier: str | No
     """Patients matching every criterion given (identifier `system|value` exactly; a name that starts the
     family or given name, in any case; the birth date), that the reader may read, by family name."""
     _check_reader(principal)
+    if identifier is None and not name and birthdate is None:
+        message = "search by identifier, name or birthdate"
+        raise ValidationFailed(message, [Problem(message, field="identifier")])
     with app.db.read() as session:
         query = select(PatientRow)
         if identifier is not None:
