@@ -475,3 +475,17 @@ def test_the_web_start_form_finds_the_patient_by_its_id(api: ApiClient, clock: A
     assert done.status_code == 303, done.text
     instance_id = done.headers["location"].rsplit("/", 1)[-1]
     assert _patient_of(api.engine, instance_id) == _patient_of(api.engine, made.ids["enc-1"]) is not None
+
+
+def test_a_merge_and_a_patient_read_name_the_patient_in_the_fhir_audit_events(api: ApiClient, lead: str) -> None:
+    from carepath.engine.audit_fhir import fhir_audit_event
+
+    old, new, merged, survivor = _merged_pair(api, lead)
+    merge_patients(api.engine, ADT, survivor, merged, WHY)
+    assert api.get(f"/api/patients/{survivor}", lead).status_code == 200
+    with api.engine.db.read() as session:
+        records = list_audit_events(session, AuditFilter(types=("patient_merged", "record_viewed"))).items
+    named = {r.type: [e["what"]["identifier"] for e in fhir_audit_event(r, "carepath")["entity"] if "what" in e]
+             for r in records}
+    assert {"system": "urn:carepath:patient", "value": merged} in named["patient_merged"]
+    assert {"system": "urn:carepath:patient", "value": survivor} in named["record_viewed"]
