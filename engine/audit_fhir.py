@@ -27,7 +27,10 @@ NETWORK_IP = "2"
 CAREPATH_EVENT_TYPE = "urn:carepath:event-type"
 CAREPATH_EVENT_ID = "urn:carepath:extension:event-id"
 IDS = {"event": "urn:carepath:event", "instance": "urn:carepath:instance", "task": "urn:carepath:task",
-       "patient": "urn:carepath:patient-id", "user": "urn:carepath:user", "pathway": "urn:carepath:pathway"}
+       "patient": "urn:carepath:patient-id", "user": "urn:carepath:user", "pathway": "urn:carepath:pathway",
+       "patient-record": "urn:carepath:patient"}  # a patient's id in the patients table (GET /api/patients/{id})
+# Events about a patient identity rather than an episode: their data names the patient (`patient`).
+PATIENT_EVENTS = frozenset({"patient_merged", "patient_unmerged", "patient_updated"})
 SYSTEM_ACTORS = frozenset({SYSTEM.name, SCHEDULER.name})
 
 REST = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"}
@@ -146,6 +149,8 @@ def _entities(record: AuditRecord) -> list[dict[str, Any]]:
     patient_id = record.patient_id or (record.data.get("patient_id") if record.type in GRANT_EVENTS else None)
     if patient_id:
         entities.append(_entity("patient", str(patient_id), "1", "1"))  # person, patient
+    if record.type in PATIENT_EVENTS or (record.type == RECORD_VIEWED and record.data.get("what") == "patient"):
+        entities.append(_entity("patient-record", str(record.data.get("patient")), "1", "1"))
     if record.instance_id:
         entities.append(_entity("instance", record.instance_id, "2", "4", _pathway_display(record)))  # object, resource
     if record.task_id:

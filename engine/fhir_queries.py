@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from .identity import VisibleTo
 from .model import TaskState
-from .patient_links import linked_patients
+from .patient_links import linked_patients, survivors
 from .persistence.tables import Event, Instance, PathwayVersion, Patient, PatientIdentifier, Task
-from .queries import TaskFilter, instances_visible_to, task_page_query, task_views
+from .queries import TaskFilter, instances_visible_to, readable_patients, task_page_query, task_views
 from .rules import TASK_RULES
 from .views import TaskView
 
@@ -211,38 +211,6 @@ class PatientSearch:
     identifier: tuple[str | None, str] | None = None  # (system or None for any, value)
     name: str | None = None  # the start of the family or given name, any case
     born: tuple[Bound, ...] = ()  # the birth date within all of them (instants at UTC midnight)
-
-
-def survivors(session: Session, patient_ids: Iterable[str | None]) -> dict[str, str]:
-    """The patient that stands for each one now (itself unless merged: the end of its merge links), one
-    query per link followed, for a page of rows."""
-    found = {p: p for p in patient_ids if p is not None}
-    pending = set(found)
-    for _ in range(MAX_MERGE_DEPTH):
-        links = {patient: survivor for patient, survivor in session.execute(select(Patient.id, Patient.merged_into)
-                 .where(Patient.id.in_(sorted({found[p] for p in pending})), Patient.merged_into.is_not(None)))
-                 if survivor is not None}
-        pending = {p for p in pending if found[p] in links}
-        if not pending:
-            break
-        for p in pending:
-            found[p] = links[found[p]]
-    return found
-
-
-MAX_MERGE_DEPTH = 50  # as engine/patient_links.py MAX_CHAIN
-
-
-def readable_patients(session: Session, visible_to: VisibleTo) -> Any:
-    """Patients this scope may read: those one of whose merge-linked patients (the survivor and every patient
-    merged into it) has an episode the scope may read. Recursive SQL: up the merge links from the readable
-    episodes' patients, then down from there."""
-    up = select(Instance.patient_ref.label("id")).where(
-        Instance.patient_ref.is_not(None), instances_visible_to(session, *visible_to)).cte("up_links", recursive=True)
-    up = up.union(select(Patient.merged_into).where(Patient.id == up.c.id, Patient.merged_into.is_not(None)))
-    down = select(up.c.id.label("id")).cte("down_links", recursive=True)
-    down = down.union(select(Patient.id).where(Patient.merged_into == down.c.id))
-    return Patient.id.in_(select(down.c.id))
 
 
 def readable_patient(session: Session, patient_id: str, visible_to: VisibleTo | None) -> Patient | None:

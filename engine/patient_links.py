@@ -77,3 +77,20 @@ def linked_patient_ids(session: Session, patient_id: str) -> list[str]:
         Instance.patient_ref.in_(group), Instance.patient_id.is_not(None), Instance.patient_id != patient_id)
         .distinct().limit(MAX_LINKED))
     return [patient_id, *sorted(p for p in others if p is not None)]
+
+
+def survivors(session: Session, patient_ids: Iterable[str | None]) -> dict[str, str]:
+    """The patient that stands for each one now (itself unless merged: the end of its merge links), one
+    query per link followed, for a page of rows."""
+    found = {p: p for p in patient_ids if p is not None}
+    pending = set(found)
+    for _ in range(MAX_CHAIN):
+        links = {patient: survivor for patient, survivor in session.execute(select(Patient.id, Patient.merged_into)
+                 .where(Patient.id.in_(sorted({found[p] for p in pending})), Patient.merged_into.is_not(None)))
+                 if survivor is not None}
+        pending = {p for p in pending if found[p] in links}
+        if not pending:
+            break
+        for p in pending:
+            found[p] = links[found[p]]
+    return found

@@ -40,6 +40,7 @@ from .persistence.tables import (
     User,
     UserGroup,
 )
+from .persistence.tables import Patient as PatientRow
 from .rules import InstanceFacts, TaskFacts, allowed_actions
 from .views import (
     EventView,
@@ -115,7 +116,8 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
         started_by=row.started_by, open_tasks=task_views(session, list(tasks), now, reader), waiting=waiting,
-        actions=tuple(allowed_actions(instance_facts(session, row, reader), reader)) if reader else ())
+        actions=tuple(allowed_actions(instance_facts(session, row, reader), reader)) if reader else (),
+        patient_ref=row.patient_ref)
 
 
 def instance_facts(session: Session, row: Instance, reader: Principal) -> InstanceFacts:
@@ -167,6 +169,18 @@ def instances_visible_to(session: Session, user: str, groups: frozenset[str],
     return readable | Instance.patient_id.in_(sorted(patients)) if patients else readable
 
 
+def readable_patients(session: Session, visible_to: VisibleTo) -> Any:
+    """Patients this scope may read: those one of whose merge-linked patients (the survivor and every patient
+    merged into it) has an episode the scope may read. Recursive SQL: up the merge links from the readable
+    episodes' patients, then down from there."""
+    up = select(Instance.patient_ref.label("id")).where(
+        Instance.patient_ref.is_not(None), instances_visible_to(session, *visible_to)).cte("up_links", recursive=True)
+    up = up.union(select(PatientRow.merged_into).where(PatientRow.id == up.c.id, PatientRow.merged_into.is_not(None)))
+    down = select(up.c.id.label("id")).cte("down_links", recursive=True)
+    down = down.union(select(PatientRow.id).where(PatientRow.merged_into == down.c.id))
+    return PatientRow.id.in_(select(down.c.id))
+
+
 def readable_instance(session: Session, instance_id: str,
                       visible_to: VisibleTo | None) -> Instance | None:
     """The instance, or None when it does not exist or the user may not read it."""
@@ -210,8 +224,8 @@ def list_instances(session: Session, *, status: str | None = None, pathway: str 
     items = [InstanceView(
         id=r.id, pathway_key=r.pathway_key, version=versions.get(r.pathway_version_id, 0),
         business_key=r.business_key, patient_id=r.patient_id, status=r.status, data={}, incident=r.incident,
-        created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by)
-        for r in rows]
+        created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by,
+        patient_ref=r.patient_ref) for r in rows]
     return Page(items, total, limit, offset, exact)
 
 

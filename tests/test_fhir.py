@@ -259,7 +259,7 @@ def _describe(engine: CarePath, patient: str, demographics: Demographics) -> Non
     with UnitOfWork(engine) as uow:
         row = uow.session.get(PatientRow, patient)
         assert row is not None
-        update_demographics(uow, row, demographics, "test")
+        update_demographics(uow, Principal("adt-feed", Role.INTEGRATION), row, demographics)
         uow.commit()
 
 
