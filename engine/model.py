@@ -63,6 +63,17 @@ class MessageState(StrEnum):
     EXPIRED = "expired"
 
 
+class InboxState(StrEnum):
+    """A message received over MLLP (table `inbox_messages`): stored before it is acknowledged, then
+    processed once, in one transaction, to one of the outcomes."""
+
+    RECEIVED = "received"  # stored and acknowledged; not processed yet
+    STARTED = "started"  # it started an episode
+    DELIVERED = "delivered"  # it reached a running episode
+    NOTHING_TO_DO = "nothing_to_do"  # no routing rule matched (acknowledged AA all the same)
+    FAILED = "failed"  # processing failed: the outcome says why; an admin may reprocess it
+
+
 class NotificationState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -108,7 +119,7 @@ EVENT_TYPES = frozenset({
     "message_wait_cancelled", "message_buffered", "message_refused", "notification_delivered", "notification_failed",
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
-    "sign_in_locked", "break_glass_granted"})
+    "sign_in_locked", "break_glass_granted", "inbox_message_reprocessed"})
 
 
 @dataclass(frozen=True)
