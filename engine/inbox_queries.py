@@ -48,7 +48,8 @@ class InboxPage:
     limit: int
 
 
-def _may_read(principal: Principal) -> None:
+def may_read_inbox(principal: Principal) -> None:
+    """Admins alone read the inbox (it carries PHI from every sender); PermissionDenied for anyone else."""
     require_role(principal, action="Reading the inbox")
 
 
@@ -72,7 +73,7 @@ def inbox_state(value: str | None) -> InboxState | None:
 
 def list_inbox(app: CarePath, principal: Principal, *, state: InboxState | None = None, offset: int = 0,
                limit: int = 50) -> InboxPage:
-    _may_read(principal)
+    may_read_inbox(principal)
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise ValidationFailed(f"limit must be 1 to {MAX_PAGE} and offset 0 or more")
     where = [InboxMessage.state == state.value] if state is not None else []
@@ -84,7 +85,7 @@ def list_inbox(app: CarePath, principal: Principal, *, state: InboxState | None 
 
 
 def get_inbox_message(app: CarePath, principal: Principal, message_id: int) -> InboxMessageView:
-    _may_read(principal)
+    may_read_inbox(principal)
     with app.db.read() as session:
         row = session.get(InboxMessage, message_id)
         if row is None:
@@ -92,4 +93,4 @@ def get_inbox_message(app: CarePath, principal: Principal, message_id: int) -> I
         return _view(row, raw=True)
 
 
-__all__ = ["InboxMessageView", "InboxPage", "get_inbox_message", "inbox_state", "list_inbox"]
+__all__ = ["InboxMessageView", "InboxPage", "get_inbox_message", "inbox_state", "list_inbox", "may_read_inbox"]

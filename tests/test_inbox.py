@@ -31,6 +31,7 @@ from carepath.engine.usecases.inbox import (
     stored_message,
 )
 from tests.support.adt_messages import adt, encoded
+from tests.support.api import ApiClient
 
 ADMIN = Principal("admin-1", Role.ADMIN)
 
@@ -194,3 +195,27 @@ def test_concurrent_processors_act_exactly_once_in_order_per_patient(engine: Car
         by_patient[patient].append(control_id)
     assert all(ids == sorted(ids) for ids in by_patient.values()), by_patient
     assert {r.state for r in rows(engine)} == {"delivered"} and {r.attempts for r in rows(engine)} == {1}
+
+
+def test_the_inbox_api_lists_dead_letters_and_reprocesses_them(api: ApiClient) -> None:
+    engine = api.engine
+    admin, coordinator = api.user("admin"), api.user("coordinator", "care")
+    send(engine, adt(control_id="BAD", name="Müller^Jörg"))
+    send(engine, adt(control_id="FINE", mrn="OTHER"))
+    process_inbox(engine, Recorder(failing={"BAD"}))
+    failed = api.get("/api/inbox?state=failed", admin).json()
+    assert failed["total"] == 1 and failed["items"][0]["control_id"] == "BAD" and "raw" not in failed["items"][0]
+    assert "no mapping for facility" in failed["items"][0]["outcome"]
+    message_id = failed["items"][0]["id"]
+    detail = api.get(f"/api/inbox/{message_id}", admin).json()
+    assert "Müller^Jörg" in detail["raw"]
+    assert api.get("/api/inbox", coordinator).status_code == 403
+    assert api.get(f"/api/inbox/{message_id}", coordinator).status_code == 403
+    assert api.post(f"/api/inbox/{message_id}/reprocess", coordinator).status_code == 403
+    refused = api.get("/api/inbox?state=lost", admin)
+    assert refused.status_code == 422 and "not an inbox state" in refused.text
+    assert api.get("/api/inbox/999999", admin).status_code == 404
+    again = api.post(f"/api/inbox/{message_id}/reprocess", admin)  # the router in place: nothing to do
+    assert again.status_code == 200 and again.json()["state"] == "nothing_to_do" and again.json()["attempts"] == 2
+    conflict = api.post(f"/api/inbox/{message_id}/reprocess", admin)
+    assert conflict.status_code == 409 and "needs one that is failed" in conflict.text

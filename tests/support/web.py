@@ -48,3 +48,11 @@ def web_user(engine: CarePath, name: str, role: str, *groups: str, password: str
     add_user(engine, name, role, groups)
     set_password(engine, name, password)
     return name
+
+
+def signed_in(app: Any, engine: CarePath, name: str, role: str, *groups: str) -> Browser:
+    """A new user of this role, signed in to the web app in a browser of their own."""
+    web_user(engine, name, role, *groups)
+    browser = Browser(app)
+    assert browser.sign_in(name).status_code == 303
+    return browser
