@@ -345,13 +345,14 @@ def _worker(engine: CarePath, settings: Settings) -> int:
 
 
 def _mllp(engine: CarePath, settings: Settings, host: str, port: int) -> int:
-    from .mllp import ListenerConfig, run_listener
+    from .mllp import ListenerConfig, MllpListener, run_listener
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         config = ListenerConfig.from_settings(settings)
+        MllpListener(engine, config).prepare()  # the accounts, before anything listens
         print(f"MLLP listener on {host}:{port}; Ctrl-C to stop", flush=True)
         run_listener(engine, config, host, port, stop)
     except OSError as exc:

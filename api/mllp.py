@@ -119,6 +119,7 @@ class MllpListener:
         self.config = config or ListenerConfig()
         self.worker = InboxWorker(app, self.config.sweep_seconds)
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
 
     def prepare(self) -> None:
         """The accounts senders act under: the built-in one created if missing, the configured ones checked."""
@@ -138,6 +139,9 @@ class MllpListener:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            for task in list(self._connections):  # open connections end with the listener
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
             await self._server.wait_closed()
         await asyncio.to_thread(self.worker.stop)
 
@@ -156,6 +160,10 @@ class MllpListener:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         host = str(peer[0]) if peer else ""
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
         try:
             if not self.allowed(host):
                 log.warning("MLLP connection from %s refused: not in CAREPATH_MLLP_ALLOWED_PEERS", host)

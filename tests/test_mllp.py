@@ -5,20 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import signal
 import socket
+import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from carepath.api.mllp import LOCAL_ACCOUNT, ListenerConfig, MllpListener
+from carepath.api.mllp import LOCAL_ACCOUNT, ListenerConfig, MllpListener, tls_context
+from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
+from carepath.engine.clock import ManualClock
 from carepath.engine.interop import hl7v2
+from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.tables import InboxMessage, User
 from tests.support.adt_messages import adt, encoded
+from tests.support.certificates import Pem, authority, signed
 
 Start = Callable[..., "Running"]
 CONFIG = ListenerConfig(max_frame_bytes=8192, read_timeout=0.5, idle_timeout=5.0, sweep_seconds=0.2)
@@ -171,3 +181,67 @@ def test_senders_act_under_their_mapped_account_and_unmapped_remote_ones_are_ref
     assert listener.account_for("10.1.2.3")(epic) == "epic-feed"
     assert listener.account_for("10.1.2.3")(other) is None
     assert listener.account_for("::ffff:127.0.0.1")(other) == LOCAL_ACCOUNT
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_with_an_mllp_port_acknowledges_and_processes(tmp_path: Path) -> None:
+    """The README's one command: `carepath serve --mllp-port` on a fresh database, a local sender."""
+    http_port, mllp_port = _free_port(), _free_port()
+    env = {**os.environ, "CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "CAREPATH_SWEEP_SECONDS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "serve", "--port", str(http_port),
+                               "--mllp-port", str(mllp_port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                sock = socket.create_connection(("127.0.0.1", mllp_port), timeout=5)
+                break
+            except ConnectionRefusedError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                time.sleep(0.1)
+        with sock:
+            message = encoded(adt(control_id="SERVE-1", name="Ólafsdóttir^Guðrún"))
+            assert exchange(sock, message)[1:3] == ["AA", "SERVE-1"]
+            assert exchange(sock, message)[1:3] == ["AA", "SERVE-1"]
+        engine = CarePath(Database(env["CAREPATH_DATABASE_URL"]), ManualClock())
+        [row] = settled(engine)
+        assert row.state == "nothing_to_do"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+
+
+def test_mllp_refuses_to_start_under_an_account_that_does_not_exist(tmp_path: Path) -> None:
+    env = {**os.environ, "CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+           "CAREPATH_MLLP_SENDERS": "EPIC^GENHOSP=epic-feed"}
+    result = subprocess.run([sys.executable, "-m", "carepath.api.cli", "mllp", "--port", str(_free_port())],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1 and "user 'epic-feed' does not exist" in result.stderr
+    assert "Traceback" not in result.stderr and "listener on" not in result.stdout
+
+
+def test_mutual_tls_lets_in_only_senders_with_a_certificate_the_ca_signed(
+        engine: CarePath, start: Start, tmp_path: Path) -> None:
+    ca, ca_cert, ca_key = authority(tmp_path)
+    server = signed(tmp_path, "listener", ca_cert, ca_key, server=True)
+    client = signed(tmp_path, "hospital", ca_cert, ca_key, server=False)
+    settings = Settings(mllp_tls_cert=str(server.cert), mllp_tls_key=str(server.key), mllp_tls_client_ca=str(ca.cert))
+    running = start(replace(CONFIG, tls=tls_context(settings)))
+
+    def connect(certificate: Pem | None) -> ssl.SSLSocket:
+        context = ssl.create_default_context(cafile=str(ca.cert))
+        if certificate is not None:
+            context.load_cert_chain(str(certificate.cert), str(certificate.key))
+        return context.wrap_socket(running.connect(), server_hostname="127.0.0.1")
+
+    with connect(client) as sock:
+        assert exchange(sock, encoded(adt(control_id="TLS-1")))[1:3] == ["AA", "TLS-1"]
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        with connect(None) as sock:  # no client certificate: the handshake (or the first read) fails
+            exchange(sock, encoded(adt(control_id="TLS-2")))
+    assert [row.control_id for row in inbox(engine)] == ["TLS-1"]
