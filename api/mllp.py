@@ -3,9 +3,10 @@
 One listener per deployment: `carepath mllp --port PORT`, or `carepath serve --mllp-port PORT` beside the
 API (started once, in the server's main process, whatever `--workers` says). For each connection:
 
+- with CAREPATH_MLLP_TLS_* the connection is TLS and the peer must present a certificate the configured
+  CA signed (mutual TLS): the handshake, bounded by the read timeout, comes first;
 - the peer's address must be in CAREPATH_MLLP_ALLOWED_PEERS (loopback by default), else the connection is
-  closed before anything is read; with CAREPATH_MLLP_TLS_* the connection is then upgraded to TLS and the
-  peer must present a certificate the configured CA signed (mutual TLS);
+  closed before any message is read;
 - frames are read with a bound on their size and a timeout between reads; each message is checked, stored
   and answered by `usecases/inbox.acknowledge` on a worker thread, so that a slow commit holds up only its
   own connection. Garbage is answered AE, an oversized frame AR (and the connection closed), a truncated
@@ -131,7 +132,9 @@ class MllpListener:
         """Listen (port 0: any free port); answers the port bound."""
         self.prepare()
         self.worker.start()
-        self._server = await asyncio.start_server(self._connection, host, port, limit=READ_SIZE)
+        self._server = await asyncio.start_server(self._connection, host, port, limit=READ_SIZE, ssl=self.config.tls,
+                                                  ssl_handshake_timeout=self.config.read_timeout if self.config.tls
+                                                  else None)
         bound: int = self._server.sockets[0].getsockname()[1]
         log.info("MLLP listener on %s:%d%s", host, bound, " (mutual TLS)" if self.config.tls else "")
         return bound
@@ -168,8 +171,6 @@ class MllpListener:
             if not self.allowed(host):
                 log.warning("MLLP connection from %s refused: not in CAREPATH_MLLP_ALLOWED_PEERS", host)
                 return
-            if self.config.tls is not None:
-                await asyncio.wait_for(writer.start_tls(self.config.tls), self.config.read_timeout)
             await self._converse(reader, writer, host)
         except (TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("MLLP connection from %s closed: %s", host, type(exc).__name__)
