@@ -35,6 +35,7 @@ from .settings import Settings, mllp_networks, mllp_senders
 log = logging.getLogger("carepath.mllp")
 LOCAL_ACCOUNT = "mllp-local"  # the built-in integration account of senders on this machine
 READ_SIZE = 64 * 1024
+PG_PROCESSING_THREADS = 4
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -48,6 +49,7 @@ class ListenerConfig:
     policy: hl7v2.Policy = field(default_factory=hl7v2.Policy)
     tls: ssl.SSLContext | None = None
     sweep_seconds: float = 30.0
+    processing_threads: int = 0  # 0: PG_PROCESSING_THREADS on PostgreSQL, 1 on SQLite
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListenerConfig:
@@ -82,18 +84,21 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 class InboxWorker:
-    """Processes the inbox in a thread of its own: when woken after a message is stored, and every
-    `sweep_seconds` in case a wake-up was lost (a crash between the commit and the processing)."""
+    """Processes the inbox on threads of its own: when woken after a message is stored, and every
+    `sweep_seconds` in case a wake-up was lost (a crash between the commit and the processing). Several
+    threads on PostgreSQL (claims skip each other's rows; order per patient holds), one on SQLite."""
 
-    def __init__(self, app: CarePath, sweep_seconds: float = 30.0) -> None:
+    def __init__(self, app: CarePath, sweep_seconds: float = 30.0, threads: int = 1) -> None:
         self.app = app
         self.sweep_seconds = sweep_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="carepath-inbox", daemon=True)
+        self._threads = [threading.Thread(target=self._run, name=f"carepath-inbox-{n}", daemon=True)
+                         for n in range(max(threads, 1))]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def wake(self) -> None:
         self._wake.set()
@@ -101,7 +106,8 @@ class InboxWorker:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -118,7 +124,8 @@ class MllpListener:
     def __init__(self, app: CarePath, config: ListenerConfig | None = None) -> None:
         self.app = app
         self.config = config or ListenerConfig()
-        self.worker = InboxWorker(app, self.config.sweep_seconds)
+        threads = self.config.processing_threads or (PG_PROCESSING_THREADS if app.db.dialect == "postgresql" else 1)
+        self.worker = InboxWorker(app, self.config.sweep_seconds, threads)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 

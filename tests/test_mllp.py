@@ -43,7 +43,7 @@ class Running:
         self.port = asyncio.run_coroutine_threadsafe(self.listener.start("127.0.0.1", 0), self.loop).result(10)
 
     def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        return socket.create_connection(("127.0.0.1", self.port), timeout=30)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.listener.close(), self.loop).result(10)

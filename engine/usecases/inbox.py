@@ -6,8 +6,8 @@
 - `process_inbox`: each received message in one transaction, in order per patient (a message waits while
   an earlier one of the same patient is unprocessed), exactly once across processes: the row is claimed
   with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL and a conditional UPDATE (state still received)
-  on both databases. The `Router` decides the outcome; an exception is the outcome `failed`, with the
-  router's changes undone (a savepoint) and the reason kept.
+  on SQLite. The `Router` decides the outcome; an exception is the outcome `failed`, recorded with the
+  reason in a transaction of its own after the router's changes were rolled back.
 - `reprocess` (admins): a failed message back to received, processed again at once when nothing earlier
   of its patient waits. `purge_raw_payloads`: the scheduler drops payloads past the retention period.
 The rules (from which state to which, who may) are INBOX_RULES in engine/rules.py.
@@ -81,9 +81,6 @@ def receive(app: CarePath, inspected: hl7v2.Inspected, *, account: str, peer: st
     key = (header.sender[:200], header.control_id)
     try:
         with UnitOfWork(app) as uow:
-            found = _stored_id(uow, key)
-            if found is not None:
-                return Received(found, True)
             row = InboxMessage(sender=key[0], control_id=key[1], account=account, peer=peer[:100],
                                received_at=app.now(), message_type=header.message_type[:10],
                                event=header.trigger_event[:10], version=header.version[:20],
@@ -93,7 +90,7 @@ def receive(app: CarePath, inspected: hl7v2.Inspected, *, account: str, peer: st
             uow.session.flush()
             uow.commit()
             return Received(row.id, False)
-    except IntegrityError:  # the same message, sent twice at once: the other copy was stored
+    except IntegrityError:  # unique (sender, control id): a resend, or the same message twice at once
         with UnitOfWork(app) as uow:
             found = _stored_id(uow, key)
         if found is None:
@@ -179,32 +176,45 @@ def _process_next(app: CarePath, router: Router, only: int | None = None) -> Inb
         row = _claim(uow, only)
         if row is None:
             return None
+        claimed = row.id
         try:
-            with uow.savepoint():
-                outcome = router(uow, row, app.clock)
-        except Exception as exc:  # the outcome is kept; what the router did is undone
-            log.warning("inbox message %s failed: %s", row.id, exc)
-            outcome = RouteOutcome(InboxState.FAILED, f"processing failed: {exc}"
-                                   if str(exc) else f"processing failed: {type(exc).__name__}")
-        advance(row, INBOX_RULES, OUTCOME_ACTIONS[outcome.state], f"inbox message {row.id}")
-        row.outcome, row.processed_at = outcome.text[:MAX_OUTCOME], app.now()
-        uow.commit()
-        return InboxState(row.state)
+            outcome = router(uow, row, app.clock)
+        except Exception as exc:  # leaving the block rolls back whatever the router changed
+            log.warning("inbox message %s failed: %s", claimed, exc)
+            failure = RouteOutcome(InboxState.FAILED, f"processing failed: {exc}" if str(exc)
+                                   else f"processing failed: {type(exc).__name__}")
+        else:
+            return _settle(uow, row, outcome)
+    with UnitOfWork(app) as uow:  # the failure, in a transaction of its own
+        row = _claim(uow, claimed)
+        return None if row is None else _settle(uow, row, failure)
+
+
+def _settle(uow: UnitOfWork, row: InboxMessage, outcome: RouteOutcome) -> InboxState:
+    advance(row, INBOX_RULES, OUTCOME_ACTIONS[outcome.state], f"inbox message {row.id}")
+    row.outcome, row.processed_at = outcome.text[:MAX_OUTCOME], uow.app.now()
+    uow.commit()
+    return InboxState(row.state)
 
 
 def _claim(uow: UnitOfWork, only: int | None) -> InboxMessage | None:
-    """The first received message no earlier message of its patient waits before; locked (PostgreSQL)
-    and taken by a conditional UPDATE, so that two processes never both process it."""
+    """The first received message no earlier message of its patient waits before, taken so that two
+    processes never both process it: locked with FOR UPDATE SKIP LOCKED on PostgreSQL (another process
+    skips it, and sees it processed once this transaction commits); on SQLite, whose writers take turns,
+    by a conditional UPDATE that only succeeds while it is still received."""
     earlier = aliased(InboxMessage)
     waits = exists().where(earlier.patient_key == InboxMessage.patient_key, earlier.id < InboxMessage.id,
                            earlier.state == InboxState.RECEIVED.value)
-    query = (select(InboxMessage.id).where(InboxMessage.state == InboxState.RECEIVED.value, ~waits)
-             .order_by(InboxMessage.id).limit(1))
+    where = [InboxMessage.state == InboxState.RECEIVED.value, ~waits]
     if only is not None:
-        query = query.where(InboxMessage.id == only)
+        where.append(InboxMessage.id == only)
     if uow.session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    found = uow.session.scalar(query)
+        row = uow.session.scalar(select(InboxMessage).where(*where).order_by(InboxMessage.id).limit(1)
+                                 .with_for_update(skip_locked=True, of=InboxMessage))
+        if row is not None:
+            row.attempts += 1
+        return row
+    found = uow.session.scalar(select(InboxMessage.id).where(*where).order_by(InboxMessage.id).limit(1))
     if found is None:
         return None
     taken = uow.session.execute(update(InboxMessage).where(
