@@ -84,6 +84,24 @@ def list_inbox(app: CarePath, principal: Principal, *, state: InboxState | None 
         return InboxPage([_view(row) for row in rows], total, offset, limit)
 
 
+@dataclass(frozen=True)
+class InboxBacklog:
+    waiting: int  # received, not processed yet
+    failed: int  # the dead-letter list
+    oldest_waiting: datetime | None  # when the oldest waiting message was received
+
+
+def inbox_backlog(app: CarePath) -> InboxBacklog:
+    """For the metrics: what waits, what failed, and since when the oldest has waited (no PHI, no user)."""
+    waiting_states = (InboxState.RECEIVED.value, InboxState.FAILED.value)
+    with app.db.read() as session:
+        counts = dict(session.execute(select(InboxMessage.state, func.count()).where(
+            InboxMessage.state.in_(waiting_states)).group_by(InboxMessage.state)).all())
+        oldest = session.scalar(select(func.min(InboxMessage.received_at)).where(
+            InboxMessage.state == InboxState.RECEIVED.value))
+    return InboxBacklog(counts.get(InboxState.RECEIVED.value, 0), counts.get(InboxState.FAILED.value, 0), oldest)
+
+
 def get_inbox_message(app: CarePath, principal: Principal, message_id: int) -> InboxMessageView:
     may_read_inbox(principal)
     with app.db.read() as session:
@@ -93,4 +111,5 @@ def get_inbox_message(app: CarePath, principal: Principal, message_id: int) -> I
         return _view(row, raw=True)
 
 
-__all__ = ["InboxMessageView", "InboxPage", "get_inbox_message", "inbox_state", "list_inbox", "may_read_inbox"]
+__all__ = ["InboxBacklog", "InboxMessageView", "InboxPage", "get_inbox_message", "inbox_backlog", "inbox_state",
+           "list_inbox", "may_read_inbox"]

@@ -19,6 +19,7 @@ from carepath.engine.interop.hl7v2 import AckCode
 from carepath.engine.model import InboxState
 from carepath.engine.persistence.tables import Event, InboxMessage, User
 from carepath.engine.persistence.unit_of_work import UnitOfWork
+from carepath.engine.scheduler import TimerScheduler
 from carepath.engine.usecases.inbox import (
     Answer,
     RouteOutcome,
@@ -219,3 +220,26 @@ def test_the_inbox_api_lists_dead_letters_and_reprocesses_them(api: ApiClient) -
     assert again.status_code == 200 and again.json()["state"] == "nothing_to_do" and again.json()["attempts"] == 2
     conflict = api.post(f"/api/inbox/{message_id}/reprocess", admin)
     assert conflict.status_code == 409 and "needs one that is failed" in conflict.text
+
+
+def test_the_backlog_is_a_metric(api: ApiClient, clock: ManualClock) -> None:
+    engine = api.engine
+    send(engine, adt(control_id="W1"))
+    clock.advance(timedelta(seconds=90))
+    send(engine, adt(control_id="W2", mrn="OTHER"))
+    metrics = api.client.get("/metrics").text
+    assert "carepath_inbox_waiting 2.0" in metrics and "carepath_inbox_failed 0.0" in metrics
+    assert "carepath_inbox_lag_seconds 90.0" in metrics
+    process_inbox(engine, Recorder(failing={"W1"}))
+    metrics = api.client.get("/metrics").text
+    assert "carepath_inbox_waiting 0.0" in metrics and "carepath_inbox_failed 1.0" in metrics
+
+
+def test_the_schedulers_sweep_processes_the_inbox_and_purges_payloads(engine: CarePath, clock: ManualClock) -> None:
+    send(engine, adt(control_id="OLD"))
+    TimerScheduler(engine).sweep_inbox()  # a message the listener stored and did not process (it died)
+    [row] = rows(engine)
+    assert row.state == "nothing_to_do" and row.raw is not None
+    clock.advance(timedelta(days=31))
+    TimerScheduler(engine).sweep_inbox()
+    assert rows(engine)[0].raw is None
