@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -145,3 +147,43 @@ def test_an_ack_is_written_in_the_message_charset() -> None:
 def test_an_ack_for_garbage_has_no_msa_2() -> None:
     ack = segments(hl7v2.build_ack(None, AckCode.ERROR, now=NOW, control_id="a", reason="not HL7", error_code="100"))
     assert ack["MSA"][1:3] == ["AE", ""] and ack["ERR"][8] == "not HL7"
+
+
+@pytest.mark.parametrize("garbage", [b"MSH\n8AS2", b"MSH|A\n1HM53\n902&V^I1II^5^SP", b"MSH\r0V61~I",
+                                     b"MSH9^^1^\r 48S1\\93S\r^"])
+def test_what_trips_the_parser_is_an_error_too(garbage: bytes) -> None:
+    with pytest.raises(Unacceptable, match="cannot be parsed"):
+        hl7v2.inspect(garbage)
+
+
+def test_mangled_messages_are_answered_never_raised() -> None:
+    """A seeded mutation of a real message, many times: each is taken or answered AE/AR, never a crash."""
+    rng = random.Random(14)
+    base, alphabet = encoded(adt(name="Müller^Jörg")), b"|^~\\&\r\n MSHPID0123456789\xc3\xa9\xff"
+    for _ in range(1500):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 10)):
+            pos = rng.randrange(len(data) + 1)
+            if rng.random() < 0.5 and data:
+                del data[pos % len(data)]
+            else:
+                data.insert(pos, rng.choice(alphabet))
+        try:
+            header: hl7v2.MshHeader | None = hl7v2.inspect(bytes(data)).header
+            code = AckCode.ACCEPT
+        except Unacceptable as refused:
+            header, code = refused.header, refused.code
+        assert hl7v2.encode_ack(hl7v2.build_ack(header, code, now=NOW, control_id="a"), header).startswith(b"MSH|")
+
+
+def test_the_parser_does_not_log_message_fragments(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):  # a bad escape in MSH-3, which the header reads
+        assert hl7v2.inspect(encoded(adt(sender="SECRET\\Z\\EPIC"))).header.sending_application == "SECRETEPIC"
+    assert "SECRET" not in caplog.text
+
+
+def test_echoed_fields_are_escaped_again_in_the_ack() -> None:
+    header = hl7v2.inspect(encoded(adt(sender="A\\T\\B", control_id="X\\F\\1"))).header
+    assert (header.sending_application, header.control_id) == ("A&B", "X|1")
+    ack = segments(hl7v2.build_ack(header, AckCode.ACCEPT, now=NOW, control_id="a"))
+    assert ack["MSH"][4] == "A\\T\\B" and ack["MSA"][2] == "X\\F\\1"

@@ -16,6 +16,7 @@ and `usecases/inbox.py` stores what passes; this module decides what a frame is 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,13 @@ from enum import StrEnum
 from typing import Any
 
 import hl7
+import hl7.containers
+import hl7.util
+
+# The hl7 library logs the values it cannot unescape, which are fragments of the message (PHI): a bad
+# escape is the sender's problem, answered in the ACK, never written to the log.
+for _module in (hl7.util, hl7.containers):
+    logging.getLogger(_module.__file__).setLevel(logging.CRITICAL + 1)
 
 START, END = b"\x0b", b"\x1c\x0d"
 DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
@@ -213,7 +221,7 @@ def decode(payload: bytes) -> tuple[str, str]:
 def _field(message: Any, segment: str, number: int, component: int = 1, repetition: int = 1) -> str:
     try:
         return str(message.extract_field(segment, 1, number, repetition, component) or "").strip()
-    except (KeyError, IndexError, hl7.HL7Exception):
+    except Exception:  # the library's asserts and lookups on a malformed message: the field is not there
         return ""
 
 
@@ -242,8 +250,9 @@ def parse_text(text: str, charset: str = "") -> Inspected:
     try:
         message = hl7.parse(text)
         header = read_header(message, charset)
-    except (hl7.HL7Exception, KeyError, IndexError, ValueError) as exc:
-        raise Unacceptable(AckCode.ERROR, f"the message cannot be parsed: {str(exc)[:200]}", "100",
+    except Exception as exc:  # the library raises asserts and lookups too; untrusted input is never a crash
+        words = str(exc)[:200] if isinstance(exc, hl7.HL7Exception) else "it is not a well-formed HL7 v2 message"
+        raise Unacceptable(AckCode.ERROR, f"the message cannot be parsed: {words}", "100",
                            charset=charset) from None
     return Inspected(header, text, message)
 
@@ -279,8 +288,8 @@ def patient_key(message: Any) -> str | None:
     """Whose message this is, for processing in order per patient: the first PID-3 identifier of type MR
     (else the first), as AUTHORITY:ID. None without a PID segment."""
     try:
-        identifiers = message.segment("PID")[3]
-    except (KeyError, IndexError):
+        identifiers = list(message.segment("PID")[3])
+    except Exception:  # no PID, or no PID-3
         return None
     chosen = None
     for repetition in identifiers:
@@ -321,6 +330,8 @@ def _escape(text: str, header: MshHeader) -> str:
     return out
 
 
+ECHOED = ("receiving_application", "receiving_facility", "sending_application", "sending_facility", "processing_id",
+          "version", "charset", "control_id")
 FALLBACK_HEADER = MshHeader("", "", "", "", "", "", "", "", "P", "2.5.1")
 
 
@@ -330,15 +341,17 @@ def build_ack(header: MshHeader | None, code: AckCode, *, now: datetime, control
     msh = header or FALLBACK_HEADER
     sep, comp = msh.field_separator or "|", (msh.encoding_characters or "^~\\&")[0]
     stamp = now.strftime("%Y%m%d%H%M%S") + "+0000"
-    ack_type = comp.join(["ACK", msh.trigger_event, "ACK"]) if msh.trigger_event else "ACK"
-    fields = ["MSH", msh.encoding_characters or "^~\\&", msh.receiving_application or "CAREPATH",
-              msh.receiving_facility, msh.sending_application, msh.sending_facility, stamp, "", ack_type,
-              control_id, msh.processing_id or "P", msh.version or "2.5.1"]
+    trigger = _escape(msh.trigger_event, msh)
+    ack_type = comp.join(["ACK", trigger, "ACK"]) if trigger else "ACK"
+    echo = {name: _escape(getattr(msh, name), msh) for name in ECHOED}  # read unescaped, written escaped
+    fields = ["MSH", msh.encoding_characters or "^~\\&", echo["receiving_application"] or "CAREPATH",
+              echo["receiving_facility"], echo["sending_application"], echo["sending_facility"], stamp, "", ack_type,
+              control_id, echo["processing_id"] or "P", echo["version"] or "2.5.1"]
     if msh.charset:
-        fields += ["", "", "", "", "", msh.charset]
+        fields += ["", "", "", "", "", echo["charset"]]
     segments = [sep.join(fields)]
     words = _escape(reason, msh) if reason else ""
-    segments.append(sep.join(["MSA", ack_code(code, header), msh.control_id, words]).rstrip(sep))
+    segments.append(sep.join(["MSA", ack_code(code, header), echo["control_id"], words]).rstrip(sep))
     if code is not AckCode.ACCEPT:
         where = _location(location, comp, msh)
         condition = comp.join([error_code or "207", _escape(ERROR_NAMES.get(error_code, "Application error"), msh),
