@@ -61,13 +61,14 @@ def inbox(engine: EngineDep, user: CurrentUser,
     return InboxPageOut.model_validate(page)
 
 
-@router.get("/api/inbox/{message_id}", response_model=InboxMessageDetailOut, responses=errors(404))
+@router.get("/api/inbox/{message_id}", response_model=InboxMessageDetailOut, responses=errors(404, 422))
 def inbox_message(message_id: MessageId, engine: EngineDep, user: CurrentUser) -> InboxMessageDetailOut:
     """One inbox message with its raw payload while it is kept (admins)."""
     return InboxMessageDetailOut.model_validate(get_inbox_message(engine, user, message_id))
 
 
-@router.post("/api/inbox/{message_id}/reprocess", response_model=InboxMessageDetailOut, responses=errors(404, 409))
+@router.post("/api/inbox/{message_id}/reprocess", response_model=InboxMessageDetailOut,
+             responses=errors(404, 409, 422))
 def reprocess_message(message_id: MessageId, engine: EngineDep, user: CurrentUser) -> InboxMessageDetailOut:
     """Process a failed message again, after fixing its cause (admins). It is processed at once unless an
     earlier message of the same patient waits (then it is `received` and processed after that one)."""
