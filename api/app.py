@@ -27,6 +27,7 @@ from .routes import (
     audit,
     break_glass,
     health,
+    inbox,
     instances,
     messages,
     notifications,
@@ -37,7 +38,7 @@ from .routes import (
     users,
 )
 from .settings import Settings
-from .web import about, admin, provider_sign_in, session, team, worklist_routes
+from .web import about, admin, message_inbox, provider_sign_in, session, team, worklist_routes
 from .web import audit as web_audit
 from .web import break_glass as web_break_glass
 from .web import episodes as web_episodes
@@ -112,11 +113,11 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, patients):
+                   break_glass, fhir_routes, patients, inbox):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,
-                        admin, provider_sign_in, web_pathways, web_episodes, web_audit):
+                        admin, provider_sign_in, web_pathways, web_episodes, web_audit, message_inbox):
         app.include_router(page_module.router)
     mount_static(app)
     return app

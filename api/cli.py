@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--mllp-port", type=int, default=None,
+                       help="also listen for HL7 v2 over MLLP on this port (one listener, whatever --workers says)")
+    serve.add_argument("--mllp-host", default="127.0.0.1", help="the address the MLLP listener binds")
+    mllp = sub.add_parser("mllp", help="listen for HL7 v2 ADT over MLLP and process the inbox (docs/interop.md)")
+    mllp.add_argument("--port", type=int, required=True, help="the TCP port (2575 is usual)")
+    mllp.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback only)")
     sub.add_parser("worker", help="run only the timer scheduler (for larger deployments)")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
@@ -235,6 +241,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "worker":
         return _worker(engine, settings)
+    if args.command == "mllp":
+        return _mllp(engine, settings, args.host, args.port)
     return 2
 
 
@@ -289,8 +297,16 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             print("error: another CarePath server is already using this SQLite database; SQLite is for one "
                   "process (use PostgreSQL to run several)", file=sys.stderr)
             return 2
-    migrate.upgrade(build_engine(settings, upgrade_schema=False).db.engine,
-                    patient_id_system=settings.patient_id_system)
+    engine = build_engine(settings, upgrade_schema=False)
+    migrate.upgrade(engine.db.engine, patient_id_system=settings.patient_id_system)
+    if args.mllp_port is not None:
+        from .mllp import ListenerConfig, start_beside_api
+
+        try:
+            start_beside_api(engine, ListenerConfig.from_settings(settings), args.mllp_host, args.mllp_port)
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     uvicorn.run("carepath.api.asgi:app", host=args.host, port=args.port, workers=args.workers,
                 log_level="info")
     return 0
@@ -325,6 +341,23 @@ def _worker(engine: CarePath, settings: Settings) -> int:
     print("worker running; Ctrl-C to stop", flush=True)
     stop.wait()
     scheduler.shutdown()
+    return 0
+
+
+def _mllp(engine: CarePath, settings: Settings, host: str, port: int) -> int:
+    from .mllp import ListenerConfig, MllpListener, run_listener
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        config = ListenerConfig.from_settings(settings)
+        MllpListener(engine, config).prepare()  # the accounts, before anything listens
+        print(f"MLLP listener on {host}:{port}; Ctrl-C to stop", flush=True)
+        run_listener(engine, config, host, port, stop)
+    except OSError as exc:
+        print(f"error: the MLLP listener could not listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

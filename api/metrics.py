@@ -1,10 +1,12 @@
 """Prometheus metrics: request counters and, read from the database at scrape time, instances by
-status, open and overdue tasks, and timer lag (how long the oldest due timer has been waiting)."""
+status, open and overdue tasks, timer lag (how long the oldest due timer has been waiting), and the
+inbox's backlog (messages waiting and failed, and how long the oldest has waited)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,6 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from carepath.engine.application import CarePath
+from carepath.engine.inbox_queries import inbox_backlog
 from carepath.engine.model import OPEN_TASK_STATES, TimerState
 from carepath.engine.persistence.tables import Instance, Task, Timer
 
@@ -38,6 +41,18 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily("carepath_overdue_tasks", "Open human tasks past their due date", value=overdue or 0)
         lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
         yield GaugeMetricFamily("carepath_timer_lag_seconds", "How long the oldest due timer has waited", value=lag)
+        yield from self._inbox(now)
+
+    def _inbox(self, now: datetime) -> Iterator[GaugeMetricFamily]:
+        """The inbox's backlog (HL7 v2 over MLLP): a fast ACK rate must not hide a growing backlog."""
+        backlog = inbox_backlog(self.engine)
+        yield GaugeMetricFamily("carepath_inbox_waiting", "Inbox messages received and not processed yet",
+                                value=backlog.waiting)
+        yield GaugeMetricFamily("carepath_inbox_failed", "Inbox messages whose processing failed (dead letters)",
+                                value=backlog.failed)
+        lag = max(0.0, (now - backlog.oldest_waiting).total_seconds()) if backlog.oldest_waiting else 0.0
+        yield GaugeMetricFamily("carepath_inbox_lag_seconds", "How long the oldest waiting inbox message has waited",
+                                value=lag)
 
 
 def install_metrics(app: FastAPI, engine: CarePath) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from datetime import timedelta
@@ -60,6 +61,33 @@ def previous_audit_keys(value: str) -> dict[str, bytes]:
         check_audit_key(key, f"CAREPATH_AUDIT_PREVIOUS_KEYS: key {key_id!r}")
         ring[key_id] = key.encode()
     return ring
+
+
+def mllp_senders(value: str) -> dict[str, str]:
+    """CAREPATH_MLLP_SENDERS: "APP^FACILITY=account,..." -> {"APP^FACILITY": "account"}."""
+    pairs = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        sender, _, account = item.partition("=")
+        if not re.fullmatch(r"[^=^]*\^[^=^]*", sender.strip()) or not account.strip():
+            raise ValueError(f"CAREPATH_MLLP_SENDERS: '{item}' must read SENDING_APPLICATION^SENDING_FACILITY=account")
+        pairs[sender.strip()] = account.strip()
+    return pairs
+
+
+def mllp_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """CAREPATH_MLLP_ALLOWED_PEERS: addresses or networks (CIDR), comma-separated."""
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"CAREPATH_MLLP_ALLOWED_PEERS: '{item}' is not an address or a network "
+                             "(e.g. 10.20.0.0/16)") from None
+    return tuple(networks)
 
 
 def shipped_pathways_dir() -> Path:
@@ -125,6 +153,25 @@ class Settings(BaseSettings):
     web_trust_forwarded_proto: bool = False
     # Web app: how often an open worklist asks whether anything moved (seconds; a cheap query when nothing did).
     web_worklist_poll_seconds: int = Field(default=15, ge=1, le=3600)
+    # HL7 v2 over MLLP (api/mllp.py, docs/interop.md). Peers that may connect: addresses or networks,
+    # comma-separated (others are closed before anything is read); loopback only by default.
+    mllp_allowed_peers: str = "127.0.0.0/8,::1"
+    # Senders (MSH-3^MSH-4) -> the integration account each acts under: "EPIC^GENHOSP=epic-feed,...".
+    # Unmapped senders from loopback act under the built-in account `mllp-local`; from elsewhere they get AR.
+    mllp_senders: str = ""
+    # Mutual TLS: the listener's certificate and key (PEM), and the CA that signs the senders' certificates.
+    mllp_tls_cert: str | None = None
+    mllp_tls_key: str | None = None
+    mllp_tls_client_ca: str | None = None
+    mllp_max_frame_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # A frame begun must be finished within this many seconds between reads; an idle connection is closed
+    # after the second.
+    mllp_read_timeout_seconds: float = Field(default=30.0, gt=0)
+    mllp_idle_timeout_seconds: float = Field(default=600.0, gt=0)
+    # MSH-11 processing ids taken (P production; add T training or D debugging for a test feed).
+    mllp_processing_ids: str = "P"
+    # How long the raw payload of an inbox message (PHI) is kept before it is reduced to its metadata.
+    inbox_retention_days: int = Field(default=30, ge=1)
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
@@ -266,7 +313,35 @@ class Settings(BaseSettings):
             audit_previous_keys=previous_audit_keys(self.audit_previous_keys),
             max_json_depth=self.max_json_depth,
             max_json_bytes=self.max_json_bytes,
+            inbox_retention=timedelta(days=self.inbox_retention_days),
         )
+
+    @field_validator("mllp_senders")
+    @classmethod
+    def _mllp_senders_are_pairs(cls, value: str) -> str:
+        mllp_senders(value)
+        return value
+
+    @field_validator("mllp_allowed_peers")
+    @classmethod
+    def _mllp_peers_are_addresses(cls, value: str) -> str:
+        mllp_networks(value)
+        return value
+
+    @field_validator("mllp_processing_ids")
+    @classmethod
+    def _mllp_processing_ids_are_known(cls, value: str) -> str:
+        unknown = {p.strip().upper() for p in value.split(",") if p.strip()} - {"P", "T", "D"}
+        if unknown or not value.strip():
+            raise ValueError("CAREPATH_MLLP_PROCESSING_IDS must be P, T or D, comma-separated")
+        return value
+
+    @model_validator(mode="after")
+    def _mllp_tls_is_complete(self) -> Settings:
+        if bool(self.mllp_tls_cert) != bool(self.mllp_tls_key) or (self.mllp_tls_client_ca and not self.mllp_tls_cert):
+            raise ValueError("CAREPATH_MLLP_TLS_CERT and CAREPATH_MLLP_TLS_KEY go together (and "
+                             "CAREPATH_MLLP_TLS_CLIENT_CA needs both)")
+        return self
 
     def pathways_path(self) -> Path:
         return Path(self.pathways_dir) if self.pathways_dir else shipped_pathways_dir()

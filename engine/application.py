@@ -48,6 +48,8 @@ class EngineConfig:
     # Bounds on every JSON value that enters (engine/bounds.py): nesting depth and encoded size.
     max_json_depth: int = DEFAULT_MAX_DEPTH
     max_json_bytes: int = DEFAULT_MAX_BYTES
+    # How long the raw payload of an inbox message (PHI) is kept; its metadata stays (usecases/inbox.py).
+    inbox_retention: timedelta = timedelta(days=30)
 
     def audit_keyring(self) -> dict[str, bytes]:
         """Every key checkpoints may be verified with, by name (the signing key under its own)."""
@@ -75,6 +77,9 @@ class CarePath:
         # Called with each audit checkpoint written (a CheckpointAnchor), after its commit: copies kept
         # outside the database, so that deleting the latest checkpoints is noticed.
         self.anchor_sinks: list[Callable[[Any], None]] = []
+        # What processing an inbox message does (usecases/inbox.Router); None: the router in place
+        # (usecases/inbox.route_nothing). Wired once, where the routing rules are loaded.
+        self.inbox_router: Callable[..., Any] | None = None
 
     def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:
         """How a pathway counts time: its calendar and zone (checked at deploy), else the defaults."""

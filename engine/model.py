@@ -80,6 +80,17 @@ class MessageState(StrEnum):
     EXPIRED = "expired"
 
 
+class InboxState(StrEnum):
+    """A message received over MLLP (table `inbox_messages`): stored before it is acknowledged, then
+    processed once, in one transaction, to one of the outcomes."""
+
+    RECEIVED = "received"  # stored and acknowledged; not processed yet
+    STARTED = "started"  # it started an episode
+    DELIVERED = "delivered"  # it reached a running episode
+    NOTHING_TO_DO = "nothing_to_do"  # no routing rule matched (acknowledged AA all the same)
+    FAILED = "failed"  # processing failed: the outcome says why; an admin may reprocess it
+
+
 class NotificationState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -126,7 +137,7 @@ EVENT_TYPES = frozenset({
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
-    "patient_unmerged"})
+    "patient_unmerged", "inbox_message_reprocessed"})
 
 
 @dataclass(frozen=True)

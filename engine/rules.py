@@ -23,6 +23,7 @@ from .identity import Principal, Role, may_see
 from .model import (
     EVERYONE,
     GrantState,
+    InboxState,
     InstanceStatus,
     MessageState,
     NotificationState,
@@ -444,10 +445,30 @@ PATIENT_RULES = _rules(
          "patient_unmerged", "merged_into", note="with a reason; the two identities separate again"),
 )
 
+# A message from outside (HL7 v2 over MLLP), from its receipt to its outcome (usecases/inbox.py).
+INBOX_RULES = _rules(
+    Rule("receive", "A message is received", (), (InboxState.RECEIVED,),
+         note="stored before it is acknowledged (AA); a resend (same sender MSH-3^MSH-4 and MSH-10) is acknowledged "
+         "AA again and stored once; what fails the checks is answered AE or AR and not stored"),
+    Rule("start", "It starts an episode", (InboxState.RECEIVED,), (InboxState.STARTED,),
+         note="processed in one transaction, after every earlier message of the same patient"),
+    Rule("deliver", "It reaches a running episode", (InboxState.RECEIVED,), (InboxState.DELIVERED,)),
+    Rule("nothing_to_do", "No routing rule matches it", (InboxState.RECEIVED,), (InboxState.NOTHING_TO_DO,),
+         note="the outcome says what was looked for"),
+    Rule("fail", "Processing it fails", (InboxState.RECEIVED,), (InboxState.FAILED,),
+         note="the outcome says why; nothing else the processing did is kept"),
+    Rule("reprocess", "Reprocessing a failed message", (InboxState.FAILED,), (InboxState.RECEIVED,), (Role.ADMIN,),
+         (), "inbox_message_reprocessed", "state",
+         note="after fixing the cause (a mapping, a pathway); processed again in order"),
+    Rule("purge", "Its raw payload is dropped", tuple(InboxState), (),
+         note="after CAREPATH_INBOX_RETENTION_DAYS: the scheduler's sweep, one statement, unrecorded; the "
+         "metadata stays"),
+)
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
-                                      "user": USER_RULES, "patient": PATIENT_RULES}
+                                      "user": USER_RULES, "patient": PATIENT_RULES, "inbox message": INBOX_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -567,7 +588,7 @@ NOT_OFFERED = frozenset({"start", "release", "break_glass", "add"})
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
                                             "message": MessageState, "notification": NotificationState,
                                             "break-glass grant": GrantState, "pathway version": VersionState,
-                                            "user": UserState, "patient": PatientState}
+                                            "user": UserState, "patient": PatientState, "inbox message": InboxState}
 
 
 def _who(rule: Rule) -> str:
@@ -614,8 +635,8 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES", "USER_RULES",
-           "VERSION_RULES",
+__all__ = ["GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES",
+           "USER_RULES", "VERSION_RULES",
            "GrantFacts", "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "allowed_actions",
            "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups",
            "supervises"]

@@ -2,8 +2,9 @@
 
 APScheduler runs with its in-memory job store only (its SQLAlchemy store is not safe across
 processes): one date job re-armed at the earliest due time whenever it changes, and a periodic
-sweep as a safety net. `misfire_grace_time=None` so a late wake-up still runs instead of being
-silently dropped; `coalesce` folds a backlog of wake-ups into one.
+sweep as a safety net; the sweep also processes inbox messages left unprocessed and purges inbox
+payloads past their retention period (usecases/inbox.py). `misfire_grace_time=None` so a late
+wake-up still runs instead of being silently dropped; `coalesce` folds a backlog of wake-ups into one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .application import CarePath
 from .usecases.checkpoints import write_checkpoint
+from .usecases.inbox import process_inbox, purge_raw_payloads
 from .usecases.messages import expire_messages
 from .usecases.notifications import deliver_notifications, next_notification_time
 from .usecases.projections import fold_task_counts
@@ -80,6 +82,21 @@ class TimerScheduler:
             write_checkpoint(self.app)
         except Exception:
             log.exception("writing the audit checkpoint failed")
+        self.sweep_inbox()
+
+    def sweep_inbox(self) -> None:
+        """Inbox messages nobody processed yet (the listener's process died after storing them), and raw
+        payloads past their retention period."""
+        try:
+            processed = process_inbox(self.app)
+            if processed:
+                log.info("processed %d inbox message(s)", processed)
+        except Exception:
+            log.exception("processing the inbox failed")
+        try:
+            purge_raw_payloads(self.app)
+        except Exception:
+            log.exception("purging inbox payloads failed")
 
     def _rearm(self) -> None:
         due = [t for t in (next_due_time(self.app), next_notification_time(self.app)) if t is not None]

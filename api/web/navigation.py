@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from carepath.engine.errors import PermissionDenied
 from carepath.engine.identity import Principal, has_role, notification_scope
+from carepath.engine.inbox_queries import may_read_inbox
 from carepath.engine.rules import supervised_groups
 from carepath.engine.usecases.audit import reads_audit_trail
 from carepath.engine.usecases.reports import REPORT_ROLES
@@ -43,5 +44,7 @@ def nav_items(principal: Principal) -> list[NavItem]:
         items.append(NavItem("/app/audit", "Audit", "/app/audit"))
     if principal.is_admin:  # the users' use cases are the admin's alone (engine/usecases/users.py)
         items.append(NavItem("/app/admin/users", "Users", "/app/admin"))
+    if _opens(principal, may_read_inbox):
+        items.append(NavItem("/app/inbox", "Message inbox", "/app/inbox"))
     items.append(NavItem("/app/sessions", "Sessions", "/app/sessions"))
     return items

@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
 
-from ..model import InstanceStatus, MessageState, NotificationState, TaskState, TimerState
+from ..model import InboxState, InstanceStatus, MessageState, NotificationState, TaskState, TimerState
 from ..patients import search_key
 
 ACTIVE_SQL = text("status IN ('running', 'incident')")
@@ -518,3 +518,32 @@ class NotificationRead(Base):
     notification_id: Mapped[int] = mapped_column(BigId, ForeignKey("notifications.id", ondelete="CASCADE"),
                                                  primary_key=True)
     read_at: Mapped[datetime]
+
+
+class InboxMessage(Base):
+    """A message received from outside (HL7 v2 ADT over MLLP): committed before it is acknowledged, processed
+    once (usecases/inbox.py). The raw payload carries PHI: it is dropped after the retention period and the
+    metadata kept (`purged_at`)."""
+
+    __tablename__ = "inbox_messages"
+    __table_args__ = (UniqueConstraint("sender", "control_id"),
+                      Index("ix_inbox_messages_state_id", "state", "id"),
+                      Index("ix_inbox_messages_patient_key_state", "patient_key", "state"),
+                      Index("ix_inbox_messages_received_at", "received_at"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sender: Mapped[str] = mapped_column(String(200))  # MSH-3^MSH-4
+    control_id: Mapped[str] = mapped_column(String(199))  # MSH-10
+    account: Mapped[str] = mapped_column(String(200))  # the integration account it acts under
+    peer: Mapped[str] = mapped_column(String(100))  # the address it came from
+    received_at: Mapped[datetime]
+    message_type: Mapped[str] = mapped_column(String(10))
+    event: Mapped[str] = mapped_column(String(10))
+    version: Mapped[str] = mapped_column(String(20))
+    patient_key: Mapped[str | None] = mapped_column(String(255))
+    charset: Mapped[str] = mapped_column(String(40), default="")
+    raw: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(states(InboxState, "state"))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]

@@ -1,7 +1,7 @@
 """sign-in throttle shared by every process; the history checks that found it intact
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-06 00:10:00
 
 - `sign_in_attempts`: per key (`user:<name>`, `host:<address>`) the failures in the current window, when the

@@ -1,0 +1,131 @@
+"""ACKs over MLLP: a realistic ADT stream sent to a real `carepath mllp` process, and the inbox backlog.
+
+`connections` senders each send their share one message at a time, waiting for the ACK as an interface
+engine does. Recorded: ACKs per second, ACK latency (p50/p95/p99), that every answer is AA, and, apart
+from the ACKs, how long after the last ACK the inbox still had messages waiting (the backlog's lag),
+sampled every 50 ms: a fast ACK rate must not hide a growing backlog.
+
+    python -m carepath.bench.mllp [--database-url postgresql+psycopg://...] [--messages 2000] [--connections 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from carepath.engine.persistence.database import Database
+from carepath.engine.persistence.tables import InboxMessage
+
+from .common import BENCH_DB, free_port, fresh_database, log, percentiles, stop
+
+EVENTS = ("A04", "A01", "A08", "A03")  # a visit's life: registered, admitted, updated, discharged
+NAMES = ("Nguyễn^Anh", "Müller^Jörg", "García^José", "O'Brien^Siobhán", "Smith^John", "Øster^Åse")
+
+
+def adt_stream(count: int, sender: str = "EPIC") -> list[bytes]:
+    """`count` UTF-8 ADT messages: visits of count/4 patients, each through the four events in order."""
+    messages = []
+    for n in range(count):
+        patient, event = n // len(EVENTS), EVENTS[n % len(EVENTS)]
+        segments = [
+            f"MSH|^~\\&|{sender}|GENHOSP|CAREPATH|CARE|20260105{n % 86400:06d}||ADT^{event}^ADT_{event}|"
+            f"{sender}-{n:08d}|P|2.5.1||||||UNICODE UTF-8",
+            f"EVN|{event}|20260105091500",
+            f"PID|1||MRN{patient:07d}^^^GENHOSP^MR~{900000 + patient}^^^GENHOSP^PI||{NAMES[patient % len(NAMES)]}"
+            "||19580214|F|||12 Elm St^^Springfield^IL^62701||(217)555-0101",
+            f"PV1|1|{'E' if patient % 2 else 'I'}|ED^^^GENHOSP||||1234^Welby^Marcus|||||||||||V{patient:08d}",
+            "DG1|1||F32.9^Major depressive disorder^I10||20260105|F|||||||||1",
+        ]
+        messages.append(("\r".join(segments) + "\r").encode("utf-8"))
+    return messages
+
+
+def _send_all(port: int, messages: list[bytes], latencies: list[float], codes: list[str]) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        for message in messages:
+            started = time.perf_counter()
+            sock.sendall(b"\x0b" + message + b"\x1c\x0d")
+            answer = b""
+            while not answer.endswith(b"\x1c\x0d"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionError("the listener closed the connection")
+                answer += chunk
+            latencies.append(time.perf_counter() - started)
+            codes.append(answer.split(b"MSA|", 1)[1][:2].decode())
+
+
+def _waiting(db: Database) -> int:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(InboxMessage).where(
+            InboxMessage.state == "received")) or 0
+
+
+def measure_mllp(database_url: str, messages: int = 2000, connections: int = 4) -> dict[str, Any]:
+    port = free_port()
+    env = {**os.environ, "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SWEEP_SECONDS": "5"}
+    listener = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "mllp", "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = Database(database_url)
+    try:
+        for _ in range(600):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        stream = adt_stream(messages)
+        shares = [stream[i::connections] for i in range(connections)]
+        latencies: list[float] = []
+        codes: list[str] = []
+        senders = [threading.Thread(target=_send_all, args=(port, share, latencies, codes)) for share in shares]
+        started = time.perf_counter()
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        acked = time.perf_counter() - started
+        backlog_at_last_ack = _waiting(db)
+        while _waiting(db):
+            time.sleep(0.05)
+        drained = time.perf_counter() - started
+    finally:
+        stop(listener)
+        db.dispose()
+    return {"messages": messages, "connections": connections, "acks_per_second": round(len(codes) / acked, 1),
+            "ack_latency": percentiles(latencies), "all_aa": codes.count("AA") == messages,
+            "backlog_at_last_ack": backlog_at_last_ack, "backlog_lag_seconds": round(drained - acked, 2),
+            "processed_per_second": round(messages / drained, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m carepath.bench.mllp")
+    parser.add_argument("--database-url", help="PostgreSQL server URL (a database 'carepath_bench_mllp' is "
+                        "dropped and created there); default: a SQLite file")
+    parser.add_argument("--database-name", default=f"{BENCH_DB}_mllp")
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        url = fresh_database(args.database_url, Path(workdir), args.database_name)
+        log(f"sending {args.messages} ADT messages over {args.connections} MLLP connections")
+        result = measure_mllp(url, args.messages, args.connections)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mllp.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
