@@ -144,9 +144,9 @@ def test_labels_without_bounds_go_where_bpmn_io_puts_them() -> None:
     start = _label_of(svg, "discharge_reported")  # the event at x=180 y=162, 36 x 36: centred just under it
     assert start is not None and start.get("text-anchor") == "middle"
     assert float(start.get("x")) == 198 and 198 < float(start.get("y")) <= 198 + 14
-    snf = _label_of(svg, "flow_snf")  # (1295,205) (1295,360) (1350,360): beside the middle of its vertical leg
+    snf = _label_of(svg, "flow_snf")  # (1575,205) (1575,360) (1630,360): beside the middle of its vertical leg
     assert snf is not None and snf.get("text-anchor") == "start"
-    assert 1295 < float(snf.get("x")) <= 1295 + 10 and abs(float(snf.get("y")) - (205 + 360) / 2) < 10
+    assert 1575 < float(snf.get("x")) <= 1575 + 10 and abs(float(snf.get("y")) - (205 + 360) / 2) < 10
     fork = _label_of(svg, "episode_fork")  # a long name is wrapped to bpmn.io's label width
     assert fork is not None and len(fork) > 1 and all(len(line.text) <= 14 for line in fork)
 

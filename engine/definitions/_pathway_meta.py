@@ -2,12 +2,13 @@
 
     {"example_data": {...the start data the pathway documents...},
      "start_data": {...a JSON Schema of the data a start needs (when the start event has no form)...},
-     "measures": [...quality measure declarations, see engine/measures.py...]}
+     "measures": [...quality measure declarations, see engine/measures.py...],
+     "intake": {"task": "<user task id>", "fields": [...start data a starter may leave out, see _intake.py...]}}
 
 It belongs to the BPMN file with the same name (`post-ed-follow-up.bpmn`) and to the process whose id
 is that name (or the file's only executable process). `carepath simulate` starts from its example
-data when no `--data` is given; deploy checks the measures, the start data schema and that the example
-data fits it, and stores them with the version.
+data when no `--data` is given; deploy checks the measures, the start data schema, that the example
+data fits it and the intake declaration, and stores them with the version.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from ..errors import Problem, ValidationFailed
 from ..forms import form_problems
 from ..measures import parse_measures
 from ..sandbox import check_expression
+from ._intake import apply_intake
 from ._model import ParsedProcess, SourceFile
 from ._start_data import start_data_problem
 
 SIDECAR_SUFFIX = ".pathway.json"
 _BPMN_SUFFIXES = (".bpmn20.xml", ".bpmn", ".xml")
 MAX_SIDECAR_BYTES = 1024 * 1024
-SIDECAR_KEYS = ("example_data", "measures", "start_data")
+SIDECAR_KEYS = ("example_data", "intake", "measures", "start_data")
 
 
 def sidecar_path(bpmn_file: Path) -> Path:
@@ -106,7 +108,7 @@ def attach_sidecars(processes: Sequence[ParsedProcess], sidecars: Sequence[Sourc
 
 
 def _start_data(process: ParsedProcess, sidecar: dict[str, Any]) -> list[str]:
-    """Take the sidecar's start_data schema; what is wrong with it, or with the example data under it."""
+    """Take the sidecar's start_data schema and intake; what is wrong with them, or with the example data."""
     declared = sidecar.get("start_data")
     if declared is not None:
         problem = start_data_problem(declared)
@@ -116,8 +118,9 @@ def _start_data(process: ParsedProcess, sidecar: dict[str, Any]) -> list[str]:
             return ['"start_data" is declared here and by the form of the start event in the diagram; declare it '
                     'once']
         process.start_data = declared
-    if process.example_data is None or process.start_data is None:
-        return []
+    problems = apply_intake(process, sidecar.get("intake"))
+    if problems or process.example_data is None or process.start_data is None:
+        return problems
     return [f'"example_data" does not fit the start data: {p.message}' for p in
             form_problems(process.start_data, process.example_data)]
 

@@ -58,6 +58,7 @@ def _kept_warning(proc: ParsedProcess, name: str, version: int, content: bytes) 
     held = [f"{len(proc.measures)} quality measure(s)"]
     held += ["its start data"] if sidecar.get("start_data") is not None else []
     held += ["its example data"] if sidecar.get("example_data") is not None else []
+    held += ["its intake"] if sidecar.get("intake") is not None else []
     return Problem(f"The upload has no {name}: '{proc.key}' keeps the sidecar of version {version} "
                    f"({', '.join(held)}). To change or drop them, upload {name} with the diagram "
                    '({"measures": []} drops the measures).', proc.source_file)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..bounds import check_json
+from ..definitions._intake import seeded
 from ..errors import Conflict, NotFound, Problem, ValidationFailed
 from ..forms import validate_start_data
 from ..identity import Principal, instance_scope
@@ -81,7 +82,8 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
         uow.session.flush()
     except IntegrityError:  # a concurrent start with the same business key committed first
         raise Conflict(duplicate) from None
-    seed = {**data, "business_key": business_key, **({"patient_id": patient_id} if patient_id else {})}
+    seed = {**seeded(pathway.start_data, data), "business_key": business_key,
+            **({"patient_id": patient_id} if patient_id else {})}
     workflow = RunningWorkflow.create(resolved.spec, resolved.subprocess_specs, resolved.family,
                                       app.script_engine, seed, business_key)
     workflow.bound_versions = resolved.bound_versions

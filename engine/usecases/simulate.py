@@ -25,6 +25,7 @@ from ..application import EngineConfig
 from ..calendars import DeadlineError, TimeContext, is_duration
 from ..clock import ManualClock
 from ..definitions import ParsedProcess
+from ..definitions._intake import seeded
 from ..errors import ValidationFailed
 from ..forms import validate_form
 from ..identity import offered_groups
@@ -126,7 +127,7 @@ class _Walk:
 
     def start(self, data: dict[str, Any]) -> None:
         self.result.start_data = data
-        seed = {**data, "business_key": BUSINESS_KEY}
+        seed = {**seeded(self.process.start_data, data), "business_key": BUSINESS_KEY}
         workflow = RunningWorkflow.create(self.spec, self.subprocess_specs, self.family, self.script_engine, seed,
                                           BUSINESS_KEY)
         self._act(SimulatedMoment(self.clock(), "start"), lambda w: w.run(self.clock), workflow)

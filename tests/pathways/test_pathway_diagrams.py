@@ -134,9 +134,13 @@ def _taken(api: ApiClient, instance_id: str) -> set[str]:
     return {element for element, mark in _marks(svg).items() if element in flows and mark}
 
 
+# The flows from the start to the call, with every clinical input given (the intake gateway's default
+# flow, not the one to the intake task), forking into the call and the wait for an admission.
+START = {"flow_to_intake_check", "flow_inputs_complete", "flow_to_classify", "flow_to_open_record", "flow_to_fork",
+         "flow_to_call", "flow_to_admission_wait"}
 # The flows of the 7-day timer path up to the confirm task: reached on the call (a conditional flow
 # out of patient_reached_gateway, not its default), scheduled, the window timer fired.
-TO_CONFIRM = {"flow_to_classify", "flow_to_open_record", "flow_to_call", "flow_to_reached_gateway", "flow_reached",
+TO_CONFIRM = START | {"flow_to_reached_gateway", "flow_reached",
               "flow_to_schedule", "flow_to_await_visit", "flow_to_window_timer", "flow_timer_to_confirm",
               "flow_to_confirm"}
 # Out of the confirmation with the visit not attended (the default flow out of visit_date_known), and
@@ -181,7 +185,7 @@ def test_the_escalation_path_draws_the_timer_s_flow_not_the_call_s(shipped: ApiC
 
     story = Story(shipped, clock, "substance_use")
     story.at(ny(1, 13, 10, 0, 0))  # the reminder (non-interrupting) and the escalation fire
-    start = {"flow_to_classify", "flow_to_open_record", "flow_to_call"}
+    start = START
     assert _taken(shipped, story.id) == start | {"flow_to_reminder", "flow_timeout_to_escalation", "flow_to_escalation"}
     story.complete("escalate_not_reached", story.supervisor, follow_up_possible=False)
     assert _taken(shipped, story.id) == start | {"flow_to_reminder", "flow_timeout_to_escalation",

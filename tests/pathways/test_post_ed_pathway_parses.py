@@ -82,8 +82,9 @@ def start(data: dict[str, Any]) -> BpmnWorkflow:
 
 
 def start_data(diagnosis_category: str = "mental_illness", chronic_conditions: int = 0) -> dict[str, Any]:
+    """Every input given, so `intake_fields` (which the engine seeds) is empty."""
     return {"ed_visit_date": "2026-03-02", "diagnosis_category": diagnosis_category,
-            "high_risk_chronic_conditions": chronic_conditions}
+            "high_risk_chronic_conditions": chronic_conditions, "intake_fields": []}
 
 
 def save_restore(workflow: BpmnWorkflow) -> BpmnWorkflow:
@@ -175,7 +176,8 @@ def test_every_human_task_has_a_due_date_and_a_form() -> None:
     camunda = "{http://camunda.org/schema/1.0/bpmn}"
     due = {task.get("id"): task.get(f"{camunda}dueDate") for task in root.iterfind(".//bpmn:userTask", NS)}
     assert due == {
-        "call_patient": "P1BD", "remind_call_patient": "P1BD", "escalate_not_reached": "P1BD end of day",
+        "complete_intake": "P1BD", "call_patient": "P1BD", "remind_call_patient": "P1BD",
+        "escalate_not_reached": "P1BD end of day",
         "schedule_follow_up": "P1BD end of day", "confirm_visit": "P7D after ed_visit_date end of day",
         "schedule_follow_up_30": "P1BD end of day", "confirm_visit_30": "P30D after ed_visit_date end of day",
         "close_episode": "P1BD end of day"}
@@ -219,7 +221,7 @@ def test_call_patient_offers_its_form_fields_and_requires_the_one_the_gateway_re
 
 def test_the_call_waits_under_a_reminder_and_an_escalation_timer() -> None:
     workflow = start(start_data())
-    assert waiting_ids(workflow) == ["call_escalation_timer", "call_reminder_timer"]
+    assert waiting_ids(workflow) == ["call_escalation_timer", "call_reminder_timer", "ed_visit_admitted_reported"]
 
 
 def test_a_reached_patient_goes_to_scheduling() -> None:
@@ -227,7 +229,7 @@ def test_a_reached_patient_goes_to_scheduling() -> None:
 
     assert ready_names(workflow) == ["Schedule follow-up visit"]
     assert ready_user_tasks(workflow)[0].task_spec.lane == "Care Coordinator"
-    assert waiting_ids(workflow) == []  # reaching the patient cancelled both call timers
+    assert waiting_ids(workflow) == ["ed_visit_admitted_reported"]  # reaching the patient cancelled both call timers
 
 
 def test_a_patient_not_reached_goes_to_the_supervisor() -> None:
@@ -260,8 +262,9 @@ def test_after_scheduling_the_pathway_waits_for_the_visit_or_the_5_day_check() -
                         follow_up_date="2026-03-06", follow_up_provider="Riverside Behavioral Health")
 
     assert ready_user_tasks(workflow) == []
-    assert waiting_ids(workflow) == ["await_visit_gateway"]
-    (gateway,) = workflow.get_tasks(state=TaskState.WAITING)
+    assert waiting_ids(workflow) == ["await_visit_gateway", "ed_visit_admitted_reported"]
+    (gateway,) = [t for t in workflow.get_tasks(state=TaskState.WAITING)
+                  if t.task_spec.bpmn_id == "await_visit_gateway"]
     kinds = sorted(type(d).__name__ for d in event_definitions(gateway.task_spec))
     assert kinds == ["MessageEventDefinition", "TimeDateEventDefinition"]
 

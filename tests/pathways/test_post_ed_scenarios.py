@@ -31,6 +31,8 @@ SEVEN_DAY_CHECK = datetime(2026, 1, 13, 23, 59, 59, tzinfo=NY)  # P5D after ed_v
 SEVEN_DAY_WINDOW_ENDS = datetime(2026, 1, 15, 23, 59, 59, tzinfo=NY)  # P7D after ed_visit_date end of day
 THIRTY_DAY_CHECK = datetime(2026, 2, 5, 23, 59, 59, tzinfo=NY)  # P28D after ed_visit_date
 THIRTY_DAY_WINDOW_ENDS = datetime(2026, 2, 7, 23, 59, 59, tzinfo=NY)  # P30D after ed_visit_date end of day
+# Until the episode ends it also waits for an ED visit that became an admission (ed_visit_admitted).
+ADMISSION_WATCH = ("message", "ed_visit_admitted", None)
 NOT_APPLICABLE = dict.fromkeys(("fum-7", "fum-30", "fua-7", "fua-30", "fmc-7"), "not_applicable")
 
 
@@ -131,12 +133,12 @@ def test_happy_path_the_visit_is_reported_within_seven_days_and_the_episode_clos
     assert story.open_tasks() == [("schedule_follow_up", COORDINATOR, ny(1, 12))]  # P1BD end of day
     story.complete("schedule_follow_up", follow_up_provider="Dr Lee", follow_up_date="2026-01-12")
     assert story.open_tasks() == []
-    assert story.waiting() == [("message", "visit_completed", None), ("timer", None, SEVEN_DAY_CHECK)]
+    assert story.waiting() == [ADMISSION_WATCH, ("message", "visit_completed", None), ("timer", None, SEVEN_DAY_CHECK)]
 
     story.at(ny(1, 12, 15, 0, 0))
     assert story.visit_completed("2026-01-12") == "delivered"
     assert story.open_tasks() == [("close_episode", COORDINATOR, ny(1, 13))]
-    assert story.waiting() == []  # the 5-day check is cancelled
+    assert story.waiting() == [ADMISSION_WATCH]  # the 5-day check is cancelled
     assert story.instance["data"]["follow_up_visit_date"] == "2026-01-12"
     story.complete("close_episode", closing_notes="seen on day 4")
     assert story.refresh()["status"] == "completed"
@@ -192,7 +194,7 @@ def test_a_visit_reported_before_the_pathway_waits_is_buffered_then_delivered(sh
     assert story.open_tasks() == [("schedule_follow_up", COORDINATOR, ny(1, 12))]
     story.complete("schedule_follow_up", follow_up_provider="Dr Lee", follow_up_date="2026-01-09")
     assert story.open_tasks() == [("close_episode", COORDINATOR, ny(1, 12))]
-    assert story.waiting() == []
+    assert story.waiting() == [ADMISSION_WATCH]
     assert story.instance["data"]["follow_up_visit_date"] == "2026-01-09"
     assert story.measures()["fum-7"] == "met"
 
@@ -249,7 +251,8 @@ def test_fum_missed_at_seven_days_but_met_at_thirty(shipped: ApiClient, clock: M
     assert story.open_tasks() == [("schedule_follow_up_30", COORDINATOR, ny(1, 15))]
     story.complete("schedule_follow_up_30", follow_up_provider="Riverside Behavioral Health",
                    follow_up_date="2026-01-22")
-    assert story.waiting() == [("message", "visit_completed", None), ("timer", None, THIRTY_DAY_CHECK)]
+    assert story.waiting() == [ADMISSION_WATCH, ("message", "visit_completed", None),
+                               ("timer", None, THIRTY_DAY_CHECK)]
     story.at(ny(1, 22, 16, 0, 0))
     assert story.visit_completed("2026-01-22") == "delivered"
     assert story.open_tasks() == [("close_episode", COORDINATOR, ny(1, 23))]
