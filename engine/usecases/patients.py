@@ -113,25 +113,32 @@ def merge_patients(app: CarePath, principal: Principal, survivor: str, merged: s
 
     def attempt() -> MergeView:
         with UnitOfWork(app) as uow:
-            merged_id = _patient_ref(uow.session, merged, "merged")
-            if merged_id == survivor:
-                raise Conflict(f"patient {survivor} cannot be merged into itself")
-            rows = _locked(uow.session, survivor, merged_id)
-            target, gone = rows[survivor], rows[merged_id]
-            if gone.merged_into is not None:
-                raise InvalidTransition(f"patient {merged_id} is already merged into patient {gone.merged_into}; "
-                                        "undo that merge first")
-            if merged_id in merge_chain(uow.session, target.id):
-                raise Conflict(f"patient {survivor} is merged into patient {merged_id}: merging {merged_id} into "
-                               f"{survivor} would make a loop")
-            gone.merged_into, gone.updated_at = target.id, app.now()
-            uow.record(rule.event or rule.action, principal.name, data={
-                "patient": merged_id, "survivor": target.id, "reason": reason, "field": rule.field,
-                "old": None, "new": target.id})
+            view = merge_in(uow, principal.name, survivor, _patient_ref(uow.session, merged, "merged"), reason)
             uow.commit()
-            return MergeView(merged_id, target.id, None)
+            return view
 
     return with_conflict_retries(app, attempt)
+
+
+def merge_in(uow: UnitOfWork, actor: str, survivor: str, merged_id: str, reason: str) -> MergeView:
+    """Link patient `merged_id` to `survivor` inside the caller's transaction (the rule's roles already
+    checked, the reason already checked), recorded as `patient_merged`."""
+    rule = PATIENT_RULES["merge"]
+    if merged_id == survivor:
+        raise Conflict(f"patient {survivor} cannot be merged into itself")
+    rows = _locked(uow.session, survivor, merged_id)
+    target, gone = rows[survivor], rows[merged_id]
+    if gone.merged_into is not None:
+        raise InvalidTransition(f"patient {merged_id} is already merged into patient {gone.merged_into}; "
+                                "undo that merge first")
+    if merged_id in merge_chain(uow.session, target.id):
+        raise Conflict(f"patient {survivor} is merged into patient {merged_id}: merging {merged_id} into "
+                       f"{survivor} would make a loop")
+    gone.merged_into, gone.updated_at = target.id, uow.app.now()
+    uow.record(rule.event or rule.action, actor, data={
+        "patient": merged_id, "survivor": target.id, "reason": reason, "field": rule.field,
+        "old": None, "new": target.id})
+    return MergeView(merged_id, target.id, None)
 
 
 def unmerge_patient(app: CarePath, principal: Principal, patient: str, reason: str) -> MergeView:
@@ -142,17 +149,24 @@ def unmerge_patient(app: CarePath, principal: Principal, patient: str, reason: s
 
     def attempt() -> MergeView:
         with UnitOfWork(app) as uow:
-            row = _locked(uow.session, patient)[patient]
-            if row.merged_into is None:
-                raise InvalidTransition(f"patient {patient} is not merged into another patient")
-            previous, row.merged_into, row.updated_at = row.merged_into, None, app.now()
-            uow.record(rule.event or rule.action, principal.name, data={
-                "patient": patient, "survivor": previous, "reason": reason, "field": rule.field,
-                "old": previous, "new": None})
+            view = unmerge_in(uow, principal.name, patient, reason)
             uow.commit()
-            return MergeView(patient, None, previous)
+            return view
 
     return with_conflict_retries(app, attempt)
+
+
+def unmerge_in(uow: UnitOfWork, actor: str, patient: str, reason: str) -> MergeView:
+    """Undo the merge of `patient` inside the caller's transaction, recorded as `patient_unmerged`."""
+    rule = PATIENT_RULES["unmerge"]
+    row = _locked(uow.session, patient)[patient]
+    if row.merged_into is None:
+        raise InvalidTransition(f"patient {patient} is not merged into another patient")
+    previous, row.merged_into, row.updated_at = row.merged_into, None, uow.app.now()
+    uow.record(rule.event or rule.action, actor, data={
+        "patient": patient, "survivor": previous, "reason": reason, "field": rule.field,
+        "old": previous, "new": None})
+    return MergeView(patient, None, previous)
 
 
 def resolve(session: Session, patient: str) -> str:
@@ -244,5 +258,5 @@ def _reason(reason: object) -> str:
     return text
 
 
-__all__ = ["DEMOGRAPHIC_FIELDS", "MergeView", "find_or_create_by_identifiers", "merge_patients", "patient_of_start",
-           "resolve", "unmerge_patient", "update_demographics"]
+__all__ = ["DEMOGRAPHIC_FIELDS", "MergeView", "find_or_create_by_identifiers", "merge_in", "merge_patients",
+           "patient_of_start", "resolve", "unmerge_in", "unmerge_patient", "update_demographics"]
