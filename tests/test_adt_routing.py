@@ -15,8 +15,10 @@ from sqlalchemy import select
 
 from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
-from carepath.engine.errors import ValidationFailed
+from carepath.engine.errors import PermissionDenied, ValidationFailed
 from carepath.engine.identity import Principal, Role
+from carepath.engine.interop.adt import COMMUNITY_DISPOSITIONS, NON_COMMUNITY_DISPOSITIONS
+from carepath.engine.interop.triggers import CONDITIONS, EVENTS, FACTS
 from carepath.engine.patient_links import patient_with_identifier, survivor_of
 from carepath.engine.patients import v2_identifier_system
 from carepath.engine.persistence.tables import Instance, Patient
@@ -311,3 +313,18 @@ def test_deploy_refuses_a_trigger_that_cannot_work(api: ApiClient, trigger: dict
 def test_deploy_takes_the_shipped_triggers(api: ApiClient) -> None:
     sidecar = json.loads((SHIPPED / f"{POST_ED}.pathway.json").read_text())
     assert _deploy_with_triggers(api, sidecar["triggers"]).status_code == 201
+
+
+def test_the_routing_doc_lists_the_whole_vocabulary_and_the_tables() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "adt-routing.md").read_text()
+    rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| `")}
+    for name in [*FACTS, *CONDITIONS, *EVENTS, *COMMUNITY_DISPOSITIONS, *NON_COMMUNITY_DISPOSITIONS]:
+        assert f"`{name}`" in rows, name
+    for shipped in (POST_ED, TCM):
+        for trigger in json.loads((SHIPPED / f"{shipped}.pathway.json").read_text())["triggers"]:
+            assert f"`{trigger['id']}`" in rows, trigger["id"]
+
+
+def test_only_an_integration_account_routes_messages(feed: ApiClient) -> None:
+    with pytest.raises(PermissionDenied, match="integration account"):
+        route(feed.engine, adt("A03"), Principal("someone", Role.COORDINATOR))

@@ -28,7 +28,7 @@ import hl7
 from sqlalchemy import select
 
 from ..clock import Clock
-from ..errors import ValidationFailed
+from ..errors import PermissionDenied, ValidationFailed
 from ..identity import Principal, Role
 from ..interop.adt import PatientIdentifier, adt_event, other_patient_identifiers
 from ..interop.triggers import EVENTS, describe, facts_of_adt, mapped
@@ -81,6 +81,9 @@ def route_adt(uow: UnitOfWork, principal: Principal, text: str, clock: Clock) ->
     """Route one decoded ADT message. `clock` is the one the inbox runs on (the app's); the engine's use
     cases read it through `uow.app`."""
     del clock  # the same clock as uow.app.clock: every use case below reads that one
+    if principal.role is not Role.INTEGRATION:
+        raise PermissionDenied(f"ADT messages are acted on under an integration account, not as {principal.name} "
+                               f"({principal.role.value})")
     read = _read(uow, text)
     handler = _HANDLERS.get(read.event.trigger, _by_triggers)
     return handler(uow, principal, read)
