@@ -15,15 +15,15 @@ from sqlalchemy import select
 
 from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
-from carepath.engine.errors import PermissionDenied, ValidationFailed
+from carepath.engine.errors import Conflict, PermissionDenied, ValidationFailed
 from carepath.engine.identity import Principal, Role
 from carepath.engine.interop.adt import COMMUNITY_DISPOSITIONS, NON_COMMUNITY_DISPOSITIONS
 from carepath.engine.interop.triggers import CONDITIONS, EVENTS, FACTS
 from carepath.engine.patient_links import patient_with_identifier, survivor_of
-from carepath.engine.patients import v2_identifier_system
+from carepath.engine.patients import Identifier, PatientDetails, v2_identifier_system
 from carepath.engine.persistence.tables import Instance, Patient
 from carepath.engine.persistence.unit_of_work import UnitOfWork
-from carepath.engine.usecases.adt_routing import AdtOutcome, RoutingState, route_adt
+from carepath.engine.usecases.adt_routing import AdtOutcome, Notification, RoutingState, route_adt, route_notification
 from tests.support.adt_messages import adt
 from tests.support.api import ApiClient
 
@@ -328,3 +328,29 @@ def test_the_routing_doc_lists_the_whole_vocabulary_and_the_tables() -> None:
 def test_only_an_integration_account_routes_messages(feed: ApiClient) -> None:
     with pytest.raises(PermissionDenied, match="integration account"):
         route(feed.engine, adt("A03"), Principal("someone", Role.COORDINATOR))
+
+
+def test_identifiers_of_two_different_patients_fail_the_message(feed: ApiClient) -> None:
+    route(feed.engine, adt("A03", control_id="M1", patient_class="O", identifiers=("A-1^^^GENHOSP^MR",)))
+    route(feed.engine, adt("A03", control_id="M2", patient_class="O", identifiers=("E-1^^^HIE^PI",)))
+    with pytest.raises(Conflict, match="the identifiers name different patients"):
+        route(feed.engine, adt("A03", control_id="M3", identifiers=("A-1^^^GENHOSP^MR", "E-1^^^HIE^PI")))
+
+
+def test_a_cancelled_admission_started_nothing_to_cancel(feed: ApiClient) -> None:
+    outcome = route(feed.engine, adt("A11", patient_class="I", visit_number="V-IP-11"))
+    assert outcome.state is RoutingState.NOTHING_TO_DO
+    assert "no open episode was started by the A01 or A04 of visit V-IP-11" in outcome.text
+
+
+def test_another_source_of_the_same_event_goes_through_the_same_triggers(feed: ApiClient) -> None:
+    # what a FHIR Encounter (class EMER, period.end, the VN identifier) maps onto: the same facts
+    notification = Notification(
+        "ADT^A03", {"patient_class": "E", "visit_number": "ENC-9", "discharge_date": "2026-12-01",
+                    "diagnosis_category": "other", "to_community": True},
+        PatientDetails((Identifier(MRN, "MRN-F1"),)), "GENHOSP:MRN-F1", "an Encounter (EMER) at GENHOSP")
+    with UnitOfWork(feed.engine) as uow:
+        outcome = route_notification(uow, FEED, notification)
+        uow.commit()
+    assert outcome.state is RoutingState.STARTED, outcome.text
+    assert episode(feed.engine, outcome.instance_ids[0]).patient_ref == patient_of(feed.engine, MRN, "MRN-F1").id

@@ -9,7 +9,8 @@ integration account the sender acts as, like any other state change.
   unlinks the two.
 - A11 (cancel admit / visit) and A13 (cancel discharge) cancel the episode the cancelled event started:
   the same visit number, of a pathway whose triggers start on that event type.
-- Every other event goes through the deployed pathways' triggers (engine/interop/triggers.py): `start`
+- Every other event goes through the deployed pathways' triggers (engine/interop/triggers.py), as a
+  `Notification` (event name, facts, patient) that another source (FHIR) can build too: `start`
   begins the pathway with the visit number as its business key (a second start for the same visit starts
   nothing and says which episode it already started); `deliver` sends the trigger's message to the
   patient's open episodes of that pathway.
@@ -30,7 +31,7 @@ from sqlalchemy import select
 from ..clock import Clock
 from ..errors import PermissionDenied, ValidationFailed
 from ..identity import Principal, Role
-from ..interop.adt import PatientIdentifier, adt_event, other_patient_identifiers
+from ..interop.adt import AdtEvent, PatientIdentifier, adt_event, other_patient_identifiers
 from ..interop.triggers import EVENTS, describe, facts_of_adt, mapped
 from ..model import InstanceStatus
 from ..patient_links import linked_patients, patient_with_identifier, survivor_of
@@ -68,10 +69,22 @@ class AdtOutcome:
 
 
 @dataclass(frozen=True)
-class _Read:
-    """A message as the handlers need it."""
+class Notification:
+    """An encounter event in the trigger vocabulary's terms, whatever carried it (an ADT message here; a
+    FHIR Encounter or a Da Vinci notification maps onto the same event names and facts)."""
 
-    event: Any  # AdtEvent
+    event: str  # "ADT^A03"
+    facts: dict[str, Any]  # engine/interop/triggers.py FACTS (and to_community)
+    patient: PatientDetails
+    patient_id: str  # the episode's patient id, as lists show it
+    described: str  # the event in words, for outcomes
+
+
+@dataclass(frozen=True)
+class _Read:
+    """An ADT message as the handlers need it."""
+
+    event: AdtEvent
     message: hl7.Message
     patient: PatientRow
     details: PatientDetails
@@ -81,12 +94,19 @@ def route_adt(uow: UnitOfWork, principal: Principal, text: str, clock: Clock) ->
     """Route one decoded ADT message. `clock` is the one the inbox runs on (the app's); the engine's use
     cases read it through `uow.app`."""
     del clock  # the same clock as uow.app.clock: every use case below reads that one
-    if principal.role is not Role.INTEGRATION:
-        raise PermissionDenied(f"ADT messages are acted on under an integration account, not as {principal.name} "
-                               f"({principal.role.value})")
+    _check_integration(principal)
     read = _read(uow, text)
-    handler = _HANDLERS.get(read.event.trigger, _by_triggers)
-    return handler(uow, principal, read)
+    handler = _HANDLERS.get(read.event.trigger)
+    if handler is not None:
+        return handler(uow, principal, read)
+    return _by_triggers(uow, principal, _notification(uow, read.event, read.details), read.patient)
+
+
+def route_notification(uow: UnitOfWork, principal: Principal, notification: Notification) -> AdtOutcome:
+    """Apply the deployed pathways' triggers to an encounter event from any source."""
+    _check_integration(principal)
+    patient = find_or_create_by_identifiers(uow, notification.patient.identifiers, notification.patient.demographics)
+    return _by_triggers(uow, principal, notification, patient)
 
 
 class StoredMessage(Protocol):
@@ -99,6 +119,12 @@ def route_inbox_message(uow: UnitOfWork, message: StoredMessage, clock: Clock) -
     if message.raw is None:
         raise ValidationFailed("the message's raw payload was dropped after the retention period")
     return route_adt(uow, Principal(message.account, Role.INTEGRATION), message.raw, clock)
+
+
+def _check_integration(principal: Principal) -> None:
+    if principal.role is not Role.INTEGRATION:
+        raise PermissionDenied(f"ADT messages are acted on under an integration account, not as {principal.name} "
+                               f"({principal.role.value})")
 
 
 def _read(uow: UnitOfWork, text: str) -> _Read:
@@ -114,16 +140,23 @@ def _read(uow: UnitOfWork, text: str) -> _Read:
     return _Read(event, message, patient, details)
 
 
+def _notification(uow: UnitOfWork, event: AdtEvent, details: PatientDetails) -> Notification:
+    facts = facts_of_adt(event, uow.app.time_context().tz, uow.app.config.adt_snf_facilities)
+    chosen = next((i for i in event.identifiers if i.type_code == "MR"), event.identifiers[0])
+    patient_id = f"{chosen.authority or event.facility}:{chosen.value}"[:255]  # AUTHORITY:ID of the first MR
+    return Notification(f"ADT^{event.trigger}", facts, details, patient_id, describe(event))
+
+
 def _identifiers(found: tuple[PatientIdentifier, ...], facility: str) -> tuple[Identifier, ...]:
     """PID-3 repetitions as identifiers; one without an assigning authority is taken as the facility's."""
     return tuple(Identifier(v2_identifier_system(i.authority or facility, i.type_code), i.value) for i in found)
 
 
-def _demographics(event: Any) -> Demographics:
+def _demographics(event: AdtEvent) -> Demographics:
     """What the message says of the patient; a value CarePath would refuse (a malformed phone) is left out."""
-    values = {"family": event.family_name or None, "given": event.given_name or None,
+    values: dict[str, Any] = {"family": event.family_name or None, "given": event.given_name or None,
               "birth_date": event.birth_date, "phone": event.phone or None, "address": event.address or None}
-    kept = {}
+    kept: dict[str, Any] = {}
     for name, value in values.items():
         try:
             check_demographics(Demographics(**{name: value}))
@@ -133,47 +166,38 @@ def _demographics(event: Any) -> Demographics:
     return Demographics(**kept)
 
 
-def _episode_patient_id(details: PatientDetails, event: Any) -> str:
-    """The episode's patient id (what lists show): AUTHORITY:ID of the first MR identifier, else the first."""
-    chosen = next((i for i in event.identifiers if i.type_code == "MR"), event.identifiers[0])
-    return f"{chosen.authority or event.facility}:{chosen.value}"[:255]
-
-
 # -- triggers ------------------------------------------------------------------------------------
 
-def _by_triggers(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
-    event = read.event
-    name = f"ADT^{event.trigger}"
-    facts = facts_of_adt(event, uow.app.time_context().tz, uow.app.config.adt_snf_facilities)
+def _by_triggers(uow: UnitOfWork, principal: Principal, note: Notification, patient: PatientRow) -> AdtOutcome:
     started: list[str] = []
     delivered: list[str] = []
     said: list[str] = []
     missed: list[str] = []
     for version, triggers in deployed_triggers(uow):
-        for trigger in (t for t in triggers if name in t.on):
-            miss = trigger.mismatch(facts)
+        for trigger in (t for t in triggers if note.event in t.on):
+            miss = trigger.mismatch(note.facts)
             if miss:
                 missed.append(f"{version.key} '{trigger.id}': {miss}")
             elif trigger.action == "start":
-                _start(uow, principal, read, version, mapped(trigger.start_data, facts), started, said)
+                _start(uow, principal, note, version, mapped(trigger.start_data, note.facts), started, said)
             else:
-                _deliver(uow, principal, read, version, trigger.message, mapped(trigger.data, facts), delivered,
-                         said)
+                _deliver(uow, principal, patient, version, trigger.message, mapped(trigger.data, note.facts),
+                         delivered, said)
     if started or delivered:
         state = RoutingState.STARTED if started else RoutingState.DELIVERED
         return AdtOutcome(state, "; ".join(said), tuple(started + delivered))
     if not said:
-        what = f"no pathway starts or moves on {describe(event)}"
+        what = f"no pathway starts or moves on {note.described}"
         said.append(what + (f" ({'; '.join(missed)})" if missed else "")
-                    if name in EVENTS or missed else f"{what}: triggers take {', '.join(EVENTS)}")
+                    if note.event in EVENTS or missed else f"{what}: triggers take {', '.join(EVENTS)}")
     return AdtOutcome(RoutingState.NOTHING_TO_DO, "; ".join(said))
 
 
-def _start(uow: UnitOfWork, principal: Principal, read: _Read, version: PathwayVersion, data: dict[str, Any],
-           started: list[str], said: list[str]) -> None:
-    key = read.event.visit_number
+def _start(uow: UnitOfWork, principal: Principal, note: Notification, version: PathwayVersion,
+           data: dict[str, Any], started: list[str], said: list[str]) -> None:
+    key = str(note.facts.get("visit_number") or "")
     if not key:
-        said.append(f"{version.key} would start, but the message has no visit number (PV1-19) to be the "
+        said.append(f"{version.key} would start, but the event has no visit number (PV1-19) to be the "
                     "episode's business key: nothing started")
         return
     earlier = uow.session.scalars(select(Instance).where(
@@ -184,17 +208,16 @@ def _start(uow: UnitOfWork, principal: Principal, read: _Read, version: PathwayV
                     f"({earlier.status}): nothing more started")
         return
     check_role(INSTANCE_RULES["start"], principal)
-    instance = begin_instance(uow, version, key, _episode_patient_id(read.details, read.event), data,
-                              principal.name, patient=read.details)
+    instance = begin_instance(uow, version, key, note.patient_id, data, principal.name, patient=note.patient)
     started.append(instance.id)
     said.append(f"started {version.key} episode {instance.id} for visit {key}")
 
 
-def _deliver(uow: UnitOfWork, principal: Principal, read: _Read, version: PathwayVersion, message: str,
+def _deliver(uow: UnitOfWork, principal: Principal, patient: PatientRow, version: PathwayVersion, message: str,
              data: dict[str, Any], delivered: list[str], said: list[str]) -> None:
     episodes = uow.session.scalars(select(Instance).where(
         Instance.pathway_key == version.key, Instance.status.in_(ACTIVE),
-        Instance.patient_ref.in_(linked_patients(uow.session, read.patient.id))).order_by(Instance.created_at)).all()
+        Instance.patient_ref.in_(linked_patients(uow.session, patient.id))).order_by(Instance.created_at)).all()
     for episode in episodes:
         result = deliver_in(uow, principal, message, episode.business_key, data)
         delivered.append(episode.id)
@@ -282,4 +305,4 @@ def _cancel(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
 _HANDLERS: dict[str, Callable[[UnitOfWork, Principal, _Read], AdtOutcome]] = {
     "A08": _update, "A40": _merge, "A37": _unmerge, "A11": _cancel, "A13": _cancel}
 
-__all__ = ["AdtOutcome", "RoutingState", "route_adt", "route_inbox_message"]
+__all__ = ["AdtOutcome", "Notification", "RoutingState", "route_adt", "route_inbox_message", "route_notification"]
