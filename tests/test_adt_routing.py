@@ -130,6 +130,12 @@ def test_without_a_diagnosis_the_category_is_other(feed: ApiClient) -> None:
     assert view(feed, outcome.instance_ids[0])["data"]["diagnosis_category"] == "other"
 
 
+def test_without_a_discharge_time_the_discharge_event_dates_the_visit(feed: ApiClient) -> None:
+    outcome = route(feed.engine, adt("A03", visit_number="V-ED-10", discharged="", event_time="20261130221500"))
+    assert outcome.state is RoutingState.STARTED, outcome.text
+    assert view(feed, outcome.instance_ids[0])["data"]["ed_visit_date"] == "2026-11-30"
+
+
 def test_without_pv1_nothing_starts_and_the_outcome_says_why(feed: ApiClient) -> None:
     outcome = route(feed.engine, adt("A03", include_pv1=False))
     assert outcome.state is RoutingState.NOTHING_TO_DO

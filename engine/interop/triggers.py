@@ -32,6 +32,7 @@ EVENTS: dict[str, str] = {
     "ADT^A07": "an inpatient stay became an outpatient visit",
 }
 ACTIONS = ("start", "deliver")
+DISCHARGES, ADMISSIONS = ("A03",), ("A01", "A04", "A06")
 MAX_TRIGGERS = 50
 # The care setting a patient class stands for, unless the facility is configured as a SNF.
 SETTING_OF_CLASS = {"E": "emergency", "I": "inpatient", "O": "outpatient"}
@@ -46,8 +47,9 @@ class Fact:
 
 # The facts a trigger's start_data / data may name. Dates are ISO dates in the care setting's time zone.
 FACTS: dict[str, Fact] = {
-    "discharge_date": Fact("the day the patient was discharged", "PV1-45"),
-    "admit_date": Fact("the day the patient was admitted or the visit began", "PV1-44"),
+    "discharge_date": Fact("the day the patient was discharged", "PV1-45; an A03 without it: its event time"),
+    "admit_date": Fact("the day the patient was admitted or the visit began",
+                       "PV1-44; an A01, A04 or A06 without it: its event time"),
     "event_date": Fact("the day the event happened (the visit date of a registration)",
                        "EVN-6, else EVN-2, else MSH-7"),
     "diagnosis_category": Fact("substance_use, mental_illness or other, from the principal diagnosis "
@@ -111,7 +113,10 @@ def facts_of_adt(event: AdtEvent, zone: ZoneInfo, snf_facilities: Collection[str
 
     principal = event.principal_diagnosis
     setting = "snf" if event.facility.casefold() in snf else SETTING_OF_CLASS.get(event.patient_class, "")
-    return {"discharge_date": day(event.discharged_at), "admit_date": day(event.admitted_at),
+    # Without PV1-45 / PV1-44, the time of the discharge or admission event itself stands in for them.
+    discharged = event.discharged_at or (event.occurred_at if event.trigger in DISCHARGES else None)
+    admitted = event.admitted_at or (event.occurred_at if event.trigger in ADMISSIONS else None)
+    return {"discharge_date": day(discharged), "admit_date": day(admitted),
             "event_date": day(event.occurred_at), "diagnosis_category": diagnosis_category(principal),
             "diagnosis_code": principal.code if principal else "", "visit_number": event.visit_number,
             "patient_class": event.patient_class, "disposition": event.disposition, "facility": event.facility,
