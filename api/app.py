@@ -21,7 +21,19 @@ from .metrics import install_metrics
 from .oidc import OidcVerifier
 from .oidc_signin import OidcClient, OidcSignIn
 from .params import no_nul_in_path
-from .routes import audit, break_glass, health, instances, messages, notifications, pathways, reports, tasks, users
+from .routes import (
+    audit,
+    break_glass,
+    health,
+    instances,
+    messages,
+    notifications,
+    pathways,
+    patients,
+    reports,
+    tasks,
+    users,
+)
 from .settings import Settings
 from .web import about, admin, provider_sign_in, session, team, worklist_routes
 from .web import audit as web_audit
@@ -97,7 +109,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass):
+                   break_glass, patients):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from carepath.engine.audit import utc_instant
+from carepath.engine.patients import (
+    MAX_ADDRESS,
+    MAX_IDENTIFIERS,
+    MAX_NAME,
+    MAX_PHONE,
+    MAX_SYSTEM,
+    MAX_VALUE,
+    Demographics,
+    Identifier,
+    Patient,
+    PatientDetails,
+)
 from carepath.engine.rules import BREAK_GLASS_MAX_MINUTES, BREAK_GLASS_MINUTES
 
 from .params import MAX_INT_ID
@@ -201,6 +213,7 @@ class InstanceSummaryOut(Out):
     updated_at: datetime
     ended_at: datetime | None
     started_by: str
+    patient_ref: str | None = Field(default=None, description="the patient (GET /api/patients/{id})")
 
 
 class InstanceOut(Out):
@@ -220,6 +233,7 @@ class InstanceOut(Out):
     waiting: list[WaitOut]
     actions: list[str] = Field(default_factory=list, description="what the caller may do to the instance now "
                                "(docs/state-machine.md): cancel, retry")
+    patient_ref: str | None = Field(default=None, description="the patient (GET /api/patients/{id})")
 
 
 class Paged(Out):
@@ -305,10 +319,42 @@ class TaskPage(Paged):
     items: list[TaskSummaryOut]
 
 
+class IdentifierIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: str = Field(min_length=1, max_length=MAX_SYSTEM, description="a URI, e.g. urn:carepath:id:GENHOSP:MR")
+    value: str = Field(min_length=1, max_length=MAX_VALUE)
+
+
+class NameIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    family: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    given: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+
+
+class PatientIn(BaseModel):
+    """Who the episode is for (engine/patients.py): any identifier known finds the patient; the rest are
+    added to it, and the demographics it has no value for are filled in. Nothing else is kept (no SSN)."""
+
+    model_config = ConfigDict(extra="forbid")
+    identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=MAX_IDENTIFIERS)
+    name: NameIn | None = None
+    birth_date: date | None = None
+    phone: str | None = Field(default=None, min_length=3, max_length=MAX_PHONE)
+    address: str | None = Field(default=None, min_length=1, max_length=MAX_ADDRESS, description="one line")
+
+    def details(self) -> PatientDetails:
+        name = self.name or NameIn()
+        return PatientDetails(tuple(Identifier(i.system, i.value) for i in self.identifiers),
+                              Demographics(name.family, name.given, self.birth_date, self.phone, self.address))
+
+
 class StartIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     business_key: str = Field(min_length=1, max_length=255)
-    patient_id: str | None = Field(default=None, min_length=1, max_length=255)
+    patient_id: str | None = Field(default=None, min_length=1, max_length=255,
+                                   description="the patient's identifier in the default system "
+                                   "(CAREPATH_PATIENT_ID_SYSTEM)")
+    patient: PatientIn | None = Field(default=None, description="the patient, found or created with the episode")
     data: dict[str, Any] = Field(default_factory=dict)
     version: int | None = Field(default=None, ge=1, le=MAX_INT_ID)
 
@@ -430,6 +476,52 @@ class BreakGlassIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000, description="why, for the auditors' review (10+ characters)")
     minutes: int = Field(default=BREAK_GLASS_MINUTES, ge=1, le=BREAK_GLASS_MAX_MINUTES,
                          description="how long the access lasts")
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    merged: str = Field(min_length=1, max_length=MAX_SYSTEM + MAX_VALUE + 1,
+                        description="the patient merged into this one: its id, or an identifier system|value")
+    reason: str = Field(min_length=1, max_length=1000, description="why, kept in the history")
+
+
+class UnmergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000, description="why, kept in the history")
+
+
+class IdentifierOut(Out):
+    system: str
+    value: str
+
+
+class PatientOut(BaseModel):
+    id: str
+    identifiers: list[IdentifierOut]
+    name: dict[str, str | None] = Field(description="family and given")
+    birth_date: date | None
+    phone: str | None
+    address: str | None
+    merged_into: str | None = Field(description="the patient this one was merged into (null: not merged)")
+    survivor: str | None = Field(description="the patient that stands for this one now (itself when not merged)")
+    merged: list[str] = Field(description="the patients merged into this one")
+    episodes: list[str] = Field(description="ids of the episodes the caller may read, of this patient and of "
+                                "the patients merged with it, newest first")
+
+    @classmethod
+    def of(cls, patient: Patient) -> PatientOut:
+        d = patient.demographics
+        return cls(id=patient.id, identifiers=[IdentifierOut(system=i.system, value=i.value)
+                                               for i in patient.identifiers],
+                   name={"family": d.family, "given": d.given}, birth_date=d.birth_date, phone=d.phone,
+                   address=d.address, merged_into=patient.merged_into, survivor=patient.survivor,
+                   merged=list(patient.merged), episodes=list(patient.episodes))
+
+
+class MergeOut(Out):
+    patient: str = Field(description="the patient merged (or unmerged)")
+    merged_into: str | None = Field(description="the survivor it now links to (null after an unmerge)")
+    previous: str | None = Field(description="the survivor it linked to before an unmerge")
 
 
 class GrantOut(Out):

@@ -20,6 +20,7 @@ the links to the patient that stands for both (use cases: engine/usecases/patien
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -79,14 +80,28 @@ class Patient:
     identifiers: tuple[Identifier, ...]
     demographics: Demographics
     merged_into: str | None = None
-    # The patients merged into this one (directly), and the episodes of this patient and of those.
+    # The patients merged into this one (directly), and the episodes of this patient and of those linked.
     merged: tuple[str, ...] = ()
-    episodes: tuple[str, ...] = field(default=())
+    episodes: tuple[str, ...] = ()
+    survivor: str | None = None  # the patient that stands for this one now (itself when not merged)
 
     @property
     def display_name(self) -> str | None:
         names = [n for n in (self.demographics.given, self.demographics.family) if n]
         return " ".join(names) or None
+
+    @property
+    def mrn(self) -> str | None:
+        """The first medical record number (an identifier of v2 type MR), for people to read."""
+        return next((i.value for i in self.identifiers
+                     if i.system.startswith(V2_SYSTEM_PREFIX) and i.system.endswith(":MR")), None)
+
+
+def search_key(text: str) -> str:
+    """A name as searches compare it: case and accents folded ("Ñúñez" and "nunez" meet), as FHIR's string
+    search asks; the same in SQLite and PostgreSQL because it is computed here, not by the database."""
+    decomposed = unicodedata.normalize("NFKD", text.strip().casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def parse_token(token: str, field_name: str = "identifier") -> Identifier:
@@ -112,7 +127,7 @@ def check_identifiers(identifiers: list[Identifier], field_name: str = "identifi
         _refuse(field_name, f"at most {MAX_IDENTIFIERS} identifiers")
     seen: dict[tuple[str, str], Identifier] = {}
     for i, ident in enumerate(identifiers):
-        where = f"{field_name}[{i}]" if field_name == "identifiers" else field_name
+        where = f"{field_name}[{i}]" if field_name.endswith("identifiers") else field_name
         if not _text_ok(ident.system, MAX_SYSTEM) or not _text_ok(ident.value, MAX_VALUE):
             _refuse(where, f"an identifier needs a system (at most {MAX_SYSTEM} characters) and a value "
                     f"(at most {MAX_VALUE})")
@@ -122,8 +137,12 @@ def check_identifiers(identifiers: list[Identifier], field_name: str = "identifi
     return list(seen.values())
 
 
-def check_demographics(demographics: Demographics, prefix: str = "patient") -> Demographics:
+def check_demographics(demographics: Demographics, today: date, prefix: str = "patient") -> Demographics:
+    """Bounded names, address and phone, and a birth date between 1850 and `today` (ValidationFailed)."""
     problems: list[Problem] = []
+    born = demographics.birth_date
+    if born is not None and not date(1850, 1, 1) <= born <= today:
+        problems.append(Problem(f"{prefix}.birth_date must be a date from 1850 to today", field=f"{prefix}.birth_date"))
     for name, limit in (("family", MAX_NAME), ("given", MAX_NAME), ("address", MAX_ADDRESS)):
         value = getattr(demographics, name)
         if value is not None and not _text_ok(value, limit):

@@ -115,7 +115,8 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
         started_by=row.started_by, open_tasks=task_views(session, list(tasks), now, reader), waiting=waiting,
-        actions=tuple(allowed_actions(instance_facts(session, row, reader), reader)) if reader else ())
+        actions=tuple(allowed_actions(instance_facts(session, row, reader), reader)) if reader else (),
+        patient_ref=row.patient_ref)
 
 
 def instance_facts(session: Session, row: Instance, reader: Principal) -> InstanceFacts:
@@ -210,8 +211,8 @@ def list_instances(session: Session, *, status: str | None = None, pathway: str 
     items = [InstanceView(
         id=r.id, pathway_key=r.pathway_key, version=versions.get(r.pathway_version_id, 0),
         business_key=r.business_key, patient_id=r.patient_id, status=r.status, data={}, incident=r.incident,
-        created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by)
-        for r in rows]
+        created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by,
+        patient_ref=r.patient_ref) for r in rows]
     return Page(items, total, limit, offset, exact)
 
 

@@ -116,6 +116,7 @@ class InstanceView:
     open_tasks: list[TaskView] = field(default_factory=list)
     waiting: list[WaitView] = field(default_factory=list)
     actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
+    patient_ref: str | None = None  # the patient it is for (engine/patients.py; GET /api/patients/{id})
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.persistence.tables import Event, Instance, PatientIdentifier
 from carepath.engine.persistence.tables import Patient as PatientRow
 from carepath.engine.persistence.unit_of_work import UnitOfWork
+from carepath.engine.queries import TaskFilter, list_tasks
 from carepath.engine.usecases.patients import (
     find_or_create_by_identifiers,
     merge_patients,
@@ -80,7 +81,9 @@ def test_a_start_with_a_patient_id_finds_or_creates_that_patient_in_the_default_
     again = api.start(lead, "fu", patient_id="pat-1").json()
     other = api.start(lead, "fu", patient_id="pat-2").json()
     patient = _patient_of(api.engine, first["id"])
-    assert patient is not None and _patient_of(api.engine, again["id"]) == patient
+    assert patient is not None and _patient_of(api.engine, again["id"]) == patient == first["patient_ref"]
+    listed = api.get("/api/instances", lead, params={"patient_id": "pat-1"}).json()["items"]
+    assert {i["patient_ref"] for i in listed} == {patient}
     assert _patient_of(api.engine, other["id"]) not in (None, patient)
     assert _identifiers(api.engine, patient) == {(DEFAULT_PATIENT_ID_SYSTEM, "pat-1")}
     no_patient = api.start(lead, "fu").json()
@@ -133,8 +136,8 @@ def test_demographics_updates_name_the_changed_fields_in_the_history(engine: Car
     with UnitOfWork(engine) as uow:
         row = uow.session.get(PatientRow, patient)
         assert row is not None
-        changed = update_demographics(uow, row, Demographics(family="Øvre", birth_date=date(1950, 2, 3),
-                                                             phone="+1 555 0100"), ADT.name)
+        changed = update_demographics(uow, ADT, row, Demographics(family="Øvre", birth_date=date(1950, 2, 3),
+                                                                  phone="+1 555 0100"))
         uow.commit()
     assert changed == ["family", "birth_date", "phone"]
     with engine.db.read() as session:
@@ -143,7 +146,11 @@ def test_demographics_updates_name_the_changed_fields_in_the_history(engine: Car
     with UnitOfWork(engine) as uow, pytest.raises(ValidationFailed, match="patient.phone"):
         row = uow.session.get(PatientRow, patient)
         assert row is not None
-        update_demographics(uow, row, Demographics(phone="call me maybe"), ADT.name)
+        update_demographics(uow, ADT, row, Demographics(phone="call me maybe"))
+    with UnitOfWork(engine) as uow, pytest.raises(PermissionDenied):
+        row = uow.session.get(PatientRow, patient)
+        assert row is not None
+        update_demographics(uow, Principal("nurse", Role.COORDINATOR), row, Demographics(family="X"))
 
 
 def _merged_pair(api: ApiClient, lead: str) -> tuple[dict, dict, str, str]:
@@ -170,6 +177,9 @@ def test_a_merge_links_the_identities_so_either_finds_both_and_an_unmerge_separa
     both = {old["id"], new["id"]}
     assert _episodes(api, lead, "pat-new") == both == _episodes(api, lead, "pat-old")
     assert _tasks(api, api.user("auditor"), "pat-new") == both
+    with app.db.read() as session:  # the worklist's search box: a patient id or a business key
+        found = list_tasks(session, TaskFilter(patient_or_episode="pat-old")).items
+        assert {t.instance_id for t in found} == both
     with app.db.read() as session:
         assert resolve(session, merged) == survivor and resolve(session, survivor) == survivor
         viewed = list_audit_events(session, AuditFilter(patient_id="pat-new")).items
@@ -231,11 +241,15 @@ def test_a_break_glass_grant_for_the_survivor_reads_the_merged_identity_too(api:
     old, new, merged, survivor = _merged_pair(api, lead)
     nurse = api.user("coordinator", "ward-b")
     grant = {"patient_id": "pat-new", "reason": "patient in the emergency room, team unreachable"}
-    assert api.post("/api/break-glass", nurse, grant).status_code == 201
+    granted = api.post("/api/break-glass", nurse, grant).json()
     assert api.get(f"/api/instances/{old['id']}", nurse).status_code == 404
     merge_patients(api.engine, ADT, survivor, merged, WHY)
     assert api.get(f"/api/instances/{old['id']}", nurse).status_code == 200
     assert _episodes(api, nurse, "pat-new") == {old["id"], new["id"]}
+    with api.engine.db.read() as session:  # the read of the merged identity's episode is marked with the grant
+        read = session.scalars(select(Event).where(Event.type == "record_viewed", Event.instance_id == old["id"],
+                                                   Event.actor == nurse)).one()
+        assert read.data["break_glass"] == granted["id"]
     unmerge_patient(api.engine, ADT, merged, WHY)
     assert api.get(f"/api/instances/{old['id']}", nurse).status_code == 404
 
@@ -297,3 +311,167 @@ def test_the_migration_makes_a_patient_per_patient_id_and_links_every_episode(ol
         assert len(rows) == 3 and len({len(p) for p in rows}) == 1  # UUIDs
         first = rows[identifiers["pat-2"][1]]
         assert first.created_at == datetime(2026, 1, 2, tzinfo=UTC) and first.merged_into is None
+
+
+# -- the API ---------------------------------------------------------------------------------------------
+
+PATIENT = {"identifiers": [{"system": MRN, "value": "MRN-77"}], "name": {"family": "Ñúñez", "given": "José"},
+           "birth_date": "1948-07-01", "phone": "+1 (555) 010-7788", "address": "1 Main St, Springfield"}
+
+
+def test_a_start_with_a_patient_object_creates_the_patient_and_the_patient_api_reads_it(
+        api: ApiClient, lead: str) -> None:
+    started = api.start(lead, "fu", patient_id="pat-77", patient=PATIENT)
+    assert started.status_code == 201, started.text
+    patient = _patient_of(api.engine, started.json()["id"])
+    # A later start by the MRN alone finds the same patient, and the episode gets its patient id.
+    by_mrn = api.start(lead, "fu", patient={"identifiers": PATIENT["identifiers"]}).json()
+    assert by_mrn["patient_id"] == "pat-77" and _patient_of(api.engine, by_mrn["id"]) == patient
+
+    read = api.get(f"/api/patients/{patient}", lead)
+    assert read.status_code == 200, read.text
+    body = read.json()
+    assert body["name"] == {"family": "Ñúñez", "given": "José"} and body["birth_date"] == "1948-07-01"
+    assert body["phone"] == PATIENT["phone"] and body["survivor"] == patient and body["merged_into"] is None
+    assert {(i["system"], i["value"]) for i in body["identifiers"]} == {(MRN, "MRN-77"),
+                                                                      (DEFAULT_PATIENT_ID_SYSTEM, "pat-77")}
+    assert set(body["episodes"]) == {started.json()["id"], by_mrn["id"]}
+    with api.engine.db.read() as session:
+        viewed = session.scalars(select(Event).where(Event.type == "record_viewed")).all()
+        assert [(e.actor, e.data["what"], e.data["patient"]) for e in viewed] == [(lead, "patient", patient)]
+
+    for params in ({"identifier": f"{MRN}|MRN-77"}, {"name": "ñú"}, {"name": "JOSÉ", "birthdate": "1948-07-01"}):
+        found = api.get("/api/patients", lead, params=params)
+        assert [p["id"] for p in found.json()] == [patient], (params, found.text)
+    assert api.get("/api/patients", lead, params={"birthdate": "1948-07-02"}).json() == []
+    assert api.get("/api/patients", lead, params={"identifier": "urn:x|nobody"}).json() == []
+    assert api.get("/api/patients", lead).status_code == 422  # no criterion: not a list of every patient
+
+
+@pytest.mark.parametrize(("patient", "field"), [
+    ({"identifiers": [{"system": v2_identifier_system("SSA", "SS"), "value": "123-45-6789"}]},
+     "patient.identifiers[0]"),
+    ({"phone": "call me maybe"}, "patient.phone"),
+    ({"birth_date": "yesterday"}, "birth_date"),
+    ({"birth_date": "2999-01-01"}, "patient.birth_date"),
+    ({"identifiers": [{"system": "urn:x", "value": "v"}] * 21}, "identifiers"),
+    ({"ssn": "123-45-6789"}, "ssn"),
+])
+def test_a_patient_beyond_its_bounds_is_refused_naming_the_field(api: ApiClient, lead: str, patient: dict,
+                                                                 field: str) -> None:
+    response = api.start(lead, "fu", patient_id="pat-1", patient=patient)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    with api.engine.db.read() as session:
+        assert session.scalars(select(PatientRow)).all() == []
+
+
+def test_patients_are_read_by_who_may_read_one_of_their_episodes(api: ApiClient, lead: str) -> None:
+    started = api.start(lead, "fu", patient_id="pat-1", patient=PATIENT).json()
+    patient = _patient_of(api.engine, started["id"])
+    ward = api.user("coordinator", "ward-a")
+    stranger = api.user("coordinator", "ward-b")
+    feed = api.user("integration")
+    assert api.get(f"/api/patients/{patient}", ward).status_code == 200
+    assert api.get(f"/api/patients/{patient}", api.user("auditor")).status_code == 200
+    assert api.get(f"/api/patients/{patient}", stranger).status_code == 404
+    assert api.get("/api/patients", stranger, params={"name": "Ñ"}).json() == []
+    assert api.get(f"/api/patients/{patient}", feed).status_code == 403
+    assert api.get("/api/patients/no-such-patient", lead).status_code == 404
+
+
+def test_merge_and_unmerge_over_the_api(api: ApiClient, lead: str) -> None:
+    old, new, merged, survivor = _merged_pair(api, lead)
+    feed = api.user("integration")
+    body = {"merged": f"{DEFAULT_PATIENT_ID_SYSTEM}|pat-old", "reason": WHY}
+    assert api.post(f"/api/patients/{survivor}/merge", lead, body).status_code == 403
+    done = api.post(f"/api/patients/{survivor}/merge", feed, body)
+    assert done.status_code == 200, done.text
+    assert done.json() == {"patient": merged, "merged_into": survivor, "previous": None}
+    again = api.post(f"/api/patients/{survivor}/merge", feed, body)
+    assert again.status_code == 409 and "already merged" in again.text
+    assert api.post(f"/api/patients/{merged}/merge", feed, {"merged": survivor, "reason": WHY}).status_code == 409
+    assert api.post(f"/api/patients/{survivor}/merge", feed, {"merged": "nobody", "reason": WHY}).status_code == 404
+    assert api.post(f"/api/patients/{survivor}/merge", feed, {"merged": "a|b"}).status_code == 422
+    read = api.get(f"/api/patients/{merged}", lead).json()
+    assert read["survivor"] == survivor and set(read["episodes"]) == {old["id"], new["id"]}
+    assert api.get(f"/api/patients/{survivor}", lead).json()["merged"] == [merged]
+
+    undone = api.post(f"/api/patients/{merged}/unmerge", feed, {"reason": "wrong patient merged"})
+    assert undone.json() == {"patient": merged, "merged_into": None, "previous": survivor}
+    assert api.post(f"/api/patients/{merged}/unmerge", feed, {"reason": "again"}).status_code == 409
+    assert api.get(f"/api/patients/{merged}", lead).json()["episodes"] == [old["id"]]
+
+
+# -- the web app -----------------------------------------------------------------------------------------
+
+def test_the_episode_and_task_pages_show_who_the_patient_is(api: ApiClient, clock: Any) -> None:
+    from tests.support.episodes import episodes
+    from tests.support.web import page, text_of
+
+    made = episodes(api, clock)
+    started = api.start(made.lead, "other", "enc-9", patient_id="pat-9", patient=PATIENT)
+    assert started.status_code == 201, started.text
+    browser = made.browser(made.auditor)
+    shown = page(browser.get(f"/app/episodes/{started.json()['id']}"))
+    facts = {text_of(dt): text_of(dd) for dt, dd in zip(shown.xpath('//dl[@class="facts"][1]/dt'),
+                                                        shown.xpath('//dl[@class="facts"][1]/dd'), strict=True)}
+    assert (facts["Patient"], facts["Name"], facts["Birth date"], facts["MRN"], facts["Phone"]) == (
+        "pat-9", "José Ñúñez", "1 July 1948", "MRN-77", "+1 (555) 010-7788")
+    task = started.json()["open_tasks"][0]["id"]
+    shown = page(browser.get(f"/app/tasks/{task}"))
+    about = text_of(shown.xpath('//section[@aria-labelledby="about-title"]')[0])
+    assert "José Ñúñez" in about and "MRN-77" in about and "+1 (555) 010-7788" in about
+    # an episode whose patient is known only by its id shows just that
+    plain = page(browser.get(f"/app/episodes/{made.ids['enc-1']}"))
+    assert not plain.xpath('//dd[@class="patient-name"]')
+    assert text_of(plain.xpath('//dd[@class="patient"]')[0]) == "pat-1"
+
+
+def test_two_starts_naming_a_new_patient_at_the_same_time_make_one_patient(engine: CarePath) -> None:
+    """The second waits for the first's identifier (PostgreSQL: the unique index; SQLite: the write lock),
+    then finds the patient the first created instead of failing."""
+    import threading
+
+    second: list[str] = []
+    with UnitOfWork(engine) as uow:
+        first = find_or_create_by_identifiers(uow, [Identifier(MRN, "same")]).id
+        thread = threading.Thread(target=lambda: second.append(_find_or_create(engine, Identifier(MRN, "same"))))
+        thread.start()
+        thread.join(0.5)  # it waits for this transaction
+        uow.commit()
+    thread.join(30)
+    assert second == [first]
+    with engine.db.read() as session:
+        assert len(session.scalars(select(PatientRow)).all()) == 1
+
+
+def test_a_merge_inside_a_message_s_transaction_is_undone_with_it(engine: CarePath) -> None:
+    from carepath.engine.usecases.patients import merge_in, unmerge_in
+
+    a, b = (_find_or_create(engine, Identifier(MRN, n)) for n in ("A1", "B1"))
+    with UnitOfWork(engine) as uow:  # the message fails after the merge: nothing of it stays
+        merge_in(uow, ADT, a, f"{MRN}|B1", WHY)
+    with engine.db.read() as session:
+        assert resolve(session, b) == b
+        assert not session.scalars(select(Event).where(Event.type == "patient_merged")).all()
+    with UnitOfWork(engine) as uow:
+        merge_in(uow, ADT, a, f"{MRN}|B1", WHY)
+        uow.commit()
+    with UnitOfWork(engine) as uow:
+        assert unmerge_in(uow, ADT, f"{MRN}|B1", "A37 unlink").previous == a
+        uow.commit()
+    with engine.db.read() as session:
+        assert resolve(session, b) == b
+
+
+def test_the_web_start_form_finds_the_patient_by_its_id(api: ApiClient, clock: Any) -> None:
+    from tests.support.episodes import episodes
+
+    made = episodes(api, clock)
+    browser = made.browser(made.lead)
+    url = "/app/pathways/other/start"
+    done = browser.submit(url, url, **{"episode-patient_id": "pat-1", "episode-business_key": "enc-web"})
+    assert done.status_code == 303, done.text
+    instance_id = done.headers["location"].rsplit("/", 1)[-1]
+    assert _patient_of(api.engine, instance_id) == _patient_of(api.engine, made.ids["enc-1"]) is not None

@@ -89,5 +89,6 @@ def retire(key: str, version: VersionPath, engine: EngineDep, user: CurrentUser)
              responses=errors(404, 409, *BODY_ERRORS))
 def start(key: str, body: StartIn, engine: EngineDep, user: SendingUser) -> InstanceOut:
     view = start_instance(engine, user, key, business_key=body.business_key, patient_id=body.patient_id,
-                          data=body.data, version=body.version)
+                          data=body.data, version=body.version,
+                          patient=body.patient.details() if body.patient else None)
     return InstanceOut.model_validate(view)

@@ -32,6 +32,7 @@ from carepath.engine.usecases.instance_report import STYLE as REPORT_STYLE
 from carepath.engine.usecases.instance_report import instance_report
 from carepath.engine.usecases.instances import get_instance_history, get_instance_view
 from carepath.engine.usecases.measures import instance_measures
+from carepath.engine.usecases.patient_records import patient_of_instance
 from carepath.engine.usecases.periods import report_period
 
 from .cookies import client_of, engine_of
@@ -123,7 +124,8 @@ def episode(request: Request, instance_id: InstancePath, offset: OffsetQuery = 0
     paging = Paging(offset, len(history.items), history.total, history.total_exact, {},
                     f"{EPISODES}/{instance_id}")
     start_data = start[0].data.get("data") if start and start[0].type == "instance_started" else None
-    return page(request, "episode.html", user=user, episode=view, tasks=history.tasks, paging=paging,
+    return page(request, "episode.html", user=user, episode=view, patient=patient_of_instance(engine, instance_id),
+                tasks=history.tasks, paging=paging,
                 history=[_history_row(e) for e in history.items], start_data=_pairs(start_data or {}),
                 measures=[MeasureRow(m, _late_by(m, now)) for m in measures], zone=zone.key,
                 reads_audit_trail=reads_audit_trail(user.principal),

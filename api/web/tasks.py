@@ -21,6 +21,7 @@ from carepath.engine.forms import form_problems
 from carepath.engine.usecases import tasks as task_cases
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.instances import get_instance_view
+from carepath.engine.usecases.patient_records import patient_of_instance
 from carepath.engine.usecases.worklist_settings import worklist_choice
 
 from ..errors import status_for
@@ -56,6 +57,7 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
     if posted is not None:  # a refused form shows every field as the user left it, ticks included
         fields = [_kept(f, posted) for f in fields]
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
+                patient=patient_of_instance(engine, view.task.instance_id),
                 others=others or [], action_errors=action_errors or {}, action_fields=action_fields or {},
                 action_values=action_values or {}, paths=ACTION_PATHS,
                 draft_saved=request.query_params.get("draft") == "saved")

@@ -29,10 +29,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
 
 from ..model import InstanceStatus, MessageState, NotificationState, TaskState, TimerState
+from ..patients import search_key
 
 ACTIVE_SQL = text("status IN ('running', 'incident')")
 
@@ -213,10 +214,13 @@ class Patient(Base):
     patient links to its survivor (`merged_into`); rows are never moved or deleted by a merge."""
 
     __tablename__ = "patients"
-    __table_args__ = (Index("ix_patients_family", "family"),)
+    __table_args__ = (Index("ix_patients_family_key", "family_key"), Index("ix_patients_given_key", "given_key"))
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     family: Mapped[str | None] = mapped_column(String(200))
     given: Mapped[str | None] = mapped_column(String(200))
+    # The names as searches compare them (patients.search_key: case and accents folded), set with the names.
+    family_key: Mapped[str | None] = mapped_column(String(200))
+    given_key: Mapped[str | None] = mapped_column(String(200))
     birth_date: Mapped[date | None] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(40))
     address: Mapped[str | None] = mapped_column(String(500))
@@ -226,6 +230,11 @@ class Patient(Base):
     updated_at: Mapped[datetime]
 
     __mapper_args__ = {"version_id_col": lock_version}
+
+    @validates("family", "given")
+    def _keep_search_key(self, name: str, value: str | None) -> str | None:
+        setattr(self, f"{name}_key", search_key(value) if value else None)
+        return value
 
 
 class PatientIdentifier(Base):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -39,7 +40,7 @@ from ..patients import Demographics, Identifier, PatientDetails, check_demograph
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.tables import Patient as PatientRow
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import INSTANCE_RULES, PATIENT_RULES, check_role
+from ..rules import INSTANCE_RULES, check_role
 from .adt_triggers import deployed_triggers
 from .instances import begin_instance, end_cancelled
 from .messages import deliver_in
@@ -135,7 +136,8 @@ def _read(uow: UnitOfWork, text: str) -> _Read:
     except (hl7.HL7Exception, KeyError, IndexError, ValueError) as exc:
         raise ValidationFailed(f"the message cannot be parsed: {str(exc)[:200]}") from None
     event = adt_event(message, uow.app.time_context().tz)
-    details = PatientDetails(_identifiers(event.identifiers, event.facility), _demographics(event))
+    details = PatientDetails(_identifiers(event.identifiers, event.facility),
+                             _demographics(event, uow.app.now().date()))
     patient = find_or_create_by_identifiers(uow, details.identifiers, details.demographics)
     return _Read(event, message, patient, details)
 
@@ -152,14 +154,14 @@ def _identifiers(found: tuple[PatientIdentifier, ...], facility: str) -> tuple[I
     return tuple(Identifier(v2_identifier_system(i.authority or facility, i.type_code), i.value) for i in found)
 
 
-def _demographics(event: AdtEvent) -> Demographics:
+def _demographics(event: AdtEvent, today: date) -> Demographics:
     """What the message says of the patient; a value CarePath would refuse (a malformed phone) is left out."""
     values: dict[str, Any] = {"family": event.family_name or None, "given": event.given_name or None,
               "birth_date": event.birth_date, "phone": event.phone or None, "address": event.address or None}
     kept: dict[str, Any] = {}
     for name, value in values.items():
         try:
-            check_demographics(Demographics(**{name: value}))
+            check_demographics(Demographics(**{name: value}), today)
             kept[name] = value
         except ValidationFailed:
             continue
@@ -230,15 +232,13 @@ def _deliver(uow: UnitOfWork, principal: Principal, patient: PatientRow, version
 # -- patients ------------------------------------------------------------------------------------
 
 def _update(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
-    check_role(PATIENT_RULES["update"], principal)
-    changed = update_demographics(uow, read.patient, read.details.demographics, principal.name)
+    changed = update_demographics(uow, principal, read.patient, read.details.demographics)
     said = f"updated {', '.join(changed)}" if changed else "nothing changed"
     return AdtOutcome(RoutingState.NOTHING_TO_DO, f"patient {read.patient.id}: demographics {said}; no episode "
                       f"starts or moves on an {read.event.trigger}")
 
 
 def _merge(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
-    check_role(PATIENT_RULES["merge"], principal)
     merged = _holder(uow, read.event.prior_identifiers, read.event.facility)
     survivor = survivor_of(uow.session, read.patient.id)
     if merged is None:
@@ -246,18 +246,17 @@ def _merge(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
                           "MRG-1")
     if survivor_of(uow.session, merged) == survivor:
         return AdtOutcome(RoutingState.NOTHING_TO_DO, f"patient {merged} is already merged into patient {survivor}")
-    view = merge_in(uow, principal.name, survivor, merged, f"ADT {read.event.trigger}: MRG-1 merged into PID-3")
+    view = merge_in(uow, principal, survivor, merged, f"ADT {read.event.trigger}: MRG-1 merged into PID-3")
     return AdtOutcome(RoutingState.NOTHING_TO_DO, f"patient {view.patient} merged into patient {view.merged_into}; "
                       "their episodes, tasks and history now follow the survivor")
 
 
 def _unmerge(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
-    check_role(PATIENT_RULES["unmerge"], principal)
     other = _holder(uow, other_patient_identifiers(read.message), read.event.facility)
     for candidate in (other, read.patient.id):
         row = uow.session.get(PatientRow, candidate) if candidate else None
         if row is not None and row.merged_into is not None:
-            view = unmerge_in(uow, principal.name, row.id, f"ADT {read.event.trigger}: unlink")
+            view = unmerge_in(uow, principal, row.id, f"ADT {read.event.trigger}: unlink")
             return AdtOutcome(RoutingState.NOTHING_TO_DO, f"patient {view.patient} unlinked from patient "
                               f"{view.previous}; each keeps its own episodes again")
     return AdtOutcome(RoutingState.NOTHING_TO_DO, "nothing to unlink: neither patient is merged into another")

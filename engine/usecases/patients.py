@@ -1,8 +1,9 @@
 """Patient identities: find or create one by its identifiers, update its demographics, merge and unmerge.
 
-`find_or_create_by_identifiers` and `update_demographics` act inside the caller's transaction (a start, an
-ADT message); `merge_patients` and `unmerge_patient` are state changes of their own, one transaction each,
-under PATIENT_RULES (engine/rules.py), recorded in the hash-chained history (chain `system`) with who and why.
+`find_or_create_by_identifiers`, `update_demographics`, `merge_in` and `unmerge_in` act inside the caller's
+transaction (a start, an ADT message); `merge_patients` and `unmerge_patient` are the same changes in a
+transaction of their own (the API). Each change is a row of PATIENT_RULES (engine/rules.py), recorded in the
+hash-chained history (chain `system`) with who and why.
 A merge only links (`merged_into`); reads follow the links (engine/patient_links.py).
 """
 
@@ -57,7 +58,7 @@ def find_or_create_by_identifiers(uow: UnitOfWork, identifiers: Iterable[Identif
         raise ValidationFailed("a patient needs at least one identifier",
                                [Problem("give at least one identifier", field="identifiers")])
     if demographics is not None:
-        check_demographics(demographics)
+        check_demographics(demographics, uow.app.now().date())
     row = _matching_patient(uow.session, wanted)
     if row is None:
         try:
@@ -78,7 +79,7 @@ def patient_of_start(uow: UnitOfWork, patient_id: str | None,
     the episode's patient id: the one given, else the patient's identifier in the default system, if any."""
     system = uow.app.config.patient_id_system
     identifiers = [Identifier(system, patient_id)] if patient_id else []
-    identifiers += list(details.identifiers) if details else []
+    identifiers += check_identifiers(list(details.identifiers), "patient.identifiers") if details else []
     if not identifiers:
         return None, None
     row = find_or_create_by_identifiers(uow, identifiers, details.demographics if details else None)
@@ -87,10 +88,13 @@ def patient_of_start(uow: UnitOfWork, patient_id: str | None,
     return row, patient_id
 
 
-def update_demographics(uow: UnitOfWork, row: PatientRow, demographics: Demographics, actor: str) -> list[str]:
+def update_demographics(uow: UnitOfWork, principal: Principal, row: PatientRow,
+                        demographics: Demographics) -> list[str]:
     """Set the demographics given (None leaves a field as it is), recorded as `patient_updated` with the
     names of the fields that changed (not their values: the patient row holds them). Returns those names."""
-    check_demographics(demographics)
+    rule = PATIENT_RULES["update"]
+    check_role(rule, principal)
+    check_demographics(demographics, uow.app.now().date())
     changed = [name for name, value in demographics.fields().items()
                if value is not None and getattr(row, name) != value]
     if not changed:
@@ -98,32 +102,32 @@ def update_demographics(uow: UnitOfWork, row: PatientRow, demographics: Demograp
     for name in changed:
         setattr(row, name, getattr(demographics, name))
     row.updated_at = uow.app.now()
-    rule = PATIENT_RULES["update"]
-    uow.record(rule.event or rule.action, actor, data={"patient": row.id, "fields": changed})
+    uow.record(rule.event or rule.action, principal.name, data={"patient": row.id, "fields": changed})
     return changed
 
 
 def merge_patients(app: CarePath, principal: Principal, survivor: str, merged: str, reason: str) -> MergeView:
     """Link `merged` (a patient id, or an identifier as system|value) to `survivor`, recorded as
-    `patient_merged` with who and why. 404 for a patient that does not exist; 409 for a patient into itself,
-    into one merged into it, or one already merged."""
-    rule = PATIENT_RULES["merge"]
-    check_role(rule, principal)
+    `patient_merged` with who and why, in a transaction of its own. 404 for a patient that does not exist;
+    409 for a patient into itself, into one merged into it, or one already merged."""
+    check_role(PATIENT_RULES["merge"], principal)
     reason = _reason(reason)
 
     def attempt() -> MergeView:
         with UnitOfWork(app) as uow:
-            view = merge_in(uow, principal.name, survivor, _patient_ref(uow.session, merged, "merged"), reason)
+            done = merge_in(uow, principal, survivor, merged, reason)
             uow.commit()
-            return view
+            return done
 
     return with_conflict_retries(app, attempt)
 
 
-def merge_in(uow: UnitOfWork, actor: str, survivor: str, merged_id: str, reason: str) -> MergeView:
-    """Link patient `merged_id` to `survivor` inside the caller's transaction (the rule's roles already
-    checked, the reason already checked), recorded as `patient_merged`."""
+def merge_in(uow: UnitOfWork, principal: Principal, survivor: str, merged: str, reason: str) -> MergeView:
+    """`merge_patients` inside the caller's transaction (an ADT A40 routed with its message)."""
     rule = PATIENT_RULES["merge"]
+    check_role(rule, principal)
+    reason = _reason(reason)
+    merged_id = _patient_ref(uow.session, merged, "merged")
     if merged_id == survivor:
         raise Conflict(f"patient {survivor} cannot be merged into itself")
     rows = _locked(uow.session, survivor, merged_id)
@@ -135,7 +139,7 @@ def merge_in(uow: UnitOfWork, actor: str, survivor: str, merged_id: str, reason:
         raise Conflict(f"patient {survivor} is merged into patient {merged_id}: merging {merged_id} into "
                        f"{survivor} would make a loop")
     gone.merged_into, gone.updated_at = target.id, uow.app.now()
-    uow.record(rule.event or rule.action, actor, data={
+    uow.record(rule.event or rule.action, principal.name, data={
         "patient": merged_id, "survivor": target.id, "reason": reason, "field": rule.field,
         "old": None, "new": target.id})
     return MergeView(merged_id, target.id, None)
@@ -143,27 +147,30 @@ def merge_in(uow: UnitOfWork, actor: str, survivor: str, merged_id: str, reason:
 
 def unmerge_patient(app: CarePath, principal: Principal, patient: str, reason: str) -> MergeView:
     """Undo the merge of `patient` (the merged one), recorded as `patient_unmerged` with who and why."""
-    rule = PATIENT_RULES["unmerge"]
-    check_role(rule, principal)
+    check_role(PATIENT_RULES["unmerge"], principal)
     reason = _reason(reason)
 
     def attempt() -> MergeView:
         with UnitOfWork(app) as uow:
-            view = unmerge_in(uow, principal.name, patient, reason)
+            done = unmerge_in(uow, principal, patient, reason)
             uow.commit()
-            return view
+            return done
 
     return with_conflict_retries(app, attempt)
 
 
-def unmerge_in(uow: UnitOfWork, actor: str, patient: str, reason: str) -> MergeView:
-    """Undo the merge of `patient` inside the caller's transaction, recorded as `patient_unmerged`."""
+def unmerge_in(uow: UnitOfWork, principal: Principal, patient: str, reason: str) -> MergeView:
+    """`unmerge_patient` inside the caller's transaction (an ADT A37 routed with its message); `patient` may
+    be an identifier system|value too."""
     rule = PATIENT_RULES["unmerge"]
+    check_role(rule, principal)
+    reason = _reason(reason)
+    patient = _patient_ref(uow.session, patient, "patient")
     row = _locked(uow.session, patient)[patient]
     if row.merged_into is None:
         raise InvalidTransition(f"patient {patient} is not merged into another patient")
     previous, row.merged_into, row.updated_at = row.merged_into, None, uow.app.now()
-    uow.record(rule.event or rule.action, actor, data={
+    uow.record(rule.event or rule.action, principal.name, data={
         "patient": patient, "survivor": previous, "reason": reason, "field": rule.field,
         "old": previous, "new": None})
     return MergeView(patient, None, previous)
