@@ -128,7 +128,8 @@ class PathwayVersionOut(Out):
     example_data: dict[str, Any] | None = Field(None, description="the pathway's documented example start data")
     start_data: dict[str, Any] | None = Field(None, description="JSON Schema of the data a start needs (the start "
                                               "event's form, or start_data in its pathway file); a start that "
-                                              "does not fit it answers 422")
+                                              "does not fit it answers 422. `x-intake` ({task, fields}): fields a "
+                                              "start may leave out, collected later by that user task")
 
 
 class MeasureResultOut(Out):

@@ -1,5 +1,5 @@
 """Validating submitted task data against the task's form, and start data against the pathway's start
-data schema (JSON Schema), field by field."""
+data schema (JSON Schema), field by field; the start data's intake fields (engine/definitions/_intake.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import Problem, ValidationFailed
+
+# Where a stored start data schema keeps its sidecar's "intake" declaration: {"task": ..., "fields": [...]}.
+INTAKE_KEYWORD = "x-intake"
 
 
 def validate_form(task_name: str, schema: dict[str, Any] | None, data: dict[str, Any]) -> None:
@@ -44,3 +47,19 @@ def _problem(error: Any) -> Problem:
         return Problem(f"{error.message}; the form's fields are: "
                        f"{', '.join(sorted(error.schema.get('properties', {})))}")
     return Problem(f"'{field}': {error.message}" if field else error.message, field=field)
+
+
+def intake_fields(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
+    """The declared intake fields this start data does not give, in declared order."""
+    return [name for name in (intake_declaration(schema) or {}).get("fields") or [] if name not in data]
+
+
+def seeded(schema: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The start data as a new instance's first variables: with `intake_fields`, whatever the starter sent."""
+    return {**data, "intake_fields": intake_fields(schema, data)}
+
+
+def intake_declaration(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """{"task": ..., "fields": [...]} of a stored start data schema, or None."""
+    declared = (schema or {}).get(INTAKE_KEYWORD)
+    return declared if isinstance(declared, dict) else None

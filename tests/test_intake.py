@@ -12,9 +12,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 
+from carepath.api.app import create_app
+from carepath.api.settings import Settings
+from carepath.api.web.start import INTAKE_HINT
+from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
+from carepath.engine.usecases.instances import get_instance_view
 from tests.support.api import ApiClient
+from tests.support.web import Browser, page, text_of, web_user
 
 SHIPPED = Path(__file__).resolve().parents[1] / "bpmn"
 POST_ED, TCM = "post-ed-follow-up", "transition-of-care"
@@ -272,3 +279,30 @@ def test_the_compliance_report_counts_an_admitted_ed_visit_as_not_applicable(
         2, 0, 2, 1, 0)
     assert {m["business_key"] for m in fum7["misses"]} == {"V-4002", "V-4003"}
     assert rows["fmc-7"]["not_applicable"] == 3 and rows["fmc-7"]["denominator"] == 0
+
+
+# -- the web app's start form --------------------------------------------------------------------------
+
+def test_the_start_form_marks_the_intake_fields_and_a_start_without_them_gets_the_intake(
+        engine: CarePath, database_url: str, clock: ManualClock) -> None:
+    clock.set(FRIDAY_10AM.astimezone(UTC))
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=True, scheduler_enabled=False)
+    with TestClient(create_app(settings, engine)):  # start-up deploys the shipped pathways
+        web_user(engine, "lee", "clinical_lead")
+        browser = Browser(create_app(settings, engine))
+        assert browser.sign_in("lee").status_code == 303
+        url = f"/app/pathways/{POST_ED}/start"
+        doc = page(browser.get(url))
+        hint = doc.xpath('//*[@id="field-high_risk_chronic_conditions-hint"]')
+        assert hint and INTAKE_HINT in text_of(hint[0])
+        assert doc.xpath('//input[@name="high_risk_chronic_conditions"]/@required') == []
+        assert len(doc.xpath('//input[@name="ed_visit_date"]/@required')) == 1
+        assert not doc.xpath('//*[@id="field-ed_visit_date-hint"]') or INTAKE_HINT not in text_of(
+            doc.xpath('//*[@id="field-ed_visit_date-hint"]')[0])
+        started = browser.submit(url, url, **{"episode-business_key": "V-5001", "episode-patient_id": "pat-5",
+                                              "ed_visit_date": "2026-01-08", "diagnosis_category": "other",
+                                              "high_risk_chronic_conditions": ""})
+        assert started.status_code == 303, started.text
+        view = get_instance_view(engine, started.headers["location"].rsplit("/", 1)[1])
+        assert [t.element_id for t in view.open_tasks] == ["complete_intake"]
+        assert view.data["intake_fields"] == ["high_risk_chronic_conditions"]

@@ -212,4 +212,5 @@ def test_walk_through_step_5_is_received_once_when_the_catch_it_leads_to_waits_a
     received = [e for e in _history(shipped, lead, instance_id) if e["type"] == "message_received"]
     assert [(e["actor"], e["data"]["message_id"]) for e in received] == [(coordinator, "sched-77")]
     waiting = shipped.get(f"/api/instances/{instance_id}", lead).json()["waiting"]
-    assert [w["message_name"] for w in waiting if w["type"] == "message"] == ["visit_completed"]  # re-armed
+    assert sorted(w["message_name"] for w in waiting if w["type"] == "message") == [
+        "ed_visit_admitted", "visit_completed"]  # re-armed (and the admission watch)

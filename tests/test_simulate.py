@@ -34,14 +34,18 @@ Start data (the pathway's example data, post-ed-follow-up.pathway.json):
 
 Fri 2026-03-06 23:30 EST  Started
   passed      ED discharge reported (start event)
+  passed      Clinical inputs complete? (exclusive gateway)
+  passed      intake_merge (exclusive gateway)
   passed      Classify ED visit (business rule task)
   passed      Open follow-up record (script task)
+  passed      Work the episode and watch for an admission (parallel gateway)
   task ready  Call patient [call_patient]
               offered to group care-coordinator (lane Care Coordinator); due Mon 2026-03-09 23:30 EDT
   timer set   1 business day, call not done: due Mon 2026-03-09 23:30 EDT
   timer set   2 business days, call not done: due Tue 2026-03-10 23:30 EDT
   alert set   reminder about 'Call patient' at Sun 2026-03-08 12:00 EDT, to group care-coordinator
   alert set   'Call patient' overdue at Mon 2026-03-09 23:30 EDT, to supervisors of group care-coordinator
+  waits for   message ed_visit_admitted
 """
 
 @pytest.fixture(autouse=True)
@@ -109,6 +113,7 @@ Fri 2026-03-06 23:30 EST  Completed 'Close episode' with no data
 End: Fri 2026-03-06 23:30 EST, the pathway has ended
   data        measure = "FUM"
   data        follow_up_visit_date = "2026-03-09"
+  data        ed_visit_admitted = false
   data        reached = true
   data        call_notes = "spoke with patient"
   data        follow_up_provider = "Dr Lee"
@@ -116,10 +121,10 @@ End: Fri 2026-03-06 23:30 EST, the pathway has ended
   data        await_visit_gateway_Response = {"visit_date": "2026-03-09"}
   data        visit_attended = true
 
-Path taken: ED discharge reported > Classify ED visit > Open follow-up record > Call patient > Patient
-  reached? > schedule_merge > Schedule follow-up visit > Wait for the visit > Follow-up visit completed >
-  Record visit date > visit_outcome_merge > 30-day follow-up needed? > close_merge > Close episode > Episode
-  closed
+Path taken: ED discharge reported > Clinical inputs complete? > intake_merge > Classify ED visit > Open
+  follow-up record > Work the episode and watch for an admission > Call patient > Patient reached? >
+  schedule_merge > Schedule follow-up visit > Wait for the visit > Follow-up visit completed > Record visit
+  date > visit_outcome_merge > 30-day follow-up needed? > close_merge > Close episode > Episode closed
 """
     assert not no_database.exists()
 
@@ -169,11 +174,13 @@ Tue 2026-03-10 23:30 EDT  Completed 'Escalation: patient not reached' with follo
 End: Tue 2026-03-10 23:30 EDT, the pathway has ended
   data        measure = "FUM"
   data        follow_up_visit_date = null
+  data        ed_visit_admitted = false
   data        follow_up_possible = false
 
-Path taken: ED discharge reported > Classify ED visit > Open follow-up record > 1 business day, call not done
-  > 2 business days, call not done > escalation_merge > Escalation: patient not reached > Follow-up still
-  possible? > Closed: patient not reached
+Path taken: ED discharge reported > Clinical inputs complete? > intake_merge > Classify ED visit > Open
+  follow-up record > Work the episode and watch for an admission > 1 business day, call not done > 2 business
+  days, call not done > escalation_merge > Escalation: patient not reached > Follow-up still possible? >
+  Closed: patient not reached
 """
 
 
@@ -294,6 +301,7 @@ def test_the_command_exits_cleanly_after_running_scripts_in_the_sandbox(dated: P
     (["--advance", "3 days"], "'3 days' is not a duration such as P3D"),
     (["--start", "Friday night"], "'Friday night' is not an ISO 8601 date-time"),
     (["--choose", "phone_patient"], "the pathway has no user task 'phone_patient'; its user tasks are: "
+                                    "complete_intake (Complete the intake: chronic conditions), "
                                     "call_patient (Call patient), remind_call_patient"),
 ])
 def test_bad_arguments_are_usage_errors_not_tracebacks(capsys: pytest.CaptureFixture[str], args: list[str],

@@ -8,6 +8,7 @@ episode's patient id and business key above it. The start goes through the API's
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound, ValidationFailed
-from carepath.engine.forms import form_problems
+from carepath.engine.forms import form_problems, intake_declaration
 from carepath.engine.queries import pathway_versions
 from carepath.engine.rules import INSTANCE_RULES, check_role
 from carepath.engine.usecases.instances import start_instance
@@ -29,6 +30,7 @@ from .pages import page, posted_form, redirect, require_user, text_fields
 router = APIRouter(include_in_schema=False)
 PathwayKey = Annotated[str, PathParam(min_length=1, max_length=255)]
 EPISODE_FIELDS = ("patient_id", "business_key")
+INTAKE_HINT = "Can be left empty: it can be collected later by the intake task."
 
 
 def startable(engine: CarePath, key: str) -> PathwayVersionView:
@@ -52,7 +54,8 @@ def _render(request: Request, user: WebUser, pathway: PathwayVersionView, status
             errors: dict[str, str] | None = None, others: list[str] | None = None) -> HTMLResponse:
     zone = engine_of(request).time_context().tz
     errors = errors or {}
-    fields = form_fields(pathway.start_data, {}, zone, errors, posted.raw if posted else None)
+    fields = _marked_for_intake(pathway, form_fields(pathway.start_data, {}, zone, errors,
+                                                     posted.raw if posted else None))
     episode = episode or {}
     keys = [FormField("episode-patient_id", "Patient id", "text", episode.get("patient_id", ""),
                       "The patient's identifier in your records.", error=errors.get("episode-patient_id")),
@@ -86,6 +89,12 @@ async def start_submit(request: Request, key: PathwayKey) -> Response:
                                                    *form_problems(pathway.start_data, posted.values)])
         return _render(request, user, pathway, 422, posted, episode, *_located(every, names))
     return redirect(f"/app/episodes/{view.id}")
+
+
+def _marked_for_intake(pathway: PathwayVersionView, fields: list[FormField]) -> list[FormField]:
+    """The fields the pathway's intake task collects (its sidecar's "intake") may be left empty: say so."""
+    later = set((intake_declaration(pathway.start_data) or {}).get("fields") or [])
+    return [replace(f, hint=" ".join(filter(None, [f.hint, INTAKE_HINT]))) if f.name in later else f for f in fields]
 
 
 def _located(refused: ValidationFailed, names: set[str]) -> tuple[dict[str, str], list[str]]:

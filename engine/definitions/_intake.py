@@ -20,9 +20,9 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.specs.mixins.user_task import UserTask
 
+from ..forms import INTAKE_KEYWORD
 from ._model import ParsedProcess
 
-INTAKE_KEYWORD = "x-intake"
 # What a field must say the same way in the start data and in the intake task's form.
 _COMPARED = ("type", "format", "minimum", "maximum", "minLength", "maxLength", "pattern")
 
@@ -49,23 +49,6 @@ def apply_intake(process: ParsedProcess, declared: Any) -> list[str]:
     process.start_data = {**schema, "required": [n for n in schema.get("required") or [] if n not in fields],
                           INTAKE_KEYWORD: {"task": task_id, "fields": fields}}
     return []
-
-
-def intake_fields(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[str]:
-    """The declared intake fields this start data does not give, in declared order."""
-    declared = (schema or {}).get(INTAKE_KEYWORD) or {}
-    return [name for name in declared.get("fields") or [] if name not in data]
-
-
-def seeded(schema: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
-    """The start data as a new instance's first variables: with `intake_fields`, whatever the starter sent."""
-    return {**data, "intake_fields": intake_fields(schema, data)}
-
-
-def intake_declaration(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    """{"task": ..., "fields": [...]} of a stored start data schema, or None."""
-    declared = (schema or {}).get(INTAKE_KEYWORD)
-    return declared if isinstance(declared, dict) else None
 
 
 def _shape_problem(declared: Any) -> str | None:

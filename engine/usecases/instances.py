@@ -9,9 +9,8 @@ from sqlalchemy.exc import IntegrityError
 
 from ..application import CarePath
 from ..bounds import check_json
-from ..definitions._intake import seeded
 from ..errors import Conflict, NotFound, Problem, ValidationFailed
-from ..forms import validate_start_data
+from ..forms import seeded, validate_start_data
 from ..identity import Principal, instance_scope
 from ..model import InstanceStatus
 from ..patients import PatientDetails

@@ -25,9 +25,8 @@ from ..application import EngineConfig
 from ..calendars import DeadlineError, TimeContext, is_duration
 from ..clock import ManualClock
 from ..definitions import ParsedProcess
-from ..definitions._intake import seeded
 from ..errors import ValidationFailed
-from ..forms import validate_form
+from ..forms import seeded, validate_form
 from ..identity import offered_groups
 from ..model import OpenTask, PassedStep, Snapshot
 from ..runtime.serializer import serializer_for

@@ -283,3 +283,32 @@ def test_a_completed_visit_message_leads_to_closing_the_episode() -> None:
     assert close.data["follow_up_visit_date"] == "2026-03-06" and close.data["visit_attended"] is True
     workflow = complete(workflow, "Close episode", closing_notes="Seen on day 4")
     assert workflow.is_completed()
+
+
+def test_a_start_without_the_chronic_conditions_asks_the_coordinator_first() -> None:
+    data = {**start_data("other"), "intake_fields": ["high_risk_chronic_conditions"]}
+    del data["high_risk_chronic_conditions"]
+    workflow = start(data)
+    (intake,) = ready_user_tasks(workflow)
+    assert (intake.task_spec.bpmn_name, intake.task_spec.lane) == (
+        "Complete the intake: chronic conditions", "Care Coordinator")
+    fields = [(f.id, f.type, [(v.name, v.config) for v in f.validation]) for f in intake.task_spec.form.fields]
+    assert fields == [("high_risk_chronic_conditions", "long", [("required", None), ("min", "0")])]
+    assert waiting_ids(workflow) == []  # the admission watch starts with the outreach, after the intake
+    (call,) = ready_user_tasks(complete(workflow, "Complete the intake: chronic conditions",
+                                        high_risk_chronic_conditions=2))
+    assert (call.task_spec.bpmn_name, call.data["measure"]) == ("Call patient", "FMC")
+
+
+def test_an_ed_visit_that_became_an_admission_ends_every_open_task() -> None:
+    workflow = complete(reach_scheduling(), "Schedule follow-up visit", follow_up_date="2026-03-06",
+                        follow_up_provider="Riverside Behavioral Health")
+    assert workflow.get_tasks(state=TaskState.COMPLETED)[-1].data["ed_visit_admitted"] is False
+
+    workflow = deliver_message(workflow, "ed_visit_admitted", {"admit_date": "2026-03-04"})
+
+    assert workflow.is_completed() and ready_user_tasks(workflow) == [] and waiting_ids(workflow) == []
+    assert workflow.data["ed_visit_admitted"] is True
+    ends = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.COMPLETED)
+            if t.task_spec.bpmn_id in ("episode_closed", "closed_not_reached", "episode_ended_admitted")]
+    assert ends == ["episode_ended_admitted"]
