@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # The identifier system of the free-text patient ids episodes are started with (engine/patients.py): a URI.
     patient_id_system: str = Field(default=DEFAULT_PATIENT_ID_SYSTEM, min_length=4, max_length=255,
                                    pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+    # Facilities (PV1-3.4, else MSH-4) that are skilled nursing facilities, comma-separated: a discharge from
+    # them to the community starts transition of care with the setting snf (docs/adt-routing.md).
+    adt_snf_facilities: str = Field(default="", max_length=4000)
     # Business calendars: JSON {"name": {"timezone", "country", "subdivision", "closures", "weekend"}}; the
     # built-in "us-federal" (US federal holidays, America/New_York) is always there and can be overridden.
     calendars: str = "{}"
@@ -306,6 +309,7 @@ class Settings(BaseSettings):
             timer_retry_base=retry_base,
             lane_groups=json.loads(self.lane_groups),
             patient_id_system=self.patient_id_system,
+            adt_snf_facilities=frozenset(f.strip() for f in self.adt_snf_facilities.split(",") if f.strip()),
             calendars=Calendars.from_settings(json.loads(self.calendars), self.default_calendar),
             deadline_alerts=alerts_by_pathway(json.loads(self.deadline_alerts)),
             audit_key=self.audit_key.encode() if self.audit_key else None,

@@ -34,6 +34,8 @@ class EngineConfig:
     lane_groups: dict[str, str] = field(default_factory=dict)
     # The identifier system of the free-text `patient_id` episodes are started with (engine/patients.py).
     patient_id_system: str = DEFAULT_PATIENT_ID_SYSTEM
+    # Facilities whose ADT feed is a skilled nursing facility's (a discharge from them sets the setting snf).
+    adt_snf_facilities: frozenset[str] = frozenset()
     # Business calendars by name; pathways choose one (and a time zone) with process properties.
     calendars: Calendars = field(default_factory=lambda: Calendars.from_settings(None))
     # Deadline alerts per pathway key ("*": the rest), and how notifications are retried.

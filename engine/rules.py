@@ -296,6 +296,10 @@ INSTANCE_RULES = _rules(
          note="a message start event starts one too"),
     Rule("cancel", "Cancelling an instance", ACTIVE, (InstanceStatus.CANCELLED,), INSTANCE_ROLES, (), "cancelled",
          "status", note="with a reason; its open tasks, timers and waits are cancelled"),
+    Rule("cancel_by_feed", "A cancelled ADT event cancels the episode it started", ACTIVE,
+         (InstanceStatus.CANCELLED,), (Role.INTEGRATION,), (), "cancelled", "status",
+         note="A11 (cancel admit or visit) / A13 (cancel discharge): only the episode that the cancelled event "
+         "started (same visit number, a pathway the cancelled event type starts), with the reason"),
     Rule("retry", "Retrying an incident", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,), INSTANCE_ROLES,
          (), "retried", note="runs the failed step again, with corrected data merged in first"),
     Rule("engine_complete", "The pathway ends", ACTIVE, (InstanceStatus.COMPLETED,),

@@ -30,7 +30,7 @@ PATHS_THAT_RUN_ENGINE_STEPS = {
     ("timers", "_fire"): "timer",
     ("instances", "retry_instance"): "retry",
     ("messages", "_deliver_to_subscribers"): "message",
-    ("instances", "cancel_instance"): None,  # a cancelled episode waits for nothing: nothing to deliver
+    ("instances", "end_cancelled"): None,  # a cancelled episode waits for nothing: nothing to deliver
 }
 NOT_A_PATH = {("after_steps", "hand_over"), ("after_steps", "deliver_buffered")}  # the delivery itself
 SIMULATION = {"simulate"}  # no database, nothing buffered

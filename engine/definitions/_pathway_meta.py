@@ -3,7 +3,8 @@
     {"example_data": {...the start data the pathway documents...},
      "start_data": {...a JSON Schema of the data a start needs (when the start event has no form)...},
      "measures": [...quality measure declarations, see engine/measures.py...],
-     "intake": {"task": "<user task id>", "fields": [...start data a starter may leave out, see _intake.py...]}}
+     "intake": {"task": "<user task id>", "fields": [...start data a starter may leave out, see _intake.py...]},
+     "triggers": [...ADT events that start or move the pathway, see engine/interop/triggers.py...]}
 
 It belongs to the BPMN file with the same name (`post-ed-follow-up.bpmn`) and to the process whose id
 is that name (or the file's only executable process). `carepath simulate` starts from its example
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..errors import Problem, ValidationFailed
 from ..forms import form_problems
+from ..interop.triggers import parse_triggers
 from ..measures import parse_measures
 from ..sandbox import check_expression
 from ._intake import apply_intake
@@ -29,7 +31,7 @@ from ._start_data import start_data_problem
 SIDECAR_SUFFIX = ".pathway.json"
 _BPMN_SUFFIXES = (".bpmn20.xml", ".bpmn", ".xml")
 MAX_SIDECAR_BYTES = 1024 * 1024
-SIDECAR_KEYS = ("example_data", "intake", "measures", "start_data")
+SIDECAR_KEYS = ("example_data", "intake", "measures", "start_data", "triggers")
 
 
 def sidecar_path(bpmn_file: Path) -> Path:
@@ -104,6 +106,9 @@ def attach_sidecars(processes: Sequence[ParsedProcess], sidecars: Sequence[Sourc
         example = sidecar.get("example_data")
         process.example_data = example if isinstance(example, dict) else None
         problems += [Problem(f"In {source.name}: {message}.", source.name) for message in _start_data(process, sidecar)]
+        _, trigger_problems = parse_triggers(sidecar.get("triggers"), start_schema=process.start_data,
+                                             message_catches=process.message_catches)
+        problems += [Problem(f"In {source.name}: {message}.", source.name) for message in trigger_problems]
     return problems
 
 

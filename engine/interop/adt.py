@@ -205,6 +205,16 @@ def adt_event(message: hl7.Message, zone: ZoneInfo) -> AdtEvent:
     )
 
 
+def other_patient_identifiers(message: hl7.Message) -> tuple[PatientIdentifier, ...]:
+    """The second patient an A37 (unlink) names: MRG-1 when the sender puts it there, else the second PID's
+    PID-3 (the A37 structure repeats PID for the two records to unlink)."""
+    mrg = _segment(message, "MRG")
+    if mrg is not None:
+        return _identifiers(mrg, 1)
+    pids = _segments(message, "PID")
+    return _identifiers(pids[1], 3) if len(pids) > 1 else ()
+
+
 def _segment(message: hl7.Message, name: str) -> Any:
     try:
         return message.segment(name)

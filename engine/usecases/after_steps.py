@@ -90,6 +90,7 @@ def hand_over(uow: UnitOfWork, actor: str, instance: Instance, workflow: Running
     """The message into the catch the database matched it to, recorded as received; False when no task waits."""
     uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
                task_id=task_id, data={"name": message.name, "correlation_key": message.correlation_key,
-                                      "message_id": message.message_id, "data": message.data})
+                                      "message_id": message.message_id, "data": message.data,
+                                      "sender": message.sender})
     uow.delivered_catches.add(task_id)  # its wait ends received, not cancelled
     return workflow.deliver_message(message.name, message.data, uow.app.clock, message.correlation_key, task_id)

@@ -17,7 +17,7 @@ from ..patients import PatientDetails
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import Page, instance_history, instance_is_visible, instance_view
-from ..rules import INSTANCE_RULES, check_role
+from ..rules import INSTANCE_RULES, Rule, check_role
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .after_steps import after_engine_steps
@@ -139,20 +139,25 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
     def attempt() -> None:
         with UnitOfWork(app) as uow:
             instance = locked_instance(uow, principal, rule, instance_id)
-            workflow = load_workflow(uow, instance)
-            workflow.cancel()
-            workflow.incident = None
-            old, instance.status = instance.status, rule.to[0].value
-            uow.record(rule.event or rule.action, principal.name, instance_id=instance.id,
-                       pathway_version_id=instance.pathway_version_id,
-                       data={"reason": reason, "field": rule.field, "old": old, "new": instance.status})
-            after_engine_steps(uow, instance, workflow, principal.name)
-            instance.ended_at = app.now()
-            record_measure_outcomes(uow, instance, principal.name)
+            end_cancelled(uow, instance, rule, principal.name, reason)
             uow.commit()
 
     with_conflict_retries(app, attempt)
     return get_instance_view(app, instance_id, actions_for=principal)
+
+
+def end_cancelled(uow: UnitOfWork, instance: Instance, rule: Rule, actor: str, reason: str) -> None:
+    """Cancel a locked instance inside the caller's transaction, under `rule` (already checked)."""
+    workflow = load_workflow(uow, instance)
+    workflow.cancel()
+    workflow.incident = None
+    old, instance.status = instance.status, rule.to[0].value
+    uow.record(rule.event or rule.action, actor, instance_id=instance.id,
+               pathway_version_id=instance.pathway_version_id,
+               data={"reason": reason, "field": rule.field, "old": old, "new": instance.status})
+    after_engine_steps(uow, instance, workflow, actor)
+    instance.ended_at = uow.app.now()
+    record_measure_outcomes(uow, instance, actor)
 
 
 def retry_instance(app: CarePath, principal: Principal, instance_id: str,

@@ -73,6 +73,15 @@ def correlate_message(app: CarePath, principal: Principal, name: str, correlatio
         return previous
 
 
+def deliver_in(uow: UnitOfWork, principal: Principal, name: str, correlation_key: str,
+               data: dict[str, Any]) -> MessageResult:
+    """A message routed inside the caller's transaction (an ADT event's trigger), as `correlate_message`
+    routes it: to the waiting catch, else buffered until its time-to-live ends."""
+    check_role(MESSAGE_RULES["send"], principal)
+    _check_name_in_use(uow, principal, name)
+    return _route(uow, principal, name, correlation_key, data, None)
+
+
 def _previous(uow: UnitOfWork, principal: Principal, message_id: str | None, name: str, key: str,
               data: dict[str, Any]) -> MessageResult | None:
     """The earlier delivery of the same message_id; a different message under that id is a conflict. The
