@@ -28,7 +28,6 @@ from carepath.engine.usecases.inbox import (
     process_inbox,
     purge_raw_payloads,
     reprocess,
-    route_nothing,
     stored_message,
 )
 from tests.support.api import ApiClient
@@ -165,7 +164,7 @@ def test_raw_payloads_are_purged_after_the_retention_period(engine: CarePath, cl
 
 def test_only_admins_read_the_inbox_and_the_payload_only_one_by_one(engine: CarePath) -> None:
     send(engine, adt(control_id="C-1", name="Müller^Jörg"))
-    process_inbox(engine, route_nothing)
+    process_inbox(engine, _nothing_to_do)
     page = list_inbox(engine, ADMIN, state=InboxState.NOTHING_TO_DO)
     assert page.total == 1 and page.items[0].raw is None
     assert "Müller" in (get_inbox_message(engine, ADMIN, page.items[0].id).raw or "")
@@ -243,3 +242,7 @@ def test_the_schedulers_sweep_processes_the_inbox_and_purges_payloads(engine: Ca
     clock.advance(timedelta(days=31))
     TimerScheduler(engine).sweep_inbox()
     assert rows(engine)[0].raw is None
+
+
+def _nothing_to_do(uow: UnitOfWork, message: InboxMessage, clock: Clock) -> RouteOutcome:
+    return RouteOutcome(InboxState.NOTHING_TO_DO, f"nothing to do with {stored_message(message).header.event}")

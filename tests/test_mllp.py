@@ -3,7 +3,6 @@ garbage, oversized, truncated and slow frames never take it down; peers outside 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import signal
@@ -11,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -26,30 +24,13 @@ from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
 from carepath.engine.interop import hl7v2
 from carepath.engine.persistence.database import Database
-from carepath.engine.persistence.tables import InboxMessage, User
+from carepath.engine.persistence.tables import User
 from tests.support.certificates import Pem, authority, signed
 from tests.support.mllp_messages import adt, encoded
+from tests.support.mllp_peer import Running, exchange, inbox, msa, read_ack, settled
 
 Start = Callable[..., "Running"]
 CONFIG = ListenerConfig(max_frame_bytes=8192, read_timeout=0.5, idle_timeout=5.0, sweep_seconds=0.2)
-
-
-class Running:
-    def __init__(self, engine: CarePath, config: ListenerConfig) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.listener = MllpListener(engine, config)
-        self.port = asyncio.run_coroutine_threadsafe(self.listener.start("127.0.0.1", 0), self.loop).result(10)
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=30)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.listener.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture
@@ -63,41 +44,6 @@ def start(engine: CarePath) -> Iterator[Start]:
     yield starting
     for item in running:
         item.close()
-
-
-def read_ack(sock: socket.socket) -> str:
-    data = b""
-    while not data.endswith(hl7v2.END):
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError(f"closed after {data!r}")
-        data += chunk
-    assert data.startswith(hl7v2.START)
-    return data[1:-2].decode("utf-8")
-
-
-def msa(ack: str) -> list[str]:
-    return next(line for line in ack.split("\r") if line.startswith("MSA")).split("|")
-
-
-def exchange(sock: socket.socket, payload: bytes) -> list[str]:
-    sock.sendall(hl7v2.frame(payload))
-    return msa(read_ack(sock))
-
-
-def inbox(engine: CarePath) -> list[InboxMessage]:
-    with engine.db.read() as session:
-        return list(session.scalars(select(InboxMessage).order_by(InboxMessage.id)))
-
-
-def settled(engine: CarePath) -> list[InboxMessage]:
-    """The inbox once the listener's worker has processed what it stored (it is woken after each commit)."""
-    for _ in range(100):
-        found = inbox(engine)
-        if found and all(row.state != "received" for row in found):
-            return found
-        time.sleep(0.05)
-    return inbox(engine)
 
 
 def test_a_message_is_stored_and_acknowledged_aa_with_msa_2(engine: CarePath, start: Start) -> None:

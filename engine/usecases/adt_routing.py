@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Any, Protocol
 
 import hl7
@@ -34,7 +33,7 @@ from ..errors import PermissionDenied, ValidationFailed
 from ..identity import Principal, Role
 from ..interop.adt import AdtEvent, PatientIdentifier, adt_event, other_patient_identifiers
 from ..interop.triggers import EVENTS, describe, facts_of_adt, mapped
-from ..model import InstanceStatus
+from ..model import InboxState, InstanceStatus
 from ..patient_links import linked_patients, patient_with_identifier, survivor_of
 from ..patients import Demographics, Identifier, PatientDetails, check_demographics, v2_identifier_system
 from ..persistence.tables import Instance, PathwayVersion
@@ -53,13 +52,8 @@ ACTIVE = (InstanceStatus.RUNNING.value, InstanceStatus.INCIDENT.value)
 CANCELLED_BY = {"A11": ("ADT^A01", "ADT^A04"), "A13": ("ADT^A03",)}
 
 
-class RoutingState(StrEnum):
-    """The inbox's outcomes (InboxState has the same values)."""
-
-    STARTED = "started"
-    DELIVERED = "delivered"
-    NOTHING_TO_DO = "nothing_to_do"
-    FAILED = "failed"
+# A routing outcome is the inbox state it leaves the message in (started, delivered, nothing_to_do, failed).
+RoutingState = InboxState
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from ..model import InboxState
 from ..persistence.tables import InboxMessage, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import INBOX_RULES, advance, check_role
+from .adt_routing import route_inbox_message
 
 log = logging.getLogger("carepath.inbox")
 MAX_OUTCOME = 2000
@@ -60,11 +61,11 @@ def stored_message(message: InboxMessage) -> hl7v2.Inspected:
     return hl7v2.parse_text(message.raw, message.charset)
 
 
-def route_nothing(uow: UnitOfWork, message: InboxMessage, clock: Clock) -> RouteOutcome:
-    """The router in place while no pathway declares ADT triggers: the message is read, and nothing is
-    done with it (it was acknowledged: the hospital did its part)."""
-    header = stored_message(message).header
-    return RouteOutcome(InboxState.NOTHING_TO_DO, f"nothing to do: no pathway declares a trigger for {header.event}")
+def route_adt_message(uow: UnitOfWork, message: InboxMessage, clock: Clock) -> RouteOutcome:
+    """The router in place: the pathways' ADT triggers (usecases/adt_routing.py), acting under the message's
+    integration account."""
+    outcome = route_inbox_message(uow, message, clock)
+    return RouteOutcome(outcome.state, outcome.text)
 
 
 # -- receiving ----------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ def ensure_integration_account(app: CarePath, name: str, *, create: bool) -> Non
 
 def process_inbox(app: CarePath, router: Router | None = None, limit: int = 100) -> int:
     """Process up to `limit` received messages; returns how many were processed."""
-    chosen = router or app.inbox_router or route_nothing
+    chosen = router or app.inbox_router or route_adt_message
     done = 0
     while done < limit and _process_next(app, chosen) is not None:
         done += 1
@@ -244,7 +245,7 @@ def reprocess(app: CarePath, principal: Principal, message_id: int, router: Rout
             "inbox_message": message_id, "sender": row.sender, "control_id": row.control_id,
             "old": InboxState.FAILED.value, "new": row.state, "previous_outcome": previous})
         uow.commit()
-    processed = _process_next(app, router or app.inbox_router or route_nothing, only=message_id)
+    processed = _process_next(app, router or app.inbox_router or route_adt_message, only=message_id)
     return processed or InboxState.RECEIVED
 
 
@@ -262,4 +263,4 @@ def purge_raw_payloads(app: CarePath) -> int:
 
 
 __all__ = ["Answer", "Received", "RouteOutcome", "Router", "acknowledge", "ensure_integration_account",
-           "process_inbox", "purge_raw_payloads", "receive", "reprocess", "route_nothing", "stored_message"]
+           "process_inbox", "purge_raw_payloads", "receive", "reprocess", "route_adt_message", "stored_message"]
