@@ -90,13 +90,13 @@ def test_an_instance_report_is_one_self_contained_page(shipped: ApiClient, clock
     assert "enc-&lt;script&gt;" in response.text
     row = page.xpath("//tr[@data-element-id='call_patient']")[0]
     cells = [c.text_content() for c in row.xpath("td")]
-    assert cells[0] == "Call patient" and cells[3] == "2026-01-09 15:00 UTC"
-    assert cells[4] == "2026-01-09 15:00 UTC by ana" and cells[6] == "ana" and cells[9] == "5 h 00 min"
+    assert cells[0] == "Call patient" and cells[3] == "09 Jan 2026 10:00"  # the care setting's zone (New York)
+    assert cells[4] == "09 Jan 2026 10:00 by ana" and cells[6] == "ana" and cells[9] == "5 h 00 min"
     drawn = response.text.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert 'class="activity userTask highlight-late" data-element-id="call_patient"' in drawn
     statuses = {r.get("data-measure-id"): r.xpath("td")[2].text_content() for r in page.xpath("//tr[@data-measure-id]")}
-    assert statuses == {"fum-7": "open", "fum-30": "open", "fua-7": "not_applicable", "fua-30": "not_applicable",
-                        "fmc-7": "not_applicable"}
+    assert statuses == {"fum-7": "open", "fum-30": "open", "fua-7": "not applicable", "fua-30": "not applicable",
+                        "fmc-7": "not applicable"}
     history = shipped.get(f"/api/instances/{instance['id']}/history", lead).json()
     assert len(page.xpath("//tr[@data-event-id]")) == history["total"]
     [timeline] = [t for t in history["tasks"] if t["element_id"] == "call_patient"]
