@@ -583,8 +583,9 @@ def assignable_roles() -> tuple[Role, ...]:
 
 
 # Rows that are not a user's action on one task, instance, grant or user: starting makes a new instance,
-# breaking the glass a new grant, adding a user a new user; a release is part of deactivating a user.
-NOT_OFFERED = frozenset({"start", "release", "break_glass", "add"})
+# breaking the glass a new grant, adding a user a new user; a release is part of deactivating a user; a
+# feed's cancellation is the ADT router's (an A11/A13 message), never a button.
+NOT_OFFERED = frozenset({"start", "release", "break_glass", "add", "cancel_by_feed"})
 
 
 # -- docs/state-machine.md -------------------------------------------------------------------------

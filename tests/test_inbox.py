@@ -87,12 +87,12 @@ def test_a_refused_message_is_answered_and_not_stored(engine: CarePath) -> None:
     assert unmapped.code is AckCode.REJECT and unmapped.ack is not None and b"not mapped" in unmapped.ack
 
 
-def test_the_router_in_place_reads_the_message_and_says_nothing_is_routed(engine: CarePath) -> None:
-    send(engine, adt("A03", name="Çelik^Ayşe"))
+def test_the_router_in_place_routes_by_the_pathways_triggers_and_says_why_nothing_matched(engine: CarePath) -> None:
+    send(engine, adt("A03", name="Çelik^Ayşe"))  # no pathway is deployed here
     assert process_inbox(engine) == 1
     [row] = rows(engine)
     assert (row.state, row.outcome, row.attempts) == (
-        "nothing_to_do", "nothing to do: no pathway declares a trigger for ADT^A03", 1)
+        "nothing_to_do", "no pathway starts or moves on an A03 with patient class E (emergency) at GENHOSP", 1)
     assert row.processed_at == engine.now()
     assert stored_message(row).message.extract_field("PID", 1, 5, 1, 2) == "Ayşe"
 

@@ -52,7 +52,7 @@ def test_a_message_is_stored_and_acknowledged_aa_with_msa_2(engine: CarePath, st
         assert exchange(sock, encoded(adt(control_id="ED-1", name="Ólafsdóttir^Guðrún"))) == ["MSA", "AA", "ED-1"]
     [row] = settled(engine)
     assert (row.control_id, row.account, row.peer) == ("ED-1", LOCAL_ACCOUNT, "127.0.0.1")
-    assert row.state == "nothing_to_do" and "ADT^A03" in (row.outcome or "")
+    assert row.state == "nothing_to_do" and "on an A03 with patient class E" in (row.outcome or "")
     assert "Guðrún" in (row.raw or "")
     with engine.db.read() as session:
         assert session.scalar(select(User.role).where(User.name == LOCAL_ACCOUNT)) == "integration"

@@ -46,7 +46,7 @@ def test_an_admin_sees_failed_messages_and_reprocesses_one(admin: Browser, engin
     assert done.status_code == 303
     after = text_of(page(admin.get(done.headers["location"])))
     assert "reprocessed: it is now nothing to do" in after
-    assert "nothing to do: no pathway declares a trigger for ADT^A03" in after
+    assert "no pathway starts or moves on an A03" in after
     assert not page(admin.get("/app/inbox")).xpath("//tr[@data-message]")
 
 
