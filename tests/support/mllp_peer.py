@@ -35,9 +35,11 @@ class Running:
 
 
 def read_ack(sock: socket.socket) -> str:
+    """One acknowledgement frame. Read a byte at a time: acknowledgements of messages sent together may
+    arrive in one segment, and the next frame's bytes must stay on the socket for the next call."""
     data = b""
     while not data.endswith(hl7v2.END):
-        chunk = sock.recv(4096)
+        chunk = sock.recv(1)
         if not chunk:
             raise ConnectionError(f"closed after {data!r}")
         data += chunk
