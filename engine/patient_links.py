@@ -11,6 +11,7 @@ it, directly or through another (an SQL IN over those). After an unmerge the lin
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -115,8 +116,13 @@ def summaries_of_instances(session: Session, instance_ids: Iterable[str]) -> dic
     ids = sorted(set(instance_ids))
     if not ids:
         return {}
-    return _summaries(session, select(Instance.id.label("key"), Instance.patient_ref.label("id"))
-                      .where(Instance.id.in_(ids), Instance.patient_ref.is_not(None)))
+    return _summaries(session, summaries_query(ids))
+
+
+def summaries_query(instance_ids: list[str]) -> Select[Any]:
+    """The SQL of summaries_of_instances (for the benchmark's plans)."""
+    return _summary_query(select(Instance.id.label("key"), Instance.patient_ref.label("id"))
+                          .where(Instance.id.in_(instance_ids), Instance.patient_ref.is_not(None)))
 
 
 def summaries_of_patients(session: Session, patient_refs: Iterable[str | None]) -> dict[str, PatientSummary]:
@@ -124,12 +130,18 @@ def summaries_of_patients(session: Session, patient_refs: Iterable[str | None]) 
     refs = sorted({r for r in patient_refs if r is not None})
     if not refs:
         return {}
-    return _summaries(session, select(Patient.id.label("key"), Patient.id.label("id")).where(Patient.id.in_(refs)))
+    return _summaries(session, _summary_query(select(Patient.id.label("key"), Patient.id.label("id"))
+                                              .where(Patient.id.in_(refs))))
 
 
-def _summaries(session: Session, start: Select[str, str | None]) -> dict[str, PatientSummary]:
-    """One query: from `start`'s (key, patient id) rows up the merge links (a recursive CTE; UNION stops a
-    loop) to the patient not merged into another, with its name, birth date and first MRN."""
+def _summaries(session: Session, query: Select[Any]) -> dict[str, PatientSummary]:
+    return {key: PatientSummary(id, family, given, born, number)
+            for key, id, family, given, born, number in session.execute(query)}
+
+
+def _summary_query(start: Select[str, str | None]) -> Select[Any]:
+    """From `start`'s (key, patient id) rows up the merge links (a recursive CTE; UNION stops a loop) to the
+    patient not merged into another: (key, its id, family, given, birth date, first MRN)."""
     chain = start.cte("merge_chain", recursive=True)
     chain = chain.union(select(chain.c.key, Patient.merged_into).join(Patient, Patient.id == chain.c.id)
                         .where(Patient.merged_into.is_not(None)))
@@ -138,6 +150,5 @@ def _summaries(session: Session, start: Select[str, str | None]) -> dict[str, Pa
         PatientIdentifier.system.startswith(V2_SYSTEM_PREFIX, autoescape=True),
         PatientIdentifier.system.endswith(":MR", autoescape=True))
         .order_by(PatientIdentifier.system, PatientIdentifier.value).limit(1).scalar_subquery())
-    rows = session.execute(select(chain.c.key, Patient.id, Patient.family, Patient.given, Patient.birth_date, mrn)
-                           .join(Patient, Patient.id == chain.c.id).where(Patient.merged_into.is_(None)))
-    return {key: PatientSummary(id, family, given, born, number) for key, id, family, given, born, number in rows}
+    return (select(chain.c.key, Patient.id, Patient.family, Patient.given, Patient.birth_date, mrn)
+            .join(Patient, Patient.id == chain.c.id).where(Patient.merged_into.is_(None)))
