@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict
@@ -102,13 +102,27 @@ def survivors(session: Session, patient_ids: Iterable[str | None]) -> dict[str, 
 def patients_with_identifier_value(session: Session, value: str) -> list[str]:
     """Every patient linked (linked_patients) to a patient holding an identifier with this exact value, in any
     system (an MRN, an account number): what a search by that value stands for."""
-    holders = session.scalars(select(PatientIdentifier.patient_ref).where(PatientIdentifier.value == value)
-                              .distinct().limit(MAX_LINKED))
+    systems = identifier_systems(session)
+    holders = session.scalars(select(PatientIdentifier.patient_ref).where(
+        PatientIdentifier.system.in_(systems), PatientIdentifier.value == value).distinct().limit(MAX_LINKED))
     group: list[str] = []
     for holder in holders:
         if holder not in group:
             group.extend(p for p in linked_patients(session, holder) if p not in group)
     return group
+
+
+MAX_SYSTEMS = 1000  # identifier systems in use: the default one and a few per assigning authority
+
+
+def identifier_systems(session: Session) -> list[str]:
+    """The identifier systems in use, read as a skip scan of the (system, value) unique index: one index
+    step per system (a recursive query), so that a search by value alone then looks each system up in that
+    index (`system IN (...) AND value = ?`) instead of scanning every identifier."""
+    first = select(func.min(PatientIdentifier.system).label("system")).cte("systems", recursive=True)
+    later = select(func.min(PatientIdentifier.system)).where(PatientIdentifier.system > first.c.system)
+    systems = first.union_all(select(later.scalar_subquery()).where(first.c.system.is_not(None)))
+    return [s for s in session.scalars(select(systems.c.system).limit(MAX_SYSTEMS)) if s is not None]
 
 
 def summaries_of_instances(session: Session, instance_ids: Iterable[str]) -> dict[str, PatientSummary]:
