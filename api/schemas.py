@@ -151,6 +151,16 @@ class PathwayOut(Out):
     versions: list[PathwayVersionOut]
 
 
+class PatientSummaryOut(Out):
+    """Who a list item is for: the patient that stands for the episode's patient now (its survivor when merged)."""
+
+    id: str = Field(description="the patient (GET /api/patients/{id}); the survivor when the episode's was merged")
+    family: str | None
+    given: str | None
+    birth_date: date | None
+    mrn: str | None = Field(description="the first medical record number (an identifier of HL7 v2 type MR)")
+
+
 class TaskSummaryOut(Out):
     """A task as lists show it: no form data (a draft is part of the patient's record, and lists are not
     recorded as reads of it; GET /api/tasks/{id} answers it and is recorded)."""
@@ -182,6 +192,8 @@ class TaskSummaryOut(Out):
     overdue: bool = Field(default=False, description="open and past its due date")
     actions: list[str] = Field(default_factory=list, description="what the caller may do to the task now "
                                "(docs/state-machine.md), e.g. claim, complete, hold, delegate, assign")
+    patient: PatientSummaryOut | None = Field(default=None, description="who the episode is for (null: no patient "
+                                              "record)")
 
     @model_validator(mode="after")
     def _overdue(self) -> TaskSummaryOut:
@@ -216,6 +228,8 @@ class InstanceSummaryOut(Out):
     ended_at: datetime | None
     started_by: str
     patient_ref: str | None = Field(default=None, description="the patient (GET /api/patients/{id})")
+    patient: PatientSummaryOut | None = Field(default=None, description="who stands for that patient now (the "
+                                              "survivor when merged; null: no patient record)")
 
 
 class InstanceOut(Out):

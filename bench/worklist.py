@@ -19,8 +19,17 @@ from sqlalchemy import func, insert, select, text
 
 from carepath.engine.application import CarePath
 from carepath.engine.model import audience_keys
+from carepath.engine.patient_links import summaries_query
+from carepath.engine.patients import v2_identifier_system
 from carepath.engine.persistence.database import Database
-from carepath.engine.persistence.tables import Instance, PathwayVersion, Task, TaskCandidate
+from carepath.engine.persistence.tables import (
+    Instance,
+    PathwayVersion,
+    Patient,
+    PatientIdentifier,
+    Task,
+    TaskCandidate,
+)
 from carepath.engine.queries import TaskFilter, task_page_query
 from carepath.engine.usecases.projections import fold_task_counts
 
@@ -36,6 +45,9 @@ PATHWAYS = [KEY, "post-ed-follow-up-bulk", "referral-loop-bulk"]
 CLAIMERS = [f"nurse-{n}" for n in range(200)]
 COMPLETED_SHARE = 0.5  # completed tasks in the history, per open task
 BATCH = 5000
+FAMILIES = ["Nguyen", "Garcia", "Smith", "Okafor", "Müller", "Kowalski", "Haddad", "Tanaka", "O'Brien", "Silva"]
+GIVENS = ["Ana", "Ben", "Chloé", "Dmitri", "Esther", "Farid", "Grace", "Hiro", "Ines", "Jonas"]
+MERGED_SHARE = 0.05  # patients merged into another (their episodes' rows show the survivor)
 
 
 @dataclass(frozen=True)
@@ -70,8 +82,10 @@ def bulk_load(database_url: str, total_open: int, template_state: str) -> int:
             instances: list[dict[str, Any]] = []
             tasks: list[dict[str, Any]] = []
             candidates: list[dict[str, Any]] = []
+            patients: list[dict[str, Any]] = []
             for n in range(count + int(count * COMPLETED_SHARE)):
                 instance_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
+                patients.append(_patient(rng, instance_id, now, patients))
                 group = rng.choices(groups, weights)[0]
                 created = now - timedelta(minutes=rng.randint(0, 60 * 24 * 30))
                 state, assignee = _state(rng, open_task=n < count)
@@ -82,7 +96,7 @@ def bulk_load(database_url: str, total_open: int, template_state: str) -> int:
                                   "status": "running" if n < count else "completed", "state": template_state,
                                   "data": {}, "incident": None, "call_bindings": {}, "lock_version": 1,
                                   "created_at": created, "updated_at": created, "ended_at": None,
-                                  "started_by": "bench"})
+                                  "started_by": "bench", "patient_ref": patients[-1]["id"]})
                 tasks.append({"id": task_id, "instance_id": instance_id, "pathway_key": instances[-1]["pathway_key"],
                               "patient_id": instances[-1]["patient_id"], "business_key": instances[-1]["business_key"],
                               "pathway_name": "Bulk pathway",
@@ -98,6 +112,7 @@ def bulk_load(database_url: str, total_open: int, template_state: str) -> int:
                 tasks[-1]["audience"] = audience_keys(offered)
                 candidates += [{"task_id": task_id, "kind": kind, "value": value} for kind, value in offered]
             with db.engine.begin() as connection:
+                _insert_patients(connection, patients)
                 connection.execute(insert(Instance), instances)
                 connection.execute(insert(Task), tasks)
                 connection.execute(insert(TaskCandidate), candidates)
@@ -175,6 +190,24 @@ def measure_worklist(base: str, tokens: dict[str, str], requests: int) -> dict[s
     return results
 
 
+def _patient(rng: random.Random, instance_id: str, now: datetime, earlier: list[dict[str, Any]]) -> dict[str, Any]:
+    """A named patient with a birth date and an MRN; a few merged into an earlier patient of the batch."""
+    survivor = earlier[rng.randrange(len(earlier))]["id"] if earlier and rng.random() < MERGED_SHARE else None
+    return {"id": instance_id, "family": rng.choice(FAMILIES), "given": rng.choice(GIVENS),
+            "birth_date": (now - timedelta(days=rng.randint(18 * 365, 95 * 365))).date(), "merged_into": survivor,
+            "lock_version": 1, "created_at": now, "updated_at": now}
+
+
+def _insert_patients(connection: Any, patients: list[dict[str, Any]]) -> None:
+    """The patients (survivors first: the merged ones refer to them) and one MRN each."""
+    for rows in ([p for p in patients if not p["merged_into"]], [p for p in patients if p["merged_into"]]):
+        if rows:
+            connection.execute(insert(Patient), rows)
+    connection.execute(insert(PatientIdentifier), [
+        {"patient_ref": p["id"], "system": v2_identifier_system("BENCH"), "value": f"M{p['id'][:13]}"}
+        for p in patients])
+
+
 def explain(database_url: str) -> dict[str, str]:
     """The database's plan (with timings on PostgreSQL) for the coordinators' two commonest lists."""
     personas = {p.name: p for p in PERSONAS}
@@ -192,9 +225,14 @@ def explain(database_url: str) -> dict[str, str]:
         with db.engine.connect() as connection:
             for name, f in filters.items():
                 query = task_page_query(f, db.dialect, "age", 50, 0)
-                sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
-                rows = connection.execute(text(prefix + sql)).all()
-                plans[name] = "\n".join(" ".join(str(c) for c in row) for row in rows)
+                plans[name] = _plan(connection, db, prefix, query)
+                page = [row.instance_id for row in connection.execute(query.with_only_columns(Task.instance_id))]
+                plans[f"{name}: the page's patients"] = _plan(connection, db, prefix, summaries_query(page))
     finally:
         db.dispose()
     return plans
+
+
+def _plan(connection: Any, db: Database, prefix: str, query: Any) -> str:
+    sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True})).replace(":", "\\:")  # not binds
+    return "\n".join(" ".join(str(c) for c in row) for row in connection.execute(text(prefix + sql)).all())

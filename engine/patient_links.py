@@ -11,12 +11,15 @@ it, directly or through another (an SQL IN over those). After an unmerge the lin
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict
+from .patients import V2_SYSTEM_PREFIX
 from .persistence.tables import Instance, Patient, PatientIdentifier
+from .views import PatientSummary
 
 MAX_CHAIN = 50  # merges of merges; a longer chain is a data problem, reported rather than followed forever
 MAX_LINKED = 1000  # patients one identity may cover
@@ -94,3 +97,72 @@ def survivors(session: Session, patient_ids: Iterable[str | None]) -> dict[str, 
         for p in pending:
             found[p] = links[found[p]]
     return found
+
+
+def patients_with_identifier_value(session: Session, value: str) -> list[str]:
+    """Every patient linked (linked_patients) to a patient holding an identifier with this exact value, in any
+    system (an MRN, an account number): what a search by that value stands for."""
+    systems = identifier_systems(session)
+    holders = session.scalars(select(PatientIdentifier.patient_ref).where(
+        PatientIdentifier.system.in_(systems), PatientIdentifier.value == value).distinct().limit(MAX_LINKED))
+    group: list[str] = []
+    for holder in holders:
+        if holder not in group:
+            group.extend(p for p in linked_patients(session, holder) if p not in group)
+    return group
+
+
+MAX_SYSTEMS = 1000  # identifier systems in use: the default one and a few per assigning authority
+
+
+def identifier_systems(session: Session) -> list[str]:
+    """The identifier systems in use, read as a skip scan of the (system, value) unique index: one index
+    step per system (a recursive query), so that a search by value alone then looks each system up in that
+    index (`system IN (...) AND value = ?`) instead of scanning every identifier."""
+    first = select(func.min(PatientIdentifier.system).label("system")).cte("systems", recursive=True)
+    later = select(func.min(PatientIdentifier.system)).where(PatientIdentifier.system > first.c.system)
+    systems = first.union_all(select(later.scalar_subquery()).where(first.c.system.is_not(None)))
+    return [s for s in session.scalars(select(systems.c.system).limit(MAX_SYSTEMS)) if s is not None]
+
+
+def summaries_of_instances(session: Session, instance_ids: Iterable[str]) -> dict[str, PatientSummary]:
+    """Episode id -> who stands for its patient now, for a page of rows (episodes without a patient absent)."""
+    ids = sorted(set(instance_ids))
+    if not ids:
+        return {}
+    return _summaries(session, summaries_query(ids))
+
+
+def summaries_query(instance_ids: list[str]) -> Select[Any]:
+    """The SQL of summaries_of_instances (for the benchmark's plans)."""
+    return _summary_query(select(Instance.id.label("key"), Instance.patient_ref.label("id"))
+                          .where(Instance.id.in_(instance_ids), Instance.patient_ref.is_not(None)))
+
+
+def summaries_of_patients(session: Session, patient_refs: Iterable[str | None]) -> dict[str, PatientSummary]:
+    """Patient id -> who stands for it now (itself unless merged), for a page of rows."""
+    refs = sorted({r for r in patient_refs if r is not None})
+    if not refs:
+        return {}
+    return _summaries(session, _summary_query(select(Patient.id.label("key"), Patient.id.label("id"))
+                                              .where(Patient.id.in_(refs))))
+
+
+def _summaries(session: Session, query: Select[Any]) -> dict[str, PatientSummary]:
+    return {key: PatientSummary(id, family, given, born, number)
+            for key, id, family, given, born, number in session.execute(query)}
+
+
+def _summary_query(start: Select[str, str | None]) -> Select[Any]:
+    """From `start`'s (key, patient id) rows up the merge links (a recursive CTE; UNION stops a loop) to the
+    patient not merged into another: (key, its id, family, given, birth date, first MRN)."""
+    chain = start.cte("merge_chain", recursive=True)
+    chain = chain.union(select(chain.c.key, Patient.merged_into).join(Patient, Patient.id == chain.c.id)
+                        .where(Patient.merged_into.is_not(None)))
+    mrn = (select(PatientIdentifier.value).where(
+        PatientIdentifier.patient_ref == Patient.id,
+        PatientIdentifier.system.startswith(V2_SYSTEM_PREFIX, autoescape=True),
+        PatientIdentifier.system.endswith(":MR", autoescape=True))
+        .order_by(PatientIdentifier.system, PatientIdentifier.value).limit(1).scalar_subquery())
+    return (select(chain.c.key, Patient.id, Patient.family, Patient.given, Patient.birth_date, mrn)
+            .join(Patient, Patient.id == chain.c.id).where(Patient.merged_into.is_(None)))

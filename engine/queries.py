@@ -23,7 +23,12 @@ from .model import (
     audience_key,
     viewer_keys,
 )
-from .patient_links import linked_patient_ids
+from .patient_links import (
+    linked_patient_ids,
+    patients_with_identifier_value,
+    summaries_of_instances,
+    summaries_of_patients,
+)
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -47,6 +52,7 @@ from .views import (
     InstanceView,
     NotificationView,
     PathwayVersionView,
+    PatientSummary,
     TaskTimelineView,
     TaskView,
     WaitView,
@@ -63,7 +69,7 @@ class Page:
 
 
 def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: datetime | None = None,
-              actions: tuple[str, ...] = ()) -> TaskView:
+              actions: tuple[str, ...] = (), patient: PatientSummary | None = None) -> TaskView:
     candidates = candidates or []
     due_in = None
     if now is not None and row.due_date is not None and row.state in OPEN_TASK_STATES:
@@ -76,18 +82,21 @@ def task_view(row: Task, candidates: list[tuple[str, str]] | None = None, now: d
                     due_in_seconds=due_in, pathway_name=row.pathway_name, patient_id=row.patient_id,
                     business_key=row.business_key, actions=actions,
                     candidate_groups=tuple(v for k, v in candidates if k == "group"),
-                    candidate_users=tuple(v for k, v in candidates if k == "user"))
+                    candidate_users=tuple(v for k, v in candidates if k == "user"), patient=patient)
 
 
 def task_views(session: Session, rows: list[Task], now: datetime | None = None,
                reader: Principal | None = None, staffed: frozenset[str] | None = None) -> list[TaskView]:
-    """Views of a page of tasks; their candidates come from the audience column, with no further query.
-    With a reader, each says what they may do to it now, computed from the row: the staffed groups
-    (for the tasks nobody can pick up), unless given, are read once for the page if a row needs them."""
+    """Views of a page of tasks; their candidates come from the audience column, their patients (survivors
+    when merged) from one more query for the page. With a reader, each says what they may do to it now,
+    computed from the row: the staffed groups (for the tasks nobody can pick up), unless given, are read
+    once for the page if a row needs them."""
     known = staffed
     staffed_now = cache(lambda: staffed_groups(session) if known is None else known)
+    patients = summaries_of_instances(session, (row.instance_id for row in rows))
     return [task_view(row, _candidates_of(row), now,
-                      tuple(allowed_actions(TaskFacts.of(row, staffed_now), reader)) if reader else ())
+                      tuple(allowed_actions(TaskFacts.of(row, staffed_now), reader)) if reader else (),
+                      patients.get(row.instance_id))
             for row in rows]
 
 
@@ -221,11 +230,12 @@ def list_instances(session: Session, *, status: str | None = None, pathway: str 
     rows, total, exact = _page(session, query, [Instance.created_at.desc(), Instance.id], limit, offset,
                                exact_total)
     versions = _version_numbers(session, {r.pathway_version_id for r in rows})
+    patients = summaries_of_patients(session, (r.patient_ref for r in rows))
     items = [InstanceView(
         id=r.id, pathway_key=r.pathway_key, version=versions.get(r.pathway_version_id, 0),
         business_key=r.business_key, patient_id=r.patient_id, status=r.status, data={}, incident=r.incident,
         created_at=r.created_at, updated_at=r.updated_at, ended_at=r.ended_at, started_by=r.started_by,
-        patient_ref=r.patient_ref) for r in rows]
+        patient_ref=r.patient_ref, patient=patients.get(r.patient_ref or "")) for r in rows]
     return Page(items, total, limit, offset, exact)
 
 
@@ -255,6 +265,9 @@ class TaskFilter:
     # The patient ids `patient_id` or `patient_or_episode` stands for, merged identities included (list_tasks
     # fills it: engine/patient_links.py); None: that patient id alone.
     linked_patient_ids: tuple[str, ...] | None = None
+    # The patients `patient_or_episode` names as an identifier value (an MRN), merged identities included
+    # (list_tasks fills it); None: not looked up.
+    linked_patient_refs: tuple[str, ...] | None = None
     priority: int | None = None
     text: str | None = None
     # Limit to what this user may see (None: everything, for admins and auditors).
@@ -285,6 +298,9 @@ def list_tasks(session: Session, filters: TaskFilter | None = None, *, sort: str
     patient = filters.patient_id or filters.patient_or_episode
     if patient is not None and filters.linked_patient_ids is None:
         filters = replace(filters, linked_patient_ids=tuple(linked_patient_ids(session, patient)))
+    if filters.patient_or_episode is not None and filters.linked_patient_refs is None:
+        refs = patients_with_identifier_value(session, filters.patient_or_episode)
+        filters = replace(filters, linked_patient_refs=tuple(refs))
     staffed = staffed_groups(session) if filters.unrouted else None
     query = _task_query(filters, _dialect(session), staffed or frozenset())
     rows, total, exact = _page(session, query, TASK_SORTS[sort], limit, offset, exact_total)
@@ -327,9 +343,11 @@ def _task_query(f: TaskFilter, dialect: str, staffed: frozenset[str]) -> Select[
             query = query.where(Instance.business_key == f.business_key)
     if f.patient_or_episode is not None:
         value = f.patient_or_episode
-        query = query.where(Task.instance_id.in_(select(Instance.id).where(
-            Instance.patient_id.in_(f.linked_patient_ids if f.linked_patient_ids and f.patient_id in (None, value)
-                                    else (value,)) | (Instance.business_key == value))))
+        named = Instance.patient_id.in_(f.linked_patient_ids if f.linked_patient_ids and f.patient_id in (None, value)
+                                        else (value,)) | (Instance.business_key == value)
+        if f.linked_patient_refs:  # an identifier value (an MRN) of the patient or of one merged with it
+            named |= Instance.patient_ref.in_(f.linked_patient_refs)
+        query = query.where(Task.instance_id.in_(select(Instance.id).where(named)))
     if f.text:
         query = query.where(func.lower(Task.name).contains(f.text.lower(), autoescape=True))
     # Offered to me or my groups (candidate=me) already implies visible, and supervisors see the whole

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from .errors import Problem
 from .model import Incident, PassedStep
+
+
+@dataclass(frozen=True)
+class PatientSummary:
+    """Who a list row is for, as the row shows it: the patient that stands for the episode's patient now (its
+    survivor when merged): `id` is that patient's id (GET /api/patients/{id}), `mrn` its first medical record
+    number (an identifier of v2 type MR)."""
+
+    id: str
+    family: str | None
+    given: str | None
+    birth_date: date | None
+    mrn: str | None
+
+    @property
+    def name(self) -> str | None:
+        """"Family, Given", as lists of patients write it; None when neither is known."""
+        return ", ".join(n for n in (self.family, self.given) if n) or None
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,7 @@ class TaskView:
     patient_id: str | None = None
     business_key: str | None = None
     actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
+    patient: PatientSummary | None = None  # read with a page of tasks (queries.task_views)
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,7 @@ class InstanceView:
     waiting: list[WaitView] = field(default_factory=list)
     actions: tuple[str, ...] = ()  # what the reader may do to it now (engine/rules.py)
     patient_ref: str | None = None  # the patient it is for (engine/patients.py; GET /api/patients/{id})
+    patient: PatientSummary | None = None  # who stands for that patient now (lists read it with the page)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ def fingerprint(rows: list[WorklistRow], total: int, exact: bool) -> str:
     digest.update(f"{total}{exact}".encode())
     for row in rows:
         t = row.task
-        digest.update(repr((t.id, t.state, t.assignee, t.priority, t.due_date, t.name, t.candidate_groups)).encode())
+        digest.update(repr((t.id, t.state, t.assignee, t.priority, t.due_date, t.name, t.candidate_groups,
+                             t.patient)).encode())
     return digest.hexdigest()
 
 

@@ -1,11 +1,12 @@
 """A coordinator in a real browser, keyboard only: signs in through the form and finds the patient's task on
 the worklist; the sign-in page and every quick view of the worklist pass an axe-core scan; a script in a
-patient id is text; the worklist shows a task started through the API by itself, without a reload and
+patient id or name is text; the worklist shows a task started through the API by itself, without a reload and
 without taking the focus from where the user is typing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from carepath.api.settings import Settings
 from carepath.engine.application import CarePath
 from carepath.engine.definitions import SourceFile
 from carepath.engine.identity import SYSTEM
+from carepath.engine.patients import Demographics, Identifier, PatientDetails, v2_identifier_system
 from carepath.engine.usecases.deploy import deploy_pathways
 from carepath.engine.usecases.instances import start_instance
 from carepath.engine.usecases.users import add_user
@@ -27,6 +29,7 @@ from .conftest import Visit
 
 pytestmark = pytest.mark.browser
 PATIENT = '<script>document.title="owned"</script>pat-7'
+FAMILY = '<script>document.title="owned by a name"</script>Doe'  # names come from HL7 messages
 
 
 @pytest.fixture
@@ -45,7 +48,8 @@ def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(en
     web_user(engine, "sam", "coordinator", "care-coordinator")
     xml = d.linear_user_tasks("fu", "Call patient", lane="Care Coordinator")
     deploy_pathways(engine, SYSTEM, [SourceFile("fu.bpmn", xml.encode())])
-    start_instance(engine, SYSTEM, "fu", business_key="enc-77", patient_id=PATIENT)
+    start_instance(engine, SYSTEM, "fu", business_key="enc-77", patient_id=PATIENT, patient=PatientDetails(
+        (Identifier(v2_identifier_system("GENHOSP"), "M-77"),), Demographics(FAMILY, "Jane", date(1950, 3, 4))))
     page = visit.page
     page.goto(visit.url("/"))
     assert page.url.endswith("/signin")
@@ -60,7 +64,9 @@ def test_a_coordinator_signs_in_with_the_keyboard_and_finds_the_patients_task(en
     page.wait_for_url("**/app/worklist")
     row = page.locator("tr", has_text="Call patient")
     assert row.count() == 1 and PATIENT in row.inner_text() and "enc-77" in row.inner_text()
-    assert page.title() != "owned"  # the patient id was shown as text, not run
+    assert row.locator(".patient-name").inner_text() == f"{FAMILY}, Jane"
+    assert "born 4 Mar 1950" in row.inner_text() and "MRN M-77" in row.inner_text()
+    assert page.title() not in ("owned", "owned by a name")  # the patient id and name were shown as text, not run
     assert visit.serious("worklist") == []
     assert visit.outside == [] and visit.console_errors == []
 
