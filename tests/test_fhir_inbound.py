@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from carepath.engine.interop.triggers import EVENTS
 from carepath.engine.patient_links import patient_with_identifier
 from carepath.engine.persistence.tables import InboxMessage, Instance
 from tests.support.api import ApiClient
+from tests.support.web import page, signed_in, text_of, web_user
 
 MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.999.1"
 POST_ED = "post-ed-follow-up"
@@ -192,3 +194,21 @@ def test_the_mapping_covers_every_class_and_happening_with_events_the_triggers_t
     happenings = {happening for happening, _ in ENCOUNTER_EVENTS}
     assert set(ENCOUNTER_EVENTS) == {(h, c) for h in happenings for c in set(PATIENT_CLASS_OF.values())}
     assert {f"ADT^{event}" for event in ENCOUNTER_EVENTS.values()} <= set(EVENTS)
+
+
+def test_the_admin_inbox_page_shows_a_fhir_message_like_an_adt_one(shipped: ApiClient, feed: str) -> None:
+    assert post(shipped, feed, "/fhir/Encounter", encounter()).status_code == 202
+    admin = signed_in(shipped.client.app, web_user(shipped.engine, "ada", "admin"))
+    listing = page(admin.get("/app/inbox?state=started"))
+    [row] = listing.xpath("//tr[@data-message]")
+    shown = text_of(row)
+    assert "FHIR^A03" in shown and "FHIR hie-fhir" in shown and "started post-ed-follow-up" in shown
+    detail = text_of(page(admin.get(f"/app/inbox/{row.get('data-message')}")))
+    assert '"family": "Okafor"' in detail  # the raw JSON, while it is kept
+
+
+def test_docs_fhir_md_shows_the_mapping_table_as_the_code_has_it() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "fhir.md").read_text(encoding="utf-8")
+    section = text.split("| happening | class | ADT event |", 1)[1].split("\n\n", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.strip().splitlines()[1:]]
+    assert {(happening, klass): event for happening, klass, event in rows} == ENCOUNTER_EVENTS
