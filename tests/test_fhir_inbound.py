@@ -4,6 +4,7 @@ go through the same inbox and the same pathway triggers as HL7 v2 ADT (tests/tes
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from carepath.engine.clock import ManualClock
-from carepath.engine.interop.fhir_inbound import ENCOUNTER_EVENTS, NOTIFICATION_EVENT_SYSTEM, PATIENT_CLASS_OF
+from carepath.engine.errors import BadRequest, ValidationFailed
+from carepath.engine.interop.fhir_inbound import (
+    ENCOUNTER_EVENTS,
+    NOTIFICATION_EVENT_SYSTEM,
+    PATIENT_CLASS_OF,
+    read_inbound,
+)
 from carepath.engine.interop.triggers import EVENTS
 from carepath.engine.patient_links import patient_with_identifier
 from carepath.engine.persistence.tables import InboxMessage, Instance
@@ -41,7 +48,8 @@ def encounter(*, status: str = "finished", klass: str = "EMER", visit: str = "V-
         "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": diagnosis}]}],
         "serviceProvider": {"display": "GENHOSP"},
         "contained": [{"resourceType": "Patient", "id": "p1",
-                       "identifier": [{"system": MRN_SYSTEM, "value": "MRN-F1"}],
+                       "identifier": [{"system": MRN_SYSTEM, "value": "MRN-F1"},
+                                      {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "123-45-6789"}],
                        "name": [{"family": "Okafor", "given": ["Ada"]}], "birthDate": "1961-04-02"}],
         "subject": subject or {"reference": "#p1"},
     }
@@ -117,6 +125,7 @@ def test_an_ed_discharge_encounter_starts_post_ed_once(shipped: ApiClient, feed:
     [episode] = episodes(shipped, "V-ED-88")
     with shipped.engine.db.read() as session:
         patient = patient_with_identifier(session, MRN_SYSTEM, "MRN-F1")
+        assert patient_with_identifier(session, "http://hl7.org/fhir/sid/us-ssn", "123-45-6789") is None
     assert episode.pathway_key == POST_ED and episode.patient_ref == patient is not None
     data = shipped.get(f"/api/instances/{episode.id}", shipped.user("clinical_lead")).json()["data"]
     assert data["ed_visit_date"] == "2026-12-01" and data["diagnosis_category"] == "mental_illness"
@@ -212,3 +221,36 @@ def test_docs_fhir_md_shows_the_mapping_table_as_the_code_has_it() -> None:
     section = text.split("| happening | class | ADT event |", 1)[1].split("\n\n", 1)[0]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.strip().splitlines()[1:]]
     assert {(happening, klass): event for happening, klass, event in rows} == ENCOUNTER_EVENTS
+
+
+def _mutations(document: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every element of a document replaced by a value of the wrong type, one at a time."""
+    children = document.items() if isinstance(document, dict) else enumerate(document) \
+        if isinstance(document, list) else ()
+    for key, child in children:
+        for wrong in (5, "x", [], None, {}, [5], {"a": [1]}):
+            yield (*path, key), wrong
+        yield from _mutations(child, (*path, key))
+
+
+def _replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    copy = json.loads(json.dumps(document))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+@pytest.mark.parametrize("document", [encounter(), davinci("notification-discharge", encounter()),
+                                      subscription("event-notification", encounter())],
+                         ids=["Encounter", "Da Vinci", "subscription"])
+def test_any_element_of_the_wrong_type_is_read_or_refused_naming_it(document: dict[str, Any]) -> None:
+    tried = 0
+    for path, wrong in _mutations(document):
+        try:
+            read_inbound(_replaced(document, path, wrong))
+        except (ValidationFailed, BadRequest) as refused:
+            assert refused.message
+        tried += 1
+    assert tried > 100

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from ..errors import BadRequest, PayloadTooLarge, Problem, ValidationFailed
-from ..patients import Identifier
+from ..patients import REFUSED_SYSTEMS, Identifier, check_identifiers
 from .adt import AdtEvent, Diagnosis
 
 FHIR_VERSION = "4.0.1"  # R4; R4B Encounters read the same
@@ -41,7 +41,6 @@ IDENTIFIER_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0203"
 NUBC_SYSTEM = "https://www.nubc.org/CodeSystem/PatDischargeStatus"
 DISPOSITION_SYSTEM = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
 ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
-SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"  # never kept (minimum necessary)
 
 # Encounter.class (v3 ActCode) → HL7 table 0004 patient class, as HL7's V2-to-FHIR guide maps PV1-2.
 PATIENT_CLASS_OF = {"EMER": "E", "IMP": "I", "ACUTE": "I", "NONAC": "I", "AMB": "O"}
@@ -103,6 +102,8 @@ def read_document(payload: bytes) -> dict[str, Any]:
     """The posted bytes as a JSON object, bounded (413 past MAX_BYTES, 400 for what is not JSON or too deep)."""
     if len(payload) > MAX_BYTES:
         raise PayloadTooLarge(f"a FHIR notification is at most {MAX_BYTES} bytes")
+    if b"\\u0000" in payload:
+        raise BadRequest("the body holds a NUL character (\\u0000), which no FHIR string may hold")
     try:
         document = json.loads(payload.decode("utf-8"))
     except UnicodeDecodeError:
@@ -200,7 +201,8 @@ def _subscription(bundle: dict[str, Any]) -> EncounterNotice | Ping:
     parameters = status.get("parameter")
     if not isinstance(parameters, list):
         raise _refuse("Parameters.parameter", "the subscription status has no parameters")
-    named = {p.get("name"): p for p in parameters[:MAX_ENTRIES] if isinstance(p, dict)}
+    named = {p["name"]: p for p in _list(parameters, MAX_ENTRIES)
+             if isinstance(p, dict) and isinstance(p.get("name"), str)}
     kind = named.get("type", {}).get("valueCode")
     subscription = named.get("subscription", {}).get("valueReference", {})
     reference = subscription.get("reference", "") if isinstance(subscription, dict) else ""
@@ -210,8 +212,8 @@ def _subscription(bundle: dict[str, Any]) -> EncounterNotice | Ping:
         raise _refuse("Parameters.parameter(type)", f"{str(kind)[:40]!r} is not handshake, heartbeat or "
                       "event-notification")
     event = named.get("notification-event", {})
-    parts = event.get("part") if isinstance(event, dict) else None
-    focus = next((p.get("valueReference", {}).get("reference") for p in parts or [] if isinstance(p, dict)
+    parts = _list(event.get("part") if isinstance(event, dict) else None)
+    focus = next((p.get("valueReference", {}).get("reference") for p in parts if isinstance(p, dict)
                   and p.get("name") == "focus" and isinstance(p.get("valueReference"), dict)), None)
     if focus is None:
         raise _refuse("Parameters.parameter(notification-event).part(focus)", "the notification names no focus")
@@ -219,7 +221,7 @@ def _subscription(bundle: dict[str, Any]) -> EncounterNotice | Ping:
         raise _refuse("Bundle.entry", f"the notification holds only the focus's id ({str(focus)[:100]}): an "
                       "id-only or empty payload cannot be routed; subscribe with payload full-resource")
     encounter = _resolve(entries, focus, "Encounter", "Parameters.parameter(notification-event).part(focus)")
-    number = next((p.get("valueString") or p.get("valueInteger64") or p.get("valueInteger") for p in parts or []
+    number = next((p.get("valueString") or p.get("valueInteger64") or p.get("valueInteger") for p in parts
                    if isinstance(p, dict) and p.get("name") == "event-number"), None)
     key = f"{reference}#{number}" if reference and number is not None else (
         _text(bundle.get("id"), "Bundle.id", required=False) or _encounter_key(encounter))
@@ -305,6 +307,11 @@ def _instant(value: Any, element: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _list(value: Any, limit: int = 20) -> list[Any]:
+    """A JSON array's first items (anything else: none)."""
+    return value[:limit] if isinstance(value, list) else []
+
+
 def _codings(concept: Any) -> list[dict[str, Any]]:
     codings = concept.get("coding") if isinstance(concept, dict) else None
     return [c for c in codings[:20] if isinstance(c, dict) and isinstance(c.get("code"), str)] \
@@ -312,7 +319,7 @@ def _codings(concept: Any) -> list[dict[str, Any]]:
 
 
 def _visit_number(encounter: dict[str, Any]) -> str:
-    identifiers = [i for i in encounter.get("identifier") or [] if isinstance(i, dict)][:20]
+    identifiers = [i for i in _list(encounter.get("identifier")) if isinstance(i, dict)]
     chosen = next((i for i in identifiers if any(c.get("code") == "VN" for c in _codings(i.get("type")))),
                   identifiers[0] if identifiers else None)
     if chosen is None:
@@ -349,7 +356,7 @@ def _disposition(encounter: dict[str, Any]) -> str:
 def _diagnoses(encounter: dict[str, Any]) -> tuple[Diagnosis, ...]:
     """reasonCode's ICD-10-CM codings, in order (the first is the principal one)."""
     found: list[Diagnosis] = []
-    for concept in (encounter.get("reasonCode") or [])[:20]:
+    for concept in _list(encounter.get("reasonCode")):
         for coding in _codings(concept):
             if coding.get("system") == ICD10CM_SYSTEM:
                 found.append(Diagnosis(coding["code"][:20], "I10", "", "F", len(found) + 1))
@@ -367,7 +374,7 @@ def _patient(encounter: dict[str, Any], entries: list[dict[str, Any]] | None) ->
     reference = subject.get("reference")
     person: dict[str, Any] | None = None
     if isinstance(reference, str) and reference.startswith("#"):
-        contained = [r for r in encounter.get("contained") or [] if isinstance(r, dict)]
+        contained = [r for r in _list(encounter.get("contained"), MAX_ENTRIES) if isinstance(r, dict)]
         person = next((r for r in contained if r.get("resourceType") == "Patient"
                        and f"#{r.get('id')}" == reference), None)
         if person is None:
@@ -385,26 +392,27 @@ def _patient(encounter: dict[str, Any], entries: list[dict[str, Any]] | None) ->
 
 def _identifiers(found: Any, element: str) -> tuple[Identifier, ...]:
     kept = []
-    for item in (found if isinstance(found, list) else [])[:20]:
-        if not isinstance(item, dict) or item.get("system") == SSN_SYSTEM:
+    for item in _list(found):
+        if not isinstance(item, dict) or item.get("system") in REFUSED_SYSTEMS:  # SSNs: never kept
             continue
         system = _text(item.get("system"), f"{element}.system", limit=255)
         kept.append(Identifier(system, _text(item.get("value"), f"{element}.value", limit=255)))
     if not kept:
         raise _refuse(element, "the patient has no identifier with a system and a value")
-    return tuple(kept)
+    return tuple(check_identifiers(kept, element))
 
 
 def _demographics(person: dict[str, Any]) -> dict[str, Any]:
     """What the Patient says of the person, as Demographics fields (checked by the caller)."""
-    names = [n for n in person.get("name") or [] if isinstance(n, dict)]
+    names = [n for n in _list(person.get("name")) if isinstance(n, dict)]
     name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
-    given = name.get("given") if isinstance(name.get("given"), list) else []
-    phones = [t.get("value") for t in person.get("telecom") or [] if isinstance(t, dict) and t.get("system") == "phone"]
-    addresses = [a for a in person.get("address") or [] if isinstance(a, dict)]
+    given = _list(name.get("given"))
+    phones = [t.get("value") for t in _list(person.get("telecom"))
+              if isinstance(t, dict) and t.get("system") == "phone"]
+    addresses = [a for a in _list(person.get("address")) if isinstance(a, dict)]
     address = None
     if addresses:
-        lines = [str(x) for x in addresses[0].get("line") or [] if isinstance(x, str)]
+        lines = [x for x in _list(addresses[0].get("line")) if isinstance(x, str)]
         parts = [*lines, *(str(addresses[0].get(k)) for k in ("city", "state", "postalCode")
                            if isinstance(addresses[0].get(k), str))]
         address = ", ".join(parts) or None
