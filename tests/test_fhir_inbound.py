@@ -196,6 +196,9 @@ def test_only_integration_accounts_send(shipped: ApiClient, feed: str) -> None:
     assert "integration account" in refused.json()["issue"][0]["diagnostics"]
     anonymous = shipped.client.post("/fhir/Encounter", content=json.dumps(encounter()).encode())
     assert anonymous.status_code == 401
+    as_xml = shipped.client.post("/fhir/Encounter", content=b"<Encounter/>",
+                                 headers={**shipped.headers(feed), "Content-Type": "application/fhir+xml"})
+    assert as_xml.status_code == 400 and "application/fhir+xml" in as_xml.json()["issue"][0]["diagnostics"]
     assert inbox(shipped) == []
 
 

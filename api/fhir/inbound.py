@@ -18,15 +18,17 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 
 from carepath.engine.application import CarePath
+from carepath.engine.errors import BadRequest
 from carepath.engine.interop import fhir_inbound
 from carepath.engine.usecases.inbox import process_inbox, receive_fhir
 
 from ..deps import EngineDep, SendingUser
-from .wire import PREFIX, FhirResponse, check_format
+from .wire import MEDIA_TYPE, PREFIX, FhirResponse, check_format
 
 router = APIRouter(prefix=PREFIX, tags=["fhir"], dependencies=[Depends(check_format)],
                    default_response_class=FhirResponse, include_in_schema=False)
 
+BODY_TYPES = (MEDIA_TYPE, "application/json")
 # The endpoints and the shape each takes (fhir_inbound.SHAPES).
 ENDPOINTS = {"/Encounter": "Encounter", "/$process-message": "message",
              "/$subscription-notification": "history"}
@@ -38,12 +40,20 @@ def information(text: str, status: int) -> FhirResponse:
     return FhirResponse(body, status_code=status)
 
 
+def check_content_type(request: Request) -> None:
+    """A body in another format than JSON is refused (400) naming its Content-Type."""
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if given and given not in BODY_TYPES:
+        raise BadRequest(f"Content-Type {given[:80]} is not taken: post {MEDIA_TYPE} (FHIR JSON)")
+
+
 def _process(engine: CarePath) -> None:
     process_inbox(engine)
 
 
 def _add_route(path: str, expected: str) -> None:
     async def post(request: Request, engine: EngineDep, user: SendingUser, later: BackgroundTasks) -> FhirResponse:
+        check_content_type(request)
         payload = await request.body()
         peer = request.client.host if request.client else ""
         received = receive_fhir(engine, user, payload, expected=expected, peer=peer)
