@@ -257,3 +257,18 @@ def test_any_element_of_the_wrong_type_is_read_or_refused_naming_it(document: di
             assert refused.message
         tried += 1
     assert tried > 100
+
+
+def test_an_inpatient_discharge_home_starts_tcm_and_one_to_a_snf_does_not(shipped: ApiClient, feed: str) -> None:
+    home = encounter(klass="IMP", visit="V-IP-7", disposition="home")
+    assert post(shipped, feed, "/fhir/Encounter", home).status_code == 202
+    [episode] = episodes(shipped, "V-IP-7")
+    assert episode.pathway_key == "transition-of-care"
+    data = shipped.get(f"/api/instances/{episode.id}", shipped.user("clinical_lead")).json()["data"]
+    assert data["discharge_date"] == "2026-12-01" and data["discharge_setting"] == "inpatient"
+
+    to_snf = encounter(klass="IMP", visit="V-IP-8", disposition="snf")
+    assert post(shipped, feed, "/fhir/Encounter", to_snf).status_code == 202
+    assert episodes(shipped, "V-IP-8") == []
+    last = inbox(shipped)[-1]
+    assert last.state == "nothing_to_do" and "disposition 03" in (last.outcome or ""), last.outcome
