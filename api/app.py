@@ -16,6 +16,7 @@ from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
 from .docs_pages import DocsContentPolicy
 from .errors import install_error_handlers
+from .fhir import inbound as fhir_inbound
 from .fhir import routes as fhir_routes
 from .fhir.wire import fhir_or, install_fhir_error_handlers
 from .guards import BodyLimit, ErrorResponses, QueryChecks
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, patients, inbox):
+                   break_glass, fhir_routes, fhir_inbound, patients, inbox):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

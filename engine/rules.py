@@ -449,11 +449,14 @@ PATIENT_RULES = _rules(
          "patient_unmerged", "merged_into", note="with a reason; the two identities separate again"),
 )
 
-# A message from outside (HL7 v2 over MLLP), from its receipt to its outcome (usecases/inbox.py).
+# A message from outside (HL7 v2 over MLLP, FHIR notifications over HTTP), from its receipt to its outcome
+# (usecases/inbox.py).
 INBOX_RULES = _rules(
     Rule("receive", "A message is received", (), (InboxState.RECEIVED,),
-         note="stored before it is acknowledged (AA); a resend (same sender MSH-3^MSH-4 and MSH-10) is acknowledged "
-         "AA again and stored once; what fails the checks is answered AE or AR and not stored"),
+         note="stored before it is acknowledged (AA; FHIR: 202); a resend (same sender MSH-3^MSH-4 and MSH-10; FHIR: "
+         "the same integration account and Bundle id or Encounter visit, status and period) is acknowledged again "
+         "and stored once; what fails the checks is answered AE or AR (FHIR: 4xx) and not stored; a FHIR sender "
+         "is an integration account's bearer token"),
     Rule("start", "It starts an episode", (InboxState.RECEIVED,), (InboxState.STARTED,),
          note="processed in one transaction, after every earlier message of the same patient"),
     Rule("deliver", "It reaches a running episode", (InboxState.RECEIVED,), (InboxState.DELIVERED,)),

@@ -19,6 +19,7 @@ from fhir.resources.R4B.task import Task
 from httpx import Response
 from sqlalchemy import select
 
+from carepath.api.fhir.inbound import router as fhir_inbound_router
 from carepath.api.fhir.reads import RESOURCES
 from carepath.api.fhir.routes import router as fhir_router
 from carepath.engine.application import CarePath
@@ -115,7 +116,14 @@ def test_metadata_lists_exactly_the_routes_and_their_parameters(api: ApiClient, 
     statement = response.json()
     CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
-    declared = {(r["type"], i["code"]) for r in statement["rest"][0]["resource"] for i in r["interaction"]}
+    declared = {(r["type"], i["code"]) for r in statement["rest"][0]["resource"] for i in r["interaction"]
+                if i["code"] != "create"}
+    created = {(r["type"], i["code"]) for r in statement["rest"][0]["resource"] for i in r["interaction"]
+               if i["code"] == "create"}  # encounter notifications taken in (tests/test_fhir_inbound.py)
+    assert created == {("Encounter", "create")}
+    assert {"/fhir/Encounter", "/fhir/$process-message", "/fhir/$subscription-notification"} == {
+        getattr(route, "path", "") for route in fhir_inbound_router.routes}
+    assert [o["name"] for o in statement["rest"][0]["operation"]] == ["process-message"]
     routed = set()
     for route in fhir_router.routes:  # what the app includes under /fhir
         path = getattr(route, "path", "")
@@ -126,6 +134,8 @@ def test_metadata_lists_exactly_the_routes_and_their_parameters(api: ApiClient, 
     assert declared == routed == {(k, i) for k in served for i in ("read", "search-type")}
     # every declared search parameter is taken (no 400), and a name not declared is refused
     for kind in statement["rest"][0]["resource"]:
+        if ("Encounter", "create") == (kind["type"], kind["interaction"][0]["code"]):
+            continue
         names = [p["name"] for p in kind["searchParam"]]
         assert names == [p.name for r in RESOURCES if r.name == kind["type"] for p in r.params]
         samples = {"patient": ward.patient_of(0), "identifier": "urn:carepath:patient-id|pat-1", "birthdate": "1950",

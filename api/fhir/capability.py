@@ -12,6 +12,14 @@ if TYPE_CHECKING:
     from .reads import FhirResource
 
 INTERACTIONS = ("read", "search-type")  # what every resource type of the table answers
+# Encounter notifications taken in (api/fhir/inbound.py, docs/fhir.md): by integration accounts only.
+INBOUND_DOCUMENTATION = ("Encounter notifications from EHRs and HIEs, by integration accounts only, routed like "
+                         "HL7 v2 ADT: POST an Encounter here, a Da Vinci Unsolicited Notifications message Bundle to "
+                         "$process-message, or a Subscriptions R5 Backport notification to "
+                         "$subscription-notification (the rest-hook endpoint).")
+INBOUND = [{"type": "Encounter", "documentation": INBOUND_DOCUMENTATION, "interaction": [{"code": "create"}]}]
+OPERATIONS = [{"name": "process-message",
+               "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"}]
 
 
 def capability_statement(base: str, now: datetime, resources: Sequence[FhirResource]) -> dict[str, Any]:
@@ -22,8 +30,9 @@ def capability_statement(base: str, now: datetime, resources: Sequence[FhirResou
         "fhirVersion": FHIR_VERSION, "format": ["json", MEDIA_TYPE],
         "rest": [{
             "mode": "server",
-            "documentation": "Read and search only. Every interaction but this one needs a bearer token, as the "
-                             "JSON API (/api) does, and sees what the JSON API shows that user.",
+            "documentation": "Read and search, and encounter notifications taken in. Every interaction but this one "
+                             "needs a bearer token, as the JSON API (/api) does, and sees what the JSON API shows "
+                             "that user.",
             "security": {"cors": False, "description": "Authorization: Bearer <CarePath API token or OpenID "
                                                        "Connect access token>"},
             "resource": [{
@@ -31,6 +40,7 @@ def capability_statement(base: str, now: datetime, resources: Sequence[FhirResou
                 "interaction": [{"code": code} for code in INTERACTIONS],
                 "searchParam": [{"name": p.name, "type": p.type, "documentation": p.documentation}
                                 for p in kind.params],
-            } for kind in resources],
+            } for kind in resources] + INBOUND,
+            "operation": OPERATIONS,
         }],
     }

@@ -1,5 +1,6 @@
-"""/api/inbox: the messages received from outside (HL7 v2 ADT over MLLP) and their outcome, for admins;
-reprocessing a failed one. The raw payload (PHI) is answered for one message at a time, while it is kept.
+"""/api/inbox: the messages received from outside (HL7 v2 ADT over MLLP, FHIR encounter notifications) and
+their outcome, for admins; reprocessing a failed one. The raw payload (PHI) is answered for one message at a
+time, while it is kept.
 
 The rules are the engine's: engine/usecases/inbox.py (INBOX_RULES in engine/rules.py).
 """
@@ -23,8 +24,8 @@ MessageId = Annotated[int, PathParam(ge=1, le=2**62, description="the inbox mess
 
 class InboxMessageOut(Out):
     id: int
-    sender: str  # MSH-3^MSH-4
-    control_id: str  # MSH-10
+    sender: str  # MSH-3^MSH-4; FHIR: "FHIR <integration account>"
+    control_id: str  # MSH-10; FHIR: the Bundle id, or the Encounter's key
     account: str
     peer: str
     received_at: UtcInstant

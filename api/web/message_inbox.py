@@ -1,4 +1,4 @@
-"""The message inbox for admins (`/app/inbox`): messages received over MLLP by state (the failed ones
+"""The message inbox for admins (`/app/inbox`): messages received (MLLP, FHIR) by state (the failed ones
 first: the dead-letter list), each with its outcome and a Reprocess button; one message's page shows its
 raw payload (PHI) while it is kept.
 

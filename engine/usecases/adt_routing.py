@@ -31,6 +31,7 @@ from sqlalchemy import select
 from ..clock import Clock
 from ..errors import PermissionDenied, ValidationFailed
 from ..identity import Principal, Role
+from ..interop import fhir_inbound
 from ..interop.adt import AdtEvent, PatientIdentifier, adt_event, other_patient_identifiers
 from ..interop.triggers import EVENTS, describe, facts_of_adt, mapped
 from ..model import InboxState, InstanceStatus
@@ -89,7 +90,7 @@ def route_adt(uow: UnitOfWork, principal: Principal, text: str, clock: Clock) ->
     """Route one decoded ADT message. `clock` is the one the inbox runs on (the app's); the engine's use
     cases read it through `uow.app`."""
     del clock  # the same clock as uow.app.clock: every use case below reads that one
-    _check_integration(principal)
+    check_integration(principal)
     read = _read(uow, text)
     handler = _HANDLERS.get(read.event.trigger)
     if handler is not None:
@@ -99,27 +100,51 @@ def route_adt(uow: UnitOfWork, principal: Principal, text: str, clock: Clock) ->
 
 def route_notification(uow: UnitOfWork, principal: Principal, notification: Notification) -> AdtOutcome:
     """Apply the deployed pathways' triggers to an encounter event from any source."""
-    _check_integration(principal)
+    check_integration(principal)
     patient = find_or_create_by_identifiers(uow, notification.patient.identifiers, notification.patient.demographics)
     return _by_triggers(uow, principal, notification, patient)
+
+
+def route_fhir(uow: UnitOfWork, principal: Principal, text: str, clock: Clock) -> AdtOutcome:
+    """Route one stored FHIR encounter notification (an Encounter, a Da Vinci message Bundle, a subscription
+    notification: engine/interop/fhir_inbound.py): the same triggers as the ADT event it maps to."""
+    del clock  # as in route_adt
+    check_integration(principal)
+    notice = fhir_inbound.read_inbound(fhir_inbound.read_document(text.encode("utf-8")))
+    if isinstance(notice, fhir_inbound.Ping):
+        return AdtOutcome(RoutingState.NOTHING_TO_DO, f"a subscription {notice.kind}: nothing to route")
+    details = PatientDetails(notice.identifiers, _kept_demographics(notice.demographics, uow.app.now().date()))
+    facts = facts_of_adt(notice.event, uow.app.time_context().tz, uow.app.config.adt_snf_facilities)
+    return route_notification(uow, principal, Notification(
+        f"ADT^{notice.event.trigger}", facts, details, notice.patient_key,
+        f"{notice.described()} ({describe(notice.event)})"))
 
 
 class StoredMessage(Protocol):
     raw: str | None
     account: str
+    message_type: str
+
+
+# The inbox's one router reads a stored message by its kind (inbox_messages.message_type).
+FHIR_KIND = "FHIR"
+_READERS: dict[str, Callable[[UnitOfWork, Principal, str, Clock], AdtOutcome]] = {FHIR_KIND: route_fhir}
 
 
 def route_inbox_message(uow: UnitOfWork, message: StoredMessage, clock: Clock) -> AdtOutcome:
-    """The inbox's Router: the stored message, acting as its sender's integration account."""
+    """The inbox's Router: the stored message, acting as its sender's integration account; a FHIR
+    notification by `route_fhir`, every other (HL7 v2 ADT) by `route_adt`."""
     if message.raw is None:
         raise ValidationFailed("the message's raw payload was dropped after the retention period")
-    return route_adt(uow, Principal(message.account, Role.INTEGRATION), message.raw, clock)
+    reader = _READERS.get(message.message_type, route_adt)
+    return reader(uow, Principal(message.account, Role.INTEGRATION), message.raw, clock)
 
 
-def _check_integration(principal: Principal) -> None:
+def check_integration(principal: Principal) -> None:
+    """Messages from outside (HL7 v2 ADT, FHIR notifications) are sent and acted on by integration accounts."""
     if principal.role is not Role.INTEGRATION:
-        raise PermissionDenied(f"ADT messages are acted on under an integration account, not as {principal.name} "
-                               f"({principal.role.value})")
+        raise PermissionDenied(f"messages from outside (HL7 v2 ADT, FHIR notifications) are sent and acted on under "
+                               f"an integration account, not as {principal.name} ({principal.role.value})")
 
 
 def _read(uow: UnitOfWork, text: str) -> _Read:
@@ -149,9 +174,14 @@ def _identifiers(found: tuple[PatientIdentifier, ...], facility: str) -> tuple[I
 
 
 def _demographics(event: AdtEvent, today: date) -> Demographics:
-    """What the message says of the patient; a value CarePath would refuse (a malformed phone) is left out."""
-    values: dict[str, Any] = {"family": event.family_name or None, "given": event.given_name or None,
-              "birth_date": event.birth_date, "phone": event.phone or None, "address": event.address or None}
+    """What the message says of the patient."""
+    return _kept_demographics({"family": event.family_name or None, "given": event.given_name or None,
+                               "birth_date": event.birth_date, "phone": event.phone or None,
+                               "address": event.address or None}, today)
+
+
+def _kept_demographics(values: dict[str, Any], today: date) -> Demographics:
+    """Demographics from what a message says; a value CarePath would refuse (a malformed phone) is left out."""
     kept: dict[str, Any] = {}
     for name, value in values.items():
         try:
@@ -298,4 +328,5 @@ def _cancel(uow: UnitOfWork, principal: Principal, read: _Read) -> AdtOutcome:
 _HANDLERS: dict[str, Callable[[UnitOfWork, Principal, _Read], AdtOutcome]] = {
     "A08": _update, "A40": _merge, "A37": _unmerge, "A11": _cancel, "A13": _cancel}
 
-__all__ = ["AdtOutcome", "Notification", "RoutingState", "route_adt", "route_inbox_message", "route_notification"]
+__all__ = ["FHIR_KIND", "AdtOutcome", "Notification", "RoutingState", "check_integration", "route_adt", "route_fhir",
+           "route_inbox_message", "route_notification"]

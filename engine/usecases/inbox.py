@@ -1,8 +1,11 @@
-"""The inbox: messages from outside (HL7 v2 ADT over MLLP), from the frame to their outcome.
+"""The inbox: messages from outside (HL7 v2 ADT over MLLP, FHIR encounter notifications over HTTP), from
+receipt to their outcome.
 
 - `acknowledge`: a frame's message is checked (interop/hl7v2.inspect), mapped to the integration account
   its sender acts under, committed (`receive`), and only then answered AA; a resend (same sender and
   MSH-10) is answered AA again and stored once. What fails a check is answered AE or AR and not stored.
+- `receive_fhir`: a FHIR notification (interop/fhir_inbound.py) posted by an integration account, checked
+  and committed the same way (kind FHIR in message_type); the router reads each stored message by its kind.
 - `process_inbox`: each received message in one transaction, in order per patient (a message waits while
   an earlier one of the same patient is unprocessed), exactly once across processes: the row is claimed
   with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL and a conditional UPDATE (state still received)
@@ -29,12 +32,12 @@ from ..application import CarePath
 from ..clock import Clock
 from ..errors import Conflict, NotFound
 from ..identity import Principal, Role
-from ..interop import hl7v2
+from ..interop import fhir_inbound, hl7v2
 from ..model import InboxState
 from ..persistence.tables import InboxMessage, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import INBOX_RULES, advance, check_role
-from .adt_routing import route_inbox_message
+from .adt_routing import FHIR_KIND, check_integration, route_inbox_message
 
 log = logging.getLogger("carepath.inbox")
 MAX_OUTCOME = 2000
@@ -79,13 +82,38 @@ class Received:
 def receive(app: CarePath, inspected: hl7v2.Inspected, *, account: str, peer: str) -> Received:
     """Commit the message to the inbox (the acknowledgement waits for this)."""
     header = inspected.header
-    key = (header.sender[:200], header.control_id)
+    return _store(app, sender=header.sender, control_id=header.control_id, account=account, peer=peer,
+                  message_type=header.message_type, event=header.trigger_event, version=header.version,
+                  patient_key=inspected.patient_key, charset=header.charset, raw=inspected.text)
+
+
+FHIR_SENDER_PREFIX = "FHIR "  # a FHIR notification's sender: the integration account that posted it
+
+
+def receive_fhir(app: CarePath, principal: Principal, payload: bytes, *, expected: str,
+                 peer: str) -> Received | fhir_inbound.Ping:
+    """A FHIR encounter notification (interop/fhir_inbound.py), checked and committed to the inbox for the
+    same processing as ADT (the 202 waits for this); a resend (the same Bundle / MessageHeader id, or the
+    same Encounter visit, status and period, from the same account) is stored once. A subscription
+    handshake or heartbeat is answered (the Ping) and not stored. Only integration accounts send."""
+    check_integration(principal)
+    notice = fhir_inbound.read_inbound(fhir_inbound.read_document(payload), expected=expected)
+    if isinstance(notice, fhir_inbound.Ping):
+        return notice
+    return _store(app, sender=FHIR_SENDER_PREFIX + principal.name, control_id=notice.control_id,
+                  account=principal.name, peer=peer, message_type=FHIR_KIND, event=notice.event.trigger,
+                  version=fhir_inbound.FHIR_VERSION, patient_key=notice.patient_key, charset="UTF-8",
+                  raw=payload.decode("utf-8"))
+
+
+def _store(app: CarePath, *, sender: str, control_id: str, account: str, peer: str, message_type: str, event: str,
+           version: str, patient_key: str | None, charset: str, raw: str) -> Received:
+    key = (sender[:200], control_id[:199])
     try:
         with UnitOfWork(app) as uow:
             row = InboxMessage(sender=key[0], control_id=key[1], account=account, peer=peer[:100],
-                               received_at=app.now(), message_type=header.message_type[:10],
-                               event=header.trigger_event[:10], version=header.version[:20],
-                               patient_key=inspected.patient_key, charset=header.charset[:40], raw=inspected.text,
+                               received_at=app.now(), message_type=message_type[:10], event=event[:10],
+                               version=version[:20], patient_key=patient_key, charset=charset[:40], raw=raw,
                                state=INBOX_RULES["receive"].to[0].value, attempts=0)
             uow.session.add(row)
             uow.session.flush()
@@ -263,4 +291,5 @@ def purge_raw_payloads(app: CarePath) -> int:
 
 
 __all__ = ["Answer", "Received", "RouteOutcome", "Router", "acknowledge", "ensure_integration_account",
-           "process_inbox", "purge_raw_payloads", "receive", "reprocess", "route_adt_message", "stored_message"]
+           "process_inbox", "purge_raw_payloads", "receive", "receive_fhir", "reprocess", "route_adt_message",
+           "stored_message"]
