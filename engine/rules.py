@@ -27,6 +27,7 @@ from .model import (
     MessageState,
     NotificationState,
     PatientState,
+    ServiceStatus,
     TaskState,
     TimerState,
     VersionState,
@@ -345,10 +346,19 @@ PATIENT_RULES = _rules(
          "patient_unmerged", "merged_into", note="with a reason; the two identities separate again"),
 )
 
+# Who may load a resource directory (HSDS 3.0): admins only, as for the other data a whole care setting shares.
+# Any signed-in worker may search it; a referral needs nothing more than reading it.
+DIRECTORY_RULES = _rules(
+    Rule("import", "Importing a resource directory", (), tuple(ServiceStatus), (Role.ADMIN,), (),
+         "resources_imported", note="each service takes the status its dataset gives; services are created or "
+         "updated in place by their HSDS id, each whole or not at all; a bad record is reported (file, row or "
+         "item, service id, reason) and skipped; nothing is deleted"),
+)
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
-                                      "patient": PATIENT_RULES}
+                                      "patient": PATIENT_RULES, "resource directory": DIRECTORY_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -460,7 +470,7 @@ NOT_OFFERED = frozenset({"start", "release"})
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
                                             "message": MessageState, "notification": NotificationState,
                                             "break-glass grant": GrantState, "pathway version": VersionState,
-                                            "patient": PatientState}
+                                            "patient": PatientState, "resource directory": ServiceStatus}
 
 
 def _who(rule: Rule) -> str:
@@ -507,9 +517,10 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES",
-           "VERSION_RULES", "Guard", "InstanceFacts", "Rule", "TaskFacts", "allowed_actions", "assignable_roles",
-           "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
+__all__ = ["DIRECTORY_RULES", "GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES",
+           "TABLES", "VERSION_RULES", "Guard", "InstanceFacts", "Rule", "TaskFacts", "allowed_actions",
+           "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups",
+           "supervises"]
 
 
 if __name__ == "__main__":

@@ -484,3 +484,6 @@ class NotificationRead(Base):
     notification_id: Mapped[int] = mapped_column(BigId, ForeignKey("notifications.id", ondelete="CASCADE"),
                                                  primary_key=True)
     read_at: Mapped[datetime]
+
+# The directory's tables live in their own module; importing it here puts them on Base.metadata.
+from . import directory_tables as directory_tables  # noqa: E402

@@ -1,0 +1,84 @@
+"""Which SDOH domains a service belongs to, from its taxonomy terms: the mapping is data
+(`taxonomy-domains.json` beside this module, or the file CAREPATH_RESOURCE_TAXONOMY_MAP names)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from ..errors import ValidationFailed
+
+DOMAINS = ("food", "housing", "transportation", "utilities", "safety")
+SHIPPED_MAP = Path(__file__).with_name("taxonomy-domains.json")
+
+
+@dataclass(frozen=True)
+class GravityCode:
+    code: str
+    display: str
+
+
+@dataclass(frozen=True)
+class DomainRule:
+    domain: str
+    display: str
+    gravity: tuple[GravityCode, ...]
+    code_prefixes: tuple[str, ...]
+    names: re.Pattern[str] | None
+
+
+@dataclass(frozen=True)
+class TaxonomyMap:
+    rules: tuple[DomainRule, ...]
+    gravity_system: str
+
+    def domains_of(self, terms: Iterable[tuple[str | None, str | None]]) -> set[str]:
+        """The domains of a service with these (code, name) terms."""
+        found: set[str] = set()
+        for code, name in terms:
+            upper, lower = (code or "").strip().upper(), (name or "").lower()
+            for rule in self.rules:
+                if (upper and upper.startswith(rule.code_prefixes)) or (
+                        lower and rule.names is not None and rule.names.search(lower)):
+                    found.add(rule.domain)
+        return found
+
+
+def load_taxonomy_map(path: Path | None = None) -> TaxonomyMap:
+    """The shipped mapping, or the replacement at `path`; a malformed file is a ValidationFailed naming it.
+    Read again when the file changes (an edited map applies from the next import)."""
+    chosen = path or SHIPPED_MAP
+    try:
+        stat = chosen.stat()
+        changed = (stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise ValidationFailed(f"the taxonomy map {chosen} cannot be read: {exc.strerror}") from None
+    return _load(str(chosen), changed)
+
+
+@cache
+def _load(path: str, changed: tuple[int, int]) -> TaxonomyMap:
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        domains = raw["domains"]
+        rules = tuple(_rule(name, domains[name]) for name in DOMAINS if name in domains)
+        unknown = set(domains) - set(DOMAINS)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValidationFailed(f"the taxonomy map {path} cannot be read: {exc!r}") from None
+    if unknown:
+        raise ValidationFailed(f"the taxonomy map {path} names unknown domains {sorted(unknown)}; "
+                               f"the domains are {', '.join(DOMAINS)}")
+    return TaxonomyMap(rules, str(raw.get("gravity_system", "")))
+
+
+def _rule(domain: str, raw: dict[str, object]) -> DomainRule:
+    names = [str(n).lower() for n in raw.get("names", []) or []]  # type: ignore[attr-defined]
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b") if names else None
+    gravity = tuple(GravityCode(str(g["code"]), str(g.get("display", g["code"])))
+                    for g in raw.get("gravity", []) or [])  # type: ignore[attr-defined]
+    prefixes = tuple(str(p).strip().upper() for p in raw.get("code_prefixes", []) or [])  # type: ignore[attr-defined]
+    return DomainRule(domain, str(raw.get("display", domain)), gravity, prefixes, pattern)
