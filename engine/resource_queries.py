@@ -34,6 +34,7 @@ from .persistence.directory_tables import (
     ResourceTerm,
     ResourceZip,
 )
+from .queries import _page
 
 HIDDEN_STATUSES = (ServiceStatus.INACTIVE.value, ServiceStatus.DEFUNCT.value)
 _ZIP = re.compile(r"^(\d{5})(?:-\d{4})?$")
@@ -67,25 +68,23 @@ class ResourceView:
 class ResourcePage:
     items: list[ResourceView]
     total: int
+    total_exact: bool  # false: more than `total` match (counted up to 100 or the end of the page)
 
 
 def search_resources(session: Session, filters: ResourceFilters, *, now: datetime, zone: ZoneInfo,
-                     limit: int = 20, offset: int = 0) -> ResourcePage:
-    conditions = _conditions(session, filters, now, zone)
-    total = session.scalar(select(func.count()).select_from(ResourceService).where(*conditions)) or 0
-    rows = session.execute(
-        select(ResourceService, ResourceOrganization.name).outerjoin(ResourceOrganization)
-        .where(*conditions).order_by(ResourceService.name, ResourceService.id).limit(limit).offset(offset)).all()
-    return ResourcePage(_views(session, rows), total)
+                     limit: int = 20, offset: int = 0, exact_total: bool = False) -> ResourcePage:
+    """A page in name order. The total is counted as the worklists count theirs (queries._page)."""
+    query = select(ResourceService).where(*_conditions(session, filters, now, zone))
+    services, total, exact = _page(session, query, [ResourceService.name, ResourceService.id], limit, offset,
+                                   exact_total)
+    return ResourcePage(_views(session, services), total, exact)
 
 
 def resource_detail(session: Session, service_id: str) -> ResourceView:
-    row = session.execute(select(ResourceService, ResourceOrganization.name).outerjoin(ResourceOrganization)
-                          .where(ResourceService.id == service_id)).first()
-    if row is None:
+    service = session.get(ResourceService, service_id)
+    if service is None:
         raise NotFound(f"resource {service_id} does not exist")
-    (view,) = _views(session, [row])
-    service = row[0]
+    (view,) = _views(session, [service])
     view.details = {
         "alternate_name": service.alternate_name, "email": service.email, "eligibility": service.eligibility,
         "application_process": service.application_process, "fees": service.fees,
@@ -141,8 +140,12 @@ def _open_at(session: Session, now: datetime, zone: ZoneInfo) -> ColumnElement[b
     return exists().where(ResourceHours.service_id == ResourceService.id, or_(*alternatives))
 
 
-def _views(session: Session, rows: Any) -> list[ResourceView]:
-    ids = [service.id for service, _ in rows]
+def _views(session: Session, services: list[ResourceService]) -> list[ResourceView]:
+    ids = [service.id for service in services]
+    organization_ids = {s.organization_id for s in services if s.organization_id}
+    organizations: dict[str, str] = dict(session.execute(
+        select(ResourceOrganization.id, ResourceOrganization.name).where(
+            ResourceOrganization.id.in_(organization_ids))).all()) if organization_ids else {}
     domains, languages, locations = defaultdict(list), defaultdict(list), defaultdict(list)
     for service_id, domain in session.execute(select(ResourceDomain.service_id, ResourceDomain.domain)
                                               .where(ResourceDomain.service_id.in_(ids))):
@@ -155,9 +158,10 @@ def _views(session: Session, rows: Any) -> list[ResourceView]:
         locations[location.service_id].append(_columns(location, (
             "location_id", "name", "address_1", "address_2", "city", "state_province", "postal_code", "country",
             "latitude", "longitude")))
-    return [ResourceView(service.id, service.name, service.status, organization, service.description,
-                         service.phone, service.url, sorted(domains[service.id], key=DOMAINS.index),
-                         languages[service.id], locations[service.id]) for service, organization in rows]
+    return [ResourceView(service.id, service.name, service.status, organizations.get(service.organization_id or ""),
+                         service.description, service.phone, service.url,
+                         sorted(domains[service.id], key=DOMAINS.index), languages[service.id],
+                         locations[service.id]) for service in services]
 
 
 def _children(session: Session, table: Any, service_id: str, names: tuple[str, ...]) -> list[dict[str, Any]]:

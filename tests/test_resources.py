@@ -162,6 +162,18 @@ def test_schedule_offsets_are_read_in_their_own_zone(api: ApiClient, clock: Manu
     assert names(api, worker, open_now="true") == []
 
 
+def test_the_total_is_counted_up_to_100_unless_asked_exactly(api: ApiClient) -> None:
+    load(api.engine, [service(f"s{n:03d}", f"Service {n:03d}") for n in range(105)])
+    worker = api.user("coordinator")
+    page = api.get("/api/resources", worker, params={"limit": 5, "offset": 10}).json()
+    assert (page["total"], page["total_exact"], [i["id"] for i in page["items"]]) == (
+        100, False, ["s010", "s011", "s012", "s013", "s014"])
+    page = api.get("/api/resources", worker, params={"limit": 5, "offset": 100}).json()  # the end of the page
+    assert (page["total"], page["total_exact"], len(page["items"])) == (105, True, 5)
+    page = api.get("/api/resources", worker, params={"exact_total": "true"}).json()
+    assert (page["total"], page["total_exact"]) == (105, True)
+
+
 def test_search_refuses_an_unknown_domain(api: ApiClient) -> None:
     response = api.get("/api/resources", api.user("coordinator"), params={"domain": "money"})
     assert response.status_code == 422 and "food, housing, transportation, utilities, safety" in response.text
@@ -229,3 +241,16 @@ def test_the_taxonomy_map_is_data_and_can_be_replaced(tmp_path: Path) -> None:
     replacement.write_text(json.dumps({"domains": {"money": {}}}))
     with pytest.raises(ValidationFailed, match="unknown domains"):
         load_taxonomy_map(replacement)
+
+
+def test_the_benchmark_pieces_run(api: ApiClient, database_url: str) -> None:
+    """No timing asserted (figures belong in bench/): the generated directory imports whole and every query
+    of the search benchmark answers."""
+    from carepath.bench.resources import QUERIES, generated_services, load_directory, measure_search
+
+    assert len({s["id"] for s in generated_services(50)}) == 50
+    loaded = load_directory(database_url, 60)
+    assert loaded["services"] == 60 and loaded["skipped"] == 0
+    token = api.headers(api.user("coordinator"))["Authorization"].removeprefix("Bearer ")
+    results = measure_search(api.client, token, requests=1)
+    assert set(results) == {name for name, _ in QUERIES} and results["all, first page"]["items"] == 20

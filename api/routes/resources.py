@@ -18,7 +18,7 @@ from carepath.engine.usecases.resources import import_resources
 
 from ..deps import CurrentUser, EngineDep
 from ..params import OffsetParam
-from ..schemas import BODY_ERRORS, ERROR_RESPONSES, Out, errors
+from ..schemas import BODY_ERRORS, ERROR_RESPONSES, Out, Paged, errors
 from ..uploads import read_uploads
 
 router = APIRouter(prefix="/api/resources", tags=["resources"], responses=ERROR_RESPONSES)
@@ -61,9 +61,8 @@ class ResourceDetailOut(ResourceOut):
                                                 "schedules (as HSDS gives them), taxonomy terms, source")
 
 
-class ResourcePage(Out):
+class ResourcePage(Paged):
     items: list[ResourceOut]
-    total: int = Field(description="services matching the filters")
 
 
 class ImportProblemOut(Out):
@@ -89,12 +88,14 @@ def search(engine: EngineDep, user: CurrentUser,
                                           "organization")] = None,
            language: Annotated[str | None, Query(max_length=50, description="ISO 639 code or name")] = None,
            open_now: Annotated[bool, Query(description="open at this moment (care setting's time zone)")] = False,
-           limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: OffsetParam = 0) -> ResourcePage:
+           limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: OffsetParam = 0,
+           exact_total: Annotated[bool, Query(description="count every match (slower)")] = False) -> ResourcePage:
     filters = ResourceFilters(domain=domain, zip=zip, q=q, language=language, open_now=open_now)
     with engine.db.read() as session:
         page = search_resources(session, filters, now=engine.now(), zone=engine.config.calendars.context().tz,
-                                limit=limit, offset=offset)
-    return ResourcePage(items=[ResourceOut.model_validate(item) for item in page.items], total=page.total)
+                                limit=limit, offset=offset, exact_total=exact_total)
+    return ResourcePage(items=[ResourceOut.model_validate(item) for item in page.items], total=page.total,
+                        total_exact=page.total_exact, limit=limit, offset=offset)
 
 
 @router.get("/{service_id}", response_model=ResourceDetailOut, responses=errors(404))
