@@ -235,6 +235,9 @@ def test_the_taxonomy_map_is_data_and_can_be_replaced(tmp_path: Path) -> None:
     assert shipped.domains_of([("BH-1800.1500-100", "Domestic Violence Shelters")]) == {"housing", "safety"}
     assert shipped.domains_of([(None, "Help Pay for Utilities")]) == {"utilities"}
     assert shipped.domains_of([(None, "Substance Abuse Counseling")]) == set()
+    assert [g.code for g in shipped.gravity_codes("housing")] == ["housing-instability", "homelessness",
+                                                                  "inadequate-housing"]
+    assert shipped.gravity_system.endswith("/SDOHCC-CodeSystemTemporaryCodes")
     replacement = tmp_path / "map.json"
     replacement.write_text(json.dumps({"domains": {"food": {"code_prefixes": ["ZZ"], "names": []}}}))
     assert load_taxonomy_map(replacement).domains_of([("ZZ-1", None), ("BD-1", None)]) == {"food"}

@@ -36,6 +36,10 @@ class TaxonomyMap:
     rules: tuple[DomainRule, ...]
     gravity_system: str
 
+    def gravity_codes(self, domain: str) -> tuple[GravityCode, ...]:
+        """The Gravity SDOH category codes of a domain (system `gravity_system`), for FHIR."""
+        return next((rule.gravity for rule in self.rules if rule.domain == domain), ())
+
     def domains_of(self, terms: Iterable[tuple[str | None, str | None]]) -> set[str]:
         """The domains of a service with these (code, name) terms."""
         found: set[str] = set()
