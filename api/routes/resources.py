@@ -98,7 +98,7 @@ def search(engine: EngineDep, user: CurrentUser,
                         total_exact=page.total_exact, limit=limit, offset=offset)
 
 
-@router.get("/{service_id}", response_model=ResourceDetailOut, responses=errors(404))
+@router.get("/{service_id}", response_model=ResourceDetailOut, responses=errors(404, 422))
 def read_one(service_id: str, engine: EngineDep, user: CurrentUser) -> ResourceDetailOut:
     with engine.db.read() as session:
         view = resource_detail(session, service_id)
@@ -106,7 +106,16 @@ def read_one(service_id: str, engine: EngineDep, user: CurrentUser) -> ResourceD
     return ResourceDetailOut.model_validate({**view.__dict__, "details": details})
 
 
-@router.post("/import", response_model=ImportOut, responses=errors(*BODY_ERRORS))
+IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"description": "a list of HSDS 3.0 services (each as GET /services/{id} "
+                                    "answers it), or a paged GET /services answer",
+                                    "anyOf": [{"type": "array", "items": {"type": "object"}}, {"type": "object"}]}},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {"files": {
+        "type": "array", "items": {"type": "string", "format": "binary"},
+        "description": "one .json file, or a tabular data package: datapackage.json and its CSV files"}}}}}}}
+
+
+@router.post("/import", response_model=ImportOut, responses=errors(*BODY_ERRORS), openapi_extra=IMPORT_BODY)
 async def import_directory(request: Request, engine: EngineDep, user: CurrentUser) -> ImportOut:
     """Admins load an HSDS 3.0 dataset: a JSON body (a list of services or a paged GET /services answer),
     or a multipart upload: one .json file, or a tabular data package's files (datapackage.json and the CSVs)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from ..errors import ValidationFailed
 
@@ -79,10 +80,16 @@ def _load(path: str, changed: tuple[int, int]) -> TaxonomyMap:
     return TaxonomyMap(rules, str(raw.get("gravity_system", "")))
 
 
-def _rule(domain: str, raw: dict[str, object]) -> DomainRule:
-    names = [str(n).lower() for n in raw.get("names", []) or []]  # type: ignore[attr-defined]
+def _rule(domain: str, raw: dict[str, Any]) -> DomainRule:
+    names = [name.lower() for name in _strings(raw, "names")]
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b") if names else None
-    gravity = tuple(GravityCode(str(g["code"]), str(g.get("display", g["code"])))
-                    for g in raw.get("gravity", []) or [])  # type: ignore[attr-defined]
-    prefixes = tuple(str(p).strip().upper() for p in raw.get("code_prefixes", []) or [])  # type: ignore[attr-defined]
+    gravity = tuple(GravityCode(str(g["code"]), str(g.get("display", g["code"]))) for g in raw.get("gravity") or [])
+    prefixes = tuple(prefix.strip().upper() for prefix in _strings(raw, "code_prefixes"))
     return DomainRule(domain, str(raw.get("display", domain)), gravity, prefixes, pattern)
+
+
+def _strings(raw: dict[str, Any], key: str) -> list[str]:
+    value = raw.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"'{key}' must be a list of strings")
+    return value

@@ -101,8 +101,9 @@ def _add_locations(record: ServiceRecord, raw: dict[str, Any]) -> None:
                                      "state_province": _text(address.get("state_province"), "address.state", 200),
                                      "postal_code": postal,
                                      "country": _text(address.get("country"), "address.country", 10)})
+            zip_code = _US_ZIP.match(postal or "")
             if postal:
-                record.zips.add(_US_ZIP.match(postal).group(1) if _US_ZIP.match(postal) else postal)  # type: ignore[union-attr]
+                record.zips.add(zip_code.group(1) if zip_code else postal)
         _add_schedules(record, _list(link, "schedules") + _list(location, "schedules"), location_id)
 
 
