@@ -71,7 +71,7 @@ def test_a_json_list_imports_and_a_second_import_updates_in_place(api: ApiClient
     first = [service("s1", "Pantry One", attributes=[{"taxonomy_term": {"id": "t", "code": "BD-1800.2000",
                                                                         "name": "Food Pantries"}}])]
     assert load(api.engine, first).created == 1
-    renamed = [service("s1", "Pantry Renamed", languages=[{"id": "l", "code": "ES", "name": "Spanish"}])]
+    renamed = [service("s1", "Pantry Renamed", attributes=[], languages=[{"id": "l", "code": "ES", "name": "Spanish"}])]
     result = load(api.engine, renamed)
     assert (result.created, result.updated) == (0, 1)
     worker = api.user("supervisor")
@@ -79,6 +79,20 @@ def test_a_json_list_imports_and_a_second_import_updates_in_place(api: ApiClient
     assert found["name"] == "Pantry Renamed" and found["domains"] == [] and found["details"]["taxonomy_terms"] == []
     assert found["languages"] == [{"code": "es", "name": "Spanish"}]
     assert count_services(api.engine) == 1
+
+
+def test_a_part_left_out_keeps_what_was_stored_and_a_part_given_replaces_it(api: ApiClient) -> None:
+    full = [s for s in example()["contents"] if s["id"] == "fict-svc-food-pantry"]
+    load(api.engine, full)
+    load(api.engine, [service("fict-svc-food-pantry", "Pantry, as a GET /services list answers it")])
+    worker = api.user("coordinator")
+    kept = api.get("/api/resources/fict-svc-food-pantry", worker).json()
+    assert kept["name"] == "Pantry, as a GET /services list answers it" and kept["domains"] == ["food"]
+    assert kept["locations"][0]["postal_code"] == "99990" and len(kept["details"]["schedules"]) == 1
+    assert names(api, worker, zip="99991") == ["fict-svc-food-pantry"]  # from its service area
+    load(api.engine, [service("fict-svc-food-pantry", "Pantry", service_areas=[], languages=[])])
+    assert names(api, worker, zip="99991") == [] and names(api, worker, zip="99990") == ["fict-svc-food-pantry"]
+    assert api.get("/api/resources/fict-svc-food-pantry", worker).json()["languages"] == []
 
 
 def test_a_tabular_package_joins_its_tables_and_reports_the_bad_row(api: ApiClient) -> None:

@@ -23,11 +23,29 @@ class ServiceRecord:
     organization: dict[str, str | None] | None
     locations: list[dict[str, Any]] = field(default_factory=list)
     areas: list[dict[str, str | None]] = field(default_factory=list)
-    zips: set[str] = field(default_factory=set)
+    # The parts the object gives: a part left out keeps what an earlier import stored (a `GET /services`
+    # list answer often carries no locations); a part given, even empty, replaces it.
+    given: set[str] = field(default_factory=set)
     languages: set[tuple[str | None, str | None]] = field(default_factory=set)
     terms: list[dict[str, str | None]] = field(default_factory=list)
     schedules: list[dict[str, Any]] = field(default_factory=list)
     hours: list[OpenInterval] = field(default_factory=list)
+
+
+PARTS = {"service_at_locations": "locations", "service_areas": "areas", "languages": "languages",
+         "attributes": "terms", "schedules": "schedules"}
+
+
+def service_zips(postal_codes: list[str | None], area_names: list[str | None]) -> set[str]:
+    """The postal codes a service is given at (ZIP+4 cut to five digits) or names in a service area."""
+    found = set()
+    for postal in postal_codes:
+        match = _US_ZIP.match(postal or "")
+        if postal:
+            found.add(match.group(1) if match else postal)
+    for name in area_names:
+        found.update(_US_ZIP.findall(name or ""))
+    return found
 
 
 def service_record(raw: dict[str, Any]) -> ServiceRecord:
@@ -49,13 +67,15 @@ def service_record(raw: dict[str, Any]) -> ServiceRecord:
         "application_process": _text(raw.get("application_process"), "application_process"),
         "fees": _text(raw.get("fees_description"), "fees_description")},
         _organization(raw.get("organization")))
+    record.given = {part for key, part in PARTS.items() if key in raw}
+    if "locations" in record.given:
+        record.given.add("schedules")  # their schedules come with them
     _add_locations(record, raw)
     for area in _list(raw, "service_areas"):
         kept = {"area_id": _text(area.get("id"), "service_areas.id", 100),
                 "name": _text(area.get("name"), "service_areas.name"),
                 "description": _text(area.get("description"), "service_areas.description")}
         record.areas.append(kept)
-        record.zips.update(_US_ZIP.findall(kept["name"] or ""))
     for language in _list(raw, "languages"):
         code = _text(language.get("code"), "languages.code", 20)
         record.languages.add((code.lower() if code else None, _text(language.get("name"), "languages.name", 200)))
@@ -101,9 +121,6 @@ def _add_locations(record: ServiceRecord, raw: dict[str, Any]) -> None:
                                      "state_province": _text(address.get("state_province"), "address.state", 200),
                                      "postal_code": postal,
                                      "country": _text(address.get("country"), "address.country", 10)})
-            zip_code = _US_ZIP.match(postal or "")
-            if postal:
-                record.zips.add(zip_code.group(1) if zip_code else postal)
         _add_schedules(record, _list(link, "schedules") + _list(location, "schedules"), location_id)
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
 from ..directory import ImportProblem, ResourceFiles, load_taxonomy_map
-from ..directory.records import ServiceRecord, service_record
+from ..directory.records import PARTS, ServiceRecord, service_record, service_zips
 from ..identity import Principal
 from ..persistence.directory_tables import (
-    CHILD_TABLES,
     ResourceArea,
     ResourceDomain,
     ResourceHours,
@@ -83,6 +83,19 @@ def import_resources(app: CarePath, principal: Principal, files: ResourceFiles, 
     return result
 
 
+# The rows each part of a service object replaces.
+PART_TABLES: dict[str, tuple[Any, ...]] = {
+    "terms": (ResourceTerm, ResourceDomain), "locations": (ResourceLocation, ResourceZip),
+    "areas": (ResourceArea, ResourceZip), "languages": (ResourceLanguage,),
+    "schedules": (ResourceSchedule, ResourceHours)}
+
+
+def _replaced(given: set[str], created: bool) -> list[Any]:
+    if created:
+        return []
+    return list(dict.fromkeys(table for part in sorted(given) for table in PART_TABLES[part]))
+
+
 def _store(session: Session, app: CarePath, record: ServiceRecord, domains: set[str], source: str) -> bool:
     """Write one service and its rows, replacing what an earlier import stored; True if it is new."""
     now = app.now()
@@ -99,9 +112,6 @@ def _store(session: Session, app: CarePath, record: ServiceRecord, domains: set[
     if service is None:
         service = ResourceService(id=record.id)
         session.add(service)
-    else:
-        for table in CHILD_TABLES:
-            session.execute(delete(table).where(table.service_id == record.id))
     organization_name = record.organization["name"] if record.organization else None
     words = (record.name, record.fields["alternate_name"], record.fields["description"], organization_name)
     service.organization_id = record.organization["id"] if record.organization else None
@@ -110,16 +120,33 @@ def _store(session: Session, app: CarePath, record: ServiceRecord, domains: set[
         setattr(service, key, value)
     service.search_text = " ".join(w for w in words if w).lower()
     session.flush()
-    session.add_all([ResourceDomain(service_id=record.id, domain=d) for d in sorted(domains)])
-    session.add_all([ResourceLocation(service_id=record.id, **loc) for loc in record.locations])
-    session.add_all([ResourceArea(service_id=record.id, **area) for area in record.areas])
-    session.add_all([ResourceZip(service_id=record.id, postal_code=z) for z in sorted(record.zips)])
-    session.add_all([ResourceLanguage(service_id=record.id, code=c, name=n) for c, n in sorted(
-        record.languages, key=lambda pair: (pair[0] or "", pair[1] or ""))])
-    session.add_all([ResourceTerm(service_id=record.id, **term) for term in record.terms])
-    session.add_all([ResourceSchedule(service_id=record.id, **s) for s in record.schedules])
-    session.add_all([ResourceHours(service_id=record.id, weekday=h.weekday, opens_min=h.opens_min,
-                                   closes_min=h.closes_min, utc_offset_min=h.utc_offset_min,
-                                   valid_from=h.valid_from, valid_to=h.valid_to) for h in record.hours])
-    session.flush()
+    for table in _replaced(record.given, created):
+        session.execute(delete(table).where(table.service_id == record.id))
+    _write_parts(session, record, domains, record.given if not created else set(PARTS.values()))
     return created
+
+
+def _write_parts(session: Session, record: ServiceRecord, domains: set[str], given: set[str]) -> None:
+    if "terms" in given:
+        session.add_all([ResourceDomain(service_id=record.id, domain=d) for d in sorted(domains)])
+        session.add_all([ResourceTerm(service_id=record.id, **term) for term in record.terms])
+    if "locations" in given:
+        session.add_all([ResourceLocation(service_id=record.id, **loc) for loc in record.locations])
+    if "areas" in given:
+        session.add_all([ResourceArea(service_id=record.id, **area) for area in record.areas])
+    if "languages" in given:
+        session.add_all([ResourceLanguage(service_id=record.id, code=c, name=n) for c, n in sorted(
+            record.languages, key=lambda pair: (pair[0] or "", pair[1] or ""))])
+    if "schedules" in given:
+        session.add_all([ResourceSchedule(service_id=record.id, **s) for s in record.schedules])
+        session.add_all([ResourceHours(service_id=record.id, weekday=h.weekday, opens_min=h.opens_min,
+                                       closes_min=h.closes_min, utc_offset_min=h.utc_offset_min,
+                                       valid_from=h.valid_from, valid_to=h.valid_to) for h in record.hours])
+    if given & {"locations", "areas"}:  # a part not given keeps its codes: read them from its stored rows
+        postal = ([loc["postal_code"] for loc in record.locations] if "locations" in given else list(
+            session.scalars(select(ResourceLocation.postal_code).where(ResourceLocation.service_id == record.id))))
+        areas = ([area["name"] for area in record.areas] if "areas" in given else list(
+            session.scalars(select(ResourceArea.name).where(ResourceArea.service_id == record.id))))
+        zips = sorted(service_zips(postal, areas))
+        session.add_all([ResourceZip(service_id=record.id, postal_code=z) for z in zips])
+    session.flush()
