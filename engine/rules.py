@@ -355,6 +355,18 @@ DIRECTORY_RULES = _rules(
          "item, service id, reason) and skipped; nothing is deleted"),
 )
 
+# Who may search and read the directory: the workers who refer patients, and admins; not auditors (it is no
+# part of a patient's record) nor integration accounts. A read, so no row above: `check_directory_reader`.
+DIRECTORY_READERS = WORKERS
+
+
+def check_directory_reader(principal: Principal) -> None:
+    if not (principal.is_admin or principal.role in DIRECTORY_READERS):
+        allowed = ", ".join(r.value for r in (*DIRECTORY_READERS, Role.ADMIN))
+        raise PermissionDenied(f"searching the resource directory needs one of the roles {allowed}; user "
+                               f"'{principal.name}' is {principal.role.value}")
+
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
@@ -519,8 +531,8 @@ def render_markdown() -> str:
 
 __all__ = ["DIRECTORY_RULES", "GRANT_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES",
            "TABLES", "VERSION_RULES", "Guard", "InstanceFacts", "Rule", "TaskFacts", "allowed_actions",
-           "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups",
-           "supervises"]
+           "assignable_roles", "check", "check_directory_reader", "check_role", "is_unrouted", "render_markdown",
+           "supervised_groups", "supervises"]
 
 
 if __name__ == "__main__":

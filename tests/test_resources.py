@@ -209,6 +209,17 @@ def test_only_admins_import(api: ApiClient) -> None:
     assert response.json()["problems"][0]["where"] == "services.csv row 4"
 
 
+def test_workers_and_admins_search_and_auditors_may_not(api: ApiClient) -> None:
+    load(api.engine, [service("p", "P")])
+    for role in ("coordinator", "supervisor", "clinical_lead", "admin"):
+        assert api.get("/api/resources", api.user(role)).status_code == 200, role
+    auditor = api.user("auditor")
+    for path in ("/api/resources", "/api/resources/p"):
+        response = api.get(path, auditor)
+        assert response.status_code == 403 and "searching the resource directory" in response.json()["message"]
+    assert api.get("/api/resources", api.user("integration")).status_code == 403
+
+
 def test_bounds_are_clear_errors(api: ApiClient, engine: CarePath, tmp_path: Path, monkeypatch, capsys) -> None:
     admin = api.user("admin")
     huge = b"[" + b" " * (21 * 1024 * 1024) + b"]"

@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from carepath.engine.directory import DOMAINS, ResourceFiles
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.resource_queries import ResourceFilters, resource_detail, search_resources
-from carepath.engine.rules import DIRECTORY_RULES, check_role
+from carepath.engine.rules import DIRECTORY_RULES, check_directory_reader, check_role
 from carepath.engine.usecases.resources import import_resources
 
 from ..deps import CurrentUser, EngineDep
@@ -90,6 +90,7 @@ def search(engine: EngineDep, user: CurrentUser,
            open_now: Annotated[bool, Query(description="open at this moment (care setting's time zone)")] = False,
            limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: OffsetParam = 0,
            exact_total: Annotated[bool, Query(description="count every match (slower)")] = False) -> ResourcePage:
+    check_directory_reader(user)
     filters = ResourceFilters(domain=domain, zip=zip, q=q, language=language, open_now=open_now)
     with engine.db.read() as session:
         page = search_resources(session, filters, now=engine.now(), zone=engine.config.calendars.context().tz,
@@ -100,6 +101,7 @@ def search(engine: EngineDep, user: CurrentUser,
 
 @router.get("/{service_id}", response_model=ResourceDetailOut, responses=errors(404, 422))
 def read_one(service_id: str, engine: EngineDep, user: CurrentUser) -> ResourceDetailOut:
+    check_directory_reader(user)
     with engine.db.read() as session:
         view = resource_detail(session, service_id)
     details = {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in (view.details or {}).items()}
