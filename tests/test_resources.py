@@ -174,6 +174,13 @@ def test_schedule_offsets_are_read_in_their_own_zone(api: ApiClient, clock: Manu
     assert names(api, worker, open_now="true") == ["utc"]
     clock.set(datetime(2026, 1, 5, 10, 30, tzinfo=UTC))
     assert names(api, worker, open_now="true") == []
+    load(api.engine, [service("utc", "Open 09-10 at UTC-5, in 2025 only", schedules=[
+        {"id": "x", "byday": "MO", "opens_at": "09:00", "closes_at": "10:00", "timezone": -5,
+         "valid_to": "2025-12-31"}])])
+    clock.set(datetime(2026, 1, 5, 14, 30, tzinfo=UTC))  # 09:30 at UTC-5, but past valid_to
+    assert names(api, worker, open_now="true") == []
+    clock.set(datetime(2025, 12, 29, 14, 30, tzinfo=UTC))  # a Monday, 09:30 at UTC-5, in 2025
+    assert names(api, worker, open_now="true") == ["utc"]
 
 
 def test_the_total_is_counted_up_to_100_unless_asked_exactly(api: ApiClient) -> None:
