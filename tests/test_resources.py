@@ -289,3 +289,14 @@ def test_the_benchmark_pieces_run(api: ApiClient, database_url: str) -> None:
     token = api.headers(api.user("coordinator"))["Authorization"].removeprefix("Bearer ")
     results = measure_search(api.client, token, requests=1)
     assert set(results) == {name for name, _ in QUERIES} and results["all, first page"]["items"] == 20
+
+
+@pytest.mark.postgres_only
+def test_two_imports_at_once_both_succeed(engine: CarePath) -> None:
+    """Without the import lock the second import's new services collide with the first's (duplicate key)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = [service(f"c{n}", f"Concurrent {n}") for n in range(200)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: load(engine, batch), range(2)))
+    assert sorted((r.created, r.updated, r.skipped) for r in results) == [(0, 200, 0), (200, 0, 0)]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from ..application import CarePath
 from ..directory import ImportProblem, ResourceFiles, load_taxonomy_map
 from ..directory.records import PARTS, ServiceRecord, service_record, service_zips
 from ..identity import Principal
+from ..persistence.chain import lock_key
 from ..persistence.directory_tables import (
     ResourceArea,
     ResourceDomain,
@@ -57,6 +58,7 @@ def import_resources(app: CarePath, principal: Principal, files: ResourceFiles, 
     taxonomy = load_taxonomy_map(app.config.resource_taxonomy_map)
     result, seen = ImportResult(files.name), set[str]()
     with UnitOfWork(app) as uow:
+        _one_import_at_a_time(uow.session)
         for number, item in enumerate(inputs, start=1):
             service_id = item.raw.get("id") if isinstance(item.raw.get("id"), str) else None
             try:
@@ -81,6 +83,13 @@ def import_resources(app: CarePath, principal: Principal, files: ResourceFiles, 
                          "skipped": result.skipped})
         uow.commit()
     return result
+
+
+def _one_import_at_a_time(session: Session) -> None:
+    """Two imports at once would both create a service new to each and one would be refused: the second
+    waits for the first to commit, then updates what it wrote. SQLite writers are serialized already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("resource-directory-import")})
 
 
 # The rows each part of a service object replaces.
