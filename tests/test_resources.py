@@ -266,6 +266,8 @@ def test_the_taxonomy_map_is_data_and_can_be_replaced(tmp_path: Path) -> None:
     assert shipped.domains_of([("bd-1800.2000", None)]) == {"food"}
     assert shipped.domains_of([("BH-1800.1500-100", "Domestic Violence Shelters")]) == {"housing", "safety"}
     assert shipped.domains_of([(None, "Help Pay for Utilities")]) == {"utilities"}
+    assert shipped.domains_of([("BV-8900.9300", "Utility Service Payment Assistance")]) == {"utilities"}
+    assert shipped.domains_of([("RP-1500.1400-200", "Domestic Violence Hotlines")]) == {"safety"}
     assert shipped.domains_of([(None, "Substance Abuse Counseling")]) == set()
     assert [g.code for g in shipped.gravity_codes("housing")] == ["housing-instability", "homelessness",
                                                                   "inadequate-housing"]
