@@ -263,18 +263,22 @@ def test_the_cli_imports_a_file_and_a_package_with_progress(tmp_path: Path, monk
 
 def test_the_taxonomy_map_is_data_and_can_be_replaced(tmp_path: Path) -> None:
     shipped = load_taxonomy_map()
-    assert shipped.domains_of([("bd-1800.2000", None)]) == {"food"}
-    assert shipped.domains_of([("BH-1800.1500-100", "Domestic Violence Shelters")]) == {"housing", "safety"}
-    assert shipped.domains_of([(None, "Help Pay for Utilities")]) == {"utilities"}
-    assert shipped.domains_of([("BV-8900.9300", "Utility Service Payment Assistance")]) == {"utilities"}
-    assert shipped.domains_of([("RP-1500.1400-200", "Domestic Violence Hotlines")]) == {"safety"}
-    assert shipped.domains_of([(None, "Substance Abuse Counseling")]) == set()
+    assert shipped.domains_of([("bd-1800.2000", None, None)]) == {"food"}
+    assert shipped.domains_of([("BH-1800.1500-100", "Domestic Violence Shelters", None)]) == {"housing", "safety"}
+    assert shipped.domains_of([(None, "Help Pay for Utilities", None)]) == {"utilities"}
+    assert shipped.domains_of([("BV-8900.9300", "Utility Service Payment Assistance", None)]) == {"utilities"}
+    assert shipped.domains_of([("RP-1500.1400-200", "Domestic Violence Hotlines", None)]) == {"safety"}
+    assert shipped.domains_of([(None, "Substance Abuse Counseling", None)]) == set()
+    # Open Eligibility's numeric codes, for that taxonomy (or a term naming none), not for another one
+    assert shipped.domains_of([("1130", None, "Open Eligibility")]) == {"food"}
+    assert shipped.domains_of([("1124", None, None)]) == {"safety"}
+    assert shipped.domains_of([("1130", None, "Our county's own list")]) == set()
     assert [g.code for g in shipped.gravity_codes("housing")] == ["housing-instability", "homelessness",
                                                                   "inadequate-housing"]
     assert shipped.gravity_system.endswith("/SDOHCC-CodeSystemTemporaryCodes")
     replacement = tmp_path / "map.json"
     replacement.write_text(json.dumps({"domains": {"food": {"code_prefixes": ["ZZ"], "names": []}}}))
-    assert load_taxonomy_map(replacement).domains_of([("ZZ-1", None), ("BD-1", None)]) == {"food"}
+    assert load_taxonomy_map(replacement).domains_of([("ZZ-1", None, None), ("BD-1", None, None)]) == {"food"}
     replacement.write_text(json.dumps({"domains": {"money": {}}}))
     with pytest.raises(ValidationFailed, match="unknown domains"):
         load_taxonomy_map(replacement)

@@ -29,7 +29,15 @@ class DomainRule:
     display: str
     gravity: tuple[GravityCode, ...]
     code_prefixes: tuple[str, ...]
+    codes: dict[str, frozenset[str]]  # taxonomy name fragment (lower case) -> exact codes (upper case)
     names: re.Pattern[str] | None
+
+    def matches(self, code: str, name: str, taxonomy: str) -> bool:
+        """`code` upper-cased, `name` and `taxonomy` lower-cased."""
+        if code and (code.startswith(self.code_prefixes) or any(
+                code in codes and (not taxonomy or fragment in taxonomy) for fragment, codes in self.codes.items())):
+            return True
+        return bool(name) and self.names is not None and self.names.search(name) is not None
 
 
 @dataclass(frozen=True)
@@ -41,15 +49,12 @@ class TaxonomyMap:
         """The Gravity SDOH category codes of a domain (system `gravity_system`), for FHIR."""
         return next((rule.gravity for rule in self.rules if rule.domain == domain), ())
 
-    def domains_of(self, terms: Iterable[tuple[str | None, str | None]]) -> set[str]:
-        """The domains of a service with these (code, name) terms."""
+    def domains_of(self, terms: Iterable[tuple[str | None, str | None, str | None]]) -> set[str]:
+        """The domains of a service with these (code, name, taxonomy) terms."""
         found: set[str] = set()
-        for code, name in terms:
-            upper, lower = (code or "").strip().upper(), (name or "").lower()
-            for rule in self.rules:
-                if (upper and upper.startswith(rule.code_prefixes)) or (
-                        lower and rule.names is not None and rule.names.search(lower)):
-                    found.add(rule.domain)
+        for code, name, taxonomy in terms:
+            keys = ((code or "").strip().upper(), (name or "").lower(), (taxonomy or "").lower())
+            found.update(rule.domain for rule in self.rules if rule.matches(*keys))
         return found
 
 
@@ -85,7 +90,12 @@ def _rule(domain: str, raw: dict[str, Any]) -> DomainRule:
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b") if names else None
     gravity = tuple(GravityCode(str(g["code"]), str(g.get("display", g["code"]))) for g in raw.get("gravity") or [])
     prefixes = tuple(prefix.strip().upper() for prefix in _strings(raw, "code_prefixes"))
-    return DomainRule(domain, str(raw.get("display", domain)), gravity, prefixes, pattern)
+    by_taxonomy = raw.get("codes") or {}
+    if not isinstance(by_taxonomy, dict):
+        raise TypeError("'codes' must be an object of taxonomy name -> list of codes")
+    codes = {str(fragment).lower(): frozenset(c.strip().upper() for c in _strings(by_taxonomy, fragment))
+             for fragment in by_taxonomy}
+    return DomainRule(domain, str(raw.get("display", domain)), gravity, prefixes, codes, pattern)
 
 
 def _strings(raw: dict[str, Any], key: str) -> list[str]:

@@ -66,7 +66,7 @@ def import_resources(app: CarePath, principal: Principal, files: ResourceFiles, 
                 if record.id in seen:
                     raise ValueError("the same service id appears earlier in this import")
                 seen.add(record.id)
-                domains = taxonomy.domains_of((t["code"], t["name"]) for t in record.terms)
+                domains = taxonomy.domains_of((t["code"], t["name"], t["taxonomy"]) for t in record.terms)
                 with uow.session.begin_nested():
                     created = _store(uow.session, app, record, domains, files.name)
                 result.created += created
