@@ -35,6 +35,7 @@ from .routes import (
     pathways,
     patients,
     reports,
+    resources,
     tasks,
     users,
 )
@@ -108,13 +109,13 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
-                       upload_paths=(pathways.router.prefix, web_pathways.UPLOAD))
+                       upload_paths=(pathways.router.prefix, web_pathways.UPLOAD, resources.IMPORT))
     app.add_middleware(ErrorResponses, respond=fhir_or(error_response))
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, fhir_inbound, patients, inbox):
+                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from carepath.engine.application import EngineConfig
 from carepath.engine.bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, SHOWN_DEPTH
 from carepath.engine.calendars import Calendars, DeadlineError, parse_retry
+from carepath.engine.directory import ImportLimits, load_taxonomy_map
+from carepath.engine.errors import ValidationFailed
 from carepath.engine.notifications import NotificationChannel, alerts_by_pathway
 from carepath.engine.patients import DEFAULT_PATIENT_ID_SYSTEM
 
@@ -137,6 +139,11 @@ class Settings(BaseSettings):
     # data): nesting depth (1 to 64) and encoded size; beyond them 422 naming the limit.
     max_json_depth: int = Field(default=DEFAULT_MAX_DEPTH, ge=1, le=SHOWN_DEPTH)
     max_json_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1024)
+    # The resource directory (docs/resources.md): a JSON file replacing the shipped taxonomy -> SDOH domain
+    # map, and the bounds of an import (the file or the package's files together; services in one import).
+    resource_taxonomy_map: Path | None = None
+    resource_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    resource_import_max_services: int = Field(default=50_000, ge=1)
     # Signs the history's checkpoints (HMAC-SHA256). Keep it outside the database (a secret store, the
     # environment); without it no checkpoints are written and `carepath audit verify` warns.
     audit_key: str | None = None
@@ -195,6 +202,16 @@ class Settings(BaseSettings):
     oidc_scopes: str = "openid profile email"
     oidc_provider_name: str = "your organization's account"
     oidc_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("resource_taxonomy_map")
+    @classmethod
+    def _taxonomy_map_readable(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                load_taxonomy_map(value)
+            except ValidationFailed as exc:
+                raise ValueError(f"CAREPATH_RESOURCE_TAXONOMY_MAP: {exc.message}") from None
+        return value
 
     @field_validator("oidc_redirect_uri")
     @classmethod
@@ -318,6 +335,9 @@ class Settings(BaseSettings):
             max_json_depth=self.max_json_depth,
             max_json_bytes=self.max_json_bytes,
             inbox_retention=timedelta(days=self.inbox_retention_days),
+            resource_taxonomy_map=self.resource_taxonomy_map,
+            resource_import=ImportLimits(max_bytes=self.resource_import_max_bytes,
+                                         max_services=self.resource_import_max_services),
         )
 
     @field_validator("mllp_senders")

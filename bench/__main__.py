@@ -29,16 +29,17 @@ from .footprint import start_shipped, state_sizes, touch_instances
 from .load import measure_http
 from .pathway import BPMN, KEY
 from .report import render, targets
+from .resources import load_directory, measure_search
 from .timers import measure_timers
 from .web_worklist import WEB_PERSONAS, measure_web_worklist, set_passwords
 from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300},
-        "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10}
+        "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10, "resources": 10_000}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
                          "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50},
-                         "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3}
+                         "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3, "resources": 1_000}
 
 
 def main() -> None:
@@ -48,14 +49,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance"],
+    parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance",
+                                                   "resources"],
                         default="all",
                         help="one phase only: 'worklist' (worklist latency), 'web-worklist' (the web "
                         "worklist page with a session cookie, each quick view, and its weight), 'timers' "
                         "(timer lateness, PostgreSQL), 'audit' (a streamed export of 1,000,000 history rows, "
                         "the cost of recording a read) or 'compliance' (the compliance report over 10,000 and 50,000 "
-                        "transition-of-care episodes); 'all' runs everything but the timer, audit and "
-                        "compliance phases")
+                        "transition-of-care episodes), 'resources' (resource directory search over 10,000 generated "
+                        "HSDS services); 'all' runs everything but the timer, audit, compliance and resources "
+                        "phases")
     parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="worker process counts for the timer phase (default 1 2)")
     parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
@@ -91,6 +94,10 @@ def main() -> None:
         results["database"] = Database(database_url).dialect
         _deploy_shipped(database_url)
         results["compliance"] = _compliance_phase(database_url, args, sizes)
+    elif args.only == "resources":
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
+        results["database"] = Database(database_url).dialect
+        results["resources"] = _resources_phase(database_url, args, sizes)
     elif args.only in ("worklist", "web-worklist"):
         database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
@@ -181,6 +188,13 @@ def _compliance_phase(database_url: str, args: argparse.Namespace, sizes: dict[s
             out[str(total)] = {"loaded": loaded, "reports": measure_reports(
                 client, token, now, sizes["report_requests"], rss=server.rss_mb)}
     return out
+
+
+def _resources_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
+    token = add_user(database_url, "bench-case-manager", "coordinator", "case-manager")
+    loaded = load_directory(database_url, sizes["resources"])
+    with running_server(database_url, args.out) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        return {"loaded": loaded, "search": measure_search(client, token, sizes["requests"])}
 
 
 def _deploy_shipped(database_url: str) -> None:

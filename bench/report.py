@@ -9,6 +9,7 @@ STATE_TARGET_BYTES = 20 * 1024
 COMPLIANCE_P95_TARGET_MS = 2000.0
 WEB_WORKLIST_P95_TARGET_MS = 50.0
 PAGE_WEIGHT_TARGET_BYTES = 100 * 1024
+RESOURCE_SEARCH_P95_TARGET_MS = 50.0
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +45,11 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         year = run["reports"]["year"]["p95_ms"]
         judged[f"compliance_year_p95_ms_at_{total}_episodes"] = {"measured": year, "target": COMPLIANCE_P95_TARGET_MS,
                                                                 "met": year < COMPLIANCE_P95_TARGET_MS}
+    if "resources" in results:
+        run = results["resources"]
+        worst = max(q["p95_ms"] for q in run["search"].values())
+        judged[f"resource_search_p95_ms_at_{run['loaded']['services']}_services"] = {
+            "measured": worst, "target": RESOURCE_SEARCH_P95_TARGET_MS, "met": worst < RESOURCE_SEARCH_P95_TARGET_MS}
     return judged
 
 
@@ -122,10 +128,23 @@ def render(results: dict[str, Any]) -> str:
         if memory:
             lines.append(f"    server RSS MB: before {memory['before']}, peak {memory['peak']}, "
                          f"after {memory['after']}")
+    lines += _render_resources(results.get("resources"))
     for name, target in results["targets"].items():
         lines.append(f"  target {name}: {target['measured']} vs {target['target']} -> "
                      f"{'met' if target['met'] else 'MISSED'}")
     return "\n".join(lines)
+
+
+def _render_resources(run: dict[str, Any] | None) -> list[str]:
+    if not run:
+        return []
+    loaded = run["loaded"]
+    lines = [f"  resource directory, {loaded['services']:,} services ({loaded['bytes']:,} B of HSDS JSON imported in "
+             f"{loaded['import_seconds']} s, {loaded['services_per_second']}/s): p50 / p95 / p99 ms, page, total"]
+    for name, q in run["search"].items():
+        lines.append(f"    {name:<34} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['items']:>4} "
+                     f"{q['total']:>6}")
+    return lines
 
 
 def _lat(lat: dict[str, Any]) -> str:

@@ -10,12 +10,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
 from .caches import LRUCache
 from .calendars import Calendars, TimeContext
 from .clock import Clock
+from .directory.hsds import ImportLimits
 from .notifications import DeadlineAlerts, NotificationChannel, OutboxChannel, alerts_by_pathway
 from .patients import DEFAULT_PATIENT_ID_SYSTEM
 from .persistence.database import Database
@@ -52,6 +54,9 @@ class EngineConfig:
     max_json_bytes: int = DEFAULT_MAX_BYTES
     # How long the raw payload of an inbox message (PHI) is kept; its metadata stays (usecases/inbox.py).
     inbox_retention: timedelta = timedelta(days=30)
+    # The resource directory (engine/directory/): a replacement taxonomy -> SDOH domain map, import bounds.
+    resource_taxonomy_map: Path | None = None
+    resource_import: ImportLimits = field(default_factory=ImportLimits)
 
     def audit_keyring(self) -> dict[str, bytes]:
         """Every key checkpoints may be verified with, by name (the signing key under its own)."""

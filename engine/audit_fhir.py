@@ -58,6 +58,7 @@ MAPPING: dict[str, tuple[dict[str, str], str | None, str]] = {
     "instance_started": (REST, "create", "C"),
     "task_comment": (REST, "create", "C"),
     "pathway_deployed": (REST, "create", "C"),
+    "resources_imported": (REST, "update", "U"),
     "message_buffered": (REST, "create", "C"),
     **dict.fromkeys(_USER_UPDATES, (REST, "update", "U")),
     "task_ready": (APPLICATION_ACTIVITY, None, "C"),

@@ -47,6 +47,7 @@ EVENT_LABELS: dict[str, str] = {
     "break_glass_granted": "Emergency access granted", "break_glass_ended": "Emergency access ended early",
     "patient_updated": "Patient details updated", "patient_merged": "Patient records merged",
     "patient_unmerged": "Patient records unmerged", "inbox_message_reprocessed": "Inbox message reprocessed",
+    "resources_imported": "Resource directory imported",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

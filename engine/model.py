@@ -36,6 +36,16 @@ class TimerState(StrEnum):
     FAILED = "failed"
 
 
+class ServiceStatus(StrEnum):
+    """A community service in the resource directory (table `resource_services`, column `status`): HSDS 3.0's
+    status codes, set by the dataset an import reads; inactive and defunct services are never found."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DEFUNCT = "defunct"
+    TEMPORARILY_CLOSED = "temporarily closed"
+
+
 class VersionState(StrEnum):
     """A pathway version (table `pathway_versions`): the current one of its key starts new episodes, an
     older one keeps its running episodes, a retired one starts nothing (column `retired`; current/older is
@@ -137,7 +147,7 @@ EVENT_TYPES = frozenset({
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
-    "patient_unmerged", "inbox_message_reprocessed"})
+    "patient_unmerged", "inbox_message_reprocessed", "resources_imported"})
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .model import (
     MessageState,
     NotificationState,
     PatientState,
+    ServiceStatus,
     TaskState,
     TimerState,
     UserState,
@@ -472,10 +473,32 @@ INBOX_RULES = _rules(
          "metadata stays"),
 )
 
+# Who may load a resource directory (HSDS 3.0): admins only, as for the other data a whole care setting shares.
+# Any signed-in worker may search it; a referral needs nothing more than reading it.
+DIRECTORY_RULES = _rules(
+    Rule("import", "Importing a resource directory", (), tuple(ServiceStatus), (Role.ADMIN,), (),
+         "resources_imported", note="each service takes the status its dataset gives; services are created or "
+         "updated in place by their HSDS id, each whole or not at all; a bad record is reported (file, row or "
+         "item, service id, reason) and skipped; nothing is deleted"),
+)
+
+# Who may search and read the directory: the workers who refer patients, and admins; not auditors (it is no
+# part of a patient's record) nor integration accounts. A read, so no row above: `check_directory_reader`.
+DIRECTORY_READERS = WORKERS
+
+
+def check_directory_reader(principal: Principal) -> None:
+    if not (principal.is_admin or principal.role in DIRECTORY_READERS):
+        allowed = ", ".join(r.value for r in (*DIRECTORY_READERS, Role.ADMIN))
+        raise PermissionDenied(f"searching the resource directory needs one of the roles {allowed}; user "
+                               f"'{principal.name}' is {principal.role.value}")
+
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
-                                      "user": USER_RULES, "patient": PATIENT_RULES, "inbox message": INBOX_RULES}
+                                      "user": USER_RULES, "patient": PATIENT_RULES, "inbox message": INBOX_RULES,
+                                      "resource directory": DIRECTORY_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -596,7 +619,8 @@ NOT_OFFERED = frozenset({"start", "release", "break_glass", "add", "cancel_by_fe
 SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": InstanceStatus, "timer": TimerState,
                                             "message": MessageState, "notification": NotificationState,
                                             "break-glass grant": GrantState, "pathway version": VersionState,
-                                            "user": UserState, "patient": PatientState, "inbox message": InboxState}
+                                            "user": UserState, "patient": PatientState, "inbox message": InboxState,
+                                            "resource directory": ServiceStatus}
 
 
 def _who(rule: Rule) -> str:
@@ -643,11 +667,10 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES",
-           "USER_RULES", "VERSION_RULES",
-           "GrantFacts", "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "allowed_actions",
-           "assignable_roles", "check", "check_role", "is_unrouted", "render_markdown", "supervised_groups",
-           "supervises"]
+__all__ = ["DIRECTORY_RULES", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES",
+           "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts", "Guard", "InstanceFacts", "Rule",
+           "TaskFacts", "UserFacts", "allowed_actions", "assignable_roles", "check", "check_directory_reader",
+           "check_role", "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
 
 
 if __name__ == "__main__":

@@ -547,3 +547,7 @@ class InboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     processed_at: Mapped[datetime | None]
     purged_at: Mapped[datetime | None]
+
+
+# The directory's tables live in their own module; importing it here puts them on Base.metadata.
+from . import directory_tables as directory_tables  # noqa: E402
