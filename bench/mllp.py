@@ -24,13 +24,26 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from carepath.api.bootstrap import build_engine, deploy_directory
+from carepath.api.settings import Settings
 from carepath.engine.persistence.database import Database
-from carepath.engine.persistence.tables import InboxMessage
+from carepath.engine.persistence.tables import InboxMessage, Instance
 
 from .common import BENCH_DB, free_port, fresh_database, log, percentiles, stop
 
 EVENTS = ("A04", "A01", "A08", "A03")  # a visit's life: registered, admitted, updated, discharged
 NAMES = ("Nguyễn^Anh", "Müller^Jörg", "García^José", "O'Brien^Siobhán", "Smith^John", "Øster^Åse")
+
+
+def _pv1(patient: int) -> str:
+    """PV1 with the fields routing reads at their places: class (2: every other patient an ED visit, the rest
+    inpatient stays), location (3), visit number (19), discharge disposition (36: 01 home), admitted (44) and
+    discharged (45)."""
+    fields = [""] * 46
+    fields[1], fields[2], fields[3], fields[7] = "1", "E" if patient % 2 else "I", "ED^^^GENHOSP", "1234^Welby^Marcus"
+    fields[19], fields[36] = f"V{patient:08d}^^^GENHOSP^VN", "01"
+    fields[44], fields[45] = "20260104220000", "20260105091500"
+    return "PV1|" + "|".join(fields[1:])
 
 
 def adt_stream(count: int, sender: str = "EPIC") -> list[bytes]:
@@ -44,7 +57,7 @@ def adt_stream(count: int, sender: str = "EPIC") -> list[bytes]:
             f"EVN|{event}|20260105091500",
             f"PID|1||MRN{patient:07d}^^^GENHOSP^MR~{900000 + patient}^^^GENHOSP^PI||{NAMES[patient % len(NAMES)]}"
             "||19580214|F|||12 Elm St^^Springfield^IL^62701||(217)555-0101",
-            f"PV1|1|{'E' if patient % 2 else 'I'}|ED^^^GENHOSP||||1234^Welby^Marcus|||||||||||V{patient:08d}",
+            _pv1(patient),
             "DG1|1||F32.9^Major depressive disorder^I10||20260105|F|||||||||1",
         ]
         messages.append(("\r".join(segments) + "\r").encode("utf-8"))
@@ -72,7 +85,27 @@ def _waiting(db: Database) -> int:
             InboxMessage.state == "received")) or 0
 
 
+def _deploy_shipped(database_url: str) -> None:
+    """The shipped pathways, deployed as `carepath serve` deploys them at start-up: their ADT triggers are
+    what the listener's router acts on (ED discharges start post-ED follow-ups, admissions reach them)."""
+    settings = Settings(database_url=database_url)
+    engine = build_engine(settings)
+    try:
+        for _ in deploy_directory(engine, settings.pathways_path()):
+            pass
+    finally:
+        engine.db.dispose()
+
+
+def _outcomes(db: Database) -> dict[str, int]:
+    with db.read() as session:
+        found = dict(session.execute(select(InboxMessage.state, func.count()).group_by(InboxMessage.state)).all())
+        found["episodes"] = session.scalar(select(func.count()).select_from(Instance)) or 0
+    return {str(k): int(v) for k, v in found.items()}
+
+
 def measure_mllp(database_url: str, messages: int = 2000, connections: int = 4) -> dict[str, Any]:
+    _deploy_shipped(database_url)
     port = free_port()
     env = {**os.environ, "CAREPATH_DATABASE_URL": database_url, "CAREPATH_SWEEP_SECONDS": "5"}
     listener = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "mllp", "--port", str(port)], env=env,
@@ -86,7 +119,11 @@ def measure_mllp(database_url: str, messages: int = 2000, connections: int = 4) 
             except OSError:
                 time.sleep(0.05)
         stream = adt_stream(messages)
-        shares = [stream[i::connections] for i in range(connections)]
+        # A patient's events go over one connection in order, as one feed sends them (patients spread over the
+        # connections), so the inbox's per-patient order is the order of the visit.
+        per_patient = len(EVENTS)
+        shares = [[m for n, m in enumerate(stream) if (n // per_patient) % connections == i]
+                  for i in range(connections)]
         latencies: list[float] = []
         codes: list[str] = []
         senders = [threading.Thread(target=_send_all, args=(port, share, latencies, codes)) for share in shares]
@@ -100,13 +137,14 @@ def measure_mllp(database_url: str, messages: int = 2000, connections: int = 4) 
         while _waiting(db):
             time.sleep(0.05)
         drained = time.perf_counter() - started
+        outcomes = _outcomes(db)
     finally:
         stop(listener)
         db.dispose()
     return {"messages": messages, "connections": connections, "acks_per_second": round(len(codes) / acked, 1),
             "ack_latency": percentiles(latencies), "all_aa": codes.count("AA") == messages,
             "backlog_at_last_ack": backlog_at_last_ack, "backlog_lag_seconds": round(drained - acked, 2),
-            "processed_per_second": round(messages / drained, 1)}
+            "processed_per_second": round(messages / drained, 1), "outcomes": outcomes}
 
 
 def main() -> None:
