@@ -177,12 +177,15 @@
     }
   }
 
+  var asked = 0;  // checks sent; only the latest one's answer counts (answers can arrive out of order)
+
   function check() {
     if (leaving) { return; }
+    var mine = ++asked;
     fetch("/app/session", { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) { return response.json(); })
-      .then(function (answer) { plan(Number(answer.remaining_seconds) || 0); })
-      .catch(function () { later(15, check); });  // the server is unreachable: ask again soon
+      .then(function (answer) { if (mine === asked) { plan(Number(answer.remaining_seconds) || 0); } })
+      .catch(function () { if (mine === asked) { later(15, check); } });  // unreachable: ask again soon
   }
 
   function signOutNow() {
@@ -193,6 +196,7 @@
   }
 
   function stayIn() {
+    asked++;  // a check still in flight was asked before this: its answer is stale
     var token = dialog.querySelector("input[name=csrf_token]");
     var data = new URLSearchParams();
     data.set("csrf_token", token ? token.value : "");
