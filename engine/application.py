@@ -84,8 +84,8 @@ class CarePath:
         # Called with each audit checkpoint written (a CheckpointAnchor), after its commit: copies kept
         # outside the database, so that deleting the latest checkpoints is noticed.
         self.anchor_sinks: list[Callable[[Any], None]] = []
-        # What processing an inbox message does (usecases/inbox.Router); None: the pathways' ADT triggers
-        # (usecases/inbox.route_adt_message). Tests put another in.
+        # What processing an inbox message does (usecases/inbox.Router); None: the pathways' triggers, for HL7
+        # v2 ADT and FHIR notifications alike (usecases/inbox.route_by_triggers). Tests put another in.
         self.inbox_router: Callable[..., Any] | None = None
 
     def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:

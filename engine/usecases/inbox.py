@@ -64,9 +64,9 @@ def stored_message(message: InboxMessage) -> hl7v2.Inspected:
     return hl7v2.parse_text(message.raw, message.charset)
 
 
-def route_adt_message(uow: UnitOfWork, message: InboxMessage, clock: Clock) -> RouteOutcome:
-    """The router in place: the pathways' ADT triggers (usecases/adt_routing.py), acting under the message's
-    integration account."""
+def route_by_triggers(uow: UnitOfWork, message: InboxMessage, clock: Clock) -> RouteOutcome:
+    """The router in place: the pathways' triggers (usecases/adt_routing.py), for HL7 v2 ADT and FHIR
+    notifications alike, acting under the message's integration account."""
     outcome = route_inbox_message(uow, message, clock)
     return RouteOutcome(outcome.state, outcome.text)
 
@@ -193,7 +193,7 @@ def ensure_integration_account(app: CarePath, name: str, *, create: bool) -> Non
 
 def process_inbox(app: CarePath, router: Router | None = None, limit: int = 100) -> int:
     """Process up to `limit` received messages; returns how many were processed."""
-    chosen = router or app.inbox_router or route_adt_message
+    chosen = router or app.inbox_router or route_by_triggers
     done = 0
     while done < limit and _process_next(app, chosen) is not None:
         done += 1
@@ -273,7 +273,7 @@ def reprocess(app: CarePath, principal: Principal, message_id: int, router: Rout
             "inbox_message": message_id, "sender": row.sender, "control_id": row.control_id,
             "old": InboxState.FAILED.value, "new": row.state, "previous_outcome": previous})
         uow.commit()
-    processed = _process_next(app, router or app.inbox_router or route_adt_message, only=message_id)
+    processed = _process_next(app, router or app.inbox_router or route_by_triggers, only=message_id)
     return processed or InboxState.RECEIVED
 
 
@@ -291,5 +291,5 @@ def purge_raw_payloads(app: CarePath) -> int:
 
 
 __all__ = ["Answer", "Received", "RouteOutcome", "Router", "acknowledge", "ensure_integration_account",
-           "process_inbox", "purge_raw_payloads", "receive", "receive_fhir", "reprocess", "route_adt_message",
+           "process_inbox", "purge_raw_payloads", "receive", "receive_fhir", "reprocess", "route_by_triggers",
            "stored_message"]
