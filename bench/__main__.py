@@ -22,6 +22,7 @@ from carepath.engine.persistence.database import Database, is_sqlite
 from carepath.engine.persistence.tables import Instance
 
 from .audit import measure_audit
+from .chain import chain_bpmn, measure_chain_http, measure_plain_loop, measure_product_cycle, ratios
 from .common import BENCH_DB, add_user, fresh_database, log, running_server
 from .compliance import load_episodes, measure_reports
 from .cycle import measure_engine_cycle
@@ -36,10 +37,12 @@ from .worklist import add_personas, bulk_load, explain, measure_worklist
 
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300},
-        "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10, "resources": 10_000}
+        "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10, "resources": 10_000,
+        "chain": {"cycles": 2000, "starts": 300, "instances": 160}}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
                          "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50},
-                         "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3, "resources": 1_000}
+                         "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3, "resources": 1_000,
+                         "chain": {"cycles": 200, "starts": 50, "instances": 32}}
 
 
 def main() -> None:
@@ -50,15 +53,16 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance",
-                                                   "resources"],
+                                                   "resources", "chain"],
                         default="all",
                         help="one phase only: 'worklist' (worklist latency), 'web-worklist' (the web "
                         "worklist page with a session cookie, each quick view, and its weight), 'timers' "
                         "(timer lateness, PostgreSQL), 'audit' (a streamed export of 1,000,000 history rows, "
                         "the cost of recording a read) or 'compliance' (the compliance report over 10,000 and 50,000 "
                         "transition-of-care episodes), 'resources' (resource directory search over 10,000 generated "
-                        "HSDS services); 'all' runs everything but the timer, audit, compliance and resources "
-                        "phases")
+                        "HSDS services), 'chain' (HTTP completions and starts on a 20-task chain with boundary timers, "
+                        "held against the plain SpiffWorkflow loop and the product's own cycle on the same diagram); "
+                        "'all' runs everything but the timer, audit, compliance, resources and chain phases")
     parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="worker process counts for the timer phase (default 1 2)")
     parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
@@ -98,6 +102,10 @@ def main() -> None:
         database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
         results["resources"] = _resources_phase(database_url, args, sizes)
+    elif args.only == "chain":
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
+        results["database"] = Database(database_url).dialect
+        results["chain"] = _chain_phase(database_url, args, sizes["chain"])
     elif args.only in ("worklist", "web-worklist"):
         database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
@@ -195,6 +203,21 @@ def _resources_phase(database_url: str, args: argparse.Namespace, sizes: dict[st
     loaded = load_directory(database_url, sizes["resources"])
     with running_server(database_url, args.out) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         return {"loaded": loaded, "search": measure_search(client, token, sizes["requests"])}
+
+
+def _chain_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, Any]) -> dict[str, Any]:
+    """The plain SpiffWorkflow loop, the product's cycle and HTTP, on one diagram in one run."""
+    log(f"chain: plain SpiffWorkflow loop, {sizes['cycles']} cycles and {sizes['starts']} starts")
+    plain = measure_plain_loop(sizes["cycles"], sizes["starts"])
+    log(f"chain: the product's engine cycle, {sizes['cycles']} cycles")
+    product = measure_product_cycle(sizes["cycles"])
+    admin = add_user(database_url, "bench-admin", "admin")
+    with running_server(database_url, args.out) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}) as client:
+            client.post("/api/pathways", files=[("files", ("chain.bpmn", chain_bpmn().encode(),
+                                                           "application/xml"))]).raise_for_status()
+        http = measure_chain_http(server.url, admin, clients=args.clients, instances=sizes["instances"])
+    return {"plain_loop": plain, "product_cycle": product, "http": http, "ratios": ratios(http, plain, product)}
 
 
 def _deploy_shipped(database_url: str) -> None:

@@ -15,7 +15,7 @@ from .pathway import KEY
 COMPLETIONS_PER_INSTANCE = 5
 
 
-def _run_clients(clients: int, work: Callable[[int, httpx.Client, list[float]], int], base: str,
+def run_clients(clients: int, work: Callable[[int, httpx.Client, list[float]], int], base: str,
                  token: str) -> tuple[int, float, list[float]]:
     latencies: list[list[float]] = [[] for _ in range(clients)]
     counts = [0] * clients
@@ -57,7 +57,7 @@ def measure_http(base: str, token: str, *, clients: int, instances: int) -> tupl
         return per_client
 
     log(f"http: {clients} clients start {per_client * clients} instances")
-    started, start_secs, start_lat = _run_clients(clients, start, base, token)
+    started, start_secs, start_lat = run_clients(clients, start, base, token)
 
     def complete(index: int, client: httpx.Client, lat: list[float]) -> int:
         done = 0
@@ -72,7 +72,7 @@ def measure_http(base: str, token: str, *, clients: int, instances: int) -> tupl
         return done
 
     log(f"http: {clients} clients complete {COMPLETIONS_PER_INSTANCE} tasks on each instance")
-    completed, complete_secs, complete_lat = _run_clients(clients, complete, base, token)
+    completed, complete_secs, complete_lat = run_clients(clients, complete, base, token)
     result = {
         "clients": clients,
         "instances_started": started, "instances_per_second": round(started / start_secs, 1),

@@ -10,6 +10,9 @@ COMPLIANCE_P95_TARGET_MS = 2000.0
 WEB_WORKLIST_P95_TARGET_MS = 50.0
 PAGE_WEIGHT_TARGET_BYTES = 100 * 1024
 RESOURCE_SEARCH_P95_TARGET_MS = 50.0
+CHAIN_COMPLETIONS_RATIO_TARGET = 1.0  # HTTP completions/s over the plain SpiffWorkflow loop's cycles/s
+CHAIN_STARTS_RATIO_TARGET = 0.5
+CHAIN_P99_TARGET_MS = {"postgresql": 500.0, "sqlite": 1000.0}
 
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +53,22 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         worst = max(q["p95_ms"] for q in run["search"].values())
         judged[f"resource_search_p95_ms_at_{run['loaded']['services']}_services"] = {
             "measured": worst, "target": RESOURCE_SEARCH_P95_TARGET_MS, "met": worst < RESOURCE_SEARCH_P95_TARGET_MS}
+    if "chain" in results:
+        judged.update(_chain_targets(results["chain"], results.get("database", "sqlite")))
     return judged
+
+
+def _chain_targets(run: dict[str, Any], dialect: str) -> dict[str, Any]:
+    ratios, p99 = run["ratios"], run["http"]["complete_latency"]["p99_ms"]
+    limit = CHAIN_P99_TARGET_MS.get(dialect, CHAIN_P99_TARGET_MS["sqlite"])
+    completions = ratios["completions_vs_plain_loop"]
+    return {
+        "chain_completions_vs_plain_loop": {"measured": completions, "target": CHAIN_COMPLETIONS_RATIO_TARGET,
+                                            "met": completions >= CHAIN_COMPLETIONS_RATIO_TARGET},
+        "chain_starts_vs_plain_loop": {"measured": ratios["starts_vs_plain_loop"], "target": CHAIN_STARTS_RATIO_TARGET,
+                                       "met": ratios["starts_vs_plain_loop"] >= CHAIN_STARTS_RATIO_TARGET},
+        f"chain_complete_p99_ms_{dialect}": {"measured": p99, "target": limit, "met": p99 < limit},
+    }
 
 
 def _web_worklist_targets(runs: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +147,7 @@ def render(results: dict[str, Any]) -> str:
             lines.append(f"    server RSS MB: before {memory['before']}, peak {memory['peak']}, "
                          f"after {memory['after']}")
     lines += _render_resources(results.get("resources"))
+    lines += _render_chain(results.get("chain"))
     for name, target in results["targets"].items():
         lines.append(f"  target {name}: {target['measured']} vs {target['target']} -> "
                      f"{'met' if target['met'] else 'MISSED'}")
@@ -145,6 +164,23 @@ def _render_resources(run: dict[str, Any] | None) -> list[str]:
         lines.append(f"    {name:<34} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['items']:>4} "
                      f"{q['total']:>6}")
     return lines
+
+
+def _render_chain(run: dict[str, Any] | None) -> list[str]:
+    if not run:
+        return []
+    plain, product, http, ratios = run["plain_loop"], run["product_cycle"], run["http"], run["ratios"]
+    return [f"  {plain['tasks']}-task chain with boundary timers:",
+            f"    plain SpiffWorkflow loop (spec in every save): {plain['cycles_per_second']} cycles/s, "
+            f"{plain['starts_per_second']} starts/s, {plain['state_bytes_mid_chain']:,} B state",
+            f"    the product's cycle (spec-free state): {product['cycles_per_second']} cycles/s, "
+            f"{product['state_bytes_mid_chain']:,} B state",
+            f"    HTTP, {http['clients']} clients: {http['tasks_per_second']} completions/s (p50/p95/p99 "
+            f"{_lat(http['complete_latency'])}), {http['instances_per_second']} starts/s (p50/p95/p99 "
+            f"{_lat(http['start_latency'])})",
+            f"    ratios: completions {ratios['completions_vs_plain_loop']}x the plain loop, "
+            f"{ratios['completions_vs_product_cycle']}x the product's cycle; starts "
+            f"{ratios['starts_vs_plain_loop']}x the plain loop"]
 
 
 def _lat(lat: dict[str, Any]) -> str:

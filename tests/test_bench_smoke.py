@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import carepath.pathways as carepath_pathways
 from carepath.api.bootstrap import deploy_directory
+from carepath.bench.chain import (
+    CHAIN_KEY,
+    CHAIN_TASKS,
+    chain_bpmn,
+    measure_plain_loop,
+    measure_product_cycle,
+    ratios,
+)
+from carepath.bench.common import percentiles
 from carepath.bench.compliance import load_episodes, measure_reports
 from carepath.bench.cycle import measure_engine_cycle
 from carepath.bench.pathway import BPMN
@@ -62,3 +71,29 @@ def test_web_worklist_page_measurement_runs_and_reports(api: ApiClient, database
     results["targets"] = targets(results)
     assert "web worklist page at 60 open tasks" in render(results)
     assert "web_worklist_page_weight_bytes" in results["targets"]
+
+
+def test_chain_loops_walk_whole_chains_of_the_one_diagram(api: ApiClient, clock: ManualClock) -> None:
+    """Issue 17's reference: the plain loop and the product's cycle run past the end of a chain (a new
+    episode is started), and the product deploys and runs the very diagram the plain loop parsed."""
+    plain = measure_plain_loop(cycles=CHAIN_TASKS + 3, starts=2)
+    product = measure_product_cycle(cycles=CHAIN_TASKS + 3)
+    assert plain["cycles"] == product["cycles"] == CHAIN_TASKS + 3
+    assert plain["state_bytes_mid_chain"] > product["state_bytes_mid_chain"] > 0  # the spec rides in every save
+    lead = api.user("clinical_lead")
+    assert api.deploy(lead, ("chain.bpmn", chain_bpmn())).status_code == 201
+    admin = api.user("admin")
+    started = api.start(admin, CHAIN_KEY, data={}).json()
+    assert [t["name"] for t in started["open_tasks"]] == ["Step 1"]
+    after = api.post(f"/api/tasks/{started['open_tasks'][0]['id']}/complete", admin, json={"data": {}}).json()
+    assert [t["name"] for t in after["open_tasks"]] == ["Step 2"]
+    timers = api.workflow(started["id"]).snapshot().timers
+    assert len(timers) == 1 and timers[0].element_id == "task_02_reminder"
+    assert timers[0].due_at == clock() + timedelta(days=7)
+    http = {"tasks_per_second": 10.0, "instances_per_second": 5.0}
+    results = {"quick": True, "database": "sqlite", "chain": {
+        "plain_loop": plain, "product_cycle": product, "ratios": ratios(http, plain, product),
+        "http": {**http, "clients": 1, "complete_latency": percentiles([0.1]), "start_latency": percentiles([0.1])}}}
+    results["targets"] = targets(results)
+    assert "chain_completions_vs_plain_loop" in results["targets"]
+    assert "plain SpiffWorkflow loop" in render(results)
