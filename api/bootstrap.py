@@ -26,7 +26,7 @@ def system_clock() -> datetime:
 
 
 def build_engine(settings: Settings, clock: Clock = system_clock, *, upgrade_schema: bool = True) -> CarePath:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, replica_url=settings.read_database_url)
     if upgrade_schema:
         migrate.upgrade(db.engine, patient_id_system=settings.patient_id_system)
     app = CarePath(db, clock, settings.engine_config(), channels=settings.notification_channels())

@@ -80,7 +80,8 @@ BODY_ERRORS = (400, 413, 422)
 class ReadyOut(Out):
     status: str = Field(description="ready or unavailable")
     database: str = Field(description="ok, or the error that reaching it raised")
-    migrations: str | None = Field(None, description="current, or behind (run `carepath db upgrade`)")
+    migrations: str | None = Field(None, description="current; behind (run `carepath db upgrade`); or ahead "
+                                      "(a newer release migrated the database during a rolling upgrade)")
 
 
 class ProblemOut(Out):

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CAREPATH_", extra="ignore")
 
     database_url: str = "sqlite:///./carepath.db"
+    read_database_url: str | None = None  # a read replica for reports, audit searches and exports
     pathways_dir: str | None = None
     deploy_shipped_pathways: bool = True
     scheduler_enabled: bool = True

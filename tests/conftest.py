@@ -20,7 +20,7 @@ from carepath.engine.application import CarePath, EngineConfig
 from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
 from carepath.engine.persistence import migrate
-from carepath.engine.persistence.database import Database, is_sqlite
+from carepath.engine.persistence.database import Database, behind_pgbouncer, is_sqlite
 from carepath.engine.persistence.tables import Base
 
 from .support.api import ApiClient
@@ -37,6 +37,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not PG_URL or is_sqlite(PG_URL):
         skips["postgres_only"] = ("needs PostgreSQL (row locks across connections or processes): "
                                   "set CAREPATH_TEST_DATABASE_URL")
+    if not behind_pgbouncer(PG_URL or "sqlite://"):
+        skips["pgbouncer"] = ("needs PostgreSQL through PgBouncer in transaction pooling mode: set "
+                              "CAREPATH_TEST_DATABASE_URL to its address with ?pgbouncer=true (.ci/pgbouncer start)")
     if not os.environ.get("CAREPATH_CORPUS_DIR"):
         skips["corpus"] = "CAREPATH_CORPUS_DIR is not set; point it at a BPMN corpus folder"
     for item in items:

@@ -2,21 +2,48 @@
 
 SQLite: WAL, a busy timeout, foreign keys, and writes that begin IMMEDIATE so that two writers
 queue for the lock instead of failing with "database is locked" halfway through a transaction.
+
+PostgreSQL behind PgBouncer in transaction pooling mode: the URL says so with `?pgbouncer=true`
+(read here and removed before it reaches the driver). Each transaction may then run on another
+server connection, so nothing may outlive a transaction: psycopg's automatic prepared statements are
+turned off (PgBouncer 1.18 cannot route them), and the code keeps no session state (advisory locks
+are `pg_advisory_xact_lock`, `SET LOCAL` only, no LISTEN).
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE_OPTION = "carepath_write"
+PGBOUNCER_PARAMETER = "pgbouncer"
+TRUE_WORDS = ("true", "1", "yes", "on")
+REPLICA_RETRY_SECONDS = 30.0  # after a replica could not be reached, reports use the primary this long
+REPLICA_CONNECT_TIMEOUT = 3
+
+log = logging.getLogger("carepath")
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def behind_pgbouncer(url: str) -> bool:
+    value = make_url(url).query.get(PGBOUNCER_PARAMETER)
+    return isinstance(value, str) and value.lower() in TRUE_WORDS
+
+
+def driver_url(url: str) -> URL:
+    """The URL the driver gets: CarePath's own `pgbouncer` parameter removed."""
+    return make_url(url).difference_update_query([PGBOUNCER_PARAMETER])
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
@@ -27,8 +54,9 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
                                connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True)
+    connect_args: dict[str, Any] = {"prepare_threshold": None} if behind_pgbouncer(url) else {}
+    return create_engine(driver_url(url), echo=echo, hide_parameters=True, pool_size=pool_size,
+                         max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -50,14 +78,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """One engine, a session factory for writes and one for reads."""
+    """One engine, a session factory for writes and one for reads; optionally a read replica for the
+    long reads (reports, audit searches and exports), `report_read()`."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, replica_url: str | None = None) -> None:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.write_sessions = sessionmaker(write_engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.replica = _replica_engine(replica_url, echo) if replica_url else None
+        self._replica_down_until = 0.0
 
     @property
     def dialect(self) -> str:
@@ -66,5 +97,42 @@ class Database:
     def read(self) -> Session:
         return self.read_sessions()
 
+    @contextmanager
+    def report_read(self) -> Iterator[Session]:
+        """A read session on the replica when one is configured and answers, else on the primary (a
+        replica that cannot be reached is left alone for REPLICA_RETRY_SECONDS, with a warning). Only
+        for reads that may lag the primary by the replica's delay; what a read records is written to
+        the primary by its own unit of work."""
+        connection = self._replica_connection()
+        if connection is None:
+            with self.read() as session:
+                yield session
+            return
+        with connection, Session(bind=connection, expire_on_commit=False) as session:
+            yield session
+
+    def _replica_connection(self) -> Any:
+        if self.replica is None or time.monotonic() < self._replica_down_until:
+            return None
+        try:
+            return self.replica.connect()
+        except OperationalError as error:
+            self._replica_down_until = time.monotonic() + REPLICA_RETRY_SECONDS
+            log.warning("the read replica cannot be reached (%s); reports read from the primary for %d s",
+                        str(error).splitlines()[0], REPLICA_RETRY_SECONDS)
+            return None
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.dispose()
+
+
+def _replica_engine(url: str, echo: bool) -> Engine:
+    if is_sqlite(url):
+        return make_engine(url, echo=echo)
+    connect_args: dict[str, Any] = {"connect_timeout": REPLICA_CONNECT_TIMEOUT}
+    if behind_pgbouncer(url):
+        connect_args["prepare_threshold"] = None
+    return create_engine(driver_url(url), echo=echo, hide_parameters=True, pool_size=5, max_overflow=5,
+                         pool_pre_ping=True, connect_args=connect_args)

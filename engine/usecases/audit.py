@@ -42,7 +42,7 @@ def audit_events(app: CarePath, principal: Principal, filters: AuditFilter, *, l
     filters = _checked_window(filters)
     _check_types(app, filters)
     _record_use(app, principal, client, "events", filters)
-    with app.db.read() as session:
+    with app.db.report_read() as session:
         return list_audit_events(session, filters, limit=limit, offset=offset, exact_total=exact_total)
 
 
@@ -69,7 +69,7 @@ def _after(first: str, rest: Iterator[str]) -> Iterator[str]:
 
 
 def _chunks(app: CarePath, filters: AuditFilter, fmt: str, observer: str) -> Iterator[str]:
-    with app.db.read() as session:
+    with app.db.report_read() as session:
         records = stream_audit_records(session, filters, EXPORT_BATCH)
         first = next(records, None)
         yield from export_chunks(records if first is None else chain([first], records), fmt, observer=observer)

@@ -114,7 +114,7 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
     figures: a final outcome does not change once the episode's data and history stop changing.
     `use_recorded=False` evaluates every episode live."""
     require_role(principal, *REPORT_ROLES, action="Reading compliance reports")
-    with app.db.read() as session:
+    with app.db.report_read() as session:
         versions = {v.id: v for v in session.scalars(select(PathwayVersion).where(
             *([PathwayVersion.key == pathway] if pathway else [])))}
         if pathway and not versions:
