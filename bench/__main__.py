@@ -31,6 +31,7 @@ from .load import measure_http
 from .pathway import BPMN, KEY
 from .report import render, targets
 from .resources import load_directory, measure_search
+from .soak import run_soak
 from .timers import measure_timers
 from .web_worklist import WEB_PERSONAS, measure_web_worklist, set_passwords
 from .worklist import add_personas, bulk_load, explain, measure_worklist
@@ -38,11 +39,14 @@ from .worklist import add_personas, bulk_load, explain, measure_worklist
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300},
         "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10, "resources": 10_000,
-        "chain": {"cycles": 2000, "starts": 300, "instances": 160}}
+        "chain": {"cycles": 2000, "starts": 300, "instances": 160},
+        "soak": {"serves": 2, "workers": 2, "clients": 8, "episodes_per_client": 25, "kill_every_s": 4.0}}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
                          "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50},
                          "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3, "resources": 1_000,
-                         "chain": {"cycles": 200, "starts": 50, "instances": 32}}
+                         "chain": {"cycles": 200, "starts": 50, "instances": 32},
+                         "soak": {"serves": 2, "workers": 2, "clients": 4, "episodes_per_client": 5,
+                                  "kill_every_s": 4.0}}
 
 
 def main() -> None:
@@ -53,7 +57,7 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance",
-                                                   "resources", "chain"],
+                                                   "resources", "chain", "soak"],
                         default="all",
                         help="one phase only: 'worklist' (worklist latency), 'web-worklist' (the web "
                         "worklist page with a session cookie, each quick view, and its weight), 'timers' "
@@ -61,8 +65,10 @@ def main() -> None:
                         "the cost of recording a read) or 'compliance' (the compliance report over 10,000 and 50,000 "
                         "transition-of-care episodes), 'resources' (resource directory search over 10,000 generated "
                         "HSDS services), 'chain' (HTTP completions and starts on a 20-task chain with boundary timers, "
-                        "held against the plain SpiffWorkflow loop and the product's own cycle on the same diagram); "
-                        "'all' runs everything but the timer, audit, compliance, resources and chain phases")
+                        "held against the plain SpiffWorkflow loop and the product's own cycle on the same diagram), "
+                        "'soak' (several serve and worker processes on PostgreSQL under a mixed load, killed "
+                        "with SIGKILL and restarted, then every invariant checked); 'all' runs everything but "
+                        "the timer, audit, compliance, resources, chain and soak phases")
     parser.add_argument("--timer-workers", type=int, nargs="+", default=[1, 2], metavar="N",
                         help="worker process counts for the timer phase (default 1 2)")
     parser.add_argument("--open-tasks", type=int, nargs="+", metavar="N",
@@ -102,6 +108,12 @@ def main() -> None:
         database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect
         results["resources"] = _resources_phase(database_url, args, sizes)
+    elif args.only == "soak":
+        if args.database_url is None or is_sqlite(args.database_url):
+            parser.error("the soak phase needs PostgreSQL: give --database-url postgresql+psycopg://...")
+        database_url = fresh_database(args.database_url, args.out, args.database_name)
+        results["database"] = "postgresql"
+        results["soak"] = run_soak(database_url, args.out, **sizes["soak"])
     elif args.only == "chain":
         database_url = fresh_database(args.database_url, args.out, args.database_name)
         results["database"] = Database(database_url).dialect

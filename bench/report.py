@@ -53,6 +53,9 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
         worst = max(q["p95_ms"] for q in run["search"].values())
         judged[f"resource_search_p95_ms_at_{run['loaded']['services']}_services"] = {
             "measured": worst, "target": RESOURCE_SEARCH_P95_TARGET_MS, "met": worst < RESOURCE_SEARCH_P95_TARGET_MS}
+    if "soak" in results:
+        judged["soak_invariants_hold"] = {"measured": results["soak"]["passed"], "target": True,
+                                          "met": results["soak"]["passed"]}
     if "chain" in results:
         judged.update(_chain_targets(results["chain"], results.get("database", "sqlite")))
     return judged
@@ -148,6 +151,7 @@ def render(results: dict[str, Any]) -> str:
                          f"after {memory['after']}")
     lines += _render_resources(results.get("resources"))
     lines += _render_chain(results.get("chain"))
+    lines += _render_soak(results.get("soak"))
     for name, target in results["targets"].items():
         lines.append(f"  target {name}: {target['measured']} vs {target['target']} -> "
                      f"{'met' if target['met'] else 'MISSED'}")
@@ -163,6 +167,21 @@ def _render_resources(run: dict[str, Any] | None) -> list[str]:
     for name, q in run["search"].items():
         lines.append(f"    {name:<34} {q['p50_ms']:>7} {q['p95_ms']:>7} {q['p99_ms']:>7} {q['items']:>4} "
                      f"{q['total']:>6}")
+    return lines
+
+
+def _render_soak(run: dict[str, Any] | None) -> list[str]:
+    if not run:
+        return []
+    lines = [f"  soak: {run['serves']} serve + {run['workers']} worker processes, {run['clients']} clients, "
+             f"{run['kills']} SIGKILLs in {run['load_seconds']} s: {run['episodes_started']} episodes, "
+             f"{run['completions_answered_200']} completions answered 200 "
+             f"(+{run['completions_answered_409_after_a_lost_answer']} 409 after a lost answer), "
+             f"{run['messages_accepted']} messages, {run['requests_retried_after_a_kill']} requests retried"]
+    for name, check in run["invariants"].items():
+        lines.append(f"    {name:<32} {'ok' if check['ok'] else 'BROKEN'} {check}")
+    lines += [f"    client error: {e}" for e in run["client_errors"]]
+    lines += [f"    restart failure: {e}" for e in run.get("restart_failures", [])]
     return lines
 
 
