@@ -66,11 +66,16 @@ def test_only_admins_change_the_registry_and_workers_read_it(registry: ApiClient
 
 
 @pytest.mark.parametrize("url", ["http://cbo.example/hook", "ftp://cbo.example/", "https://user:pw@cbo.example/",
-                                 "not a url", "https:///no-host"])
+                                 "not a url", "https:///no-host", "https://cbo.example/\x00"])
 def test_a_bad_endpoint_is_refused_naming_the_field(registry: ApiClient, url: str) -> None:
-    answer = registry.post("/api/partners", registry.user("admin"), _body(endpoint_url=url))
+    admin = registry.user("admin")
+    answer = registry.post("/api/partners", admin, _body(endpoint_url=url))
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == "endpoint_url"
+    registry.post("/api/partners", admin, _body(endpoint_url=None))
+    changed = registry.client.patch("/api/partners/eastside-food-bank", headers=registry.headers(admin),
+                                    json={"endpoint_url": url})
+    assert changed.status_code == 422 and changed.json()["errors"][0]["field"] == "endpoint_url"
 
 
 def test_plain_http_to_loopback_needs_the_setting(registry: ApiClient) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from ..application import CarePath
+from ..bounds import nul_field, nul_refused
 from ..errors import Conflict, Problem, ValidationFailed
 from ..identity import Principal, Role
 from ..model import PartnerState
@@ -58,6 +59,8 @@ def add_partner(app: CarePath, principal: Principal, partner_id: str, name: str,
                 account: str | None = None, directory_organizations: Iterable[str] = ()) -> PartnerWithSecret:
     rule = PARTNER_RULES["add"]
     check_role(rule, principal)
+    _refuse_nul({"id": partner_id, "name": name, "endpoint_url": endpoint_url, "account": account,
+                 "directory_organizations": list(directory_organizations)})
     partner_id = _checked_id(partner_id)
     with UnitOfWork(app) as uow:
         if uow.session.get(PartnerOrganization, partner_id) is not None:
@@ -84,6 +87,7 @@ def update_partner(app: CarePath, principal: Principal, partner_id: str, changes
     if unknown:
         raise ValidationFailed(f"{unknown[0]}: not a field of a partner that can be changed (known: "
                                f"{', '.join(CHANGEABLE)})", [Problem("unknown field", field=unknown[0])])
+    _refuse_nul(dict(changes))
     with UnitOfWork(app) as uow:
         row = _locked(uow, principal, "update", partner_id)
         before = _recorded(uow, row)
@@ -241,6 +245,13 @@ def _checked_name(name: Any) -> str:
     if not text or len(text) > 300:
         raise _invalid("name", "a partner's name is 1 to 300 characters")
     return text
+
+
+def _refuse_nul(fields: dict[str, Any]) -> None:
+    """A NUL character cannot be stored (PostgreSQL refuses it): a 422 naming the field, not a 500."""
+    where = nul_field(fields)
+    if where is not None:
+        raise nul_refused(where)
 
 
 def _invalid(field: str, message: str) -> ValidationFailed:
