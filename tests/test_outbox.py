@@ -223,3 +223,12 @@ def test_two_deliverers_send_each_delivery_once(engine: CarePath, database_url: 
     assert sorted(sent) == sorted(keys) and set(sent.values()) == {1}
     for app in deliverers:
         app.db.dispose()
+
+
+def test_the_scheduler_sends_what_a_commit_enqueued(engine: CarePath, endpoint: Endpoint, secret: str) -> None:
+    from carepath.engine.scheduler import TimerScheduler
+
+    scheduler = TimerScheduler(engine)  # not started: its wake-up is called by hand
+    delivery = _enqueue(engine)
+    scheduler.fire()
+    assert _row(engine, delivery).state == "delivered" and len(endpoint.received) == 1
