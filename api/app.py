@@ -32,6 +32,7 @@ from .routes import (
     instances,
     messages,
     notifications,
+    partners,
     pathways,
     patients,
     reports,
@@ -44,6 +45,7 @@ from .web import about, admin, message_inbox, provider_sign_in, session, team, w
 from .web import audit as web_audit
 from .web import break_glass as web_break_glass
 from .web import episodes as web_episodes
+from .web import partners as web_partners
 from .web import pathways as web_pathways
 from .web import routes as web_routes
 from .web import start as web_start
@@ -115,11 +117,11 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources):
+                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources, partners):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,
-                        admin, provider_sign_in, web_pathways, web_episodes, web_audit, message_inbox):
+                        admin, provider_sign_in, web_pathways, web_episodes, web_audit, message_inbox, web_partners):
         app.include_router(page_module.router)
     mount_static(app)
     return app

@@ -24,6 +24,7 @@ from carepath.engine.persistence.database import is_sqlite
 
 from .bootstrap import build_engine
 from .history_commands import add_audit_parser, audit_command
+from .partner_commands import add_partners_parser, partners_command
 from .pathway_commands import USAGE_ERROR, UsageError, json_object, simulate_command, story_step, validate
 from .resource_commands import add_resources_parser, resources_command
 from .settings import Settings
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     _simulate_parser(sub)
     add_audit_parser(sub)
     add_resources_parser(sub)
+    add_partners_parser(sub)
     render = sub.add_parser("render", help="draw a BPMN diagram as a self-contained SVG (from its layout)")
     render.add_argument("file", type=Path, help="the .bpmn file")
     render.add_argument("-o", "--output", type=Path, help="write the SVG here (default: standard output)")
@@ -207,6 +209,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return audit_command(args, settings)
     if args.command == "resources":
         return resources_command(args, settings)
+    if args.command == "partners":
+        return partners_command(args, settings)
     engine = build_engine(settings)
     if args.command == "db":
         if args.action == "current":

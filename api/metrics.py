@@ -18,6 +18,7 @@ from carepath.engine.application import CarePath
 from carepath.engine.inbox_queries import inbox_backlog
 from carepath.engine.model import OPEN_TASK_STATES, TimerState
 from carepath.engine.persistence.tables import Instance, Task, Timer
+from carepath.engine.usecases.outbox import delivery_counts
 
 
 class DatabaseCollector(Collector):
@@ -42,6 +43,11 @@ class DatabaseCollector(Collector):
         lag = max(0.0, (now - oldest_due).total_seconds()) if oldest_due is not None else 0.0
         yield GaugeMetricFamily("carepath_timer_lag_seconds", "How long the oldest due timer has waited", value=lag)
         yield from self._inbox(now)
+        deliveries = GaugeMetricFamily("carepath_outbound_deliveries", "Deliveries to partner organizations by "
+                                       "status (dead: given up, for an admin to retry)", labels=["status"])
+        for status, count in delivery_counts(self.engine).items():
+            deliveries.add_metric([status], count)
+        yield deliveries
 
     def _inbox(self, now: datetime) -> Iterator[GaugeMetricFamily]:
         """The inbox's backlog (HL7 v2 over MLLP): a fast ACK rate must not hide a growing backlog."""

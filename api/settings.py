@@ -145,6 +145,15 @@ class Settings(BaseSettings):
     resource_taxonomy_map: Path | None = None
     resource_import_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     resource_import_max_services: int = Field(default=50_000, ge=1)
+    # Partner organizations and the outbound deliveries to them (docs/partners.md): the key their signing
+    # secrets are derived from (never stored in the database; needed to add a partner), http to loopback
+    # endpoints (tests, development), and how deliveries are sent and retried.
+    partner_secret_key: str | None = Field(default=None, min_length=32)
+    partner_allow_http_loopback: bool = False
+    outbound_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    outbound_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbound_retry_seconds: float = Field(default=30.0, gt=0)
+    outbound_retry_max_seconds: float = Field(default=3600.0, gt=0)
     # Signs the history's checkpoints (HMAC-SHA256). Keep it outside the database (a secret store, the
     # environment); without it no checkpoints are written and `carepath audit verify` warns.
     audit_key: str | None = None
@@ -339,6 +348,11 @@ class Settings(BaseSettings):
             resource_taxonomy_map=self.resource_taxonomy_map,
             resource_import=ImportLimits(max_bytes=self.resource_import_max_bytes,
                                          max_services=self.resource_import_max_services),
+            partner_secret_key=self.partner_secret_key.encode() if self.partner_secret_key else None,
+            partner_allow_http_loopback=self.partner_allow_http_loopback,
+            outbound_max_attempts=self.outbound_max_attempts,
+            outbound_retry_base=timedelta(seconds=self.outbound_retry_seconds),
+            outbound_retry_max=timedelta(seconds=self.outbound_retry_max_seconds),
         )
 
     @field_validator("mllp_senders")

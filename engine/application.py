@@ -57,6 +57,14 @@ class EngineConfig:
     # The resource directory (engine/directory/): a replacement taxonomy -> SDOH domain map, import bounds.
     resource_taxonomy_map: Path | None = None
     resource_import: ImportLimits = field(default_factory=ImportLimits)
+    # Partner organizations (usecases/partners.py): the key their signing secrets are derived from (never
+    # stored; None: no partner can be added), and whether an endpoint may be plain http to a loopback address.
+    partner_secret_key: bytes | None = None
+    partner_allow_http_loopback: bool = False
+    # The outbound deliveries to them (usecases/outbox.py): attempts before a delivery is dead, and backoff.
+    outbound_max_attempts: int = 8
+    outbound_retry_base: timedelta = timedelta(seconds=30)
+    outbound_retry_max: timedelta = timedelta(hours=1)
 
     def audit_keyring(self) -> dict[str, bytes]:
         """Every key checkpoints may be verified with, by name (the signing key under its own)."""
@@ -87,6 +95,9 @@ class CarePath:
         # What processing an inbox message does (usecases/inbox.Router); None: the pathways' triggers, for HL7
         # v2 ADT and FHIR notifications alike (usecases/inbox.route_by_triggers). Tests put another in.
         self.inbox_router: Callable[..., Any] | None = None
+        # Sends an outbound delivery (usecases/outbox.OutboundPoster): api/outbound_http.py's, with httpx;
+        # None: deliveries wait (the engine itself never talks to the network).
+        self.outbound_poster: Callable[[str, bytes, dict[str, str]], int] | None = None
 
     def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:
         """How a pathway counts time: its calendar and zone (checked at deploy), else the defaults."""

@@ -48,6 +48,11 @@ EVENT_LABELS: dict[str, str] = {
     "patient_updated": "Patient details updated", "patient_merged": "Patient records merged",
     "patient_unmerged": "Patient records unmerged", "inbox_message_reprocessed": "Inbox message reprocessed",
     "resources_imported": "Resource directory imported",
+    "partner_added": "Partner organization added", "partner_updated": "Partner organization changed",
+    "partner_secret_rotated": "Partner's signing secret replaced",
+    "partner_deactivated": "Partner organization deactivated",
+    "partner_activated": "Partner organization reactivated",
+    "outbound_delivery_retried": "Delivery to a partner retried",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

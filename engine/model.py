@@ -107,6 +107,23 @@ class NotificationState(StrEnum):
     FAILED = "failed"
 
 
+class PartnerState(StrEnum):
+    """A partner organization in the admin-managed registry (table `partner_organizations`, column
+    `active`): an active one is sent deliveries and its integration account acts for it."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class DeliveryState(StrEnum):
+    """An outbound delivery to a partner's endpoint (table `outbound_deliveries`, usecases/outbox.py)."""
+
+    PENDING = "pending"  # enqueued (or retried by an admin), not attempted yet
+    FAILED = "failed"  # the last attempt failed; tried again at next_attempt_at
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    DEAD = "dead"  # given up: refused (4xx), too many attempts, or the partner cannot be sent to
+
+
 # task_candidates row (kind "all") of a task the diagram offers to nobody in particular.
 EVERYONE = "*"
 
@@ -147,7 +164,8 @@ EVENT_TYPES = frozenset({
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
-    "patient_unmerged", "inbox_message_reprocessed", "resources_imported"})
+    "patient_unmerged", "inbox_message_reprocessed", "resources_imported", "partner_added", "partner_updated",
+    "partner_secret_rotated", "partner_deactivated", "partner_activated", "outbound_delivery_retried"})
 
 
 @dataclass(frozen=True)

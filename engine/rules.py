@@ -22,11 +22,13 @@ from .errors import CarePathError, Conflict, InvalidTransition, NotFound, Permis
 from .identity import Principal, Role, may_see
 from .model import (
     EVERYONE,
+    DeliveryState,
     GrantState,
     InboxState,
     InstanceStatus,
     MessageState,
     NotificationState,
+    PartnerState,
     PatientState,
     ServiceStatus,
     TaskState,
@@ -181,7 +183,24 @@ class UserFacts:
         return self.not_found()
 
 
-Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts
+@dataclass(frozen=True)
+class PartnerFacts:
+    """A partner organization of the registry: who may not manage it is refused by role first."""
+
+    id: str
+    state: PartnerState
+
+    def visible_to(self, principal: Principal) -> bool:
+        return True
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"there is no partner organization '{self.id}'")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        return self.not_found()
+
+
+Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts | PartnerFacts
 
 
 @dataclass(frozen=True)
@@ -494,11 +513,68 @@ def check_directory_reader(principal: Principal) -> None:
                                f"'{principal.name}' is {principal.role.value}")
 
 
+# The registry of partner organizations (usecases/partners.py): the only place an outbound endpoint comes from
+# (never imported directory data nor a diagram), so only admins write it. Workers may read it (which
+# organization takes electronic referrals); the signing secret is shown once, when made, and never read back.
+PARTNER_ADMINS = (Role.ADMIN,)
+PARTNER_RULES = _rules(
+    Rule("add", "Adding a partner organization", (), (PartnerState.ACTIVE,), PARTNER_ADMINS, (), "partner_added",
+         note="its endpoint https (http only to a loopback address when CAREPATH_PARTNER_ALLOW_HTTP_LOOPBACK is "
+         "set), its integration account of role integration; answers the signing secret once"),
+    Rule("update", "Changing a partner organization", tuple(PartnerState), (), PARTNER_ADMINS, (),
+         "partner_updated", note="name, endpoint, directory organizations, integration account; the event names "
+         "the fields that changed"),
+    Rule("rotate_secret", "Replacing a partner's signing secret", tuple(PartnerState), (), PARTNER_ADMINS, (),
+         "partner_secret_rotated", note="answers the new secret once; deliveries sent from then on are signed "
+         "with it"),
+    Rule("deactivate", "Deactivating a partner organization", (PartnerState.ACTIVE,), (PartnerState.INACTIVE,),
+         PARTNER_ADMINS, (), "partner_deactivated", "active",
+         note="nothing more is sent to it (its waiting deliveries become dead) and its account acts for it no more"),
+    Rule("activate", "Reactivating a partner organization", (PartnerState.INACTIVE,), (PartnerState.ACTIVE,),
+         PARTNER_ADMINS, (), "partner_activated", "active"),
+)
+PARTNER_READERS = WORKERS
+
+
+def check_partner_reader(principal: Principal) -> None:
+    if not (principal.is_admin or principal.role in PARTNER_READERS):
+        allowed = ", ".join(r.value for r in (*PARTNER_READERS, Role.ADMIN))
+        raise PermissionDenied(f"reading the partner organizations needs one of the roles {allowed}; user "
+                               f"'{principal.name}' is {principal.role.value}")
+
+
+# Outbound deliveries to partners' endpoints (usecases/outbox.py): enqueued in the transaction of the change
+# they announce, sent afterwards by the scheduler. Their payloads may carry a patient's data: admins only read
+# them, and retry the dead ones.
+DELIVERY_RULES = _rules(
+    Rule("enqueue", "A change enqueues a delivery", (), (DeliveryState.PENDING,),
+         note="in the same transaction as the change; an idempotency key already enqueued answers that delivery"),
+    Rule("deliver", "The endpoint accepts it (2xx)", (DeliveryState.PENDING, DeliveryState.FAILED),
+         (DeliveryState.DELIVERED,), note="signed POST, outside any transaction, redirects not followed"),
+    Rule("retry_later", "An attempt fails; tried again later", (DeliveryState.PENDING, DeliveryState.FAILED),
+         (DeliveryState.FAILED,), note="network error, timeout, 408, 429 or 5xx: due again after an exponential "
+         "backoff on the product's clock"),
+    Rule("give_up", "It cannot be delivered", (DeliveryState.PENDING, DeliveryState.FAILED), (DeliveryState.DEAD,),
+         note="another 4xx or a redirect at once; or the last allowed attempt failed; or the partner is "
+         "inactive or has no endpoint"),
+    Rule("retry", "Retrying a dead delivery", (DeliveryState.DEAD,), (DeliveryState.PENDING,), (Role.ADMIN,), (),
+         "outbound_delivery_retried", "state", note="after fixing the cause; its attempts count again from zero"),
+)
+
+
+
+def check_delivery_reader(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise PermissionDenied(f"reading the outbound deliveries needs the role admin; user '{principal.name}' is "
+                               f"{principal.role.value}")
+
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
                                       "user": USER_RULES, "patient": PATIENT_RULES, "inbox message": INBOX_RULES,
-                                      "resource directory": DIRECTORY_RULES}
+                                      "resource directory": DIRECTORY_RULES,
+                                      "partner organization": PARTNER_RULES, "outbound delivery": DELIVERY_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -570,6 +646,8 @@ def _what(facts: Facts) -> str:
         return f"task '{facts.name}'"
     if isinstance(facts, UserFacts):
         return f"user '{facts.name}'"
+    if isinstance(facts, PartnerFacts):
+        return f"partner organization '{facts.id}'"
     return f"instance {facts.id}" if isinstance(facts, InstanceFacts) else f"break-glass grant {facts.id}"
 
 
@@ -581,7 +659,8 @@ def _wrong_state(rule: Rule, what: str, state: str) -> InvalidTransition:
 def allowed_actions(facts: Facts, principal: Principal) -> list[str]:
     """What this user may do to the task, instance or grant now: every row they may take that would change it."""
     table = TASK_RULES if isinstance(facts, TaskFacts) else INSTANCE_RULES if isinstance(facts, InstanceFacts) \
-        else GRANT_RULES if isinstance(facts, GrantFacts) else USER_RULES
+        else GRANT_RULES if isinstance(facts, GrantFacts) else PARTNER_RULES if isinstance(facts, PartnerFacts) \
+        else USER_RULES
     return [rule.action for rule in table.values() if rule.action not in NOT_OFFERED
             and refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
 
@@ -620,7 +699,9 @@ SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": Insta
                                             "message": MessageState, "notification": NotificationState,
                                             "break-glass grant": GrantState, "pathway version": VersionState,
                                             "user": UserState, "patient": PatientState, "inbox message": InboxState,
-                                            "resource directory": ServiceStatus}
+                                            "resource directory": ServiceStatus,
+                                            "partner organization": PartnerState,
+                                            "outbound delivery": DeliveryState}
 
 
 def _who(rule: Rule) -> str:
@@ -667,7 +748,8 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DIRECTORY_RULES", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES",
+__all__ = ["DELIVERY_RULES", "DIRECTORY_RULES", "PARTNER_RULES", "PartnerFacts", "check_delivery_reader",
+           "check_partner_reader", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES",
            "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts", "Guard", "InstanceFacts", "Rule",
            "TaskFacts", "UserFacts", "allowed_actions", "assignable_roles", "check", "check_directory_reader",
            "check_role", "is_unrouted", "render_markdown", "supervised_groups", "supervises"]

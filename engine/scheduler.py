@@ -20,6 +20,7 @@ from .usecases.checkpoints import write_checkpoint
 from .usecases.inbox import process_inbox, purge_raw_payloads
 from .usecases.messages import expire_messages
 from .usecases.notifications import deliver_notifications, next_notification_time
+from .usecases.outbox import deliver_outbound, next_delivery_time
 from .usecases.projections import fold_task_counts
 from .usecases.timers import fire_due_timers, next_due_time
 
@@ -66,6 +67,10 @@ class TimerScheduler:
             deliver_notifications(self.app, limit=10)  # a few at a time: timers must not wait behind a slow webhook
         except Exception:
             log.exception("delivering notifications failed")
+        try:
+            deliver_outbound(self.app, limit=10)  # to partners' endpoints; a few at a time, as notifications
+        except Exception:
+            log.exception("delivering to partner organizations failed")
         self._rearm()
 
     def sweep(self) -> None:
@@ -99,6 +104,7 @@ class TimerScheduler:
             log.exception("purging inbox payloads failed")
 
     def _rearm(self) -> None:
-        due = [t for t in (next_due_time(self.app), next_notification_time(self.app)) if t is not None]
+        due = [t for t in (next_due_time(self.app), next_notification_time(self.app), next_delivery_time(self.app))
+               if t is not None]
         if due:
             self.wake_at(min(due))
