@@ -48,6 +48,7 @@ EVENT_LABELS: dict[str, str] = {
     "patient_updated": "Patient details updated", "patient_merged": "Patient records merged",
     "patient_unmerged": "Patient records unmerged", "inbox_message_reprocessed": "Inbox message reprocessed",
     "resources_imported": "Resource directory imported",
+    "instance_migrated": "Episode moved to a new pathway version",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

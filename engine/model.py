@@ -147,7 +147,7 @@ EVENT_TYPES = frozenset({
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
-    "patient_unmerged", "inbox_message_reprocessed", "resources_imported"})
+    "patient_unmerged", "inbox_message_reprocessed", "resources_imported", "instance_migrated"})
 
 
 @dataclass(frozen=True)
