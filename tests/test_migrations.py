@@ -13,6 +13,7 @@ from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support.api import ApiClient
+from tests.support.diagrams import boundary_timers
 from tests.support.migration_pathways import KEY, version_1, version_2, without_call
 
 
@@ -196,3 +197,25 @@ def test_a_completion_at_the_same_time_as_the_move_is_not_lost(moves: ApiClient)
     assert instance["data"]["reached"] is True
     assert [w["element_id"] for w in instance["waiting"]] == ["wait"]
     assert _task_row(moves, lead, task_id)["state"] == "completed"
+
+
+def test_boundary_timers_of_an_open_task_keep_their_due_times_and_a_changed_one_is_said(
+        moves: ApiClient, clock: ManualClock) -> None:
+    lead = moves.user("clinical_lead")
+    assert moves.deploy(lead, ("t.bpmn", boundary_timers("t"))).status_code == 201
+    started = moves.start(lead, "t").json()
+    dues = sorted((w["element_id"], w["due_at"]) for w in started["waiting"])
+    assert moves.deploy(lead, ("t.bpmn", boundary_timers("t", escalation="P5D"))).status_code == 201
+    clock.advance(hours=12)
+
+    answer = moves.post("/api/pathways/t/migrations", lead, {"from_version": 1, "to_version": 2, "dry_run": False})
+    [episode] = answer.json()["episodes"]
+    assert episode["outcome"] == "moved"
+    assert any("timer 'escalate'" in note and "keeps the due time" in note for note in episode["plan"]["not_kept"])
+    instance = _instance(moves, lead, started["id"])
+    assert sorted((w["element_id"], w["due_at"]) for w in instance["waiting"]) == dues
+    assert [t["id"] for t in instance["open_tasks"]] == [started["open_tasks"][0]["id"]]
+    clock.advance(hours=12, seconds=1)
+    assert fire_due_timers(moves.engine) == 1
+    open_now = _instance(moves, lead, started["id"])["open_tasks"]
+    assert sorted(t["name"] for t in open_now) == ["Call patient", "Reminder"]
