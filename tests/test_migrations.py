@@ -5,6 +5,7 @@ Every step goes through a save/restore round trip (no workflow kept in memory be
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +14,11 @@ from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support.api import ApiClient
-from tests.support.diagrams import boundary_timers
+from tests.support.diagrams import boundary_timers, script_then_task
 from tests.support.migration_pathways import KEY, version_1, version_2, without_call
+
+SHIPPED = Path(__file__).resolve().parents[1] / "bpmn"
+SHIPPED_KEY = "post-ed-follow-up"
 
 
 @pytest.fixture
@@ -219,3 +223,49 @@ def test_boundary_timers_of_an_open_task_keep_their_due_times_and_a_changed_one_
     assert fire_due_timers(moves.engine) == 1
     open_now = _instance(moves, lead, started["id"])["open_tasks"]
     assert sorted(t["name"] for t in open_now) == ["Call patient", "Reminder"]
+
+
+def test_the_shipped_post_ed_pathway_moves_with_its_timers_message_wait_and_claimed_call(
+        shipped: ApiClient, clock: ManualClock) -> None:
+    """A renamed Call patient in version 2: the claimed call keeps its row (renamed), the business-day
+    reminder and escalation keep their due times, the admission watch keeps waiting."""
+    lead = shipped.user("clinical_lead")
+    coordinator = shipped.user("coordinator", "care-coordinator")
+    started = shipped.start(lead, SHIPPED_KEY, patient_id="pat-1", data={
+        "ed_visit_date": "2026-01-08", "diagnosis_category": "mental_illness", "high_risk_chronic_conditions": 0})
+    assert started.status_code == 201, started.text
+    instance = started.json()
+    [call] = instance["open_tasks"]
+    assert shipped.post(f"/api/tasks/{call['id']}/claim", coordinator).status_code == 200
+    waits = sorted((w["element_id"], w["due_at"]) for w in instance["waiting"])
+    source = (SHIPPED / "post-ed-follow-up.bpmn").read_text()
+    renamed = source.replace('name="Call patient"', 'name="Call the patient"')
+    dmn = (SHIPPED / "ed-visit-classification.dmn").read_bytes()
+    deployed = shipped.deploy(lead, ("post-ed-follow-up.bpmn", renamed), ("ed-visit-classification.dmn", dmn))
+    assert deployed.status_code == 201, deployed.text
+    clock.advance(hours=20)
+
+    answer = shipped.post(f"/api/pathways/{SHIPPED_KEY}/migrations", lead,
+                          {"from_version": 1, "to_version": 2, "dry_run": False})
+    assert [e["outcome"] for e in answer.json()["episodes"]] == ["moved"], answer.text
+    moved = _instance(shipped, lead, instance["id"])
+    assert sorted((w["element_id"], w["due_at"]) for w in moved["waiting"]) == waits
+    row = _task_row(shipped, coordinator, call["id"])
+    assert (row["name"], row["assignee"]) == ("Call the patient", coordinator)
+
+
+def test_an_episode_in_incident_moves_stays_in_incident_and_a_retry_runs_the_corrected_step(
+        moves: ApiClient) -> None:
+    lead = moves.user("clinical_lead")
+    assert moves.deploy(lead, ("s.bpmn", script_then_task("s", "score = 1 / 0"))).status_code == 201
+    started = moves.start(lead, "s").json()
+    assert started["status"] == "incident"
+    assert moves.deploy(lead, ("s.bpmn", script_then_task("s", "score = 1"))).status_code == 201
+
+    answer = moves.post("/api/pathways/s/migrations", lead, {"from_version": 1, "to_version": 2, "dry_run": False})
+    assert [e["outcome"] for e in answer.json()["episodes"]] == ["moved"]
+    moved = _instance(moves, lead, started["id"])
+    assert (moved["status"], moved["version"]) == ("incident", 2)
+    retried = moves.post(f"/api/instances/{started['id']}/retry", lead, {})
+    assert retried.status_code == 200, retried.text
+    assert [t["name"] for t in retried.json()["open_tasks"]] == ["Review"]

@@ -98,7 +98,8 @@ def migrate(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, An
             migrate_workflow(sp_diffs[sp_id], sp, subprocess_specs[sp.spec.name])
         top.subprocess_specs = subprocess_specs
         restarted = _restore_kept(top, kept)
-    workflow.run(clock)
+    if workflow.incident is None:  # an episode in incident stays so until retried: running it could hide the problem
+        workflow.run(clock)
     return MigrationPlan(True, (), plan.steps, plan.added, plan.removed, plan.not_kept, tuple(restarted))
 
 
