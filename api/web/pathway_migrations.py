@@ -7,6 +7,8 @@ a dry run draws the page, the button runs it for real, a page of episodes at a t
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -51,7 +53,7 @@ def move_plan(request: Request, key: Key, version: VersionPath, after: str | Non
     report = _plan(request, user, key, version, after)
     movable = sum(e.outcome == "can_move" for e in report.episodes) if report else 0
     return page(request, "pathway_move.html", user=user, key=key, version=version, report=report,
-                movable=movable, move_url=move_url, **URLS)
+                movable=movable, after=after or "", **URLS)
 
 
 @router.post(PATHWAYS + "/{key}/versions/{version}/move")
@@ -61,12 +63,14 @@ async def move_submit(request: Request, key: Key, version: VersionPath) -> Respo
     raw = str(form.get("to_version") or "")
     # The version the plan was drawn for: a newer one deployed since is not moved to unseen.
     to_version = int(raw) if raw.isdigit() and len(raw) < 10 else _newest(request, key)
+    after = str(form.get("after") or "") or None  # the page of the plan shown: those episodes move
     report = migrate_episodes(engine_of(request), user.principal, key, from_version=version,
-                              to_version=to_version, dry_run=False, limit=DEFAULT_PAGE)
+                              to_version=to_version, dry_run=False, limit=DEFAULT_PAGE, after=after)
     moved = sum(e.outcome == "moved" for e in report.episodes)
     stayed = len(report.episodes) - moved
     said = f"Moved {moved} {'episode' if moved == 1 else 'episodes'} from version {version} to version {to_version}."
     if stayed:
         verb = "stays" if stayed == 1 else "stay"
         said += f" {stayed} could not move and {verb} on version {version}; the plan says why."
-    return redirect_saying(request, move_url(key, version), said)
+    back = move_url(key, version) + (f"?after={quote(after, safe='')}" if after else "")
+    return redirect_saying(request, back, said)
