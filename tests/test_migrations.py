@@ -13,6 +13,7 @@ import pytest
 from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
 from carepath.engine.usecases.timers import fire_due_timers
+from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.support.diagrams import boundary_timers, script_then_task
 from tests.support.migration_pathways import KEY, version_1, version_2, without_call
@@ -269,3 +270,31 @@ def test_an_episode_in_incident_moves_stays_in_incident_and_a_retry_runs_the_cor
     retried = moves.post(f"/api/instances/{started['id']}/retry", lead, {})
     assert retried.status_code == 200, retried.text
     assert [t["name"] for t in retried.json()["open_tasks"]] == ["Review"]
+
+
+def _subprocess_then(*after: str) -> str:
+    """start -> a subprocess with one user task -> the user tasks `after` -> end"""
+    inner = (d.node("startEvent", "sub_start") + d.node("userTask", "inside", "Inside")
+             + d.node("endEvent", "sub_end") + d.flow("s1", "sub_start", "inside") + d.flow("s2", "inside", "sub_end"))
+    chain = ["start", "sub", *after, "end"]
+    elements = [d.node("startEvent", "start"), d.node("subProcess", "sub", "Work", body=inner),
+                *(d.node("userTask", a, a.title()) for a in after), d.node("endEvent", "end")]
+    elements += [d.flow(f"f_{a}_{b}", a, b) for a, b in zip(chain, chain[1:], strict=False)]
+    return d.definitions(d.process("sp", *elements))
+
+
+def test_a_step_the_state_still_predicts_but_the_new_version_lacks_stops_the_move(moves: ApiClient) -> None:
+    """Inside a running subprocess, the step after it is already predicted; the move cannot drop it, so the
+    episode is refused with the step named (the diff alone would have let it through), dry run included."""
+    lead = moves.user("clinical_lead")
+    assert moves.deploy(lead, ("sp.bpmn", _subprocess_then("after"))).status_code == 201
+    started = moves.start(lead, "sp").json()
+    assert moves.deploy(lead, ("sp.bpmn", _subprocess_then())).status_code == 201
+    before = _instance(moves, lead, started["id"])
+    for dry_run, outcome in ((True, "cannot_move"), (False, "not_moved")):
+        answer = moves.post("/api/pathways/sp/migrations", lead, {"from_version": 1, "to_version": 2,
+                                                                   "dry_run": dry_run})
+        [episode] = answer.json()["episodes"]
+        assert episode["outcome"] == outcome
+        assert any("'after'" in reason for reason in episode["reasons"]), episode["reasons"]
+    assert _instance(moves, lead, started["id"]) == before

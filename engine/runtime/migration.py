@@ -14,7 +14,7 @@ Only the product's dataclasses leave this module.
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -81,9 +81,11 @@ def plan_migration(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[
                          tuple(sorted(set(removed))), tuple(not_kept))
 
 
-def migrate(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, Any], clock: Clock) -> MigrationPlan:
-    """Move `workflow` onto the new spec in place and run it to its next wait; raises CannotMigrate (with the
-    workflow untouched) when the plan says it cannot move."""
+def migrate(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, Any], clock: Clock, *,
+            run: bool = True) -> MigrationPlan:
+    """Move `workflow` onto the new spec in place and (with `run`) run it to its next wait. Raises
+    CannotMigrate when the plan says it cannot move (the workflow untouched) or when the moved state would
+    not restore (the workflow is then half-moved: the caller discards it and keeps the stored state)."""
     plan = plan_migration(workflow, spec, subprocess_specs)
     if not plan.can_move:
         raise CannotMigrate(plan)
@@ -98,9 +100,34 @@ def migrate(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, An
             migrate_workflow(sp_diffs[sp_id], sp, subprocess_specs[sp.spec.name])
         top.subprocess_specs = subprocess_specs
         restarted = _restore_kept(top, kept)
-    if workflow.incident is None:  # an episode in incident stays so until retried: running it could hide the problem
+    stale = _stale_steps(top)
+    if stale:
+        raise CannotMigrate(replace(plan, can_move=False, reasons=tuple(
+            f"step {element}, which the engine's record of the episode still refers to, no longer exists in the "
+            "new version" for element in stale)))
+    if run and workflow.incident is None:  # an episode in incident stays so until retried: running could hide it
         workflow.run(clock)
-    return MigrationPlan(True, (), plan.steps, plan.added, plan.removed, plan.not_kept, tuple(restarted))
+    return replace(plan, restarted=tuple(restarted))
+
+
+def rehearse(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, Any], clock: Clock) -> MigrationPlan:
+    """The plan, checked by moving `workflow` (a copy restored for the purpose, which is then thrown away)
+    without running it: what the diff alone cannot see (a step the state still refers to) is found too."""
+    try:
+        return migrate(workflow, spec, subprocess_specs, clock, run=False)
+    except CannotMigrate as refused:
+        return refused.plan
+
+
+def _stale_steps(top: Any) -> list[str]:
+    """Steps left in the task tree whose spec the new version does not have (a prediction under a step that
+    was not reset): the state would not restore."""
+    stale = []
+    for sub in (top, *top.subprocesses.values()):
+        for task in sub.tasks.values():
+            if sub.spec.task_specs.get(task.task_spec.name) is not task.task_spec:
+                stale.append(_element(task.task_spec) if task.task_spec.bpmn_id else repr(task.task_spec.name))
+    return list(dict.fromkeys(stale))
 
 
 def _restore_kept(top: Any, kept: dict[Any, tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:

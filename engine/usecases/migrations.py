@@ -16,7 +16,7 @@ from ..identity import Principal
 from ..persistence.tables import Instance, PathwayVersion, Task, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import ACTIVE, INSTANCE_RULES, check_role
-from ..runtime.migration import CannotMigrate, MigrationPlan, migrate, plan_migration
+from ..runtime.migration import CannotMigrate, MigrationPlan, migrate, rehearse
 from ..runtime.workflow import RunningWorkflow
 from .after_steps import after_engine_steps
 from .specs import resolve_specs
@@ -127,7 +127,8 @@ def _episode_ids(session: Session, source_id: int, named: list[str] | None, limi
 
 def _plan_one(app: CarePath, principal: Principal, source: VersionRef, target: VersionRef,
               instance_id: str) -> EpisodeMove:
-    """The plan, from a workflow restored afresh (a cached one may be another request's to change)."""
+    """The plan, rehearsed on a workflow restored afresh for it (a cached one may be another request's to
+    change), which is then thrown away."""
     with app.db.read() as session:
         instance = session.get(Instance, instance_id, options=[undefer(Instance.state)])
         refusal = _not_movable(instance, instance_id, source)
@@ -137,7 +138,7 @@ def _plan_one(app: CarePath, principal: Principal, source: VersionRef, target: V
         workflow = RunningWorkflow.restore(instance.state, resolved.spec, resolved.subprocess_specs,
                                            resolved.family, app.script_engine, instance.business_key)
         new = resolve_specs(app, session, target.id, instance.call_bindings)
-        plan = plan_migration(workflow, new.spec, new.subprocess_specs)
+        plan = rehearse(workflow, new.spec, new.subprocess_specs, app.clock)
         outcome = "can_move" if plan.can_move else "cannot_move"
         return EpisodeMove(instance_id, instance.business_key, outcome, plan, plan.reasons)
 
