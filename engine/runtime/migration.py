@@ -14,7 +14,7 @@ Only the product's dataclasses leave this module.
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -51,7 +51,7 @@ class MigrationPlan:
     added: tuple[str, ...] = ()  # element ids the new version has and the old did not
     removed: tuple[str, ...] = ()  # element ids the old version had and the new does not
     not_kept: tuple[str, ...] = ()  # what moving cannot keep, in words
-    restarted: tuple[str, ...] = field(default=())  # ids of steps whose waits began again (filled on a move)
+    restarted: tuple[str, ...] = ()  # ids of steps whose waits began again (filled on a move)
 
 
 class CannotMigrate(Exception):
@@ -107,7 +107,9 @@ def migrate(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, An
             "new version" for element in stale)))
     if run and workflow.incident is None:  # an episode in incident stays so until retried: running could hide it
         workflow.run(clock)
-    return replace(plan, restarted=tuple(restarted))
+    began_again = [f"step {task_id} was laid out afresh by the move: its wait began again from the move and "
+                   "its due time is not kept" for task_id in restarted]
+    return replace(plan, restarted=tuple(restarted), not_kept=plan.not_kept + tuple(began_again))
 
 
 def rehearse(workflow: RunningWorkflow, spec: Any, subprocess_specs: dict[str, Any], clock: Clock) -> MigrationPlan:
