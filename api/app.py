@@ -46,6 +46,7 @@ from .web import audit as web_audit
 from .web import break_glass as web_break_glass
 from .web import episodes as web_episodes
 from .web import partners as web_partners
+from .web import pathway_migrations as web_pathway_migrations
 from .web import pathways as web_pathways
 from .web import routes as web_routes
 from .web import start as web_start
@@ -121,7 +122,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,
-                        admin, provider_sign_in, web_pathways, web_episodes, web_audit, message_inbox, web_partners):
+                        admin, provider_sign_in, web_pathways, web_pathway_migrations, web_episodes, web_audit,
+                        message_inbox, web_partners):
         app.include_router(page_module.router)
     mount_static(app)
     return app

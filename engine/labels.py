@@ -53,6 +53,7 @@ EVENT_LABELS: dict[str, str] = {
     "partner_deactivated": "Partner organization deactivated",
     "partner_activated": "Partner organization reactivated",
     "outbound_delivery_retried": "Delivery to a partner retried",
+    "instance_migrated": "Episode moved to a new pathway version",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

@@ -165,7 +165,8 @@ EVENT_TYPES = frozenset({
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
     "patient_unmerged", "inbox_message_reprocessed", "resources_imported", "partner_added", "partner_updated",
-    "partner_secret_rotated", "partner_deactivated", "partner_activated", "outbound_delivery_retried"})
+    "partner_secret_rotated", "partner_deactivated", "partner_activated", "outbound_delivery_retried",
+    "instance_migrated"})
 
 
 @dataclass(frozen=True)

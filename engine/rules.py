@@ -310,6 +310,7 @@ ACTIVE = (InstanceStatus.RUNNING, InstanceStatus.INCIDENT)
 INSTANCE_ROLES = (Role.CLINICAL_LEAD, Role.COORDINATOR, Role.SUPERVISOR)
 # Systems (a scheduling system, an ADT feed) start pathways and send messages, and do nothing else.
 SENDERS = (*INSTANCE_ROLES, Role.INTEGRATION)
+MIGRATORS = (Role.CLINICAL_LEAD,)  # who own the pathways (admins always)
 
 INSTANCE_RULES = _rules(
     Rule("start", "Starting a pathway", (), (InstanceStatus.RUNNING,), SENDERS, (), "instance_started",
@@ -322,6 +323,10 @@ INSTANCE_RULES = _rules(
          "started (same visit number, a pathway the cancelled event type starts), with the reason"),
     Rule("retry", "Retrying an incident", (InstanceStatus.INCIDENT,), (InstanceStatus.RUNNING,), INSTANCE_ROLES,
          (), "retried", note="runs the failed step again, with corrected data merged in first"),
+    Rule("migrate", "Moving an episode to another version of its pathway", ACTIVE, (), MIGRATORS, (),
+         "instance_migrated", "pathway_version", note="its status is unchanged; open tasks keep their assignee, "
+         "claim, draft and due date, waiting timers their due time; an episode whose current step the new "
+         "version lacks stays as it was (docs/migrations.md)"),
     Rule("engine_complete", "The pathway ends", ACTIVE, (InstanceStatus.COMPLETED,),
          event="completed", field="status", note="from incident when a retried step runs to the end"),
     Rule("engine_incident", "A step fails", (InstanceStatus.RUNNING,), (InstanceStatus.INCIDENT,),
@@ -689,8 +694,9 @@ def assignable_roles() -> tuple[Role, ...]:
 
 # Rows that are not a user's action on one task, instance, grant or user: starting makes a new instance,
 # breaking the glass a new grant, adding a user a new user; a release is part of deactivating a user; a
-# feed's cancellation is the ADT router's (an A11/A13 message), never a button.
-NOT_OFFERED = frozenset({"start", "release", "break_glass", "add", "cancel_by_feed"})
+# feed's cancellation is the ADT router's (an A11/A13 message), never a button; a migration is run from the
+# pathway's page, for many episodes at once.
+NOT_OFFERED = frozenset({"start", "release", "break_glass", "add", "cancel_by_feed", "migrate"})
 
 
 # -- docs/state-machine.md -------------------------------------------------------------------------

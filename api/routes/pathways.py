@@ -1,4 +1,4 @@
-"""/api/pathways: deploy, list, versions, sources, retire, start instances."""
+"""/api/pathways: deploy, list, versions, sources, retire, start instances, move episodes between versions."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.deploy import deploy_pathways, retire_version
 from carepath.engine.usecases.diagrams import pathway_diagram
 from carepath.engine.usecases.instances import start_instance
+from carepath.engine.usecases.migrations import migrate_episodes
 from carepath.engine.usecases.users import known_groups
 
 from ..attachments import pathway_source_response
 from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
+from ..migration_schemas import MigrationIn, MigrationOut
 from ..params import VersionPath
 from ..schemas import (
     BODY_ERRORS,
@@ -92,3 +94,13 @@ def start(key: str, body: StartIn, engine: EngineDep, user: SendingUser) -> Inst
                           data=body.data, version=body.version,
                           patient=body.patient.details() if body.patient else None)
     return InstanceOut.model_validate(view)
+
+
+@router.post("/{key}/migrations", response_model=MigrationOut, responses=errors(404, 409, *BODY_ERRORS))
+def migrations(key: str, body: MigrationIn, engine: EngineDep, user: CurrentUser) -> MigrationOut:
+    """Move running episodes from one version to another: with `dry_run` (the default) the plan for each,
+    else each moved in its own transaction; the answer says what happened to each."""
+    report = migrate_episodes(engine, user, key, from_version=body.from_version, to_version=body.to_version,
+                              instance_ids=body.instance_ids, dry_run=body.dry_run, limit=body.limit,
+                              after=body.after)
+    return MigrationOut.model_validate(report)

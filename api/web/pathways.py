@@ -141,6 +141,7 @@ def _version_page(request: Request, user: WebUser, key: str, version: int) -> Re
     return page(request, "pathway_version.html", user=user, outline=outline, v=outline.version,
                 versions=versions, running=running, may_author=_authors(user), **URLS,
                 may_start=may_take(INSTANCE_RULES["start"], user.principal), **_times(request),
+                may_migrate=may_take(INSTANCE_RULES["migrate"], user.principal),
                 when_due=lambda text: value_words(deadline_words(str(text), schema_titles(outline.version.start_data)),
                                                   engine.time_context().tz))
 
