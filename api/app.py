@@ -45,6 +45,7 @@ from .web import audit as web_audit
 from .web import break_glass as web_break_glass
 from .web import episodes as web_episodes
 from .web import pathways as web_pathways
+from .web import patients as web_patients
 from .web import routes as web_routes
 from .web import start as web_start
 from .web import tasks as web_tasks
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,
-                        admin, provider_sign_in, web_pathways, web_episodes, web_audit, message_inbox):
+                        admin, provider_sign_in, web_pathways, web_episodes, web_audit, message_inbox, web_patients):
         app.include_router(page_module.router)
     mount_static(app)
     return app
