@@ -141,3 +141,17 @@ def test_lists_and_the_episode_page_link_the_patient_to_the_case_page(made: Epis
 def test_an_unknown_patient_is_not_found(made: Episodes) -> None:
     assert made.api.get("/api/patients/nobody/case", made.lead).status_code == 404
     assert made.browser(made.lead).get("/app/patients/nobody").status_code == 404
+
+
+def test_a_case_read_under_a_break_glass_grant_is_marked_with_it(made: Episodes) -> None:
+    patient = _patient_of(made, "enc-1")
+    assert made.api.get(f"/api/patients/{patient}/case", made.west).status_code == 404
+    grant = made.api.post("/api/break-glass", made.west,
+                          {"patient_id": "pat-1", "reason": "patient in the emergency room, team unreachable"})
+    assert grant.status_code == 201, grant.text
+    case = _case(made, made.west, patient)
+    assert [e["business_key"] for e in case["episodes"]] == ["enc-4", "enc-1"]
+    found = made.api.get("/api/audit/events", made.auditor, params={"patient_id": "pat-1", "type": "record_viewed",
+                                                                    "user": made.west}).json()["items"]
+    marks = [e["data"].get("break_glass") for e in found if e["data"]["what"] == "case"]
+    assert marks == [grant.json()["id"]] * 2
