@@ -41,13 +41,14 @@ from .routes import (
     users,
 )
 from .settings import Settings
-from .web import about, admin, message_inbox, provider_sign_in, session, team, worklist_routes
+from .web import about, admin, message_inbox, provider_sign_in, resource_search, session, team, worklist_routes
 from .web import audit as web_audit
 from .web import break_glass as web_break_glass
 from .web import episodes as web_episodes
 from .web import partners as web_partners
 from .web import pathway_migrations as web_pathway_migrations
 from .web import pathways as web_pathways
+from .web import patients as web_patients
 from .web import routes as web_routes
 from .web import start as web_start
 from .web import tasks as web_tasks
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,
                         admin, provider_sign_in, web_pathways, web_pathway_migrations, web_episodes, web_audit,
-                        message_inbox, web_partners):
+                        message_inbox, web_partners, web_patients, resource_search):
         app.include_router(page_module.router)
     mount_static(app)
     return app

@@ -37,6 +37,7 @@ from .persistence.directory_tables import (
 from .queries import _page
 
 HIDDEN_STATUSES = (ServiceStatus.INACTIVE.value, ServiceStatus.DEFUNCT.value)
+MAX_SERVICE_ID = 100  # the column's length (persistence/directory_tables.py)
 _ZIP = re.compile(r"^(\d{5})(?:-\d{4})?$")
 
 
@@ -78,6 +79,14 @@ def search_resources(session: Session, filters: ResourceFilters, *, now: datetim
     services, total, exact = _page(session, query, [ResourceService.name, ResourceService.id], limit, offset,
                                    exact_total)
     return ResourcePage(_views(session, services), total, exact)
+
+
+def is_active_service(session: Session, service_id: str) -> bool:
+    """The id names a service of the directory that searches find (not inactive, not defunct)."""
+    if not service_id or len(service_id) > MAX_SERVICE_ID:
+        return False
+    return session.scalar(select(ResourceService.id).where(
+        ResourceService.id == service_id, ResourceService.status.not_in(HIDDEN_STATUSES))) is not None
 
 
 def resource_detail(session: Session, service_id: str) -> ResourceView:

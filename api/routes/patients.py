@@ -12,10 +12,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from carepath.engine.case_queries import MAX_CASE_HISTORY
 from carepath.engine.patients import MAX_NAME, MAX_SYSTEM, MAX_VALUE
+from carepath.engine.usecases.patient_case import DEFAULT_HISTORY, get_patient_case
 from carepath.engine.usecases.patient_records import MAX_RESULTS, get_patient, search_patients
 from carepath.engine.usecases.patients import merge_patients, unmerge_patient
 
+from ..case_schemas import CaseOut
 from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
 from ..schemas import BODY_ERRORS, ERROR_RESPONSES, MergeIn, MergeOut, PatientOut, UnmergeIn, errors
 
@@ -42,6 +45,17 @@ def search(engine: EngineDep, user: CurrentUser,
 def get(patient_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> PatientOut:
     """The patient, its identifiers and the ids of its episodes (recorded as `record_viewed`, what `patient`)."""
     return PatientOut.of(get_patient(engine, user, patient_id, client))
+
+
+@router.get("/{patient_id}/case", response_model=CaseOut, responses=errors(404, 422))
+def case(patient_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep,
+         history: Annotated[int, Query(ge=0, le=MAX_CASE_HISTORY,
+                                       description="how many of the latest history entries")] = DEFAULT_HISTORY,
+         ) -> CaseOut:
+    """The whole person in one place: the patient (its survivor when merged), every episode across pathways
+    the caller may read with its open tasks, and the latest history across them. Recorded as `record_viewed`
+    (what `patient`, and what `case` on each episode shown)."""
+    return CaseOut.of(get_patient_case(engine, user, patient_id, client, history))
 
 
 @router.post("/{patient_id}/merge", response_model=MergeOut, responses=errors(404, 409, *BODY_ERRORS))

@@ -12,6 +12,9 @@ Widgets, from the schema of one property:
 - integer / number: a number input (`minimum`/`maximum` carried over);
 - string with `format` date / date-time: a date / datetime-local input (date-times in the care setting's zone);
 - long text (`maxLength` over 200, or `format: textarea`, or a field named like notes): a textarea;
+- string with `format: carepath-resource` (a resource directory service's id): a text input with a search of
+  the directory beside it (templates/_resource_search.html, web/resource_search.py), its domain preset from
+  the task's `domain` variable when it names one;
 - object / array: a textarea of JSON; any other string: a text input.
 """
 
@@ -24,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carepath.engine.errors import Problem, ValidationFailed
+from carepath.engine.forms import RESOURCE_FORMAT
 
 FIELD_PREFIX = "field-"  # html ids: field-<name>; posted names are the property names themselves
 RADIO_LIMIT = 4
@@ -50,6 +54,8 @@ class FormField:
     minimum: Any = None
     maximum: Any = None
     error: str | None = None
+    domain: str | None = None  # a resource field: the directory search's need, from the task's data
+    chosen: Any = None  # a resource field: the service its value names (resource_queries.ResourceView), if any
 
     @property
     def id(self) -> str:
@@ -98,6 +104,8 @@ def widget_of(name: str, prop: dict[str, Any]) -> str:
         return "number"
     if kind in ("object", "array"):
         return "json"
+    if fmt == RESOURCE_FORMAT and kind in ("string", None):
+        return "resource"
     if fmt == "date":
         return "date"
     if fmt == "date-time":

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carepath.engine.application import CarePath
+from carepath.engine.directory import DOMAINS
 from carepath.engine.episode_start import EpisodeStart, episode_start
 from carepath.engine.errors import NotFound
 from carepath.engine.identity import Principal, sees_every_task
@@ -40,6 +41,7 @@ class TaskPage:
     colleagues: list[str]
     zone: ZoneInfo
     now: datetime
+    domain: str | None = None  # the episode's `domain` variable (a need: food, housing, ...), if it names one
 
     @property
     def due_words(self) -> str:
@@ -114,7 +116,9 @@ def read_task_page(engine: CarePath, user: Principal, task_id: str) -> TaskPage:
     # Done: what it was completed with (later steps may have changed the episode's data); else what is saved.
     values = submitted if submitted is not None else {**{k: v for k, v in data.items() if k in fields},
                                                       **(view.draft or {})}
-    return TaskPage(view, schema, values, comments, timeline, episode, colleagues, engine.time_context().tz, now)
+    domain: Any = dict(data).get("domain")
+    return TaskPage(view, schema, values, comments, timeline, episode, colleagues, engine.time_context().tz, now,
+                    domain if isinstance(domain, str) and domain in DOMAINS else None)
 
 
 def _view_of(user: Principal) -> tuple[str, frozenset[str]] | None:

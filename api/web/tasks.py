@@ -32,6 +32,7 @@ from .cookies import WebUser, client_of, engine_of
 from .flash import redirect_saying
 from .forms import Posted, field_errors, form_fields, typed_values
 from .pages import page, posted_form, redirect, require_user, safe_next, text_fields
+from .resource_search import with_chosen_services
 from .task_page import ACTION_PATHS, read_task_page, task_schema, visible_or_404
 from .worklist import worklist_page
 
@@ -60,6 +61,7 @@ def _render(request: Request, user: WebUser, task_id: str, status: int = 200, po
     fields = form_fields(view.schema, view.values, view.zone, errors, posted.raw if posted else None)
     if posted is not None:  # a refused form shows every field as the user left it, ticks included
         fields = [_kept(f, posted) for f in fields]
+    fields = with_chosen_services(engine, fields, view.domain)  # a directory service's id: the service, under its field
     return page(request, "task.html", status, user=user, view=view, task=view.task, fields=fields,
                 patient=patient_of_instance(engine, view.task.instance_id),
                 others=others or [], action_errors=action_errors or {}, action_fields=action_fields or {},

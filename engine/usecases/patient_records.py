@@ -33,19 +33,27 @@ def get_patient(app: CarePath, principal: Principal, patient_id: str, client: Cl
     """The patient with its identifiers, the patients merged into it and the episode ids the reader may
     read (its own and its merged identities'); NotFound when it does not exist or the reader may not read it."""
     _check_reader(principal)
-    scope = instance_scope(principal)
     with app.db.read() as session:
-        query = select(PatientRow).where(PatientRow.id == patient_id)
-        if scope is not None:
-            query = query.where(readable_patients(session, scope))
-        row = session.scalars(query).first()
-        found = _view(session, row, scope) if row is not None else None
-    if found is None:
-        raise NotFound(f"patient {patient_id} does not exist")
+        found = readable_patient(session, principal, patient_id)
     with UnitOfWork(app) as uow:
         uow.record(RECORD_VIEWED, principal.name, data={"what": "patient", "patient": patient_id,
                                                         "client": client_data(client)})
         uow.commit()
+    return found
+
+
+def readable_patient(session: Session, principal: Principal, patient_id: str) -> Patient:
+    """The patient as `get_patient` reads it, in the caller's session and without recording the read;
+    NotFound when it does not exist or the reader may not read it (the one rule: queries.readable_patients)."""
+    _check_reader(principal)
+    scope = instance_scope(principal)
+    query = select(PatientRow).where(PatientRow.id == patient_id)
+    if scope is not None:
+        query = query.where(readable_patients(session, scope))
+    row = session.scalars(query).first()
+    found = _view(session, row, scope) if row is not None else None
+    if found is None:
+        raise NotFound(f"patient {patient_id} does not exist")
     return found
 
 

@@ -3,6 +3,7 @@ may take which from which state is the rule table's (engine/rules.py), applied b
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from ..identity import Principal, Role
 from ..model import TaskState
 from ..persistence.tables import Instance, PathwayVersion, Task, User
 from ..persistence.unit_of_work import UnitOfWork
+from ..resource_queries import is_active_service
 from ..rules import TASK_RULES, Rule, check, check_role, may_take
 from ..views import InstanceView, TaskView
 from .after_steps import after_engine_steps
@@ -49,7 +51,7 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
             check(rule, task_facts(uow.session, task), principal)
             workflow = load_workflow(uow, instance)
             form = workflow.task_rules.get(task.element_id, {}).get("form")
-            validate_form(task.name, form, data or {})
+            validate_form(task.name, form, data or {}, partial(is_active_service, uow.session))
             claim_for(uow, task, principal, "claimed by completing")
             record_task_event(uow, rule, task, principal.name, pathway_version_id=instance.pathway_version_id,
                               data={"element_id": task.element_id, "name": task.name, "data": data or {},
