@@ -69,11 +69,11 @@ def condition_refusal(text: str, language: str | None, reason: str) -> str:
             what = "JUEL" if dialect == "juel" else "FEEL"
             return (f"the {what} expression {quoted} uses '{_short(outside.fragment)}': {outside.message}. "
                     f"{SUPPORTED}.")
-        return f"the expression {quoted}, once translated, cannot run: {reason}."
+        return f"the expression {quoted} is translated to '{_short(translate(text).text)}', which fails: {reason}."
     other = _other_language(text, (language or "").strip())
     if other is not None:
         return other
-    return f"the condition {quoted} cannot run: {reason}. {_how_to_write(text)}"
+    return f"{quoted} is not an expression CarePath can evaluate ({reason}). {_how_to_write(text)}"
 
 
 def _other_language(text: str, language: str) -> str | None:
@@ -102,7 +102,10 @@ def _how_to_write(text: str) -> str:
     words = _PLAIN_WORDS.match(text)
     if words is not None and " " in words.group(1):
         operator = "==" if words.group(2) == "=" else words.group(2)
-        example = f"{_snake(words.group(1))} {operator} {words.group(3)}"
+        value = words.group(3)
+        if value.isidentifier() and value.lower() not in {"true", "false", "none", "null"}:
+            value = repr(value)  # a bare word on the right is text to compare with
+        example = f"{_snake(words.group(1))} {operator} {value}"
         return (f"It reads as words rather than an expression: a variable's name has no spaces. Write it as "
                 f"an expression over the pathway's data, e.g. {example}, with the name of the form field or "
                 "variable that holds the value.")

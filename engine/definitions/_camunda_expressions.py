@@ -59,9 +59,11 @@ def translate(text: str) -> Translation:
     if dialect is None:
         raise OutsideSubset("it is not a Camunda expression", stripped[:40])
     if dialect == "juel":
+        if "}" not in stripped:
+            raise OutsideSubset("the closing '}' is missing", stripped[-20:])
         if not stripped.endswith("}"):
             raise OutsideSubset("text after the closing '}' is not supported; write one expression for the "
-                                "whole condition", stripped[-20:])
+                                "whole condition", stripped[stripped.rfind("}") + 1:].strip()[:40])
         body = stripped[2:-1]
     else:
         body = stripped[1:]

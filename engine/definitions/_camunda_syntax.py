@@ -84,6 +84,7 @@ Node = Constant | Name | Field | Index | Unary | Binary | Choice | Quantified
 class Token:
     kind: str  # "name", "number", "string", "op", "end"
     text: str
+    start: int  # where it begins in the text, to quote the rest from it
     value: object = None
 
 
@@ -109,7 +110,7 @@ def tokenize(text: str, dialect: Dialect) -> list[Token]:
             continue
         token, position = _next_token(text, position, dialect)
         tokens.append(token)
-    tokens.append(Token("end", ""))
+    tokens.append(Token("end", "", len(text)))
     return tokens
 
 
@@ -122,13 +123,13 @@ def _next_token(text: str, position: int, dialect: Dialect) -> tuple[Token, int]
     if number is not None and (char.isdigit() or char == "."):
         literal = number.group()
         value: object = float(literal) if any(c in literal for c in ".eE") else int(literal)
-        return Token("number", literal, value), number.end()
+        return Token("number", literal, position, value), number.end()
     name = _NAME.match(text, position)
     if name is not None:
-        return Token("name", name.group()), name.end()
+        return Token("name", name.group(), position), name.end()
     operator = next((op for op in _OPERATORS[dialect] if text.startswith(op, position)), None)
     if operator is not None:
-        return Token("op", operator), position + len(operator)
+        return Token("op", operator, position), position + len(operator)
     fragment = text[position:position + 20]
     if char in "{}" or text.startswith("${", position) or text.startswith("#{", position):
         raise OutsideSubset("text around or between expressions (a composite expression) is not supported; "
@@ -148,7 +149,7 @@ def _string(text: str, position: int) -> tuple[Token, int]:
             index += 2
             continue
         if char == quote:
-            return Token("string", text[position:index + 1], "".join(chars)), index + 1
+            return Token("string", text[position:index + 1], position, "".join(chars)), index + 1
         chars.append(char)
         index += 1
     raise OutsideSubset("a text in quotes is not closed", text[position:position + 20])
@@ -215,17 +216,8 @@ class Parser:
         self.position += 1
 
     def rest(self) -> str:
-        return self.text[self._offset():][:40] or self.text[-20:]
-
-    def _offset(self) -> int:
-        # Good enough to quote: find the current token's text after the previous ones.
-        offset = 0
-        for token in self.tokens[:self.position + 1]:
-            found = self.text.find(token.text, offset) if token.text else len(self.text)
-            offset = found if found >= 0 else offset
-            if token is not self.tokens[self.position]:
-                offset += len(token.text)
-        return min(offset, len(self.text))
+        """The text from the current token on, to quote in a refusal."""
+        return self.text[self.peek().start:][:40] or self.text[-20:]
 
     # grammar, lowest precedence first
     def choice(self) -> Node:
