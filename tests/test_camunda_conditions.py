@@ -169,3 +169,14 @@ def test_a_conditional_event_outside_the_subset_is_refused_quoting_it() -> None:
     assert problem.element_id == "wait"
     assert problem.message.startswith("The condition of Intermediate event 'wait' (Wait until ready) at line 2 cannot "
                                       "run: the JUEL expression '${bean.isReady()}' uses 'bean.isReady()")
+
+
+def test_a_call_to_an_unmarked_process_with_nothing_to_run_says_so() -> None:
+    caller = (d.node("startEvent", "s") + d.node("callActivity", "c", "Check", calledElement="empty")
+              + d.node("endEvent", "e") + d.flow("f0", "s", "c") + d.flow("f1", "c", "e"))
+    xml = d.definitions(d.process("p", caller), '<bpmn:process id="empty"><bpmn:laneSet id="ls"/></bpmn:process>')
+
+    [problem] = refusal(xml)
+
+    assert problem.element_id == "c"
+    assert "calls process 'empty', which has no start event or activity, so there is nothing to run" in problem.message

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from ..errors import Problem
 from ._describe import describe, label_of, problem_at
 from ._documents import CAMUNDA_NS, NSMAP, Document, Element, bpmn, is_bpmn, local_name
-from ._executability import NOT_EXECUTABLE_FIX, is_executable
+from ._executability import NOT_EXECUTABLE_FIX, declared, has_steps, is_executable
 from ._index import enclosing_scope
 from ._walk import Site
 
@@ -76,7 +76,11 @@ def _call_activity(site: Site) -> Iterator[Problem]:
         yield site.problem(f"{describe(site.element)} chooses the process to call with the expression "
                            f"'{called}'. CarePath needs the fixed id of the process to call.")
     elif called in site.index.processes:
-        if not is_executable(site.index.processes[called][1]):
+        target = site.index.processes[called][1]
+        if not is_executable(target) and declared(target) is None and not has_steps(target):
+            yield site.problem(f"{describe(site.element)} calls process '{called}', which has no start event "
+                               "or activity, so there is nothing to run. Draw its steps, or call another process.")
+        elif not is_executable(target):
             yield site.problem(f"{describe(site.element)} calls process '{called}', which is not marked "
                                f"executable. {NOT_EXECUTABLE_FIX}")
     elif (global_task := _global_task(site, called)) is not None:
