@@ -67,7 +67,10 @@ def translate(text: str) -> Translation:
         body = stripped[2:-1]
     else:
         body = stripped[1:]
-    return Translation(dialect, stripped, render(Parser(body, dialect).parse()))
+    try:
+        return Translation(dialect, stripped, render(Parser(body, dialect).parse()))
+    except RecursionError:  # a long chain such as a+a+a+... is a deep tree; refuse it, never crash
+        raise OutsideSubset("the expression is too long to translate", stripped[:40]) from None
 
 
 # -- writing the tree as a sandbox expression ------------------------------------------------------

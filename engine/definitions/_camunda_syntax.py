@@ -13,6 +13,8 @@ from typing import Literal
 
 Dialect = Literal["juel", "feel"]
 MAX_TOKENS = 500  # a condition, not a program: the translated text must pass the sandbox's limits too
+MAX_NUMBER_DIGITS = 40
+MAX_NESTING = 32  # parentheses, ?: and unary operators inside each other; keeps the recursion shallow
 
 
 class OutsideSubset(Exception):
@@ -122,6 +124,8 @@ def _next_token(text: str, position: int, dialect: Dialect) -> tuple[Token, int]
     number = _NUMBER.match(text, position)
     if number is not None and (char.isdigit() or char == "."):
         literal = number.group()
+        if len(literal) > MAX_NUMBER_DIGITS:
+            raise OutsideSubset(f"a number may have at most {MAX_NUMBER_DIGITS} digits", literal[:20])
         value: object = float(literal) if any(c in literal for c in ".eE") else int(literal)
         return Token("number", literal, position, value), number.end()
     name = _NAME.match(text, position)
@@ -174,6 +178,7 @@ class Parser:
         self.tokens = tokenize(text, dialect)
         self.position = 0
         self.bound: list[str] = []  # names bound by FEEL's some/every
+        self.nesting = 0
 
     def parse(self) -> Node:
         if self.peek().kind == "end":
@@ -220,7 +225,20 @@ class Parser:
         return self.text[self.peek().start:][:40] or self.text[-20:]
 
     # grammar, lowest precedence first
+    def nested(self) -> None:
+        """Called on the way into each nested part: a hostile condition must not exhaust the stack."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise OutsideSubset(f"the expression nests more than {MAX_NESTING} levels deep", self.rest())
+
     def choice(self) -> Node:
+        self.nested()
+        try:
+            return self._choice()
+        finally:
+            self.nesting -= 1
+
+    def _choice(self) -> Node:
         if self.dialect == "feel" and self.peek().text in {"some", "every"} and self.peek(1).kind == "name":
             return self.quantified()
         test = self.disjunction()
@@ -282,11 +300,14 @@ class Parser:
         return node
 
     def unary(self) -> Node:
-        if self.dialect == "juel" and (op := self.operator("not", "empty")) is not None:
+        op = self.operator("not", "empty", "-") if self.dialect == "juel" else self.operator("-")
+        if op is None:
+            return self.postfix()
+        self.nested()
+        try:
             return Unary(op, self.unary())
-        if self.operator("-"):
-            return Unary("-", self.unary())
-        return self.postfix()
+        finally:
+            self.nesting -= 1
 
     def postfix(self) -> Node:
         node = self.primary()

@@ -118,6 +118,10 @@ def test_nulls_unset_variables_and_get_variable() -> None:
     ("=date(x) > y", "date(x)", "calling 'date(...)'"),
     ("${a ~ b}", "~ b", "the character '~'"),
     ("${a} text", "text", "text after the closing"),
+    ("${" + "(" * 200 + "a" + ")" * 200 + "}", "(((", "nests more than 32 levels"),
+    ("${" + "!" * 200 + "a}", "!!!", "nests more than 32 levels"),
+    ("${" + "a + " * 300 + "a}", "a + a", "more than 500 parts"),
+    ("${x > " + "9" * 5000 + "}", "9999", "at most 40 digits"),
     ("${a == 1", "${a == 1", "the closing '}' is missing"),
 ])
 def test_what_is_outside_the_subset_is_refused_quoting_it(camunda: str, fragment: str, says: str) -> None:
