@@ -180,3 +180,22 @@ def test_a_call_to_an_unmarked_process_with_nothing_to_run_says_so() -> None:
 
     assert problem.element_id == "c"
     assert "calls process 'empty', which has no start event or activity, so there is nothing to run" in problem.message
+
+
+def test_a_condition_in_javascript_is_refused_even_when_it_reads_as_python() -> None:
+    xml = routed("x > 5", "x <= 5").replace("<bpmn:conditionExpression ",
+                                            '<bpmn:conditionExpression language="javascript" ')
+
+    problems = refusal(xml)
+
+    assert sorted(problem.element_id for problem in problems) == ["no", "yes"]
+    assert all("is written in 'javascript', which CarePath does not run" in problem.message for problem in problems)
+
+
+def test_a_juel_condition_marked_as_javascript_by_its_editor_is_translated() -> None:
+    xml = routed("${approved}", "${!approved}").replace("<bpmn:conditionExpression ",
+                                                        '<bpmn:conditionExpression language="text/javascript" ')
+
+    package = parse_package([SourceFile("route.bpmn", xml.encode())])
+
+    assert [c.translated for c in package.translated_conditions] == ["approved", "not approved"]

@@ -40,6 +40,7 @@ def translate_conditions(documents: Sequence[Document]) -> list[TranslatedCondit
             except OutsideSubset:
                 continue  # left as written: the condition check refuses it with the reason
             element.text = translation.text
+            element.attrib.pop("language", None)  # editors stamp one at random; the text is the sandbox's now
             process = next(element.iterancestors(bpmn("process")), None)
             done.append(TranslatedCondition(document.name, process.get("id") if process is not None else None,
                                             element.sourceline, owner_id(element), translation.original,
@@ -74,6 +75,11 @@ def condition_refusal(text: str, language: str | None, reason: str) -> str:
     if other is not None:
         return other
     return f"{quoted} is not an expression CarePath can evaluate ({reason}). {_how_to_write(text)}"
+
+
+def other_language(text: str, language: str | None) -> str | None:
+    """Why a condition that may parse as Python is still not run: it says it is written in another language."""
+    return _other_language(text, (language or "").strip())
 
 
 def _other_language(text: str, language: str) -> str | None:

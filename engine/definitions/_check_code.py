@@ -14,7 +14,7 @@ from ..calendars import is_duration
 from ..errors import Problem
 from ..runtime.timers import looks_like_iso
 from ..sandbox import SandboxError, check_expression, check_script
-from ._camunda_conditions import condition_refusal
+from ._camunda_conditions import condition_refusal, other_language
 from ._check_flow import OTHER_SCRIPT_LANGUAGES, children_named
 from ._describe import describe
 from ._documents import Element, bpmn, local_name
@@ -56,7 +56,7 @@ def _condition_refusal(expression: Element) -> str | None:
         check_expression(text)
     except SandboxError as error:
         return condition_refusal(text, expression.get("language"), _reason(error))
-    return None
+    return other_language(text, expression.get("language"))  # JavaScript that happens to parse as Python
 
 
 def _script_problems(site: Site) -> Iterator[Problem]:
