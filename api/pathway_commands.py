@@ -68,6 +68,9 @@ def validate(paths: list[Path], settings: Settings, *, offline: bool) -> int:
         print(f"found beside: {companion.path} ({companion.provides})")
     for warning in package.warnings:
         print(f"warning: {_located(warning, display)}{warning.message}")
+    for condition in package.translated_conditions:
+        where = Problem("", condition.file, condition.line, condition.element_id)
+        print(f"expression: {_located(where, display)}{condition.original} -> {condition.translated}")
     for proc in package.processes:
         print(f"ok: {proc.key} ({proc.family}) from {display.get(proc.source_file, proc.source_file)}")
         for lane in proc.lanes:

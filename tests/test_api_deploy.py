@@ -114,10 +114,11 @@ def test_unknown_pathway_and_version_are_404(api: ApiClient) -> None:
 
 def test_code_that_cannot_run_is_refused_at_deploy_with_its_line(api: ApiClient) -> None:
     lead = api.user("clinical_lead")
-    juel = api.deploy(lead, ("gw.bpmn", d.gateway_on("gw", "${risk > 5}")))
+    juel = api.deploy(lead, ("gw.bpmn", d.gateway_on("gw", "${riskService.score(patient) > 5}")))  # a Java bean
     assert juel.status_code == 422
     [error] = juel.json()["errors"]
-    assert error["element_id"] == "f_high" and error["line"] and "Python expression" in error["message"]
+    assert error["element_id"] == "f_high" and error["line"]
+    assert "JUEL expression '${riskService.score(patient) > 5}' uses 'riskService.score(patient)" in error["message"]
     script = api.deploy(lead, ("s.bpmn", d.script_then_task("s", "import os\nos.system('id')")))
     assert script.status_code == 422 and script.json()["errors"][0]["element_id"] == "script"
     for script_format in ("text/python", "Python", "application/x-unknown"):  # every format runs as Python

@@ -1,9 +1,9 @@
 """Deploy-time checks of the code in a diagram: conditions, scripts and timer expressions.
 
-They are checked with the same sandbox that will run them, so a condition written in Camunda's
-expression language (`${reached}`), a script that imports `os` or a timer that is neither ISO 8601
-nor an allowed expression is refused at upload with its line, not discovered on a patient's
-instance.
+They are checked with the same sandbox that will run them (Camunda conditions are already
+translated, see _camunda_conditions), so a condition outside the translated subset, a script that
+imports `os` or a timer that is neither ISO 8601 nor an allowed expression is refused at upload
+with its line, not discovered on a patient's instance.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from ..calendars import is_duration
 from ..errors import Problem
 from ..runtime.timers import looks_like_iso
 from ..sandbox import SandboxError, check_expression, check_script
+from ._camunda_conditions import condition_refusal, other_language
 from ._check_flow import OTHER_SCRIPT_LANGUAGES, children_named
 from ._describe import describe
-from ._documents import bpmn, local_name
+from ._documents import Element, bpmn, local_name
 from ._walk import ScopeGraph, Site
 
 _TIMER_VALUES = ("timeDate", "timeDuration", "timeCycle")
@@ -29,16 +30,33 @@ def _reason(error: SandboxError) -> str:
 def _condition_problems(site: Site, graph: ScopeGraph) -> Iterator[Problem]:
     for flow in graph.outgoing.get(site.element.get("id") or "", []):
         expression = next(flow.iter(bpmn("conditionExpression")), None)
-        text = (expression.text or "").strip() if expression is not None else ""
-        if not text:
+        if expression is None:
             continue
-        try:
-            check_expression(text)
-        except SandboxError as error:
-            hint = " CarePath conditions are Python expressions, e.g. reached == True." if "${" in text else ""
-            yield Problem(f"The condition '{text[:120]}' on flow '{flow.get('id')}' from {describe(site.element)} "
-                          f"cannot run: {_reason(error)}.{hint}", site.document.name,
-                          expression.sourceline if expression is not None else flow.sourceline, flow.get("id"))
+        refusal = _condition_refusal(expression)
+        if refusal is not None:
+            yield Problem(f"The condition on flow '{flow.get('id')}' from {describe(site.element)} cannot run: "
+                          f"{refusal}", site.document.name, expression.sourceline or flow.sourceline, flow.get("id"))
+
+
+def _event_condition_problems(site: Site) -> Iterator[Problem]:
+    for definition in children_named(site.element, "conditionalEventDefinition"):
+        for condition in definition.iter(bpmn("condition")):
+            refusal = _condition_refusal(condition)
+            if refusal is not None:
+                yield Problem(f"The condition of {describe(site.element)} cannot run: {refusal}", site.document.name,
+                              condition.sourceline or site.element.sourceline, site.element.get("id"))
+
+
+def _condition_refusal(expression: Element) -> str | None:
+    """None when the condition (already translated if it was Camunda's) runs in the sandbox."""
+    text = (expression.text or "").strip()
+    if not text:
+        return None
+    try:
+        check_expression(text)
+    except SandboxError as error:
+        return condition_refusal(text, expression.get("language"), _reason(error))
+    return other_language(text, expression.get("language"))  # JavaScript that happens to parse as Python
 
 
 def _script_problems(site: Site) -> Iterator[Problem]:
@@ -81,5 +99,5 @@ def _timer_problems(site: Site) -> Iterator[Problem]:
                               value.sourceline, site.element.get("id"))
 
 
-CODE_NODE_CHECKS = (_script_problems, _timer_problems)
+CODE_NODE_CHECKS = (_script_problems, _timer_problems, _event_condition_problems)
 CODE_GRAPH_CHECKS = (_condition_problems,)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 from ..errors import Problem
 from ._describe import describe, label_of, problem_at
 from ._documents import CAMUNDA_NS, NSMAP, Document, Element, bpmn, is_bpmn, local_name
-from ._index import enclosing_scope, is_executable
+from ._executability import NOT_EXECUTABLE_FIX, declared, has_steps, is_executable
+from ._index import enclosing_scope
 from ._walk import Site
 
 _EVENT_REFERENCES = {
@@ -17,10 +19,6 @@ _EVENT_REFERENCES = {
     "escalationEventDefinition": ("escalationRef", "escalation"),
 }
 _JAVA_IMPLEMENTATIONS = ("class", "delegateExpression", "expression", "topic")
-NOT_EXECUTABLE_FIX = (
-    "In Camunda Modeler / bpmn.io select the process (click on empty canvas) and tick 'Executable' in the "
-    "properties panel; in Signavio set the process attribute 'isExecutable' to true."
-)
 
 
 def decision_ref(element: Element, family: str) -> str | None:
@@ -78,13 +76,31 @@ def _call_activity(site: Site) -> Iterator[Problem]:
         yield site.problem(f"{describe(site.element)} chooses the process to call with the expression "
                            f"'{called}'. CarePath needs the fixed id of the process to call.")
     elif called in site.index.processes:
-        if not is_executable(site.index.processes[called][1]):
+        target = site.index.processes[called][1]
+        if not is_executable(target) and declared(target) is None and not has_steps(target):
+            yield site.problem(f"{describe(site.element)} calls process '{called}', which has no start event "
+                               "or activity, so there is nothing to run. Draw its steps, or call another process.")
+        elif not is_executable(target):
             yield site.problem(f"{describe(site.element)} calls process '{called}', which is not marked "
                                f"executable. {NOT_EXECUTABLE_FIX}")
+    elif (global_task := _global_task(site, called)) is not None:
+        yield site.problem(f"{describe(site.element)} calls '{called}', which is a {global_task}: a task defined "
+                           "once for reuse, which CarePath does not run. CarePath calls processes: draw the task "
+                           "in the process instead, or make it a process of its own and call that.")
     elif called not in site.index.known_process_ids:
         yield site.problem(f"{describe(site.element)} calls process '{called}', which is neither in this "
                            f"upload nor deployed. Upload the file that defines '{called}' in the same "
                            "package, or deploy it first.")
+
+
+def _global_task(site: Site, called: str) -> str | None:
+    """'global user task' when `called` is a BPMN globalUserTask (globalTask, globalScriptTask, ...)."""
+    for document in site.index.documents:
+        element = document.find(called)
+        if element is not None and local_name(element).startswith("global"):
+            words = re.sub(r"(?<!^)([A-Z])", r" \1", local_name(element)).lower()
+            return words
+    return None
 
 
 def _no_called_element_message(element: Element) -> str:

@@ -7,14 +7,10 @@ from dataclasses import dataclass, field
 
 from ..errors import Problem
 from ._documents import Document, Element, bpmn, local_name
+from ._executability import is_executable
 
 # Elements SpiffWorkflow parses with a process parser of their own.
 SCOPE_TAGS = frozenset({"process", "subProcess", "transaction", "adHocSubProcess"})
-
-
-def is_executable(process: Element) -> bool:
-    """Only an explicit isExecutable="true" counts; editors leave it out on models meant as drawings."""
-    return (process.get("isExecutable") or "").strip().lower() in {"true", "1"}
 
 
 def enclosing_scope(element: Element) -> Element | None:

@@ -21,8 +21,9 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 
 from ..errors import Problem
 from ._documents import Document, Element
+from ._executability import is_executable
 from ._families import new_parser
-from ._index import PackageIndex, is_executable
+from ._index import PackageIndex
 from ._translate import Place, translate
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ class LibraryRun:
             tree = library_tree(document)
             self._trees.append(tree)
             self._guard(partial(self.parser.add_bpmn_xml, tree, document.name), Place(document), quiet)
-        # Our rule for executability (an explicit isExecutable="true" or "1") replaces the library's.
+        # Our rule for executability (_executability) replaces the library's.
         for process_parser in self.parser.process_parsers.values():
             process_parser.process_executable = True
 

@@ -62,7 +62,21 @@ class ParsedProcess:
     used_files: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TranslatedCondition:
+    """A Camunda condition (JUEL or FEEL) and the sandbox expression CarePath evaluates in its place."""
+
+    file: str
+    process_id: str | None
+    line: int | None
+    element_id: str | None
+    original: str
+    translated: str
+
+
 @dataclass
 class ParsedPackage:
     processes: list[ParsedProcess]
     warnings: list[Problem] = field(default_factory=list)
+    # The conditions of the executable processes that were translated from Camunda's languages.
+    translated_conditions: list[TranslatedCondition] = field(default_factory=list)

@@ -7,8 +7,9 @@ import re
 from collections.abc import Collection, Sequence
 
 from ..errors import DiagramInvalid, Problem
-from ._check_links import NOT_EXECUTABLE_FIX
-from ._describe import describe, problem_at
+from ._camunda_conditions import translate_conditions
+from ._describe import problem_at
+from ._executability import executability
 from ._families import choose_family
 from ._identity import used_files
 from ._index import PackageIndex, build_index
@@ -37,6 +38,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     schemas, problems = load_form_schemas([f for f in files if is_form_file(f) and not is_sidecar(f.name)])
     documents, xml_problems = load_documents([f for f in files if not is_form_file(f)], limits)
     problems += xml_problems
+    translated = translate_conditions(documents)  # before anything reads a condition: see _camunda_conditions
     warnings: list[Problem] = []
     for document in documents:
         if document.kind == "bpmn":
@@ -44,10 +46,10 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     choice = choose_family(documents)
     warnings.extend(choice.warnings)
     index = build_index(documents, choice.family, known_process_ids)
-    executability = _executability(index)
-    if executability.refusals or not documents:
-        _refuse(problems + executability.refusals, warnings + executability.warnings)
-    warnings.extend(executability.warnings)
+    executable = executability(index)
+    if executable.refusals or not documents:
+        _refuse(problems + executable.refusals, warnings + executable.warnings)
+    warnings.extend(executable.warnings)
     report = _checked(index)
     processes, library_problems = _parse_with_library(index, report, limits.max_parse_seconds)
     for process in processes:
@@ -58,7 +60,8 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     problems += attach_sidecars(processes, sidecars, [d.name for d in documents if d.kind == "bpmn"])
     if problems:
         _refuse(problems, warnings + report.warnings)
-    return ParsedPackage(processes, warnings + report.warnings + _default_id_warnings(index, processes))
+    return ParsedPackage(processes, warnings + report.warnings + _default_id_warnings(index, processes),
+                         [condition for condition in translated if condition.process_id in index.executable_ids])
 
 
 # The ids bpmn.io and Camunda Modeler give a new diagram's process: Process_1, Process_0x7f9k2c.
@@ -82,35 +85,6 @@ def _default_id_warnings(index: PackageIndex, processes: Sequence[ParsedProcess]
             f"pathway.{deployed} Give the process an id of its own (select the pool or the canvas, General → "
             "ID, e.g. post-ed-follow-up) and a name.")))
     return warnings
-
-
-class _Executability:
-    def __init__(self) -> None:
-        self.refusals: list[Problem] = []
-        self.warnings: list[Problem] = []
-
-
-def _executability(index: PackageIndex) -> _Executability:
-    result = _Executability()
-    bpmn_documents = [document for document in index.documents if document.kind == "bpmn"]
-    if index.documents and not bpmn_documents:
-        result.refusals.extend(Problem("The upload has only DMN files. Upload the .bpmn file of the "
-                                       "pathway together with its .dmn files.", document.name)
-                               for document in index.documents)
-    elif bpmn_documents and not index.processes:
-        result.refusals.extend(Problem("The file has no BPMN process (only a collaboration or "
-                                       "definitions). Export the pathway's process diagram.", document.name)
-                               for document in bpmn_documents)
-    for process_id, (document, process) in index.processes.items():
-        if process_id in index.executable_ids:
-            continue
-        if index.executable_ids:
-            result.warnings.append(problem_at(document, process, f"{describe(process)} is not marked "
-                                              "executable, so CarePath skips it."))
-        else:
-            result.refusals.append(problem_at(document, process, f"Process '{process_id}' is not marked "
-                                              f"executable. {NOT_EXECUTABLE_FIX}"))
-    return result
 
 
 def _checked(index: PackageIndex) -> StaticReport:

@@ -135,6 +135,13 @@ def _strptime(budget: Budget, text: str, pattern: str) -> datetime:
     return datetime.strptime(text, pattern)
 
 
+VARIABLE_FUNCTION = "variable"
+
+
+def _variable_outside_call(budget: Budget, *args: Any, **kwargs: Any) -> Any:
+    raise SandboxViolation(f"{VARIABLE_FUNCTION}() reads the data; call it by name, as {VARIABLE_FUNCTION}('x')")
+
+
 def _named(name: str, impl: Callable[..., Any]) -> Callable[..., Any]:
     # Python names the function in argument errors: "min() got an unexpected keyword argument 'key'".
     # Each implementation here is used for exactly one name, so renaming it in place is safe.
@@ -151,6 +158,8 @@ def _function(name: str, impl: Callable[..., Any], **class_methods: Callable[...
 SAFE_FUNCTIONS: Mapping[str, SafeFunction] = {
     function.name: function
     for function in (
+        # variable('x'): the variable's value, or None when it is not set (evaluated in Evaluator._call).
+        _function(VARIABLE_FUNCTION, _variable_outside_call),
         _function("len", _plain(len)),
         _function("min", _extreme(min)),
         _function("max", _extreme(max)),

@@ -19,7 +19,7 @@ from .budget import Budget
 from .errors import ExpressionFailed, SandboxError, SandboxLimitExceeded, SandboxViolation, UndefinedName
 from .expression_check import parse_expression
 from .expression_comprehensions import evaluate_comprehension
-from .expression_functions import SAFE_FUNCTIONS, SafeFunction
+from .expression_functions import SAFE_FUNCTIONS, VARIABLE_FUNCTION, SafeFunction
 from .expression_methods import MAPPING_METHOD_NAMES, has_field, method_for
 from .expression_ops import binary, compare, unary
 from .expression_text import format_value
@@ -212,10 +212,25 @@ class Evaluator:
             callee = self._read_attribute(target, function)
         else:
             callee = self.evaluate(function)
+        if callee is SAFE_FUNCTIONS[VARIABLE_FUNCTION]:
+            return self._variable(node)
         if not isinstance(callee, SafeFunction):
             raise SandboxViolation(f"'{_source_of(function)}' is not a function that can be called")
         args, kwargs = self._arguments(node)
         return self.budget.admit(callee(self.budget, *args, **kwargs))
+
+    def _variable(self, node: ast.Call) -> Any:
+        """variable('x'): a data value by name, None when it is not set (Camunda's getVariable, FEEL's null)."""
+        args, kwargs = self._arguments(node)
+        if kwargs or len(args) != 1 or not isinstance(args[0], str):
+            raise SandboxViolation(f"{VARIABLE_FUNCTION}() takes the name of one variable, as {VARIABLE_FUNCTION}('x')")
+        name = args[0]
+        if name.startswith("_"):
+            raise SandboxViolation(f"name '{name}' is not allowed: names starting with '_' are reserved")
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        return self.context.get(name)
 
     def _arguments(self, node: ast.Call, *receiver: Any) -> tuple[list[Any], dict[str, Any]]:
         args = [self.evaluate(arg) for arg in node.args]

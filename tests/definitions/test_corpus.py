@@ -51,6 +51,7 @@ _KINDS = [
     ("link/compensation", "link event"),
     ("link/compensation", "compensation"),
     ("script", "script"),
+    ("condition", "The condition"),
     ("unsupported element", "cannot run"),
     ("boundary event trigger", "no trigger"),
     ("loop / multi-instance", "multi-instance"),

@@ -64,8 +64,8 @@ def test_mixing_camunda_and_spiff_extensions_picks_one_parser_and_warns() -> Non
     assert any("both Camunda extensions" in warning.message for warning in package.warnings)
 
 
-@pytest.mark.parametrize("flag", ["false", None])
-def test_a_package_whose_processes_are_all_not_executable_is_refused_with_the_fix(flag: str | None) -> None:
+@pytest.mark.parametrize("flag", ["false", "0"])  # no attribute at all runs: test_camunda_conditions
+def test_a_package_whose_processes_are_all_not_executable_is_refused_with_the_fix(flag: str) -> None:
     text = definitions(linear_process("Process_1", user_task(0), executable=flag))
 
     with pytest.raises(DiagramInvalid) as raised:
