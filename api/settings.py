@@ -7,7 +7,7 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     # Retries of a failing timer: R<attempts>/<first delay>, doubling each time (overrides the two above).
     timer_retry: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
+    # A service task CarePath cannot run (camunda:class, a delegate expression, an unknown connector): refused at
+    # deploy ("refuse"), or deployed as an external task on a topic named after it ("external").
+    unknown_service_tasks: Literal["refuse", "external"] = "refuse"
+    # The longest a fetch-and-lock long poll waits (asyncResponseTimeout beyond it is cut to it), in seconds.
+    external_task_max_wait_seconds: float = Field(default=60.0, ge=0, le=1800)
     # Every other request body (JSON): larger ones answer 413 before they are parsed.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # Every JSON value that enters the engine (start data, completions, drafts, messages, comments, retry
@@ -338,6 +343,8 @@ class Settings(BaseSettings):
             resource_taxonomy_map=self.resource_taxonomy_map,
             resource_import=ImportLimits(max_bytes=self.resource_import_max_bytes,
                                          max_services=self.resource_import_max_services),
+            unknown_service_tasks=self.unknown_service_tasks,
+            external_task_max_wait_s=self.external_task_max_wait_seconds,
         )
 
     @field_validator("mllp_senders")

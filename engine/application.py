@@ -57,6 +57,11 @@ class EngineConfig:
     # The resource directory (engine/directory/): a replacement taxonomy -> SDOH domain map, import bounds.
     resource_taxonomy_map: Path | None = None
     resource_import: ImportLimits = field(default_factory=ImportLimits)
+    # A service task CarePath cannot run (a Java class, an unknown connector): "refuse" it at deploy, or deploy
+    # it as an "external" task on a topic named after it (CAREPATH_UNKNOWN_SERVICE_TASKS).
+    unknown_service_tasks: str = "refuse"
+    # The longest a worker's fetch-and-lock waits for a task to appear (Camunda's asyncResponseTimeout cap).
+    external_task_max_wait_s: float = 60.0
 
     def audit_keyring(self) -> dict[str, bytes]:
         """Every key checkpoints may be verified with, by name (the signing key under its own)."""

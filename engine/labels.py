@@ -48,6 +48,14 @@ EVENT_LABELS: dict[str, str] = {
     "patient_updated": "Patient details updated", "patient_merged": "Patient records merged",
     "patient_unmerged": "Patient records unmerged", "inbox_message_reprocessed": "Inbox message reprocessed",
     "resources_imported": "Resource directory imported",
+    "external_task_created": "Waiting for an external worker",
+    "external_task_locked": "External worker took the task",
+    "external_task_lock_extended": "External worker kept the task longer",
+    "external_task_unlocked": "External task given back",
+    "external_task_completed": "External worker completed the task",
+    "external_task_failed": "External worker reported a failure",
+    "external_task_bpmn_error": "External worker reported a business error",
+    "external_task_cancelled": "External task no longer needed",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.
