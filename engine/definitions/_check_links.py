@@ -8,7 +8,7 @@ from ..errors import Problem
 from ._describe import describe, label_of, problem_at
 from ._documents import CAMUNDA_NS, NSMAP, Document, Element, bpmn, is_bpmn, local_name
 from ._index import enclosing_scope, is_executable
-from ._service_tasks import service_task_problems, service_task_warnings
+from ._service_tasks import implementation_of, service_task_problems, service_task_warnings
 from ._walk import Site
 
 _EVENT_REFERENCES = {
@@ -125,10 +125,10 @@ def _looks_up_package_wide(family: str, kind: str) -> bool:
 def _service_task(site: Site) -> Iterator[Problem]:
     if site.index.family != "spiff" or local_name(site.element) != "serviceTask":
         return
-    if not site.element.xpath("./bpmn:extensionElements/spiffworkflow:serviceTaskOperator",
-                              namespaces=NSMAP):
-        yield site.problem(f"{describe(site.element)} does not say which service to call. Choose an "
-                           "operator for it in the SpiffWorkflow editor, or change it to a plain task.")
+    if implementation_of(site.element) is None:
+        yield site.problem(f"{describe(site.element)} does not say which service to call. Give it the topic its "
+                           "external workers fetch (the attribute carepath:topic, docs/external-tasks.md), or "
+                           "change it to a plain task.")
 
 
 def _data_associations(site: Site) -> Iterator[Problem]:
