@@ -4,16 +4,21 @@ refused. Every step goes through the stored state (the workflow cache is off), a
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from carepath.engine.application import CarePath
 from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
+from carepath.engine.identity import Principal, Role
+from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.external_task_tables import ExternalTask
 from carepath.engine.persistence.tables import Event
+from carepath.engine.usecases.external_tasks import TopicRequest, fetch_and_lock
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
@@ -195,3 +200,36 @@ def test_bad_requests_are_refused_with_the_field_named(worker_api: ApiClient) ->
     response = worker_api.post(FETCH, gateway, {"worker_id": "", "topics": []})
     assert response.status_code == 422 and "worker_id" in response.text
     assert worker_api.post("/api/external-tasks/nope/complete", gateway, {"worker_id": "w"}).status_code == 404
+
+
+@pytest.mark.postgres_only
+def test_concurrent_workers_never_lock_the_same_task(worker_api: ApiClient) -> None:
+    """Eight workers, each with its own engine (connection pool), fetch at the same moment from twelve
+    waiting tasks: every task is locked once, by one worker, and every task is locked."""
+    api = worker_api
+    lead = api.user("clinical_lead")
+    assert api.deploy(lead, ("sms.bpmn", sms_pathway())).status_code == 201
+    for number in range(12):
+        assert api.start(lead, "sms-reminder", f"visit-{number}").status_code == 201
+    gateway = Principal("sms-gateway", Role.INTEGRATION)
+    barrier = threading.Barrier(8)
+    results: dict[int, list[str]] = {}
+
+    def worker(number: int) -> None:
+        db = Database(api.engine.db.engine.url.render_as_string(hide_password=False))
+        app = CarePath(db, api.engine.clock, api.engine.config)
+        barrier.wait()
+        found = fetch_and_lock(app, gateway, f"w{number}", [TopicRequest("send-sms", 60_000)], 3)
+        results[number] = [task.id for task in found]
+        db.dispose()
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    locked = [task_id for ids in results.values() for task_id in ids]
+    assert len(locked) == len(set(locked)) == 12
+    with api.engine.db.read() as session:
+        holders = {row.id: row.worker_id for row in session.scalars(select(ExternalTask))}
+    assert all(holders[task_id] == f"w{number}" for number, ids in results.items() for task_id in ids)
