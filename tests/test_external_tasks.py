@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from carepath.api.cli import main
 from carepath.engine.application import CarePath
 from carepath.engine.caches import LRUCache
 from carepath.engine.clock import ManualClock
@@ -233,3 +235,12 @@ def test_concurrent_workers_never_lock_the_same_task(worker_api: ApiClient) -> N
     with api.engine.db.read() as session:
         holders = {row.id: row.worker_id for row in session.scalars(select(ExternalTask))}
     assert all(holders[task_id] == f"w{number}" for number, ids in results.items() for task_id in ids)
+
+
+def test_simulate_says_the_pathway_waits_for_a_worker_of_the_topic(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    diagram = tmp_path / "sms.bpmn"
+    diagram.write_text(sms_pathway())
+    assert main(["simulate", str(diagram), "--data", '{"phone": "+1555"}']) == 0
+    out = capsys.readouterr().out
+    assert "waits for   an external worker of topic send-sms (send)" in out
