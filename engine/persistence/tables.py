@@ -1,7 +1,7 @@
 """The database schema: typed SQLAlchemy 2 models shared by SQLite and PostgreSQL.
 
 Instance state is SpiffWorkflow JSON without the spec; everything a list or a worklist needs is
-projected into plain indexed columns (`tasks`, `message_subscriptions`, `timers`) so that no
+projected into plain indexed columns (`tasks`, `message_subscriptions`, `timers`, `external_tasks`) so that no
 query ever deserializes a workflow. `events` is append-only.
 """
 
