@@ -146,6 +146,8 @@ def test_a_failure_with_retries_waits_the_retry_timeout_and_the_last_one_is_an_i
     last = api.post(f"/api/external-tasks/{task['id']}/failure", gateway,
                     {"worker_id": "w1", "error_message": "number unknown", "retries": 0})
     assert last.status_code == 204
+    [listed] = api.get("/api/external-tasks", gateway, params={"state": "failed"}).json()
+    assert (listed["id"], listed["error_message"], listed["instance_id"]) == (task["id"], "number unknown", instance_id)
     view = instance(api, instance_id)
     assert view["status"] == "incident" and "number unknown" in view["incident"]["message"]
     assert view["incident"]["element_id"] == "send"

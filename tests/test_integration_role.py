@@ -124,6 +124,7 @@ INTEGRATION_MAY = {("POST", "/api/pathways/{key}/instances"), ("POST", "/api/mes
                    ("POST", "/api/patients/{patient_id}/merge"), ("POST", "/api/patients/{patient_id}/unmerge"),
                    # external workers (EXTERNAL_TASK_RULES), in the product's API and Camunda 7's
                    ("POST", "/api/external-tasks/fetch-and-lock"), ("POST", "/engine-rest/external-task/fetchAndLock"),
+                   ("GET", "/api/external-tasks"),
                    *(("POST", f"/api/external-tasks/{{task_id}}/{action}")
                      for action in ("complete", "failure", "bpmn-error", "extend-lock", "unlock")),
                    *(("POST", f"/engine-rest/external-task/{{task_id}}/{action}")

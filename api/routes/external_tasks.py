@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from carepath.engine.usecases import external_tasks as use
 from carepath.engine.usecases.external_tasks import TopicRequest
@@ -18,6 +18,18 @@ from ..schemas import BODY_ERRORS, ERROR_RESPONSES, errors
 
 router = APIRouter(prefix="/api/external-tasks", tags=["external tasks"], responses=ERROR_RESPONSES)
 DONE: dict[str, Any] = {"status_code": 204, "response_class": Response}
+
+
+@router.get("", response_model=list[ExternalTaskOut], responses=errors(422))
+def list_tasks(engine: EngineDep, user: SendingUser, topic: str | None = Query(default=None, max_length=255),
+               state: str | None = Query(default=None, max_length=20),
+               instance_id: str | None = Query(default=None, max_length=36),
+               limit: int = Query(default=50, ge=1, le=200),
+               offset: int = Query(default=0, ge=0, le=10_000_000)) -> list[ExternalTaskOut]:
+    """What waits for workers and what failed, oldest first (variables are not shown here)."""
+    found = use.list_external_tasks(engine, user, topic=topic, state=state, instance_id=instance_id, limit=limit,
+                                    offset=offset)
+    return [ExternalTaskOut.model_validate(task) for task in found]
 
 
 @router.post("/fetch-and-lock", response_model=list[ExternalTaskOut], responses=errors(*BODY_ERRORS))

@@ -313,3 +313,22 @@ def any_fetchable(app: CarePath, principal: Principal, topics: Sequence[str]) ->
             ExternalTask.topic.in_(list(topics)), ExternalTask.state.in_(fetchable),
             or_(ExternalTask.lock_expires_at.is_(None), ExternalTask.lock_expires_at <= now)).limit(1))
     return found is not None
+
+
+def list_external_tasks(app: CarePath, principal: Principal, *, topic: str | None = None, state: str | None = None,
+                        instance_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ExternalTaskView]:
+    """External tasks, oldest first, by topic, state and episode (one SQL query on the projection; the variables
+    are not read): for workers and admins, to see what waits and what failed."""
+    check_role(EXTERNAL_TASK_RULES["fetch_and_lock"], principal)
+    _check_count("limit", limit, 1, 200)
+    _check_count("offset", offset, 0, 10_000_000)
+    if state is not None and state not in {s.value for s in ExternalTaskState}:
+        message = f"state must be one of {', '.join(s.value for s in ExternalTaskState)}"
+        raise ValidationFailed(message, [Problem(message, field="state")])
+    query = select(ExternalTask).order_by(ExternalTask.created_at, ExternalTask.id).limit(limit).offset(offset)
+    for column, value in ((ExternalTask.topic, topic), (ExternalTask.state, state),
+                          (ExternalTask.instance_id, instance_id)):
+        if value is not None:
+            query = query.where(column == value)
+    with app.db.read() as session:
+        return [_view(row, {}) for row in session.scalars(query)]
