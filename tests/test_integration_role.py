@@ -122,13 +122,10 @@ def test_an_integration_account_starts_pathways(api: ApiClient) -> None:
 INTEGRATION_MAY = {("POST", "/api/pathways/{key}/instances"), ("POST", "/api/messages"),
                    # the EHR's master patient index merges and unmerges patients (PATIENT_RULES)
                    ("POST", "/api/patients/{patient_id}/merge"), ("POST", "/api/patients/{patient_id}/unmerge"),
-                   # external workers (EXTERNAL_TASK_RULES), in the product's API and Camunda 7's
-                   ("POST", "/api/external-tasks/fetch-and-lock"), ("POST", "/engine-rest/external-task/fetchAndLock"),
-                   ("GET", "/api/external-tasks"),
+                   # external workers (EXTERNAL_TASK_RULES; Camunda's /engine-rest contract is not in the document)
+                   ("POST", "/api/external-tasks/fetch-and-lock"), ("GET", "/api/external-tasks"),
                    *(("POST", f"/api/external-tasks/{{task_id}}/{action}")
-                     for action in ("complete", "failure", "bpmn-error", "extend-lock", "unlock")),
-                   *(("POST", f"/engine-rest/external-task/{{task_id}}/{action}")
-                     for action in ("complete", "failure", "bpmnError", "extendLock", "unlock"))}
+                     for action in ("complete", "failure", "bpmn-error", "extend-lock", "unlock"))}
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 

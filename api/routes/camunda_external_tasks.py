@@ -24,7 +24,9 @@ from carepath.engine.usecases.external_tasks import ExternalTaskView, TopicReque
 from ..camunda_rest import PREFIX, CamundaUser, variables_in, variables_out
 from ..deps import EngineDep
 
-router = APIRouter(prefix=f"{PREFIX}/external-task", tags=["Camunda 7 external tasks"])
+# Camunda's contract, documented by Camunda and docs/external-tasks.md; not part of the product's OpenAPI
+# document, whose error shape it does not share.
+router = APIRouter(prefix=f"{PREFIX}/external-task", include_in_schema=False)
 DONE: dict[str, Any] = {"status_code": 204, "response_class": Response}
 POLL_SECONDS = 0.5  # how often a long poll looks again
 MAX_LOCK_MS = 7 * 24 * 3600 * 1000

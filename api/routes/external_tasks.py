@@ -61,6 +61,6 @@ def extend_lock(task_id: str, body: ExtendLockIn, engine: EngineDep, user: Sendi
     use.extend_lock(engine, user, task_id, body.worker_id, body.new_duration)
 
 
-@router.post("/{task_id}/unlock", **DONE, responses=errors(404, 409))
+@router.post("/{task_id}/unlock", **DONE, responses=errors(404, 409, 422))
 def unlock(task_id: str, engine: EngineDep, user: SendingUser) -> None:
     use.unlock(engine, user, task_id)
