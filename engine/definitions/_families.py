@@ -18,7 +18,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..errors import Problem
-from ._documents import ACTIVITI_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
+from ._documents import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
 from ._service_tasks import external_task_parser
 
 
@@ -77,11 +77,22 @@ def choose_family(documents: Sequence[Document]) -> FamilyChoice:
 
 
 def namespace_uses(document: Document) -> Counter[str]:
-    """How many elements and attributes of the document are in each namespace."""
+    """How many elements and attributes of the document are in each namespace (a Camunda 8 task definition
+    of a service or send task is not counted: CarePath reads it as an external task's topic)."""
     counts: Counter[str] = Counter()
     for element in iter_elements(document.root):
+        if _read_task_definition(element):
+            continue
         counts[etree.QName(element).namespace or ""] += 1
         for attribute in element.attrib:
             if attribute.startswith("{"):
                 counts[etree.QName(attribute).namespace or ""] += 1
     return counts
+
+
+def _read_task_definition(element: etree._Element) -> bool:
+    if element.tag != f"{{{ZEEBE_NS}}}taskDefinition":
+        return False
+    owner = element.getparent()
+    owner = owner.getparent() if owner is not None else None
+    return owner is not None and owner.tag in {f"{{{BPMN_NS}}}serviceTask", f"{{{BPMN_NS}}}sendTask"}

@@ -114,3 +114,8 @@ def test_a_service_task_that_names_nothing_warns_that_it_does_nothing() -> None:
     package = parse_package([one_service_task(element("serviceTask", "send", "Send SMS"))])
     [warning] = [w for w in package.warnings if w.element_id == "send"]
     assert "without doing anything" in warning.message and "external task" in warning.message
+
+
+def test_a_camunda_8_job_type_is_read_not_reported_as_ignored() -> None:
+    package = parse_package([one_service_task(CAMUNDA_8, ZEEBE)])
+    assert not [w for w in package.warnings if "Camunda 8" in w.message]
