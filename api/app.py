@@ -14,6 +14,7 @@ from carepath.engine.scheduler import TimerScheduler
 
 from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
+from .camunda_rest import install_camunda_error_handlers
 from .docs_pages import DocsContentPolicy
 from .errors import install_error_handlers
 from .fhir import inbound as fhir_inbound
@@ -27,6 +28,8 @@ from .params import no_nul_in_path
 from .routes import (
     audit,
     break_glass,
+    camunda_external_tasks,
+    external_tasks,
     health,
     inbox,
     instances,
@@ -109,6 +112,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     install_error_handlers(app)
     install_web_error_handlers(app)  # the web app's paths answer pages (api/web/errors.py)
     install_fhir_error_handlers(app)  # /fhir answers OperationOutcomes (api/fhir/wire.py)
+    install_camunda_error_handlers(app)  # /engine-rest answers Camunda's {"type", "message"} (api/camunda_rest.py)
     install_path_only_access_log()
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
@@ -119,7 +123,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources, partners):
+                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources, partners, external_tasks,
+                   camunda_external_tasks):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

@@ -7,7 +7,7 @@ import json
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     # Retries of a failing timer: R<attempts>/<first delay>, doubling each time (overrides the two above).
     timer_retry: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
+    # A service task CarePath cannot run (camunda:class, a delegate expression, an unknown connector): refused at
+    # deploy ("refuse"), or deployed as an external task on a topic named after it ("external").
+    unknown_service_tasks: Literal["refuse", "external"] = "refuse"
+    # The longest a fetch-and-lock long poll waits (asyncResponseTimeout beyond it is cut to it), in seconds.
+    external_task_max_wait_seconds: float = Field(default=60.0, ge=0, le=1800)
     # Every other request body (JSON): larger ones answer 413 before they are parsed.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # Every JSON value that enters the engine (start data, completions, drafts, messages, comments, retry
@@ -353,6 +358,8 @@ class Settings(BaseSettings):
             outbound_max_attempts=self.outbound_max_attempts,
             outbound_retry_base=timedelta(seconds=self.outbound_retry_seconds),
             outbound_retry_max=timedelta(seconds=self.outbound_retry_max_seconds),
+            unknown_service_tasks=self.unknown_service_tasks,
+            external_task_max_wait_s=self.external_task_max_wait_seconds,
         )
 
     @field_validator("mllp_senders")

@@ -105,6 +105,7 @@ def _end_state(result: SimulationResult, zone: ZoneInfo) -> list[str]:
     lines += [_line("timer", _timer(t, zone)) for t in result.timers]
     lines += [_line("alert", _alert(a, zone)) for a in result.alerts]
     lines += [_line("waits for", f"message {name}") for name in result.messages]
+    lines += [_line("waits for", f"an external worker of topic {task}") for task in result.external_tasks]
     # what the engine seeds beside the start data (business_key, intake_fields) is not news either
     start = {**result.start_data, **{k: result.data.get(k) for k in ("business_key", "intake_fields")}}
     lines += [_line("data", f"{key} = {json.dumps(value)}") for key, value in result.data.items()

@@ -65,6 +65,11 @@ class EngineConfig:
     outbound_max_attempts: int = 8
     outbound_retry_base: timedelta = timedelta(seconds=30)
     outbound_retry_max: timedelta = timedelta(hours=1)
+    # A service task CarePath cannot run (a Java class, an unknown connector): "refuse" it at deploy, or deploy
+    # it as an "external" task on a topic named after it (CAREPATH_UNKNOWN_SERVICE_TASKS).
+    unknown_service_tasks: str = "refuse"
+    # The longest a worker's fetch-and-lock waits for a task to appear (Camunda's asyncResponseTimeout cap).
+    external_task_max_wait_s: float = 60.0
 
     def audit_keyring(self) -> dict[str, bytes]:
         """Every key checkpoints may be verified with, by name (the signing key under its own)."""

@@ -162,6 +162,7 @@ def notification_scope(principal: Principal) -> tuple[str, frozenset[str]] | Non
 
 
 def acts_only_as_integration(principal: Principal) -> bool:
-    """Integration accounts may start pathways, send messages and merge or unmerge patients (PATIENT_RULES),
-    and call nothing else: every other route refuses them (api/deps.py), whatever later issues add."""
+    """Integration accounts may start pathways, send messages, merge or unmerge patients (PATIENT_RULES) and
+    work external tasks (EXTERNAL_TASK_RULES), and call nothing else: every other route refuses them
+    (api/deps.py), whatever later issues add."""
     return principal.role is Role.INTEGRATION

@@ -54,6 +54,14 @@ EVENT_LABELS: dict[str, str] = {
     "partner_activated": "Partner organization reactivated",
     "outbound_delivery_retried": "Delivery to a partner retried",
     "instance_migrated": "Episode moved to a new pathway version",
+    "external_task_created": "Waiting for an external worker",
+    "external_task_locked": "External worker took the task",
+    "external_task_lock_extended": "External worker kept the task longer",
+    "external_task_unlocked": "External task given back",
+    "external_task_completed": "External worker completed the task",
+    "external_task_failed": "External worker reported a failure",
+    "external_task_bpmn_error": "External worker reported a business error",
+    "external_task_cancelled": "External task no longer needed",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

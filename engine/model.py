@@ -101,6 +101,16 @@ class InboxState(StrEnum):
     FAILED = "failed"  # processing failed: the outcome says why; an admin may reprocess it
 
 
+class ExternalTaskState(StrEnum):
+    """A service task done by an external worker (table `external_tasks`, usecases/external_tasks.py)."""
+
+    AVAILABLE = "available"  # waiting for a worker to fetch it (not before `lock_expires_at`, after a failure)
+    LOCKED = "locked"  # a worker holds it until `lock_expires_at`; once that passes, others may fetch it
+    COMPLETED = "completed"  # its worker completed it, or threw a BPMN error the diagram caught
+    FAILED = "failed"  # no retries left, or an uncaught BPMN error: the instance is in incident
+    CANCELLED = "cancelled"  # the pathway moved on without it (a boundary event, the episode was cancelled)
+
+
 class NotificationState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -166,7 +176,9 @@ EVENT_TYPES = frozenset({
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
     "patient_unmerged", "inbox_message_reprocessed", "resources_imported", "partner_added", "partner_updated",
     "partner_secret_rotated", "partner_deactivated", "partner_activated", "outbound_delivery_retried",
-    "instance_migrated"})
+    "instance_migrated",
+    "external_task_created", "external_task_locked", "external_task_lock_extended", "external_task_unlocked",
+    "external_task_completed", "external_task_failed", "external_task_bpmn_error", "external_task_cancelled"})
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,18 @@ class MessageWait:
 
 
 @dataclass(frozen=True)
+class ExternalWait:
+    """A service task waiting for an external worker of its topic (runtime/external_tasks.py)."""
+
+    task_id: str
+    element_id: str
+    name: str | None
+    topic: str
+    variables: tuple[str, ...] | None  # the variables it hands its worker; None: all
+    priority: int = 0
+
+
+@dataclass(frozen=True)
 class Incident:
     message: str
     element_id: str | None = None
@@ -232,4 +256,6 @@ class Snapshot:
     timers: list[TimerWait] = field(default_factory=list)
     messages: list[MessageWait] = field(default_factory=list)
     incident: Incident | None = None
+    external_tasks: list[ExternalWait] = field(default_factory=list)
+    has_external_tasks: bool = False  # the pathway has service tasks for workers (else no projection to keep)
     call_bindings: dict[str, str] = field(default_factory=dict)

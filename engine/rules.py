@@ -23,6 +23,7 @@ from .identity import Principal, Role, may_see
 from .model import (
     EVERYONE,
     DeliveryState,
+    ExternalTaskState,
     GrantState,
     InboxState,
     InstanceStatus,
@@ -200,7 +201,28 @@ class PartnerFacts:
         return self.not_found()
 
 
-Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts | PartnerFacts
+@dataclass(frozen=True)
+class ExternalTaskFacts:
+    """An external task and the worker asking (`asked_by`, from the request): the workers of a care setting
+    see every external task, as integration accounts reach every instance."""
+
+    id: str
+    topic: str
+    state: ExternalTaskState
+    worker_id: str | None = None
+    asked_by: str | None = None
+
+    def visible_to(self, principal: Principal) -> bool:
+        return True
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"external task {self.id} does not exist")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        return self.not_found()
+
+
+Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts | PartnerFacts | ExternalTaskFacts
 
 
 @dataclass(frozen=True)
@@ -574,12 +596,53 @@ def check_delivery_reader(principal: Principal) -> None:
                                f"{principal.role.value}")
 
 
+# Who works external tasks: systems, each signed in as an integration account (and admins). A worker reads only
+# the variables its task hands it and changes nothing but its own task: no role that reads records is needed.
+EXTERNAL_WORKERS = (Role.INTEGRATION,)
+HOLDS_LOCK = Guard(
+    "the worker asking holds its lock", lambda t, p: t.worker_id == t.asked_by,
+    lambda t, p: Conflict(f"external task {t.id} is locked by worker '{t.worker_id}', not '{t.asked_by}': its lock "
+                          "expired and another worker fetched it"), people=False)
+FETCHABLE = (ExternalTaskState.AVAILABLE, ExternalTaskState.LOCKED)
+
+EXTERNAL_TASK_RULES = _rules(
+    Rule("create", "The engine reaches a service task for a topic", (), (ExternalTaskState.AVAILABLE,),
+         event="external_task_created"),
+    Rule("fetch_and_lock", "Fetching and locking external tasks", FETCHABLE, (ExternalTaskState.LOCKED,),
+         EXTERNAL_WORKERS, (), "external_task_locked", "worker_id",
+         note="of the topics asked, highest priority then oldest first; an available one once its retry timeout "
+         "has passed, a locked one once its lock has expired; claimed with SELECT ... FOR UPDATE SKIP LOCKED, so "
+         "two workers never lock the same task"),
+    Rule("extend_lock", "Extending a lock", (ExternalTaskState.LOCKED,), (), EXTERNAL_WORKERS, (HOLDS_LOCK,),
+         "external_task_lock_extended", "lock_expires_at"),
+    Rule("unlock", "Unlocking an external task", (ExternalTaskState.LOCKED,), (ExternalTaskState.AVAILABLE,),
+         EXTERNAL_WORKERS, (), "external_task_unlocked", "state", note="any worker may (as Camunda's unlock)"),
+    Rule("complete", "Completing an external task", (ExternalTaskState.LOCKED,), (ExternalTaskState.COMPLETED,),
+         EXTERNAL_WORKERS, (HOLDS_LOCK,), "external_task_completed", "state",
+         note="its variables go into the episode's data and the pathway goes on, in the same transaction; a lock "
+         "that expired still lets its worker complete until another worker fetches the task (as Camunda)"),
+    Rule("failure", "Reporting a failure", (ExternalTaskState.LOCKED,),
+         (ExternalTaskState.AVAILABLE, ExternalTaskState.FAILED), EXTERNAL_WORKERS, (HOLDS_LOCK,),
+         "external_task_failed", "state", note="with retries left: available again after the retry timeout; none "
+         "left: failed, and the episode is in incident (retrying the incident hands the task to a worker again)"),
+    Rule("bpmn_error", "Reporting a business error", (ExternalTaskState.LOCKED,),
+         (ExternalTaskState.COMPLETED, ExternalTaskState.FAILED), EXTERNAL_WORKERS, (HOLDS_LOCK,),
+         "external_task_bpmn_error", "state", note="thrown as the BPMN error of that code from the task: caught by "
+         "an error event (completed), else failed and the episode is in incident"),
+    Rule("engine_cancel", "The pathway moves on without it", (*FETCHABLE, ExternalTaskState.FAILED),
+         (ExternalTaskState.CANCELLED,), event="external_task_cancelled", field="state",
+         note="a boundary event fired, another branch won, the episode was cancelled"),
+    Rule("engine_retry", "A retried incident hands it to a worker again", (ExternalTaskState.FAILED,),
+         (ExternalTaskState.AVAILABLE,), note="recorded as the episode's `retried`; its retries start afresh"),
+)
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
                                       "user": USER_RULES, "patient": PATIENT_RULES, "inbox message": INBOX_RULES,
                                       "resource directory": DIRECTORY_RULES,
-                                      "partner organization": PARTNER_RULES, "outbound delivery": DELIVERY_RULES}
+                                      "partner organization": PARTNER_RULES, "outbound delivery": DELIVERY_RULES,
+                                      "external task": EXTERNAL_TASK_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -612,7 +675,7 @@ def refusal(rule: Rule, facts: Facts, principal: Principal) -> CarePathError | N
         return facts.hidden(principal)
     if facts.state not in rule.from_states:
         return _wrong_state(rule, _what(facts), facts.state)
-    if isinstance(facts, TaskFacts | UserFacts):  # instances and grants: role, visibility and state only
+    if isinstance(facts, TaskFacts | UserFacts | ExternalTaskFacts):  # instances, grants: role, visibility, state
         for guard in rule.guards:
             if not (guard.people and principal.is_admin) and not guard.holds(facts, principal):
                 return guard.refusal(facts, principal)
@@ -653,6 +716,8 @@ def _what(facts: Facts) -> str:
         return f"user '{facts.name}'"
     if isinstance(facts, PartnerFacts):
         return f"partner organization '{facts.id}'"
+    if isinstance(facts, ExternalTaskFacts):
+        return f"external task {facts.id}"
     return f"instance {facts.id}" if isinstance(facts, InstanceFacts) else f"break-glass grant {facts.id}"
 
 
@@ -707,7 +772,7 @@ SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": Insta
                                             "user": UserState, "patient": PatientState, "inbox message": InboxState,
                                             "resource directory": ServiceStatus,
                                             "partner organization": PartnerState,
-                                            "outbound delivery": DeliveryState}
+                                            "outbound delivery": DeliveryState, "external task": ExternalTaskState}
 
 
 def _who(rule: Rule) -> str:
@@ -754,11 +819,12 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DELIVERY_RULES", "DIRECTORY_RULES", "PARTNER_RULES", "PartnerFacts", "check_delivery_reader",
-           "check_partner_reader", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES", "PATHWAY_AUTHORS", "PATIENT_RULES",
-           "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts", "Guard", "InstanceFacts", "Rule",
-           "TaskFacts", "UserFacts", "allowed_actions", "assignable_roles", "check", "check_directory_reader",
-           "check_role", "is_unrouted", "render_markdown", "supervised_groups", "supervises"]
+__all__ = ["DELIVERY_RULES", "DIRECTORY_RULES", "EXTERNAL_TASK_RULES", "PARTNER_RULES", "PartnerFacts",
+           "check_delivery_reader", "check_partner_reader", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES",
+           "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts",
+           "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "ExternalTaskFacts", "allowed_actions",
+           "assignable_roles", "check", "check_directory_reader", "check_role", "is_unrouted", "render_markdown",
+           "supervised_groups", "supervises"]
 
 
 if __name__ == "__main__":

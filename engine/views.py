@@ -247,6 +247,8 @@ class SimulationResult:
     timers: list[SimulatedTimer] = field(default_factory=list)
     alerts: list[SimulatedAlert] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # Service tasks waiting for an external worker, as "topic (element id)".
+    external_tasks: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     # Why the walk stopped before every step was taken (a step that did not fit), with located details.
     stopped: str | None = None

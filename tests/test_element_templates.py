@@ -30,6 +30,8 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "bpmn" / "element-templates"
 C7_SCHEMA = "https://unpkg.com/@camunda/element-templates-json-schema/resources/schema.json"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 CARE_TASK = "org.carepath.care-task"
+EXTERNAL_TASK = "org.carepath.external-task"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 WAIT_FOR_EVENT = "org.carepath.wait-for-external-event"
 # Camunda 7 binding types and the field types each allows (the element templates JSON schema).
 C7_BINDINGS = {
@@ -133,10 +135,25 @@ def apply_template(element: etree._Element, template: dict[str, Any], entered: d
             continue
         check_input(prop, value)
         binding = prop["binding"]
+        if binding["type"] == "camunda:property":
+            _camunda_property(element, binding["name"], str(value))
+            continue
         assert binding["type"] == "property", f"apply_template cannot write a {binding['type']} binding yet"
         prefix, _, local = binding["name"].rpartition(":")
         assert prefix in ("", "camunda"), f"unknown prefix in {binding['name']}"
         element.set(f"{{{CAMUNDA_NS}}}{local}" if prefix else local, str(value))
+
+
+def _camunda_property(element: etree._Element, name: str, value: str) -> None:
+    """<bpmn:extensionElements><camunda:properties><camunda:property name value/>, as the Modeler writes it."""
+    extensions = element.find(f"{{{BPMN_NS}}}extensionElements")
+    if extensions is None:
+        extensions = etree.SubElement(element, f"{{{BPMN_NS}}}extensionElements")
+        element.insert(0, extensions)
+    properties = extensions.find(f"{{{CAMUNDA_NS}}}properties")
+    if properties is None:
+        properties = etree.SubElement(extensions, f"{{{CAMUNDA_NS}}}properties")
+    etree.SubElement(properties, f"{{{CAMUNDA_NS}}}property", name=name, value=value)
 
 
 def check_input(prop: dict[str, Any], value: str) -> None:
@@ -270,3 +287,26 @@ def test_the_templates_are_not_deployed_with_the_shipped_pathways(engine: CarePa
     with engine.db.read() as session:
         uploaded = set(session.scalars(select(DeploymentFile.filename)))
     assert uploaded and not uploaded & {path.name for path in TEMPLATES.glob("*.json")}
+
+
+def sms_pathway(pid: str, entered: dict[str, str]) -> str:
+    """start -> "Send SMS" (a service task from the external task template) -> "Review" -> end."""
+    xml = d.definitions(d.process(
+        pid, d.node("startEvent", "start"), d.node("serviceTask", "send", "Send SMS"),
+        d.node("userTask", "review", "Review"), d.node("endEvent", "end"), d.flow("f1", "start", "send"),
+        d.flow("f2", "send", "review"), d.flow("f3", "review", "end")))
+    return with_template(xml, "send", EXTERNAL_TASK, entered)
+
+
+def test_a_service_task_from_the_external_task_template_waits_for_a_worker_of_its_topic(api: ApiClient) -> None:
+    assert TEMPLATES_BY_ID[EXTERNAL_TASK]["appliesTo"] == ["bpmn:ServiceTask"]
+    lead = api.user("clinical_lead")
+    key = deploy(api, lead, sms_pathway("sms", {"topic": "send-sms", "variables": "phone, message", "priority": "50"}))
+    started = api.start(lead, key, data={"phone": "+1555", "message": "Hi", "diagnosis": "CHF"}).json()
+    assert started["open_tasks"] == []
+    gateway = api.user("integration")
+    [task] = api.post("/api/external-tasks/fetch-and-lock", gateway, {
+        "worker_id": "w", "topics": [{"name": "send-sms", "lock_duration": 1000}]}).json()
+    assert (task["instance_id"], task["priority"]) == (started["id"], 50)
+    assert task["variables"] == {"message": "Hi", "phone": "+1555"}  # not the diagnosis
+    assert api.post(f"/api/external-tasks/{task['id']}/complete", gateway, {"worker_id": "w"}).status_code == 204

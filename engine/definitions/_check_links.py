@@ -10,6 +10,7 @@ from ._describe import describe, label_of, problem_at
 from ._documents import CAMUNDA_NS, NSMAP, Document, Element, bpmn, is_bpmn, local_name
 from ._executability import NOT_EXECUTABLE_FIX, declared, has_steps, is_executable
 from ._index import enclosing_scope
+from ._service_tasks import implementation_of, service_task_problems, service_task_warnings
 from ._walk import Site
 
 _EVENT_REFERENCES = {
@@ -18,7 +19,6 @@ _EVENT_REFERENCES = {
     "errorEventDefinition": ("errorRef", "error"),
     "escalationEventDefinition": ("escalationRef", "escalation"),
 }
-_JAVA_IMPLEMENTATIONS = ("class", "delegateExpression", "expression", "topic")
 
 
 def decision_ref(element: Element, family: str) -> str | None:
@@ -141,10 +141,10 @@ def _looks_up_package_wide(family: str, kind: str) -> bool:
 def _service_task(site: Site) -> Iterator[Problem]:
     if site.index.family != "spiff" or local_name(site.element) != "serviceTask":
         return
-    if not site.element.xpath("./bpmn:extensionElements/spiffworkflow:serviceTaskOperator",
-                              namespaces=NSMAP):
-        yield site.problem(f"{describe(site.element)} does not say which service to call. Choose an "
-                           "operator for it in the SpiffWorkflow editor, or change it to a plain task.")
+    if implementation_of(site.element) is None:
+        yield site.problem(f"{describe(site.element)} does not say which service to call. Give it the topic its "
+                           "external workers fetch (the attribute carepath:topic, docs/external-tasks.md), or "
+                           "change it to a plain task.")
 
 
 def _data_associations(site: Site) -> Iterator[Problem]:
@@ -219,29 +219,9 @@ def _store_name(document: Document, reference: Element) -> str:
     return f" such as '{label}'" if label else ""
 
 
-def _java_service(site: Site) -> Iterator[Problem]:
-    if local_name(site.element) not in {"serviceTask", "sendTask"} or site.index.family == "spiff":
-        return
-    used = [name for name in _JAVA_IMPLEMENTATIONS if site.element.get(f"{{{CAMUNDA_NS}}}{name}")]
-    if used:
-        yield site.problem(f"{describe(site.element)} is implemented with camunda:{used[0]}, which CarePath "
-                           "cannot run; the task will complete without doing anything.")
-
-
-def _external_service(site: Site) -> Iterator[Problem]:
-    if site.index.family != "spiff" or local_name(site.element) != "serviceTask":
-        return
-    operators = site.element.xpath("./bpmn:extensionElements/spiffworkflow:serviceTaskOperator/@id",
-                                   namespaces=NSMAP)
-    if operators:
-        yield site.problem(f"{describe(site.element)} calls the external service '{operators[0]}'. CarePath "
-                           "pathways cannot call external services yet, so the task will stop the pathway "
-                           "with an incident when it is reached.")
-
-
-LINK_WARNINGS: tuple[Callable[[Site], Iterator[Problem]], ...] = (_java_service, _external_service)
+LINK_WARNINGS: tuple[Callable[[Site], Iterator[Problem]], ...] = (service_task_warnings,)
 
 
 LINK_CHECKS: tuple[Callable[[Site], Iterator[Problem]], ...] = (
-    _business_rule, _call_activity, _event_references, _service_task, _data_associations,
+    _business_rule, _call_activity, _event_references, _service_task, _data_associations, service_task_problems,
 )

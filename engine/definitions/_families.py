@@ -12,21 +12,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..errors import Problem
-from ._documents import ACTIVITI_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
+from ._documents import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
+from ._service_tasks import external_task_parser
+
+
+def _with_external_tasks(parser: type[BpmnDmnParser], family: str) -> type[BpmnDmnParser]:
+    """The family's parser, reading service and send tasks that name an implementation as external tasks."""
+    overrides = dict(parser.OVERRIDE_PARSER_CLASSES)
+    for tag in (full_tag("serviceTask"), full_tag("sendTask")):
+        base_parser, spec_class = overrides.get(tag) or BpmnParser.PARSER_CLASSES[tag]
+        overrides[tag] = (external_task_parser(base_parser, family), spec_class)
+    return type(f"CarePath{parser.__name__}", (parser,), {"OVERRIDE_PARSER_CLASSES": overrides})
+
 
 PARSER_CLASSES: dict[str, type[BpmnDmnParser]] = {
-    "bpmn": BpmnDmnParser,
-    "camunda": CamundaParser,
-    "spiff": SpiffBpmnParser,
+    "bpmn": _with_external_tasks(BpmnDmnParser, "bpmn"),
+    "camunda": _with_external_tasks(CamundaParser, "camunda"),
+    "spiff": _with_external_tasks(SpiffBpmnParser, "spiff"),
 }
 
 _IGNORED_DIALECTS = {
-    ZEEBE_NS: ("Camunda 8 (Zeebe)", "zeebe:taskDefinition, zeebe:calledElement, zeebe:calledDecision"),
+    ZEEBE_NS: ("Camunda 8 (Zeebe)", "zeebe:calledElement, zeebe:calledDecision, zeebe:ioMapping"),
     ACTIVITI_NS: ("Activiti", "activiti:assignee, activiti:formKey"),
 }
 
@@ -65,11 +77,22 @@ def choose_family(documents: Sequence[Document]) -> FamilyChoice:
 
 
 def namespace_uses(document: Document) -> Counter[str]:
-    """How many elements and attributes of the document are in each namespace."""
+    """How many elements and attributes of the document are in each namespace (a Camunda 8 task definition
+    of a service or send task is not counted: CarePath reads it as an external task's topic)."""
     counts: Counter[str] = Counter()
     for element in iter_elements(document.root):
+        if _read_task_definition(element):
+            continue
         counts[etree.QName(element).namespace or ""] += 1
         for attribute in element.attrib:
             if attribute.startswith("{"):
                 counts[etree.QName(attribute).namespace or ""] += 1
     return counts
+
+
+def _read_task_definition(element: etree._Element) -> bool:
+    if element.tag != f"{{{ZEEBE_NS}}}taskDefinition":
+        return False
+    owner = element.getparent()
+    owner = owner.getparent() if owner is not None else None
+    return owner is not None and owner.tag in {f"{{{BPMN_NS}}}serviceTask", f"{{{BPMN_NS}}}sendTask"}

@@ -56,6 +56,8 @@ class PackageIndex:
     # SpiffWorkflow registers only the first decision of each DMN file.
     registered_decisions: set[str] = field(default_factory=set)
     duplicate_processes: list[tuple[Document, Element]] = field(default_factory=list)
+    # What a service task CarePath cannot run becomes: "refuse" it, or an "external" task (_service_tasks.py).
+    unknown_service_tasks: str = "refuse"
 
     def document_named(self, name: str | None) -> Document | None:
         return next((document for document in self.documents if document.name == name), None)

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[str] = (),
-                  limits: ImportLimits | None = None) -> ParsedPackage:
+                  limits: ImportLimits | None = None, unknown_service_tasks: str = "refuse") -> ParsedPackage:
     """Read an uploaded package of .bpmn/.dmn files into one ParsedProcess per executable process.
+    `unknown_service_tasks`: "external" makes a service task CarePath cannot run an external task (with a
+    warning) instead of refusing it (CAREPATH_UNKNOWN_SERVICE_TASKS).
 
     Raises DiagramInvalid with every problem found when the package cannot be deployed.
     """
@@ -46,6 +48,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     choice = choose_family(documents)
     warnings.extend(choice.warnings)
     index = build_index(documents, choice.family, known_process_ids)
+    index.unknown_service_tasks = unknown_service_tasks
     executable = executability(index)
     if executable.refusals or not documents:
         _refuse(problems + executable.refusals, warnings + executable.warnings)

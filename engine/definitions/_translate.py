@@ -174,8 +174,8 @@ _EXPLANATIONS: list[tuple[re.Pattern[str], Explain]] = [
                       "which message value to correlate on. Add one for each message, or remove the "
                       "property.")),
     (re.compile(r"A Service Task must have an operator"),
-     _about_element("{what} does not say which service to call. Choose an operator for it, or change it to "
-                    "a plain task.")),
+     _about_element("{what} does not say which service to call. Give it the topic its external workers fetch "
+                    "(carepath:topic, docs/external-tasks.md), or change it to a plain task.")),
     (re.compile(r"Conditional event definition with missing condition"),
      _about_element("{what} has a conditional trigger with no condition. Write the condition in the "
                     "properties panel.")),

@@ -1,7 +1,7 @@
 """The database schema: typed SQLAlchemy 2 models shared by SQLite and PostgreSQL.
 
 Instance state is SpiffWorkflow JSON without the spec; everything a list or a worklist needs is
-projected into plain indexed columns (`tasks`, `message_subscriptions`, `timers`) so that no
+projected into plain indexed columns (`tasks`, `message_subscriptions`, `timers`, `external_tasks`) so that no
 query ever deserializes a workflow. `events` is append-only.
 """
 
@@ -551,4 +551,5 @@ class InboxMessage(Base):
 
 # The directory's tables live in their own module; importing it here puts them on Base.metadata.
 from . import directory_tables as directory_tables  # noqa: E402
+from . import external_task_tables as external_task_tables  # noqa: E402
 from . import partner_tables as partner_tables  # noqa: E402

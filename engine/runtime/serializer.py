@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import (
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+from .external_tasks import register_external_tasks
 from .timers import PRODUCT_TIMER_CLASSES
 
 FAMILIES = ("bpmn", "camunda", "spiff")
@@ -115,6 +116,7 @@ def _register_library_gaps(family: str, registry: Any) -> None:
     """Classes SpiffWorkflow's parsers create but its serializer configs leave out."""
     if family in ("bpmn", "camunda"):
         BpmnTaskSpecConverter(BpmnServiceTask, registry)
+    register_external_tasks(family, registry)
     if family == "camunda":
         # Send and receive tasks use the plain message definition; Camunda's has the same class name.
         MessageEventDefinitionConverter(BpmnMessageEventDefinition, registry, typename="BpmnMessageEventDefinition")

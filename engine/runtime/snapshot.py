@@ -13,8 +13,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.util.task import TaskState as SpiffState
 
 from ..calendars import TimeContext
-from ..model import Incident, InstanceStatus, MessageWait, OpenTask, Snapshot, TimerWait
+from ..model import ExternalWait, Incident, InstanceStatus, MessageWait, OpenTask, Snapshot, TimerWait
 from .assignment import assignment_for
+from .external_tasks import ExternalTaskMixin
 
 
 def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_key: str | None,
@@ -35,7 +36,25 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
         timers=timers,
         messages=messages,
         incident=incident,
+        external_tasks=_external_waits(workflow),
+        has_external_tasks=_has_external_tasks(workflow),
     )
+
+
+def _has_external_tasks(workflow: BpmnWorkflow) -> bool:
+    specs = (workflow.spec, *workflow.subprocess_specs.values())
+    return any(isinstance(task_spec, ExternalTaskMixin) for spec in specs for task_spec in spec.task_specs.values())
+
+
+def _external_waits(workflow: BpmnWorkflow) -> list[ExternalWait]:
+    waits = []
+    for task in workflow.get_tasks(state=SpiffState.WAITING):
+        spec = task.task_spec
+        if isinstance(spec, ExternalTaskMixin):
+            variables = tuple(spec.variables) if spec.variables is not None else None
+            waits.append(ExternalWait(str(task.id), spec.bpmn_id or spec.name, spec.bpmn_name, spec.topic, variables,
+                                      spec.priority))
+    return waits
 
 
 def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from ..calendars import TimeContext, engine_time_context
 from ..clock import Clock, engine_clock
 from ..errors import InvalidTransition, NotFound
 from ..model import Incident, PassedStep, Snapshot
+from .external_tasks import is_external, throw_bpmn_error
 from .serializer import serializer_for
 from .snapshot import describe_incident, take_snapshot
 
@@ -147,6 +148,37 @@ class RunningWorkflow:
         self.run(clock)
         return True
 
+    def complete_external(self, task_id: str, variables: dict[str, Any], clock: Clock) -> None:
+        """A worker finished the external task: its variables into the task's data, then on."""
+        task = self._waiting_external(task_id)
+        task.data.update(deepcopy(variables))
+        task._ready()  # not through _update: that would take the data from the task before it again
+        self.run(clock)
+
+    def fail_external(self, task_id: str, message: str, detail: str | None = None) -> None:
+        """The worker gave up (no retries left): the task fails and the instance is in incident."""
+        task = self._waiting_external(task_id)
+        task._set_state(SpiffState.ERROR)
+        self.incident = Incident(message=message[:2000], element_id=task.task_spec.bpmn_id, task_id=task_id,
+                                 detail=(detail or None) and detail[:4000])
+
+    def throw_external_error(self, task_id: str, code: str, message: str | None, variables: dict[str, Any],
+                             clock: Clock) -> bool:
+        """The worker reports a business error: thrown as the BPMN error `code` from the task. False, and the
+        task failed with an incident, when no error event of the diagram catches it."""
+        task = self._waiting_external(task_id)
+        task.data.update(deepcopy(variables))
+        with self._engine(clock):
+            caught = throw_bpmn_error(task, code, message, self.family)
+        if not caught:
+            spec = task.task_spec
+            self.fail_external(task_id, f"The BPMN error '{code}' from the worker of external task "
+                               f"'{spec.bpmn_name or spec.bpmn_id}' is caught by no error event of the pathway",
+                               message)
+            return False
+        self.run(clock)
+        return True
+
     def cancel(self) -> None:
         self.workflow.cancel()
 
@@ -155,7 +187,8 @@ class RunningWorkflow:
         failed = self.workflow.get_tasks(state=SpiffState.ERROR)
         for task in failed:
             task.data.update(deepcopy(data or {}))
-            task._set_state(SpiffState.READY)
+            # A failed external task waits for a worker again; anything else runs again.
+            task._set_state(SpiffState.WAITING if is_external(task) else SpiffState.READY)
         if data and not failed:  # a timer or a waiting event failed: correct the data it reads
             for task in self.workflow.get_tasks(state=SpiffState.WAITING | SpiffState.READY):
                 task.data.update(deepcopy(data))
@@ -200,6 +233,12 @@ class RunningWorkflow:
             task = None
         if task is None:
             raise NotFound(f"task {task_id} is not part of this instance")
+        return task
+
+    def _waiting_external(self, task_id: str) -> Any:
+        task = self._task(task_id)
+        if not is_external(task) or task.state != SpiffState.WAITING:
+            raise InvalidTransition(f"task {task_id} is not an external task waiting for a worker")
         return task
 
     def _message_catch(self, name: str, task_id: str | None = None) -> tuple[Any, MessageEventDefinition] | None:

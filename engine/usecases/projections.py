@@ -30,6 +30,7 @@ from ..model import (
 from ..persistence.tables import Instance, MessageSubscription, Task, TaskCandidate, TaskCountDelta, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import TASK_RULES, TIMER_RULES, advance, engine_step
+from .external_task_projection import sync_external_tasks
 from .notifications import cancel_alerts, schedule_alerts
 from .specs import pathway_name
 
@@ -118,6 +119,7 @@ def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, ac
         _sync_tasks(uow, instance, diff, actor, completed_task_id, open_rows, cause)
         _sync_timers(uow, instance, diff, actor, pending, cause)
         _sync_subscriptions(uow, instance, diff, actor, subscriptions, cause)
+    sync_external_tasks(uow, instance, snapshot, actor, cause)
 
 
 def _cause(instance: Instance, completed_task_id: str | None, open_rows: dict[str, Task],

@@ -181,6 +181,7 @@ class _Walk:
         result.alerts = sorted((a for _, a in self.alerts), key=lambda a: a.due_at)
         if self.snapshot is not None:
             result.messages = sorted({m.message_name for m in self.snapshot.messages})
+            result.external_tasks = [f"{w.topic} ({w.element_id})" for w in self.snapshot.external_tasks]
             result.data = self.snapshot.data
         return result
 
@@ -302,6 +303,9 @@ class _Walk:
         if self.snapshot is not None and self.snapshot.messages:
             names = sorted({m.message_name for m in self.snapshot.messages})
             parts.append(f"waiting for message {', '.join(names)}")
+        if self.snapshot is not None and self.snapshot.external_tasks:
+            topics = sorted({w.topic for w in self.snapshot.external_tasks})
+            parts.append(f"waiting for an external worker of topic {', '.join(topics)}")
         return "; ".join(parts)
 
 

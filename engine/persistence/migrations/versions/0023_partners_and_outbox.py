@@ -1,6 +1,6 @@
 """partner organizations (admin-managed registry) and the outbound delivery outbox
 
-Revision ID: 0025
+Revision ID: 0023
 Revises: 0022
 Create Date: 2026-12-06 03:30:00
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from carepath.engine.persistence.tables import UTCDateTime
 
 
-revision = '0025'
+revision = '0023'
 down_revision = '0022'
 branch_labels = None
 depends_on = None
