@@ -30,6 +30,7 @@ from ..errors import InvalidTransition, NotFound
 from ..model import Incident, PassedStep, Snapshot
 from .serializer import serializer_for
 from .snapshot import describe_incident, take_snapshot
+from .stall import stall_incident
 
 MAX_ENGINE_STEPS = 5000
 MAX_SUBPROCESS_DEPTH = 32
@@ -100,7 +101,7 @@ class RunningWorkflow:
                 self.incident = describe_incident(exc)
                 return
         if not self.workflow.get_tasks(state=SpiffState.ERROR):
-            self.incident = None
+            self.incident = stall_incident(self.workflow, element_kind)
 
     def _run_until_waiting(self, count_step: Any) -> None:
         # Timers that came due make their events ready only on refresh, which SpiffWorkflow does
