@@ -8,13 +8,18 @@ user sees: which tasks open, the instance's data, the flows drawn as taken, and 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
+from lxml import etree
+
+from carepath.api.cli import main
 from carepath.engine.definitions import SourceFile, parse_package
 from carepath.engine.definitions._implicit_gateways import with_implicit_gateways
 from carepath.engine.definitions._model import ImportLimits
 from carepath.engine.definitions._safe_xml import load_documents
+from carepath.engine.render import render_svg
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 
@@ -199,3 +204,33 @@ def test_the_history_names_only_the_users_elements(api: ApiClient) -> None:
     assert not [element for element in states if "__" in element]
     history = api.get(f"/api/instances/{instance['id']}/history", lead).json()
     assert "__" not in str(history)
+
+
+def _with_layout(xml: str, process_id: str) -> str:
+    """The diagram with a BPMNDI layout: each node a box in a row, each flow a straight edge."""
+    ids = re.findall(r'<bpmn:(?!sequenceFlow|process|definitions|conditionExpression)\w+ id="([^"]+)"', xml)
+    flows = re.findall(r'<bpmn:sequenceFlow id="([^"]+)"', xml)
+    shapes = "".join(f'<bpmndi:BPMNShape id="{i}_di" bpmnElement="{i}"><dc:Bounds x="{100 * n}" y="100" '
+                     'width="80" height="60"/></bpmndi:BPMNShape>' for n, i in enumerate(ids))
+    edges = "".join(f'<bpmndi:BPMNEdge id="{f}_di" bpmnElement="{f}"><di:waypoint x="{100 * n}" y="130"/>'
+                    f'<di:waypoint x="{100 * n + 90}" y="130"/></bpmndi:BPMNEdge>' for n, f in enumerate(flows))
+    layout = ('<bpmndi:BPMNDiagram id="D" xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" '
+              'xmlns:dc="http://www.omg.org/spec/DD/20100524/DC" xmlns:di="http://www.omg.org/spec/DD/20100524/DI">'
+              f'<bpmndi:BPMNPlane id="P" bpmnElement="{process_id}">'
+              f"{shapes}{edges}</bpmndi:BPMNPlane></bpmndi:BPMNDiagram>")
+    return xml.replace("</bpmn:definitions>", f"{layout}</bpmn:definitions>")
+
+
+def test_the_drawing_shows_the_users_flows_taken(api: ApiClient, tmp_path: Any) -> None:
+    """`carepath render` draws the uploaded diagram; a run's transitions light the user's own flows."""
+    xml = _with_layout(d.definitions(d.process("drawn", *_split("risk > 3", None, default="to_c"))), "drawn")
+    lead = api.user("admin")
+    assert api.deploy(lead, ("drawn.bpmn", xml)).status_code == 201
+    instance = _complete(api, lead, api.start(lead, "drawn").json(), "a", {"risk": 1})
+    transitions = api.workflow(instance["id"]).traversed_transitions()
+    svg = render_svg([SourceFile("drawn.bpmn", xml.encode())], transitions=transitions)
+    taken = {g.get("data-element-id") for g in etree.fromstring(svg.encode()).iter("{http://www.w3.org/2000/svg}g")
+             if "highlight-done" in (g.get("class") or "") and "flow" in (g.get("class") or "").split()}
+    assert taken == {"f0", "to_c"}
+    (tmp_path / "drawn.bpmn").write_text(xml)
+    assert main(["render", str(tmp_path / "drawn.bpmn"), "-o", str(tmp_path / "drawn.svg")]) == 0
