@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
 
 from ..runtime.implicit_split import ALWAYS, ImplicitSplit
+from ._check_flow import has_condition
 from ._documents import Element, bpmn, is_bpmn, local_name
 
 MARKER = "{urn:carepath:implicit-gateways}role"
@@ -58,11 +59,6 @@ def with_implicit_gateways(root: Element) -> Element:
 
 def _scopes(root: Element) -> list[Element]:
     return list(root.iter(*(bpmn(name) for name in _SCOPES)))
-
-
-def has_condition(flow: Element) -> bool:
-    expression = next(flow.iter(bpmn("conditionExpression")), None)
-    return expression is not None and bool((expression.text or "").strip())
 
 
 class _Scope:
