@@ -8,6 +8,7 @@ user sees: which tasks open, the instance's data, the flows drawn as taken, and 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from typing import Any
@@ -158,8 +159,10 @@ def test_an_end_event_reached_twice_ends_each_token(api: ApiClient) -> None:
     assert _complete(api, lead, instance, "b")["status"] == "completed"
 
 
-def test_a_boundary_event_with_two_outgoing_flows_starts_both_paths(api: ApiClient) -> None:
-    lead = api.user("admin")
+def test_a_boundary_event_with_two_outgoing_flows_starts_both_paths(tmp_path: Any, capsys: Any,
+                                                                   monkeypatch: Any) -> None:
+    """A boundary event is an event like any other: its two flows are two parallel paths (§10.2), here when
+    the non-interrupting timer on A fires; both paths end at one end event, an uncontrolled merge."""
     boundary = d.node("boundaryEvent", "late", body=d.timer("timeDuration", "PT1H"), attachedToRef="a",
                       cancelActivity="false")
     xml = d.definitions(d.process(
@@ -168,9 +171,12 @@ def test_a_boundary_event_with_two_outgoing_flows_starts_both_paths(api: ApiClie
         d.flow("fa", "a", "end"), d.flow("lb", "late", "b"), d.flow("lc", "late", "c"), d.flow("fb", "b", "end"),
         d.flow("fc", "c", "end")))
     [process] = parse_package([SourceFile("bnd.bpmn", xml.encode())]).processes
-    spec_names = set(process.spec.task_specs)
-    assert {"late__split", "end__merge"} <= spec_names
-    assert api.deploy(lead, ("bnd.bpmn", xml)).status_code == 201
+    assert {"late__split", "end__merge"} <= set(process.spec.task_specs)
+    monkeypatch.setenv("CAREPATH_DATABASE_URL", f"sqlite:///{tmp_path / 'never.db'}")
+    (tmp_path / "bnd.bpmn").write_text(xml)
+    assert main(["simulate", str(tmp_path / "bnd.bpmn"), "--advance", "PT2H", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sorted(task["element_id"] for task in result["open_tasks"]) == ["a", "b", "c"]
 
 
 def test_the_diagram_keeps_the_users_ids_and_its_layout(tmp_path: Any) -> None:
