@@ -140,8 +140,10 @@ def simulate_command(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {_located(problem, display)}{problem.message}", file=sys.stderr)
         return 1
     if result.status == "incident":
-        print("error: the pathway stopped with an incident (see above); production would hold the instance there",
-              file=sys.stderr)
+        incident = next((m.incident for m in reversed(result.moments) if m.incident is not None), None)
+        where = f" at {incident.element_id}" if incident is not None and incident.element_id else ""
+        print(f"error: the pathway stopped with an incident{where} (see above); production would hold the instance "
+              "there", file=sys.stderr)
         return 1
     return 0
 

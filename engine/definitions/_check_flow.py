@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ..errors import Problem
-from ._describe import describe, kind_of, problem_at
+from ._describe import describe, problem_at
 from ._documents import Element, bpmn, is_bpmn, local_name
 from ._families import PARSER_CLASSES
 from ._walk import ScopeGraph, Site, WalkedScope
 
-# Elements SpiffWorkflow lets leave by more than one flow (TaskParser.handles_multiple_outgoing).
-SPLITTING_NODES = frozenset({"exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway",
-                             "startEvent"})
 _CONDITIONAL_GATEWAYS = frozenset({"exclusiveGateway", "inclusiveGateway"})
 _WAITABLE_TRIGGERS = frozenset({"cancelEventDefinition", "errorEventDefinition", "escalationEventDefinition",
                                 "messageEventDefinition", "signalEventDefinition", "timerEventDefinition",
@@ -61,16 +58,6 @@ def _unsupported_element(site: Site) -> Iterator[Problem]:
               if local_name(site.element) == "complexGateway" else "Replace it with a supported task or "
                                                                    "gateway.")
     yield site.problem(f"{describe(site.element)} is a kind of element CarePath cannot run. {advice}")
-
-
-def _too_many_outgoing(site: Site, graph: ScopeGraph) -> Iterator[Problem]:
-    outgoing = graph.outgoing.get(site.element.get("id") or "", [])
-    if len(outgoing) > 1 and local_name(site.element) not in SPLITTING_NODES:
-        yield site.problem(
-            f"{describe(site.element)} has {len(outgoing)} outgoing flows, but only gateways may split the "
-            "path. To follow all of them at once, add a parallel gateway after the "
-            f"{kind_of(site.element).lower()}; to choose one of them, add an exclusive gateway with "
-            "conditions.")
 
 
 def _unconditioned_flows(site: Site, graph: ScopeGraph) -> Iterator[Problem]:
@@ -218,5 +205,5 @@ def _unknown_script_format(site: Site) -> Iterator[Problem]:
 
 FLOW_WARNINGS: tuple[Callable[[Site], Iterator[Problem]], ...] = (_unknown_script_format,)
 GRAPH_CHECKS: tuple[Callable[[Site, ScopeGraph], Iterator[Problem]], ...] = (
-    _too_many_outgoing, _unconditioned_flows, _dangling_flows,
+    _unconditioned_flows, _dangling_flows,
 )

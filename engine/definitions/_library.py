@@ -23,6 +23,7 @@ from ..errors import Problem
 from ._documents import Document, Element
 from ._executability import is_executable
 from ._families import new_parser
+from ._implicit_gateways import prepare_parser, with_implicit_gateways
 from ._index import PackageIndex
 from ._translate import Place, translate
 
@@ -39,6 +40,7 @@ class LibraryRun:
         self._seconds = seconds
         self._out_of_time = False
         self.parser = new_parser(index.family)
+        prepare_parser(self.parser)
         self.problems: list[Problem] = []
         # Files and scopes the checks already refused: the library's first error there says less.
         self._quiet_files = quiet_files
@@ -131,7 +133,12 @@ def _time_budget(deadline: float) -> Iterator[None]:
 
 
 def library_tree(document: Document) -> Element:
-    """The document as SpiffWorkflow should see it: without processes that do not run, or data stores."""
+    """The document as SpiffWorkflow should see it: without processes that do not run, or data stores, and
+    with the gateways an activity's several outgoing or incoming flows imply (_implicit_gateways)."""
+    return with_implicit_gateways(_pruned(document))
+
+
+def _pruned(document: Document) -> Element:
     dropped = [process for process in document.processes() if not is_executable(process)]
     dropped += document.xpath(".//bpmn:dataStore")
     if not dropped:

@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn.serializer.default.event_definition import (
     MessageEventDefinitionConverter,
     TimerConditionalEventDefinitionConverter,
 )
-from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
+from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter, ConditionalGatewayConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.defaults import ServiceTask as BpmnServiceTask
@@ -32,6 +32,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
 from .external_tasks import register_external_tasks
+from .implicit_split import ImplicitSplit
 from .timers import PRODUCT_TIMER_CLASSES
 
 FAMILIES = ("bpmn", "camunda", "spiff")
@@ -114,6 +115,7 @@ def serializer_for(family: str) -> FamilySerializer:
 
 def _register_library_gaps(family: str, registry: Any) -> None:
     """Classes SpiffWorkflow's parsers create but its serializer configs leave out."""
+    ConditionalGatewayConverter(ImplicitSplit, registry)  # the split of uncontrolled flow (implicit_split.py)
     if family in ("bpmn", "camunda"):
         BpmnTaskSpecConverter(BpmnServiceTask, registry)
     register_external_tasks(family, registry)

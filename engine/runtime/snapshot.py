@@ -148,6 +148,9 @@ def _correlation_value(workflow: BpmnWorkflow, task: Any, definition: MessageEve
 def describe_incident(exc: BaseException) -> Incident:
     task = getattr(exc, "task", None)
     element_id = getattr(getattr(task, "task_spec", None), "bpmn_id", None)
+    if element_id is None and task is not None and task.parent is not None:
+        # A helper with no BPMN id (the split after an activity's flows): the element it serves.
+        element_id = getattr(task.parent.task_spec, "bpmn_id", None)
     message = str(exc) or exc.__class__.__name__
     inner = getattr(exc, "exception", None) or exc.__cause__
     notes = getattr(exc, "__notes__", None) or []

@@ -31,6 +31,7 @@ from ..model import Incident, PassedStep, Snapshot
 from .external_tasks import is_external, throw_bpmn_error
 from .serializer import serializer_for
 from .snapshot import describe_incident, take_snapshot
+from .stall import stall_incident
 
 MAX_ENGINE_STEPS = 5000
 MAX_SUBPROCESS_DEPTH = 32
@@ -101,7 +102,7 @@ class RunningWorkflow:
                 self.incident = describe_incident(exc)
                 return
         if not self.workflow.get_tasks(state=SpiffState.ERROR):
-            self.incident = None
+            self.incident = stall_incident(self.workflow, element_kind)
 
     def _run_until_waiting(self, count_step: Any) -> None:
         # Timers that came due make their events ready only on refresh, which SpiffWorkflow does
