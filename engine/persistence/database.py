@@ -6,9 +6,11 @@ queue for the lock instead of failing with "database is locked" halfway through 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -58,6 +60,23 @@ class Database:
         write_engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self.write_sessions = sessionmaker(write_engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._statements: Engine | None = None
+
+    @contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """A connection for a change that is ONE statement, hence its own transaction, made in one round trip
+        (the MLLP listener's store, which every acknowledgement waits for). On PostgreSQL: autocommit, from a
+        small pool of its own without the checkout ping (a dropped connection raises, the caller may try
+        again once); on SQLite: an ordinary write transaction."""
+        if self.dialect != "postgresql":
+            with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+                yield connection
+            return
+        if self._statements is None:
+            self._statements = create_engine(self.url, hide_parameters=True, pool_size=5, max_overflow=5,
+                                             isolation_level="AUTOCOMMIT")
+        with self._statements.connect() as connection:
+            yield connection
 
     @property
     def dialect(self) -> str:
@@ -68,3 +87,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._statements is not None:
+            self._statements.dispose()
