@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     inbox_worker = sub.add_parser("inbox-worker", help="only route the inbox as messages arrive (PostgreSQL; "
                                   "`carepath mllp` starts these itself)")
     inbox_worker.add_argument("--threads", type=int, default=PG_ROUTING_THREADS)
+    inbox_worker.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N "
+                              "(the listener starts its routing processes with 10: acknowledgements come first)")
     inbox_worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
@@ -260,6 +262,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         return _worker(engine, settings, args.routing_threads)
     if args.command == "inbox-worker":
+        os.nice(max(args.nice, 0))
         return _inbox_worker(engine, settings, args.threads, args.parent)
     if args.command == "mllp":
         return _mllp(engine, settings, args)
@@ -358,8 +361,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _worker(engine: CarePath, settings: Settings, routing_threads: int) -> int:
-    """The timer scheduler, and the inbox routed as messages arrive (woken by the listener's NOTIFY on
-    PostgreSQL; the scheduler's sweep on SQLite)."""
+    """The timer scheduler, and the inbox routed as messages arrive (api/inbox_worker.py)."""
     from carepath.engine.scheduler import TimerScheduler
 
     from .inbox_worker import run_inbox_worker
@@ -369,7 +371,7 @@ def _worker(engine: CarePath, settings: Settings, routing_threads: int) -> int:
     scheduler.start()
     print("worker running; Ctrl-C to stop", flush=True)
     threads = routing_threads if engine.db.dialect == "postgresql" else 1
-    run_inbox_worker(engine, settings.database_url, stop, threads=threads, sweep_seconds=settings.sweep_seconds)
+    run_inbox_worker(engine, stop, threads=threads)
     scheduler.shutdown()
     return 0
 
@@ -381,8 +383,7 @@ def _inbox_worker(engine: CarePath, settings: Settings, threads: int, parent: in
         print("error: inbox-worker needs PostgreSQL; with SQLite the listener routes the inbox itself",
               file=sys.stderr)
         return 2
-    run_inbox_worker(engine, settings.database_url, _stop_on_signals(), threads=threads,
-                     sweep_seconds=settings.sweep_seconds, parent=parent)
+    run_inbox_worker(engine, _stop_on_signals(), threads=threads, parent=parent)
     return 0
 
 

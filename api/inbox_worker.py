@@ -3,11 +3,14 @@
 - `InboxWorker`: threads that process the inbox when woken and every `sweep_seconds` anyway (a wake-up
   lost, or a message stored just before a crash). Several threads on PostgreSQL: claims skip each other's
   rows, order per patient holds; one on SQLite.
-- `NotifyWake` (PostgreSQL): LISTENs on the channel the listener's store NOTIFYs (usecases/inbox.py
-  INBOX_CHANNEL), so a routing process in another process than the listener starts within milliseconds.
+- A routing process apart from the listener is not woken by it: it looks for work every
+  ROUTING_POLL_SECONDS while idle (one cheap indexed query per thread) and without pause while there is
+  some. (A NOTIFY in the store would wake it sooner, but PostgreSQL serializes the commits of notifying
+  transactions, their WAL flushes included: every acknowledgement would queue behind the others.)
 - `RoutingProcesses`: `carepath mllp`'s routing processes on PostgreSQL (`carepath inbox-worker`
-  children), so that routing does not share the listener's interpreter (its GIL) with the acknowledgements;
-  a child that dies is started again, and every child ends with the listener.
+  children), so that routing does not share the listener's interpreter (its GIL) with the acknowledgements
+  and yields the CPU to them (ROUTING_NICENESS); a child that dies is started again, and every child ends
+  with the listener.
 - `run_inbox_worker`: the body of `carepath inbox-worker` and of the inbox part of `carepath worker`.
 """
 
@@ -19,15 +22,15 @@ import subprocess
 import sys
 import threading
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from carepath.engine.application import CarePath
-from carepath.engine.usecases.inbox import INBOX_CHANNEL, process_inbox
+from carepath.engine.usecases.inbox import process_inbox
 
 log = logging.getLogger("carepath.inbox")
 PG_ROUTING_THREADS = 4
-NOTIFY_POLL_SECONDS = 1.0  # how often the wake-up thread looks at its stop flag
+# The listener's routing processes yield the CPU to it: a burst is acknowledged at once and routed with
+# what CPU is left (the backlog's lag is on /metrics), instead of slowing every acknowledgement down.
+ROUTING_NICENESS = 10
+ROUTING_POLL_SECONDS = 0.25  # how long an idle routing thread waits before it looks again
 
 
 class InboxWorker:
@@ -66,58 +69,16 @@ class InboxWorker:
                 log.exception("processing the inbox failed")
 
 
-def libpq_url(database_url: str) -> str:
-    """The SQLAlchemy URL as psycopg takes it (no `+psycopg` driver name)."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class NotifyWake:
-    """Wakes `worker` on each NOTIFY on INBOX_CHANNEL, on a connection of its own; when the connection
-    drops it connects again (the worker's sweep covers the gap)."""
-
-    def __init__(self, database_url: str, worker: InboxWorker) -> None:
-        self.url = libpq_url(database_url)
-        self.worker = worker
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="carepath-inbox-wake", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=NOTIFY_POLL_SECONDS * 3)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self.url, autocommit=True) as connection:
-                    connection.execute(f"LISTEN {INBOX_CHANNEL}")
-                    self.worker.wake()  # whatever was stored before we listened
-                    while not self._stop.is_set():
-                        for _ in connection.notifies(timeout=NOTIFY_POLL_SECONDS, stop_after=1):
-                            self.worker.wake()
-            except psycopg.Error as exc:
-                log.warning("listening for inbox notifications failed (%s); trying again", type(exc).__name__)
-                self._stop.wait(NOTIFY_POLL_SECONDS)
-
-
-def run_inbox_worker(app: CarePath, database_url: str, stop: threading.Event, *, threads: int,
-                     sweep_seconds: float, parent: int | None = None) -> None:
+def run_inbox_worker(app: CarePath, stop: threading.Event, *, threads: int, parent: int | None = None) -> None:
     """Route the inbox until `stop` is set (or, when `parent` is given, that process is gone)."""
-    worker = InboxWorker(app, sweep_seconds, threads)
-    wake = NotifyWake(database_url, worker) if app.db.dialect == "postgresql" else None
+    worker = InboxWorker(app, ROUTING_POLL_SECONDS, threads)
     worker.start()
-    if wake is not None:
-        wake.start()
     try:
         while not stop.wait(1.0):
             if parent is not None and os.getppid() != parent:
                 log.warning("the MLLP listener that started this routing process is gone; stopping")
                 break
     finally:
-        if wake is not None:
-            wake.stop()
         worker.stop()
 
 
@@ -131,7 +92,7 @@ class RoutingProcesses:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "inbox-worker", "--threads",
-                                 str(self.threads), "--parent", str(os.getpid())])
+                                 str(self.threads), "--nice", str(ROUTING_NICENESS), "--parent", str(os.getpid())])
 
     def start(self) -> None:
         self._children = [self._spawn() for _ in range(self.count)]
@@ -163,4 +124,5 @@ class RoutingProcesses:
                 child.wait()
 
 
-__all__ = ["PG_ROUTING_THREADS", "InboxWorker", "NotifyWake", "RoutingProcesses", "libpq_url", "run_inbox_worker"]
+__all__ = ["PG_ROUTING_THREADS", "ROUTING_NICENESS", "ROUTING_POLL_SECONDS", "InboxWorker", "RoutingProcesses",
+           "run_inbox_worker"]

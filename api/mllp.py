@@ -14,8 +14,8 @@ API (started once, in the server's main process, whatever `--workers` says). For
 - routing (usecases/inbox.process_inbox) happens apart from the acknowledgements: with `routing` (the
   default, and always on SQLite) on `InboxWorker` threads of this process, woken after each message is
   stored and sweeping the inbox periodically; without it (`carepath mllp` on PostgreSQL) in other
-  processes — the listener's `carepath inbox-worker` children or `carepath worker` — woken by the NOTIFY
-  the store sends in the same statement (api/inbox_worker.py). The acknowledgement never waits for routing.
+  processes — the listener's `carepath inbox-worker` children or `carepath worker` — that look for work
+  every quarter second while idle (api/inbox_worker.py). The acknowledgement never waits for routing.
 """
 
 from __future__ import annotations

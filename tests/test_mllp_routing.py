@@ -1,5 +1,5 @@
 """Routing apart from acknowledging: a listener that only stores and acknowledges, routing processes
-(`carepath inbox-worker`, `carepath mllp`'s own) woken by the store's NOTIFY, in order per patient and
+(`carepath inbox-worker`, `carepath mllp`'s own) that route as messages arrive, in order per patient and
 exactly once when two of them run; the backlog and the routing rate in the metrics meanwhile."""
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from carepath.api.mllp import ListenerConfig
 from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
 from carepath.engine.persistence.tables import InboxMessage, Instance
 from carepath.engine.scheduler import TimerScheduler
-from carepath.engine.usecases.inbox import INBOX_CHANNEL
 from tests.support.adt_messages import adt
 from tests.support.api import ApiClient
 from tests.support.mllp_peer import Running, exchange, inbox
@@ -41,8 +40,8 @@ def store_only(api: ApiClient) -> Iterator[Running]:
 
 @pytest.fixture
 def spawn(database_url: str) -> Iterator[Spawn]:
-    """`carepath` commands on the test database, as separate processes (a long sweep: only the store's
-    NOTIFY can wake them in time), stopped at the end of the test."""
+    """`carepath` commands on the test database, as separate processes (with a sweep too long to route
+    anything in time: they must route as messages arrive), stopped at the end of the test."""
     started: list[subprocess.Popen[str]] = []
 
     def starting(*args: str) -> subprocess.Popen[str]:
@@ -74,18 +73,6 @@ def _routed(engine: CarePath, expected: int, seconds: float = 90.0) -> list[Inbo
             return rows
         time.sleep(0.1)
     return inbox(engine)
-
-
-def _listening(engine: CarePath, processes: int) -> None:
-    """Wait until `processes` routing processes LISTEN for the store's NOTIFY (their connections' last
-    statement): what is stored from then on can only reach them by the notification."""
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = :listen")
-    for _ in range(900):
-        with engine.db.read() as session:
-            if session.scalar(query, {"listen": f"LISTEN {INBOX_CHANNEL}"}) == processes:
-                return
-        time.sleep(0.1)
-    raise TimeoutError("the routing processes did not start listening")
 
 
 def _in_order_per_patient(rows: list[InboxMessage]) -> bool:
@@ -126,10 +113,9 @@ def test_mllp_routing_processes_need_postgresql(database_url: str, spawn: Spawn)
 
 
 @pytest.mark.postgres_only
-def test_a_routing_process_is_woken_by_the_store_and_keeps_each_patients_order(
+def test_a_routing_process_routes_as_messages_arrive_and_keeps_each_patients_order(
         shipped: ApiClient, store_only: Running, spawn: Spawn) -> None:
     spawn("inbox-worker", "--threads", "4")
-    _listening(shipped.engine, 1)
     messages = _discharges(patients=3, per_patient=4)
     with store_only.connect() as sock:
         for message in messages:

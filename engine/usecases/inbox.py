@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, exists, func, select, update
+from sqlalchemy import Executable, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import aliased
@@ -43,7 +43,6 @@ from .adt_routing import FHIR_KIND, check_integration, route_inbox_message
 
 log = logging.getLogger("carepath.inbox")
 MAX_OUTCOME = 2000
-INBOX_CHANNEL = "carepath_inbox"  # PostgreSQL NOTIFY channel: a message was stored (routing processes LISTEN)
 
 
 @dataclass(frozen=True)
@@ -112,8 +111,8 @@ def receive_fhir(app: CarePath, principal: Principal, payload: bytes, *, expecte
 def _store(app: CarePath, *, sender: str, control_id: str, account: str, peer: str, message_type: str, event: str,
            version: str, patient_key: str | None, charset: str, raw: str) -> Received:
     """One statement, its own transaction: stored unless (sender, control id) is there already (a resend, or
-    the same message twice at once), and on PostgreSQL the routing processes woken (NOTIFY INBOX_CHANNEL) in
-    the same round trip. Only a resend takes a second statement, to answer the stored message's id."""
+    the same message twice at once). Only a resend takes a second statement, to answer the stored id. (No
+    NOTIFY here: PostgreSQL serializes the commits of notifying transactions, flushes included.)"""
     values = {"sender": sender[:200], "control_id": control_id[:199], "account": account, "peer": peer[:100],
               "received_at": app.now(), "message_type": message_type[:10], "event": event[:10],
               "version": version[:20], "patient_key": patient_key, "charset": charset[:40], "raw": raw,
@@ -137,12 +136,8 @@ def _store(app: CarePath, *, sender: str, control_id: str, account: str, peer: s
 
 def _insert_unless_stored(dialect: str, values: dict[str, Any]) -> Executable:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(InboxMessage).values(values).on_conflict_do_nothing(
+    return insert(InboxMessage).values(values).on_conflict_do_nothing(
         index_elements=[InboxMessage.sender, InboxMessage.control_id]).returning(InboxMessage.id)
-    if dialect != "postgresql":
-        return statement
-    stored = statement.cte("stored")
-    return select(stored.c.id, func.pg_notify(INBOX_CHANNEL, ""))
 
 
 @dataclass(frozen=True)
