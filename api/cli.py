@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                       help=f"threads per routing process (default {PG_ROUTING_THREADS})")
     worker = sub.add_parser("worker", help="run the timer scheduler and route the inbox (for larger deployments)")
     worker.add_argument("--routing-threads", type=int, default=PG_ROUTING_THREADS, metavar="T",
-                        help=f"threads routing the inbox as messages arrive (default {PG_ROUTING_THREADS}; "
-                        "SQLite: 1)")
+                        help=f"PostgreSQL: threads routing the inbox as messages arrive (default "
+                        f"{PG_ROUTING_THREADS}); SQLite: only the scheduler's sweep routes")
     inbox_worker = sub.add_parser("inbox-worker", help="only route the inbox as messages arrive (PostgreSQL; "
                                   "`carepath mllp` starts these itself)")
     inbox_worker.add_argument("--threads", type=int, default=PG_ROUTING_THREADS)
@@ -361,7 +361,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _worker(engine: CarePath, settings: Settings, routing_threads: int) -> int:
-    """The timer scheduler, and the inbox routed as messages arrive (api/inbox_worker.py)."""
+    """The timer scheduler and, on PostgreSQL, the inbox routed as messages arrive (api/inbox_worker.py)."""
     from carepath.engine.scheduler import TimerScheduler
 
     from .inbox_worker import run_inbox_worker
@@ -370,8 +370,10 @@ def _worker(engine: CarePath, settings: Settings, routing_threads: int) -> int:
     stop = _stop_on_signals()
     scheduler.start()
     print("worker running; Ctrl-C to stop", flush=True)
-    threads = routing_threads if engine.db.dialect == "postgresql" else 1
-    run_inbox_worker(engine, stop, threads=threads)
+    if engine.db.dialect == "postgresql":
+        run_inbox_worker(engine, stop, threads=routing_threads)
+    else:  # SQLite: the listener routes; the scheduler's sweep takes what a dead listener left
+        stop.wait()
     scheduler.shutdown()
     return 0
 

@@ -113,9 +113,13 @@ def test_mllp_routing_processes_need_postgresql(database_url: str, spawn: Spawn)
 
 
 @pytest.mark.postgres_only
+@pytest.mark.parametrize("command", [("inbox-worker", "--threads", "4"), ("worker",)], ids=["inbox-worker", "worker"])
 def test_a_routing_process_routes_as_messages_arrive_and_keeps_each_patients_order(
-        shipped: ApiClient, store_only: Running, spawn: Spawn) -> None:
-    spawn("inbox-worker", "--threads", "4")
+        shipped: ApiClient, store_only: Running, spawn: Spawn, command: tuple[str, ...]) -> None:
+    process = spawn(*command)
+    if command[0] == "worker":  # past its scheduler's first sweep, which would route what is there already
+        assert process.stdout is not None and "worker running" in process.stdout.readline()
+        time.sleep(1.0)
     messages = _discharges(patients=3, per_patient=4)
     with store_only.connect() as sock:
         for message in messages:
