@@ -24,6 +24,7 @@ from carepath.engine.persistence.database import is_sqlite
 
 from .bootstrap import build_engine
 from .history_commands import add_audit_parser, audit_command
+from .inbox_worker import PG_ROUTING_THREADS
 from .partner_commands import add_partners_parser, partners_command
 from .pathway_commands import USAGE_ERROR, UsageError, json_object, simulate_command, story_step, validate
 from .resource_commands import add_resources_parser, resources_command
@@ -43,7 +44,22 @@ def _parser() -> argparse.ArgumentParser:
     mllp = sub.add_parser("mllp", help="listen for HL7 v2 ADT over MLLP and process the inbox (docs/interop.md)")
     mllp.add_argument("--port", type=int, required=True, help="the TCP port (2575 is usual)")
     mllp.add_argument("--host", default="127.0.0.1", help="the address to bind (default: loopback only)")
-    sub.add_parser("worker", help="run only the timer scheduler (for larger deployments)")
+    mllp.add_argument("--routing-processes", type=int, default=None, metavar="N",
+                      help="PostgreSQL: route the inbox in N processes of its own beside the listener (default 1); "
+                      "0: the listener only stores and acknowledges, `carepath worker` routes. SQLite: not "
+                      "taken, the listener routes on a thread of its own")
+    mllp.add_argument("--routing-threads", type=int, default=PG_ROUTING_THREADS, metavar="T",
+                      help=f"threads per routing process (default {PG_ROUTING_THREADS})")
+    worker = sub.add_parser("worker", help="run the timer scheduler and route the inbox (for larger deployments)")
+    worker.add_argument("--routing-threads", type=int, default=PG_ROUTING_THREADS, metavar="T",
+                        help=f"PostgreSQL: threads routing the inbox as messages arrive (default "
+                        f"{PG_ROUTING_THREADS}); SQLite: only the scheduler's sweep routes")
+    inbox_worker = sub.add_parser("inbox-worker", help="only route the inbox as messages arrive (PostgreSQL; "
+                                  "`carepath mllp` starts these itself)")
+    inbox_worker.add_argument("--threads", type=int, default=PG_ROUTING_THREADS)
+    inbox_worker.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N "
+                              "(the listener starts its routing processes with 10: acknowledgements come first)")
+    inbox_worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     user = sub.add_parser("user", help="manage users")
@@ -248,9 +264,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{p.key} version {p.version} ({'new' if p.created else 'unchanged'})")
         return 0
     if args.command == "worker":
-        return _worker(engine, settings)
+        return _worker(engine, settings, args.routing_threads)
+    if args.command == "inbox-worker":
+        os.nice(max(args.nice, 0))
+        return _inbox_worker(engine, settings, args.threads, args.parent)
     if args.command == "mllp":
-        return _mllp(engine, settings, args.host, args.port)
+        return _mllp(engine, settings, args)
     return 2
 
 
@@ -338,34 +357,81 @@ def _lock_sqlite(url: str) -> object | None:
     return handle
 
 
-def _worker(engine: CarePath, settings: Settings) -> int:
-    from carepath.engine.scheduler import TimerScheduler
-
-    scheduler = TimerScheduler(engine, settings.sweep_seconds)
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def _worker(engine: CarePath, settings: Settings, routing_threads: int) -> int:
+    """The timer scheduler and, on PostgreSQL, the inbox routed as messages arrive (api/inbox_worker.py)."""
+    from carepath.engine.scheduler import TimerScheduler
+
+    from .inbox_worker import run_inbox_worker
+
+    scheduler = TimerScheduler(engine, settings.sweep_seconds)
+    stop = _stop_on_signals()
     scheduler.start()
     print("worker running; Ctrl-C to stop", flush=True)
-    stop.wait()
+    if engine.db.dialect == "postgresql":
+        run_inbox_worker(engine, stop, threads=routing_threads)
+    else:  # SQLite: the listener routes; the scheduler's sweep takes what a dead listener left
+        stop.wait()
     scheduler.shutdown()
     return 0
 
 
-def _mllp(engine: CarePath, settings: Settings, host: str, port: int) -> int:
+def _inbox_worker(engine: CarePath, settings: Settings, threads: int, parent: int | None) -> int:
+    from .inbox_worker import run_inbox_worker
+
+    if engine.db.dialect != "postgresql":
+        print("error: inbox-worker needs PostgreSQL; with SQLite the listener routes the inbox itself",
+              file=sys.stderr)
+        return 2
+    run_inbox_worker(engine, _stop_on_signals(), threads=threads, parent=parent)
+    return 0
+
+
+def _routing_processes(engine: CarePath, requested: int | None) -> int | None:
+    """How many routing processes `carepath mllp` starts: None routes in the listener (SQLite)."""
+    if engine.db.dialect != "postgresql":
+        if requested is not None:
+            raise UsageError("--routing-processes needs PostgreSQL; with SQLite the listener routes the inbox itself")
+        return None
+    if requested is not None and requested < 0:
+        raise UsageError("--routing-processes is 0 or more")
+    return 1 if requested is None else requested
+
+
+def _mllp(engine: CarePath, settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .inbox_worker import RoutingProcesses
     from .mllp import ListenerConfig, MllpListener, run_listener
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    host, port = args.host, args.port
+    stop = _stop_on_signals()
+    processes = _routing_processes(engine, args.routing_processes)
+    config = replace(ListenerConfig.from_settings(settings), routing=processes is None)
+    routing = RoutingProcesses(processes or 0, args.routing_threads)
+    supervisor: threading.Thread | None = None
     try:
-        config = ListenerConfig.from_settings(settings)
         MllpListener(engine, config).prepare()  # the accounts, before anything listens
-        print(f"MLLP listener on {host}:{port}; Ctrl-C to stop", flush=True)
+        routing.start()
+        supervisor = routing.supervise(stop)
+        where = {None: "routing on this process", 0: "routing left to `carepath worker`"}.get(
+            processes, f"routing in {processes} process(es)")
+        print(f"MLLP listener on {host}:{port} ({where}); Ctrl-C to stop", flush=True)
         run_listener(engine, config, host, port, stop)
     except OSError as exc:
         print(f"error: the MLLP listener could not listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        stop.set()
+        if supervisor is not None:
+            supervisor.join()  # it starts no child once stopped
+        routing.stop()
     return 0
 
 

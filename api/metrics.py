@@ -1,6 +1,8 @@
 """Prometheus metrics: request counters and, read from the database at scrape time, instances by
 status, open and overdue tasks, timer lag (how long the oldest due timer has been waiting), and the
-inbox's backlog (messages waiting and failed, and how long the oldest has waited)."""
+inbox's backlog (messages waiting and failed, how long the oldest has waited) beside its rates (messages
+received, and routed by outcome, per second over the last minute). They are read from the inbox table, so
+they hold whichever process routes (the listener, its routing processes or `carepath worker`)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from carepath.engine.application import CarePath
-from carepath.engine.inbox_queries import inbox_backlog
-from carepath.engine.model import OPEN_TASK_STATES, TimerState
+from carepath.engine.inbox_queries import RATE_WINDOW, inbox_backlog
+from carepath.engine.model import OPEN_TASK_STATES, InboxState, TimerState
 from carepath.engine.persistence.tables import Instance, Task, Timer
 from carepath.engine.usecases.outbox import delivery_counts
 
@@ -59,6 +61,16 @@ class DatabaseCollector(Collector):
         lag = max(0.0, (now - backlog.oldest_waiting).total_seconds()) if backlog.oldest_waiting else 0.0
         yield GaugeMetricFamily("carepath_inbox_lag_seconds", "How long the oldest waiting inbox message has waited",
                                 value=lag)
+        window = RATE_WINDOW.total_seconds()
+        yield GaugeMetricFamily("carepath_inbox_received_per_second", "Inbox messages stored and acknowledged per "
+                                "second over the last minute", value=round(backlog.received_last_minute / window, 3))
+        processed = GaugeMetricFamily("carepath_inbox_processed_per_second", "Inbox messages routed per second over "
+                                      "the last minute, by outcome (started and delivered moved episodes)",
+                                      labels=["outcome"])
+        for outcome in (InboxState.STARTED, InboxState.DELIVERED, InboxState.NOTHING_TO_DO, InboxState.FAILED):
+            count = backlog.processed_last_minute.get(outcome.value, 0)
+            processed.add_metric([outcome.value], round(count / window, 3))
+        yield processed
 
 
 def install_metrics(app: FastAPI, engine: CarePath) -> None:

@@ -11,8 +11,11 @@ API (started once, in the server's main process, whatever `--workers` says). For
   and answered by `usecases/inbox.acknowledge` on a worker thread, so that a slow commit holds up only its
   own connection. Garbage is answered AE, an oversized frame AR (and the connection closed), a truncated
   frame dropped: none of it reaches the listener itself;
-- after a message is stored the in-process `InboxWorker` is woken to process it; it also sweeps the inbox
-  periodically, as the scheduler does, so a message stored just before a crash is processed later.
+- routing (usecases/inbox.process_inbox) happens apart from the acknowledgements: with `routing` (the
+  default, and always on SQLite) on `InboxWorker` threads of this process, woken after each message is
+  stored and sweeping the inbox periodically; without it (`carepath mllp` on PostgreSQL) in other
+  processes — the listener's `carepath inbox-worker` children or `carepath worker` — that look for work
+  every quarter second while idle (api/inbox_worker.py). The acknowledgement never waits for routing.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from dataclasses import dataclass, field
 
 from carepath.engine.application import CarePath
 from carepath.engine.interop import hl7v2
-from carepath.engine.usecases.inbox import AccountFor, acknowledge, ensure_integration_account, process_inbox
+from carepath.engine.usecases.inbox import AccountFor, acknowledge, ensure_integration_account
 
+from .inbox_worker import PG_ROUTING_THREADS, InboxWorker
 from .settings import Settings, mllp_networks, mllp_senders
 
 log = logging.getLogger("carepath.mllp")
 LOCAL_ACCOUNT = "mllp-local"  # the built-in integration account of senders on this machine
 READ_SIZE = 64 * 1024
-PG_PROCESSING_THREADS = 4
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -49,7 +52,8 @@ class ListenerConfig:
     policy: hl7v2.Policy = field(default_factory=hl7v2.Policy)
     tls: ssl.SSLContext | None = None
     sweep_seconds: float = 30.0
-    processing_threads: int = 0  # 0: PG_PROCESSING_THREADS on PostgreSQL, 1 on SQLite
+    routing: bool = True  # False: store and acknowledge only; other processes route (api/inbox_worker.py)
+    processing_threads: int = 0  # 0: PG_ROUTING_THREADS on PostgreSQL, 1 on SQLite
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListenerConfig:
@@ -83,49 +87,12 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
-class InboxWorker:
-    """Processes the inbox on threads of its own: when woken after a message is stored, and every
-    `sweep_seconds` in case a wake-up was lost (a crash between the commit and the processing). Several
-    threads on PostgreSQL (claims skip each other's rows; order per patient holds), one on SQLite."""
-
-    def __init__(self, app: CarePath, sweep_seconds: float = 30.0, threads: int = 1) -> None:
-        self.app = app
-        self.sweep_seconds = sweep_seconds
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, name=f"carepath-inbox-{n}", daemon=True)
-                         for n in range(max(threads, 1))]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.sweep_seconds)
-            self._wake.clear()
-            try:
-                while not self._stop.is_set() and process_inbox(self.app, limit=50):
-                    pass
-            except Exception:  # the next wake-up or sweep tries again; the thread must not die
-                log.exception("processing the inbox failed")
-
-
 class MllpListener:
     def __init__(self, app: CarePath, config: ListenerConfig | None = None) -> None:
         self.app = app
         self.config = config or ListenerConfig()
-        threads = self.config.processing_threads or (PG_PROCESSING_THREADS if app.db.dialect == "postgresql" else 1)
-        self.worker = InboxWorker(app, self.config.sweep_seconds, threads)
+        threads = self.config.processing_threads or (PG_ROUTING_THREADS if app.db.dialect == "postgresql" else 1)
+        self.worker = InboxWorker(app, self.config.sweep_seconds, threads) if self.config.routing else None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -138,7 +105,8 @@ class MllpListener:
     async def start(self, host: str = "127.0.0.1", port: int = 2575) -> int:
         """Listen (port 0: any free port); answers the port bound."""
         self.prepare()
-        self.worker.start()
+        if self.worker is not None:
+            self.worker.start()
         self._server = await asyncio.start_server(self._connection, host, port, limit=READ_SIZE, ssl=self.config.tls,
                                                   ssl_handshake_timeout=self.config.read_timeout if self.config.tls
                                                   else None)
@@ -153,7 +121,8 @@ class MllpListener:
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
             await self._server.wait_closed()
-        await asyncio.to_thread(self.worker.stop)
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
 
     def allowed(self, host: str) -> bool:
         address = _address(host)
@@ -207,7 +176,7 @@ class MllpListener:
             for payload in payloads:
                 answer = await asyncio.to_thread(acknowledge, self.app, payload, peer=host, account_for=account_for,
                                                  policy=self.config.policy)
-                if answer.stored is not None and not answer.stored.duplicate:
+                if self.worker is not None and answer.stored is not None and not answer.stored.duplicate:
                     self.worker.wake()
                 if answer.ack is not None:
                     writer.write(hl7v2.frame(answer.ack))

@@ -6,8 +6,8 @@ kept (usecases/inbox.purge_raw_payloads drops it after the retention period).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -84,22 +84,35 @@ def list_inbox(app: CarePath, principal: Principal, *, state: InboxState | None 
         return InboxPage([_view(row) for row in rows], total, offset, limit)
 
 
+RATE_WINDOW = timedelta(minutes=1)
+
+
 @dataclass(frozen=True)
 class InboxBacklog:
     waiting: int  # received, not processed yet
     failed: int  # the dead-letter list
     oldest_waiting: datetime | None  # when the oldest waiting message was received
+    received_last_minute: int = 0  # stored (and acknowledged) in the last RATE_WINDOW
+    processed_last_minute: dict[str, int] = field(default_factory=dict)  # by outcome, in the last RATE_WINDOW
 
 
 def inbox_backlog(app: CarePath) -> InboxBacklog:
-    """For the metrics: what waits, what failed, and since when the oldest has waited (no PHI, no user)."""
+    """For the metrics: what waits, what failed, since when the oldest has waited, and how many messages were
+    received and processed (by outcome) in the last minute, whichever process processed them: the routing
+    rate beside the acknowledgement rate (no PHI, no user)."""
     waiting_states = (InboxState.RECEIVED.value, InboxState.FAILED.value)
+    since = app.now() - RATE_WINDOW
     with app.db.read() as session:
         counts = dict(session.execute(select(InboxMessage.state, func.count()).where(
             InboxMessage.state.in_(waiting_states)).group_by(InboxMessage.state)).all())
         oldest = session.scalar(select(func.min(InboxMessage.received_at)).where(
             InboxMessage.state == InboxState.RECEIVED.value))
-    return InboxBacklog(counts.get(InboxState.RECEIVED.value, 0), counts.get(InboxState.FAILED.value, 0), oldest)
+        received = session.scalar(select(func.count()).select_from(InboxMessage).where(
+            InboxMessage.received_at >= since)) or 0
+        processed = dict(session.execute(select(InboxMessage.state, func.count()).where(
+            InboxMessage.processed_at >= since).group_by(InboxMessage.state)).all())
+    return InboxBacklog(counts.get(InboxState.RECEIVED.value, 0), counts.get(InboxState.FAILED.value, 0), oldest,
+                        received, {str(state): int(n) for state, n in processed.items()})
 
 
 def get_inbox_message(app: CarePath, principal: Principal, message_id: int) -> InboxMessageView:
@@ -111,5 +124,5 @@ def get_inbox_message(app: CarePath, principal: Principal, message_id: int) -> I
         return _view(row, raw=True)
 
 
-__all__ = ["InboxBacklog", "InboxMessageView", "InboxPage", "get_inbox_message", "inbox_backlog", "inbox_state",
-           "list_inbox", "may_read_inbox"]
+__all__ = ["RATE_WINDOW", "InboxBacklog", "InboxMessageView", "InboxPage", "get_inbox_message", "inbox_backlog",
+           "inbox_state", "list_inbox", "may_read_inbox"]

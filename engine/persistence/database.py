@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,6 +46,11 @@ def driver_url(url: str) -> URL:
     return make_url(url).difference_update_query([PGBOUNCER_PARAMETER])
 
 
+def _connect_args(url: str) -> dict[str, Any]:
+    """psycopg's arguments: behind PgBouncer, no prepared statements (see the module's docstring)."""
+    return {"prepare_threshold": None} if behind_pgbouncer(url) else {}
+
+
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     # hide_parameters: a database error's message (logged with its traceback) must not carry the statement's
     # values, which are patient ids, form data and names.
@@ -54,7 +59,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
                                connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
-    connect_args: dict[str, Any] = {"prepare_threshold": None} if behind_pgbouncer(url) else {}
+    connect_args = _connect_args(url)
     return create_engine(driver_url(url), echo=echo, hide_parameters=True, pool_size=pool_size,
                          max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args)
 
@@ -89,6 +94,23 @@ class Database:
         self.read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.replica = _replica_engine(replica_url, echo) if replica_url else None
         self._replica_down_until = 0.0
+        self._statements: Engine | None = None
+
+    @contextmanager
+    def single_statement(self) -> Iterator[Connection]:
+        """A connection for a change that is ONE statement, hence its own transaction, made in one round trip
+        (the MLLP listener's store, which every acknowledgement waits for). On PostgreSQL: autocommit, from a
+        small pool of its own without the checkout ping (a dropped connection raises, the caller may try
+        again once); on SQLite: an ordinary write transaction."""
+        if self.dialect != "postgresql":
+            with self.engine.execution_options(**{WRITE_OPTION: True}).begin() as connection:
+                yield connection
+            return
+        if self._statements is None:
+            self._statements = create_engine(driver_url(self.url), hide_parameters=True, pool_size=5, max_overflow=5,
+                                             isolation_level="AUTOCOMMIT", connect_args=_connect_args(self.url))
+        with self._statements.connect() as connection:
+            yield connection
 
     @property
     def dialect(self) -> str:
@@ -124,6 +146,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._statements is not None:
+            self._statements.dispose()
         if self.replica is not None:
             self.replica.dispose()
 
@@ -131,8 +155,6 @@ class Database:
 def _replica_engine(url: str, echo: bool) -> Engine:
     if is_sqlite(url):
         return make_engine(url, echo=echo)
-    connect_args: dict[str, Any] = {"connect_timeout": REPLICA_CONNECT_TIMEOUT}
-    if behind_pgbouncer(url):
-        connect_args["prepare_threshold"] = None
+    connect_args = {**_connect_args(url), "connect_timeout": REPLICA_CONNECT_TIMEOUT}
     return create_engine(driver_url(url), echo=echo, hide_parameters=True, pool_size=5, max_overflow=5,
                          pool_pre_ping=True, connect_args=connect_args)

@@ -529,7 +529,8 @@ class InboxMessage(Base):
     __table_args__ = (UniqueConstraint("sender", "control_id"),
                       Index("ix_inbox_messages_state_id", "state", "id"),
                       Index("ix_inbox_messages_patient_key_state", "patient_key", "state"),
-                      Index("ix_inbox_messages_received_at", "received_at"))
+                      Index("ix_inbox_messages_received_at", "received_at"),
+                      Index("ix_inbox_messages_processed_at", "processed_at"))
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     sender: Mapped[str] = mapped_column(String(200))  # MSH-3^MSH-4
     control_id: Mapped[str] = mapped_column(String(199))  # MSH-10

@@ -23,9 +23,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Executable, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
 from ..application import CarePath
@@ -108,28 +110,34 @@ def receive_fhir(app: CarePath, principal: Principal, payload: bytes, *, expecte
 
 def _store(app: CarePath, *, sender: str, control_id: str, account: str, peer: str, message_type: str, event: str,
            version: str, patient_key: str | None, charset: str, raw: str) -> Received:
-    key = (sender[:200], control_id[:199])
-    try:
-        with UnitOfWork(app) as uow:
-            row = InboxMessage(sender=key[0], control_id=key[1], account=account, peer=peer[:100],
-                               received_at=app.now(), message_type=message_type[:10], event=event[:10],
-                               version=version[:20], patient_key=patient_key, charset=charset[:40], raw=raw,
-                               state=INBOX_RULES["receive"].to[0].value, attempts=0)
-            uow.session.add(row)
-            uow.session.flush()
-            uow.commit()
-            return Received(row.id, False)
-    except IntegrityError:  # unique (sender, control id): a resend, or the same message twice at once
-        with UnitOfWork(app) as uow:
-            found = _stored_id(uow, key)
-        if found is None:
-            raise
-        return Received(found, True)
+    """One statement, its own transaction: stored unless (sender, control id) is there already (a resend, or
+    the same message twice at once). Only a resend takes a second statement, to answer the stored id. (No
+    NOTIFY here: PostgreSQL serializes the commits of notifying transactions, flushes included.)"""
+    values = {"sender": sender[:200], "control_id": control_id[:199], "account": account, "peer": peer[:100],
+              "received_at": app.now(), "message_type": message_type[:10], "event": event[:10],
+              "version": version[:20], "patient_key": patient_key, "charset": charset[:40], "raw": raw,
+              "state": INBOX_RULES["receive"].to[0].value, "attempts": 0}
+    for attempt in (1, 2):
+        try:
+            with app.db.single_statement() as connection:
+                stored = connection.scalar(_insert_unless_stored(connection.dialect.name, values))
+                if stored is not None:
+                    return Received(int(stored), False)
+                found = connection.scalar(select(InboxMessage.id).where(
+                    InboxMessage.sender == values["sender"], InboxMessage.control_id == values["control_id"]))
+            if found is None:  # stored by another connection whose transaction has not committed yet
+                raise Conflict("the same message is being stored by another connection")
+            return Received(int(found), True)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:  # a dropped connection is tried again once
+                raise
+    raise AssertionError("unreachable")
 
 
-def _stored_id(uow: UnitOfWork, key: tuple[str, str]) -> int | None:
-    return uow.session.scalar(select(InboxMessage.id).where(InboxMessage.sender == key[0],
-                                                            InboxMessage.control_id == key[1]))
+def _insert_unless_stored(dialect: str, values: dict[str, Any]) -> Executable:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(InboxMessage).values(values).on_conflict_do_nothing(
+        index_elements=[InboxMessage.sender, InboxMessage.control_id]).returning(InboxMessage.id)
 
 
 @dataclass(frozen=True)
@@ -158,7 +166,7 @@ def acknowledge(app: CarePath, payload: bytes, *, peer: str, account_for: Accoun
                                      inspected.header, inspected.header.charset)
         try:
             stored = receive(app, inspected, account=account, peer=peer)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, Conflict):
             log.exception("storing an inbox message failed")
             raise hl7v2.Unacceptable(hl7v2.AckCode.REJECT, "the inbox could not store the message; send it again "
                                      "later", "207", "", inspected.header, inspected.header.charset) from None
