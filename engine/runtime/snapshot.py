@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -74,7 +75,7 @@ def _open_task(task: Any, task_rules: dict[str, dict[str, Any]], now: datetime |
     return OpenTask(
         id=str(task.id),
         element_id=spec.bpmn_id or spec.name,
-        name=spec.bpmn_name or spec.bpmn_id or spec.name,
+        name=task_name(spec.bpmn_name or spec.bpmn_id or spec.name, task.data),
         lane=spec.lane,
         kind="manual" if type(spec).__name__ == "ManualTask" else "user",
         process_id=task.workflow.spec.name,
@@ -124,6 +125,20 @@ def _correlation_value(workflow: BpmnWorkflow, task: Any, definition: MessageEve
         if value is not None:
             return str(value)
     return None
+
+
+_NAME_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+
+
+def task_name(name: str, data: dict[str, Any]) -> str:
+    """A task's name with `${variable}` filled from its data, as Camunda 7 evaluates a task name: a task of
+    a multi-instance subprocess says which item it is for ("Choose a service — ${domain}" becomes
+    "Choose a service — food"). Only plain variables holding text or numbers; anything else stays as written."""
+    def fill(match: re.Match[str]) -> str:
+        value = data.get(match.group(1))
+        ok = isinstance(value, str | int) and not isinstance(value, bool)
+        return str(value)[:80] if ok else match.group(0)
+    return _NAME_VARIABLE.sub(fill, name)
 
 
 def describe_incident(exc: BaseException) -> Incident:
