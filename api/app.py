@@ -34,6 +34,7 @@ from .routes import (
     notifications,
     pathways,
     patients,
+    referrals,
     reports,
     resources,
     tasks,
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources):
+                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources, referrals):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

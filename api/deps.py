@@ -42,7 +42,7 @@ def current_user(principal: Annotated[Principal, Depends(current_principal)]) ->
     """The caller of every route but the few an integration account may call (`SendingUser`)."""
     if acts_only_as_integration(principal):
         raise PermissionDenied(f"user '{principal.name}' is an integration account: it may start pathways, "
-                               "send messages and merge or unmerge patients, and nothing else")
+                               "send messages, update its referrals and merge or unmerge patients, and nothing else")
     return principal
 
 
@@ -55,5 +55,6 @@ def access_client(request: Request) -> Client:
 
 EngineDep = Annotated[CarePath, Depends(get_engine)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
-SendingUser = Annotated[Principal, Depends(current_principal)]  # integration accounts too: start, message, merge
+SendingUser = Annotated[Principal, Depends(current_principal)]  # integration accounts too: start, message, merge,
+# and their organization's referrals (/api/referrals)
 ClientDep = Annotated[Client, Depends(access_client)]

@@ -48,6 +48,8 @@ EVENT_LABELS: dict[str, str] = {
     "patient_updated": "Patient details updated", "patient_merged": "Patient records merged",
     "patient_unmerged": "Patient records unmerged", "inbox_message_reprocessed": "Inbox message reprocessed",
     "resources_imported": "Resource directory imported",
+    "referral_sent": "Referral sent to a community organization", "referral_status_changed": "Referral status changed",
+    "referral_outcome_recorded": "Referral outcome recorded",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

@@ -36,6 +36,23 @@ class TimerState(StrEnum):
     FAILED = "failed"
 
 
+class ReferralStatus(StrEnum):
+    """A referral to a community organization (table `referrals`): the HL7 Gravity SDOH Clinical Care IG's
+    referral Task statuses. The requester sets draft, requested, entered-in-error; the organization sets
+    accepted, rejected, in-progress, on-hold, failed, completed; either sets cancelled."""
+
+    DRAFT = "draft"
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ENTERED_IN_ERROR = "entered-in-error"
+
+
 class ServiceStatus(StrEnum):
     """A community service in the resource directory (table `resource_services`, column `status`): HSDS 3.0's
     status codes, set by the dataset an import reads; inactive and defunct services are never found."""
@@ -147,7 +164,8 @@ EVENT_TYPES = frozenset({
     "pathway_deployed", "pathway_retired", "user_added", "user_groups_changed", "user_role_changed",
     "user_deactivated", "token_issued", "token_revoked", "password_set", "signed_in", "signed_out", "session_ended",
     "sign_in_locked", "break_glass_granted", "break_glass_ended", "patient_updated", "patient_merged",
-    "patient_unmerged", "inbox_message_reprocessed", "resources_imported"})
+    "patient_unmerged", "inbox_message_reprocessed", "resources_imported", "referral_sent",
+    "referral_status_changed", "referral_outcome_recorded"})
 
 
 @dataclass(frozen=True)

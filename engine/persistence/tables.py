@@ -551,3 +551,4 @@ class InboxMessage(Base):
 
 # The directory's tables live in their own module; importing it here puts them on Base.metadata.
 from . import directory_tables as directory_tables  # noqa: E402
+from . import referral_tables as referral_tables  # noqa: E402

@@ -46,9 +46,14 @@ def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     SpiffWorkflow gives every task its own copy of the data. Taking the last task's copy loses what
     another branch set meanwhile: a reminder task on a non-interrupting timer, completed after the
     main path recorded the visit date, carries the copy from when the timer fired. Folding each task's
-    own changes (its data against its parent's) keeps every branch's values and the latest of each."""
+    own changes (its data against its parent's) keeps every branch's values and the latest of each; the
+    instances of a multi-instance subprocess count as branches (their own variables, e.g. the item, show
+    the latest instance's)."""
     data: dict[str, Any] = {}
-    completed = sorted(workflow.get_tasks(state=SpiffState.COMPLETED), key=lambda task: task.last_state_change)
+    # Filtered here, not by get_tasks(state=...): SpiffWorkflow's filtered walk does not descend into a
+    # multi-instance activity still running, whose instances' completed steps count as soon as they complete.
+    completed = sorted((task for task in workflow.get_tasks() if task.state == SpiffState.COMPLETED),
+                       key=lambda task: task.last_state_change)
     for task in completed:
         before = task.parent.data if task.parent is not None else {}
         for key, value in task.data.items():
