@@ -79,9 +79,14 @@ class Case:
         assert chosen.status_code == 200, chosen.text
 
     def referrals(self, **params: Any) -> dict[str, dict[str, Any]]:
+        """Each domain's latest referral."""
         listed = self.api.get("/api/referrals", self.manager, params={"patient": "pat-sdoh", **params})
         assert listed.status_code == 200, listed.text
-        return {r["domain"]: r for r in listed.json()["items"] if r["case_id"] == self.case_id}
+        newest: dict[str, dict[str, Any]] = {}  # the list is newest first
+        for referral in listed.json()["items"]:
+            if referral["case_id"] == self.case_id:
+                newest.setdefault(referral["domain"], referral)
+        return newest
 
     def measures(self) -> dict[str, str]:
         results = self.api.get(f"/api/instances/{self.id}/measures", self.lead).json()
@@ -163,6 +168,21 @@ def test_sns_e_counts_an_intervention_through_day_30_of_the_positive_screen(
     assert case.measures()["sns-e-transportation"] == ("not_met" if expected == "not_met" else "open")
 
 
+def test_sns_e_flows_into_the_compliance_report(directory: ApiClient, clock: ManualClock) -> None:
+    on_time, late = Case(directory, clock), Case(directory, clock)
+    on_time.at(ny(3, 12))
+    on_time.consent_and_choose("food", "fict-svc-food-pantry")
+    late.at(ny(4, 2))
+    late.consent_and_choose("food", "fict-svc-food-pantry")
+    auditor = directory.user("auditor")
+    report = directory.get("/api/reports/compliance", auditor, params={"pathway": KEY})
+    assert report.status_code == 200, report.text
+    rows = {row["measure_id"]: row for row in report.json()["measures"]}
+    assert (rows["sns-e-food"]["met"], rows["sns-e-food"]["not_met"]) == (1, 1)
+    assert [m["business_key"] for m in rows["sns-e-food"]["misses"]] == [late.case_id]
+    assert (rows["sns-e-transportation"]["met"], rows["sns-e-transportation"]["not_met"]) == (0, 2)
+
+
 def test_a_negative_screen_ends_the_episode_at_once(directory: ApiClient, clock: ManualClock) -> None:
     case = Case(directory, clock, NEGATIVE)
     view = case.view()
@@ -217,6 +237,7 @@ def test_no_referral_without_consent_and_a_rejection_leads_to_another_service_or
                               {"status": "rejected", "status_reason": "outside our service area"})
     assert rejected.status_code == 200, rejected.text
     assert case.open_tasks() == ["Referral not taken — decide next step — food"]
+    case.at(ny(3, 3))
     case.complete("Referral not taken — decide next step — food", case.manager, next_step="choose-another-service")
     chosen = case.complete("Choose a service — food", case.manager, service_id="fict-svc-food-pantry")
     assert chosen.status_code == 200, chosen.text
