@@ -295,3 +295,17 @@ def test_the_example_start_data_runs(directory: ApiClient, clock: ManualClock) -
     lead = directory.user("clinical_lead")
     started = directory.start(lead, KEY, business_key="CASE-EXAMPLE", data=sidecar["example_data"])
     assert started.status_code == 201, started.text
+
+
+def test_the_follow_up_delay_comes_from_the_start_data(directory: ApiClient, clock: ManualClock) -> None:
+    case = Case(directory, clock, follow_up_within="P2BD")
+    case.consent_and_choose("food", "fict-svc-food-pantry")  # Monday 2 March 10:00
+    case.at(ny(3, 4, 9, 59))
+    assert "Follow up on the referral — food" not in case.open_tasks()
+    case.at(ny(3, 4, 10, 0))  # two business days later
+    assert "Follow up on the referral — food" in case.open_tasks()
+    waiting = case.complete("Follow up on the referral — food", case.chw, contacted="nobody")
+    assert waiting.status_code == 200, waiting.text
+    assert case.referrals()["food"]["status"] == "requested"  # nothing learned: the wait starts again
+    case.at(ny(3, 6, 10, 0))
+    assert "Follow up on the referral — food" in case.open_tasks()
