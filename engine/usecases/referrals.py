@@ -26,6 +26,7 @@ from ..persistence.tables import Instance
 from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instances_visible_to
 from ..rules import REFERRAL_RULES, ReferralFacts, check, refusal
+from ..sdoh.instruments import DOMAINS
 from .messages import deliver_in
 from .referral_steps import STATUS, change_referral, correlation_key, message_data, transition
 from .store import with_conflict_retries
@@ -67,6 +68,11 @@ class ReferralFilters:
 def list_referrals(app: CarePath, principal: Principal, filters: ReferralFilters, limit: int,
                    offset: int) -> list[ReferralView]:
     """The referrals this user may see, newest first: one SQL query on the table."""
+    if filters.status is not None and filters.status not in {s.value for s in ReferralStatus}:
+        raise ValidationFailed(f"'{filters.status}' is not a referral status "
+                               f"({', '.join(s.value for s in ReferralStatus)})")
+    if filters.domain is not None and filters.domain not in DOMAINS:
+        raise ValidationFailed(f"'{filters.domain}' is not a domain ({', '.join(DOMAINS)})")
     with app.db.read() as session:
         query = _visible(select(Referral), session, principal)
         for column, value in ((Referral.patient_id, filters.patient), (Referral.status, filters.status),

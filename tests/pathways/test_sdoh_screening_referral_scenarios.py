@@ -278,6 +278,8 @@ def test_an_integration_account_updates_only_its_own_referrals_and_only_the_orga
     assert wrong.status_code == 409  # not accepted yet
     auditor = directory.user("auditor")
     assert directory.get(f"/api/referrals/{food['id']}", auditor).status_code == 200
+    assert directory.get("/api/referrals", auditor, params={"status": "lost"}).status_code == 422
+    assert directory.get("/api/referrals", auditor, params={"domain": "money"}).status_code == 422
     assert directory.post(f"/api/referrals/{food['id']}/status", auditor, {"status": "accepted"}).status_code == 403
 
 
