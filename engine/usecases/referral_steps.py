@@ -37,6 +37,8 @@ def correlation_key(referral: Referral) -> str:
 def referral_step_completed(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow, task_id: str,
                             actor: str) -> None:
     """Apply the referral step the completed task declares, if any."""
+    if not any("referral" in rule for rule in workflow.task_rules.values()):
+        return  # a pathway without referral steps: nothing to read
     element_id, data = workflow.task_data(task_id)
     step = workflow.task_rules.get(element_id, {}).get("referral")
     if not step:
