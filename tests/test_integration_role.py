@@ -121,7 +121,10 @@ def test_an_integration_account_starts_pathways(api: ApiClient) -> None:
 # Routes an integration account may call, and routes anyone may call without a token.
 INTEGRATION_MAY = {("POST", "/api/pathways/{key}/instances"), ("POST", "/api/messages"),
                    # the EHR's master patient index merges and unmerges patients (PATIENT_RULES)
-                   ("POST", "/api/patients/{patient_id}/merge"), ("POST", "/api/patients/{patient_id}/unmerge")}
+                   ("POST", "/api/patients/{patient_id}/merge"), ("POST", "/api/patients/{patient_id}/unmerge"),
+                   # a community organization's system reads and updates the referrals it owns (REFERRAL_RULES)
+                   ("GET", "/api/referrals"), ("GET", "/api/referrals/{referral_id}"),
+                   ("POST", "/api/referrals/{referral_id}/status")}
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
@@ -131,9 +134,10 @@ def _routes(api: ApiClient) -> list[tuple[str, str]]:
             for method in operations]
 
 
-def test_an_integration_account_may_call_nothing_but_start_message_and_merge(api: ApiClient) -> None:
-    """Every route of the API, as an integration account: 403 naming the role, except the two it may call
-    (which then answer as they do for anyone: here 404 for a pathway that does not exist, 422 for no body)."""
+def test_an_integration_account_may_call_nothing_but_start_message_merge_and_referrals(api: ApiClient) -> None:
+    """Every route of the API, as an integration account: 403 naming the role, except those it may call
+    (which then answer as they do for anyone: here 404 for a pathway or referral that does not exist, 422
+    for no body)."""
     adt = api.user("integration")
     answers = {}
     for method, path in _routes(api):

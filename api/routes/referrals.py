@@ -77,7 +77,7 @@ def search(engine: EngineDep, user: SendingUser,
     return ReferralPage(items=[ReferralOut.model_validate(v) for v in views], limit=limit, offset=offset)
 
 
-@router.get("/{referral_id}", response_model=ReferralOut, responses=errors(404))
+@router.get("/{referral_id}", response_model=ReferralOut, responses=errors(404, 422))
 def read_one(referral_id: str, engine: EngineDep, user: SendingUser) -> ReferralOut:
     return ReferralOut.model_validate(get_referral(engine, user, referral_id))
 
