@@ -38,6 +38,7 @@ from .routes import (
     partners,
     pathways,
     patients,
+    referrals,
     reports,
     resources,
     tasks,
@@ -124,7 +125,7 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
                    break_glass, fhir_routes, fhir_inbound, patients, inbox, resources, partners, external_tasks,
-                   camunda_external_tasks):
+                   camunda_external_tasks, referrals):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

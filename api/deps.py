@@ -42,7 +42,8 @@ def current_user(principal: Annotated[Principal, Depends(current_principal)]) ->
     """The caller of every route but the few an integration account may call (`SendingUser`)."""
     if acts_only_as_integration(principal):
         raise PermissionDenied(f"user '{principal.name}' is an integration account: it may start pathways, "
-                               "send messages, merge or unmerge patients and work external tasks, and nothing else")
+                               "send messages, merge or unmerge patients, work external tasks and update its "
+                               "organization's referrals, and nothing else")
     return principal
 
 
@@ -55,6 +56,6 @@ def access_client(request: Request) -> Client:
 
 EngineDep = Annotated[CarePath, Depends(get_engine)]
 CurrentUser = Annotated[Principal, Depends(current_user)]
-# integration accounts too: start, message, merge, external tasks
+# integration accounts too: start, message, merge, external tasks, and their organization's referrals
 SendingUser = Annotated[Principal, Depends(current_principal)]
 ClientDep = Annotated[Client, Depends(access_client)]

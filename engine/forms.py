@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .errors import Problem, ValidationFailed
+from .sdoh.instruments import instrument_problems, with_instruments
 
 # Where a stored start data schema keeps its sidecar's "intake" declaration: {"task": ..., "fields": [...]}.
 INTAKE_KEYWORD = "x-intake"
@@ -47,7 +48,8 @@ def form_problems(schema: dict[str, Any] | None, data: Any,
     if known_service is not None:
         checker.checks(RESOURCE_FORMAT)(lambda value: not isinstance(value, str) or known_service(value))
     validator = Draft202012Validator(schema, format_checker=checker)
-    return sorted((_problem(error) for error in validator.iter_errors(data)), key=lambda p: p.field or "")
+    problems = [_problem(error) for error in validator.iter_errors(data)] or instrument_problems(schema, data)
+    return sorted(problems, key=lambda p: p.field or "")
 
 
 def _problem(error: Any) -> Problem:
@@ -73,7 +75,7 @@ def intake_fields(schema: dict[str, Any] | None, data: dict[str, Any]) -> list[s
 
 def seeded(schema: dict[str, Any] | None, data: dict[str, Any]) -> dict[str, Any]:
     """The start data as a new instance's first variables: with `intake_fields`, whatever the starter sent."""
-    return {**data, "intake_fields": intake_fields(schema, data)}
+    return {**with_instruments(schema, data), "intake_fields": intake_fields(schema, data)}
 
 
 def intake_declaration(schema: dict[str, Any] | None) -> dict[str, Any] | None:

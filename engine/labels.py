@@ -62,6 +62,8 @@ EVENT_LABELS: dict[str, str] = {
     "external_task_failed": "External worker reported a failure",
     "external_task_bpmn_error": "External worker reported a business error",
     "external_task_cancelled": "External task no longer needed",
+    "referral_sent": "Referral sent to a community organization", "referral_status_changed": "Referral status changed",
+    "referral_outcome_recorded": "Referral outcome recorded",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

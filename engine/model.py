@@ -36,6 +36,23 @@ class TimerState(StrEnum):
     FAILED = "failed"
 
 
+class ReferralStatus(StrEnum):
+    """A referral to a community organization (table `referrals`): the HL7 Gravity SDOH Clinical Care IG's
+    referral Task statuses. The requester sets draft, requested, entered-in-error; the organization sets
+    accepted, rejected, in-progress, on-hold, failed, completed; either sets cancelled."""
+
+    DRAFT = "draft"
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    ENTERED_IN_ERROR = "entered-in-error"
+
+
 class ServiceStatus(StrEnum):
     """A community service in the resource directory (table `resource_services`, column `status`): HSDS 3.0's
     status codes, set by the dataset an import reads; inactive and defunct services are never found."""
@@ -178,7 +195,8 @@ EVENT_TYPES = frozenset({
     "partner_secret_rotated", "partner_deactivated", "partner_activated", "outbound_delivery_retried",
     "instance_migrated",
     "external_task_created", "external_task_locked", "external_task_lock_extended", "external_task_unlocked",
-    "external_task_completed", "external_task_failed", "external_task_bpmn_error", "external_task_cancelled"})
+    "external_task_completed", "external_task_failed", "external_task_bpmn_error", "external_task_cancelled",
+    "referral_sent", "referral_status_changed", "referral_outcome_recorded"})
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from .model import (
     NotificationState,
     PartnerState,
     PatientState,
+    ReferralStatus,
     ServiceStatus,
     TaskState,
     TimerState,
@@ -222,7 +223,29 @@ class ExternalTaskFacts:
         return self.not_found()
 
 
-Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts | PartnerFacts | ExternalTaskFacts
+@dataclass(frozen=True)
+class ReferralFacts:
+    """A referral: staff see it when they may read its episode; an integration account only when it is the
+    organization's own (`partner_account`), as a CBO may update only the referral Tasks it owns."""
+
+    id: str
+    state: ReferralStatus
+    readable: bool
+    partner_account: str | None
+
+    def visible_to(self, principal: Principal) -> bool:
+        if principal.role is Role.INTEGRATION:
+            return self.partner_account is not None and self.partner_account == principal.name
+        return self.readable
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"referral {self.id} does not exist")
+
+    def hidden(self, principal: Principal) -> CarePathError:
+        return self.not_found()
+
+
+Facts = TaskFacts | InstanceFacts | GrantFacts | UserFacts | PartnerFacts | ExternalTaskFacts | ReferralFacts
 
 
 @dataclass(frozen=True)
@@ -636,13 +659,54 @@ EXTERNAL_TASK_RULES = _rules(
          (ExternalTaskState.AVAILABLE,), note="recorded as the episode's `retried`; its retries start afresh"),
 )
 
+# Referrals to community organizations (usecases/referrals.py), by the Gravity referral Task's statuses. The
+# case managers and community health workers of the episode and their supervisors enter any status after a
+# phone call; the organization's integration account sets only the organization's statuses, on its own
+# referrals; only the requester marks one entered in error or records an outcome after the fact.
+REFERRAL_STAFF = WORKERS
+REFERRAL_PARTIES = (*WORKERS, Role.INTEGRATION)
+R = ReferralStatus
+OPEN_REFERRAL = (R.REQUESTED, R.ACCEPTED, R.IN_PROGRESS, R.ON_HOLD)
+ENDED_REFERRAL = (R.REJECTED, R.FAILED, R.CANCELLED, R.COMPLETED)
+REFERRAL_RULES = _rules(
+    Rule("send", "Sending a referral", (), (R.REQUESTED,), event="referral_sent",
+         note="the pathway's referral step (Choose a service) completed with the patient's consent; the pathway "
+         "is told at once (message referral_sent)"),
+    Rule("accept", "The organization accepts a referral", (R.REQUESTED,), (R.ACCEPTED,), REFERRAL_PARTIES, (),
+         "referral_status_changed", "status"),
+    Rule("reject", "The organization rejects a referral", (R.REQUESTED, R.ACCEPTED), (R.REJECTED,),
+         REFERRAL_PARTIES, (), "referral_status_changed", "status", note="with a reason (status_reason)"),
+    Rule("start", "The organization starts serving the patient", (R.ACCEPTED, R.ON_HOLD), (R.IN_PROGRESS,),
+         REFERRAL_PARTIES, (), "referral_status_changed", "status"),
+    Rule("hold", "The organization puts a referral on hold", (R.ACCEPTED, R.IN_PROGRESS), (R.ON_HOLD,),
+         REFERRAL_PARTIES, (), "referral_status_changed", "status", note="with a reason (status_reason)"),
+    Rule("fail", "The organization could not serve the patient", OPEN_REFERRAL, (R.FAILED,), REFERRAL_PARTIES, (),
+         "referral_status_changed", "status", note="with a reason (status_reason)"),
+    Rule("complete", "The organization completes a referral", OPEN_REFERRAL, (R.COMPLETED,), REFERRAL_PARTIES, (),
+         "referral_status_changed", "status", note="from requested too (a phone call may learn the end first); "
+         "the outcome is got-help unless another is given"),
+    Rule("cancel", "Cancelling a referral", (R.DRAFT, *OPEN_REFERRAL), (R.CANCELLED,), REFERRAL_PARTIES, (),
+         "referral_status_changed", "status", note="with a reason (status_reason); by either side"),
+    Rule("enter_in_error", "Marking a referral entered in error", (R.DRAFT, R.REQUESTED), (R.ENTERED_IN_ERROR,),
+         REFERRAL_STAFF, (), "referral_status_changed", "status", note="the requester only"),
+    Rule("record_outcome", "Recording a referral's outcome", ENDED_REFERRAL, (), REFERRAL_STAFF, (),
+         "referral_outcome_recorded", "outcome", note="after a rejection, failure or cancellation: the reason to "
+         "stop (not-eligible, no-capacity, ...), which closes the loop"),
+)
+REASON_REQUIRED = frozenset({R.REJECTED, R.CANCELLED, R.ON_HOLD, R.FAILED})  # Gravity: statusReason required
+REFERRAL_ACTIONS = {R.ACCEPTED: "accept", R.REJECTED: "reject", R.IN_PROGRESS: "start", R.ON_HOLD: "hold",
+                    R.FAILED: "fail", R.COMPLETED: "complete", R.CANCELLED: "cancel",
+                    R.ENTERED_IN_ERROR: "enter_in_error"}
+
+
+
 TABLES: dict[str, dict[str, Rule]] = {"task": TASK_RULES, "instance": INSTANCE_RULES, "timer": TIMER_RULES,
                                       "message": MESSAGE_RULES, "notification": NOTIFICATION_RULES,
                                       "break-glass grant": GRANT_RULES, "pathway version": VERSION_RULES,
                                       "user": USER_RULES, "patient": PATIENT_RULES, "inbox message": INBOX_RULES,
                                       "resource directory": DIRECTORY_RULES,
                                       "partner organization": PARTNER_RULES, "outbound delivery": DELIVERY_RULES,
-                                      "external task": EXTERNAL_TASK_RULES}
+                                      "external task": EXTERNAL_TASK_RULES, "referral": REFERRAL_RULES}
 
 
 def may_take(rule: Rule, principal: Principal) -> bool:
@@ -718,6 +782,8 @@ def _what(facts: Facts) -> str:
         return f"partner organization '{facts.id}'"
     if isinstance(facts, ExternalTaskFacts):
         return f"external task {facts.id}"
+    if isinstance(facts, ReferralFacts):
+        return f"referral {facts.id}"
     return f"instance {facts.id}" if isinstance(facts, InstanceFacts) else f"break-glass grant {facts.id}"
 
 
@@ -772,7 +838,8 @@ SUBJECT_STATES: dict[str, type[StrEnum]] = {"task": TaskState, "instance": Insta
                                             "user": UserState, "patient": PatientState, "inbox message": InboxState,
                                             "resource directory": ServiceStatus,
                                             "partner organization": PartnerState,
-                                            "outbound delivery": DeliveryState, "external task": ExternalTaskState}
+                                            "outbound delivery": DeliveryState, "external task": ExternalTaskState,
+                                            "referral": ReferralStatus}
 
 
 def _who(rule: Rule) -> str:
@@ -820,6 +887,7 @@ def render_markdown() -> str:
 
 
 __all__ = ["DELIVERY_RULES", "DIRECTORY_RULES", "EXTERNAL_TASK_RULES", "PARTNER_RULES", "PartnerFacts",
+           "REFERRAL_RULES", "ReferralFacts",
            "check_delivery_reader", "check_partner_reader", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES",
            "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts",
            "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "ExternalTaskFacts", "allowed_actions",

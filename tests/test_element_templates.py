@@ -283,7 +283,8 @@ def test_the_wait_template_refuses_message_names_that_would_not_match() -> None:
 
 def test_the_templates_are_not_deployed_with_the_shipped_pathways(engine: CarePath) -> None:
     assert sorted(deploy_directory(engine, TEMPLATES.parent)) == [
-        "post-ed-follow-up v1 (new)", "specialist-referral v1 (new)", "transition-of-care v1 (new)"]
+        "post-ed-follow-up v1 (new)", "sdoh-screening-referral v1 (new)", "specialist-referral v1 (new)",
+        "transition-of-care v1 (new)"]
     with engine.db.read() as session:
         uploaded = set(session.scalars(select(DeploymentFile.filename)))
     assert uploaded and not uploaded & {path.name for path in TEMPLATES.glob("*.json")}

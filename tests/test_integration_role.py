@@ -125,7 +125,10 @@ INTEGRATION_MAY = {("POST", "/api/pathways/{key}/instances"), ("POST", "/api/mes
                    # external workers (EXTERNAL_TASK_RULES; Camunda's /engine-rest contract is not in the document)
                    ("POST", "/api/external-tasks/fetch-and-lock"), ("GET", "/api/external-tasks"),
                    *(("POST", f"/api/external-tasks/{{task_id}}/{action}")
-                     for action in ("complete", "failure", "bpmn-error", "extend-lock", "unlock"))}
+                     for action in ("complete", "failure", "bpmn-error", "extend-lock", "unlock")),
+                   # a community organization's system reads and updates the referrals it owns (REFERRAL_RULES)
+                   ("GET", "/api/referrals"), ("GET", "/api/referrals/{referral_id}"),
+                   ("POST", "/api/referrals/{referral_id}/status")}
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 
 
@@ -135,10 +138,11 @@ def _routes(api: ApiClient) -> list[tuple[str, str]]:
             for method in operations]
 
 
-def test_an_integration_account_may_call_nothing_but_start_message_merge_and_external_tasks(
+def test_an_integration_account_may_call_nothing_but_start_message_merge_external_tasks_and_referrals(
         api: ApiClient) -> None:
-    """Every route of the API, as an integration account: 403 naming the role, except the two it may call
-    (which then answer as they do for anyone: here 404 for a pathway that does not exist, 422 for no body)."""
+    """Every route of the API, as an integration account: 403 naming the role, except those it may call
+    (which then answer as they do for anyone: here 404 for a pathway or referral that does not exist, 422
+    for no body)."""
     adt = api.user("integration")
     answers = {}
     for method, path in _routes(api):

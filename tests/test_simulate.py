@@ -364,7 +364,7 @@ def test_the_shipped_example_data_is_the_start_data_the_pathway_documentation_do
 
 def test_the_shipped_folder_deploys_each_pathway_with_its_sidecar(engine: CarePath) -> None:
     """The sidecar carries the measures and example data: deployed with the pathway, once."""
-    keys = ["post-ed-follow-up", "specialist-referral", "transition-of-care"]
+    keys = ["post-ed-follow-up", "sdoh-screening-referral", "specialist-referral", "transition-of-care"]
     assert sorted(deploy_directory(engine, SHIPPED)) == [f"{key} v1 (new)" for key in keys]
     assert sorted(deploy_directory(engine, SHIPPED)) == [f"{key} v1" for key in keys]  # same content: no v2
     with engine.db.read() as session:

@@ -53,7 +53,8 @@ def test_the_readme_start_without_its_data_answers_422_naming_each_field_and_sto
     assert schema["required"] == ["ed_visit_date", "diagnosis_category"]
 
 
-@pytest.mark.parametrize("name", ["post-ed-follow-up", "specialist-referral", "transition-of-care"])
+@pytest.mark.parametrize("name", ["post-ed-follow-up", "sdoh-screening-referral", "specialist-referral",
+                                  "transition-of-care"])
 def test_each_shipped_pathway_declares_its_start_data_and_its_example_fits(name: str) -> None:
     sidecar = json.loads((shipped_pathways_dir() / f"{name}.pathway.json").read_text())
     assert sidecar["start_data"]["required"]

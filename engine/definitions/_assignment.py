@@ -65,7 +65,23 @@ def _camunda_rule(task: Element) -> dict[str, Any]:
         value = (task.get(f"{{{CAMUNDA_NS}}}{attribute}") or "").strip()
         if value:
             rule[key] = value
+    form_file = json_form_key(task.get(f"{{{CAMUNDA_NS}}}formKey"))
+    if form_file:
+        rule["form_file"] = form_file  # resolved against the uploaded .json files, as spiff-arena's forms are
     return rule
+
+
+def json_form_key(value: str | None) -> str | None:
+    """The JSON Schema form file a Camunda `formKey` names ("deployment:screening.json", as Camunda 7 names
+    a form deployed with the diagram); None for other form keys (embedded HTML, Camunda Forms)."""
+    name = (value or "").strip().rsplit(":", 1)[-1].strip()
+    return name if name.lower().endswith(".json") and "/" not in name else None
+
+
+def form_file_name(value: object) -> str:
+    """A form file as a diagram names it: spiff-arena's file name, or the file of a Camunda `formKey`."""
+    text = str(value).strip()
+    return json_form_key(text) or text
 
 
 def _spiff_rule(task: Element) -> dict[str, Any]:

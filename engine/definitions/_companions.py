@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Problem
+from ._assignment import form_file_name
 from ._check_links import decision_ref
 from ._documents import Document
 from ._model import ImportLimits, SourceFile
@@ -20,7 +21,8 @@ from ._pathway_meta import sidecar_path
 from ._safe_xml import load_documents
 
 _DIAGRAM_SUFFIXES = (".bpmn", ".bpmn20.xml", ".dmn")
-_FORM_FILES = ".//spiffworkflow:property[@name='formJsonSchemaFilename']/@value"
+_FORM_FILES = (".//spiffworkflow:property[@name='formJsonSchemaFilename']/@value"
+               " | .//bpmn:userTask/@camunda:formKey[contains(., '.json')]")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class _Needs:
         for task in document.xpath(".//bpmn:businessRuleTask"):
             self.decisions.update(ref for family in ("camunda", "spiff") if (ref := decision_ref(task, family)))
         self.processes.update((c.get("calledElement") or "").strip() for c in document.xpath(".//bpmn:callActivity"))
-        self.forms.update(str(value).strip() for value in document.xpath(_FORM_FILES))
+        self.forms.update(form for value in document.xpath(_FORM_FILES) if (form := form_file_name(value)))
 
     def missing(self) -> list[tuple[str, str]]:
         return sorted([("decision", d) for d in self.decisions - self.defined_decisions if d]

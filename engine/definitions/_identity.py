@@ -17,13 +17,15 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ._assignment import form_file_name
 from ._check_links import decision_ref
 from ._index import PackageIndex, build_index
 from ._model import ImportLimits, SourceFile
 from ._pathway_meta import SIDECAR_SUFFIX, sidecar_name, sidecar_target
 from ._safe_xml import load_documents
 
-_FORM_FILES = ".//spiffworkflow:property[@name='formJsonSchemaFilename']/@value"
+_FORM_FILES = (".//spiffworkflow:property[@name='formJsonSchemaFilename']/@value"
+               " | .//bpmn:userTask/@camunda:formKey[contains(., '.json')]")
 _IDENTITY_FORMAT = b"carepath-identity-1"
 
 
@@ -43,7 +45,7 @@ def used_files(index: PackageIndex, key: str) -> list[str]:
             ref = decision_ref(task, index.family)
             if ref and ref in index.decisions:
                 names.add(index.decisions[ref][0].name)
-        names.update(str(value).strip() for value in document.xpath(_FORM_FILES, process) if str(value).strip())
+        names.update(form for value in document.xpath(_FORM_FILES, process) if (form := form_file_name(value)))
         pending.extend((call.get("calledElement") or "").strip()
                        for call in document.xpath(".//bpmn:callActivity", process))
     return sorted(names)

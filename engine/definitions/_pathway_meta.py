@@ -4,7 +4,8 @@
      "start_data": {...a JSON Schema of the data a start needs (when the start event has no form)...},
      "measures": [...quality measure declarations, see engine/measures.py...],
      "intake": {"task": "<user task id>", "fields": [...start data a starter may leave out, see _intake.py...]},
-     "triggers": [...ADT events that start or move the pathway, see engine/interop/triggers.py...]}
+     "triggers": [...ADT events that start or move the pathway, see engine/interop/triggers.py...],
+     "referral_steps": [...user tasks that send or update a referral, see _referral_steps.py...]}
 
 It belongs to the BPMN file with the same name (`post-ed-follow-up.bpmn`) and to the process whose id
 is that name (or the file's only executable process). `carepath simulate` starts from its example
@@ -26,12 +27,13 @@ from ..measures import parse_measures
 from ..sandbox import check_expression
 from ._intake import apply_intake
 from ._model import ParsedProcess, SourceFile
+from ._referral_steps import apply_referral_steps
 from ._start_data import start_data_problem
 
 SIDECAR_SUFFIX = ".pathway.json"
 _BPMN_SUFFIXES = (".bpmn20.xml", ".bpmn", ".xml")
 MAX_SIDECAR_BYTES = 1024 * 1024
-SIDECAR_KEYS = ("example_data", "intake", "measures", "start_data", "triggers")
+SIDECAR_KEYS = ("example_data", "intake", "measures", "referral_steps", "start_data", "triggers")
 
 
 def sidecar_path(bpmn_file: Path) -> Path:
@@ -109,6 +111,8 @@ def attach_sidecars(processes: Sequence[ParsedProcess], sidecars: Sequence[Sourc
         _, trigger_problems = parse_triggers(sidecar.get("triggers"), start_schema=process.start_data,
                                              message_catches=process.message_catches)
         problems += [Problem(f"In {source.name}: {message}.", source.name) for message in trigger_problems]
+        problems += [Problem(f"In {source.name}: {message}.", source.name)
+                     for message in apply_referral_steps(process, sidecar.get("referral_steps"))]
     return problems
 
 

@@ -554,3 +554,4 @@ class InboxMessage(Base):
 from . import directory_tables as directory_tables  # noqa: E402
 from . import external_task_tables as external_task_tables  # noqa: E402
 from . import partner_tables as partner_tables  # noqa: E402
+from . import referral_tables as referral_tables  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
@@ -64,9 +65,14 @@ def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     SpiffWorkflow gives every task its own copy of the data. Taking the last task's copy loses what
     another branch set meanwhile: a reminder task on a non-interrupting timer, completed after the
     main path recorded the visit date, carries the copy from when the timer fired. Folding each task's
-    own changes (its data against its parent's) keeps every branch's values and the latest of each."""
+    own changes (its data against its parent's) keeps every branch's values and the latest of each; the
+    instances of a multi-instance subprocess count as branches (their own variables, e.g. the item, show
+    the latest instance's)."""
     data: dict[str, Any] = {}
-    completed = sorted(workflow.get_tasks(state=SpiffState.COMPLETED), key=lambda task: task.last_state_change)
+    # Filtered here, not by get_tasks(state=...): SpiffWorkflow's filtered walk does not descend into a
+    # multi-instance activity still running, whose instances' completed steps count as soon as they complete.
+    completed = sorted((task for task in workflow.get_tasks() if task.state == SpiffState.COMPLETED),
+                       key=lambda task: task.last_state_change)
     for task in completed:
         before = task.parent.data if task.parent is not None else {}
         for key, value in task.data.items():
@@ -93,7 +99,7 @@ def _open_task(task: Any, task_rules: dict[str, dict[str, Any]], now: datetime |
     return OpenTask(
         id=str(task.id),
         element_id=spec.bpmn_id or spec.name,
-        name=spec.bpmn_name or spec.bpmn_id or spec.name,
+        name=task_name(spec.bpmn_name or spec.bpmn_id or spec.name, task.data),
         lane=spec.lane,
         kind="manual" if type(spec).__name__ == "ManualTask" else "user",
         process_id=task.workflow.spec.name,
@@ -143,6 +149,20 @@ def _correlation_value(workflow: BpmnWorkflow, task: Any, definition: MessageEve
         if value is not None:
             return str(value)
     return None
+
+
+_NAME_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+
+
+def task_name(name: str, data: dict[str, Any]) -> str:
+    """A task's name with `${variable}` filled from its data, as Camunda 7 evaluates a task name: a task of
+    a multi-instance subprocess says which item it is for ("Choose a service — ${domain}" becomes
+    "Choose a service — food"). Only plain variables holding text or numbers; anything else stays as written."""
+    def fill(match: re.Match[str]) -> str:
+        value = data.get(match.group(1))
+        ok = isinstance(value, str | int) and not isinstance(value, bool)
+        return str(value)[:80] if ok else match.group(0)
+    return _NAME_VARIABLE.sub(fill, name)
 
 
 def describe_incident(exc: BaseException) -> Incident:

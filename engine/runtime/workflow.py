@@ -7,6 +7,7 @@ script tasks) becomes an incident instead of a hung worker.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -133,7 +134,7 @@ class RunningWorkflow:
             return False
         waiting, definition = found
         payload = _with_correlation(definition, payload, correlation_key)
-        event = BpmnEvent(definition, payload=self._message_payload(payload))
+        event = self._message_event(definition, payload)
         with self._engine(clock):
             # Correlation was decided in the database. SpiffWorkflow's own catch would re-evaluate the
             # diagram's correlation expressions against the payload and offer the message to every
@@ -227,6 +228,11 @@ class RunningWorkflow:
         with engine_clock(clock), engine_time_context(self.time_context):
             yield
 
+    def task_data(self, task_id: str) -> tuple[str, dict[str, Any]]:
+        """A task's element id and its own data (a completed task's, as it completed), as JSON values."""
+        task = self._task(task_id)
+        return task.task_spec.bpmn_id or task.task_spec.name, json.loads(json.dumps(task.data, default=str))
+
     def _task(self, task_id: str) -> Any:
         try:
             task = self.workflow.get_task_from_id(UUID(task_id))
@@ -253,6 +259,21 @@ class RunningWorkflow:
         # The database matched a catch this workflow no longer has waiting: hand the message to no
         # other catch of the same name (it may wait for another key); it stays buffered.
         return None
+
+    def _message_event(self, definition: MessageEventDefinition, payload: dict[str, Any]) -> BpmnEvent:
+        """The event as SpiffWorkflow would have caught it. After an event-based gateway SpiffWorkflow's own
+        catch runs: it evaluates the correlation properties on the event's payload (Camunda's wrapper, so
+        their fields are copied onto it) and matches the event's correlations to the ones already seen."""
+        fields = [p.retrieval_expression.strip() for p in definition.correlation_properties
+                  if (p.retrieval_expression or "").strip() in payload]
+        event_payload = self._message_payload(payload)
+        if isinstance(event_payload, dict) and event_payload is not payload:
+            event_payload.update({field: payload[field] for field in fields})
+        correlations = {}
+        if fields:
+            correlations = definition.calculate_correlations(self.workflow.script_engine,
+                                                             definition.correlation_properties, payload)
+        return BpmnEvent(definition, payload=event_payload, correlations=correlations)
 
     def _message_payload(self, payload: dict[str, Any]) -> Any:
         if self.family == "camunda":

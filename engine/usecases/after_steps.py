@@ -18,6 +18,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..queries import instance_is_visible
 from ..rules import MESSAGE_RULES, advance
 from ..runtime.workflow import RunningWorkflow
+from .referral_steps import referral_step_completed
 from .store import save_workflow
 
 MAX_MESSAGE_CHAIN = 20  # buffered messages handed to one instance in one transaction
@@ -28,6 +29,8 @@ def after_engine_steps(uow: UnitOfWork, instance: Instance, workflow: RunningWor
                        *, completed_task_id: str | None = None) -> None:
     """Save the instance after engine steps; then deliver each live buffered message it now waits for."""
     snapshot = save_workflow(uow, instance, workflow, actor, completed_task_id=completed_task_id)
+    if completed_task_id is not None:  # a referral step sends or updates its referral (sidecar referral_steps)
+        referral_step_completed(uow, instance, workflow, completed_task_id, actor)
     for _ in range(MAX_MESSAGE_CHAIN):
         if not snapshot.messages or not deliver_buffered(uow, instance, workflow):
             return

@@ -19,6 +19,7 @@ from ..persistence.tables import Instance, PathwayVersion, Task, User
 from ..persistence.unit_of_work import UnitOfWork
 from ..resource_queries import is_active_service
 from ..rules import TASK_RULES, Rule, check, check_role, may_take
+from ..sdoh.instruments import with_instruments
 from ..views import InstanceView, TaskView
 from .after_steps import after_engine_steps
 from .instances import get_instance_view
@@ -57,7 +58,7 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
                               data={"element_id": task.element_id, "name": task.name, "data": data or {},
                                     "field": "state", "old": task.state, "new": rule.to[0].value,
                                     "changes": changes_of(instance.data or {}, data or {})})
-            workflow.complete_task(task_id, data or {}, app.clock)
+            workflow.complete_task(task_id, with_instruments(form, data or {}), app.clock)
             after_engine_steps(uow, instance, workflow, principal.name, completed_task_id=task_id)
             uow.commit()
             return instance.id
