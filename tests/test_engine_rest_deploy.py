@@ -214,3 +214,10 @@ def test_file_names_are_cut_to_their_last_part_and_the_upload_limit_holds(api: A
     limit = api.client.app.state.settings.max_upload_bytes  # type: ignore[attr-defined]
     huge = modeler_deploy(api, headers, ("big.bpmn", b"<" + b" " * limit))
     assert huge.status_code == 413 and "upload" in json.dumps(huge.json())
+
+
+def test_an_integration_account_is_refused_the_editors_buttons(api: ApiClient) -> None:
+    headers = lead_with_token(api, "integration")
+    assert api.client.get(f"{REST}/version", headers=headers).status_code == 403
+    started = api.client.post(f"{REST}/process-definition/key/fu/start", headers=headers, json={"businessKey": "b"})
+    assert started.status_code == 403 and "integration account" in started.json()["message"]

@@ -24,11 +24,12 @@ from carepath.engine.usecases.users import known_groups
 from ..deps import EngineDep
 from ..uploads import read_uploads
 from .variables import VariableIn, variables_as_data
-from .wire import CAMUNDA_VERSION, CamundaRoute, RestCaller, RestUser
+from .wire import CAMUNDA_VERSION, CamundaRoute, RestUser, camunda_errors
 
 PREFIX = "/engine-rest"
 CREATE = f"{PREFIX}/deployment/create"
-router = APIRouter(prefix=PREFIX, tags=["engine-rest (Camunda 7)"], route_class=CamundaRoute)
+router = APIRouter(prefix=PREFIX, tags=["engine-rest (Camunda 7)"], route_class=CamundaRoute,
+                   responses=camunda_errors(400, 401, 403))
 
 MAX_FILES = 50
 MAX_FIELD = 255
@@ -61,13 +62,13 @@ def deployment_json(deployment_id: str, deployed_at: datetime, name: str | None 
 
 
 @router.get("/version")
-def version(user: RestCaller) -> dict[str, str]:
+def version(user: RestUser) -> dict[str, str]:
     """The Camunda 7 REST contract this API follows."""
     return {"version": CAMUNDA_VERSION}
 
 
 @router.get("/deployment")
-def deployments(engine: EngineDep, user: RestCaller,
+def deployments(engine: EngineDep, user: RestUser,
                 firstResult: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,  # noqa: N803 - Camunda's names
                 maxResults: Annotated[int, Query(ge=0, le=1000)] = 100) -> list[dict[str, Any]]:  # noqa: N803
     """Deployments, oldest first (the modeler's connection check asks for none)."""
@@ -137,14 +138,14 @@ def _start(engine: Any, user: Principal, key: str, version: int | None, body: St
             "suspended": False, "tenantId": None}
 
 
-@router.post("/process-definition/key/{key}/start")
-def start_by_key(key: str, body: StartIn, engine: EngineDep, user: RestCaller) -> dict[str, Any]:
+@router.post("/process-definition/key/{key}/start", responses=camunda_errors(404, 409))
+def start_by_key(key: str, body: StartIn, engine: EngineDep, user: RestUser) -> dict[str, Any]:
     """Start an episode of the pathway's latest version that is not retired."""
     return _start(engine, user, key, None, body)
 
 
-@router.post("/process-definition/{definition}/start")
-def start_by_id(definition: str, body: StartIn, engine: EngineDep, user: RestCaller) -> dict[str, Any]:
+@router.post("/process-definition/{definition}/start", responses=camunda_errors(404, 409))
+def start_by_id(definition: str, body: StartIn, engine: EngineDep, user: RestUser) -> dict[str, Any]:
     """Start an episode of one version; its id is `key:version`, as deployment/create answers it."""
     key, _, number = definition.rpartition(":")
     if not key or not number.isdigit() or len(number) > 9:
