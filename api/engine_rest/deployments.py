@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from carepath.engine.application import CarePath
+from carepath.engine.definitions import SourceFile
 from carepath.engine.deployment_queries import DefinitionRow, definitions_of, list_deployments
 from carepath.engine.errors import BadRequest, NotFound
 from carepath.engine.identity import Principal
@@ -106,7 +108,7 @@ async def create_deployment(request: Request, engine: EngineDep, user: RestUser)
     return await run_in_threadpool(_deploy, engine, user, sources, fields)
 
 
-def _deploy(engine: Any, user: Principal, sources: Any, fields: dict[str, str]) -> dict[str, Any]:
+def _deploy(engine: CarePath, user: Principal, sources: list[SourceFile], fields: dict[str, str]) -> dict[str, Any]:
     result = deploy_pathways(engine, user, sources, known_groups(engine))
     with engine.db.read() as session:
         found = definitions_of(session, [(p.key, p.version) for p in result.processes])
@@ -127,7 +129,7 @@ class StartIn(BaseModel):
     variables: dict[str, VariableIn] | None = None
 
 
-def _start(engine: Any, user: Principal, key: str, version: int | None, body: StartIn) -> dict[str, Any]:
+def _start(engine: CarePath, user: Principal, key: str, version: int | None, body: StartIn) -> dict[str, Any]:
     if not body.businessKey:
         raise BadRequest("a business key is required: CarePath names each episode by it (e.g. the referral "
                          "number); fill in the business key in the start configuration")
