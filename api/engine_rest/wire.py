@@ -18,7 +18,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -35,34 +34,12 @@ from carepath.engine.usecases.basic_credentials import basic_principal
 from carepath.engine.usecases.break_glass import with_break_glass
 
 from ..deps import EngineDep, access_client, current_principal
-from ..errors import _describe, domain_error, status_for
-from ..params import no_nul_in_path
-from ..schemas import errors
+from ..errors import _describe, status_for
 from ..web.cookies import throttle_of
 
 CAMUNDA_VERSION = "7.22.0"  # the REST contract followed (Camunda 7.22's /engine-rest)
 PARSE_ERROR = "ENGINE-09005 Could not parse BPMN process. Errors: "
 CHALLENGE = 'Basic realm="CarePath engine-rest", Bearer'
-
-
-class CamundaErrorOut(BaseModel):
-    type: str = Field(description="Camunda's exception name: ParseException, InvalidRequestException, "
-                                  "AuthorizationException, AuthenticationException, RestException")
-    message: str = Field(description="what the modeler shows: a refused deploy's problems, one per line")
-    details: dict[str, Any] | None = Field(default=None, description="a refused deploy: per file, its errors "
-                                                                     "and warnings")
-
-
-CAMUNDA_MEANINGS = {400: "refused input: a diagram the checker refuses (ParseException), a wrong field or variable",
-                    401: "no credentials, or not valid ones", 403: "the role does not allow this",
-                    404: "no such process definition", 409: "conflicts with the current state"}
-
-
-def camunda_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The errors an /engine-rest operation declares: Camunda's shape; the guards' before any route (a body
-    too large, a NUL character) in the product's (api/schemas.py)."""
-    return {**{status: {"model": CamundaErrorOut, "description": CAMUNDA_MEANINGS[status]} for status in statuses},
-            **errors(413, 422)}
 
 
 def located(problem: Problem) -> str:
@@ -107,10 +84,6 @@ class CamundaRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
-            try:  # the app-wide guard first, answered as on every route (docs/api.md, "Bounds")
-                no_nul_in_path(request)
-            except CarePathError as exc:
-                return domain_error(exc)
             try:
                 return await handler(request)
             except CarePathError as exc:
