@@ -221,3 +221,10 @@ def test_an_integration_account_is_refused_the_editors_buttons(api: ApiClient) -
     assert api.client.get(f"{REST}/version", headers=headers).status_code == 403
     started = api.client.post(f"{REST}/process-definition/key/fu/start", headers=headers, json={"businessKey": "b"})
     assert started.status_code == 403 and "integration account" in started.json()["message"]
+
+
+def test_a_decision_deployed_alone_from_its_tab_says_to_deploy_it_with_the_pathway(api: ApiClient) -> None:
+    dmn = (SHIPPED / "ed-visit-classification.dmn").read_bytes()
+    response = modeler_deploy(api, lead_with_token(api), ("ed-visit-classification.dmn", dmn))
+    assert response.status_code == 400
+    assert "Upload the .bpmn file of the pathway together with its .dmn files" in response.json()["message"]
