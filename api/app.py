@@ -16,6 +16,7 @@ from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
 from .camunda_rest import install_camunda_error_handlers
 from .docs_pages import DocsContentPolicy
+from .engine_rest import deployments as engine_rest_deployments
 from .errors import install_error_handlers
 from .fhir import inbound as fhir_inbound
 from .fhir import routes as fhir_routes
@@ -118,7 +119,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
-                       upload_paths=(pathways.router.prefix, web_pathways.UPLOAD, resources.IMPORT))
+                       upload_paths=(pathways.router.prefix, web_pathways.UPLOAD, resources.IMPORT,
+                                     engine_rest_deployments.CREATE))
     app.add_middleware(ErrorResponses, respond=fhir_or(error_response))
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
@@ -132,5 +134,6 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
                         admin, provider_sign_in, web_pathways, web_pathway_migrations, web_episodes, web_audit,
                         message_inbox, web_partners, web_patients, resource_search):
         app.include_router(page_module.router)
+    app.include_router(engine_rest_deployments.router)  # Camunda 7's deploy and start (api/engine_rest/)
     mount_static(app)
     return app

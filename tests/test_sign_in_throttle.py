@@ -18,7 +18,7 @@ from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.tables import Event, SignInAttempt
 from carepath.engine.persistence.unit_of_work import UnitOfWork
 from carepath.engine.sign_in_throttle import SignInThrottle
-from carepath.engine.usecases import web_sessions
+from carepath.engine.usecases import basic_credentials
 from tests.support.web import Browser, web_user
 
 
@@ -59,13 +59,13 @@ def test_a_locked_key_is_refused_before_the_password_is_hashed(engine: CarePath,
     for _ in range(5):
         browser.sign_in("alice", "wrong password!")
     hashed: list[str] = []
-    real = web_sessions.verified_user
+    real = basic_credentials.verified_user
 
     def counting(app: CarePath, name: str, password: str) -> Any:
         hashed.append(name)
         return real(app, name, password)
 
-    monkeypatch.setattr(web_sessions, "verified_user", counting)
+    monkeypatch.setattr(basic_credentials, "verified_user", counting)
     assert browser.sign_in("alice").status_code == 401
     assert hashed == []
 

@@ -23,8 +23,9 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..rules import USER_RULES, UserFacts, check, check_role
 from ..sign_in_throttle import SignInThrottle
 from .access import Client, client_data
+from .basic_credentials import throttled_password_check
 from .break_glass import with_grants
-from .passwords import MAX_PASSWORD_LENGTH, verified_user
+from .passwords import MAX_PASSWORD_LENGTH
 from .users import with_provider_user
 
 TOUCH_EVERY = timedelta(minutes=1)
@@ -53,25 +54,14 @@ class SessionView:
 
 def sign_in(app: CarePath, throttle: SignInThrottle, name: str, password: str, client: Client) -> SignedIn:
     """A new session for the user with this name and password; Unauthenticated(SIGN_IN_REFUSED) otherwise."""
-    now = app.now()
     name = name.strip()
-    keys = (f"user:{name.casefold()}", f"host:{client.host or '-'}")
     # No user name holds a NUL character (names are checked at creation), and PostgreSQL could not look it up.
     if not name or len(name) > MAX_NAME or "\x00" in name or len(password) > MAX_PASSWORD_LENGTH:
         raise Unauthenticated(SIGN_IN_REFUSED)
-    with app.db.read() as session:  # before the password's hash: a locked key costs one indexed read
-        if throttle.refused(session, keys, now):
-            raise Unauthenticated(SIGN_IN_REFUSED)
-    principal = verified_user(app, name, password)
+    principal = throttled_password_check(app, throttle, name, password, client)
+    if principal is None:
+        raise Unauthenticated(SIGN_IN_REFUSED)
     with UnitOfWork(app) as uow:
-        if principal is None:
-            for lockout in throttle.failed(uow.session, keys, now):
-                uow.record("sign_in_locked", SYSTEM.name, data={
-                    "key": lockout.key, "failures": lockout.failures, "until": lockout.until.isoformat(),
-                    "client": client_data(client)})
-            uow.commit()
-            raise Unauthenticated(SIGN_IN_REFUSED)
-        throttle.succeeded(uow.session, keys[0], now)
         user_id = uow.session.scalars(select(User.id).where(User.name == principal.name)).one()
         signed = _open_session(uow, principal, user_id, client, "password")
         uow.commit()
