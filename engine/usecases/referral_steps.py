@@ -17,12 +17,16 @@ from typing import Any
 from ..errors import Conflict, Problem, ValidationFailed
 from ..model import MessageState, ReferralStatus, ServiceStatus
 from ..persistence.directory_tables import ResourceOrganization, ResourceService
+from ..persistence.partner_tables import PartnerOrganization
 from ..persistence.referral_tables import Referral
 from ..persistence.tables import BufferedMessage, Instance
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import REASON_REQUIRED, REFERRAL_ACTIONS, REFERRAL_RULES, Rule
 from ..runtime.workflow import RunningWorkflow
+from ..sdoh.fhir_referral import referral_bundle
 from ..sdoh.instruments import DOMAINS
+from .outbox import enqueue_delivery
+from .partners import partner_for_directory_organization
 
 OUTCOMES = ("got-help", "couldnt-contact", "not-eligible", "no-capacity", "no-longer-interested",
             "referred-elsewhere")
@@ -81,10 +85,20 @@ def send_referral(uow: UnitOfWork, instance: Instance, data: dict[str, Any], act
 
 
 def referral_created(uow: UnitOfWork, referral: Referral) -> None:
-    """Called once a referral is created, in its transaction: where the partner-organization work hooks in
-    (look up the organization in the partner registry, set `referral.partner_account`, and queue the FHIR
-    ServiceRequest and referral Task on the signed-webhook outbox). Without a partner the referral is
-    printed or phoned, and its updates are entered by the case manager."""
+    """Called once a referral is created, in its transaction. An organization in the partner registry gets
+    the referral electronically: its integration account becomes the one that may set the organization's
+    statuses on it, and the FHIR ServiceRequest and referral Task (engine/sdoh/fhir_referral.py) are queued
+    on the signed-webhook outbox, sent once this transaction commits. Without a partner (or one without an
+    endpoint) the referral is printed or phoned, and its updates are entered by the case manager."""
+    partner_id = partner_for_directory_organization(uow, referral.organization_id) if referral.organization_id \
+        else None
+    partner = uow.session.get(PartnerOrganization, partner_id) if partner_id else None
+    if partner is None:
+        return
+    referral.partner_account = partner.account
+    if partner.endpoint_url:
+        enqueue_delivery(uow, partner_id=partner.id, kind="sdoh-referral", payload=referral_bundle(referral),
+                         idempotency_key=f"referral:{referral.id}:requested")
 
 
 def record_from_task(uow: UnitOfWork, instance: Instance, data: dict[str, Any], outcome_field: str,
