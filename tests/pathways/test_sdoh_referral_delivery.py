@@ -17,10 +17,9 @@ from carepath.engine.clock import ManualClock
 from carepath.engine.identity import SYSTEM
 from carepath.engine.usecases.outbox import deliver_outbound
 from carepath.engine.usecases.partners import add_partner
+from tests.pathways.test_sdoh_screening_referral_scenarios import Case, directory, ny  # noqa: F401 - the fixture
 from tests.support.api import ApiClient
 from tests.support.partner_endpoint import Endpoint, partner_endpoint
-
-from tests.pathways.test_sdoh_screening_referral_scenarios import Case, directory, ny  # noqa: F401 - the fixture
 
 KEY = b"referral-delivery-test-key-at-least-32-bytes"
 
