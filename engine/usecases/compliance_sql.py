@@ -110,9 +110,10 @@ def recorded_days_to_meet(connection: Any, conditions: list[Any]) -> Iterable[An
 def recorded_misses(connection: Any, conditions: list[Any], after: MissKey | None,
                     limit: int | None) -> Iterable[Any]:
     """The misses after `after` in the report's order, at most `limit` (all when None); each with the
-    episode's start, patient and business key, the deadline and the detail."""
+    episode's start, patient and business key, the deadline, the detail and the pathway version."""
     query = _joined(MO.pathway_key, MO.measure_id, Instance.created_at, Instance.id, Instance.patient_id,
-                    Instance.business_key, MO.deadline, MO.detail).where(*conditions, MO.status == "not_met")
+                    Instance.business_key, MO.deadline, MO.detail, MO.pathway_version_id).where(
+        *conditions, MO.status == "not_met")
     if after is not None:
         query = query.where(tuple_(MO.pathway_key, MO.measure_id, Instance.created_at, Instance.id) > tuple_(
             bindparam(None, after.pathway, type_=String()), bindparam(None, after.measure_id, type_=String()),

@@ -94,6 +94,12 @@ class MeasureCompliance:
                 "misses": [miss.as_dict() for miss in self.misses]}
 
 
+# Misses listed per page: by the API unless asked (a year's 16,552 misses made a 5 MB answer), and on
+# the web page (a screenful); the misses CSV has them all.
+MISSES_PAGE = 500
+MISSES_SCREEN = 100
+
+
 @dataclass
 class CompliancePage:
     """The report with one page of its misses (each in its measure's row, in the report's order): how
@@ -199,8 +205,10 @@ class _Report:
             row = self.rows.get((pathway_key, measure_id))
             if row is not None:
                 row.days_to_meet.append(days)
+        tasks = {(vid, m.id): m.met_by_task for vid, measures in self.parsed.items() for m in measures}
         return [(MissKey(m.pathway_key, m.measure_id, m.created_at, m.id),
-                 Miss(m.id, m.patient_id, m.business_key, m.deadline, m.detail, []))
+                 Miss(m.id, m.patient_id, m.business_key, m.deadline, m.detail, [],
+                      task=tasks.get((m.pathway_version_id, m.measure_id))))
                 for m in recorded_misses(connection, conditions, after, None if limit is None else limit + 1)]
 
     def evaluate_live(self, after: MissKey | None, use_recorded: bool) -> list[tuple[MissKey, Miss]]:
@@ -230,6 +238,7 @@ class _Report:
                     key = MissKey(self.keys[version_id], measure.id, episode.created_at, episode.id)
                     miss = _count(self.rows[key.pathway, key.measure_id], result, episode)
                     if miss is not None and (after is None or key > after):
+                        miss.task = task
                         misses.append((key, miss))
         return misses
 
@@ -248,7 +257,7 @@ class _Report:
         _fill_holders(self.session, [miss for _, miss in shown])
         for key, miss in shown:
             self.rows[key.pathway, key.measure_id].misses.append(miss)
-        more = limit is not None and len(misses) > limit
+        more = limit is not None and len(misses) > limit and bool(shown)  # a page of none: the totals only
         rows = sorted(self.rows.values(), key=lambda r: (r.pathway, r.measure_id))
         return CompliancePage(rows, sum(row.not_met for row in rows), encode_key(shown[-1][0]) if more else None)
 
@@ -442,15 +451,26 @@ def report_csv(rows: Sequence[MeasureCompliance]) -> str:
 
 def misses_csv(rows: Sequence[MeasureCompliance]) -> str:
     """One line per miss (names separated by ';')."""
+    return "".join(misses_csv_lines(rows))
+
+
+def misses_csv_lines(rows: Sequence[MeasureCompliance], batch: int = 500) -> Iterator[str]:
+    """misses_csv a few hundred lines at a time, for a streamed answer."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MISS_COLUMNS)
+    written = 0
     for row in rows:
         for miss in row.misses:
             data = {"pathway": row.pathway, "measure_id": row.measure_id, **miss.as_dict()}
             writer.writerow([spreadsheet_safe(";".join(v) if isinstance(v, list) else "" if v is None else v)
                              for v in (data[c] for c in MISS_COLUMNS)])
-    return out.getvalue()
+            written += 1
+            if written % batch == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+    yield out.getvalue()
 
 
 def report_svg(rows: Sequence[MeasureCompliance]) -> str:
