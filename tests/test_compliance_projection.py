@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
+from carepath.api.web import audit as web_audit
 from carepath.engine.clock import ManualClock
 from carepath.engine.identity import Principal, Role
 from carepath.engine.persistence import migrate
@@ -19,6 +20,8 @@ from carepath.engine.usecases.measures import instance_measures
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
+from tests.support.episodes import web_and_api_user
+from tests.support.web import page, signed_in, text_of
 
 AUDITOR = Principal("auditor-1", Role.AUDITOR)
 VISIT = {"id": "visit-14", "name": "Follow-up visit within 14 days", "source": "local policy (test)",
@@ -148,3 +151,24 @@ def test_a_cursor_the_report_did_not_give_is_refused(api: ApiClient, cursor: str
     answer = api.get("/api/reports/compliance", api.user("auditor"), params={"misses_after": cursor})
     assert answer.status_code == 422
     assert "misses_after" in answer.text
+
+
+def test_the_web_page_lists_the_misses_a_screen_at_a_time(api: ApiClient, clock: ManualClock,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web_audit, "MISSES_SCREEN", 4)
+    _cohort(api, clock)
+    auditor = web_and_api_user(api, "auditor", name="audrey")
+    everything = _misses(api, auditor, misses_limit=1000)
+    listed = [miss["business_key"] for m in everything["measures"] for miss in m["misses"]]
+    browser = signed_in(api.client.app, auditor)
+    seen: list[str] = []
+    path: str | None = "/app/compliance?pathway=cohort"
+    while path is not None:
+        html = page(browser.get(path))
+        rows = html.xpath('//table[@class="misses"]//tr[td]')
+        assert 0 < len(rows) <= 4
+        assert f"{len(listed)} misses of a measure" in text_of(html.xpath('//table[@class="misses"]/caption')[0])
+        seen += [text_of(row.xpath("td")[0]) for row in rows]
+        following = html.xpath('//a[@rel="next"]/@href')
+        path = following[0] if following else None
+    assert seen == listed
