@@ -100,9 +100,11 @@ def recorded_counts(connection: Any, conditions: list[Any]) -> Iterable[Any]:
 
 
 def recorded_days_to_meet(connection: Any, conditions: list[Any]) -> Iterable[Any]:
-    """(pathway, measure id, days) for every measure met with a clock."""
-    return connection.execute(_joined(MO.pathway_key, MO.measure_id, MO.days_to_meet).where(
-        *conditions, MO.status == "met", MO.days_to_meet.is_not(None)))
+    """(pathway, measure id, days, episodes) for the measures met with a clock: each distinct value once
+    with how many met it in that time (a median needs every value, not every row)."""
+    return connection.execute(_joined(MO.pathway_key, MO.measure_id, MO.days_to_meet, func.count()).where(
+        *conditions, MO.status == "met", MO.days_to_meet.is_not(None)).group_by(
+        MO.pathway_key, MO.measure_id, MO.days_to_meet))
 
 
 def recorded_misses(connection: Any, conditions: list[Any], after: MissKey | None,

@@ -205,10 +205,10 @@ class _Report:
             row = self.rows.get((pathway_key, measure_id))
             if row is not None:
                 _add(row, MeasureStatus(status), count)
-        for pathway_key, measure_id, days in recorded_days_to_meet(connection, conditions):
+        for pathway_key, measure_id, days, count in recorded_days_to_meet(connection, conditions):
             row = self.rows.get((pathway_key, measure_id))
             if row is not None:
-                row.days_to_meet.append(days)
+                row.days_to_meet.extend([days] * count)
         tasks = {(vid, m.id): m.met_by_task for vid, measures in self.parsed.items() for m in measures}
         return [(MissKey(m.pathway_key, m.measure_id, m.created_at, m.id),
                  Miss(m.id, m.patient_id, m.business_key, m.deadline, m.detail, [],
