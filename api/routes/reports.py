@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from carepath.engine.usecases.periods import report_period
-from carepath.engine.usecases.reports import compliance_report, misses_csv, report_csv, report_svg
+from carepath.engine.usecases.reports import MISSES_PAGE, compliance_page, misses_csv_lines, report_csv, report_svg
 
 from ..attachments import content_disposition
 from ..deps import CurrentUser, EngineDep
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERROR_RESP
 
 @router.get("/compliance", responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/svg+xml": {}}},
                                        **errors(404, 422)})
-def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
+def compliance(request: Request, engine: EngineDep, user: CurrentUser, pathway: str | None = None,
                from_: Annotated[InstantOrDay, Query(alias="from", description=f"clock started at or after; "
                                                                              f"{INSTANT_OR_DAY}")] = None,
                to: Annotated[InstantOrDay, Query(description=f"clock started before; {INSTANT_OR_DAY} (the day "
@@ -29,21 +29,36 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
                                                             "(a team's own deadlines)")] = None,
                format: Literal["json", "csv", "svg"] = "json",
                lines: Annotated[Literal["measures", "misses"], Query(
-                   description="CSV only: a line per measure, or a line per miss")] = "measures") -> Any:
+                   description="CSV only: a line per measure, or a line per miss (every miss)")] = "measures",
+               misses_limit: Annotated[int, Query(ge=0, le=1000, description="JSON: misses listed per page")
+                                       ] = MISSES_PAGE,
+               misses_after: Annotated[str | None, Query(max_length=1000, description=(
+                   "JSON: the misses after this cursor (the answer's `misses.next_after`)"))] = None) -> Any:
     """For each measure the pathways declare: episodes decided (denominator), met, rate, median days to
-    meet it, and every miss with its patient, the task it waited for, who held it and the groups it was
-    offered to; open, excluded and not-applicable episodes are counted beside it. Only episodes the user
-    may read. Auditors, admins, supervisors and clinical leads; a pathway never deployed: 404."""
+    meet it, and its misses with their patient, the task each waited for, who held it and the groups
+    it was offered to; open, excluded and not-applicable episodes are counted beside it. The misses
+    are paged across measures (in pathway, measure, episode-start order): `misses.total` in all, the
+    page's in each measure's `misses`, `misses.next` the next page's link; the misses CSV has them all.
+    Only episodes the user may read. Auditors, admins, supervisors and clinical leads; a pathway never
+    deployed: 404."""
     from_, to = report_period(engine, pathway, from_, to)
-    rows = compliance_report(engine, user, pathway=pathway, start=from_, end=to, group=group)
-    if format == "csv":
-        body, name = (misses_csv(rows), "misses") if lines == "misses" else (report_csv(rows), "compliance")
-        return Response(body, media_type="text/csv",
-                        headers={"Content-Disposition": content_disposition("attachment", f"{name}.csv")})
-    if format == "svg":
-        return Response(report_svg(rows), media_type="image/svg+xml")
-    # Already plain JSON values (as FastAPI would encode them): skip its per-value encoder, which costs
-    # more than the report itself when a year lists thousands of misses.
+    filters: dict[str, Any] = {"pathway": pathway, "start": from_, "end": to, "group": group}
+    if format == "csv" and lines == "misses":
+        rows = compliance_page(engine, user, **filters).rows
+        return StreamingResponse(misses_csv_lines(rows), media_type="text/csv",
+                                 headers={"Content-Disposition": content_disposition("attachment", "misses.csv")})
+    if format in ("csv", "svg"):  # the figures alone: no miss is listed
+        rows = compliance_page(engine, user, **filters, misses_limit=0).rows
+        if format == "svg":
+            return Response(report_svg(rows), media_type="image/svg+xml")
+        return Response(report_csv(rows), media_type="text/csv",
+                        headers={"Content-Disposition": content_disposition("attachment", "compliance.csv")})
+    report = compliance_page(engine, user, **filters, misses_limit=misses_limit, misses_after=misses_after)
+    following = (str(request.url.include_query_params(misses_after=report.misses_next))
+                 if report.misses_next else None)
+    # Already plain JSON values (as FastAPI would encode them): skip its per-value encoder.
     return JSONResponse({"pathway": pathway, "from": from_.isoformat() if from_ else None,
                          "to": to.isoformat() if to else None, "group": group,
-                         "measures": [r.as_dict() for r in rows]})
+                         "measures": [r.as_dict() for r in report.rows],
+                         "misses": {"total": report.misses_total, "limit": misses_limit, "after": misses_after,
+                                    "next_after": report.misses_next, "next": following}})

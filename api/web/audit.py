@@ -24,7 +24,14 @@ from carepath.engine.model import EVENT_TYPES
 from carepath.engine.queries import list_pathways
 from carepath.engine.usecases.audit import audit_events, export_audit, require_audit_reader
 from carepath.engine.usecases.periods import period_in_utc, report_period
-from carepath.engine.usecases.reports import REPORT_ROLES, MeasureCompliance, compliance_report, misses_csv, report_csv
+from carepath.engine.usecases.reports import (
+    MISSES_SCREEN,
+    REPORT_ROLES,
+    CompliancePage,
+    compliance_page,
+    misses_csv_lines,
+    report_csv,
+)
 from carepath.engine.usecases.verify_history import check_history, latest_checkpoint
 
 from ..attachments import content_disposition
@@ -122,13 +129,14 @@ def audit_export(request: Request, patient_id: TextQuery = None, user: TextQuery
         "Content-Disposition": content_disposition("attachment", f"carepath-audit.{EXTENSIONS[format]}")})
 
 
-def _report_rows(request: Request, asked: dict[str, str | None]) -> list[MeasureCompliance]:
+def _report(request: Request, asked: dict[str, str | None], *, misses_limit: int | None = None,
+            misses_after: str | None = None) -> CompliancePage:
     user = require_user(request)
     engine = engine_of(request)
     start, end = report_period(engine, asked["pathway"], day_value("from", asked["from"]),
                                day_value("to", asked["to"]))
-    return compliance_report(engine, user.principal, pathway=asked["pathway"], start=start, end=end,
-                             group=asked["group"])
+    return compliance_page(engine, user.principal, pathway=asked["pathway"], start=start, end=end,
+                           group=asked["group"], misses_limit=misses_limit, misses_after=misses_after)
 
 
 def _report_asked(pathway: str | None, from_: str | None, to: str | None,
@@ -139,7 +147,8 @@ def _report_asked(pathway: str | None, from_: str | None, to: str | None,
 
 @router.get("/app/compliance")
 def compliance(request: Request, pathway: TextQuery = None, from_: From = None, to: To = None,
-               group: TextQuery = None) -> Response:
+               group: TextQuery = None, misses_after: TextQuery = None) -> Response:
+    """The report with its misses a page at a time (MISSES_SCREEN; the misses CSV has them all)."""
     user = require_user(request)
     require_role(user.principal, *REPORT_ROLES, action="Reading compliance reports")
     asked = _report_asked(pathway, from_, to, group)
@@ -150,20 +159,27 @@ def compliance(request: Request, pathway: TextQuery = None, from_: From = None, 
                "csv_url": with_query("/app/compliance.csv", kept),
                "misses_url": with_query("/app/compliance.csv", {**kept, "lines": "misses"})}
     try:
-        rows = _report_rows(request, asked)
+        report = _report(request, asked, misses_limit=MISSES_SCREEN, misses_after=text_value(misses_after))
     except ValidationFailed as refused:  # the form again, the error beside its field
         return page(request, "compliance.html", 422, rows=[], errors=field_errors(refused), **context)
-    return page(request, "compliance.html", rows=rows, chart=chart_of(rows), errors={}, **context)
+    following = (with_query("/app/compliance", {**kept, "misses_after": report.misses_next}) + "#misses"
+                 if report.misses_next else None)
+    return page(request, "compliance.html", rows=report.rows, chart=chart_of(report.rows), errors={},
+                misses_total=report.misses_total, misses_next=following,
+                misses_first_url=with_query("/app/compliance", kept) + "#misses" if misses_after else None,
+                **context)
 
 
 @router.get("/app/compliance.csv")
 def compliance_csv(request: Request, pathway: TextQuery = None, from_: From = None, to: To = None,
                    group: TextQuery = None, lines: Literal["measures", "misses"] = "measures") -> Response:
     """The API's CSV (GET /api/reports/compliance?format=csv) with the session cookie."""
-    rows = _report_rows(request, _report_asked(pathway, from_, to, group))
-    body, name = (misses_csv(rows), "misses") if lines == "misses" else (report_csv(rows), "compliance")
-    return Response(body, media_type="text/csv",
-                    headers={"Content-Disposition": content_disposition("attachment", f"{name}.csv")})
+    asked = _report_asked(pathway, from_, to, group)
+    if lines == "misses":  # every miss, streamed
+        return StreamingResponse(misses_csv_lines(_report(request, asked).rows), media_type="text/csv",
+                                 headers={"Content-Disposition": content_disposition("attachment", "misses.csv")})
+    return Response(report_csv(_report(request, asked, misses_limit=0).rows), media_type="text/csv",
+                    headers={"Content-Disposition": content_disposition("attachment", "compliance.csv")})
 
 
 @router.get("/app/audit/verify")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -378,6 +379,30 @@ class Event(Base):
     seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the chain
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class MeasureOutcome(Base):
+    """The compliance report's projection of each episode's last recorded `measure_outcomes` (one row per
+    declared measure), replaced in the transaction that records them (engine/usecases/measures.py).
+    `final`: the episode had ended when they were recorded, every outcome is final and they name exactly
+    the declared measures, so the report counts them in SQL instead of evaluating the episode."""
+
+    __tablename__ = "measure_outcomes"
+    __table_args__ = (
+        Index("ix_measure_outcomes_version_final_clock", "pathway_version_id", "final", "clock_started"),
+    )
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    measure_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pathway_version_id: Mapped[int] = mapped_column(Integer)
+    pathway_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    clock_started: Mapped[datetime | None]
+    met_at: Mapped[datetime | None]
+    deadline: Mapped[datetime | None]
+    detail: Mapped[str] = mapped_column(Text)
+    days_to_meet: Mapped[float | None] = mapped_column(Float)
+    final: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime]
 
 
 class AuditCheckpoint(Base):

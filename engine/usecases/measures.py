@@ -2,7 +2,8 @@
 
 Evaluated from the instance's data and its history's task completions, never from which timers fired,
 so the answer is the same whenever it is asked; recorded in the history (`measure_outcomes`) when an
-episode ends, so the audit keeps what was known at the time.
+episode ends, so the audit keeps what was known at the time, and projected then into `measure_outcomes`
+(engine/usecases/outcome_projection.py), which the compliance report counts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..queries import readable_instance
 from ..rules import TIMER_RULES, advance
 from ..sandbox import evaluate_expression
+from .outcome_projection import outcome_rows, replace_outcomes
 
 
 def instance_measures(app: CarePath, instance_id: str, principal: Principal) -> list[MeasureResult]:
@@ -68,6 +70,9 @@ def record_measure_outcomes(uow: UnitOfWork, instance: Instance, actor: str) -> 
     data: dict[str, Any] = {"status": instance.status, "measures": [r.as_dict() for r in results]}
     uow.record("measure_outcomes", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
                data=data)
+    replace_outcomes(uow.session, instance.id, outcome_rows(
+        instance.id, instance.pathway_version_id, instance.pathway_key, [r.measure_id for r in results],
+        instance_status=instance.status, ended_at=instance.ended_at, recorded_at=uow.app.now(), data=data))
     still_open = [r.deadline for r in results if r.status == MeasureStatus.OPEN and r.deadline is not None]
     if still_open:
         due = min(still_open) + timedelta(seconds=1)

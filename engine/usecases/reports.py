@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import statistics
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 from xml.sax.saxutils import escape
 
-from sqlalchemy import Row, String, Text, and_, bindparam, cast, func, or_, select, true, tuple_
+from sqlalchemy import Row, String, Text, and_, bindparam, func, or_, select, text, true, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -27,19 +26,22 @@ from ..application import CarePath
 from ..audit_export import spreadsheet_safe
 from ..errors import NotFound
 from ..identity import Principal, Role, instance_scope, require_role
-from ..measures import (
-    FINAL_STATUSES,
-    Completion,
-    Episode,
-    MeasureResult,
-    MeasureStatus,
-    evaluate,
-    measure_from_dict,
-)
+from ..measures import Completion, Episode, MeasureResult, MeasureStatus, evaluate, measure_from_dict
 from ..model import InstanceStatus, audience_key
 from ..persistence.tables import Event, Instance, PathwayVersion, Task
 from ..queries import audience_has, instances_visible_to
 from ..sandbox import evaluate_expression
+from .compliance_sql import (
+    MissKey,
+    decode_key,
+    encode_key,
+    has_final_outcomes,
+    recorded_conditions,
+    recorded_counts,
+    recorded_days_to_meet,
+    recorded_misses,
+)
+from .outcome_projection import Outcome, final_results
 
 REPORT_ROLES = (Role.ADMIN, Role.AUDITOR, Role.SUPERVISOR, Role.CLINICAL_LEAD)
 
@@ -92,9 +94,34 @@ class MeasureCompliance:
                 "misses": [miss.as_dict() for miss in self.misses]}
 
 
+# Misses listed per page: by the API unless asked (a year's 16,552 misses made a 5 MB answer), and on
+# the web page (a screenful); the misses CSV has them all.
+MISSES_PAGE = 500
+MISSES_SCREEN = 100
+
+
+@dataclass
+class CompliancePage:
+    """The report with one page of its misses (each in its measure's row, in the report's order): how
+    many misses there are in all, and the cursor of the next page (None: this was the last)."""
+
+    rows: list[MeasureCompliance]
+    misses_total: int = 0
+    misses_next: str | None = None
+
+
 def compliance_report(app: CarePath, principal: Principal, *, pathway: str | None = None,
                       start: datetime | None = None, end: datetime | None = None,
                       group: str | None = None, use_recorded: bool = True) -> list[MeasureCompliance]:
+    """The report with every miss (`compliance_page` without a limit)."""
+    return compliance_page(app, principal, pathway=pathway, start=start, end=end, group=group,
+                           use_recorded=use_recorded).rows
+
+
+def compliance_page(app: CarePath, principal: Principal, *, pathway: str | None = None,
+                    start: datetime | None = None, end: datetime | None = None, group: str | None = None,
+                    use_recorded: bool = True, misses_limit: int | None = None,
+                    misses_after: str | None = None) -> CompliancePage:
     """Episodes whose measure clock started in [start, end) (any time when not given), of one pathway
     or all, among those the principal may read. Every measure the pathway's versions declare has a row,
     with no episodes too; a pathway with no declared measures gives no rows, not an error; a pathway
@@ -106,14 +133,17 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
     never reached, counts for every team the episode offered work to. A miss names who held that task
     (its assignee, or who completed it) and the groups it was offered to.
 
-    Episodes are read a page at a time, in the order they were started, with only the columns the
-    figures need. An ended episode whose history ends with final outcomes for every declared measure
-    (`measure_outcomes`, recorded at the end and again as each window still open then closes) is
-    counted from that record; every other episode (running, or with an outcome still open or unknown
-    when last recorded) is evaluated live from its data and task completions. Both give the same
-    figures: a final outcome does not change once the episode's data and history stop changing.
-    `use_recorded=False` evaluates every episode live."""
+    An ended episode whose last recorded outcomes (`measure_outcomes`, recorded at the end and again as
+    each window still open then closes) are final for every declared measure is counted by the database
+    from their projection; every other episode (running, or with an outcome still open or unknown when
+    last recorded) is evaluated live from its data and task completions, a page at a time. Both give
+    the same figures: a final outcome does not change once the episode's data and history stop
+    changing. `use_recorded=False` evaluates every episode live.
+
+    The misses come in the order (pathway, measure, episode start), `misses_limit` of them after the
+    miss `misses_after` names (a cursor from `misses_next`); all when no limit is given."""
     require_role(principal, *REPORT_ROLES, action="Reading compliance reports")
+    after = decode_key(misses_after) if misses_after else None
     with app.db.report_read() as session:
         versions = {v.id: v for v in session.scalars(select(PathwayVersion).where(
             *([PathwayVersion.key == pathway] if pathway else [])))}
@@ -121,57 +151,119 @@ def compliance_report(app: CarePath, principal: Principal, *, pathway: str | Non
             raise NotFound(f"pathway '{pathway}' is not deployed")
         declared = {vid: v.measures for vid, v in versions.items() if v.measures}
         if not declared:
-            return []
-        query = select(Instance.id, Instance.pathway_version_id, Instance.status, Instance.ended_at,
-                       Instance.patient_id, Instance.business_key, Instance.created_at).where(
-            Instance.pathway_version_id.in_(declared))
-        scope = instance_scope(principal)
-        if scope is not None:  # a supervisor's report: the episodes they may read, no others' patients
-            query = query.where(instances_visible_to(session, *scope))
-        if group is not None:
-            query = query.where(select(Task.id).where(Task.instance_id == Instance.id, audience_has(
-                session.get_bind().dialect.name, [audience_key("group", group)])).exists())
-        if start is not None or end is not None:
-            query = query.where(_clock_may_start_in(declared.values(), start, end))
-        rows: dict[tuple[str, str], MeasureCompliance] = {}
-        now = app.now()
-        contexts = {vid: app.time_context(versions[vid].time_settings) for vid in declared}
-        parsed = {vid: [measure_from_dict(raw) for raw in measures] for vid, measures in declared.items()}
-        keys = {vid: versions[vid].key for vid in declared}
+            return CompliancePage([])
+        if session.get_bind().dialect.name == "postgresql":
+            # The grouped counts' estimated cost sets PostgreSQL compiling them (JIT): seconds spent
+            # compiling a query that runs in milliseconds. This transaction's reads only.
+            session.execute(text("SET LOCAL jit = off"))
+        report = _Report(app, session, declared, {vid: versions[vid] for vid in declared}, start, end, group)
+        report.select_episodes(principal)
+        misses: list[tuple[MissKey, Miss]] = []
+        if use_recorded:
+            misses += report.count_recorded(after, misses_limit)
+        misses += report.evaluate_live(after, use_recorded)
+        return report.page(sorted(misses, key=lambda m: m[0]), misses_limit)
+
+
+class _Report:
+    """One compliance report being counted: its rows, the episodes it covers and how to count them."""
+
+    def __init__(self, app: CarePath, session: Session, declared: dict[int, list[Any]], versions: dict[int, Any],
+                 start: datetime | None, end: datetime | None, group: str | None) -> None:
+        self.app, self.session, self.declared, self.start, self.end, self.group = (
+            app, session, declared, start, end, group)
+        self.now = app.now()
+        self.dialect = session.get_bind().dialect.name
+        self.contexts = {vid: app.time_context(versions[vid].time_settings) for vid in declared}
+        self.parsed = {vid: [measure_from_dict(raw) for raw in measures] for vid, measures in declared.items()}
+        self.keys = {vid: versions[vid].key for vid in declared}
+        self.rows: dict[tuple[str, str], MeasureCompliance] = {}
         for vid, measures in sorted(declared.items()):  # a row for every declared measure, episodes or not
             for raw in measures:
-                rows.setdefault((keys[vid], raw["id"]), MeasureCompliance(keys[vid], raw["id"], raw["name"],
-                                                                          raw["source"]))
-        waits_for = {vid: [m.met_by_task for m in measures] for vid, measures in parsed.items()}
+                self.rows.setdefault((self.keys[vid], raw["id"]), MeasureCompliance(
+                    self.keys[vid], raw["id"], raw["name"], raw["source"]))
+        self.episodes: list[Any] = []
+
+    def select_episodes(self, principal: Principal) -> None:
+        """The conditions on instances: of a declaring version, readable by the principal, and for a
+        team's report, offering the team some work."""
+        self.episodes = [Instance.pathway_version_id.in_(self.declared)]
+        scope = instance_scope(principal)
+        if scope is not None:  # a supervisor's report: the episodes they may read, no others' patients
+            self.episodes.append(instances_visible_to(self.session, *scope))
+        if self.group is not None:
+            self.episodes.append(select(Task.id).where(Task.instance_id == Instance.id, audience_has(
+                self.dialect, [audience_key("group", self.group)])).exists())
+
+    def count_recorded(self, after: MissKey | None, limit: int | None) -> list[tuple[MissKey, Miss]]:
+        """Counts the final recorded outcomes in SQL; returns their misses after `after` (one more than
+        `limit`, to tell whether there is a next page)."""
+        conditions = recorded_conditions(self.episodes, self.parsed, now=self.now, start=self.start, end=self.end,
+                                         group=self.group, dialect=self.dialect)
+        connection = self.session.connection()
+        for pathway_key, measure_id, status, count in recorded_counts(connection, conditions):
+            row = self.rows.get((pathway_key, measure_id))
+            if row is not None:
+                _add(row, MeasureStatus(status), count)
+        for pathway_key, measure_id, days, count in recorded_days_to_meet(connection, conditions):
+            row = self.rows.get((pathway_key, measure_id))
+            if row is not None:
+                row.days_to_meet.extend([days] * count)
+        tasks = {(vid, m.id): m.met_by_task for vid, measures in self.parsed.items() for m in measures}
+        return [(MissKey(m.pathway_key, m.measure_id, m.created_at, m.id),
+                 Miss(m.id, m.patient_id, m.business_key, m.deadline, m.detail, [],
+                      task=tasks.get((m.pathway_version_id, m.measure_id))))
+                for m in recorded_misses(connection, conditions, after, None if limit is None else limit + 1)]
+
+    def evaluate_live(self, after: MissKey | None, use_recorded: bool) -> list[tuple[MissKey, Miss]]:
+        """Evaluates the episodes not counted from recorded outcomes; returns their misses after `after`."""
+        query = select(Instance.id, Instance.pathway_version_id, Instance.status, Instance.ended_at,
+                       Instance.patient_id, Instance.business_key, Instance.created_at).where(*self.episodes)
+        if self.start is not None or self.end is not None:
+            query = query.where(_clock_may_start_in(self.declared.values(), self.start, self.end))
+        if use_recorded:
+            query = query.where(~has_final_outcomes(self.now))
+        waits_for = {vid: [m.met_by_task for m in measures] for vid, measures in self.parsed.items()}
         measured_tasks = sorted({t for tasks in waits_for.values() for t in tasks if t})
-        for page in _pages(session, query):
-            recorded = _recorded_outcomes(session, page, declared, now) if use_recorded else {}
-            live = [e.id for e in page if e.id not in recorded]
-            data = _data(session, live)
-            completions = _completions(session, live)
-            work = _work(session, [e.id for e in page], measured_tasks) if group is not None else None
-            misses: list[Miss] = []
+        misses: list[tuple[MissKey, Miss]] = []
+        for page in _pages(self.session, query):
+            ids = [e.id for e in page]
+            data, completions = _data(self.session, ids), _completions(self.session, ids)
+            work = _work(self.session, ids, measured_tasks) if self.group is not None else None
             for episode in page:
                 version_id = episode.pathway_version_id
-                results: Sequence[MeasureResult | _Outcome] | None = recorded.get(episode.id)
-                if results is None:
-                    cancelled_at = episode.ended_at if episode.status == InstanceStatus.CANCELLED else None
-                    facts = Episode(data.get(episode.id) or {}, completions.get(episode.id, []), cancelled_at)
-                    results = [evaluate(measure, facts, now=now, time_context=contexts[version_id],
-                                        evaluate_expression=evaluate_expression) for measure in parsed[version_id]]
-                for raw, task, result in zip(declared[version_id], waits_for[version_id], results, strict=True):
-                    if result.clock_started is not None and not _in_period(result.clock_started, start, end):
+                cancelled_at = episode.ended_at if episode.status == InstanceStatus.CANCELLED else None
+                facts = Episode(data.get(episode.id) or {}, completions.get(episode.id, []), cancelled_at)
+                for measure, task in zip(self.parsed[version_id], waits_for[version_id], strict=True):
+                    result = evaluate(measure, facts, now=self.now, time_context=self.contexts[version_id],
+                                      evaluate_expression=evaluate_expression)
+                    if not self._counts(result, work, episode.id, task):
                         continue
-                    if result.clock_started is None and (start is not None or end is not None):
-                        continue  # no clock, no period to place it in
-                    if work is not None and not _answers_for(work.get(episode.id, {}), task, group or ""):
-                        continue  # the task it waits for was another team's
-                    miss = _count(rows[keys[version_id], raw["id"]], result, episode)
-                    if miss is not None:
+                    key = MissKey(self.keys[version_id], measure.id, episode.created_at, episode.id)
+                    miss = _count(self.rows[key.pathway, key.measure_id], result, episode)
+                    if miss is not None and (after is None or key > after):
                         miss.task = task
-                        misses.append(miss)
-            _fill_holders(session, misses)
-        return sorted(rows.values(), key=lambda r: (r.pathway, r.measure_id))
+                        misses.append((key, miss))
+        return misses
+
+    def _counts(self, result: MeasureResult, work: dict[str, dict[str, _Work]] | None, instance_id: str,
+                task: str | None) -> bool:
+        """Whether the report counts this result: its clock in the period, a measure the team answers for."""
+        if result.clock_started is None:
+            return self.start is None and self.end is None  # no clock, no period to place it in
+        if not _in_period(result.clock_started, self.start, self.end):
+            return False
+        return work is None or _answers_for(work.get(instance_id, {}), task, self.group or "")
+
+    def page(self, misses: list[tuple[MissKey, Miss]], limit: int | None) -> CompliancePage:
+        """The rows with the first `limit` misses (who held the work filled in), the total and next cursor."""
+        shown = misses if limit is None else misses[:limit]
+        _fill_holders(self.session, [miss for _, miss in shown])
+        for key, miss in shown:
+            self.rows[key.pathway, key.measure_id].misses.append(miss)
+        more = limit is not None and len(misses) > limit and bool(shown)  # a page of none: the totals only
+        rows = sorted(self.rows.values(), key=lambda r: (r.pathway, r.measure_id))
+        return CompliancePage(rows, sum(row.not_met for row in rows), encode_key(shown[-1][0]) if more else None)
 
 
 class _Work(NamedTuple):
@@ -278,71 +370,10 @@ def _shifted(moment: datetime | None, by: timedelta) -> datetime | None:
         return None
 
 
-_FINAL = {status.value: status for status in FINAL_STATUSES}
-
-
-class _Outcome(NamedTuple):
-    """What the report reads of a recorded outcome."""
-
-    status: MeasureStatus
-    clock_started: datetime | None
-    met_at: datetime | None
-    deadline: datetime | None
-    detail: str
-
-
-def _recorded_outcomes(session: Session, page: Sequence[Row[Any]], declared: dict[int, list[Any]],
-                       now: datetime) -> dict[str, list[_Outcome]]:
-    """The ended episodes of a page whose last recorded outcomes are final for every declared measure
-    (recorded after the end, not after `now`), as results; the others are left to live evaluation.
-    The database picks each episode's last record; only the fields the figures need are read from it
-    (measure ids, status, the clock, when met and, for a miss, the deadline and the detail)."""
-    ended = {e.id: e for e in page if e.status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED)
-             and e.ended_at is not None}
-    if not ended:
-        return {}
-    dialect = session.get_bind().dialect.name
-    width = max(len(measures) for measures in declared.values())
-    latest = select(func.max(Event.id)).where(_among(Event.instance_id, list(ended), dialect),
-                                              Event.type == "measure_outcomes").group_by(Event.instance_id)
-    out: dict[str, list[_Outcome]] = {}
-    absent: tuple[None, ...] = (None,) * 6
-    # The JSON as stored, decoded here: cheaper than the driver's per-row decoding.
-    for instance_id, at, text in session.connection().execute(
-            select(Event.instance_id, Event.at, cast(Event.data, Text)).where(Event.id.in_(latest))):
-        episode = ended[instance_id]
-        if not episode.ended_at <= at <= now:
-            continue
-        data = json.loads(text) if text else None
-        measures = data.get("measures") if isinstance(data, dict) else None
-        if not isinstance(measures, list) or len(measures) > width:
-            continue
-        recorded = [(m.get("measure_id"), m.get("status"), m.get("clock_started"), m.get("met_at"), m.get("deadline"),
-                     m.get("detail")) if isinstance(m, dict) else absent for m in measures]
-        recorded += [absent] * (width + 1 - len(recorded))
-        results = _results(recorded, [raw["id"] for raw in declared[episode.pathway_version_id]])
-        if results is not None:
-            out[episode.id] = results
-    return out
-
-
-def _results(recorded: Sequence[Sequence[str | None]], measure_ids: list[str]) -> list[_Outcome] | None:
-    """Recorded outcomes (measure id, status, clock started, met at, deadline, detail; as many as the
-    widest declaration and one more, absent ones None) back as results, when they are final and name
-    exactly the declared measures."""
-    count = len(measure_ids)
-    if [r[0] for r in recorded[:count]] != measure_ids or any(r[0] is not None for r in recorded[count:]):
-        return None
-    results = []
-    for _, status_text, clock_started, met_at, deadline, detail in recorded[:count]:
-        status = _FINAL.get(status_text or "")
-        if status is None:
-            return None
-        met = status is MeasureStatus.MET
-        missed = status is MeasureStatus.NOT_MET
-        results.append(_Outcome(status, _moment(clock_started), _moment(met_at) if met else None,
-                                _moment(deadline) if missed else None, (detail or "") if missed else ""))
-    return results
+def _results(recorded: Sequence[Sequence[str | None]], measure_ids: list[str]) -> list[Outcome] | None:
+    """Recorded outcomes back as results when final and naming exactly the declared measures
+    (outcome_projection.final_results)."""
+    return final_results(recorded, measure_ids)
 
 
 def _among(column: Any, ids: Sequence[str], dialect: str) -> Any:
@@ -351,10 +382,6 @@ def _among(column: Any, ids: Sequence[str], dialect: str) -> Any:
     if dialect == "postgresql":
         return column == func.any(bindparam(None, list(ids), type_=postgresql.ARRAY(Text())))
     return column.in_(ids)
-
-
-def _moment(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def _data(session: Session, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -370,29 +397,26 @@ def _in_period(moment: datetime, start: datetime | None, end: datetime | None) -
     return (start is None or moment >= start) and (end is None or moment < end)
 
 
-def _count(row: MeasureCompliance, result: MeasureResult | _Outcome, episode: Row[Any]) -> Miss | None:
-    """Counts the result; a miss is returned (and listed) for its holders to be filled in."""
-    status = result.status
-    if status is MeasureStatus.MET:
-        row.met += 1
-        row.denominator += 1
-        if result.met_at and result.clock_started:
-            row.days_to_meet.append((result.met_at - result.clock_started).total_seconds() / 86400)
-    elif status is MeasureStatus.NOT_MET:
-        row.not_met += 1
-        row.denominator += 1
-        miss = Miss(episode.id, episode.patient_id, episode.business_key, result.deadline, result.detail, [])
-        row.misses.append(miss)
-        return miss
-    elif status is MeasureStatus.OPEN:
-        row.open += 1
-    elif status is MeasureStatus.EXCLUDED:
-        row.excluded += 1
-    elif status is MeasureStatus.NOT_APPLICABLE:
-        row.not_applicable += 1
-    else:
-        row.unknown += 1
+def _count(row: MeasureCompliance, result: MeasureResult, episode: Row[Any]) -> Miss | None:
+    """Counts the result; a miss is returned, for its holders to be filled in and listed if on the page."""
+    _add(row, result.status, 1)
+    if result.status is MeasureStatus.MET and result.met_at and result.clock_started:
+        row.days_to_meet.append((result.met_at - result.clock_started).total_seconds() / 86400)
+    if result.status is MeasureStatus.NOT_MET:
+        return Miss(episode.id, episode.patient_id, episode.business_key, result.deadline, result.detail, [])
     return None
+
+
+_TALLIES = {MeasureStatus.MET: "met", MeasureStatus.NOT_MET: "not_met", MeasureStatus.OPEN: "open",
+            MeasureStatus.EXCLUDED: "excluded", MeasureStatus.NOT_APPLICABLE: "not_applicable"}
+
+
+def _add(row: MeasureCompliance, status: MeasureStatus, count: int) -> None:
+    """`count` episodes with this outcome into the row (met and not met are the decided ones)."""
+    tally = _TALLIES.get(status, "unknown")
+    setattr(row, tally, getattr(row, tally) + count)
+    if status in (MeasureStatus.MET, MeasureStatus.NOT_MET):
+        row.denominator += count
 
 
 def _completions(session: Session, instance_ids: Sequence[str]) -> dict[str, list[Completion]]:
@@ -431,15 +455,26 @@ def report_csv(rows: Sequence[MeasureCompliance]) -> str:
 
 def misses_csv(rows: Sequence[MeasureCompliance]) -> str:
     """One line per miss (names separated by ';')."""
+    return "".join(misses_csv_lines(rows))
+
+
+def misses_csv_lines(rows: Sequence[MeasureCompliance], batch: int = 500) -> Iterator[str]:
+    """misses_csv a few hundred lines at a time, for a streamed answer."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(MISS_COLUMNS)
+    written = 0
     for row in rows:
         for miss in row.misses:
             data = {"pathway": row.pathway, "measure_id": row.measure_id, **miss.as_dict()}
             writer.writerow([spreadsheet_safe(";".join(v) if isinstance(v, list) else "" if v is None else v)
                              for v in (data[c] for c in MISS_COLUMNS)])
-    return out.getvalue()
+            written += 1
+            if written % batch == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+    yield out.getvalue()
 
 
 def report_svg(rows: Sequence[MeasureCompliance]) -> str:
