@@ -104,8 +104,8 @@ def test_the_migration_rebuilds_the_projection_from_the_history(api: ApiClient, 
     database = api.engine.db.engine
     with database.begin() as connection:
         connection.execute(delete(MeasureOutcome))
-    migrate.downgrade(database, "0025")
-    migrate.upgrade(database)  # 0032 again: the table and its rows from each episode's last record
+    migrate.downgrade(database, "0026")
+    migrate.upgrade(database)  # 0027 again: the table and its rows from each episode's last record
     assert _projection(api) == before
 
 

@@ -1,7 +1,7 @@
 """measure_outcomes: the compliance report's projection of recorded measure outcomes, backfilled
 
-Revision ID: 0032
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-06 04:10:00
 
 - `measure_outcomes`: one row per (instance, measure) of each episode's last recorded `measure_outcomes`
@@ -19,8 +19,8 @@ from carepath.engine.persistence.tables import UTCDateTime
 from carepath.engine.usecases.outcome_projection import outcome_rows
 
 
-revision = '0032'
-down_revision = '0025'
+revision = '0027'
+down_revision = '0026'
 branch_labels = None
 depends_on = None
 
