@@ -37,7 +37,7 @@ def capability_statement(base: str, now: datetime, resources: Sequence[FhirResou
                                                        "Connect access token>"},
             "resource": [{
                 "type": kind.name, "documentation": kind.documentation,
-                "interaction": [{"code": code} for code in INTERACTIONS],
+                "interaction": [{"code": code} for code in (*INTERACTIONS, *kind.writes)],
                 "searchParam": [{"name": p.name, "type": p.type, "documentation": p.documentation}
                                 for p in kind.params],
             } for kind in resources] + INBOUND,

@@ -100,6 +100,14 @@ def _refuse(element: str, message: str) -> ValidationFailed:
 
 def read_document(payload: bytes) -> dict[str, Any]:
     """The posted bytes as a JSON object, bounded (413 past MAX_BYTES, 400 for what is not JSON or too deep)."""
+    document = read_json(payload)
+    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+        raise BadRequest("the body is not a FHIR resource (a JSON object with resourceType)")
+    return document
+
+
+def read_json(payload: bytes) -> Any:
+    """The posted bytes as JSON, bounded as `read_document` says (a JSON Patch is a list)."""
     if len(payload) > MAX_BYTES:
         raise PayloadTooLarge(f"a FHIR notification is at most {MAX_BYTES} bytes")
     if b"\\u0000" in payload:
@@ -114,8 +122,6 @@ def read_document(payload: bytes) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {str(exc)[:200]}") from None
     if _depth(document) > MAX_DEPTH:
         raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels")
-    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
-        raise BadRequest("the body is not a FHIR resource (a JSON object with resourceType)")
     return document
 
 
