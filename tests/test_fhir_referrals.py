@@ -19,7 +19,7 @@ from httpx import Response
 from sqlalchemy import select
 
 from carepath.engine.clock import ManualClock
-from carepath.engine.persistence.tables import Event
+from carepath.engine.persistence.tables import Event, Instance
 from tests.pathways.test_sdoh_screening_referral_scenarios import Case, directory, ny, owned_by  # noqa: F401
 from tests.support.api import ApiClient
 
@@ -34,6 +34,7 @@ class Referred:
     other: str  # another organization's integration account
     food: dict[str, Any]
     rides: dict[str, Any]
+    patient: str  # the Patient id (FHIR) of the case's patient
 
     def fhir(self, path: str, user: str, **params: Any) -> Response:
         return self.api.get(f"/fhir/{path}", user, params=params)
@@ -54,7 +55,9 @@ def referred(directory: ApiClient, clock: ManualClock) -> Referred:  # noqa: F81
     other = directory.user("integration", name="rides-system")
     owned_by(directory, referrals["food"]["id"], pantry)
     owned_by(directory, referrals["transportation"]["id"], other)
-    return Referred(directory, case, pantry, other, referrals["food"], referrals["transportation"])
+    with directory.engine.db.read() as session:
+        patient = session.scalar(select(Instance.patient_ref).where(Instance.id == case.id))
+    return Referred(directory, case, pantry, other, referrals["food"], referrals["transportation"], str(patient))
 
 
 def _outcome(response: Response, status: int) -> str:
@@ -76,7 +79,8 @@ def test_a_referral_reads_as_service_request_and_task_and_the_reads_are_audited(
     assert request.status_code == 200, request.text
     ServiceRequest.model_validate(request.json())
     assert request.json()["category"][0]["coding"][0]["code"] == "food-insecurity"
-    assert request.json()["status"] == "active" and request.json()["subject"]["reference"] == "Patient/pat-sdoh"
+    assert request.json()["status"] == "active"
+    assert request.json()["subject"]["reference"] == f"Patient/{referred.patient}"
     task = referred.fhir(f"Task/{food['id']}", manager)
     assert task.status_code == 200, task.text
     Task.model_validate(task.json())
@@ -87,11 +91,12 @@ def test_a_referral_reads_as_service_request_and_task_and_the_reads_are_audited(
         reads = session.scalars(select(Event).where(Event.type == "record_viewed", Event.actor == manager)).all()
     assert [r.data["what"] for r in reads] == ["referral", "referral"]
     assert {r.instance_id for r in reads} == {referred.case.id}
+    assert referred.fhir(request.json()["subject"]["reference"], manager).status_code == 200  # the same patient
 
 
 def test_referrals_are_searched_by_patient_status_category_and_paged(referred: Referred) -> None:
     manager = referred.case.manager
-    both = _entries(referred.fhir("ServiceRequest", manager, patient="Patient/pat-sdoh"))
+    both = _entries(referred.fhir("ServiceRequest", manager, patient=f"Patient/{referred.patient}"))
     assert {r["id"] for r in both} == {f"sr-{referred.food['id']}", f"sr-{referred.rides['id']}"}
     food = _entries(referred.fhir("ServiceRequest", manager, category="food-insecurity", status="active"))
     assert [r["id"] for r in food] == [f"sr-{referred.food['id']}"]

@@ -20,7 +20,7 @@ from carepath.engine.usecases.referrals import ReferralView, get_referral, updat
 
 from ..deps import EngineDep, SendingUser
 from .inbound import check_content_type
-from .referrals import task_resource
+from .referrals import patients_of, task_resource
 from .wire import PREFIX, FhirResponse, check_format
 
 router = APIRouter(prefix=PREFIX, tags=["fhir"], dependencies=[Depends(check_format)],
@@ -38,7 +38,7 @@ def _current(engine: Any, user: Any, task_id: str) -> ReferralView:
 
 
 def _update(engine: Any, user: Any, view: ReferralView, task: Any, if_match: str | None) -> FhirResponse:
-    current = task_resource(view)
+    current = _task(engine, view)
     asked = read_task_update(current, task, if_match)
     outcome = None if asked.outcome == view.outcome else asked.outcome
     unchanged = asked.status == view.status and outcome is None and \
@@ -46,9 +46,9 @@ def _update(engine: Any, user: Any, view: ReferralView, task: Any, if_match: str
     if unchanged:  # the Task as it is: nothing to record (a resend)
         if asked.version not in (None, view.version):
             raise Conflict(f"Task/{view.id} changed since version {asked.version} was read (now {view.version})")
-        return _answer(view)
+        return _answer(engine, view)
     try:
-        return _answer(update_referral_status(engine, user, view.id, asked.status, asked.status_reason, outcome,
+        return _answer(engine, update_referral_status(engine, user, view.id, asked.status, asked.status_reason, outcome,
                                               asked.version))
     except ValidationFailed as refused:
         raise _in_fhir_words(refused) from None
@@ -63,8 +63,12 @@ def _in_fhir_words(refused: ValidationFailed) -> ValidationFailed:
     return ValidationFailed(message, problems)
 
 
-def _answer(view: ReferralView) -> FhirResponse:
-    return FhirResponse(task_resource(view), headers={"ETag": f'W/"{view.version}"'})
+def _task(engine: Any, view: ReferralView) -> dict[str, Any]:
+    return task_resource(view, patients_of(engine, [view]).get(view.instance_id))
+
+
+def _answer(engine: Any, view: ReferralView) -> FhirResponse:
+    return FhirResponse(_task(engine, view), headers={"ETag": f'W/"{view.version}"'})
 
 
 @router.put("/Task/{task_id}", name="fhir_update_referral_task")
@@ -83,4 +87,4 @@ async def patch_task(task_id: str, request: Request, engine: EngineDep, user: Se
         raise BadRequest(f"a PATCH of a Task is a JSON Patch: Content-Type {PATCH_TYPE}")
     operations = read_json(await request.body())
     view = _current(engine, user, task_id)
-    return _update(engine, user, view, apply_patch(task_resource(view), operations), if_match)
+    return _update(engine, user, view, apply_patch(_task(engine, view), operations), if_match)

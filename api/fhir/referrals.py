@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from carepath.engine.errors import BadRequest, NotFound
+from carepath.engine.fhir_queries import episode_patients
 from carepath.engine.model import ReferralStatus
 from carepath.engine.sdoh.fhir_referral import (
     DOMAIN_CATEGORIES,
@@ -48,17 +49,23 @@ def _instant(view: ReferralView) -> str:
     return str(referral_task(view)["lastModified"])
 
 
-def request_resource(view: ReferralView) -> Resource:
+def patients_of(engine: Any, views: list[ReferralView]) -> dict[str, str]:
+    """The Patient (its id on this server, the survivor of any merge) each referral's episode is for."""
+    with engine.db.read() as session:
+        return episode_patients(session, (v.instance_id for v in views))
+
+
+def request_resource(view: ReferralView, patient: str | None) -> Resource:
     resource = service_request(view) | {"status": REQUEST_STATUS[view.status], "meta": _meta(view)}
-    if view.patient_id:
-        resource["subject"] = {"reference": f"Patient/{view.patient_id}", **resource["subject"]}
+    if patient:
+        resource["subject"] = {"reference": f"Patient/{patient}", **resource["subject"]}
     return resource
 
 
-def task_resource(view: ReferralView) -> Resource:
+def task_resource(view: ReferralView, patient: str | None) -> Resource:
     resource = referral_task(view) | {"meta": _meta(view)}
-    if view.patient_id:
-        resource["for"] = {"reference": f"Patient/{view.patient_id}", **resource["for"]}
+    if patient:
+        resource["for"] = {"reference": f"Patient/{patient}", **resource["for"]}
     if view.outcome:
         outcome = {"coding": [{"system": OUTCOME_SYSTEM, "code": view.outcome}]}
         resource["businessStatus"] = outcome
@@ -69,11 +76,12 @@ def task_resource(view: ReferralView) -> Resource:
 def read_request(reader: Any, request_id: str) -> Resource:
     view = _read(reader, request_id.removeprefix(SR_PREFIX) if request_id.startswith(SR_PREFIX) else None,
                  f"ServiceRequest/{request_id}")
-    return request_resource(view)
+    return request_resource(view, patients_of(reader.engine, [view]).get(view.instance_id))
 
 
 def read_referral_task(reader: Any, task_id: str) -> Resource:
-    return task_resource(_read(reader, task_id, f"Task/{task_id}"))
+    view = _read(reader, task_id, f"Task/{task_id}")
+    return task_resource(view, patients_of(reader.engine, [view]).get(view.instance_id))
 
 
 def _read(reader: Any, referral_id: str | None, named: str) -> ReferralView:
@@ -104,10 +112,11 @@ def search_requests(reader: Any, values: dict[str, list[str]], page: sp.Paging) 
         statuses = tuple(s for s, code in REQUEST_STATUS.items() if code in wanted)
     domains = tuple(CATEGORY_DOMAINS[c] for c in sp.codes("category", category, tuple(CATEGORY_DOMAINS),
                                                           SDOHCC_CODES)) if category else None
-    filters = ReferralFilters(patient=sp.reference("patient", patient, "Patient") if patient else None,
+    filters = ReferralFilters(patient_ref=sp.reference("patient", patient, "Patient") if patient else None,
                               statuses=statuses, domains=domains, changed=_changed(values))
     views, more = _page(reader, filters, page)
-    return [request_resource(v) for v in views], more
+    patients = patients_of(reader.engine, views)
+    return [request_resource(v, patients.get(v.instance_id)) for v in views], more
 
 
 def wants_referrals(values: dict[str, list[str]]) -> bool:
@@ -129,11 +138,12 @@ def search_referral_tasks(reader: Any, values: dict[str, list[str]],
                                                        for item in sp.alternatives("focus", focus))
                     if f.startswith(SR_PREFIX))
     filters = ReferralFilters(
-        patient=sp.reference("patient", patient, "Patient") if patient else None, ids=ids,
+        patient_ref=sp.reference("patient", patient, "Patient") if patient else None, ids=ids,
         statuses=tuple(sp.codes("status", status, TASK_STATUS_CODES)) if status else None,
         organization=sp.reference("owner", owner, "Organization") if owner else None, changed=_changed(values))
     views, more = _page(reader, filters, page)
-    return [task_resource(v) for v in views], more
+    patients = patients_of(reader.engine, views)
+    return [task_resource(v, patients.get(v.instance_id)) for v in views], more
 
 
 REQUEST_PARAMS = (

@@ -21,6 +21,7 @@ from ..application import CarePath
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..identity import Principal, Role, instance_scope
 from ..model import ReferralStatus
+from ..patient_links import linked_patients
 from ..persistence.referral_tables import Referral
 from ..persistence.tables import Instance
 from ..persistence.unit_of_work import UnitOfWork
@@ -69,6 +70,7 @@ class ReferralFilters:
     statuses: tuple[str, ...] | None = None
     domains: tuple[str, ...] | None = None
     organization: str | None = None
+    patient_ref: str | None = None  # a Patient id (FHIR): its episodes, and those of the patients merged with it
     changed: tuple[tuple[str, datetime], ...] = ()
 
 
@@ -90,6 +92,10 @@ def list_referrals(app: CarePath, principal: Principal, filters: ReferralFilters
                                (Referral.domain, filters.domains)):
             if values is not None:
                 query = query.where(column.in_(values))
+        if filters.patient_ref is not None:
+            episodes = select(Instance.id).where(Instance.patient_ref.in_(linked_patients(session,
+                                                                                          filters.patient_ref)))
+            query = query.where(Referral.instance_id.in_(episodes))
         for operator, moment in filters.changed:
             query = query.where(_compare(Referral.updated_at, operator, moment))
         rows = session.scalars(query.order_by(Referral.created_at.desc(), Referral.id).limit(limit).offset(offset))
