@@ -196,3 +196,61 @@ def test_the_capability_statement_lists_service_request_and_the_task_updates(api
                                                                                "_lastUpdated", "_count"}
     assert {p["name"] for p in resources["Task"]["searchParam"]} >= {"code", "focus", "owner"}
     assert {i["code"] for i in resources["Task"]["interaction"]} >= {"read", "search-type", "update", "patch"}
+
+
+def _screening(**changes: Any) -> dict[str, Any]:
+    """An AHC HRSN QuestionnaireResponse positive for food and transportation (LOINC codes, LA answers)."""
+    def item(code: str, *answers: dict[str, Any]) -> dict[str, Any]:
+        return {"linkId": f"/96777-8/{code}", "code": [{"system": "http://loinc.org", "code": code}],
+                "answer": list(answers)}
+
+    def coded(code: str) -> dict[str, Any]:
+        return {"valueCoding": {"system": "http://loinc.org", "code": code}}
+
+    return {"resourceType": "QuestionnaireResponse", "id": "qr-1", "status": "completed",
+            "identifier": {"system": "urn:clinic:screenings", "value": "SCREEN-77"},
+            "questionnaire": "http://loinc.org/q/96777-8", "authored": "2026-03-02T10:00:00-05:00",
+            "contained": [{"resourceType": "Patient", "id": "p", "name": [{"family": "Lee", "given": ["Jordan"]}],
+                           "identifier": [{"system": "urn:clinic:mrn", "value": "MRN-55120"}]}],
+            "subject": {"reference": "#p"},
+            "item": [{"linkId": "/96777-8", "item": [
+                item("71802-3", coded("LA31993-1")), item("96778-6", coded("LA9-3")),
+                item("88122-7", coded("LA28397-0")), item("88123-5", {"valueString": "Never true"}),
+                item("93030-5", coded("LA33-6")), item("96779-4", coded("LA32-8")),
+                item("95618-5", coded("LA6270-8")), item("95617-7", coded("LA10066-1")),
+                item("95616-9", {"valueInteger": 1}), item("95615-1", coded("LA6270-8"))]}]} | changes
+
+
+def _post(api: ApiClient, user: str, resource: dict[str, Any]) -> Response:
+    return api.client.post("/fhir/QuestionnaireResponse", content=json.dumps(resource),
+                           headers={**api.headers(user), "Content-Type": FHIR_JSON})
+
+
+def test_a_questionnaire_response_starts_the_screening_pathway_with_its_positive_domains(
+        directory: ApiClient) -> None:  # noqa: F811
+    ehr = directory.user("integration", name="clinic-ehr")
+    posted = _post(directory, ehr, _screening())
+    assert posted.status_code == 201, posted.text
+    OperationOutcome.model_validate(posted.json())
+    careplan = posted.headers["Location"].removeprefix("/fhir/")
+    lead = directory.user("clinical_lead")
+    episode = directory.get(f"/api/instances/{careplan.removeprefix('CarePlan/')}", lead).json()
+    assert episode["business_key"] == "SCREEN-77"
+    assert episode["data"]["positive_domains"] == ["food", "transportation"]
+    assert episode["data"]["screening_date"] == "2026-03-02"
+    assert directory.get(f"/fhir/{careplan}", lead).status_code == 200
+    patient = directory.get("/fhir/Patient", lead, params={"identifier": "urn:clinic:mrn|MRN-55120"}).json()
+    assert patient["entry"][0]["resource"]["name"][0]["family"] == "Lee"
+
+
+def test_a_questionnaire_response_it_cannot_read_is_refused_naming_the_problem(directory: ApiClient) -> None:  # noqa: F811
+    ehr = directory.user("integration", name="clinic-ehr")
+    unknown_answer = _screening()
+    unknown_answer["item"][0]["item"][2]["answer"] = [{"valueCoding": {"code": "LA9999-9"}}]
+    assert "LA9999-9" in _outcome(_post(directory, ehr, unknown_answer), 422)
+    unknown_question = _screening()
+    unknown_question["item"][0]["item"].append({"linkId": "12345-6", "answer": [{"valueString": "yes"}]})
+    assert "12345-6" in _outcome(_post(directory, ehr, unknown_question), 422)
+    assert "subject" in _outcome(_post(directory, ehr, _screening(subject=None)), 422)
+    assert "questionnaire" in _outcome(_post(directory, ehr, _screening(questionnaire="urn:other")), 422)
+    assert directory.get("/api/instances", directory.user("clinical_lead")).json()["items"] == []

@@ -1,4 +1,6 @@
-"""The organization's status updates of its referral Tasks, as FHIR (docs/fhir.md, "Referral updates"):
+"""What FHIR clients write about social needs: an AHC HRSN screening (POST /fhir/QuestionnaireResponse starts
+the sdoh-screening-referral pathway, engine/sdoh/fhir_screening.py), and the organization's status updates
+of its referral Tasks, as FHIR (docs/fhir.md, "Referral updates"):
 PUT /fhir/Task/{id} with the Task, or PATCH with a JSON Patch (application/json-patch+json) of status,
 statusReason, businessStatus and output. Read by engine/sdoh/fhir_task_update.py into the call
 `POST /api/referrals/{id}/status` makes: the same use case, the same referral rules, and the pathway moves
@@ -17,6 +19,7 @@ from carepath.engine.errors import BadRequest, Conflict, NotFound, ValidationFai
 from carepath.engine.interop.fhir_inbound import read_document, read_json
 from carepath.engine.sdoh.fhir_task_update import apply_patch, read_task_update
 from carepath.engine.usecases.referrals import ReferralView, get_referral, update_referral_status
+from carepath.engine.usecases.screenings import start_from_questionnaire_response
 
 from ..deps import EngineDep, SendingUser
 from .inbound import check_content_type
@@ -88,3 +91,16 @@ async def patch_task(task_id: str, request: Request, engine: EngineDep, user: Se
     operations = read_json(await request.body())
     view = _current(engine, user, task_id)
     return _update(engine, user, view, apply_patch(_task(engine, view), operations), if_match)
+
+
+@router.post("/QuestionnaireResponse", name="fhir_create_questionnaire_response", status_code=201)
+async def post_screening(request: Request, engine: EngineDep, user: SendingUser) -> FhirResponse:
+    """Answered 201 with the episode started (Location: its CarePlan) in an OperationOutcome: the answers are
+    kept in the episode, not as a QuestionnaireResponse of this server."""
+    check_content_type(request)
+    started = start_from_questionnaire_response(engine, user, read_document(await request.body()))
+    careplan = f"CarePlan/{started.id}"
+    body = {"resourceType": "OperationOutcome", "issue": [{
+        "severity": "information", "code": "informational", "diagnostics": f"screening taken: {careplan} started",
+        "details": {"text": careplan}}]}
+    return FhirResponse(body, status_code=201, headers={"Location": f"{PREFIX}/{careplan}"})
