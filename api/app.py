@@ -19,6 +19,7 @@ from .docs_pages import DocsContentPolicy
 from .engine_rest import deployments as engine_rest_deployments
 from .errors import install_error_handlers
 from .fhir import inbound as fhir_inbound
+from .fhir import referral_updates as fhir_referral_updates
 from .fhir import routes as fhir_routes
 from .fhir.wire import fhir_or, install_fhir_error_handlers
 from .guards import BodyLimit, ErrorResponses, QueryChecks
@@ -126,8 +127,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)
     for module in (health, pathways, instances, tasks, messages, notifications, users, reports, audit,
-                   break_glass, fhir_routes, fhir_inbound, patients, inbox, resources, partners, external_tasks,
-                   camunda_external_tasks, referrals):
+                   break_glass, fhir_routes, fhir_inbound, fhir_referral_updates, patients, inbox, resources,
+                   partners, external_tasks, camunda_external_tasks, referrals):
         app.include_router(module.router)
     # The web app's pages (api/web/): the team inbox hangs off `team`'s router (web/inbox.py).
     for page_module in (web_routes, worklist_routes, about, web_tasks, web_start, team, session, web_break_glass,

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from fastapi.routing import APIRoute
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.careplan import CarePlan
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from carepath.api.fhir.inbound import router as fhir_inbound_router
 from carepath.api.fhir.reads import RESOURCES
+from carepath.api.fhir.referral_updates import router as fhir_referral_updates_router
 from carepath.api.fhir.routes import router as fhir_router
 from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
@@ -117,10 +119,15 @@ def test_metadata_lists_exactly_the_routes_and_their_parameters(api: ApiClient, 
     CapabilityStatement.model_validate(statement)
     assert statement["fhirVersion"] == "4.0.1"
     declared = {(r["type"], i["code"]) for r in statement["rest"][0]["resource"] for i in r["interaction"]
-                if i["code"] != "create"}
+                if i["code"] not in ("create", "update", "patch")}
+    updated = {(r["type"], i["code"]) for r in statement["rest"][0]["resource"] for i in r["interaction"]
+               if i["code"] in ("update", "patch")}  # referral Tasks (tests/test_fhir_referrals.py)
+    assert updated == {("Task", "update"), ("Task", "patch")} == {
+        (route.path.split("/")[2], "update" if "PUT" in route.methods else "patch")
+        for route in fhir_referral_updates_router.routes if isinstance(route, APIRoute) and "POST" not in route.methods}
     created = {(r["type"], i["code"]) for r in statement["rest"][0]["resource"] for i in r["interaction"]
                if i["code"] == "create"}  # encounter notifications taken in (tests/test_fhir_inbound.py)
-    assert created == {("Encounter", "create")}
+    assert created == {("Encounter", "create"), ("QuestionnaireResponse", "create")}
     assert {"/fhir/Encounter", "/fhir/$process-message", "/fhir/$subscription-notification"} == {
         getattr(route, "path", "") for route in fhir_inbound_router.routes}
     assert [o["name"] for o in statement["rest"][0]["operation"]] == ["process-message"]
@@ -130,11 +137,11 @@ def test_metadata_lists_exactly_the_routes_and_their_parameters(api: ApiClient, 
         if path.startswith("/fhir/") and path != "/fhir/metadata":
             parts = path.split("/")
             routed.add((parts[2], "read" if len(parts) == 4 else "search-type"))
-    served = ("Patient", "Task", "CarePlan", "PlanDefinition")
+    served = ("Patient", "Task", "CarePlan", "PlanDefinition", "ServiceRequest")
     assert declared == routed == {(k, i) for k in served for i in ("read", "search-type")}
     # every declared search parameter is taken (no 400), and a name not declared is refused
     for kind in statement["rest"][0]["resource"]:
-        if ("Encounter", "create") == (kind["type"], kind["interaction"][0]["code"]):
+        if kind["interaction"][0]["code"] == "create":
             continue
         names = [p["name"] for p in kind["searchParam"]]
         assert names == [p.name for r in RESOURCES if r.name == kind["type"] for p in r.params]
@@ -142,7 +149,8 @@ def test_metadata_lists_exactly_the_routes_and_their_parameters(api: ApiClient, 
                    "status": "active" if kind["type"] != "Task" else "ready",
                    "owner": ward.nurse, "business-status": "task_1", "_lastUpdated": "ge2020-01-01",
                    "_count": "5", "_offset": "0", "instantiates-canonical": "urn:carepath:pathway:fu",
-                   "name": "f", "version": "1", "url": "urn:carepath:pathway:fu"}
+                   "name": "f", "version": "1", "url": "urn:carepath:pathway:fu", "category": "food-insecurity",
+                   "code": "fulfill", "focus": "ServiceRequest/sr-1"}
         for name in names:
             assert fhir(api, kind["type"], ward.lead, **{name: samples[name]}).status_code == 200, name
         outcome(fhir(api, kind["type"], ward.lead, colour="blue"), 400, "colour", *names)
@@ -363,7 +371,8 @@ def test_errors_are_operation_outcomes_with_the_right_status(api: ApiClient, war
     outcome(api.client.post("/fhir/Task", headers=api.headers(ward.nurse), json={}), 405, "GET")
     outcome(api.client.get("/fhir/Task?status=re%00ady", headers=api.headers(ward.nurse)), 422, "status")
     sender = api.user("integration")
-    outcome(fhir(api, "Task", sender), 403, "integration")
+    outcome(fhir(api, "CarePlan", sender), 403, "integration")  # it reads only its referrals' Tasks
+    assert fhir(api, "Task", sender).json().get("entry") is None
     # the JSON API keeps its own error shape
     assert api.get("/api/tasks/nope", ward.nurse).json()["error"] == "NotFound"
 

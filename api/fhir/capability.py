@@ -17,7 +17,12 @@ INBOUND_DOCUMENTATION = ("Encounter notifications from EHRs and HIEs, by integra
                          "HL7 v2 ADT: POST an Encounter here, a Da Vinci Unsolicited Notifications message Bundle to "
                          "$process-message, or a Subscriptions R5 Backport notification to "
                          "$subscription-notification (the rest-hook endpoint).")
-INBOUND = [{"type": "Encounter", "documentation": INBOUND_DOCUMENTATION, "interaction": [{"code": "create"}]}]
+SCREENING_DOCUMENTATION = ("An AHC HRSN screening (questionnaire http://loinc.org/q/96777-8): starts the "
+                           "sdoh-screening-referral pathway for its subject; answered 201 with the CarePlan "
+                           "(Location). Not stored as a QuestionnaireResponse: no read or search.")
+INBOUND = [{"type": "Encounter", "documentation": INBOUND_DOCUMENTATION, "interaction": [{"code": "create"}]},
+           {"type": "QuestionnaireResponse", "documentation": SCREENING_DOCUMENTATION,
+            "interaction": [{"code": "create"}]}]
 OPERATIONS = [{"name": "process-message",
                "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"}]
 
@@ -37,7 +42,7 @@ def capability_statement(base: str, now: datetime, resources: Sequence[FhirResou
                                                        "Connect access token>"},
             "resource": [{
                 "type": kind.name, "documentation": kind.documentation,
-                "interaction": [{"code": code} for code in INTERACTIONS],
+                "interaction": [{"code": code} for code in (*INTERACTIONS, *kind.writes)],
                 "searchParam": [{"name": p.name, "type": p.type, "documentation": p.documentation}
                                 for p in kind.params],
             } for kind in resources] + INBOUND,

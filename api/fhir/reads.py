@@ -34,12 +34,13 @@ from carepath.engine.fhir_queries import (
     search_versions,
     versions_by_id,
 )
-from carepath.engine.identity import Principal, instance_scope, task_scope
+from carepath.engine.identity import Principal, acts_only_as_integration, instance_scope, task_scope
 from carepath.engine.persistence.tables import PathwayVersion
 from carepath.engine.queries import readable_instance, visible_task
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.usecases.access import Client, record_access, record_patient_access
 
+from . import referrals as rf
 from . import search_params as sp
 from .resources import (
     CAREPLAN_STATUS,
@@ -78,19 +79,24 @@ class FhirResource:
     params: tuple[sp.SearchParam, ...]
     read: Callable[[Reader, str], Resource]
     search: Callable[[Reader, dict[str, list[str]], sp.Paging], tuple[list[Resource], bool]]
+    integration: bool = False  # integration accounts read it too (their organization's referrals)
+    writes: tuple[str, ...] = ()  # interactions beside read and search (referral_updates.py)
 
 
 # --- Task -------------------------------------------------------------------------------------------------
 
 def read_task(reader: Reader, task_id: str) -> Resource:
+    """A human task, else a referral's Task (api/fhir/referrals.py)."""
     engine, user = reader.engine, reader.user
-    with engine.db.read() as session:
-        view = visible_task(session, task_id, task_scope(user), sees_unrouted(user))
-        if view is None:
-            raise NotFound(f"Task/{task_id} does not exist")
-        changed = last_changes(session, [view])[view.id]
-        patient = episode_patients(session, [view.instance_id]).get(view.instance_id)
-        held = hold_reasons(session, [view]).get(view.id)
+    with engine.db.read() as session:  # an integration account has no human tasks
+        view = None if acts_only_as_integration(user) else visible_task(session, task_id, task_scope(user),
+                                                                          sees_unrouted(user))
+        if view is not None:
+            changed = last_changes(session, [view])[view.id]
+            patient = episode_patients(session, [view.instance_id]).get(view.instance_id)
+            held = hold_reasons(session, [view]).get(view.id)
+    if view is None:
+        return rf.read_referral_task(reader, task_id)
     record_access(engine, user, "task", view.instance_id, view.id, reader.client)
     return task_resource(view, changed, patient, engine.config.patient_id_system, held)
 
@@ -107,6 +113,8 @@ def _steps(value: str) -> tuple[tuple[str | None, str], ...]:
 
 
 def search_task(reader: Reader, values: dict[str, list[str]], page: sp.Paging) -> tuple[list[Resource], bool]:
+    if rf.wants_referrals(values) or acts_only_as_integration(reader.user):
+        return rf.search_referral_tasks(reader, values, page)
     status, patient, owner, step = (sp.one(values, n) for n in ("status", "patient", "owner", "business-status"))
     search = TaskSearch(
         states=states_for(TASK_STATUS, sp.codes("status", status, TASK_STATUS_CODES)) if status else None,
@@ -124,16 +132,20 @@ def search_task(reader: Reader, values: dict[str, list[str]], page: sp.Paging) -
             for v in views], more
 
 
-TASK = FhirResource("Task", "A human task of an episode, shaped as the FHIR Workflow module does", (
+TASK = FhirResource("Task", "A human task of an episode, shaped as the FHIR Workflow module does; or a "
+                   "referral's Task (Gravity SDOH Clinical Care, code fulfill): searched with code=fulfill, focus "
+                   "or owner=Organization/ID, updated by the owning organization with PUT", (
     sp.SearchParam("patient", "reference", "the patient the task is for (Patient/ID or ID), and the patients "
                    "merged with it"),
     sp.SearchParam("status", "token", "task status codes, comma-separated (any matches)"),
-    sp.SearchParam("owner", "reference", "who holds the task: a user name (Practitioner/NAME or NAME)"),
+    sp.SearchParam("owner", "reference", "who holds the task: a user name (Practitioner/NAME or NAME); a "
+                   "referral Task's organization (Organization/ID)"),
+    *rf.REFERRAL_TASK_PARAMS,
     sp.SearchParam("business-status", "token",
                    f"the step: its BPMN element id, optionally as {STEP_SYSTEM_PREFIX}PATHWAY|ID; comma-separated"),
     sp.SearchParam("_lastUpdated", "date", "when the task last changed, with prefix eq, ge, gt, le or lt; "
                    "give it twice for a range", repeats=True),
-    *sp.PAGING), read_task, search_task)
+    *sp.PAGING), read_task, search_task, integration=True, writes=("update", "patch"))
 
 
 # --- CarePlan ---------------------------------------------------------------------------------------------
@@ -270,4 +282,8 @@ PATIENT = FhirResource("Patient", "Who episodes are for: identifiers, name, birt
     *sp.PAGING), read_patient, search_patient)
 
 
-RESOURCES: tuple[FhirResource, ...] = (PATIENT, TASK, CAREPLAN, PLAN_DEFINITION)
+SERVICE_REQUEST = FhirResource("ServiceRequest", "A referral to a community organization (Gravity SDOH Clinical "
+                               "Care): the need's domain, for the patient, with consent", rf.REQUEST_PARAMS,
+                               rf.read_request, rf.search_requests, integration=True)
+
+RESOURCES: tuple[FhirResource, ...] = (PATIENT, TASK, CAREPLAN, PLAN_DEFINITION, SERVICE_REQUEST)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from carepath.engine.errors import BadRequest
 
-from ..deps import ClientDep, CurrentUser, EngineDep
+from ..deps import ClientDep, EngineDep, SendingUser, current_user
 from . import search_params as sp
 from .capability import capability_statement
 from .reads import RESOURCES, FhirResource, Reader, Resource
@@ -55,17 +55,23 @@ def searchset(request: Request, kind: FhirResource, found: list[Resource], page:
     return bundle
 
 
+def _reader(kind: FhirResource, engine: EngineDep, user: SendingUser, client: ClientDep) -> Reader:
+    """Integration accounts read only the kinds that say so (their organization's referrals)."""
+    return Reader(engine, user if kind.integration else current_user(user), client)
+
+
 def _add_routes(kind: FhirResource) -> None:
-    def search(request: Request, engine: EngineDep, user: CurrentUser, client: ClientDep) -> FhirResponse:
+    def search(request: Request, engine: EngineDep, user: SendingUser, client: ClientDep) -> FhirResponse:
+        reader = _reader(kind, engine, user, client)
         values = sp.read_query(request.query_params.multi_items(), kind.params, kind.name)
         page = sp.paging(values)
         if page.offset > sp.MAX_OFFSET:
             raise BadRequest(f"_offset is larger than {sp.MAX_OFFSET}: narrow the search instead")
-        found, more = kind.search(Reader(engine, user, client), values, page)
+        found, more = kind.search(reader, values, page)
         return FhirResponse(searchset(request, kind, found, page, more))
 
-    def read(resource_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> FhirResponse:
-        return FhirResponse(kind.read(Reader(engine, user, client), resource_id))
+    def read(resource_id: str, engine: EngineDep, user: SendingUser, client: ClientDep) -> FhirResponse:
+        return FhirResponse(kind.read(_reader(kind, engine, user, client), resource_id))
 
     router.add_api_route(f"/{kind.name}", search, methods=["GET"], name=f"fhir_search_{kind.name}")
     router.add_api_route(f"/{kind.name}/{{resource_id}}", read, methods=["GET"], name=f"fhir_read_{kind.name}")

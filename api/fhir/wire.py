@@ -68,7 +68,8 @@ def http_outcome(request: Request, exc: HTTPException) -> FhirResponse:
         message = f"there is no {request.url.path} on this FHIR server (see {PREFIX}/metadata)"
     elif exc.status_code == 405:
         message = (f"{request.url.path} does not answer {request.method}: this FHIR server answers GET (read, "
-                   "search), and POST only on its encounter notification endpoints (see /fhir/metadata)")
+                   "search), POST on its notification and QuestionnaireResponse endpoints, and PUT and PATCH of "
+                   "referral Tasks (see /fhir/metadata)")
     else:
         message = str(exc.detail)
     return outcome(exc.status_code, message, exc.headers)

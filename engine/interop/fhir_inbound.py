@@ -100,6 +100,14 @@ def _refuse(element: str, message: str) -> ValidationFailed:
 
 def read_document(payload: bytes) -> dict[str, Any]:
     """The posted bytes as a JSON object, bounded (413 past MAX_BYTES, 400 for what is not JSON or too deep)."""
+    document = read_json(payload)
+    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
+        raise BadRequest("the body is not a FHIR resource (a JSON object with resourceType)")
+    return document
+
+
+def read_json(payload: bytes) -> Any:
+    """The posted bytes as JSON, bounded as `read_document` says (a JSON Patch is a list)."""
     if len(payload) > MAX_BYTES:
         raise PayloadTooLarge(f"a FHIR notification is at most {MAX_BYTES} bytes")
     if b"\\u0000" in payload:
@@ -114,8 +122,6 @@ def read_document(payload: bytes) -> dict[str, Any]:
         raise BadRequest(f"the body is not valid JSON: {str(exc)[:200]}") from None
     if _depth(document) > MAX_DEPTH:
         raise BadRequest(f"the body is nested deeper than {MAX_DEPTH} levels")
-    if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
-        raise BadRequest("the body is not a FHIR resource (a JSON object with resourceType)")
     return document
 
 
@@ -365,11 +371,12 @@ def _diagnoses(encounter: dict[str, Any]) -> tuple[Diagnosis, ...]:
 
 # -- the patient ---------------------------------------------------------------------------------
 
-def _patient(encounter: dict[str, Any], entries: list[dict[str, Any]] | None) -> tuple[tuple[Identifier, ...],
-                                                                                      dict[str, Any]]:
+def _patient(encounter: dict[str, Any], entries: list[dict[str, Any]] | None,
+             kind: str = "Encounter") -> tuple[tuple[Identifier, ...], dict[str, Any]]:
+    """The patient a resource's subject names (an Encounter's; a QuestionnaireResponse's, engine/sdoh)."""
     subject = encounter.get("subject")
     if not isinstance(subject, dict):
-        raise _refuse("Encounter.subject", "names no patient (a contained Patient, a Patient in the Bundle, "
+        raise _refuse(f"{kind}.subject", "names no patient (a contained Patient, a Patient in the Bundle, "
                       "or an identifier)")
     reference = subject.get("reference")
     person: dict[str, Any] | None = None
@@ -378,15 +385,15 @@ def _patient(encounter: dict[str, Any], entries: list[dict[str, Any]] | None) ->
         person = next((r for r in contained if r.get("resourceType") == "Patient"
                        and f"#{r.get('id')}" == reference), None)
         if person is None:
-            raise _refuse("Encounter.subject", f"the Encounter contains no Patient {reference[:60]!r}")
+            raise _refuse(f"{kind}.subject", f"the {kind} contains no Patient {reference[:60]!r}")
     elif isinstance(reference, str) and entries is not None:
-        person = _resolve(entries, reference, "Patient", "Encounter.subject")
+        person = _resolve(entries, reference, "Patient", f"{kind}.subject")
     if person is not None:
         identifiers = _identifiers(person.get("identifier"), "Patient.identifier")
         return identifiers, _demographics(person)
     if isinstance(subject.get("identifier"), dict):
-        return _identifiers([subject["identifier"]], "Encounter.subject.identifier"), {}
-    raise _refuse("Encounter.subject", "names no patient CarePath can find: a reference to a Patient it was not "
+        return _identifiers([subject["identifier"]], f"{kind}.subject.identifier"), {}
+    raise _refuse(f"{kind}.subject", "names no patient CarePath can find: a reference to a Patient it was not "
                   "sent; send a contained Patient, the Patient in the Bundle, or subject.identifier")
 
 
@@ -428,6 +435,8 @@ def _demographics(person: dict[str, Any]) -> dict[str, Any]:
             "phone": phones[0] if phones and isinstance(phones[0], str) else None, "address": address}
 
 
+subject_patient = _patient  # for the other resources taken in that name a patient (sdoh/fhir_screening.py)
+
 __all__ = ["ENCOUNTER_EVENTS", "FHIR_VERSION", "MAX_BYTES", "MAX_DEPTH", "NOTIFICATION_EVENT_SYSTEM",
            "NUBC_OF_DISPOSITION", "PATIENT_CLASS_OF", "SHAPES", "EncounterNotice", "Ping", "read_document",
-           "read_inbound", "shape_of"]
+           "read_inbound", "read_json", "shape_of", "subject_patient"]

@@ -21,6 +21,7 @@ from ..application import CarePath
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..identity import Principal, Role, instance_scope
 from ..model import ReferralStatus
+from ..patient_links import linked_patients
 from ..persistence.referral_tables import Referral
 from ..persistence.tables import Instance
 from ..persistence.unit_of_work import UnitOfWork
@@ -56,6 +57,7 @@ class ReferralView:
     version: int
     history: list[dict[str, Any]]
     actions: list[str]
+    note: str | None = None  # the referral note the ServiceRequest carries (api/fhir/referrals.py)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class ReferralFilters:
     patient: str | None = None
     status: str | None = None
     domain: str | None = None
+    # for FHIR search (api/fhir/referrals.py): these referrals only, this organization's, changed within
+    ids: tuple[str, ...] | None = None
+    statuses: tuple[str, ...] | None = None
+    domains: tuple[str, ...] | None = None
+    organization: str | None = None
+    patient_ref: str | None = None  # a Patient id (FHIR): its episodes, and those of the patients merged with it
+    changed: tuple[tuple[str, datetime], ...] = ()
 
 
 def list_referrals(app: CarePath, principal: Principal, filters: ReferralFilters, limit: int,
@@ -76,9 +85,19 @@ def list_referrals(app: CarePath, principal: Principal, filters: ReferralFilters
     with app.db.read() as session:
         query = _visible(select(Referral), session, principal)
         for column, value in ((Referral.patient_id, filters.patient), (Referral.status, filters.status),
-                              (Referral.domain, filters.domain)):
+                              (Referral.domain, filters.domain), (Referral.organization_id, filters.organization)):
             if value is not None:
                 query = query.where(column == value)
+        for column, values in ((Referral.id, filters.ids), (Referral.status, filters.statuses),
+                               (Referral.domain, filters.domains)):
+            if values is not None:
+                query = query.where(column.in_(values))
+        if filters.patient_ref is not None:
+            episodes = select(Instance.id).where(Instance.patient_ref.in_(linked_patients(session,
+                                                                                          filters.patient_ref)))
+            query = query.where(Referral.instance_id.in_(episodes))
+        for operator, moment in filters.changed:
+            query = query.where(_compare(Referral.updated_at, operator, moment))
         rows = session.scalars(query.order_by(Referral.created_at.desc(), Referral.id).limit(limit).offset(offset))
         return [_view(row, principal) for row in rows]
 
@@ -121,6 +140,11 @@ def cancel_referral(app: CarePath, principal: Principal, referral_id: str, reaso
     return update_referral_status(app, principal, referral_id, "cancelled", reason)
 
 
+def _compare(column: Any, operator: str, moment: datetime) -> Any:
+    return {"eq": column == moment, "ge": column >= moment, "gt": column > moment, "le": column <= moment,
+            "lt": column < moment}[operator]
+
+
 def _visible(query: Any, session: Session, principal: Principal) -> Any:
     if principal.role is Role.INTEGRATION:  # reads no episode: only the referrals its organization owns
         return query.where(Referral.partner_account == principal.name)
@@ -154,4 +178,4 @@ def _view(referral: Referral, principal: Principal) -> ReferralView:
         status=referral.status, status_reason=referral.status_reason, outcome=referral.outcome,
         consent=referral.consent, created_by=referral.created_by, created_at=referral.created_at,
         updated_at=referral.updated_at, closed_at=referral.closed_at, version=referral.lock_version,
-        history=list(referral.history or []), actions=actions)
+        history=list(referral.history or []), actions=actions, note=referral.note)
