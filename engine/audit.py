@@ -23,7 +23,8 @@ from .queries import Page, _page, version_numbers
 
 __all__ = ["RECORD_VIEWED", "VIEWABLE", "AuditFilter", "AuditRecord", "list_audit_events",
            "stream_audit_records", "utc_instant"]
-VIEWABLE = ("instance", "task", "form", "history", "measures", "comments", "report", "diagram", "case")
+VIEWABLE = ("instance", "task", "form", "history", "measures", "comments", "report", "diagram", "case",
+            "referral")
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ RECORD_PART_LABELS: dict[str, str] = {
     "instance": "Episode", "task": "Task", "form": "Task form", "history": "Episode history",
     "measures": "Quality measures", "comments": "Comments", "report": "Printable report", "diagram": "Diagram",
     "case": "Patient's case (every episode)",
+    "referral": "Printable referral",
 }
 
 MAX_WORDS = 300  # characters of one recorded value shown in a cell (the exports have them whole)

@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from carepath.engine.model import ReferralStatus
 from carepath.engine.sdoh.instruments import DOMAINS
+from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.consent import withdraw_consent
+from carepath.engine.usecases.printable_referral import printable_referral
 from carepath.engine.usecases.referral_steps import OUTCOMES
 from carepath.engine.usecases.referrals import (
     ReferralFilters,
@@ -19,7 +22,7 @@ from carepath.engine.usecases.referrals import (
     update_referral_status,
 )
 
-from ..deps import EngineDep, SendingUser
+from ..deps import ClientDep, EngineDep, SendingUser
 from ..params import OffsetParam
 from ..schemas import BODY_ERRORS, ERROR_RESPONSES, Out, UtcInstant, errors
 
@@ -117,3 +120,14 @@ def withdraw(referral_id: str, engine: EngineDep, user: SendingUser, body: Withd
     sent are withheld, and no later referral to it is sent. Staff who may read the episode."""
     view = withdraw_consent(engine, user, referral_id, body.note if body else None)
     return WithdrawalOut.model_validate(view)
+
+
+@router.get("/{referral_id}/printable", response_class=HTMLResponse,
+            responses=errors(401, 403, 404, 422, json=False))
+def printable(referral_id: str, engine: EngineDep, user: SendingUser, client: ClientDep) -> HTMLResponse:
+    """The referral on paper, for an organization without a system: one self-contained HTML page (no scripts)
+    with the patient's name and phone, the need, the service (organization, address, phone, hours), the date
+    and the case manager. Recorded as a read of the patient's record."""
+    page, instance_id = printable_referral(engine, user, referral_id)
+    record_access(engine, user, "referral", instance_id, client=client)
+    return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="referral-{referral_id}.html"'})
