@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 
 from carepath.engine.usecases.periods import report_period
 from carepath.engine.usecases.reports import compliance_report, misses_csv, report_csv, report_svg
+from carepath.engine.usecases.sdoh_figures import social_needs_figures
 
 from ..attachments import content_disposition
 from ..deps import CurrentUser, EngineDep
@@ -47,3 +48,18 @@ def compliance(engine: EngineDep, user: CurrentUser, pathway: str | None = None,
     return JSONResponse({"pathway": pathway, "from": from_.isoformat() if from_ else None,
                          "to": to.isoformat() if to else None, "group": group,
                          "measures": [r.as_dict() for r in rows]})
+
+
+@router.get("/social-needs", responses=errors(403, 422))
+def social_needs(engine: EngineDep, user: CurrentUser,
+                 from_: Annotated[InstantOrDay, Query(alias="from", description=f"started (episodes) or sent "
+                                                      f"(referrals) at or after; {INSTANT_OR_DAY}")] = None,
+                 to: Annotated[InstantOrDay, Query(description=f"before; {INSTANT_OR_DAY} (the day included)")]
+                 = None) -> dict[str, Any]:
+    """The social-needs figures of the compliance report: screenings of the sdoh-screening-referral episodes
+    (screened, positive, positive by domain) and the referrals' outcomes with the share that ended "got help"
+    (of those with an outcome). Only episodes the user may read; who may: as /compliance."""
+    start, end = report_period(engine, "sdoh-screening-referral", from_, to)
+    figures = social_needs_figures(engine, user, start, end)
+    return {"from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
+            **figures.as_dict()}

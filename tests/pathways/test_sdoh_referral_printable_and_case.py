@@ -67,3 +67,30 @@ def test_the_case_lists_the_patients_referrals_and_the_page_offers_print_and_wit
     [food_row] = [r for r in after.xpath('//table[@class="case-referrals"]/tbody/tr')
                   if text_of(r.xpath("td")[0]) == "food"]
     assert "patient withdrew consent" in text_of(food_row) and food_row.xpath('.//*[@class="consent-withdrawn"]')
+
+
+def test_the_social_needs_figures_count_screenings_and_the_share_that_got_help(directory: ApiClient,
+                                                                               clock: ManualClock) -> None:
+    from tests.pathways.test_sdoh_screening_referral_scenarios import NEGATIVE
+    helped = Case(directory, clock)
+    helped.consent_and_choose("food", "fict-svc-food-pantry")
+    helped.consent_and_choose("transportation", "fict-svc-rides")
+    referrals = helped.referrals()
+    done = directory.post(f"/api/referrals/{referrals['food']['id']}/status", helped.manager,
+                          {"status": "completed"})
+    assert done.status_code == 200, done.text
+    not_served = directory.post(f"/api/referrals/{referrals['transportation']['id']}/status", helped.manager,
+                                {"status": "rejected", "status_reason": "full", "outcome": "no-capacity"})
+    assert not_served.status_code == 200, not_served.text
+    Case(directory, clock, screening=NEGATIVE)
+    lead = directory.user("clinical_lead")
+    figures = directory.get("/api/reports/social-needs", lead, params={"from": "2026-03-01", "to": "2026-03-31"})
+    assert figures.status_code == 200, figures.text
+    body = figures.json()
+    assert (body["screened"], body["positive"]) == (2, 1)
+    assert body["positive_by_domain"] == {"food": 1, "housing": 0, "transportation": 1, "utilities": 0, "safety": 0}
+    assert (body["referrals_sent"], body["referrals_closed"], body["got_help_share"]) == (2, 2, 0.5)
+    assert body["outcomes"] == {"got-help": 1, "no-capacity": 1}
+    later = directory.get("/api/reports/social-needs", lead, params={"from": "2026-04-01"}).json()
+    assert (later["screened"], later["referrals_sent"], later["got_help_share"]) == (0, 0, None)
+    assert directory.get("/api/reports/social-needs", helped.manager).status_code == 403
