@@ -25,6 +25,7 @@ from carepath.engine.usecases.consent import withdraw_consent
 from carepath.engine.usecases.patient_case import case_owner, get_patient_case
 from carepath.engine.usecases.printable_referral import printable_referral
 
+from . import social_needs
 from .cookies import client_of, engine_of
 from .episodes import REPORT_POLICY
 from .flash import redirect_saying
@@ -36,6 +37,7 @@ router = APIRouter(include_in_schema=False)
 PATIENTS = "/app/patients"
 REFERRALS = "/app/referrals"
 ReferralId = Annotated[str, PathParam(min_length=1, max_length=36)]
+router.include_router(social_needs.router)  # the compliance report's social-needs figures (web/social_needs.py)
 HISTORY_ROWS = 20
 
 

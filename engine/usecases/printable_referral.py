@@ -78,7 +78,8 @@ def _hours(service: ResourceView | None) -> str:
     for schedule in schedules:
         days = ", ".join(DAYS.get(d.strip().upper(), d) for d in str(schedule.get("byday") or "").split(",") if d)
         times = "–".join(str(schedule[k])[:5] for k in ("opens_at", "closes_at") if schedule.get(k))
-        hours.append(" ".join(p for p in (days, times, schedule.get("description") or "") if p))
+        said = " ".join(p for p in (days, times) if p)
+        hours.append(said or str(schedule.get("description") or ""))  # the description only when no times
     return "; ".join(h for h in hours if h) or "—"
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from carepath.engine.clock import ManualClock
 from carepath.engine.usecases.passwords import set_password
 from tests.pathways.test_sdoh_screening_referral_scenarios import Case, directory
@@ -94,3 +96,14 @@ def test_the_social_needs_figures_count_screenings_and_the_share_that_got_help(d
     later = directory.get("/api/reports/social-needs", lead, params={"from": "2026-04-01"}).json()
     assert (later["screened"], later["referrals_sent"], later["got_help_share"]) == (0, 0, None)
     assert directory.get("/api/reports/social-needs", helped.manager).status_code == 403
+
+    lead_browser = _browser(directory, lead)
+    shown = page(lead_browser.get("/app/compliance/social-needs?from=2026-03-01&to=2026-03-31"))
+    assert text_of(shown.xpath('//dd[@class="got-help"]')[0]) == "50%"
+    assert text_of(shown.xpath('//dd[@class="screened"]')[0]) == "2"
+    assert lead_browser.get("/app/compliance/social-needs?from=2026-03-31&to=2026-03-01").status_code == 422
+
+
+def _browser(api: ApiClient, name: str) -> Any:
+    set_password(api.engine, name, PASSWORD)
+    return signed_in(api.client.app, name)
