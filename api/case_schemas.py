@@ -43,6 +43,19 @@ class CaseEntryOut(Out):
     data: dict[str, Any]
 
 
+class CaseReferralOut(Out):
+    id: str = Field(description="GET /api/referrals/{id}")
+    instance_id: str = Field(description="the episode that sent it")
+    domain: str
+    service_name: str
+    organization_name: str | None
+    status: str
+    status_reason: str | None
+    outcome: str | None
+    consent: bool = Field(description="false once the patient withdrew consent to share with the organization")
+    updated_at: UtcInstant
+
+
 class CaseOut(Out):
     patient: PatientOut = Field(description="the patient that stands for the one asked for (its survivor when "
                                 "merged)")
@@ -50,9 +63,12 @@ class CaseOut(Out):
                                            "of the patients merged with it, newest first")
     history: list[CaseEntryOut] = Field(description="the latest history entries across those episodes, newest "
                                         "first")
+    referrals: list[CaseReferralOut] = Field(description="the referrals to community organizations those episodes "
+                                             "sent, last changed first")
 
     @classmethod
     def of(cls, case: PatientCase) -> CaseOut:
         return cls(patient=PatientOut.of(case.patient),
                    episodes=[CaseEpisodeOut.model_validate(e) for e in case.episodes],
-                   history=[CaseEntryOut.model_validate(h) for h in case.history])
+                   history=[CaseEntryOut.model_validate(h) for h in case.history],
+                   referrals=[CaseReferralOut.model_validate(r) for r in case.referrals])

@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 from .bounds import shown
 from .identity import VisibleTo
 from .model import OPEN_TASK_STATES, RECORD_VIEWED
+from .persistence.referral_tables import Referral
 from .persistence.tables import Event, Instance, PathwayVersion, Task
 from .queries import instances_visible_to
 
 MAX_CASE_EPISODES = 200  # as many as a patient read lists (usecases/patient_records.MAX_EPISODES)
 MAX_CASE_TASKS = 500
 MAX_CASE_HISTORY = 100
+MAX_CASE_REFERRALS = 200
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,22 @@ class CaseEntry:
     instance_id: str
     task_id: str | None
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CaseReferral:
+    """A referral to a community organization sent by one of the episodes (engine/usecases/referrals.py)."""
+
+    id: str
+    instance_id: str
+    domain: str
+    service_name: str
+    organization_name: str | None
+    status: str
+    status_reason: str | None
+    outcome: str | None
+    consent: bool
+    updated_at: datetime
 
 
 def case_episodes(session: Session, patients: Sequence[str], scope: VisibleTo | None) -> list[CaseEpisode]:
@@ -107,3 +125,13 @@ def case_history(session: Session, instance_ids: Sequence[str], limit: int) -> l
                                                Event.type != RECORD_VIEWED)
                            .order_by(Event.id.desc()).limit(min(limit, MAX_CASE_HISTORY)))
     return [CaseEntry(e.id, e.at, e.type, e.actor, e.instance_id or "", e.task_id, shown(e.data)) for e in rows]
+
+
+def case_referrals(session: Session, instance_ids: Sequence[str]) -> list[CaseReferral]:
+    """The referrals these (readable) episodes sent, last changed first."""
+    if not instance_ids:
+        return []
+    rows = session.scalars(select(Referral).where(Referral.instance_id.in_(list(instance_ids)))
+                           .order_by(Referral.updated_at.desc(), Referral.id).limit(MAX_CASE_REFERRALS))
+    return [CaseReferral(r.id, r.instance_id, r.domain, r.service_name, r.organization_name, r.status,
+                         r.status_reason, r.outcome, r.consent, r.updated_at) for r in rows]

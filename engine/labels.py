@@ -64,6 +64,7 @@ EVENT_LABELS: dict[str, str] = {
     "external_task_cancelled": "External task no longer needed",
     "referral_sent": "Referral sent to a community organization", "referral_status_changed": "Referral status changed",
     "referral_outcome_recorded": "Referral outcome recorded",
+    "referral_consent_withdrawn": "Patient withdrew consent to share with the organization",
 }
 
 # The part of a patient's record a read was of (audit.VIEWABLE), as the "who viewed" list says it.

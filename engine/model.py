@@ -196,7 +196,8 @@ EVENT_TYPES = frozenset({
     "instance_migrated",
     "external_task_created", "external_task_locked", "external_task_lock_extended", "external_task_unlocked",
     "external_task_completed", "external_task_failed", "external_task_bpmn_error", "external_task_cancelled",
-    "referral_sent", "referral_status_changed", "referral_outcome_recorded"})
+    "referral_sent", "referral_status_changed", "referral_outcome_recorded",
+    "referral_consent_withdrawn"})
 
 
 @dataclass(frozen=True)

@@ -606,7 +606,7 @@ DELIVERY_RULES = _rules(
          "backoff on the product's clock"),
     Rule("give_up", "It cannot be delivered", (DeliveryState.PENDING, DeliveryState.FAILED), (DeliveryState.DEAD,),
          note="another 4xx or a redirect at once; or the last allowed attempt failed; or the partner is "
-         "inactive or has no endpoint"),
+         "inactive or has no endpoint; or withheld (the patient withdrew consent), which is never retried"),
     Rule("retry", "Retrying a dead delivery", (DeliveryState.DEAD,), (DeliveryState.PENDING,), (Role.ADMIN,), (),
          "outbound_delivery_retried", "state", note="after fixing the cause; its attempts count again from zero"),
 )
@@ -692,6 +692,10 @@ REFERRAL_RULES = _rules(
     Rule("record_outcome", "Recording a referral's outcome", ENDED_REFERRAL, (), REFERRAL_STAFF, (),
          "referral_outcome_recorded", "outcome", note="after a rejection, failure or cancellation: the reason to "
          "stop (not-eligible, no-capacity, ...), which closes the loop"),
+    Rule("withdraw_consent", "Withdrawing the patient's consent to share with the organization", tuple(R), (),
+         REFERRAL_STAFF, (), "referral_consent_withdrawn", "consent", note="for the patient and the referral's "
+         "organization: its open referrals are cancelled (statusReason 'patient withdrew consent'), deliveries not "
+         "yet sent are withheld, no later referral to it is sent; again: changes nothing"),
 )
 REASON_REQUIRED = frozenset({R.REJECTED, R.CANCELLED, R.ON_HOLD, R.FAILED})  # Gravity: statusReason required
 REFERRAL_ACTIONS = {R.ACCEPTED: "accept", R.REJECTED: "reject", R.IN_PROGRESS: "start", R.ON_HOLD: "hold",

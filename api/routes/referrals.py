@@ -6,10 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from carepath.engine.model import ReferralStatus
 from carepath.engine.sdoh.instruments import DOMAINS
+from carepath.engine.usecases.access import record_access
+from carepath.engine.usecases.consent import withdraw_consent
+from carepath.engine.usecases.printable_referral import printable_referral
 from carepath.engine.usecases.referral_steps import OUTCOMES
 from carepath.engine.usecases.referrals import (
     ReferralFilters,
@@ -18,7 +22,7 @@ from carepath.engine.usecases.referrals import (
     update_referral_status,
 )
 
-from ..deps import EngineDep, SendingUser
+from ..deps import ClientDep, EngineDep, SendingUser
 from ..params import OffsetParam
 from ..schemas import BODY_ERRORS, ERROR_RESPONSES, Out, UtcInstant, errors
 
@@ -90,3 +94,40 @@ def set_status(referral_id: str, body: StatusIn, engine: EngineDep, user: Sendin
     view = update_referral_status(engine, user, referral_id, body.status, body.status_reason, body.outcome,
                                   body.version)
     return ReferralOut.model_validate(view)
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(None, max_length=2000, description="what the patient said, for the history")
+
+
+class WithdrawalOut(Out):
+    referral_id: str = Field(description="the referral the consent was withdrawn from")
+    organization_key: str = Field(description="the directory organization id (service:<id> without one)")
+    organization_name: str | None
+    withdrawn_by: str
+    withdrawn_at: UtcInstant
+    note: str | None
+    cancelled: list[str] = Field(description="the open referrals to the organization this cancelled (none when "
+                                 "the consent was already withdrawn)")
+
+
+@router.post("/{referral_id}/withdraw-consent", response_model=WithdrawalOut,
+             responses=errors(403, 404, 409, *BODY_ERRORS))
+def withdraw(referral_id: str, engine: EngineDep, user: SendingUser, body: WithdrawIn | None = None) -> WithdrawalOut:
+    """The patient withdraws consent to share information with this referral's organization: the patient's open
+    referrals to it are cancelled ("patient withdrew consent") and their pathways move on, deliveries not yet
+    sent are withheld, and no later referral to it is sent. Staff who may read the episode."""
+    view = withdraw_consent(engine, user, referral_id, body.note if body else None)
+    return WithdrawalOut.model_validate(view)
+
+
+@router.get("/{referral_id}/printable", response_class=HTMLResponse,
+            responses=errors(401, 403, 404, 422, json=False))
+def printable(referral_id: str, engine: EngineDep, user: SendingUser, client: ClientDep) -> HTMLResponse:
+    """The referral on paper, for an organization without a system: one self-contained HTML page (no scripts)
+    with the patient's name and phone, the need, the service (organization, address, phone, hours), the date
+    and the case manager. Recorded as a read of the patient's record."""
+    page, instance_id = printable_referral(engine, user, referral_id)
+    record_access(engine, user, "referral", instance_id, client=client)
+    return HTMLResponse(page, headers={"Content-Disposition": f'inline; filename="referral-{referral_id}.html"'})

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from carepath.engine.usecases.periods import report_period
 from carepath.engine.usecases.reports import MISSES_PAGE, compliance_page, misses_csv_lines, report_csv, report_svg
+from carepath.engine.usecases.sdoh_figures import social_needs_figures
 
 from ..attachments import content_disposition
 from ..deps import CurrentUser, EngineDep
@@ -62,3 +63,18 @@ def compliance(request: Request, engine: EngineDep, user: CurrentUser, pathway: 
                          "measures": [r.as_dict() for r in report.rows],
                          "misses": {"total": report.misses_total, "limit": misses_limit, "after": misses_after,
                                     "next_after": report.misses_next, "next": following}})
+
+
+@router.get("/social-needs", responses=errors(403, 422))
+def social_needs(engine: EngineDep, user: CurrentUser,
+                 from_: Annotated[InstantOrDay, Query(alias="from", description=f"started (episodes) or sent "
+                                                      f"(referrals) at or after; {INSTANT_OR_DAY}")] = None,
+                 to: Annotated[InstantOrDay, Query(description=f"before; {INSTANT_OR_DAY} (the day included)")]
+                 = None) -> dict[str, Any]:
+    """The social-needs figures of the compliance report: screenings of the sdoh-screening-referral episodes
+    (screened, positive, positive by domain) and the referrals' outcomes with the share that ended "got help"
+    (of those with an outcome). Only episodes the user may read; who may: as /compliance."""
+    start, end = report_period(engine, "sdoh-screening-referral", from_, to)
+    figures = social_needs_figures(engine, user, start, end)
+    return {"from": start.isoformat() if start else None, "to": end.isoformat() if end else None,
+            **figures.as_dict()}

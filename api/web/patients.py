@@ -15,20 +15,29 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from carepath.engine.case_queries import CaseEntry, CaseEpisode
 from carepath.engine.labels import event_details, event_label, key_label
+from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.audit import reads_audit_trail
+from carepath.engine.usecases.consent import withdraw_consent
 from carepath.engine.usecases.patient_case import case_owner, get_patient_case
+from carepath.engine.usecases.printable_referral import printable_referral
 
+from . import social_needs
 from .cookies import client_of, engine_of
-from .pages import page, redirect, require_user
+from .episodes import REPORT_POLICY
+from .flash import redirect_saying
+from .pages import page, posted_form, redirect, require_user, text_fields
 from .search_values import MAX_TEXT, local_time
 from .worklist import due_in_words
 
 router = APIRouter(include_in_schema=False)
 PATIENTS = "/app/patients"
+REFERRALS = "/app/referrals"
+ReferralId = Annotated[str, PathParam(min_length=1, max_length=36)]
+router.include_router(social_needs.router)  # the compliance report's social-needs figures (web/social_needs.py)
 HISTORY_ROWS = 20
 
 
@@ -63,3 +72,28 @@ def case_page(request: Request, patient_id: Annotated[str, PathParam(min_length=
     return page(request, "patient.html", user=user, case=case, patient=case.patient, history=history,
                 patient_ids=patient_ids, reads_audit_trail=reads_audit_trail(user.principal), zone=zone.key,
                 when=local_time(zone), due=lambda at: due_in_words(at, now, zone), status_words=key_label)
+
+
+@router.get(REFERRALS + "/{referral_id}/printable")
+def printable(request: Request, referral_id: ReferralId) -> Response:
+    """The API's printable referral (GET /api/referrals/{id}/printable), reached with the session cookie;
+    recorded as a read of the record, as the API records it."""
+    user = require_user(request)
+    engine = engine_of(request)
+    sheet, instance_id = printable_referral(engine, user.principal, referral_id)
+    record_access(engine, user.principal, "referral", instance_id, client=client_of(request))
+    return HTMLResponse(sheet, headers={"Content-Security-Policy": REPORT_POLICY})
+
+
+@router.post(REFERRALS + "/{referral_id}/withdraw-consent")
+async def withdraw(request: Request, referral_id: ReferralId) -> Response:
+    """The patient withdraws consent to share with the referral's organization (POST
+    /api/referrals/{id}/withdraw-consent); back to the case page the button is on."""
+    user = require_user(request)
+    fields = text_fields(await posted_form(request, user))
+    done = withdraw_consent(engine_of(request), user.principal, referral_id, fields.get("note") or None)
+    cancelled = len(done.cancelled)
+    said = (f"Consent to share with {done.organization_name or 'the organization'} is withdrawn; "
+            f"{cancelled} open referral{'' if cancelled == 1 else 's'} cancelled.")
+    back = fields.get("back", "")
+    return redirect_saying(request, back if back.startswith(PATIENTS + "/") else PATIENTS, said)

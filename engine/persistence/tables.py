@@ -576,6 +576,7 @@ class InboxMessage(Base):
 
 
 # The directory's tables live in their own module; importing it here puts them on Base.metadata.
+from . import consent_tables as consent_tables  # noqa: E402
 from . import directory_tables as directory_tables  # noqa: E402
 from . import external_task_tables as external_task_tables  # noqa: E402
 from . import partner_tables as partner_tables  # noqa: E402

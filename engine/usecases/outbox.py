@@ -41,6 +41,7 @@ DUE = (DeliveryState.PENDING.value, DeliveryState.FAILED.value)
 DELIVERY_LEASE = timedelta(minutes=5)
 RETRIED_STATUSES = frozenset({408, 429})
 MAX_PAGE = 200
+WITHHELD = "withheld: "  # last_error of a delivery given up on purpose (withhold_deliveries): never retried
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,19 @@ def _give_up(row: OutboundDelivery, reason: str, now: datetime) -> None:
     row.last_error, row.updated_at = reason[:2000], now
 
 
+def withhold_deliveries(uow: UnitOfWork, key_prefix: str, reason: str) -> int:
+    """The deliveries not sent yet whose idempotency key starts with `key_prefix` are given up (dead) in the
+    caller's transaction, e.g. when the patient withdraws consent; an admin cannot retry them."""
+    rows = uow.session.scalars(select(OutboundDelivery).where(
+        OutboundDelivery.idempotency_key.startswith(key_prefix, autoescape=True),
+        OutboundDelivery.state.in_(DUE)).with_for_update())
+    withheld = 0
+    for row in rows:
+        _give_up(row, WITHHELD + reason, uow.app.now())
+        withheld += 1
+    return withheld
+
+
 def backoff(app: CarePath, attempts: int) -> timedelta:
     """How long after its `attempts`-th failed attempt a delivery is tried again: doubling, capped."""
     return min(app.config.outbound_retry_base * (2 ** min(attempts - 1, 30)), app.config.outbound_retry_max)
@@ -220,6 +234,8 @@ def retry_delivery(app: CarePath, principal: Principal, delivery_id: int) -> Del
         row = uow.session.get(OutboundDelivery, delivery_id, with_for_update=True, populate_existing=True)
         if row is None:
             raise NotFound(f"outbound delivery {delivery_id} does not exist")
+        if (row.last_error or "").startswith(WITHHELD):
+            raise Conflict(f"outbound delivery {delivery_id} was withheld ({row.last_error}); it is not sent")
         advance(row, DELIVERY_RULES, "retry", f"outbound delivery {delivery_id}")
         now = app.now()
         uow.record(rule.event or "", principal.name, data={

@@ -13,11 +13,11 @@ A view is recorded as the other record reads are: `record_viewed` what `patient`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..application import CarePath
 from ..audit import RECORD_VIEWED
-from ..case_queries import CaseEntry, CaseEpisode, case_episodes, case_history
+from ..case_queries import CaseEntry, CaseEpisode, CaseReferral, case_episodes, case_history, case_referrals
 from ..identity import Principal, instance_scope
 from ..patient_links import linked_patients
 from ..patients import Patient
@@ -34,6 +34,7 @@ class PatientCase:
     asked_for: str  # the patient id asked for
     episodes: list[CaseEpisode]
     history: list[CaseEntry]  # newest first, across the episodes
+    referrals: list[CaseReferral] = field(default_factory=list)  # the episodes' referrals, last changed first
 
     @property
     def open_task_count(self) -> int:
@@ -51,8 +52,9 @@ def get_patient_case(app: CarePath, principal: Principal, patient_id: str, clien
         patient = readable_patient(session, principal, survivor) if survivor != asked.id else asked
         episodes = case_episodes(session, linked_patients(session, patient.id), scope)
         entries = case_history(session, [e.id for e in episodes], history)
+        referrals = case_referrals(session, [e.id for e in episodes])
     _record_view(app, principal, patient, episodes, client)
-    return PatientCase(patient, patient_id, episodes, entries)
+    return PatientCase(patient, patient_id, episodes, entries, referrals)
 
 
 def case_owner(app: CarePath, principal: Principal, patient_id: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import Conflict, Problem, ValidationFailed
 from ..model import MessageState, ReferralStatus, ServiceStatus
+from ..persistence.consent_tables import organization_key, patient_key, withdrawal
 from ..persistence.directory_tables import ResourceOrganization, ResourceService
 from ..persistence.partner_tables import PartnerOrganization
 from ..persistence.referral_tables import Referral
@@ -65,6 +66,10 @@ def send_referral(uow: UnitOfWork, instance: Instance, data: dict[str, Any], act
         problem = f"'{service_id}' is not an active service of the resource directory"
         raise ValidationFailed(problem, [Problem(problem, field="service_id")])
     organization = uow.session.get(ResourceOrganization, service.organization_id) if service.organization_id else None
+    if withdrawal(uow.session, patient_key(instance.patient_id, instance.business_key or ""),
+                  organization_key(service.organization_id, service.id)) is not None:
+        raise Conflict(f"the patient withdrew consent to share information with "
+                       f"{organization.name if organization else service.name}: choose another organization")
     now = uow.app.now()
     referral = Referral(id=str(uuid.uuid4()), instance_id=instance.id, case_id=instance.business_key,
                         patient_id=instance.patient_id, domain=domain, service_id=service.id, service_name=service.name,
