@@ -30,6 +30,7 @@ TASK_NAMES = frozenset({"task", "userTask", "manualTask", "serviceTask", "sendTa
                         "scriptTask", "businessRuleTask"})
 _MAPPING_PATH = "./bpmn:extensionElements/camunda:inputOutput"
 _MAX_DEPTH = 8
+_MAX_NAME = 255
 
 
 class Unsupported(ValueError):
@@ -38,6 +39,10 @@ class Unsupported(ValueError):
 
 def mapping_elements(element: Element) -> list[Element]:
     return list(element.xpath(_MAPPING_PATH, namespaces=NSMAP))
+
+
+def has_input_parameters(element: Element) -> bool:
+    return any(child.tag == _camunda("inputParameter") for mapping in mapping_elements(element) for child in mapping)
 
 
 def parameters_of(element: Element) -> tuple[list[Parameter], list[Parameter]]:
@@ -52,9 +57,9 @@ def parameters_of(element: Element) -> tuple[list[Parameter], list[Parameter]]:
             if child.tag not in {_camunda("inputParameter"), _camunda("outputParameter")}:
                 raise Unsupported(f"'{kind}' in camunda:inputOutput is not an input or output parameter")
             name = (child.get("name") or "").strip()
-            if not name.isidentifier() or name.startswith("_"):
-                raise Unsupported(f"the {kind} name '{name}' is not a variable name CarePath accepts "
-                                  "(letters, digits and _, not starting with _ or a digit)")
+            if not name or name.startswith("_") or len(name) > _MAX_NAME or not name.isprintable():
+                raise Unsupported(f"the {kind} name '{name[:_MAX_NAME]}' is not a variable name CarePath accepts "
+                                  f"(1 to {_MAX_NAME} printable characters, not starting with _)")
             (inputs if kind == "inputParameter" else outputs).append((name, _value(child, name, 0)))
     return inputs, outputs
 

@@ -111,7 +111,7 @@ def test_validate_shows_each_parameter_with_its_translation() -> None:
      "is a script (groovy), which CarePath does not run"),
     (param("input", "x", "Dear ${name}"), "mixes text and an expression"),
     (param("output", "x", "${a.foo(1)}"), "uses"),
-    (param("input", "1x", "a"), "is not a variable name"),
+    (param("input", "_x", "a"), "is not a variable name"),
 ])
 def test_what_carepath_cannot_run_is_refused_with_its_location(body: str, words: str) -> None:
     file = pathway(element("userTask", "work", "Call", body=io(body)))
