@@ -33,7 +33,8 @@ def mapped_pathway() -> str:
               param("output", "follow_up", "${answered ? 'none' : 'call again'}"), form=form)
     xml = d.definitions(d.process(
         "sms-mapped", d.node("startEvent", "start"),
-        d.node("serviceTask", "send", "Send SMS", body=sms, **{"camunda:type": "external", "camunda:topic": "send-sms"}),
+        d.node("serviceTask", "send", "Send SMS", body=sms,
+               **{"camunda:type": "external", "camunda:topic": "send-sms"}),
         d.node("userTask", "call", "Call", body=call), d.node("endEvent", "end"),
         d.flow("f1", "start", "send"), d.flow("f2", "send", "call"), d.flow("f3", "call", "end")))
     return xml.replace('xmlns:xsi=', f'{CAMUNDA} xmlns:xsi=', 1)
