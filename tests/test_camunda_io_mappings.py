@@ -4,8 +4,12 @@ parameters reach the episode's data. The inputs are the task's own: the episode'
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from carepath.api.cli import main
 from carepath.engine.caches import LRUCache
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
@@ -67,3 +71,14 @@ def test_inputs_reach_the_worker_and_the_form_and_outputs_reach_the_episode(api:
     assert api.post(f"/api/tasks/{call['id']}/complete", lead, {"data": {"answered": False}}).status_code == 200
     data = instance(api, instance_id)["data"]
     assert data["follow_up"] == "call again" and "greeting" not in data
+
+
+def test_validate_lists_each_parameter_as_written_and_as_evaluated(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "sms.bpmn"
+    path.write_text(mapped_pathway())
+    assert main(["validate", "--offline", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"input parameter: {path}, line 2, send: phone = ${{patient.phone}} -> patient.phone" in out
+    assert f"output parameter: {path}, line 2, call: follow_up = ${{answered ? 'none' : 'call again'}} -> " \
+           "'none' if answered else 'call again'" in out
