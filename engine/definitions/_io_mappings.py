@@ -137,6 +137,12 @@ def io_mapping_problems(site: Site) -> Iterator[Problem]:
         yield site.problem(f"{describe(site.element)} has camunda:inputOutput, which CarePath reads only on "
                            "tasks. Move the mapping onto a task, or remove it.")
         return
+    if site.element.xpath("./bpmn:multiInstanceLoopCharacteristics | ./bpmn:standardLoopCharacteristics",
+                          namespaces=NSMAP):
+        yield site.problem(f"{describe(site.element)} repeats (multi-instance or loop) and has camunda:inputOutput, "
+                           "which CarePath does not run on repeating tasks yet. Move the mapping onto a task "
+                           "before or after it, or remove it.")
+        return
     try:
         parameters_of(site.element)
     except Unsupported as unsupported:

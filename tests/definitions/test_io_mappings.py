@@ -129,3 +129,11 @@ def test_a_mapping_on_something_other_than_a_task_is_refused() -> None:
     with pytest.raises(DiagramInvalid) as refused:
         parse_package([file])
     assert any("reads only on tasks" in p.message and p.element_id == "start" for p in refused.value.problems)
+
+
+def test_a_mapping_on_a_repeating_task_is_refused() -> None:
+    loop = ('<bpmn:multiInstanceLoopCharacteristics isSequential="true"><bpmn:loopCardinality>2</bpmn:loopCardinality>'
+            '</bpmn:multiInstanceLoopCharacteristics>')
+    with pytest.raises(DiagramInvalid) as refused:
+        parse_package([pathway(element("userTask", "work", "Call", body=io(param("input", "g", "1")) + loop))])
+    assert any("repeats" in p.message and p.element_id == "work" for p in refused.value.problems)
