@@ -71,6 +71,9 @@ def validate(paths: list[Path], settings: Settings, *, offline: bool) -> int:
     for condition in package.translated_conditions:
         where = Problem("", condition.file, condition.line, condition.element_id)
         print(f"expression: {_located(where, display)}{condition.original} -> {condition.translated}")
+    for mapping in package.io_mappings:
+        where = Problem("", mapping.file, mapping.line, mapping.element_id)
+        print(f"{mapping.direction} parameter: {_located(where, display)}{mapping.name} = {mapping.shown}")
     for proc in package.processes:
         print(f"ok: {proc.key} ({proc.family}) from {display.get(proc.source_file, proc.source_file)}")
         for lane in proc.lanes:

@@ -255,6 +255,7 @@ class ExternalWait:
     topic: str
     variables: tuple[str, ...] | None  # the variables it hands its worker; None: all
     priority: int = 0
+    inputs: dict[str, Any] | None = None  # its input parameters' values (camunda:inputOutput): always handed
 
 
 @dataclass(frozen=True)

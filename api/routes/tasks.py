@@ -11,9 +11,10 @@ from carepath.engine.application import CarePath
 from carepath.engine.errors import NotFound
 from carepath.engine.identity import Principal, Scope, task_scope
 from carepath.engine.model import TaskState
-from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, task_form, visible_task
+from carepath.engine.queries import TaskFilter, list_tasks, task_comments, task_counts, visible_task
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.usecases.access import record_access
+from carepath.engine.usecases.task_forms import task_form_values
 from carepath.engine.usecases.tasks import (
     assign_task,
     claim_task,
@@ -119,7 +120,7 @@ def form(task_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) 
     """The form's JSON Schema and its current values: the instance's data under any saved draft."""
     with engine.db.read() as session:
         task = _visible_or_404(engine, session, user, task_id)
-        found = task_form(session, task_id)
+        found = task_form_values(engine, session, task_id)
     if found is None:
         raise NotFound(f"task {task_id} does not exist")
     record_access(engine, user, "form", task.instance_id, task_id, client)

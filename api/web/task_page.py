@@ -19,6 +19,7 @@ from carepath.engine.model import OPEN_TASK_STATES
 from carepath.engine.queries import completed_with, task_comments, task_form, task_timeline, visible_task
 from carepath.engine.rules import sees_unrouted
 from carepath.engine.team_queries import eligible_assignees
+from carepath.engine.usecases.task_forms import task_form_values
 from carepath.engine.views import TaskTimelineView, TaskView
 
 from .worklist import due_in_words
@@ -105,7 +106,7 @@ def read_task_page(engine: CarePath, user: Principal, task_id: str) -> TaskPage:
         view = visible_task(session, task_id, _view_of(user), sees_unrouted(user), now, user)
         if view is None:
             raise NotFound(f"task {task_id} does not exist")
-        schema, data = task_form(session, task_id) or (None, {})
+        schema, data = task_form_values(engine, session, task_id) or (None, {})
         submitted = completed_with(session, task_id) if view.state == "completed" else None
         comments = task_comments(session, task_id)
         timeline = task_timeline(session, view.instance_id, now)

@@ -17,9 +17,10 @@ processes and forms a diagram needs beside it; `read_example_data` reads the pat
 """
 
 from ._companions import Companion, find_companions
-from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile, TranslatedCondition
+from ._model import ImportLimits, ParsedPackage, ParsedProcess, ShownMapping, SourceFile, TranslatedCondition
 from ._package import parse_package
 from ._pathway_meta import is_sidecar, read_example_data, sidecar_path
 
-__all__ = ["Companion", "ImportLimits", "ParsedPackage", "ParsedProcess", "SourceFile", "TranslatedCondition",
+__all__ = ["Companion", "ImportLimits", "ParsedPackage", "ParsedProcess", "ShownMapping", "SourceFile",
+           "TranslatedCondition",
            "find_companions", "is_sidecar", "parse_package", "read_example_data", "sidecar_path"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from ._documents import Element, bpmn
 from ._forms import camunda_form
+from ._io_mappings import has_input_parameters
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -39,6 +40,8 @@ def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
                 form = camunda_form(task)
                 if form is not None:
                     rule["form"] = form
+                if has_input_parameters(task):
+                    rule["local_inputs"] = True  # its form shows them: usecases/task_forms.py
                 if rule and task.get("id"):
                     rules[task.get("id") or ""] = rule
     return rules

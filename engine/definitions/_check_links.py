@@ -10,6 +10,7 @@ from ._describe import describe, label_of, problem_at
 from ._documents import CAMUNDA_NS, NSMAP, Document, Element, bpmn, is_bpmn, local_name
 from ._executability import NOT_EXECUTABLE_FIX, declared, has_steps, is_executable
 from ._index import enclosing_scope
+from ._io_mappings import io_mapping_problems
 from ._service_tasks import implementation_of, service_task_problems, service_task_warnings
 from ._walk import Site
 
@@ -224,4 +225,5 @@ LINK_WARNINGS: tuple[Callable[[Site], Iterator[Problem]], ...] = (service_task_w
 
 LINK_CHECKS: tuple[Callable[[Site], Iterator[Problem]], ...] = (
     _business_rule, _call_activity, _event_references, _service_task, _data_associations, service_task_problems,
+    io_mapping_problems,
 )

@@ -19,15 +19,22 @@ from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..errors import Problem
 from ._documents import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
+from ._io_mappings import TASK_NAMES, io_mapping_parser
 from ._service_tasks import external_task_parser
 
 
 def _with_external_tasks(parser: type[BpmnDmnParser], family: str) -> type[BpmnDmnParser]:
-    """The family's parser, reading service and send tasks that name an implementation as external tasks."""
+    """The family's parser, reading service and send tasks that name an implementation as external tasks,
+    and every task's camunda:inputOutput (_io_mappings.py)."""
     overrides = dict(parser.OVERRIDE_PARSER_CLASSES)
     for tag in (full_tag("serviceTask"), full_tag("sendTask")):
         base_parser, spec_class = overrides.get(tag) or BpmnParser.PARSER_CLASSES[tag]
         overrides[tag] = (external_task_parser(base_parser, family), spec_class)
+    for name in TASK_NAMES:
+        tag = full_tag(name)
+        found = overrides.get(tag) or BpmnParser.PARSER_CLASSES.get(tag)
+        if found is not None:  # the plain BPMN parser has no business rule task
+            overrides[tag] = (io_mapping_parser(found[0]), found[1])
     return type(f"CarePath{parser.__name__}", (parser,), {"OVERRIDE_PARSER_CLASSES": overrides})
 
 

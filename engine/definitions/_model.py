@@ -74,9 +74,24 @@ class TranslatedCondition:
     translated: str
 
 
+@dataclass(frozen=True)
+class ShownMapping:
+    """A camunda:inputOutput parameter as `carepath validate` shows it: 'input' or 'output', its name and
+    its value (a literal, a list or map, or the expression as written -> as CarePath evaluates it)."""
+
+    file: str
+    line: int | None
+    element_id: str | None
+    direction: str
+    name: str
+    shown: str
+
+
 @dataclass
 class ParsedPackage:
     processes: list[ParsedProcess]
     warnings: list[Problem] = field(default_factory=list)
     # The conditions of the executable processes that were translated from Camunda's languages.
     translated_conditions: list[TranslatedCondition] = field(default_factory=list)
+    # The input/output parameters (camunda:inputOutput) of the package's tasks.
+    io_mappings: list[ShownMapping] = field(default_factory=list)

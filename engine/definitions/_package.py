@@ -13,6 +13,7 @@ from ._executability import executability
 from ._families import choose_family
 from ._identity import used_files
 from ._index import PackageIndex, build_index
+from ._io_mappings import shown_mappings
 from ._json_forms import attach_forms, is_form_file, load_form_schemas
 from ._library import LibraryRun
 from ._model import ImportLimits, ParsedPackage, ParsedProcess, SourceFile
@@ -64,7 +65,8 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     if problems:
         _refuse(problems, warnings + report.warnings)
     return ParsedPackage(processes, warnings + report.warnings + _default_id_warnings(index, processes),
-                         [condition for condition in translated if condition.process_id in index.executable_ids])
+                         [condition for condition in translated if condition.process_id in index.executable_ids],
+                         shown_mappings(documents))
 
 
 # The ids bpmn.io and Camunda Modeler give a new diagram's process: Process_1, Process_0x7f9k2c.

@@ -33,6 +33,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
 from .external_tasks import register_external_tasks
 from .implicit_split import ImplicitSplit
+from .io_mappings import register_io_mappings
 from .timers import PRODUCT_TIMER_CLASSES
 
 FAMILIES = ("bpmn", "camunda", "spiff")
@@ -119,6 +120,7 @@ def _register_library_gaps(family: str, registry: Any) -> None:
     if family in ("bpmn", "camunda"):
         BpmnTaskSpecConverter(BpmnServiceTask, registry)
     register_external_tasks(family, registry)
+    register_io_mappings(registry)  # camunda:inputOutput, carried as data specs (io_mappings.py)
     if family == "camunda":
         # Send and receive tasks use the plain message definition; Camunda's has the same class name.
         MessageEventDefinitionConverter(BpmnMessageEventDefinition, registry, typename="BpmnMessageEventDefinition")

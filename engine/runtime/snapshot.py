@@ -17,6 +17,7 @@ from ..calendars import TimeContext
 from ..model import ExternalWait, Incident, InstanceStatus, MessageWait, OpenTask, Snapshot, TimerWait
 from .assignment import assignment_for
 from .external_tasks import ExternalTaskMixin
+from .io_mappings import local_inputs
 
 
 def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_key: str | None,
@@ -54,7 +55,7 @@ def _external_waits(workflow: BpmnWorkflow) -> list[ExternalWait]:
         if isinstance(spec, ExternalTaskMixin):
             variables = tuple(spec.variables) if spec.variables is not None else None
             waits.append(ExternalWait(str(task.id), spec.bpmn_id or spec.name, spec.bpmn_name, spec.topic, variables,
-                                      spec.priority))
+                                      spec.priority, json_values(local_inputs(task)) or None))
     return waits
 
 
@@ -83,7 +84,11 @@ def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     data.update(workflow.data)
     if not data.get("data_objects"):
         data.pop("data_objects", None)
-    return json.loads(json.dumps(data, default=_json_default))
+    return json_values(data)
+
+
+def json_values(data: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(json.dumps(data, default=_json_default)))
 
 
 def _json_default(value: Any) -> Any:

@@ -30,8 +30,9 @@ from ..clock import Clock, engine_clock
 from ..errors import InvalidTransition, NotFound
 from ..model import Incident, PassedStep, Snapshot
 from .external_tasks import is_external, throw_bpmn_error
+from .io_mappings import local_inputs
 from .serializer import serializer_for
-from .snapshot import describe_incident, take_snapshot
+from .snapshot import describe_incident, json_values, take_snapshot
 from .stall import stall_incident
 
 MAX_ENGINE_STEPS = 5000
@@ -232,6 +233,10 @@ class RunningWorkflow:
         """A task's element id and its own data (a completed task's, as it completed), as JSON values."""
         task = self._task(task_id)
         return task.task_spec.bpmn_id or task.task_spec.name, json.loads(json.dumps(task.data, default=str))
+
+    def task_inputs(self, task_id: str) -> dict[str, Any]:
+        """An open task's input parameters (camunda:inputOutput), its local variables, as JSON values."""
+        return json_values(local_inputs(self._task(task_id)))
 
     def _task(self, task_id: str) -> Any:
         try:

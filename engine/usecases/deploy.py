@@ -67,7 +67,7 @@ def check_package(config: EngineConfig, files: Sequence[SourceFile], *, known_pr
         _check_time_settings(config, package.processes)
     except DiagramInvalid as refused:
         raise DiagramInvalid(refused.message, refused.problems, warnings) from None
-    return ParsedPackage(package.processes, warnings, package.translated_conditions)
+    return ParsedPackage(package.processes, warnings, package.translated_conditions, package.io_mappings)
 
 
 def deployed_keys(app: CarePath) -> set[str]:

@@ -8,6 +8,8 @@ retried) is available again with its retries starting afresh.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from ..model import ExternalTaskState, ExternalWait, Snapshot
@@ -54,9 +56,16 @@ def _create(uow: UnitOfWork, instance: Instance, wait: ExternalWait, actor: str)
     rule = EXTERNAL_TASK_RULES["create"]
     uow.session.add(ExternalTask(
         id=wait.task_id, instance_id=instance.id, element_id=wait.element_id, name=wait.name, topic=wait.topic,
-        state=rule.to[0].value, variables=list(wait.variables) if wait.variables is not None else None,
+        state=rule.to[0].value, variables=_stored_variables(wait),
         business_key=instance.business_key, pathway_key=instance.pathway_key, priority=wait.priority,
         created_at=uow.app.now()))
     uow.record(rule.event or rule.action, actor, instance_id=instance.id, task_id=wait.task_id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": wait.element_id, "name": wait.name, "topic": wait.topic})
+
+
+def _stored_variables(wait: ExternalWait) -> Any:
+    """The `variables` column: the names the task hands (None: all), or, when the task has input parameters
+    (camunda:inputOutput: its local variables, not in the episode's data), both: {"declared", "inputs"}."""
+    declared = list(wait.variables) if wait.variables is not None else None
+    return {"declared": declared, "inputs": wait.inputs} if wait.inputs else declared

@@ -242,10 +242,17 @@ def _views(uow: UnitOfWork, rows: Sequence[ExternalTask],
             for row in rows]
 
 
-def _handed(data: dict[str, Any], declared: list[Any] | None, asked: tuple[str, ...] | None) -> dict[str, Any]:
+def _handed(data: dict[str, Any], stored: Any, asked: tuple[str, ...] | None) -> dict[str, Any]:
+    """The episode's data the task declares it hands (all: None) and its input parameters (camunda:inputOutput,
+    stored with the row: external_task_projection.py), narrowed to what the worker asked for."""
+    declared, inputs = stored, dict[str, Any]()
+    if isinstance(stored, dict):
+        declared, inputs = stored.get("declared"), stored.get("inputs") or {}
     names = set(data)
     if declared is not None:
         names &= set(declared)
+    data = {**data, **inputs}
+    names |= set(inputs)
     if asked is not None:
         names &= set(asked)
     return {name: data[name] for name in sorted(names)}
