@@ -152,7 +152,7 @@ def _judge_simulation(code: int, out: str, err: str) -> tuple[str, str]:
         return "incident", f"{incident.get('element_id')}: {incident.get('message')}"
     if result.get("stopped"):
         return "stopped", result["stopped"]
-    if result["open_tasks"] or result["timers"] or result["messages"]:
+    if result["open_tasks"] or result["timers"] or result["messages"] or result.get("external_tasks"):
         return "waiting", ""
     return "stalled", "running with nothing ready and nothing waited for"
 
