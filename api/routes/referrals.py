@@ -22,7 +22,7 @@ from carepath.engine.usecases.referrals import (
     update_referral_status,
 )
 
-from ..deps import ClientDep, EngineDep, SendingUser
+from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
 from ..params import OffsetParam
 from ..schemas import BODY_ERRORS, ERROR_RESPONSES, Out, UtcInstant, errors
 
@@ -114,7 +114,7 @@ class WithdrawalOut(Out):
 
 @router.post("/{referral_id}/withdraw-consent", response_model=WithdrawalOut,
              responses=errors(403, 404, 409, *BODY_ERRORS))
-def withdraw(referral_id: str, engine: EngineDep, user: SendingUser, body: WithdrawIn | None = None) -> WithdrawalOut:
+def withdraw(referral_id: str, engine: EngineDep, user: CurrentUser, body: WithdrawIn | None = None) -> WithdrawalOut:
     """The patient withdraws consent to share information with this referral's organization: the patient's open
     referrals to it are cancelled ("patient withdrew consent") and their pathways move on, deliveries not yet
     sent are withheld, and no later referral to it is sent. Staff who may read the episode."""
@@ -124,7 +124,7 @@ def withdraw(referral_id: str, engine: EngineDep, user: SendingUser, body: Withd
 
 @router.get("/{referral_id}/printable", response_class=HTMLResponse,
             responses=errors(401, 403, 404, 422, json=False))
-def printable(referral_id: str, engine: EngineDep, user: SendingUser, client: ClientDep) -> HTMLResponse:
+def printable(referral_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep) -> HTMLResponse:
     """The referral on paper, for an organization without a system: one self-contained HTML page (no scripts)
     with the patient's name and phone, the need, the service (organization, address, phone, hours), the date
     and the case manager. Recorded as a read of the patient's record."""
