@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from carepath.engine.persistence import migrate
-from carepath.engine.persistence.database import Database, is_sqlite
+from carepath.engine.persistence.database import Database, driver_url, is_sqlite
 
 BENCH_DB = "carepath_bench"
 
@@ -62,7 +62,7 @@ def fresh_database(url: str | None, workdir: Path, name: str = BENCH_DB) -> str:
         target = f"sqlite:///{path}"
     else:
         parsed = make_url(url)
-        admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        admin = driver_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(admin, autocommit=True) as connection:
             if parsed.database == name:  # the URL names the database itself: empty its schema in place
                 connection.execute("DROP SCHEMA public CASCADE")
