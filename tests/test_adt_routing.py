@@ -148,13 +148,12 @@ def test_an_admission_excludes_the_post_ed_measures(feed: ApiClient) -> None:
     admitted = route(feed.engine, adt("A06", control_id="M2", patient_class="I", visit_number="V-IP-4"))
     assert admitted.state is RoutingState.DELIVERED, admitted.text
     assert admitted.instance_ids == started.instance_ids
-    # the episode is still in its intake task: the message waits for the catch the intake leads to
-    assert f"ed_visit_admitted buffered until 2026-12-09 15:00 UTC (it is not waited for yet) for {POST_ED} " \
-           f"episode {started.instance_ids[0]}" in admitted.text
-    complete_intake(feed, started.instance_ids[0])
+    # the episode is still in its intake task: the boundary event on the intake catches the message at once
+    assert f"ed_visit_admitted delivered to {POST_ED} episode {started.instance_ids[0]}" in admitted.text
     after = view(feed, started.instance_ids[0])
+    assert (after["status"], after["open_tasks"]) == ("completed", [])
     assert after["data"]["ed_visit_admitted"] is True
-    assert after["status"] == "completed"
+    assert after["data"]["admitted_during_intake_Response"]["visit_number"] == "V-IP-4"
 
 
 def test_a_clinic_registration_reports_the_follow_up_visit(feed: ApiClient) -> None:
@@ -206,13 +205,14 @@ def test_a_readmission_ends_the_tcm_work(feed: ApiClient) -> None:
     readmitted = route(feed.engine, adt("A01", control_id="M2", patient_class="I", visit_number="V-IP-9"))
     assert readmitted.state is RoutingState.DELIVERED, readmitted.text
     assert readmitted.instance_ids == started.instance_ids
-    assert "readmission buffered until" in readmitted.text  # the episode is in its intake task
-    complete(feed, started.instance_ids[0], "complete_intake", {"mdm_level": "high", "lace_score": 8})
+    # the episode is still in its intake task: the boundary event on the intake catches the readmission
+    assert f"readmission delivered to {TCM} episode {started.instance_ids[0]}" in readmitted.text
     after = view(feed, started.instance_ids[0])
-    assert after["status"] == "completed" and after["data"]["readmitted"] is True
+    assert (after["status"], after["open_tasks"]) == ("completed", [])
+    assert after["data"]["readmitted"] is True
+    assert after["data"]["readmitted_during_intake_Response"]["visit_number"] == "V-IP-9"
     [received] = [e for e in history(feed, started.instance_ids[0]) if e["type"] == "message_received"]
-    # handed over by the engine when the intake ended; the history names who sent it
-    assert (received["actor"], received["data"]["sender"]) == ("system", FEED.name)
+    assert received["data"]["sender"] == FEED.name
 
 
 # -- cancellations ---------------------------------------------------------------------------------

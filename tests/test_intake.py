@@ -244,18 +244,48 @@ def test_an_ed_visit_that_became_an_admission_ends_the_episode_and_the_measures_
     assert _admitted(shipped, integration, "V-3001", "adt-a06-1").json()["outcome"] == "duplicate"
 
 
-def test_an_admission_reported_during_the_intake_ends_the_episode_once_the_intake_is_done(
+def test_an_admission_reported_during_the_intake_ends_the_episode_at_once(
         shipped: ApiClient, clock: ManualClock) -> None:
-    """Nothing waits for the message before the intake is done: it is buffered, then delivered."""
+    """The intake task's boundary event waits for the message: no buffering until the intake is done."""
     clock.set(FRIDAY_10AM.astimezone(UTC))
     lead, coordinator = shipped.user("clinical_lead"), shipped.user("coordinator", "care-coordinator")
     started = shipped.start(lead, POST_ED, business_key="V-3002",
                             data={"ed_visit_date": "2026-01-08", "diagnosis_category": "substance_use"})
-    [intake] = started.json()["open_tasks"]
-    assert _admitted(shipped, coordinator, "V-3002", "adt-a06-2").json()["outcome"] == "buffered"
-    done = _complete(shipped, coordinator, intake["id"], {"high_risk_chronic_conditions": 0})
-    assert (done.json()["status"], done.json()["open_tasks"]) == ("completed", [])
-    assert _measures(shipped, lead, started.json()["id"]) == dict.fromkeys(POST_ED_MEASURES, "not_applicable")
+    iid = started.json()["id"]
+    assert [t["element_id"] for t in started.json()["open_tasks"]] == ["complete_intake"]
+    waits = shipped.get(f"/api/instances/{iid}", lead).json()["waiting"]
+    assert "ed_visit_admitted" in json.dumps(waits)
+    sent = _admitted(shipped, coordinator, "V-3002", "adt-a06-2")
+    assert (sent.json()["outcome"], sent.json()["instance_ids"]) == ("delivered", [iid])
+    after = shipped.get(f"/api/instances/{iid}", lead).json()
+    assert (after["status"], after["open_tasks"], after["waiting"]) == ("completed", [], [])
+    assert after["data"]["ed_visit_admitted"] is True
+    assert after["data"]["admitted_during_intake_Response"] == {"admit_date": "2026-01-10"}
+    expected = dict.fromkeys(POST_ED_MEASURES, "not_applicable")  # FUA excluded though never classified
+    assert _measures(shipped, lead, iid) == expected
+    assert _recorded_outcomes(shipped, lead, iid) == expected
+
+
+def test_a_readmission_reported_during_the_tcm_intake_ends_the_remaining_work(
+        shipped: ApiClient, clock: ManualClock) -> None:
+    clock.set(datetime(2026, 3, 2, 15, tzinfo=UTC))
+    lead, integration = shipped.user("clinical_lead"), shipped.user("coordinator", "care-coordinator")
+    started = shipped.start(lead, TCM, business_key="V-2003",
+                            data={"discharge_date": "2026-03-02", "discharge_setting": "inpatient"})
+    iid = started.json()["id"]
+    assert [t["element_id"] for t in started.json()["open_tasks"]] == ["complete_intake"]
+    sent = shipped.post("/api/messages", integration, {
+        "name": "readmission", "correlation_key": "V-2003", "message_id": "adt-a01-3",
+        "data": {"admit_date": "2026-03-04", "visit_number": "V-2009"}})
+    assert (sent.json()["outcome"], sent.json()["instance_ids"]) == ("delivered", [iid]), sent.text
+    after = shipped.get(f"/api/instances/{iid}", lead).json()
+    assert (after["status"], after["open_tasks"], after["waiting"]) == ("completed", [], [])
+    assert after["data"]["readmitted"] is True
+    assert after["data"]["readmitted_during_intake_Response"]["visit_number"] == "V-2009"
+    expected = dict.fromkeys(("tcm-interactive-contact", "tcm-face-to-face-7", "tcm-face-to-face-14", "hedis-mrp"),
+                             "not_applicable")  # no complexity was decided: not readmitted is read first
+    assert _measures(shipped, lead, iid) == expected
+    assert _recorded_outcomes(shipped, lead, iid) == expected
 
 
 def test_the_compliance_report_counts_an_admitted_ed_visit_as_not_applicable(

@@ -54,8 +54,8 @@ def test_a_diagram_whose_decision_is_missing_fails_with_its_location(capsys: pyt
     assert code == 1 and out == ""
     assert f"note: {tmp_path / 'notes.dmn'}, line 1: not searched: The file does not contain XML." in err
     assert "error: The upload cannot be deployed: 1 problem found." in err
-    assert (f"  {lonely}, line 102, classify_ed_visit: Business rule task 'classify_ed_visit' (Classify ED visit) "
-            "at line 102 refers to decision 'ed_visit_classification' but no uploaded DMN file defines it") in err
+    assert (f"  {lonely}, line 108, classify_ed_visit: Business rule task 'classify_ed_visit' (Classify ED visit) "
+            "at line 108 refers to decision 'ed_visit_classification' but no uploaded DMN file defines it") in err
 
 
 def test_every_refusal_a_deploy_would_give_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,

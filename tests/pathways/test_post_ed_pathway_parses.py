@@ -294,7 +294,7 @@ def test_a_start_without_the_chronic_conditions_asks_the_coordinator_first() -> 
         "Complete the intake: chronic conditions", "Care Coordinator")
     fields = [(f.id, f.type, [(v.name, v.config) for v in f.validation]) for f in intake.task_spec.form.fields]
     assert fields == [("high_risk_chronic_conditions", "long", [("required", None), ("min", "0")])]
-    assert waiting_ids(workflow) == []  # the admission watch starts with the outreach, after the intake
+    assert waiting_ids(workflow) == ["admitted_during_intake"]  # an admission ends the intake too
     (call,) = ready_user_tasks(complete(workflow, "Complete the intake: chronic conditions",
                                         high_risk_chronic_conditions=2))
     assert (call.task_spec.bpmn_name, call.data["measure"]) == ("Call patient", "FMC")
