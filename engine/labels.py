@@ -98,6 +98,18 @@ def record_part_label(part: object) -> str:
     return RECORD_PART_LABELS.get(str(part), key_label(str(part)))
 
 
+# Referral statuses (the Gravity Task's) and outcomes are hyphenated codes; these read as words.
+REFERRAL_WORDS = {"entered-in-error": "Entered in error", "in-progress": "In progress", "on-hold": "On hold",
+                  "got-help": "Got help", "couldnt-contact": "Couldn't contact", "not-eligible": "Not eligible",
+                  "no-capacity": "No capacity", "no-longer-interested": "No longer interested",
+                  "referred-elsewhere": "Referred elsewhere"}
+
+
+def referral_words(code: str) -> str:
+    """A referral's status or outcome in words: `got-help` → "Got help", `requested` → "Requested"."""
+    return REFERRAL_WORDS.get(code) or key_label(code)
+
+
 def key_label(key: str, titles: Mapping[str, str] | None = None) -> str:
     """A data key as a label: the form's title when it has one, else `follow_up_date` → "Follow up date"."""
     if titles and key in titles:

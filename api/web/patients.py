@@ -18,7 +18,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
 from carepath.engine.case_queries import CaseEntry, CaseEpisode
-from carepath.engine.labels import event_details, event_label, key_label
+from carepath.engine.labels import event_details, event_label, key_label, referral_words
 from carepath.engine.usecases.access import record_access
 from carepath.engine.usecases.audit import reads_audit_trail
 from carepath.engine.usecases.consent import withdraw_consent
@@ -71,7 +71,8 @@ def case_page(request: Request, patient_id: Annotated[str, PathParam(min_length=
     patient_ids = sorted({e.patient_id for e in case.episodes if e.patient_id})
     return page(request, "patient.html", user=user, case=case, patient=case.patient, history=history,
                 patient_ids=patient_ids, reads_audit_trail=reads_audit_trail(user.principal), zone=zone.key,
-                when=local_time(zone), due=lambda at: due_in_words(at, now, zone), status_words=key_label)
+                when=local_time(zone), due=lambda at: due_in_words(at, now, zone), status_words=key_label,
+                referral_words=referral_words)
 
 
 @router.get(REFERRALS + "/{referral_id}/printable")

@@ -34,6 +34,7 @@ def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
     """{user task id: {assignee, candidate_users, candidate_groups, priority}} for every human task."""
     rules: dict[str, dict[str, Any]] = {}
     for scope in scopes:
+        looped = _in_multi_instance(scope)
         for tag in HUMAN_TASKS:
             for task in scope.iter(bpmn(tag)):
                 rule = _camunda_rule(task) | _spiff_rule(task)
@@ -42,9 +43,21 @@ def task_rules(scopes: list[Element]) -> dict[str, dict[str, Any]]:
                     rule["form"] = form
                 if has_input_parameters(task):
                     rule["local_inputs"] = True  # its form shows them: usecases/task_forms.py
+                if id(task) in looped:
+                    rule["instance_data"] = True  # its form shows its own instance's data: ditto
                 if rule and task.get("id"):
                     rules[task.get("id") or ""] = rule
     return rules
+
+
+def _in_multi_instance(scope: Element) -> set[int]:
+    """The elements (by id()) inside a multi-instance activity, or multi-instance themselves: each instance
+    has its own values (the item, what its steps set), which the episode's data shows only for the latest."""
+    inside: set[int] = set()
+    for element in scope.iter():
+        if element.find(bpmn("multiInstanceLoopCharacteristics")) is not None:
+            inside.update(id(e) for e in element.iter())
+    return inside
 
 
 def time_settings(process: Element) -> dict[str, str]:

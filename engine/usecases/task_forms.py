@@ -1,8 +1,11 @@
 """A task's form and the values it shows: the episode's data, and the task's own input parameters.
 
 Input parameters (camunda:inputOutput) are the task's local variables: they live in the task's data in the
-workflow, not in the episode's data projection. Only a task whose pathway gives it input parameters (its
-task rule says `local_inputs`, set at deploy) has its workflow read; every other form is plain SQL.
+workflow, not in the episode's data projection. A task inside a multi-instance activity (one per need,
+say) shows its own instance's data: the episode's projection holds the latest instance's values of the
+item and of what each instance set, which would fill one need's form with another's (its domain, the
+service chosen). Only a task whose rule says `local_inputs` or `instance_data` (set at deploy) has its
+workflow read; every other form is plain SQL.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
+from ..bounds import shown
 from ..persistence.tables import Instance, Task
 from ..queries import task_form
 from ..runtime.workflow import RunningWorkflow
@@ -28,9 +32,12 @@ def task_form_values(app: CarePath, session: Session, task_id: str) -> tuple[dic
     instance = session.get(Instance, row.instance_id)
     assert instance is not None
     resolved = resolve_specs(app, session, instance.pathway_version_id, instance.call_bindings)
-    if not resolved.task_rules.get(row.element_id, {}).get("local_inputs"):
+    rule = resolved.task_rules.get(row.element_id, {})
+    if not (rule.get("local_inputs") or rule.get("instance_data")):
         return found
     workflow = RunningWorkflow.restore(instance.state, resolved.spec, resolved.subprocess_specs, resolved.family,
                                        app.script_engine, instance.business_key)
     schema, data = found
+    if rule.get("instance_data"):
+        data = shown(workflow.task_data(task_id)[1])
     return schema, {**data, **workflow.task_inputs(task_id)}
