@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -104,10 +105,12 @@ def test_a_store_only_listener_acknowledges_and_the_backlog_shows_until_a_worker
     assert 'carepath_inbox_processed_per_second{outcome="started"} 0.0' in metrics
 
 
-def test_mllp_routing_processes_need_postgresql(database_url: str, spawn: Spawn) -> None:
-    if "postgresql" in database_url:
-        pytest.skip("on PostgreSQL --routing-processes is taken (the tests below use it)")
-    listener = spawn("mllp", "--port", "0", "--routing-processes", "1")
+def test_mllp_routing_processes_need_postgresql(tmp_path: Path) -> None:
+    """Whatever database the suite runs on: the refusal is SQLite's, so the listener gets a SQLite file."""
+    env = {**os.environ, "CAREPATH_DATABASE_URL": f"sqlite:///{tmp_path / 'mllp.db'}"}
+    listener = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "mllp", "--port", "0",
+                                 "--routing-processes", "1"], env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
     output, _ = listener.communicate(timeout=120)
     assert listener.returncode == 2 and "--routing-processes needs PostgreSQL" in output
 

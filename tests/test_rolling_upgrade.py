@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from carepath.engine.persistence import migrate
-from carepath.engine.persistence.database import Database, behind_pgbouncer
+from carepath.engine.persistence.database import Database
 from tests.support.api import ApiClient
 
 from .conftest import PG_URL
@@ -86,8 +86,6 @@ def test_the_rule_checker_sees_a_removal(tmp_path: Path) -> None:
 @pytest.mark.postgres_only
 def test_nodes_starting_together_migrate_one_at_a_time() -> None:
     """Four nodes start at once on an empty schema: one migrates, the others find it current."""
-    if behind_pgbouncer(PG_URL):
-        pytest.skip("a schema chosen by startup options does not pass PgBouncer; the direct PostgreSQL run has it")
     db = Database(PG_URL)
     with db.engine.begin() as connection:
         connection.execute(text("DROP SCHEMA IF EXISTS rolling CASCADE"))
