@@ -16,6 +16,7 @@ from carepath.engine.persistence.database import Database
 from carepath.engine.usecases.checkpoints import CheckpointAnchor
 from carepath.engine.usecases.deploy import deploy_pathways
 
+from .connector_http import ConnectorHttp
 from .outbound_http import HttpPoster
 from .settings import Settings
 
@@ -32,6 +33,7 @@ def build_engine(settings: Settings, clock: Clock = system_clock, *, upgrade_sch
         migrate.upgrade(db.engine, patient_id_system=settings.patient_id_system)
     app = CarePath(db, clock, settings.engine_config(), channels=settings.notification_channels())
     app.outbound_poster = HttpPoster(timeout_s=settings.outbound_timeout_seconds)
+    app.connector_sender = ConnectorHttp()
     if settings.audit_anchor_file:
         app.anchor_sinks.append(AnchorFile(Path(settings.audit_anchor_file)))
     return app

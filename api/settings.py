@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from carepath.engine.application import EngineConfig
 from carepath.engine.bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, SHOWN_DEPTH
 from carepath.engine.calendars import Calendars, DeadlineError, parse_retry
+from carepath.engine.connector_destinations import Destination, parse_destinations
 from carepath.engine.directory import ImportLimits, load_taxonomy_map
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.notifications import NotificationChannel, alerts_by_pathway
@@ -31,6 +32,13 @@ def _json_object(value: str, name: str, shape: str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise ValueError(f"{name} must be a JSON object of {shape}")
     return parsed
+
+
+def connector_destinations(value: str) -> dict[str, Destination]:
+    try:
+        return parse_destinations(_json_object(value, "CAREPATH_CONNECTOR_DESTINATIONS", "name -> destination"))
+    except ValueError as exc:
+        raise ValueError(f"CAREPATH_CONNECTOR_DESTINATIONS: {exc}") from None
 
 
 MIN_AUDIT_KEY_LENGTH = 32
@@ -137,6 +145,14 @@ class Settings(BaseSettings):
     # A service task CarePath cannot run (camunda:class, a delegate expression, an unknown connector): refused at
     # deploy ("refuse"), or deployed as an external task on a topic named after it ("external").
     unknown_service_tasks: Literal["refuse", "external"] = "refuse"
+    # Built-in connectors (docs/connectors.md): JSON {"name": {"base_url": "https://lab.example.org/api",
+    # "bearer_token_env": "LAB_API_TOKEN", "headers": {...}}}, the only places HTTP and FHIR connectors may call
+    # (the FHIR connector's server is the destination named "fhir"); a call's timeout, and the backoff between
+    # its attempts (doubling from it unless the diagram's retryBackoff says otherwise, capped).
+    connector_destinations: str = "{}"
+    connector_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    connector_retry_seconds: float = Field(default=30.0, gt=0)
+    connector_retry_max_seconds: float = Field(default=3600.0, gt=0)
     # The longest a fetch-and-lock long poll waits (asyncResponseTimeout beyond it is cut to it), in seconds.
     external_task_max_wait_seconds: float = Field(default=60.0, ge=0, le=1800)
     # Every other request body (JSON): larger ones answer 413 before they are parsed.
@@ -273,6 +289,12 @@ class Settings(BaseSettings):
             raise ValueError(f"CAREPATH_DEADLINE_ALERTS: {exc}") from None
         return value
 
+    @field_validator("connector_destinations")
+    @classmethod
+    def _connector_destinations_are_valid(cls, value: str) -> str:
+        connector_destinations(value)
+        return value
+
     @field_validator("audit_key")
     @classmethod
     def _audit_key_is_strong(cls, value: str | None) -> str | None:
@@ -360,6 +382,10 @@ class Settings(BaseSettings):
             outbound_retry_max=timedelta(seconds=self.outbound_retry_max_seconds),
             unknown_service_tasks=self.unknown_service_tasks,
             external_task_max_wait_s=self.external_task_max_wait_seconds,
+            connector_destinations=connector_destinations(self.connector_destinations),
+            connector_timeout_s=self.connector_timeout_seconds,
+            connector_retry_base=timedelta(seconds=self.connector_retry_seconds),
+            connector_retry_max=timedelta(seconds=self.connector_retry_max_seconds),
         )
 
     @field_validator("mllp_senders")

@@ -68,6 +68,12 @@ class EngineConfig:
     # A service task CarePath cannot run (a Java class, an unknown connector): "refuse" it at deploy, or deploy
     # it as an "external" task on a topic named after it (CAREPATH_UNKNOWN_SERVICE_TASKS).
     unknown_service_tasks: str = "refuse"
+    # Built-in connectors (usecases/connector_calls.py, docs/connectors.md): where HTTP and FHIR calls may go
+    # (name -> connector_destinations.Destination), a call's timeout, and the backoff between its attempts.
+    connector_destinations: dict[str, Any] = field(default_factory=dict)
+    connector_timeout_s: float = 30.0
+    connector_retry_base: timedelta = timedelta(seconds=30)
+    connector_retry_max: timedelta = timedelta(hours=1)
     # The longest a worker's fetch-and-lock waits for a task to appear (Camunda's asyncResponseTimeout cap).
     external_task_max_wait_s: float = 60.0
 
@@ -103,6 +109,9 @@ class CarePath:
         # Sends an outbound delivery (usecases/outbox.OutboundPoster): api/outbound_http.py's, with httpx;
         # None: deliveries wait (the engine itself never talks to the network).
         self.outbound_poster: Callable[[str, bytes, dict[str, str]], int] | None = None
+        # Sends a connector's HTTP request (usecases/connector_calls.ConnectorSender): api/connector_http.py's;
+        # None: HTTP and FHIR connector calls wait.
+        self.connector_sender: Callable[[Any], Any] | None = None
 
     def time_context(self, settings: dict[str, str] | None = None) -> TimeContext:
         """How a pathway counts time: its calendar and zone (checked at deploy), else the defaults."""

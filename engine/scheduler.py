@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .application import CarePath
 from .usecases.checkpoints import write_checkpoint
+from .usecases.connector_calls import deliver_connector_calls, next_connector_time
 from .usecases.inbox import process_inbox, purge_raw_payloads
 from .usecases.messages import expire_messages
 from .usecases.notifications import deliver_notifications, next_notification_time
@@ -71,6 +72,10 @@ class TimerScheduler:
             deliver_outbound(self.app, limit=10)  # to partners' endpoints; a few at a time, as notifications
         except Exception:
             log.exception("delivering to partner organizations failed")
+        try:
+            deliver_connector_calls(self.app, limit=10)  # the built-in connectors' calls, a few at a time
+        except Exception:
+            log.exception("carrying out connector calls failed")
         self._rearm()
 
     def sweep(self) -> None:
@@ -104,7 +109,7 @@ class TimerScheduler:
             log.exception("purging inbox payloads failed")
 
     def _rearm(self) -> None:
-        due = [t for t in (next_due_time(self.app), next_notification_time(self.app), next_delivery_time(self.app))
-               if t is not None]
+        due = [t for t in (next_due_time(self.app), next_notification_time(self.app), next_delivery_time(self.app),
+                           next_connector_time(self.app)) if t is not None]
         if due:
             self.wake_at(min(due))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +27,7 @@ from carepath.engine.usecases.outbox import deliver_outbound, enqueue_delivery
 from carepath.engine.usecases.partners import add_partner, deactivate_partner, rotate_secret
 from tests.support.api import ApiClient
 from tests.support.partner_endpoint import Endpoint, partner_endpoint
+from tests.support.together import run_until_idle_together
 
 KEY = b"outbox-test-key-of-at-least-32-bytes"
 REFERRAL = {"resourceType": "Task", "status": "requested", "intent": "order", "owner": {"display": "Eastside"}}
@@ -207,18 +207,7 @@ def test_two_deliverers_send_each_delivery_once(engine: CarePath, database_url: 
         other = CarePath(Database(database_url), clock, EngineConfig())
         _configure(other)
         deliverers.append(other)
-    barrier = threading.Barrier(len(deliverers))
-
-    def run(app: CarePath) -> None:
-        barrier.wait()
-        while deliver_outbound(app, limit=5):
-            pass
-
-    threads = [threading.Thread(target=run, args=(app,)) for app in deliverers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_until_idle_together(deliverers, lambda app: deliver_outbound(app, limit=5))
     sent = Counter(r.headers["Idempotency-Key"] for r in endpoint.received)
     assert sorted(sent) == sorted(keys) and set(sent.values()) == {1}
     for app in deliverers:

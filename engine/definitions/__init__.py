@@ -17,10 +17,14 @@ processes and forms a diagram needs beside it; `read_example_data` reads the pat
 """
 
 from ._companions import Companion, find_companions
+from ._connectors import CONFIG as CONNECTOR_CONFIG
+from ._connectors import CONNECTOR_TOPICS
+from ._connectors import TOPIC_PREFIX as CONNECTOR_TOPIC_PREFIX
 from ._model import ImportLimits, ParsedPackage, ParsedProcess, ShownMapping, SourceFile, TranslatedCondition
 from ._package import parse_package
 from ._pathway_meta import is_sidecar, read_example_data, sidecar_path
 
-__all__ = ["Companion", "ImportLimits", "ParsedPackage", "ParsedProcess", "ShownMapping", "SourceFile",
+__all__ = ["CONNECTOR_CONFIG", "CONNECTOR_TOPICS", "CONNECTOR_TOPIC_PREFIX",
+           "Companion", "ImportLimits", "ParsedPackage", "ParsedProcess", "ShownMapping", "SourceFile",
            "TranslatedCondition",
            "find_companions", "is_sidecar", "parse_package", "read_example_data", "sidecar_path"]

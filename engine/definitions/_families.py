@@ -18,6 +18,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..errors import Problem
+from ._connectors import connector_parameters
 from ._documents import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
 from ._io_mappings import TASK_NAMES, io_mapping_parser
 from ._service_tasks import external_task_parser
@@ -34,7 +35,7 @@ def _with_external_tasks(parser: type[BpmnDmnParser], family: str) -> type[BpmnD
         tag = full_tag(name)
         found = overrides.get(tag) or BpmnParser.PARSER_CLASSES.get(tag)
         if found is not None:  # the plain BPMN parser has no business rule task
-            overrides[tag] = (io_mapping_parser(found[0]), found[1])
+            overrides[tag] = (io_mapping_parser(found[0], connector_parameters), found[1])
     return type(f"CarePath{parser.__name__}", (parser,), {"OVERRIDE_PARSER_CLASSES": overrides})
 
 

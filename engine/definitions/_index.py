@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import Problem
 from ._documents import Document, Element, bpmn, local_name
@@ -58,6 +59,8 @@ class PackageIndex:
     duplicate_processes: list[tuple[Document, Element]] = field(default_factory=list)
     # What a service task CarePath cannot run becomes: "refuse" it, or an "external" task (_service_tasks.py).
     unknown_service_tasks: str = "refuse"
+    # Where HTTP and FHIR connectors may send (CAREPATH_CONNECTOR_DESTINATIONS): name -> Destination.
+    connector_destinations: dict[str, Any] = field(default_factory=dict)
 
     def document_named(self, name: str | None) -> Document | None:
         return next((document for document in self.documents if document.name == name), None)

@@ -13,7 +13,7 @@ or call activity) is refused with the element's location, quoting what was writt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import Problem
@@ -28,6 +28,8 @@ from ._walk import Site
 
 TASK_NAMES = frozenset({"task", "userTask", "manualTask", "serviceTask", "sendTask", "receiveTask",
                         "scriptTask", "businessRuleTask"})
+# Parameters an element adds of its own besides its camunda:inputOutput (a connector's), or None.
+Extra = Callable[[Element], "tuple[list[Parameter], list[Parameter]] | None"]
 _MAPPING_PATH = "./bpmn:extensionElements/camunda:inputOutput"
 _MAX_DEPTH = 8
 _MAX_NAME = 255
@@ -47,9 +49,14 @@ def has_input_parameters(element: Element) -> bool:
 
 def parameters_of(element: Element) -> tuple[list[Parameter], list[Parameter]]:
     """The input and output parameters of a task's `camunda:inputOutput`; raises Unsupported."""
+    return parameters_in(mapping_elements(element))
+
+
+def parameters_in(mappings: list[Element]) -> tuple[list[Parameter], list[Parameter]]:
+    """The input and output parameters of `camunda:inputOutput` elements (a task's, a connector's)."""
     inputs: list[Parameter] = []
     outputs: list[Parameter] = []
-    for mapping in mapping_elements(element):
+    for mapping in mappings:
         for child in mapping:
             if not isinstance(child.tag, str):
                 continue  # comments
@@ -73,7 +80,7 @@ def _value(holder: Element, name: str, depth: int) -> Value:
     if depth > _MAX_DEPTH:
         raise Unsupported(f"the value of '{name}' nests lists and maps more than {_MAX_DEPTH} deep")
     if not children:
-        return _text_value(holder.text, name)
+        return text_value(holder.text, name)
     if len(children) > 1 or (holder.text or "").strip():
         raise Unsupported(f"the value of '{name}' mixes text and elements; write one text, list or map")
     child = children[0]
@@ -105,7 +112,8 @@ def _entry_key(entry: Element, name: str) -> str:
     return key
 
 
-def _text_value(text: str | None, name: str) -> Value:
+def text_value(text: str | None, name: str) -> Value:
+    """A literal text, or one JUEL / FEEL expression translated into the sandbox language."""
     if text is None or not text.strip():
         return {"literal": None if text is None else text}
     stripped = text.strip()
@@ -150,24 +158,29 @@ def io_mapping_problems(site: Site) -> Iterator[Problem]:
                            f"{unsupported}.")
 
 
-def data_specs_of(element: Element) -> tuple[list[Any], list[Any]]:
+def data_specs_of(element: Element, extra: Extra | None = None) -> tuple[list[Any], list[Any]]:
     """The data specs the parser adds to the task's input and output associations (both when any mapping:
-    the output spec also ends the task's local variables)."""
-    if local_name(element) not in TASK_NAMES or not mapping_elements(element):
+    the output spec also ends the task's local variables). `extra` adds parameters of the element's own
+    (a connector's): its inputs after the task's, its outputs before the task's."""
+    added = extra(element) if extra is not None else None
+    if local_name(element) not in TASK_NAMES or not (mapping_elements(element) or added):
         return [], []
     inputs, outputs = parameters_of(element)
+    if added:
+        inputs, outputs = inputs + added[0], added[1] + outputs
     return [InputParameters(INPUTS_ID, parameters=inputs)], [OutputParameters(OUTPUTS_ID, parameters=outputs)]
 
 
-def io_mapping_parser(base: type) -> type:
-    """The task parser `base`, also reading the task's camunda:inputOutput into its data associations."""
+def io_mapping_parser(base: type, extra: Extra | None = None) -> type:
+    """The task parser `base`, also reading the task's camunda:inputOutput (and `extra`'s parameters) into its
+    data associations."""
 
     class IoMappingParser(base):
         def parse_incoming_data_references(self) -> list[Any]:
-            return list(super().parse_incoming_data_references()) + data_specs_of(self.node)[0]
+            return list(super().parse_incoming_data_references()) + data_specs_of(self.node, extra)[0]
 
         def parse_outgoing_data_references(self) -> list[Any]:
-            return list(super().parse_outgoing_data_references()) + data_specs_of(self.node)[1]
+            return list(super().parse_outgoing_data_references()) + data_specs_of(self.node, extra)[1]
 
     IoMappingParser.__name__ = f"IoMapping{base.__name__}"
     return IoMappingParser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from ..errors import DiagramInvalid, Problem
 from ._camunda_conditions import translate_conditions
@@ -29,10 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[str] = (),
-                  limits: ImportLimits | None = None, unknown_service_tasks: str = "refuse") -> ParsedPackage:
+                  limits: ImportLimits | None = None, unknown_service_tasks: str = "refuse",
+                  connector_destinations: dict[str, Any] | None = None) -> ParsedPackage:
     """Read an uploaded package of .bpmn/.dmn files into one ParsedProcess per executable process.
     `unknown_service_tasks`: "external" makes a service task CarePath cannot run an external task (with a
-    warning) instead of refusing it (CAREPATH_UNKNOWN_SERVICE_TASKS).
+    warning) instead of refusing it (CAREPATH_UNKNOWN_SERVICE_TASKS). `connector_destinations`: where HTTP and
+    FHIR connectors may send (CAREPATH_CONNECTOR_DESTINATIONS); a connector's URL outside them is refused.
 
     Raises DiagramInvalid with every problem found when the package cannot be deployed.
     """
@@ -50,6 +53,7 @@ def parse_package(files: Sequence[SourceFile], *, known_process_ids: Collection[
     warnings.extend(choice.warnings)
     index = build_index(documents, choice.family, known_process_ids)
     index.unknown_service_tasks = unknown_service_tasks
+    index.connector_destinations = dict(connector_destinations or {})
     executable = executability(index)
     if executable.refusals or not documents:
         _refuse(problems + executable.refusals, warnings + executable.warnings)

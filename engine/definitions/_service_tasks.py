@@ -6,8 +6,10 @@ A service task for a topic waits for an external worker (runtime/external_tasks.
     CarePath       carepath:topic="send-sms" carepath:variables="phone, message" carepath:priority="10"
                    (xmlns:carepath="http://carepath.org/schema/bpmn/1.0"); on a Camunda 7 task the variables
                    may also be the property carepath.variables (the element template writes it there)
-Anything else that names an implementation (a Java class, a delegate or method expression, a connector, a
-SpiffWorkflow service operator) cannot run here: the deploy refuses it and says how to make it an external
+A built-in connector (HTTP, FHIR, notification: _connectors.py) is an external task on a reserved topic that
+CarePath's own deliverer does (usecases/connector_calls.py).
+Anything else that names an implementation (a Java class, a delegate or method expression, another connector,
+a SpiffWorkflow service operator) cannot run here: the deploy refuses it and says how to make it an external
 task, unless the deployment opts in (CAREPATH_UNKNOWN_SERVICE_TASKS=external): then it becomes an external
 task on a topic named after it, with a warning saying so. Never accepted and then silent.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 from ..errors import Problem
 from ..runtime.external_tasks import external_spec_class
+from ._connectors import CONNECTOR_TOPICS, TOPIC_PREFIX, connector_problems, declared_connector
 from ._describe import describe
 from ._documents import CAMUNDA_NS, NSMAP, ZEEBE_NS, Element, local_name
 from ._walk import Site
@@ -45,6 +48,7 @@ class Implementation:
     what: str = ""  # e.g. "a Java class"
     variables: tuple[str, ...] | None = None
     priority: str | None = None
+    connector: str | None = None  # a built-in connector's kind (http, fhir, notification)
 
 
 def implementation_of(element: Element) -> Implementation | None:
@@ -52,6 +56,10 @@ def implementation_of(element: Element) -> Implementation | None:
     if local_name(element) not in {"serviceTask", "sendTask"}:
         return None
     variables, priority = _requested_variables(element), _priority(element)
+    connector = declared_connector(element)
+    if connector is not None:  # hands its worker (CarePath) its inputs only, never the rest of the data
+        kind, written = connector
+        return Implementation(True, CONNECTOR_TOPICS[kind], written, "", (), priority, kind)
     topic = element.get(f"{{{CAREPATH_NS}}}topic")
     if topic is not None:
         return Implementation(True, topic.strip(), f"carepath:topic '{topic}'", "", variables, priority)
@@ -118,14 +126,20 @@ def service_task_problems(site: Site) -> Iterator[Problem]:
     found = implementation_of(site.element)
     if found is None or _sends_message(site.element):
         return
-    if found.external:
+    if found.connector:
+        destinations = getattr(site.index, "connector_destinations", None) or {}
+        for why in connector_problems(site, destinations):
+            yield site.problem(f"{describe(site.element)} uses {found.written}, which CarePath cannot run as "
+                               f"written: {why}. See docs/connectors.md.")
+    elif found.external:
         yield from _external_problems(site, found)
     elif not opted_in(site):
         yield site.problem(
             f"{describe(site.element)} is implemented with {found.written}, {found.what} CarePath cannot run. "
             "Make it an external task, done by a worker that fetches it from CarePath (docs/external-tasks.md): "
             "in Camunda Modeler select the task, set Implementation to 'External' and enter a Topic (Camunda 8: "
-            "a job type; other editors: the attribute carepath:topic). Built-in connectors are coming later. To "
+            "a job type; other editors: the attribute carepath:topic), or use a built-in connector (HTTP, FHIR, "
+            "notification: docs/connectors.md). To "
             "accept such diagrams as they are, the server's administrator can set "
             f"CAREPATH_UNKNOWN_SERVICE_TASKS=external: the task then waits for a worker on topic '{found.topic}'.")
 
@@ -137,6 +151,9 @@ def _external_problems(site: Site, found: Implementation) -> Iterator[Problem]:
     elif "${" in found.topic or "#{" in found.topic or found.topic.startswith("="):
         yield site.problem(f"{describe(site.element)} chooses its topic with the expression '{found.topic}'. "
                            "CarePath needs a fixed topic name, such as send-reminder.")
+    elif found.topic.startswith(TOPIC_PREFIX):
+        yield site.problem(f"{describe(site.element)} has the topic '{found.topic}', reserved for CarePath's "
+                           "built-in connectors. Choose another topic, or declare the connector (docs/connectors.md).")
     elif len(found.topic) > MAX_TOPIC:
         yield site.problem(f"{describe(site.element)} has a topic longer than {MAX_TOPIC} characters.")
     if found.priority is not None and not re.fullmatch(r"-?\d{1,9}", found.priority.strip()):

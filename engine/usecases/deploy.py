@@ -61,7 +61,8 @@ def check_package(config: EngineConfig, files: Sequence[SourceFile], *, known_pr
     """Everything a deploy checks before it stores anything, without a database: the importer, the
     calendars and dates, and (given the groups users belong to) the lanes. Raises DiagramInvalid."""
     package = parse_package(files, known_process_ids=known_process_ids,
-                            unknown_service_tasks=config.unknown_service_tasks)
+                            unknown_service_tasks=config.unknown_service_tasks,
+                            connector_destinations=config.connector_destinations)
     warnings = [*package.warnings, *lane_warnings(config, package.processes, known_groups)]
     try:
         _check_time_settings(config, package.processes)

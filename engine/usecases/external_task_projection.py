@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..definitions import CONNECTOR_TOPIC_PREFIX
 from ..model import ExternalTaskState, ExternalWait, Snapshot
 from ..persistence.external_task_tables import ExternalTask
 from ..persistence.tables import Instance
@@ -62,6 +63,9 @@ def _create(uow: UnitOfWork, instance: Instance, wait: ExternalWait, actor: str)
     uow.record(rule.event or rule.action, actor, instance_id=instance.id, task_id=wait.task_id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": wait.element_id, "name": wait.name, "topic": wait.topic})
+    if wait.topic.startswith(CONNECTOR_TOPIC_PREFIX):  # wakes the scheduler's connector deliverer
+        now = uow.app.now()
+        uow.after_commit(lambda: uow.app.timers_scheduled([now]))
 
 
 def _stored_variables(wait: ExternalWait) -> Any:

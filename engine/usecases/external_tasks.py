@@ -9,7 +9,7 @@ failure) locks the episode first, then the row, as every other change of an epis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 
 from ..application import CarePath
 from ..bounds import check_json
+from ..definitions import CONNECTOR_TOPIC_PREFIX as TOPIC_PREFIX
 from ..errors import NotFound, Problem, ValidationFailed
 from ..identity import Principal
 from ..model import ExternalTaskState
@@ -65,12 +66,13 @@ class ExternalTaskView:
 
 
 def fetch_and_lock(app: CarePath, principal: Principal, worker_id: str, topics: Sequence[TopicRequest],
-                   max_tasks: int, *, use_priority: bool = True) -> list[ExternalTaskView]:
-    """Lock up to `max_tasks` fetchable tasks of the topics for the worker; each with the variables it hands."""
+                   max_tasks: int, *, use_priority: bool = True, connectors: bool = False) -> list[ExternalTaskView]:
+    """Lock up to `max_tasks` fetchable tasks of the topics for the worker; each with the variables it hands.
+    The built-in connectors' topics are fetched by CarePath's own deliverer only (`connectors`)."""
     rule = EXTERNAL_TASK_RULES["fetch_and_lock"]
     check_role(rule, principal)
     _check_worker(worker_id)
-    _check_topics(topics)
+    _check_topics(topics, connectors)
     _check_count("max_tasks", max_tasks, 0, MAX_TASKS)
     if max_tasks == 0:
         return []
@@ -107,12 +109,16 @@ def _fetchable(uow: UnitOfWork, topics: list[str], now: datetime, limit: int, us
 
 
 def complete_task(app: CarePath, principal: Principal, task_id: str, worker_id: str,
-                  variables: dict[str, Any] | None = None) -> None:
-    """The worker did the task: its variables into the episode's data, and the pathway goes on."""
+                  variables: dict[str, Any] | None = None, *,
+                  also: Callable[[UnitOfWork, ExternalTask], None] | None = None) -> None:
+    """The worker did the task: its variables into the episode's data, and the pathway goes on. `also` does the
+    work itself in the same transaction, when it is only writing rows (a notification connector)."""
     variables = _checked_variables(app, variables)
 
     def act(uow: UnitOfWork, row: ExternalTask, instance: Instance | None, rule: Rule) -> None:
         assert instance is not None
+        if also is not None:
+            also(uow, row)
         workflow = load_workflow(uow, instance)
         workflow.complete_external(row.id, variables, app.clock)
         _close(uow, rule, row, principal, ExternalTaskState.COMPLETED, {"variables": variables})
@@ -272,11 +278,14 @@ def _check_worker(worker_id: Any) -> None:
         raise ValidationFailed(message, [Problem(message, field="worker_id")])
 
 
-def _check_topics(topics: Sequence[TopicRequest]) -> None:
+def _check_topics(topics: Sequence[TopicRequest], connectors: bool = False) -> None:
     if not topics or len(topics) > MAX_TOPICS:
         message = f"topics must name between 1 and {MAX_TOPICS} topics"
         raise ValidationFailed(message, [Problem(message, field="topics")])
     for topic in topics:
+        if not connectors and topic.name.startswith(TOPIC_PREFIX):
+            message = f"the topic '{topic.name[:80]}' is reserved for CarePath's built-in connectors"
+            raise ValidationFailed(message, [Problem(message, field="topics")])
         if not topic.name or len(topic.name) > MAX_NAME:
             raise ValidationFailed("a topic's name must be 1 to 255 characters",
                                    [Problem("a topic's name must be 1 to 255 characters", field="topics")])

@@ -91,8 +91,8 @@ def test_with_the_opt_in_it_becomes_an_external_task_on_a_topic_named_after_it()
 
 @pytest.mark.parametrize(("task", "namespaces", "words"), [
     (element("serviceTask", "send", "Send SMS", body='<bpmn:extensionElements><camunda:connector><camunda:connectorId>'
-             'http-connector</camunda:connectorId></camunda:connector></bpmn:extensionElements>'), "",
-     "the Camunda connector 'http-connector'"),
+             'mail-send</camunda:connectorId></camunda:connector></bpmn:extensionElements>'), "",
+     "the Camunda connector 'mail-send'"),
     (element("serviceTask", "send", "Send SMS", body='<bpmn:extensionElements><zeebe:taskDefinition '
              'type="io.camunda:sendgrid:1"/></bpmn:extensionElements>'), ZEEBE,
      "the Camunda 8 connector 'io.camunda:sendgrid:1'"),
