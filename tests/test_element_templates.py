@@ -85,6 +85,13 @@ def template_problems(template: dict[str, Any]) -> list[str]:
         problems.append(f"property ids are missing or not unique: {ids}")
     for prop in template.get("properties", []):
         problems += [f"{prop.get('id')}: {problem}" for problem in property_problems(prop, groups)]
+    for scope in template.get("scopes", []):
+        if scope.get("type") != "camunda:Connector":
+            problems.append(f"scope {scope.get('type')} is not camunda:Connector")
+        for prop in scope.get("properties", []):
+            problems += [f"{prop.get('id')}: {problem}" for problem in property_problems(prop, groups)]
+        if not any(prop["binding"] == {"type": "property", "name": "connectorId"} for prop in scope["properties"]):
+            problems.append("the connector scope does not set connectorId")
     return problems
 
 
@@ -94,8 +101,10 @@ def property_problems(prop: dict[str, Any], groups: set[str]) -> list[str]:
     if allowed is None:
         return [f"binding type {binding.get('type')} is not a Camunda 7 binding"]
     problems = [] if prop.get("type") in allowed else [f"type {prop.get('type')} is not allowed for {binding['type']}"]
-    if binding["type"] in ("property", "camunda:property") and not binding.get("name"):
+    if binding["type"] in ("property", "camunda:property", "camunda:inputParameter") and not binding.get("name"):
         problems.append("the binding has no name")
+    if binding["type"] == "camunda:outputParameter" and not binding.get("source"):
+        problems.append("an output parameter binding needs its source")
     if "group" in prop and prop["group"] not in groups:
         problems.append(f"group {prop['group']} is not defined")
     if prop.get("type") == "Dropdown":
@@ -126,9 +135,12 @@ def apply_template(element: etree._Element, template: dict[str, Any], entered: d
     element with the template and write each field's value (as entered, else the template's default)
     where its binding says. A binding this helper cannot write fails the test rather than being skipped."""
     properties = {prop["id"]: prop for prop in template["properties"]}
-    assert set(entered) <= set(properties), f"the template has no fields {set(entered) - set(properties)}"
+    scoped = {prop["id"]: prop for scope in template.get("scopes", []) for prop in scope["properties"]}
+    assert set(entered) <= set(properties) | set(scoped), f"the template has no fields {set(entered) - set(properties)}"
     element.set(f"{{{CAMUNDA_NS}}}modelerTemplate", template["id"])
     element.set(f"{{{CAMUNDA_NS}}}modelerTemplateVersion", str(template["version"]))
+    if scoped:
+        _connector(element, scoped, entered)
     for prop_id, prop in properties.items():
         value = entered.get(prop_id, prop.get("value"))
         if value is None:
@@ -144,12 +156,38 @@ def apply_template(element: etree._Element, template: dict[str, Any], entered: d
         element.set(f"{{{CAMUNDA_NS}}}{local}" if prefix else local, str(value))
 
 
-def _camunda_property(element: etree._Element, name: str, value: str) -> None:
-    """<bpmn:extensionElements><camunda:properties><camunda:property name value/>, as the Modeler writes it."""
+def _connector(element: etree._Element, properties: dict[str, dict[str, Any]], entered: dict[str, str]) -> None:
+    """<camunda:connector><camunda:connectorId/><camunda:inputOutput> parameters, as the Modeler writes a
+    camunda:Connector scope: an input parameter named by the binding holds the value; an output parameter named
+    by the value holds the binding's source."""
+    connector = etree.SubElement(_extensions(element), f"{{{CAMUNDA_NS}}}connector")
+    mapping = etree.SubElement(connector, f"{{{CAMUNDA_NS}}}inputOutput")
+    for prop_id, prop in properties.items():
+        value, binding = entered.get(prop_id, prop.get("value")), prop["binding"]
+        if value is None:
+            continue
+        check_input(prop, value)
+        if binding == {"type": "property", "name": "connectorId"}:
+            etree.SubElement(connector, f"{{{CAMUNDA_NS}}}connectorId").text = value
+        elif binding["type"] == "camunda:inputParameter":
+            etree.SubElement(mapping, f"{{{CAMUNDA_NS}}}inputParameter", name=binding["name"]).text = value
+        else:
+            assert binding["type"] == "camunda:outputParameter", f"_connector cannot write a {binding['type']}"
+            etree.SubElement(mapping, f"{{{CAMUNDA_NS}}}outputParameter", name=value).text = binding["source"]
+    connector.append(mapping)  # after the connectorId, as the Modeler orders them
+
+
+def _extensions(element: etree._Element) -> etree._Element:
     extensions = element.find(f"{{{BPMN_NS}}}extensionElements")
     if extensions is None:
         extensions = etree.SubElement(element, f"{{{BPMN_NS}}}extensionElements")
         element.insert(0, extensions)
+    return extensions
+
+
+def _camunda_property(element: etree._Element, name: str, value: str) -> None:
+    """<bpmn:extensionElements><camunda:properties><camunda:property name value/>, as the Modeler writes it."""
+    extensions = _extensions(element)
     properties = extensions.find(f"{{{CAMUNDA_NS}}}properties")
     if properties is None:
         properties = etree.SubElement(extensions, f"{{{CAMUNDA_NS}}}properties")
