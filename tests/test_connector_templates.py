@@ -22,8 +22,8 @@ def pathway(template_id: str, entered: dict[str, str], pid: str = "templated") -
     """start -> "Call" (from the template) -> "Review" -> end."""
     xml = d.definitions(d.process(
         pid, d.node("startEvent", "start"), d.node("serviceTask", "call", "Call"),
-        d.node("userTask", "review", "Review"), d.node("endEvent", "end"), d.flow("f1", "start", "call"), d.flow("f2", "call", "review"),
-        d.flow("f3", "review", "end")))
+        d.node("userTask", "review", "Review"), d.node("endEvent", "end"), d.flow("f1", "start", "call"),
+        d.flow("f2", "call", "review"), d.flow("f3", "review", "end")))
     return with_template(xml, "call", template_id, entered)
 
 
