@@ -343,3 +343,8 @@ def test_a_call_to_a_real_http_server_retries_then_succeeds(api: ApiClient, cloc
     deliver_connector_calls(api.engine)
     assert [path for path, _ in LabHandler.seen] == ["/orders", "/orders"]
     assert view(api, instance_id)["data"]["orderId"] == "real-1"
+
+
+def test_a_camunda8_connector_deploys_without_a_warning_that_its_mapping_is_ignored(api: ApiClient) -> None:
+    response = api.deploy(api.user("clinical_lead"), ("lab.bpmn", pathway(http_json(), ZEEBE)))
+    assert response.status_code == 201 and "Zeebe" not in response.text

@@ -18,7 +18,7 @@ from SpiffWorkflow.dmn.parser.BpmnDmnParser import BpmnDmnParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
 from ..errors import Problem
-from ._connectors import connector_parameters
+from ._connectors import connector_parameters, declared_connector
 from ._documents import ACTIVITI_NS, BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, Document, iter_elements
 from ._io_mappings import TASK_NAMES, io_mapping_parser
 from ._service_tasks import external_task_parser
@@ -84,9 +84,13 @@ def choose_family(documents: Sequence[Document]) -> FamilyChoice:
     return choice
 
 
+_CONNECTOR_PARTS = frozenset({"ioMapping", "input", "taskHeaders", "header"})
+
+
 def namespace_uses(document: Document) -> Counter[str]:
     """How many elements and attributes of the document are in each namespace (a Camunda 8 task definition
-    of a service or send task is not counted: CarePath reads it as an external task's topic)."""
+    of a service or send task is not counted: CarePath reads it as an external task's topic or a connector, nor are
+    a connector's inputs and headers)."""
     counts: Counter[str] = Counter()
     for element in iter_elements(document.root):
         if _read_task_definition(element):
@@ -99,8 +103,13 @@ def namespace_uses(document: Document) -> Counter[str]:
 
 
 def _read_task_definition(element: etree._Element) -> bool:
-    if element.tag != f"{{{ZEEBE_NS}}}taskDefinition":
+    """A Camunda 8 element CarePath reads: a service or send task's task definition (a topic, a connector), and
+    a built-in connector's inputs and task headers (_connectors.py)."""
+    if etree.QName(element).namespace != ZEEBE_NS:
         return False
-    owner = element.getparent()
-    owner = owner.getparent() if owner is not None else None
-    return owner is not None and owner.tag in {f"{{{BPMN_NS}}}serviceTask", f"{{{BPMN_NS}}}sendTask"}
+    owner = next((ancestor for ancestor in element.iterancestors()
+                  if ancestor.tag in {f"{{{BPMN_NS}}}serviceTask", f"{{{BPMN_NS}}}sendTask"}), None)
+    if owner is None:
+        return False
+    return element.tag == f"{{{ZEEBE_NS}}}taskDefinition" or (
+        etree.QName(element).localname in _CONNECTOR_PARTS and declared_connector(owner) is not None)
