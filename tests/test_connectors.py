@@ -24,7 +24,7 @@ from carepath.engine.clock import ManualClock
 from carepath.engine.connector_destinations import Destination
 from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.external_task_tables import ExternalTask
-from carepath.engine.persistence.tables import NotificationRecord
+from carepath.engine.persistence.tables import NotificationRecord, PathwayVersion
 from carepath.engine.usecases.connector_calls import deliver_connector_calls
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
@@ -348,3 +348,21 @@ def test_a_call_to_a_real_http_server_retries_then_succeeds(api: ApiClient, cloc
 def test_a_camunda8_connector_deploys_without_a_warning_that_its_mapping_is_ignored(api: ApiClient) -> None:
     response = api.deploy(api.user("clinical_lead"), ("lab.bpmn", pathway(http_json(), ZEEBE)))
     assert response.status_code == 201 and "Zeebe" not in response.text
+
+
+def test_the_camunda8_form_runs_in_a_diagram_of_another_editor(api: ApiClient) -> None:
+    """A SpiffWorkflow diagram (read by the SpiffWorkflow parser) declares a notification the Camunda 8 way."""
+    notify_task = zeebe_task("carepath:notification:1", {"recipients": "group:nurses", "title": "Seen",
+                                                         "message": "=&quot;Seen: &quot; + patient"})
+    xml = pathway(notify_task, f'{ZEEBE} xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"')
+    xml = xml.replace('<bpmn:userTask id="review" name="Review">', '<bpmn:userTask id="review" name="Review">'
+                      "<bpmn:extensionElements><spiffworkflow:instructionsForEndUser>Check</spiffworkflow:"
+                      "instructionsForEndUser></bpmn:extensionElements>")
+    instance_id = started(api, xml)
+    assert deliver_connector_calls(api.engine) == 1
+    with api.engine.db.read() as session:
+        [row] = session.scalars(select(NotificationRecord).where(NotificationRecord.instance_id == instance_id))
+    assert row.payload["message"] == "Seen: p-1"
+    with api.engine.db.read() as session:
+        [version] = session.scalars(select(PathwayVersion.family).where(PathwayVersion.key == "lab-order"))
+    assert version == "spiff"
