@@ -85,6 +85,9 @@ def choose_family(documents: Sequence[Document]) -> FamilyChoice:
 
 
 _CONNECTOR_PARTS = frozenset({"ioMapping", "input", "taskHeaders", "header"})
+# Camunda Modeler's marks of an applied Camunda 8 element template: they do nothing when the diagram runs.
+_TEMPLATE_MARKS = frozenset(f"{{{ZEEBE_NS}}}{name}" for name in ("modelerTemplate", "modelerTemplateVersion",
+                                                                  "modelerTemplateIcon"))
 
 
 def namespace_uses(document: Document) -> Counter[str]:
@@ -97,7 +100,7 @@ def namespace_uses(document: Document) -> Counter[str]:
             continue
         counts[etree.QName(element).namespace or ""] += 1
         for attribute in element.attrib:
-            if attribute.startswith("{"):
+            if attribute.startswith("{") and attribute not in _TEMPLATE_MARKS:
                 counts[etree.QName(attribute).namespace or ""] += 1
     return counts
 
