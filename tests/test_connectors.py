@@ -25,7 +25,7 @@ from carepath.engine.connector_destinations import Destination
 from carepath.engine.persistence.database import Database
 from carepath.engine.persistence.external_task_tables import ExternalTask
 from carepath.engine.persistence.tables import NotificationRecord, PathwayVersion
-from carepath.engine.usecases.connector_calls import deliver_connector_calls
+from carepath.engine.usecases.connector_calls import deliver_connector_calls, next_connector_time
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 from tests.support.together import run_until_idle_together
@@ -366,3 +366,37 @@ def test_the_camunda8_form_runs_in_a_diagram_of_another_editor(api: ApiClient) -
     with api.engine.db.read() as session:
         [version] = session.scalars(select(PathwayVersion.family).where(PathwayVersion.key == "lab-order"))
     assert version == "spiff"
+
+
+def test_the_scheduler_makes_the_call_a_commit_left_waiting_and_wakes_for_its_retry(
+        api: ApiClient, clock: ManualClock) -> None:
+    from carepath.engine.scheduler import TimerScheduler
+
+    server = Recorder(httpx.Response(503), httpx.Response(200, json={"id": "ord-9"}))
+    use(api, server)
+    instance_id = started(api, pathway(http_json(), ZEEBE))
+    assert next_connector_time(api.engine) == clock()
+    TimerScheduler(api.engine).fire()  # not started: its wake-up is called by hand
+    assert next_connector_time(api.engine) == clock() + timedelta(seconds=10)
+    clock.advance(timedelta(seconds=10))
+    TimerScheduler(api.engine).fire()
+    assert view(api, instance_id)["data"]["orderId"] == "ord-9" and next_connector_time(api.engine) is None
+
+
+def test_without_a_sender_http_calls_wait_and_do_not_wake_the_scheduler(api: ApiClient) -> None:
+    api.engine.connector_sender = None
+    instance_id = started(api, pathway(http_json(), ZEEBE))
+    assert deliver_connector_calls(api.engine) == 0 and next_connector_time(api.engine) is None
+    assert view(api, instance_id)["status"] == "running"
+
+
+def test_a_diagram_cannot_set_the_host_header(api: ApiClient) -> None:
+    server = Recorder(httpx.Response(200, json={}))
+    use(api, server)
+    inputs = (parameter("url", "https://lab.example.org/api/x") + parameter("method", "GET")
+              + parameter("headers", '<camunda:map><camunda:entry key="Host">intranet.local</camunda:entry>'
+                                     '<camunda:entry key="X-Ok">1</camunda:entry></camunda:map>'))
+    started(api, pathway(camunda7_task("http-connector", inputs), CAMUNDA))
+    deliver_connector_calls(api.engine)
+    [sent] = server.requests
+    assert sent.headers["Host"] == "lab.example.org" and sent.headers["X-Ok"] == "1"

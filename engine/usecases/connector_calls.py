@@ -43,6 +43,11 @@ log = logging.getLogger("carepath.connectors")
 CONNECTORS = Principal("carepath-connectors", Role.INTEGRATION)
 RETRIED_STATUSES = frozenset({408, 429})
 MAX_TIMEOUT_S = 300.0
+# How long a claimed call is left to its deliverer before another may make it (one that died mid-call): longer
+# than any call may take.
+LEASE_MS = int((MAX_TIMEOUT_S + 60) * 1000)
+# Headers a diagram may not set: the transport's own (Host would reach another site behind the same address).
+TRANSPORT_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 RECIPIENT_KINDS = ("group", "user", "role")
 
 
@@ -84,9 +89,7 @@ class CallRefused(Exception):
 
 def deliver_connector_calls(app: CarePath, limit: int = 10) -> int:
     """Carry out up to `limit` due connector calls, one after another; returns how many were handled."""
-    kinds = ["notification"] + (["http", "fhir"] if app.connector_sender is not None else [])
-    lease_ms = int((app.config.connector_timeout_s + 60) * 1000)
-    topics = [TopicRequest(CONNECTOR_TOPICS[kind], lease_ms) for kind in kinds]
+    topics = [TopicRequest(topic, LEASE_MS) for topic in _deliverable(app)]
     worker = f"carepath-connectors@{app.worker_id}"
     handled = 0
     while handled < limit:
@@ -99,6 +102,12 @@ def deliver_connector_calls(app: CarePath, limit: int = 10) -> int:
         except Conflict as lost:  # the lease ran out and another deliverer took it: its outcome counts
             log.warning("connector call %s: %s", claimed[0].id, lost.message)
     return handled
+
+
+def _deliverable(app: CarePath) -> list[str]:
+    """The connectors' topics this process can carry out: notifications always, HTTP and FHIR with a sender."""
+    kinds = ["notification"] + (["http", "fhir"] if app.connector_sender is not None else [])
+    return [CONNECTOR_TOPICS[kind] for kind in kinds]
 
 
 def _carry_out(app: CarePath, task: ExternalTaskView, worker: str) -> None:
@@ -174,7 +183,8 @@ def _http_request(app: CarePath, task: ExternalTaskView) -> ConnectorRequest:
     url, method = str(inputs.get("url") or ""), str(inputs.get("method") or "").upper()
     destination = destination_for(url, app.config.connector_destinations)  # checked again: config may change
     body = inputs.get("body", inputs.get("payload"))
-    headers = _texts(inputs.get("headers"), "headers")
+    headers = {name: value for name, value in _texts(inputs.get("headers"), "headers").items()
+               if name.lower() not in TRANSPORT_HEADERS}
     if body is not None and not isinstance(body, (str, bytes)):
         headers.setdefault("Content-Type", "application/json")
     return ConnectorRequest(method, url, destination, headers, _encoded(body), _timeout(app, inputs),
@@ -292,9 +302,9 @@ def _recipients(value: Any) -> list[str]:
 
 
 def next_connector_time(app: CarePath) -> datetime | None:
-    """When the next connector call is due (for the scheduler's wake-up): a waiting one's retry time or now,
-    a claimed one's lease end."""
-    topics = list(CONNECTOR_TOPICS.values())
+    """When the next connector call this process can make is due (for the scheduler's wake-up): a waiting one's
+    retry time or creation, a claimed one's lease end."""
+    topics = _deliverable(app)
     due = (ExternalTaskState.AVAILABLE.value, ExternalTaskState.LOCKED.value)
     with app.db.read() as session:
         rows = session.execute(select(ExternalTask.lock_expires_at, ExternalTask.created_at).where(
