@@ -190,6 +190,8 @@ def test_a_destination_removed_after_the_deploy_makes_the_call_an_incident(api: 
     (zeebe_task("carepath:notification:1", {"recipients": "team:x", "title": "t", "message": "m"}),
      "is not group:NAME, user:NAME or role:NAME"),
     (http_json().replace("PT10S", "soon"), "retryBackoff 'soon' is not a duration"),
+    (http_json().replace("</bpmn:extensionElements>", "</bpmn:extensionElements>"
+                         '<bpmn:multiInstanceLoopCharacteristics isSequential="true"/>'), "repeats"),
 ])
 def test_the_deploy_refuses_a_connector_it_cannot_run_and_says_where(api: ApiClient, xml: str, expected: str) -> None:
     refused = refusal(api, pathway(xml, ZEEBE))
@@ -400,3 +402,40 @@ def test_a_diagram_cannot_set_the_host_header(api: ApiClient) -> None:
     deliver_connector_calls(api.engine)
     [sent] = server.requests
     assert sent.headers["Host"] == "lab.example.org" and sent.headers["X-Ok"] == "1"
+
+
+SPIFF = 'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"'
+
+
+def spiff_task(operator: str, **parameters: str) -> str:
+    written = "".join(f'<spiffworkflow:parameter id="{name}" type="any" value="{value}"/>'
+                      for name, value in parameters.items())
+    return d.node("serviceTask", "call", "Order the test", body=(
+        f'<bpmn:extensionElements><spiffworkflow:serviceTaskOperator id="{operator}" resultVariable="lab">'
+        f"<spiffworkflow:parameters>{written}<spiffworkflow:parameter id=\"basic_auth_username\" type=\"str\"/>"
+        "</spiffworkflow:parameters></spiffworkflow:serviceTaskOperator></bpmn:extensionElements>"))
+
+
+def test_a_spiff_arena_http_operator_runs(api: ApiClient) -> None:
+    server = Recorder(httpx.Response(200, json={"slots": 3}))
+    use(api, server)
+    xml = pathway(spiff_task("http/PostRequestV2", url="&quot;https://lab.example.org/api/slots&quot;",
+                             data="{'patient': patient}", params="{'day': 'mon'}"), SPIFF)
+    instance_id = started(api, xml)
+    deliver_connector_calls(api.engine)
+    [sent] = server.requests
+    assert (sent.method, str(sent.url), json.loads(sent.content)) == (
+        "POST", "https://lab.example.org/api/slots?day=mon", {"patient": "p-1"})
+    assert view(api, instance_id)["data"]["lab"] == {"body": {"slots": 3}, "mimetype": "application/json",
+                                                     "http_status": 200}
+
+
+@pytest.mark.parametrize(("parameters", "expected"), [
+    ({"url": "&quot;https://evil.example.com/&quot;"}, "is under no destination"),
+    ({"url": "base + '/x'"}, "its url is an expression"),
+    ({"url": "&quot;https://lab.example.org/api/x&quot;", "basic_auth_password": "'pw'"},
+     "credentials never sit in a diagram"),
+])
+def test_the_deploy_refuses_a_spiff_operator_it_cannot_run(api: ApiClient, parameters: dict[str, str],
+                                                          expected: str) -> None:
+    assert expected in refusal(api, pathway(spiff_task("http/GetRequestV2", **parameters), SPIFF))

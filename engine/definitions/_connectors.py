@@ -6,6 +6,8 @@ Read from what editors write (docs/connectors.md):
                 resultVariable, resultExpression (a FEEL context {a: x.y}) and retryBackoff (PT10S)
     Camunda 7   <camunda:connector> with connectorId http-connector (carepath-fhir, carepath-notification) and
                 its camunda:inputOutput: input parameters, output parameters over response/statusCode/headers
+    spiff-arena <spiffworkflow:serviceTaskOperator id="http/GetRequestV2" resultVariable="r"> (Post, Put, Patch,
+                Delete too) with spiffworkflow:parameter url, headers, params, data, attempts
 A connector task is an external task on a reserved topic (CONNECTOR_TOPICS) that CarePath's own deliverer
 fetches (usecases/connector_calls.py). Its inputs become the task's input parameters (local variables,
 evaluated when the task starts, stored with its row), its result names (`response`, and Camunda 7's
@@ -15,12 +17,14 @@ evaluated when the task starts, stored with its row), its result names (`respons
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..connector_destinations import FHIR_DESTINATION, Destination, OutsideDestinations, destination_for
 from ..runtime.io_mappings import Parameter, Value
+from ..sandbox.expressions import check_expression
 from ._camunda_expressions import translate
 from ._camunda_syntax import OutsideSubset
 from ._documents import NSMAP, Element
@@ -33,7 +37,10 @@ CONNECTOR_TOPICS = {kind: TOPIC_PREFIX + kind for kind in (HTTP, FHIR, NOTIFICAT
 CONFIG = "carepath.connector"  # the input holding the call's settings (never a variable a diagram writes)
 CAMUNDA8_TYPES = {"io.camunda:http-json:1": HTTP, "carepath:fhir:1": FHIR, "carepath:notification:1": NOTIFICATION}
 CAMUNDA7_IDS = {"http-connector": HTTP, "carepath-fhir": FHIR, "carepath-notification": NOTIFICATION}
-RESULTS = {"camunda7": ("response", "statusCode", "headers"), "camunda8": ("response",)}
+# spiff-arena's HTTP operators (its connector-http, version 2 responses): the method each sends.
+SPIFF_OPERATORS = {f"http/{verb.title()}RequestV2": verb for verb in ("GET", "POST", "PUT", "PATCH", "DELETE")}
+SPIFF_PARAMETERS = {"url": "url", "headers": "headers", "params": "queryParameters", "data": "body"}
+RESULTS = {"camunda7": ("response", "statusCode", "headers"), "camunda8": ("response",), "spiff": ("response",)}
 REQUIRED = {HTTP: ("method", "url"), FHIR: ("operation", "resourceType", "resource"),
             NOTIFICATION: ("recipients", "title", "message")}
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -46,7 +53,7 @@ _HEADERS = {"resultVariable", "resultExpression", "retryBackoff"}
 @dataclass(frozen=True)
 class Connector:
     kind: str
-    style: str  # "camunda7" | "camunda8": the shape of the response the mapping reads
+    style: str  # "camunda7" | "camunda8" | "spiff": the shape of the response the mapping reads
     written: str
     inputs: list[Parameter]
     outputs: list[Parameter]
@@ -62,6 +69,9 @@ def declared_connector(element: Element) -> tuple[str, str] | None:
     ids = element.xpath("./bpmn:extensionElements/camunda:connector/camunda:connectorId/text()", namespaces=NSMAP)
     if ids and str(ids[0]).strip() in CAMUNDA7_IDS:
         return CAMUNDA7_IDS[str(ids[0]).strip()], f"the Camunda connector '{str(ids[0]).strip()}'"
+    operator = element.xpath("./bpmn:extensionElements/spiffworkflow:serviceTaskOperator/@id", namespaces=NSMAP)
+    if operator and str(operator[0]) in SPIFF_OPERATORS:
+        return HTTP, f"the SpiffWorkflow service operator '{operator[0]}'"
     return None
 
 
@@ -73,6 +83,9 @@ def connector_of(element: Element) -> Connector | None:
     kind, written = declared
     if element.xpath("./bpmn:extensionElements/zeebe:taskDefinition", namespaces=NSMAP):
         return _camunda8(element, kind, written)
+    operator = element.xpath("./bpmn:extensionElements/spiffworkflow:serviceTaskOperator", namespaces=NSMAP)
+    if operator and operator[0].get("id") in SPIFF_OPERATORS:
+        return _spiff(operator[0], written)
     return _camunda7(element, kind, written)
 
 
@@ -107,6 +120,44 @@ def _camunda7(element: Element, kind: str, written: str) -> Connector:
                                   namespaces=NSMAP))
     inputs, outputs = parameters_in(mappings)
     return Connector(kind, "camunda7", written, inputs, outputs, DEFAULT_RETRIES, 0)
+
+
+def _spiff(operator: Element, written: str) -> Connector:
+    """spiff-arena's operator: each parameter's value is an expression of the sandbox language (a quoted text
+    is a literal); basic-auth credentials are refused (they belong to the destination)."""
+    inputs: list[Parameter] = [("method", {"literal": SPIFF_OPERATORS[str(operator.get("id"))]})]
+    retries = DEFAULT_RETRIES
+    for parameter in operator.xpath("./spiffworkflow:parameters/spiffworkflow:parameter", namespaces=NSMAP):
+        name, value = str(parameter.get("id") or ""), (parameter.get("value") or "").strip()
+        if not value:
+            continue
+        if name.startswith("basic_auth"):
+            raise Unsupported(f"it sets {name}; credentials never sit in a diagram: set them on the destination "
+                              "(CAREPATH_CONNECTOR_DESTINATIONS, bearer_token_env)")
+        if name == "attempts":
+            retries = _whole(value, "attempts", 0, 100)
+        elif name in SPIFF_PARAMETERS:
+            inputs.append((SPIFF_PARAMETERS[name], _sandbox_value(value, name)))
+        else:
+            raise Unsupported(f"the parameter '{name[:40]}' is not one CarePath reads "
+                              f"({', '.join([*SPIFF_PARAMETERS, 'attempts'])})")
+    result = (operator.get("resultVariable") or "").strip()
+    outputs = [(result, _expression("=response", "resultVariable"))] if result else []
+    return Connector(HTTP, "spiff", written, inputs, outputs, retries, 0)
+
+
+def _sandbox_value(text: str, name: str) -> Value:
+    try:
+        literal = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        literal = None
+    if isinstance(literal, str):
+        return {"literal": literal}
+    try:
+        check_expression(text)
+    except Exception as exc:  # the sandbox refuses it
+        raise Unsupported(f"the parameter '{name}', '{text[:80]}', cannot be evaluated: {exc}") from None
+    return {"expression": text, "original": text}
 
 
 def connector_parameters(element: Element) -> tuple[list[Parameter], list[Parameter]] | None:
@@ -203,9 +254,14 @@ def connector_problems(site: Site, destinations: dict[str, Destination]) -> Iter
         return
     if connector is None:
         return
+    if site.element.xpath("./bpmn:multiInstanceLoopCharacteristics | ./bpmn:standardLoopCharacteristics",
+                          namespaces=NSMAP):
+        yield ("it repeats (multi-instance or loop), and CarePath does not run a connector on a repeating task yet; "
+               "put the connector in a subprocess that repeats")
+        return
     given = dict(connector.inputs)
     missing = [name for name in REQUIRED[connector.kind] if name not in given]
-    if connector.kind == HTTP and connector.style == "camunda8" and "url" in missing:
+    if connector.kind == HTTP and connector.style != "camunda7" and "url" in missing:
         missing.remove("url")
         yield "it has no input 'url'"
     if missing:

@@ -9,7 +9,7 @@ A service task for a topic waits for an external worker (runtime/external_tasks.
 A built-in connector (HTTP, FHIR, notification: _connectors.py) is an external task on a reserved topic that
 CarePath's own deliverer does (usecases/connector_calls.py).
 Anything else that names an implementation (a Java class, a delegate or method expression, another connector,
-a SpiffWorkflow service operator) cannot run here: the deploy refuses it and says how to make it an external
+another SpiffWorkflow service operator) cannot run here: the deploy refuses it and says how to make it an external
 task, unless the deployment opts in (CAREPATH_UNKNOWN_SERVICE_TASKS=external): then it becomes an external
 task on a topic named after it, with a warning saying so. Never accepted and then silent.
 """

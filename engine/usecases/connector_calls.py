@@ -243,12 +243,16 @@ def _encoded(body: Any) -> bytes | None:
 
 def _results(kind: str, style: str, response: ConnectorResponse) -> dict[str, Any]:
     """The task's local result: Camunda 8's `response` {status, headers, body}; Camunda 7's `response` (the
-    body), `statusCode` and `headers`; a FHIR call's response also says the resource's id and version."""
+    body), `statusCode` and `headers`; spiff-arena's {body, mimetype, http_status}; a FHIR call's response also
+    says the resource's id and version."""
     content = response.content()
     if kind == "fhir":
         content = _fhir_outcome(response, content)
     if style == "camunda7":
         return {"response": content, "statusCode": response.status, "headers": response.headers}
+    if style == "spiff":  # spiff-arena's connector-http, version 2
+        return {"response": {"body": content, "mimetype": response.headers.get("content-type", ""),
+                             "http_status": response.status}}
     return {"response": {"status": response.status, "headers": response.headers, "body": content}
             if kind == "http" else {"status": response.status, **content}}
 
