@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from carepath.engine.model import PassedStep
+from carepath.engine.usecases.simulate import waited_for
 from carepath.engine.views import SimulatedAlert, SimulatedMoment, SimulatedTask, SimulatedTimer, SimulationResult
 
 _LABEL = 12
@@ -105,7 +106,7 @@ def _end_state(result: SimulationResult, zone: ZoneInfo) -> list[str]:
     lines += [_line("timer", _timer(t, zone)) for t in result.timers]
     lines += [_line("alert", _alert(a, zone)) for a in result.alerts]
     lines += [_line("waits for", f"message {name}") for name in result.messages]
-    lines += [_line("waits for", f"an external worker of topic {task}") for task in result.external_tasks]
+    lines += [_line("waits for", _service_wait(task)) for task in result.external_tasks]
     # what the engine seeds beside the start data (business_key, intake_fields) is not news either
     start = {**result.start_data, **{k: result.data.get(k) for k in ("business_key", "intake_fields")}}
     lines += [_line("data", f"{key} = {json.dumps(value)}") for key, value in result.data.items()
@@ -149,3 +150,9 @@ def _alert_subject(alert: SimulatedAlert) -> str:
     if alert.kind == "overdue":
         return f"'{alert.task_name}' overdue"
     return f"{alert.kind} about '{alert.task_name}'"
+
+
+def _service_wait(task: str) -> str:
+    """'send-sms (send)' -> 'an external worker of topic send-sms (send)'; a connector's call in its own words."""
+    topic, _, element = task.partition(" (")
+    return waited_for(topic).removeprefix("waiting for ") + (f" ({element}" if element else "")

@@ -439,3 +439,14 @@ def test_a_spiff_arena_http_operator_runs(api: ApiClient) -> None:
 def test_the_deploy_refuses_a_spiff_operator_it_cannot_run(api: ApiClient, parameters: dict[str, str],
                                                           expected: str) -> None:
     assert expected in refusal(api, pathway(spiff_task("http/GetRequestV2", **parameters), SPIFF))
+
+
+def test_simulate_says_the_episode_waits_for_a_connector_call(tmp_path: Any, capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    from carepath.api.cli import main
+
+    diagram = tmp_path / "lab.bpmn"
+    diagram.write_text(pathway(zeebe_task("carepath:notification:1", {"recipients": "group:nurses", "title": "t",
+                                                                       "message": "m"}), ZEEBE))
+    assert main(["simulate", str(diagram)]) == 0
+    assert "waits for   CarePath's notification connector call (call)" in capsys.readouterr().out

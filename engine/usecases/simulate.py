@@ -24,7 +24,7 @@ from typing import Any
 from ..application import EngineConfig
 from ..calendars import DeadlineError, TimeContext, is_duration
 from ..clock import ManualClock
-from ..definitions import ParsedProcess
+from ..definitions import CONNECTOR_TOPIC_PREFIX, ParsedProcess
 from ..errors import ValidationFailed
 from ..forms import seeded, validate_form
 from ..identity import offered_groups
@@ -304,9 +304,15 @@ class _Walk:
             names = sorted({m.message_name for m in self.snapshot.messages})
             parts.append(f"waiting for message {', '.join(names)}")
         if self.snapshot is not None and self.snapshot.external_tasks:
-            topics = sorted({w.topic for w in self.snapshot.external_tasks})
-            parts.append(f"waiting for an external worker of topic {', '.join(topics)}")
+            parts += sorted({waited_for(w.topic) for w in self.snapshot.external_tasks})
         return "; ".join(parts)
+
+
+def waited_for(topic: str) -> str:
+    """What a service task waits for, in words: a built-in connector's call, or an external worker."""
+    if topic.startswith(CONNECTOR_TOPIC_PREFIX):
+        return f"waiting for CarePath's {topic.removeprefix(CONNECTOR_TOPIC_PREFIX)} connector call"
+    return f"waiting for an external worker of topic {topic}"
 
 
 def _recipients(kind: str, task: SimulatedTask) -> tuple[str, ...]:
