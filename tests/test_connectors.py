@@ -450,3 +450,26 @@ def test_simulate_says_the_episode_waits_for_a_connector_call(tmp_path: Any, cap
                                                                        "message": "m"}), ZEEBE))
     assert main(["simulate", str(diagram)]) == 0
     assert "waits for   CarePath's notification connector call (call)" in capsys.readouterr().out
+
+
+def test_a_call_whose_episode_moved_on_meanwhile_is_dropped_and_the_next_call_still_goes_out(
+        api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    episodes: dict[str, str] = {}
+    cancelled: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not cancelled:  # while the first call is out, its episode is cancelled
+            instance_id = episodes[json.loads(request.content)["patient"]]
+            response = api.post(f"/api/instances/{instance_id}/cancel", lead, {"reason": "moved away"})
+            assert response.status_code == 200, response.text
+            cancelled.append(instance_id)
+        return httpx.Response(200, json={"id": "o"})
+
+    use(api, answer)
+    episodes["p-1"] = started(api, pathway(http_json(), ZEEBE))
+    episodes["p-2"] = api.start(lead, "lab-order", "visit-2", data={"patient": "p-2"}).json()["id"]
+    assert deliver_connector_calls(api.engine) == 2
+    [other] = set(episodes.values()) - set(cancelled)
+    assert view(api, cancelled[0])["status"] == "cancelled"
+    assert view(api, other)["data"]["orderId"] == "o"

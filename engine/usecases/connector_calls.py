@@ -99,8 +99,8 @@ def deliver_connector_calls(app: CarePath, limit: int = 10) -> int:
         handled += 1
         try:
             _carry_out(app, claimed[0], worker)
-        except Conflict as lost:  # the lease ran out and another deliverer took it: its outcome counts
-            log.warning("connector call %s: %s", claimed[0].id, lost.message)
+        except CarePathError as moved_on:  # another deliverer took it after the lease, or the episode moved on
+            log.warning("connector call %s: its outcome was not recorded: %s", claimed[0].id, moved_on.message)
     return handled
 
 
