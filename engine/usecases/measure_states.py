@@ -126,14 +126,19 @@ PAGE = 500
 
 
 def project_all(app: CarePath) -> int:
-    """Rows for every instance of a version declaring measures that has no current ones (after the
-    migration that added the table), a page at a time, each page in its own transaction; how many."""
+    """Rows for every instance of a version declaring measures that has neither current rows nor final
+    outcomes (after the migration that added the table), a page at a time, each page in its own
+    transaction; how many. An instance another transaction holds is left to that transaction."""
     written = 0
-    for page in _without_current_rows(app):
+    for ids in _without_current_rows(app):
         with app.db.write_sessions() as session, session.begin():
-            ids = [row.id for row in page]
-            session.execute(delete(MeasureState).where(MeasureState.instance_id.in_(ids)))
-            completions = _completions(session, ids)
+            page = session.execute(select(
+                Instance.id, Instance.pathway_version_id, Instance.pathway_key, Instance.lock_version,
+                Instance.status, Instance.ended_at, Instance.data).where(
+                Instance.id.in_(ids), ~_final_outcomes()).with_for_update(skip_locked=True)).all()
+            mine = [row.id for row in page]
+            session.execute(delete(MeasureState).where(MeasureState.instance_id.in_(mine)))
+            completions = _completions(session, mine)
             rows = []
             for row in page:
                 rows += state_rows(row.id, row.pathway_version_id, row.pathway_key, row.lock_version,
@@ -146,7 +151,13 @@ def project_all(app: CarePath) -> int:
     return written
 
 
-def _without_current_rows(app: CarePath) -> Iterator[Sequence[Any]]:
+def _final_outcomes() -> Any:
+    return select(MeasureOutcome.instance_id).where(MeasureOutcome.instance_id == Instance.id,
+                                                    MeasureOutcome.final.is_(True)).exists()
+
+
+def _without_current_rows(app: CarePath) -> Iterator[list[str]]:
+    """Ids of the instances to project, a page at a time."""
     with app.db.read() as session:
         declaring = [vid for vid, measures in session.execute(select(PathwayVersion.id, PathwayVersion.measures))
                      if measures]
@@ -156,14 +167,10 @@ def _without_current_rows(app: CarePath) -> Iterator[Sequence[Any]]:
             current = select(MeasureState.instance_id).where(
                 MeasureState.instance_id == Instance.id, MeasureState.lock_version == Instance.lock_version,
                 MeasureState.pathway_version_id == Instance.pathway_version_id).exists()
-            final = select(MeasureOutcome.instance_id).where(MeasureOutcome.instance_id == Instance.id,
-                                                             MeasureOutcome.final.is_(True)).exists()
-            page = session.execute(select(
-                Instance.id, Instance.pathway_version_id, Instance.pathway_key, Instance.lock_version,
-                Instance.status, Instance.ended_at, Instance.data).where(
-                Instance.pathway_version_id.in_(declaring), Instance.id > after, ~current, ~final)
-                .order_by(Instance.id).limit(PAGE)).all()
+            page = list(session.scalars(select(Instance.id).where(
+                Instance.pathway_version_id.in_(declaring), Instance.id > after, ~current, ~_final_outcomes())
+                .order_by(Instance.id).limit(PAGE)))
         if not page:
             return
         yield page
-        after = page[-1].id
+        after = page[-1]

@@ -88,6 +88,7 @@ def measure_window_closed(uow: UnitOfWork, timer: Timer) -> None:
     """A `measure` timer came due: record the outcomes as they stand now (and wait for the next window)."""
     advance(timer, TIMER_RULES, "fire", f"timer {timer.id}")
     timer.fired_at = uow.app.now()
-    instance = uow.session.get(Instance, timer.instance_id)
+    # Locked like every change to the episode: its measure standing is replaced at commit.
+    instance = uow.session.get(Instance, timer.instance_id, with_for_update=True)
     if instance is not None:
         record_measure_outcomes(uow, instance, SCHEDULER.name)
