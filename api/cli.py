@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                               "(the listener starts its routing processes with 10: acknowledgements come first)")
     inbox_worker.add_argument("--parent", type=int, default=None, help=argparse.SUPPRESS)
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade", "current"])
+    db.add_argument("action", choices=["upgrade", "current", "project-measures"],
+                    help="project-measures: write the measure standing of every episode without a current one "
+                    "(after the upgrade that added it; the compliance report evaluates those live until then)")
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create a user and print its API token on the last line")
@@ -231,6 +233,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db":
         if args.action == "current":
             print(migrate.current_revision(engine.db.engine) or "(empty)")
+        if args.action == "project-measures":
+            from carepath.engine.usecases.measure_states import project_all
+
+            print(f"measure standing written for {project_all(engine):,} episodes")
         return 0
     if args.command == "user":
         from carepath.engine.usecases.users import add_user, deactivate_user, issue_token

@@ -12,7 +12,8 @@ and the reconciliation) and missed contacts go to a third (care-team-supervisor)
 Each episode's history is what the product records: `instance_started`, one `task_completed` per
 completion, `completed` or `cancelled`, and `measure_outcomes` evaluated (engine/measures.py) at the
 end and again when a window still open at the end closes, chained and hashed per instance; and, as the
-product writes it with the last of those, the `measure_outcomes` projection the report counts."""
+product writes them, the `measure_outcomes` projection of the last of those and the `measure_states`
+projection of the episode's standing, which the report counts."""
 
 from __future__ import annotations
 
@@ -35,8 +36,17 @@ from carepath.engine.measures import Completion, Episode, MeasureStatus, evaluat
 from carepath.engine.model import audience_keys
 from carepath.engine.persistence.chain import GENESIS, as_stored, event_hash
 from carepath.engine.persistence.database import Database
-from carepath.engine.persistence.tables import Event, Instance, MeasureOutcome, PathwayVersion, Task, TaskCandidate
+from carepath.engine.persistence.tables import (
+    Event,
+    Instance,
+    MeasureOutcome,
+    MeasureState,
+    PathwayVersion,
+    Task,
+    TaskCandidate,
+)
 from carepath.engine.sandbox import evaluate_expression
+from carepath.engine.usecases.measure_states import state_rows
 from carepath.engine.usecases.outcome_projection import outcome_rows
 
 from .common import log, percentiles, timed_gets
@@ -85,7 +95,7 @@ def load_episodes(database_url: str, total: int, now: datetime, *, seed: int = 1
         while have + loaded < total:
             count = min(BATCH, total - have - loaded)
             rows: dict[str, list[dict[str, Any]]] = {"instances": [], "tasks": [], "candidates": [], "events": [],
-                                                     "outcomes": []}
+                                                     "outcomes": [], "states": []}
             for n in range(count):
                 _episode(rng, have + loaded + n, now, version.id, measures, context, rows)
             with db.engine.begin() as connection:
@@ -95,6 +105,7 @@ def load_episodes(database_url: str, total: int, now: datetime, *, seed: int = 1
                 connection.execute(insert(Event), rows["events"])
                 if rows["outcomes"]:
                     connection.execute(insert(MeasureOutcome), rows["outcomes"])
+                connection.execute(insert(MeasureState), rows["states"])
             loaded += count
             log(f"compliance: {have + loaded:,} episodes loaded")
         with db.engine.begin() as connection:
@@ -187,10 +198,12 @@ def _episode(rng: random.Random, n: int, now: datetime, version_id: int, measure
             events.append(("task_completed", holder, task_id, done_at,
                            {"element_id": element_id, "name": name, "data": done_data}))
             completions.append(Completion(element_id, done_at.astimezone(UTC), done_data))
+    # the standing, as the product writes it with the instance's last save
+    episode = Episode(data, completions, end.astimezone(UTC) if status == "cancelled" else None)
+    states = state_rows(instance_id, version_id, KEY, 1, measures, episode, context)
     if ended:
         events.append(("cancelled" if status == "cancelled" else "completed", "adt-feed", None, end,
                        {"reason": "declined"} if status == "cancelled" else {}))
-        episode = Episode(data, completions, end.astimezone(UTC) if status == "cancelled" else None)
         recorded_at = end
         while recorded_at <= now:  # at the end, and again as each window still open then closes
             results = [evaluate(m, episode, now=recorded_at, time_context=context,
@@ -202,11 +215,14 @@ def _episode(rng: random.Random, n: int, now: datetime, version_id: int, measure
                 break
             recorded_at = min(still_open) + timedelta(seconds=1)
     recorded = [e for e in events if e[0] == "measure_outcomes"]
+    projected: list[dict[str, Any]] = []
     if recorded:  # the projection of the last record, as the product writes it in the same transaction
         *_, recorded_at, outcomes = max(recorded, key=lambda e: e[3])
-        rows["outcomes"] += outcome_rows(instance_id, version_id, KEY, [m.id for m in measures],
-                                         instance_status=status, ended_at=end.astimezone(UTC),
-                                         recorded_at=recorded_at.astimezone(UTC), data=outcomes)
+        projected = outcome_rows(instance_id, version_id, KEY, [m.id for m in measures], instance_status=status,
+                                 ended_at=end.astimezone(UTC), recorded_at=recorded_at.astimezone(UTC), data=outcomes)
+        rows["outcomes"] += projected
+    if not any(row["final"] for row in projected):
+        rows["states"] += states  # the standing, unless the final outcomes are recorded
     prev = GENESIS
     for seq, (type_, actor, event_task, at, event_data) in enumerate(sorted(events, key=lambda e: e[3]), start=1):
         row = {"instance_id": instance_id, "task_id": event_task, "pathway_version_id": version_id, "type": type_,

@@ -24,11 +24,7 @@ from tests.support.episodes import web_and_api_user
 from tests.support.web import page, signed_in, text_of
 
 AUDITOR = Principal("auditor-1", Role.AUDITOR)
-VISIT = {"id": "visit-14", "name": "Follow-up visit within 14 days", "source": "local policy (test)",
-         "applies_when": "not declined",
-         "clock_starts": {"variable": "visit_date", "event": "ED visit"},
-         "met_by": {"variable": "follow_up_date", "event": "follow-up visit"},
-         "deadline": "P14D after visit_date end of day"}
+VISIT = d.VISIT_MEASURE
 
 
 def _cohort(api: ApiClient, clock: ManualClock, count: int = 24) -> list[str]:

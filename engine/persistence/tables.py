@@ -381,16 +381,10 @@ class Event(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class MeasureOutcome(Base):
-    """The compliance report's projection of each episode's last recorded `measure_outcomes` (one row per
-    declared measure), replaced in the transaction that records them (engine/usecases/measures.py).
-    `final`: the episode had ended when they were recorded, every outcome is final and they name exactly
-    the declared measures, so the report counts them in SQL instead of evaluating the episode."""
+class _MeasureRow:
+    """The columns the compliance report counts, shared by its two projections (one row per instance and
+    declared measure)."""
 
-    __tablename__ = "measure_outcomes"
-    __table_args__ = (
-        Index("ix_measure_outcomes_version_final_clock", "pathway_version_id", "final", "clock_started"),
-    )
     instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     measure_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     pathway_version_id: Mapped[int] = mapped_column(Integer)
@@ -401,8 +395,32 @@ class MeasureOutcome(Base):
     deadline: Mapped[datetime | None]
     detail: Mapped[str] = mapped_column(Text)
     days_to_meet: Mapped[float | None] = mapped_column(Float)
+
+
+class MeasureOutcome(_MeasureRow, Base):
+    """The compliance report's projection of each episode's last recorded `measure_outcomes` (one row per
+    declared measure), replaced in the transaction that records them (engine/usecases/measures.py).
+    `final`: the episode had ended when they were recorded, every outcome is final and they name exactly
+    the declared measures, so the report counts them in SQL instead of evaluating the episode."""
+
+    __tablename__ = "measure_outcomes"
+    __table_args__ = (
+        Index("ix_measure_outcomes_version_final_clock", "pathway_version_id", "final", "clock_started"),
+    )
     final: Mapped[bool] = mapped_column(Boolean)
     recorded_at: Mapped[datetime]
+
+
+class MeasureState(_MeasureRow, Base):
+    """Where an episode without final recorded outcomes stands on each declared measure, whatever the
+    time: written with the instance's state (engine/usecases/measure_states.py) from the facts of the
+    instance version `lock_version` names. `open` with a deadline reads as missed once that deadline has
+    passed (`detail` is then the miss's); a row whose `lock_version` is not the instance's is stale and
+    the report evaluates that episode live instead."""
+
+    __tablename__ = "measure_states"
+    __table_args__ = (Index("ix_measure_states_version_clock", "pathway_version_id", "clock_started"),)
+    lock_version: Mapped[int] = mapped_column(Integer)
 
 
 class AuditCheckpoint(Base):

@@ -5,7 +5,8 @@ held here and written at commit, after every other change has been flushed, beca
 each chain's lock (see `chain.py`): taken last and in chain order, that lock never closes a cycle with
 the row locks a transaction takes, and it is held only for the last statements of the transaction.
 Work to do only once the transaction is durable (putting a workflow back into the cache,
-waking the scheduler) is registered with `after_commit`.
+waking the scheduler) is registered with `after_commit`; projections of the state the transaction
+leaves (an episode's measure standing) with `before_commit`, run at commit before the history.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class UnitOfWork:
     def __init__(self, app: CarePath) -> None:
         self.app = app
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: dict[str, Callable[[], None]] = {}  # by key: registered once per transaction
         self._committed = False
         self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row written so far
         self._history: list[Event] = []  # recorded, not yet written
@@ -53,6 +55,10 @@ class UnitOfWork:
                     log.exception("work after a commit failed")
 
     def commit(self) -> None:
+        if self._before_commit:
+            self.session.flush()  # what the callbacks read is what the transaction leaves
+            for callback in self._before_commit.values():
+                callback()
         if self._history:
             self.session.flush()  # every row lock this transaction takes, before any chain lock
             self.flush_history()
@@ -64,11 +70,13 @@ class UnitOfWork:
         """Part of the transaction that can fail alone: on an exception its changes, history rows and
         after-commit work are undone and the exception propagates; the rest of the transaction goes on."""
         pending, heads, history = len(self._after_commit), dict(self._heads), list(self._history)
+        before = dict(self._before_commit)
         try:
             with self.session.begin_nested():
                 yield
         except BaseException:
             del self._after_commit[pending:]
+            self._before_commit = before
             # Fresh rows: any of them written inside the savepoint (flush_history) were rolled back with it.
             self._history = [_unwritten(e) for e in history]
             self._heads = heads
@@ -76,6 +84,15 @@ class UnitOfWork:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
+
+    def before_commit(self, key: str, callback: Callable[[], None]) -> None:
+        """Work to do at commit, after every change has been flushed and before the history is written
+        (once per key and transaction: projections of the state the transaction leaves)."""
+        self._before_commit.setdefault(key, callback)
+
+    def pending_history(self, instance_id: str, type_: str) -> list[Event]:
+        """This transaction's history rows of that type about the instance not written yet."""
+        return [e for e in self._history if e.instance_id == instance_id and e.type == type_]
 
     def record(self, type_: str, actor: str, *, instance_id: str | None = None, task_id: str | None = None,
                pathway_version_id: int | None = None, data: dict[str, Any] | None = None) -> None:

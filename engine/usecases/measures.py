@@ -3,7 +3,8 @@
 Evaluated from the instance's data and its history's task completions, never from which timers fired,
 so the answer is the same whenever it is asked; recorded in the history (`measure_outcomes`) when an
 episode ends, so the audit keeps what was known at the time, and projected then into `measure_outcomes`
-(engine/usecases/outcome_projection.py), which the compliance report counts.
+(engine/usecases/outcome_projection.py), which the compliance report counts; until then the report
+counts the episode's standing, projected with its state (engine/usecases/measure_states.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..persistence.unit_of_work import UnitOfWork
 from ..queries import readable_instance
 from ..rules import TIMER_RULES, advance
 from ..sandbox import evaluate_expression
+from .measure_states import project_on_commit
 from .outcome_projection import outcome_rows, replace_outcomes
 
 
@@ -70,6 +72,7 @@ def record_measure_outcomes(uow: UnitOfWork, instance: Instance, actor: str) -> 
     data: dict[str, Any] = {"status": instance.status, "measures": [r.as_dict() for r in results]}
     uow.record("measure_outcomes", actor, instance_id=instance.id, pathway_version_id=instance.pathway_version_id,
                data=data)
+    project_on_commit(uow, instance)  # its standing goes once the outcomes are final
     replace_outcomes(uow.session, instance.id, outcome_rows(
         instance.id, instance.pathway_version_id, instance.pathway_key, [r.measure_id for r in results],
         instance_status=instance.status, ended_at=instance.ended_at, recorded_at=uow.app.now(), data=data))
@@ -85,6 +88,7 @@ def measure_window_closed(uow: UnitOfWork, timer: Timer) -> None:
     """A `measure` timer came due: record the outcomes as they stand now (and wait for the next window)."""
     advance(timer, TIMER_RULES, "fire", f"timer {timer.id}")
     timer.fired_at = uow.app.now()
-    instance = uow.session.get(Instance, timer.instance_id)
+    # Locked like every change to the episode: its measure standing is replaced at commit.
+    instance = uow.session.get(Instance, timer.instance_id, with_for_update=True)
     if instance is not None:
         record_measure_outcomes(uow, instance, SCHEDULER.name)

@@ -33,13 +33,16 @@ from ..queries import audience_has, instances_visible_to
 from ..sandbox import evaluate_expression
 from .compliance_sql import (
     MissKey,
+    Source,
     decode_key,
     encode_key,
+    has_current_states,
     has_final_outcomes,
-    recorded_conditions,
-    recorded_counts,
-    recorded_days_to_meet,
-    recorded_misses,
+    projected_counts,
+    projected_days_to_meet,
+    projected_misses,
+    recorded_source,
+    standing_source,
 )
 from .outcome_projection import Outcome, final_results
 
@@ -77,6 +80,8 @@ class MeasureCompliance:
     unknown: int = 0
     days_to_meet: list[float] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
+    # The lower and upper middle of the days to meet, when the database gave them instead of every value.
+    middles: tuple[float, float] | None = None
 
     @property
     def rate(self) -> float | None:
@@ -84,7 +89,9 @@ class MeasureCompliance:
 
     @property
     def median_days_to_meet(self) -> float | None:
-        return round(statistics.median(self.days_to_meet), 2) if self.days_to_meet else None
+        if self.days_to_meet:
+            return round(statistics.median(self.days_to_meet), 2)
+        return round((self.middles[0] + self.middles[1]) / 2, 2) if self.middles else None
 
     def as_dict(self) -> dict[str, Any]:
         return {"pathway": self.pathway, "measure_id": self.measure_id, "name": self.name, "source": self.source,
@@ -136,9 +143,11 @@ def compliance_page(app: CarePath, principal: Principal, *, pathway: str | None 
     An ended episode whose last recorded outcomes (`measure_outcomes`, recorded at the end and again as
     each window still open then closes) are final for every declared measure is counted by the database
     from their projection; every other episode (running, or with an outcome still open or unknown when
-    last recorded) is evaluated live from its data and task completions, a page at a time. Both give
-    the same figures: a final outcome does not change once the episode's data and history stop
-    changing. `use_recorded=False` evaluates every episode live.
+    last recorded) from the projection of its standing (`measure_states`, written with its state: an
+    open window counts as missed once the report's "now" has passed its deadline), and only an episode
+    with neither (changed since its row was written, or never written) is evaluated live from its data
+    and task completions, a page at a time. All give the same figures: an evaluation depends on the
+    time only through the deadline it compares with. `use_recorded=False` evaluates every episode live.
 
     The misses come in the order (pathway, measure, episode start), `misses_limit` of them after the
     miss `misses_after` names (a cursor from `misses_next`); all when no limit is given."""
@@ -160,8 +169,10 @@ def compliance_page(app: CarePath, principal: Principal, *, pathway: str | None 
         report.select_episodes(principal)
         misses: list[tuple[MissKey, Miss]] = []
         if use_recorded:
-            misses += report.count_recorded(after, misses_limit)
+            misses += report.count_projected(after, misses_limit)
         misses += report.evaluate_live(after, use_recorded)
+        if use_recorded:
+            report.complete_medians()
         return report.page(sorted(misses, key=lambda m: m[0]), misses_limit)
 
 
@@ -183,6 +194,7 @@ class _Report:
                 self.rows.setdefault((self.keys[vid], raw["id"]), MeasureCompliance(
                     self.keys[vid], raw["id"], raw["name"], raw["source"]))
         self.episodes: list[Any] = []
+        self.sources: list[Source] = []
 
     def select_episodes(self, principal: Principal) -> None:
         """The conditions on instances: of a declaring version, readable by the principal, and for a
@@ -195,34 +207,48 @@ class _Report:
             self.episodes.append(select(Task.id).where(Task.instance_id == Instance.id, audience_has(
                 self.dialect, [audience_key("group", self.group)])).exists())
 
-    def count_recorded(self, after: MissKey | None, limit: int | None) -> list[tuple[MissKey, Miss]]:
-        """Counts the final recorded outcomes in SQL; returns their misses after `after` (one more than
-        `limit`, to tell whether there is a next page)."""
-        conditions = recorded_conditions(self.episodes, self.parsed, now=self.now, start=self.start, end=self.end,
-                                         group=self.group, dialect=self.dialect)
+    def count_projected(self, after: MissKey | None, limit: int | None) -> list[tuple[MissKey, Miss]]:
+        """Counts the final recorded outcomes and the projected standing of the other episodes in SQL;
+        returns their misses after `after` (one more than `limit`, to tell whether there is a next page)."""
+        filters: dict[str, Any] = {"now": self.now, "start": self.start, "end": self.end, "group": self.group,
+                                   "dialect": self.dialect}
+        self.sources = [recorded_source(self.episodes, self.parsed, **filters),
+                        standing_source(self.episodes, self.parsed, **filters)]
         connection = self.session.connection()
-        for pathway_key, measure_id, status, count in recorded_counts(connection, conditions):
+        for pathway_key, measure_id, status, count, middles in projected_counts(connection, self.sources,
+                                                                                self.dialect):
             row = self.rows.get((pathway_key, measure_id))
             if row is not None:
                 _add(row, MeasureStatus(status), count)
-        for pathway_key, measure_id, days, count in recorded_days_to_meet(connection, conditions):
-            row = self.rows.get((pathway_key, measure_id))
-            if row is not None:
-                row.days_to_meet.extend([days] * count)
+                if status == MeasureStatus.MET and middles:
+                    row.middles = (middles[0], middles[-1])
         tasks = {(vid, m.id): m.met_by_task for vid, measures in self.parsed.items() for m in measures}
-        return [(MissKey(m.pathway_key, m.measure_id, m.created_at, m.id),
-                 Miss(m.id, m.patient_id, m.business_key, m.deadline, m.detail, [],
+        return [(MissKey(m.pathway_key, m.measure_id, m.created_at, m.instance_id),
+                 Miss(m.instance_id, m.patient_id, m.business_key, m.deadline, m.detail, [],
                       task=tasks.get((m.pathway_version_id, m.measure_id))))
-                for m in recorded_misses(connection, conditions, after, None if limit is None else limit + 1)]
+                for m in projected_misses(connection, self.sources, after, None if limit is None else limit + 1)]
+
+    def complete_medians(self) -> None:
+        """Every projected day to meet into the rows whose median the database could not give alone: on
+        a database without percentiles, or where live evaluations added days of their own."""
+        if self.dialect == "postgresql" and not any(row.middles and row.days_to_meet for row in self.rows.values()):
+            return
+        for pathway_key, measure_id, days, count in projected_days_to_meet(self.session.connection(), self.sources):
+            row = self.rows.get((pathway_key, measure_id))
+            if row is not None and (row.middles is None or row.days_to_meet):
+                row.days_to_meet.extend([days] * count)
+        for row in self.rows.values():
+            row.middles = None if row.days_to_meet else row.middles
 
     def evaluate_live(self, after: MissKey | None, use_recorded: bool) -> list[tuple[MissKey, Miss]]:
-        """Evaluates the episodes not counted from recorded outcomes; returns their misses after `after`."""
+        """Evaluates the episodes not counted from a projection (every episode without `use_recorded`);
+        returns their misses after `after`."""
         query = select(Instance.id, Instance.pathway_version_id, Instance.status, Instance.ended_at,
                        Instance.patient_id, Instance.business_key, Instance.created_at).where(*self.episodes)
-        if self.start is not None or self.end is not None:
+        if use_recorded:  # the few without current projections: no need to read every episode's data to pick them
+            query = query.where(~has_final_outcomes(self.now), ~has_current_states())
+        elif self.start is not None or self.end is not None:
             query = query.where(_clock_may_start_in(self.declared.values(), self.start, self.end))
-        if use_recorded:
-            query = query.where(~has_final_outcomes(self.now))
         waits_for = {vid: [m.met_by_task for m in measures] for vid, measures in self.parsed.items()}
         measured_tasks = sorted({t for tasks in waits_for.values() for t in tasks if t})
         misses: list[tuple[MissKey, Miss]] = []

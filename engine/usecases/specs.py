@@ -23,6 +23,7 @@ class RestoredSpec:
     task_rules: dict[str, dict[str, Any]]
     time_settings: dict[str, str]
     name: str | None = None  # the pathway's name (for task rows)
+    measures: tuple[dict[str, Any], ...] = ()  # the quality measures the version declares
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def restored_spec(app: CarePath, version: PathwayVersion) -> RestoredSpec:
     if cached is None:  # spec_json is deferred: it is read from the database only here
         spec, subs = serializer_for(version.family).spec_from_json(version.spec_json)
         cached = RestoredSpec(version.family, spec, subs, tuple(version.external_calls), dict(version.task_rules),
-                              dict(version.time_settings or {}), version.name)
+                              dict(version.time_settings or {}), version.name,
+                              tuple(version.measures or ()))
         app.specs.put(version.id, cached)
     return cached
 

@@ -17,6 +17,7 @@ from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import INSTANCE_RULES, engine_step
 from ..runtime.workflow import RunningWorkflow
+from .measure_states import declared_measures, project_on_commit
 from .measures import record_measure_outcomes
 from .projections import sync_projections
 from .specs import resolve_specs
@@ -90,6 +91,8 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
     instance.updated_at = now
     _record_call_bindings(uow, instance, workflow, actor)
     sync_projections(uow, instance, snapshot, actor, completed_task_id, workflow.completed_among)
+    if declared_measures(uow.app, uow.session, instance.pathway_version_id):
+        project_on_commit(uow, instance)
     if instance.status != previous:
         _record_status_change(uow, instance, previous, actor, snapshot.incident)
     app = uow.app

@@ -147,3 +147,9 @@ CALL_MEASURE = {"id": "call-2bd", "name": "Patient reached within 2 business day
                 "clock_starts": {"variable": "visit_date", "event": "ED visit"},
                 "met_by": {"task": "call", "when": "reached == True", "event": "patient reached"},
                 "deadline": "P2BD after visit_date end of day"}
+# A measure met by a variable, beside CALL_MEASURE in the cohorts: a follow-up within 14 days of the visit.
+VISIT_MEASURE = {"id": "visit-14", "name": "Follow-up visit within 14 days", "source": "local policy (test)",
+                 "applies_when": "not declined",
+                 "clock_starts": {"variable": "visit_date", "event": "ED visit"},
+                 "met_by": {"variable": "follow_up_date", "event": "follow-up visit"},
+                 "deadline": "P14D after visit_date end of day"}
