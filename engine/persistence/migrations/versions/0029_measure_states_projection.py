@@ -1,6 +1,6 @@
 """measure_states: where each episode stands on its declared measures, for the compliance report
 
-Revision ID: 0031
+Revision ID: 0029
 Revises: 0028
 Create Date: 2026-12-06 07:00:00
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from carepath.engine.persistence.tables import UTCDateTime
 
 
-revision = '0031'
+revision = '0029'
 down_revision = '0028'
 branch_labels = None
 depends_on = None
