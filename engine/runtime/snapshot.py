@@ -40,7 +40,17 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
         incident=incident,
         external_tasks=_external_waits(workflow),
         has_external_tasks=_has_external_tasks(workflow),
+        has_message_events=_has_message_events(workflow),
     )
+
+
+def _has_message_events(workflow: BpmnWorkflow) -> bool:
+    """Whether any element of the pathway (or the processes it calls) is a message event: without one,
+    it never waits for a message, so there is no subscription row to read."""
+    specs = (workflow.spec, *workflow.subprocess_specs.values())
+    return any(isinstance(definition, MessageEventDefinition) for spec in specs
+               for task_spec in spec.task_specs.values()
+               for definition in _definitions(getattr(task_spec, "event_definition", None)))
 
 
 def _has_external_tasks(workflow: BpmnWorkflow) -> bool:
