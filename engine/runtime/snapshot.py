@@ -30,6 +30,7 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
     else:
         status = InstanceStatus.RUNNING
     timers, messages = _waiting_events(workflow)
+    has_external_tasks = _has_external_tasks(workflow)
     return Snapshot(
         status=status,
         data=instance_data(workflow),
@@ -38,8 +39,8 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
         timers=timers,
         messages=messages,
         incident=incident,
-        external_tasks=_external_waits(workflow),
-        has_external_tasks=_has_external_tasks(workflow),
+        external_tasks=_external_waits(workflow) if has_external_tasks else [],  # no walk of the tree for none
+        has_external_tasks=has_external_tasks,
         has_message_events=_has_message_events(workflow),
     )
 
