@@ -278,4 +278,5 @@ class Snapshot:
     incident: Incident | None = None
     external_tasks: list[ExternalWait] = field(default_factory=list)
     has_external_tasks: bool = False  # the pathway has service tasks for workers (else no projection to keep)
+    has_message_events: bool = True  # the pathway has message events (else it has no message subscriptions)
     call_bindings: dict[str, str] = field(default_factory=dict)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from ..application import CarePath
-from .chain import as_stored, chain_of, hash_of_row, read_head
+from .chain import GENESIS, as_stored, chain_of, hash_of_row, read_head
 from .tables import Event, Instance
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class UnitOfWork:
         self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row written so far
         self._history: list[Event] = []  # recorded, not yet written
         self.delivered_catches: set[str] = set()  # message catches handed a message in this transaction
+        self.migrated_instances: set[str] = set()  # moved to another pathway version in this transaction
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
@@ -59,9 +61,7 @@ class UnitOfWork:
             self.session.flush()  # what the callbacks read is what the transaction leaves
             for callback in self._before_commit.values():
                 callback()
-        if self._history:
-            self.session.flush()  # every row lock this transaction takes, before any chain lock
-            self.flush_history()
+        self.flush_history()
         self.session.commit()
         self._committed = True
 
@@ -100,10 +100,20 @@ class UnitOfWork:
                                    pathway_version_id=pathway_version_id, at=self.app.now(),
                                    data=as_stored(data or {}), chain=chain_of(instance_id)))
 
+    def new_chain(self, instance_id: str) -> None:
+        """The chain of an instance this transaction creates (its id fresh, unseen by any other transaction)
+        starts at genesis: its head is neither read nor locked. Were it not new after all, the unique
+        (chain, seq) would refuse the first row."""
+        self._heads[chain_of(instance_id)] = (0, GENESIS)
+
     def flush_history(self) -> None:
         """Write the recorded history rows now, chained after each chain's head (read and locked once per
-        chain and transaction). Called by `commit`; call it earlier only to read this transaction's rows."""
+        chain and transaction), in one INSERT of many rows. Called by `commit`; call it earlier only to
+        read this transaction's rows."""
         events, self._history = self._history, []
+        if not events:
+            return
+        self.session.flush()  # every row lock of the transaction before any chain lock
         self._fill_pathway_versions(events)
         for chain in sorted({e.chain for e in events} - self._heads.keys()):
             self._heads[chain] = read_head(self.session, chain)
@@ -112,9 +122,8 @@ class UnitOfWork:
             event.seq, event.prev_hash = seq + 1, prev_hash
             event.hash = hash_of_row(event)
             self._heads[event.chain] = (event.seq, event.hash)
-        self.session.add_all(events)
-        self.session.flush()
-
+        self.session.execute(insert(_EVENTS), [{column: getattr(e, column) for column in _EVENT_COLUMNS}
+                                             for e in events])
 
     def _fill_pathway_versions(self, events: list[Event]) -> None:
         """Every entry about an instance names the pathway version it ran (task actions record only the
@@ -122,11 +131,23 @@ class UnitOfWork:
         missing = {e.instance_id for e in events if e.instance_id and e.pathway_version_id is None}
         if not missing:
             return
-        rows = self.session.execute(select(Instance.id, Instance.pathway_version_id).where(Instance.id.in_(missing)))
-        versions: dict[str, int] = dict(rows.all())
+        versions: dict[str, int] = {}
+        for instance_id in missing:  # an instance this transaction loaded (locked) already says it
+            loaded = self.session.identity_map.get(identity_key(Instance, instance_id))
+            if loaded is not None and "pathway_version_id" in loaded.__dict__:
+                versions[instance_id] = loaded.pathway_version_id
+        if missing - versions.keys():
+            rows = self.session.execute(select(Instance.id, Instance.pathway_version_id)
+                                        .where(Instance.id.in_(missing - versions.keys())))
+            versions.update((instance_id, version_id) for instance_id, version_id in rows)
         for event in events:
             if event.instance_id and event.pathway_version_id is None:
                 event.pathway_version_id = versions.get(event.instance_id)
+
+
+_EVENTS = cast(Table, Event.__table__)  # written with Core: one INSERT of many rows, no identity map
+_EVENT_COLUMNS = ("instance_id", "task_id", "pathway_version_id", "type", "actor", "at", "data", "chain", "seq",
+                  "prev_hash", "hash")
 
 
 def _unwritten(event: Event) -> Event:

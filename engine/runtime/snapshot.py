@@ -30,6 +30,7 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
     else:
         status = InstanceStatus.RUNNING
     timers, messages = _waiting_events(workflow)
+    has_external_tasks = _has_external_tasks(workflow)
     return Snapshot(
         status=status,
         data=instance_data(workflow),
@@ -38,9 +39,19 @@ def take_snapshot(workflow: BpmnWorkflow, incident: Incident | None, business_ke
         timers=timers,
         messages=messages,
         incident=incident,
-        external_tasks=_external_waits(workflow),
-        has_external_tasks=_has_external_tasks(workflow),
+        external_tasks=_external_waits(workflow) if has_external_tasks else [],  # no walk of the tree for none
+        has_external_tasks=has_external_tasks,
+        has_message_events=_has_message_events(workflow),
     )
+
+
+def _has_message_events(workflow: BpmnWorkflow) -> bool:
+    """Whether any element of the pathway (or the processes it calls) is a message event: without one,
+    it never waits for a message, so there is no subscription row to read."""
+    specs = (workflow.spec, *workflow.subprocess_specs.values())
+    return any(isinstance(definition, MessageEventDefinition) for spec in specs
+               for task_spec in spec.task_specs.values()
+               for definition in _definitions(getattr(task_spec, "event_definition", None)))
 
 
 def _has_external_tasks(workflow: BpmnWorkflow) -> bool:

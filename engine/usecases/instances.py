@@ -26,7 +26,6 @@ from .patients import patient_of_start
 from .specs import latest_version, resolve_specs
 from .store import (
     changes_of,
-    instance_by_business_key,
     load_workflow,
     with_conflict_retries,
 )
@@ -64,9 +63,6 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
     """Create, run to the first wait and save an instance inside the caller's transaction, for the patient
     `patient_id` and `patient` name (found or created here)."""
     validate_start_data(pathway.key, pathway.start_data, data)  # every start path, before anything is stored
-    duplicate = f"pathway '{pathway.key}' already has an active instance for business key '{business_key}'"
-    if instance_by_business_key(uow, pathway.key, business_key) is not None:
-        raise Conflict(duplicate)
     app = uow.app
     resolved = resolve_specs(app, uow.session, pathway, {})
     patient_row, patient_id = patient_of_start(uow, patient_id, patient)
@@ -76,11 +72,8 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
                         patient_ref=patient_row.id if patient_row else None,
                         status=InstanceStatus.RUNNING.value, state="", data={}, incident=None,
                         call_bindings={}, created_at=now, updated_at=now, started_by=actor)
-    uow.session.add(instance)
-    try:
-        uow.session.flush()
-    except IntegrityError:  # a concurrent start with the same business key committed first
-        raise Conflict(duplicate) from None
+    uow.session.add(instance)  # inserted with its state by the save below, which the unique key may refuse
+    uow.new_chain(instance.id)
     seed = {**seeded(pathway.start_data, data), "business_key": business_key,
             **({"patient_id": patient_id} if patient_id else {})}
     workflow = RunningWorkflow.create(resolved.spec, resolved.subprocess_specs, resolved.family,
@@ -97,7 +90,13 @@ def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, 
         workflow.deliver_message(name, payload, app.clock, business_key)
         uow.record("message_received", actor, instance_id=instance.id, pathway_version_id=pathway.id,
                    data={"name": name, "data": payload, "start": True})
-    after_engine_steps(uow, instance, workflow, actor)
+    duplicate = f"pathway '{pathway.key}' already has an active instance for business key '{business_key}'"
+    try:
+        after_engine_steps(uow, instance, workflow, actor)
+    except IntegrityError as exc:  # another active instance has the business key (or a concurrent start)
+        if "uq_instances_active_business_key" not in str(exc) and "instances.business_key" not in str(exc):
+            raise
+        raise Conflict(duplicate) from None
     return instance
 
 

@@ -177,6 +177,7 @@ def _move_one(app: CarePath, principal: Principal, source: VersionRef, target: V
             workflow.bound_versions, workflow.task_rules = new.bound_versions, new.task_rules
             workflow.time_context = app.time_context(new.time_settings)
             instance.pathway_version_id = target.id
+            uow.migrated_instances.add(instance.id)  # its old version's message waits end here
             _record_move(uow, instance, source, target, plan, principal.name)
             after_engine_steps(uow, instance, workflow, principal.name)
             _rename_projections(uow, instance, workflow, target)

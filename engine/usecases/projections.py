@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, inspect, select, text
 
 from ..application import CarePath
 from ..identity import SCHEDULER, offered_groups
@@ -99,19 +99,24 @@ def diff_projections(snapshot: Snapshot, *, open_tasks: Iterable[str], pending: 
 
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
                      completed_task_id: str | None, completed: Callable[[Iterable[str]], set[str]]) -> None:
-    """Rows first (three reads), then every change, flushed together by the caller: an autoflush
-    between the reads would split the writes into a round trip each."""
+    """Rows first (up to three reads), then every change, flushed together by the caller: an autoflush
+    between the reads would split the writes into a round trip each. An instance not yet inserted (its
+    start) has no rows to read; one whose pathway has no message event, no subscription (unless it was
+    just moved to that version, away from one that may have had)."""
     session = uow.session
-    if session.new:  # rows added earlier in this transaction (a previous save) must be visible to the reads
+    fresh = inspect(instance).pending
+    if session.new and not fresh:  # rows added earlier in this transaction (a previous save) must be visible
         session.flush()
     with session.no_autoflush:
-        open_rows = {t.id: t for t in session.scalars(
+        open_rows: dict[str, Task] = {} if fresh else {t.id: t for t in session.scalars(
             select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
-        pending = {t.task_id: t for t in session.scalars(
+        pending: dict[str, Timer] = {} if fresh else {t.task_id: t for t in session.scalars(
             select(Timer).where(Timer.instance_id == instance.id, Timer.state == TimerState.PENDING,
                                 Timer.kind == "bpmn"))}
-        subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
-            select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
+        subscriptions: dict[WaitKey, MessageSubscription] = {}
+        if not fresh and (snapshot.has_message_events or instance.id in uow.migrated_instances):
+            subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
+                select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
         diff = diff_projections(snapshot, open_tasks=open_rows, waits=subscriptions,
                                 pending={task_id: (t.due_at, t.element_id) for task_id, t in pending.items()},
                                 business_key=instance.business_key, now=uow.app.now(), completed=completed)

@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from ..application import CarePath
 from ..errors import Conflict, NotFound
 from ..model import Incident, InstanceStatus, Snapshot
-from ..persistence.tables import Instance, PathwayVersion
+from ..persistence.tables import Instance, PathwayVersion, Task
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import INSTANCE_RULES, engine_step
 from ..runtime.workflow import RunningWorkflow
@@ -58,6 +58,20 @@ def lock_instance(uow: UnitOfWork, instance_id: str) -> Instance:
     if instance is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return instance
+
+
+def lock_instance_and_task(uow: UnitOfWork, instance_id: str, task_id: str) -> tuple[Instance, Task]:
+    """`lock_instance`, and the task's row locked in the same statement (a completion changes both): on
+    PostgreSQL the rows are locked in the order of the FROM list, the instance first, as `lock_instance`
+    then `load_task` would."""
+    options = [] if instance_id in uow.app.workflows else [undefer(Instance.state)]
+    query = (select(Instance, Task).join(Task, Task.instance_id == Instance.id)
+             .where(Instance.id == instance_id, Task.id == task_id).with_for_update().options(*options)
+             .execution_options(populate_existing=True))
+    row = uow.session.execute(query).first()
+    if row is None:
+        raise NotFound(f"task {task_id} of instance {instance_id} does not exist")
+    return row[0], row[1]
 
 
 def load_workflow(uow: UnitOfWork, instance: Instance) -> RunningWorkflow:

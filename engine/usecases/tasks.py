@@ -24,7 +24,7 @@ from ..views import InstanceView, TaskView
 from .after_steps import after_engine_steps
 from .instances import get_instance_view
 from .notifications import schedule_alerts
-from .store import changes_of, load_workflow, lock_instance, with_conflict_retries
+from .store import changes_of, load_workflow, lock_instance_and_task, with_conflict_retries
 from .transitions import (
     change_task,
     check_visible,
@@ -47,8 +47,7 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
         with UnitOfWork(app) as uow:
             task = load_task(uow, task_id)
             check_visible(uow, principal, task)  # before locking anything
-            instance = lock_instance(uow, task.instance_id)
-            task = load_task(uow, task_id, lock=True)
+            instance, task = lock_instance_and_task(uow, task.instance_id, task_id)
             check(rule, task_facts(uow.session, task), principal)
             workflow = load_workflow(uow, instance)
             form = workflow.task_rules.get(task.element_id, {}).get("form")
