@@ -26,7 +26,9 @@ from tests.support.api import ApiClient
 
 # (start, completion) at most, per database.
 CHAIN = {"sqlite": (19, 20), "postgresql": (17, 19)}
-POST_ED = {"sqlite": (24, 24), "postgresql": (20, 22)}
+# The post-ED pathway declares measures: its episode's standing (measure_states) is written with its state,
+# one INSERT at a start, a DELETE, the completions read and an INSERT at a completion.
+POST_ED = {"sqlite": (25, 27), "postgresql": (21, 25)}
 COORDINATOR = Principal("cora", Role.COORDINATOR, frozenset({"care-coordinator"}))
 LEAD = Principal("lee", Role.CLINICAL_LEAD, frozenset())
 

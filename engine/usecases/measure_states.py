@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
@@ -71,27 +71,30 @@ def declared_measures(app: CarePath, session: Session, version_id: int) -> list[
 
 
 def project_on_commit(uow: UnitOfWork, instance: Instance) -> None:
-    """The instance's rows replaced at commit, from its facts as the transaction leaves them."""
-    instance_id = instance.id
-    uow.before_commit(f"measure_states:{instance_id}", lambda: project_instance(uow, instance_id))
+    """The instance's rows replaced at commit, from its facts as the transaction leaves them. An instance
+    this transaction inserts has no rows and no history yet: nothing to delete or read."""
+    instance_id, fresh = instance.id, inspect(instance).pending
+    uow.before_commit(f"measure_states:{instance_id}", lambda: project_instance(uow, instance_id, fresh=fresh))
 
 
-def project_instance(uow: UnitOfWork, instance_id: str) -> None:
+def project_instance(uow: UnitOfWork, instance_id: str, *, fresh: bool = False) -> None:
     """Replace the instance's rows (after the transaction's last change to it has been flushed)."""
     session = uow.session
-    session.execute(delete(MeasureState).where(MeasureState.instance_id == instance_id))
+    if not fresh:
+        session.execute(delete(MeasureState).where(MeasureState.instance_id == instance_id))
     instance = session.get(Instance, instance_id)
     if instance is None or instance.status in ENDED and _has_final_outcomes(session, instance_id):
         return  # counted from its final recorded outcomes (measure_outcomes) instead
     measures = declared_measures(uow.app, session, instance.pathway_version_id)
     if not measures:
         return
-    completions = _completions(session, [instance_id]).get(instance_id, []) + [
-        _completion(event.at, event.data) for event in uow.pending_history(instance_id, "task_completed")]
+    stored = [] if fresh else _completions(session, [instance_id]).get(instance_id, [])
+    completions = stored + [_completion(event.at, event.data)
+                            for event in uow.pending_history(instance_id, "task_completed")]
     rows = state_rows(instance.id, instance.pathway_version_id, instance.pathway_key, instance.lock_version,
                       measures, _episode(instance.status, instance.ended_at, instance.data, completions),
                       _context(uow.app, session, instance.pathway_version_id))
-    session.execute(insert(MeasureState), rows)
+    session.execute(insert(_MEASURE_STATES), rows)  # Core: one statement for all of them
 
 
 def _has_final_outcomes(session: Session, instance_id: str) -> bool:
@@ -122,6 +125,7 @@ def _completions(session: Session, instance_ids: Sequence[str]) -> dict[str, lis
     return out
 
 
+_MEASURE_STATES = cast(Table, MeasureState.__table__)
 PAGE = 500
 
 
