@@ -18,7 +18,7 @@ CaseTaskOut = out_model(CaseTask, name="CaseTaskOut", types=_TIMES, descriptions
 CaseEpisodeOut = out_model(CaseEpisode, name="CaseEpisodeOut", types={**_TIMES, CaseTask: CaseTaskOut},
                            descriptions={"patient_id": "the patient id the episode was started with"})
 CaseEntryOut = out_model(CaseEntry, name="CaseEntryOut", types=_TIMES)
-CaseReferralOut = out_model(CaseReferral, name="CaseReferralOut", types=_TIMES, descriptions={
+CaseReferralOut = out_model(CaseReferral, name="CaseReferralOut", types=_TIMES, exclude={"actions"}, descriptions={
     "id": "GET /api/referrals/{id}", "instance_id": "the episode that sent it",
     "consent": "false once the patient withdrew consent to share with the organization"})
 
