@@ -14,9 +14,9 @@ from carepath.engine.scheduler import TimerScheduler
 
 from .access_log import install_path_only_access_log
 from .bootstrap import build_engine, deploy_directory
-from .camunda_rest import install_camunda_error_handlers
 from .docs_pages import DocsContentPolicy
 from .engine_rest import deployments as engine_rest_deployments
+from .engine_rest.wire import camunda_or, install_camunda_error_handlers
 from .errors import install_error_handlers
 from .fhir import inbound as fhir_inbound
 from .fhir import referral_updates as fhir_referral_updates
@@ -115,14 +115,14 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     install_error_handlers(app)
     install_web_error_handlers(app)  # the web app's paths answer pages (api/web/errors.py)
     install_fhir_error_handlers(app)  # /fhir answers OperationOutcomes (api/fhir/wire.py)
-    install_camunda_error_handlers(app)  # /engine-rest answers Camunda's {"type", "message"} (api/camunda_rest.py)
+    install_camunda_error_handlers(app)  # /engine-rest answers Camunda's {"type", "message"} (api/engine_rest/wire.py)
     install_path_only_access_log()
     # Added innermost first: QueryChecks and BodyLimit raise to ErrorResponses, which the metrics count.
     app.add_middleware(QueryChecks)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes,
                        upload_paths=(pathways.router.prefix, web_pathways.UPLOAD, resources.IMPORT,
                                      engine_rest_deployments.CREATE))
-    app.add_middleware(ErrorResponses, respond=fhir_or(error_response))
+    app.add_middleware(ErrorResponses, respond=camunda_or(fhir_or(error_response)))
     app.add_middleware(DocsContentPolicy)
     app.add_middleware(WebPageHeaders)
     install_metrics(app, engine)

@@ -1,39 +1,26 @@
-"""What Camunda 7's REST API shares across its operations: authentication, variables and error answers.
+"""What Camunda 7's REST API shares across its operations: authentication and variables.
 
 Workers written for Camunda (camunda-external-task-client-python3, camunda-external-task-client-js) call
 `{base}/external-task/...` with HTTP basic credentials or a bearer token; CarePath answers that contract under
 /engine-rest (api/routes/camunda_external_tasks.py). Basic credentials are a user name and one of that user's
-API tokens; never anonymous. Errors answer `{"type": ..., "message": ...}`, with the status api/errors.py gives
-the domain error.
+API tokens; never anonymous. Errors answer `{"type": ..., "message": ...}` (api/engine_rest/wire.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import inspect
 import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
+from fastapi import Depends, Request
 
 from carepath.engine.application import CarePath
-from carepath.engine.errors import CarePathError, Unauthenticated, ValidationFailed
+from carepath.engine.errors import Unauthenticated, ValidationFailed
 from carepath.engine.identity import Principal
 from carepath.engine.usecases.users import authenticate
 
 from .deps import get_engine
-from .errors import status_for
-
-PREFIX = "/engine-rest"
-# Camunda's exception type names by status, as its REST API writes them.
-_TYPES = {400: "InvalidRequestException", 401: "AuthenticationException", 403: "AuthorizationException",
-          404: "InvalidRequestException", 422: "InvalidRequestException"}
-_REALM = {"WWW-Authenticate": 'Basic realm="CarePath engine-rest"'}
 
 
 def camunda_principal(request: Request, engine: Annotated[CarePath, Depends(get_engine)]) -> Principal:
@@ -109,40 +96,3 @@ def _value_out(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"value": value, "type": "String", "valueInfo": {}}
     return {"value": json.dumps(value), "type": "Json", "valueInfo": {}}
-
-
-# -- errors ----------------------------------------------------------------------------------------------
-
-def camunda_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"type": _TYPES.get(status, "RestException"), "message": message},
-                        status_code=400 if status == 422 else status, headers=headers)
-
-
-def _answer(exc: Exception) -> JSONResponse:
-    if isinstance(exc, CarePathError):
-        status = status_for(exc)
-        return camunda_error(status, exc.message, _REALM if status == 401 else None)
-    if isinstance(exc, RequestValidationError):
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
-                             for e in exc.errors()[:3])
-        return camunda_error(400, f"the request is not valid: {problems}")
-    assert isinstance(exc, HTTPException)
-    return camunda_error(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
-
-
-Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
-
-
-def install_camunda_error_handlers(app: FastAPI) -> None:
-    """Call after the product's handlers are installed: paths under /engine-rest answer Camunda's errors."""
-    for error_class in (CarePathError, RequestValidationError, HTTPException):
-        app.add_exception_handler(error_class, _on_camunda_paths(app.exception_handlers[error_class]))
-
-
-def _on_camunda_paths(previous: Handler) -> Handler:
-    async def handle(request: Request, exc: Exception) -> Response:
-        if request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/"):
-            return _answer(exc)
-        answered = previous(request, exc)
-        return await answered if inspect.isawaitable(answered) else answered
-    return handle

@@ -2,73 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
-from pydantic import Field
-
+from carepath.engine.case_queries import CaseEntry, CaseEpisode, CaseReferral, CaseTask
+from carepath.engine.patients import Patient
 from carepath.engine.usecases.patient_case import PatientCase
 
+from .out_models import out_model
 from .schemas import Out, PatientOut, UtcInstant
 
-
-class CaseTaskOut(Out):
-    id: str
-    name: str
-    state: str
-    assignee: str | None
-    offered_to: list[str] = Field(description="candidate groups and users (empty: everyone or nobody)")
-    due_date: UtcInstant | None
-
-
-class CaseEpisodeOut(Out):
-    id: str
-    pathway_key: str
-    pathway_name: str
-    version: int
-    status: str
-    business_key: str | None
-    patient_id: str | None = Field(description="the patient id the episode was started with")
-    created_at: UtcInstant
-    ended_at: UtcInstant | None
-    open_tasks: list[CaseTaskOut]
+# The engine's dataclasses (engine/case_queries.py), with the history's times written as the exports write them.
+_TIMES = {datetime: UtcInstant}
+CaseTaskOut = out_model(CaseTask, name="CaseTaskOut", types=_TIMES, descriptions={
+    "offered_to": "candidate groups and users (empty: everyone or nobody)"})
+CaseEpisodeOut = out_model(CaseEpisode, name="CaseEpisodeOut", types={**_TIMES, CaseTask: CaseTaskOut},
+                           descriptions={"patient_id": "the patient id the episode was started with"})
+CaseEntryOut = out_model(CaseEntry, name="CaseEntryOut", types=_TIMES)
+CaseReferralOut = out_model(CaseReferral, name="CaseReferralOut", types=_TIMES, exclude={"actions"}, descriptions={
+    "id": "GET /api/referrals/{id}", "instance_id": "the episode that sent it",
+    "consent": "false once the patient withdrew consent to share with the organization"})
 
 
-class CaseEntryOut(Out):
-    id: int
-    at: UtcInstant
-    type: str
-    actor: str
-    instance_id: str
-    task_id: str | None
-    data: dict[str, Any]
+CaseOut = out_model(PatientCase, name="CaseOut", exclude={"asked_for"}, types={
+    Patient: PatientOut, CaseEpisode: CaseEpisodeOut, CaseEntry: CaseEntryOut, CaseReferral: CaseReferralOut},
+    descriptions={
+        "patient": "the patient that stands for the one asked for (its survivor when merged)",
+        "episodes": "every episode the caller may read, of this patient and of the patients merged with it, "
+                    "newest first",
+        "history": "the latest history entries across those episodes, newest first",
+        "referrals": "the referrals to community organizations those episodes sent, last changed first"})
 
 
-class CaseReferralOut(Out):
-    id: str = Field(description="GET /api/referrals/{id}")
-    instance_id: str = Field(description="the episode that sent it")
-    domain: str
-    service_name: str
-    organization_name: str | None
-    status: str
-    status_reason: str | None
-    outcome: str | None
-    consent: bool = Field(description="false once the patient withdrew consent to share with the organization")
-    updated_at: UtcInstant
-
-
-class CaseOut(Out):
-    patient: PatientOut = Field(description="the patient that stands for the one asked for (its survivor when "
-                                "merged)")
-    episodes: list[CaseEpisodeOut] = Field(description="every episode the caller may read, of this patient and "
-                                           "of the patients merged with it, newest first")
-    history: list[CaseEntryOut] = Field(description="the latest history entries across those episodes, newest "
-                                        "first")
-    referrals: list[CaseReferralOut] = Field(description="the referrals to community organizations those episodes "
-                                             "sent, last changed first")
-
-    @classmethod
-    def of(cls, case: PatientCase) -> CaseOut:
-        return cls(patient=PatientOut.of(case.patient),
-                   episodes=[CaseEpisodeOut.model_validate(e) for e in case.episodes],
-                   history=[CaseEntryOut.model_validate(h) for h in case.history],
-                   referrals=[CaseReferralOut.model_validate(r) for r in case.referrals])
+def case_out(case: PatientCase) -> Out:
+    """The answer of GET /api/patients/{id}/case."""
+    return CaseOut.model_validate({"patient": PatientOut.of(case.patient), "episodes": case.episodes,
+                                   "history": case.history, "referrals": case.referrals})

@@ -1,12 +1,19 @@
-"""Domain errors -> HTTP status codes, in one place."""
+"""Domain errors -> HTTP status codes, in one place (`status_for`), and the product's JSON error answers.
+
+Paths with a wire format of their own render the same statuses and messages in it: /fhir OperationOutcomes
+(api/fhir/wire.py), /engine-rest Camunda's `{"type", "message"}` (api/engine_rest/wire.py), the web app's
+pages (api/web/errors.py). Each wraps the handlers installed here for its paths only (`install_path_answers`).
+"""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from carepath.engine.errors import (
@@ -70,11 +77,15 @@ def _field(error: Any) -> str | None:
     return ".".join(location[1:]) if len(location) > 1 and location[0] in REQUEST_PARTS else None
 
 
+def invalid_message(exc: RequestValidationError) -> str:
+    """What a refused request says: its first three problems."""
+    return "the request is not valid: " + "; ".join(_describe(e) for e in exc.errors()[:3])
+
+
 def request_invalid(exc: RequestValidationError) -> JSONResponse:
-    described = [(_describe(e), e) for e in exc.errors()]
-    errors = [{"message": text, "location": list(e.get("loc", ())), "field": _field(e)} for text, e in described]
-    message = "the request is not valid: " + "; ".join(text for text, _ in described[:3])
-    return JSONResponse({"error": "ValidationFailed", "message": message, "errors": errors}, status_code=422)
+    errors = [{"message": _describe(e), "location": list(e.get("loc", ())), "field": _field(e)} for e in exc.errors()]
+    return JSONResponse({"error": "ValidationFailed", "message": invalid_message(exc), "errors": errors},
+                        status_code=422)
 
 
 # HTTP errors Starlette and FastAPI raise themselves (no route, wrong method, a body too large or not
@@ -82,15 +93,18 @@ def request_invalid(exc: RequestValidationError) -> JSONResponse:
 HTTP_ERROR_NAMES = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
 
 
-def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    message = str(exc.detail)
+def http_message(request: Request, exc: HTTPException) -> str:
     if exc.status_code == 404 and exc.detail == "Not Found":
-        message = f"there is no {request.url.path} in this API (see /docs)"
-    elif exc.status_code == 405:
+        return f"there is no {request.url.path} in this API (see /docs)"
+    if exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "other methods")
-        message = f"{request.url.path} does not answer {request.method}; it answers {allowed}"
-    return JSONResponse({"error": HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError"), "message": message},
-                        status_code=exc.status_code, headers=exc.headers)
+        return f"{request.url.path} does not answer {request.method}; it answers {allowed}"
+    return str(exc.detail)
+
+
+def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse({"error": HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError"),
+                         "message": http_message(request, exc)}, status_code=exc.status_code, headers=exc.headers)
 
 
 def error_response(request: Request, exc: Exception) -> JSONResponse:
@@ -119,3 +133,31 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CarePathError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(HTTPException, _http_error)
+
+
+Answer = Callable[[Request, Exception], Response]
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def install_path_answers(app: FastAPI, on_path: Callable[[str], bool], answer: Answer) -> None:
+    """A wire format of its own for some paths (/fhir, /engine-rest): their domain, request and HTTP errors
+    are answered by `answer`, every other path's as before. Call after the handlers it wraps are installed."""
+    for error_class in (CarePathError, RequestValidationError, HTTPException):
+        app.add_exception_handler(error_class, _on_paths(on_path, answer, app.exception_handlers[error_class]))
+
+
+def _on_paths(on_path: Callable[[str], bool], answer: Answer, previous: Handler) -> Handler:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if on_path(request.url.path):
+            return answer(request, exc)
+        answered = previous(request, exc)
+        return await answered if inspect.isawaitable(answered) else answered
+    return handle
+
+
+def path_answer_or(on_path: Callable[[str], bool], answer: Answer, respond: Answer) -> Answer:
+    """For `api.guards.ErrorResponses` (errors raised by the middleware before a route): `answer` on the
+    paths `on_path` accepts, `respond`'s answer elsewhere."""
+    def choose(request: Request, exc: Exception) -> Response:
+        return (answer if on_path(request.url.path) else respond)(request, exc)
+    return choose

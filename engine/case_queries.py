@@ -18,11 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .bounds import shown
-from .identity import VisibleTo
+from .identity import Principal, VisibleTo
 from .model import OPEN_TASK_STATES, RECORD_VIEWED
 from .persistence.referral_tables import Referral
 from .persistence.tables import Event, Instance, PathwayVersion, Task
 from .queries import instances_visible_to
+from .rules import ReferralFacts, referral_actions
 
 MAX_CASE_EPISODES = 200  # as many as a patient read lists (usecases/patient_records.MAX_EPISODES)
 MAX_CASE_TASKS = 500
@@ -83,6 +84,7 @@ class CaseReferral:
     outcome: str | None
     consent: bool
     updated_at: datetime
+    actions: tuple[str, ...] = ()  # what the reader may do to it now (rules.referral_actions)
 
 
 def case_episodes(session: Session, patients: Sequence[str], scope: VisibleTo | None) -> list[CaseEpisode]:
@@ -127,11 +129,12 @@ def case_history(session: Session, instance_ids: Sequence[str], limit: int) -> l
     return [CaseEntry(e.id, e.at, e.type, e.actor, e.instance_id or "", e.task_id, shown(e.data)) for e in rows]
 
 
-def case_referrals(session: Session, instance_ids: Sequence[str]) -> list[CaseReferral]:
-    """The referrals these (readable) episodes sent, last changed first."""
+def case_referrals(session: Session, instance_ids: Sequence[str], reader: Principal) -> list[CaseReferral]:
+    """The referrals these (readable) episodes sent, last changed first, each with what `reader` may do to it."""
     if not instance_ids:
         return []
     rows = session.scalars(select(Referral).where(Referral.instance_id.in_(list(instance_ids)))
                            .order_by(Referral.updated_at.desc(), Referral.id).limit(MAX_CASE_REFERRALS))
     return [CaseReferral(r.id, r.instance_id, r.domain, r.service_name, r.organization_name, r.status,
-                         r.status_reason, r.outcome, r.consent, r.updated_at) for r in rows]
+                         r.status_reason, r.outcome, r.consent, r.updated_at,
+                         tuple(referral_actions(ReferralFacts.of(r), reader))) for r in rows]

@@ -232,6 +232,12 @@ class ReferralFacts:
     state: ReferralStatus
     readable: bool
     partner_account: str | None
+    consent: bool = True  # false once the patient withdrew consent to share with the organization
+
+    @classmethod
+    def of(cls, row: Any) -> ReferralFacts:
+        """A referral row the caller was found to read."""
+        return cls(row.id, ReferralStatus(row.status), True, row.partner_account, row.consent)
 
     def visible_to(self, principal: Principal) -> bool:
         if principal.role is Role.INTEGRATION:
@@ -693,7 +699,8 @@ REFERRAL_RULES = _rules(
          "referral_outcome_recorded", "outcome", note="after a rejection, failure or cancellation: the reason to "
          "stop (not-eligible, no-capacity, ...), which closes the loop"),
     Rule("withdraw_consent", "Withdrawing the patient's consent to share with the organization", tuple(R), (),
-         REFERRAL_STAFF, (), "referral_consent_withdrawn", "consent", note="for the patient and the referral's "
+         REFERRAL_STAFF, (), "referral_consent_withdrawn", "consent", noop=lambda r, p: not r.consent,
+         note="for the patient and the referral's "
          "organization: its open referrals are cancelled (statusReason 'patient withdrew consent'), deliveries not "
          "yet sent are withheld, no later referral to it is sent; again: changes nothing"),
 )
@@ -774,7 +781,8 @@ def advance(row: Any, table: dict[str, Rule], action: str, what: str) -> Rule:
 
 
 def is_noop(rule: Rule, facts: Facts, principal: Principal) -> bool:
-    return rule.noop is not None and isinstance(facts, TaskFacts | UserFacts) and rule.noop(facts, principal)
+    return (rule.noop is not None and isinstance(facts, TaskFacts | UserFacts | ReferralFacts)
+            and rule.noop(facts, principal))
 
 
 def _what(facts: Facts) -> str:
@@ -803,6 +811,13 @@ def allowed_actions(facts: Facts, principal: Principal) -> list[str]:
         else USER_RULES
     return [rule.action for rule in table.values() if rule.action not in NOT_OFFERED
             and refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
+
+
+def referral_actions(facts: ReferralFacts, principal: Principal) -> list[str]:
+    """What this user may do to the referral now: every row of REFERRAL_RULES they may take that would change it
+    (a page offers these and no others)."""
+    return [rule.action for rule in REFERRAL_RULES.values()
+            if refusal(rule, facts, principal) is None and not is_noop(rule, facts, principal)]
 
 
 # The supervisors' rows: who may take them works the team screens (dashboard, unrouted queue).
@@ -895,6 +910,7 @@ __all__ = ["DELIVERY_RULES", "DIRECTORY_RULES", "EXTERNAL_TASK_RULES", "PARTNER_
            "check_delivery_reader", "check_partner_reader", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES",
            "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts",
            "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "ExternalTaskFacts", "allowed_actions",
+           "referral_actions",
            "assignable_roles", "check", "check_directory_reader", "check_role", "is_unrouted", "render_markdown",
            "supervised_groups", "supervises"]
 

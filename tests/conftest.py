@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.dependencies import models as fastapi_models
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -46,6 +47,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for marker, reason in skips.items():
             if marker in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# FastAPI classifies every endpoint and dependency callable once, in lru_caches of 4096 entries
+# (fastapi.dependencies.models); the /docs and /redoc endpoints fastapi-offline adds are closures over their
+# app, so each app a test made (routes, schemas, engine, pools) stayed alive until the process ended, and the
+# interpreter spent minutes at exit collecting them. Emptying the caches after a test lets its app go.
+_FASTAPI_CALL_CACHES = [getattr(fastapi_models, name) for name in (
+    "_is_gen_callable_cached", "_is_async_gen_callable_cached", "_is_coroutine_callable_cached")
+    if hasattr(getattr(fastapi_models, name, None), "cache_clear")]
+
+
+@pytest.fixture(autouse=True)
+def _release_apps() -> Iterator[None]:
+    yield
+    for cache in _FASTAPI_CALL_CACHES:
+        cache.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,13 @@ import pytest
 
 import carepath.pathways as carepath_pathways
 from carepath.api.bootstrap import deploy_directory
+from carepath.api.compliance_files import report_csv
 from carepath.bench.compliance import load_episodes
 from carepath.engine.application import CarePath
 from carepath.engine.clock import ManualClock
 from carepath.engine.identity import Principal, Role
 from carepath.engine.usecases import reports
-from carepath.engine.usecases.reports import compliance_report, report_csv
+from carepath.engine.usecases.reports import compliance_report
 from carepath.engine.usecases.timers import fire_due_timers
 from tests.support import diagrams as d
 from tests.support.api import ApiClient

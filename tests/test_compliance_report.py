@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from carepath.api.compliance_files import misses_csv, report_csv
 from carepath.engine.clock import ManualClock
-from carepath.engine.usecases.reports import MeasureCompliance, Miss, misses_csv, report_csv
+from carepath.engine.usecases.reports import MeasureCompliance, Miss
 from tests.support import diagrams as d
 from tests.support.api import ApiClient
 

@@ -26,12 +26,11 @@ from carepath.engine.usecases.users import known_groups
 from ..deps import EngineDep
 from ..uploads import read_uploads
 from .variables import VariableIn, variables_as_data
-from .wire import CAMUNDA_VERSION, CamundaRoute, RestUser
+from .wire import CAMUNDA_VERSION, PREFIX, RestUser
 
-PREFIX = "/engine-rest"
 CREATE = f"{PREFIX}/deployment/create"
 # Not in /openapi.json (as /fhir): its answers are Camunda's shapes, documented by Camunda and docs/api.md.
-router = APIRouter(prefix=PREFIX, route_class=CamundaRoute, include_in_schema=False)
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 MAX_FILES = 50
 MAX_FIELD = 255

@@ -1,25 +1,25 @@
 """What /engine-rest shares: Camunda 7's error answers and its authentication (basic or bearer).
 
-Camunda clients (Camunda Modeler's deploy and start buttons) read `{"type": ..., "message": ...}` and show
-`message`; the status codes are the product's (api/errors.py) except a refused input, which Camunda answers
-with 400. A parse or validation refusal of a deploy begins with Camunda's parse-error code, which tells the
-modeler to show the problems as a diagram that could not be parsed.
+Camunda clients (Camunda Modeler's deploy and start buttons, external task workers) read `{"type": ...,
+"message": ...}` and show `message`: every error under /engine-rest (a route's, a dependency's, the
+middleware's) is answered so, with the status and message the product gives it (api/errors.py), except a
+refused input, which Camunda answers with 400. The handlers wrap the product's for /engine-rest paths only.
+A parse or validation refusal of a deploy begins with Camunda's parse-error code, which tells the modeler to
+show the problems as a diagram that could not be parsed.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Coroutine
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
 
 from carepath.engine.errors import (
     CarePathError,
@@ -34,10 +34,14 @@ from carepath.engine.usecases.basic_credentials import basic_principal
 from carepath.engine.usecases.break_glass import with_break_glass
 
 from ..deps import EngineDep, access_client, current_principal
-from ..errors import _describe, status_for
+from ..errors import Answer, http_message, install_path_answers, invalid_message, path_answer_or, status_for
 from ..web.cookies import throttle_of
 
+PREFIX = "/engine-rest"
 CAMUNDA_VERSION = "7.22.0"  # the REST contract followed (Camunda 7.22's /engine-rest)
+# Camunda's exception type names by status, as its REST API writes them; any other status: RestException.
+CAMUNDA_TYPES = {400: "InvalidRequestException", 401: "AuthenticationException", 403: "AuthorizationException",
+                 404: "InvalidRequestException", 422: "InvalidRequestException"}
 PARSE_ERROR = "ENGINE-09005 Could not parse BPMN process. Errors: "
 CHALLENGE = 'Basic realm="CarePath engine-rest", Bearer'
 
@@ -48,21 +52,38 @@ def located(problem: Problem) -> str:
     return " | ".join([problem.message, *[w for w in where if w]])
 
 
-def camunda_error(exc: CarePathError) -> JSONResponse:
-    status = status_for(exc)
+def is_engine_rest_path(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def camunda_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """Camunda's error answer; a refused input (422) is its 400."""
+    return JSONResponse({"type": CAMUNDA_TYPES.get(status, "RestException"), "message": message},
+                        status_code=400 if status == 422 else status, headers=headers)
+
+
+def domain_error(exc: CarePathError) -> JSONResponse:
     if isinstance(exc, DiagramInvalid):
         problems = "".join(f"\n* {located(p)}" for p in exc.problems) or f"\n* {exc.message}"
         body: dict[str, Any] = {"type": "ParseException", "message": PARSE_ERROR + problems,
                                 "details": _parse_details(exc)}
         return JSONResponse(body, status_code=400)
+    message = exc.message
     if isinstance(exc, ValidationFailed):
-        status = 400
         details = "; ".join(located(p) for p in exc.problems[:5])
         message = f"{exc.message}: {details}" if details and details not in exc.message else exc.message
-        return JSONResponse({"type": "InvalidRequestException", "message": message}, status_code=status)
-    kind = {401: "AuthenticationException", 403: "AuthorizationException"}.get(status, "InvalidRequestException")
-    headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
-    return JSONResponse({"type": kind, "message": exc.message}, status_code=status, headers=headers)
+    status = status_for(exc)
+    return camunda_error(status, message, {"WWW-Authenticate": CHALLENGE} if status == 401 else None)
+
+
+def answer(request: Request, exc: Exception) -> JSONResponse:
+    """A domain, request or HTTP error in Camunda's shape, with the status and message the product gives it."""
+    if isinstance(exc, CarePathError):
+        return domain_error(exc)
+    if isinstance(exc, RequestValidationError):
+        return camunda_error(400, invalid_message(exc))
+    assert isinstance(exc, HTTPException)
+    return camunda_error(exc.status_code, http_message(request, exc), exc.headers)
 
 
 def _parse_details(exc: DiagramInvalid) -> dict[str, Any]:
@@ -76,25 +97,14 @@ def _parse_details(exc: DiagramInvalid) -> dict[str, Any]:
     return details
 
 
-class CamundaRoute(APIRoute):
-    """A route whose errors (from its dependencies, its body's validation or the domain) are answered in
-    Camunda's shape, so the /engine-rest routers need no handler of the application's."""
+def install_camunda_error_handlers(app: FastAPI) -> None:
+    """Call after the product's handlers are installed: paths under /engine-rest answer Camunda's errors."""
+    install_path_answers(app, is_engine_rest_path, answer)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def answer(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except CarePathError as exc:
-                return camunda_error(exc)
-            except RequestValidationError as exc:
-                message = "; ".join(_describe(e) for e in exc.errors()[:3])
-                return JSONResponse({"type": "InvalidRequestException", "message": message}, status_code=400)
-            except HTTPException as exc:
-                return JSONResponse({"type": "RestException", "message": str(exc.detail)},
-                                    status_code=exc.status_code, headers=exc.headers)
-        return answer
+def camunda_or(respond: Answer) -> Answer:
+    """For `api.guards.ErrorResponses`: Camunda's answer under /engine-rest, `respond`'s elsewhere."""
+    return path_answer_or(is_engine_rest_path, answer, respond)
 
 
 def _basic(value: str) -> tuple[str, str]:

@@ -8,18 +8,17 @@ OperationOutcome, every other path the answer it had before.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from carepath.engine.errors import CarePathError, NotAcceptable
 
-from ..errors import status_for
+from ..errors import Answer, install_path_answers, path_answer_or, status_for
 
 PREFIX = "/fhir"
 MEDIA_TYPE = "application/fhir+json"
@@ -30,7 +29,6 @@ ACCEPTED = ("application/fhir+json", "application/json", "application/*", "*/*")
 ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
                406: "not-supported", 409: "conflict", 413: "too-long", 422: "invalid"}
 
-Handler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 
 class FhirResponse(JSONResponse):
@@ -89,24 +87,12 @@ def answer(request: Request, exc: Exception) -> FhirResponse:
     return http_outcome(request, exc)
 
 
-def _on_fhir_paths(previous: Handler) -> Handler:
-    async def handle(request: Request, exc: Exception) -> Response:
-        if is_fhir_path(request.url.path):
-            return answer(request, exc)
-        answered = previous(request, exc)
-        return await answered if inspect.isawaitable(answered) else answered
-    return handle
-
-
 def install_fhir_error_handlers(app: FastAPI) -> None:
     """Call after the other error handlers are installed: /fhir paths answer OperationOutcomes."""
-    for error_class in (CarePathError, RequestValidationError, HTTPException):
-        app.add_exception_handler(error_class, _on_fhir_paths(app.exception_handlers[error_class]))
+    install_path_answers(app, is_fhir_path, answer)
 
 
-def fhir_or(respond: Callable[[Request, Exception], Response]) -> Callable[[Request, Exception], Response]:
+def fhir_or(respond: Answer) -> Answer:
     """For `api.guards.ErrorResponses` (errors raised by the middleware before a route): an OperationOutcome
     under /fhir, `respond`'s answer elsewhere."""
-    def choose(request: Request, exc: Exception) -> Response:
-        return answer(request, exc) if is_fhir_path(request.url.path) else respond(request, exc)
-    return choose
+    return path_answer_or(is_fhir_path, answer, respond)

@@ -21,8 +21,9 @@ from carepath.engine.identity import Principal
 from carepath.engine.usecases import external_tasks as use
 from carepath.engine.usecases.external_tasks import ExternalTaskView, TopicRequest
 
-from ..camunda_rest import PREFIX, CamundaUser, variables_in, variables_out
+from ..camunda_rest import CamundaUser, variables_in, variables_out
 from ..deps import EngineDep
+from ..engine_rest.wire import PREFIX
 
 # Camunda's contract, documented by Camunda and docs/external-tasks.md; not part of the product's OpenAPI
 # document, whose error shape it does not share.

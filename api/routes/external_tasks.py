@@ -14,26 +14,27 @@ from carepath.engine.usecases.external_tasks import TopicRequest
 
 from ..deps import EngineDep, SendingUser
 from ..external_task_schemas import BpmnErrorIn, CompleteIn, ExtendLockIn, ExternalTaskOut, FailureIn, FetchAndLockIn
-from ..schemas import BODY_ERRORS, ERROR_RESPONSES, errors
+from ..out_models import list_of
+from ..schemas import BODY_ERRORS, ERROR_RESPONSES, Out, errors
 
 router = APIRouter(prefix="/api/external-tasks", tags=["external tasks"], responses=ERROR_RESPONSES)
 DONE: dict[str, Any] = {"status_code": 204, "response_class": Response}
 
 
-@router.get("", response_model=list[ExternalTaskOut], responses=errors(422))
+@router.get("", response_model=list_of(ExternalTaskOut), responses=errors(422))
 def list_tasks(engine: EngineDep, user: SendingUser, topic: str | None = Query(default=None, max_length=255),
                state: str | None = Query(default=None, max_length=20),
                instance_id: str | None = Query(default=None, max_length=36),
                limit: int = Query(default=50, ge=1, le=200),
-               offset: int = Query(default=0, ge=0, le=10_000_000)) -> list[ExternalTaskOut]:
+               offset: int = Query(default=0, ge=0, le=10_000_000)) -> list[Out]:
     """What waits for workers and what failed, oldest first (variables are not shown here)."""
     found = use.list_external_tasks(engine, user, topic=topic, state=state, instance_id=instance_id, limit=limit,
                                     offset=offset)
     return [ExternalTaskOut.model_validate(task) for task in found]
 
 
-@router.post("/fetch-and-lock", response_model=list[ExternalTaskOut], responses=errors(*BODY_ERRORS))
-def fetch_and_lock(body: FetchAndLockIn, engine: EngineDep, user: SendingUser) -> list[ExternalTaskOut]:
+@router.post("/fetch-and-lock", response_model=list_of(ExternalTaskOut), responses=errors(*BODY_ERRORS))
+def fetch_and_lock(body: FetchAndLockIn, engine: EngineDep, user: SendingUser) -> list[Out]:
     topics = [TopicRequest(t.name, t.lock_duration, tuple(t.variables) if t.variables is not None else None)
               for t in body.topics]
     found = use.fetch_and_lock(engine, user, body.worker_id, topics, body.max_tasks, use_priority=body.use_priority)

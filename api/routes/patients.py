@@ -18,9 +18,9 @@ from carepath.engine.usecases.patient_case import DEFAULT_HISTORY, get_patient_c
 from carepath.engine.usecases.patient_records import MAX_RESULTS, get_patient, search_patients
 from carepath.engine.usecases.patients import merge_patients, unmerge_patient
 
-from ..case_schemas import CaseOut
+from ..case_schemas import CaseOut, case_out
 from ..deps import ClientDep, CurrentUser, EngineDep, SendingUser
-from ..schemas import BODY_ERRORS, ERROR_RESPONSES, MergeIn, MergeOut, PatientOut, UnmergeIn, errors
+from ..schemas import BODY_ERRORS, ERROR_RESPONSES, MergeIn, MergeOut, Out, PatientOut, UnmergeIn, errors
 
 router = APIRouter(prefix="/api/patients", tags=["patients"], responses=ERROR_RESPONSES)
 
@@ -51,11 +51,11 @@ def get(patient_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep
 def case(patient_id: str, engine: EngineDep, user: CurrentUser, client: ClientDep,
          history: Annotated[int, Query(ge=0, le=MAX_CASE_HISTORY,
                                        description="how many of the latest history entries")] = DEFAULT_HISTORY,
-         ) -> CaseOut:
+         ) -> Out:
     """The whole person in one place: the patient (its survivor when merged), every episode across pathways
     the caller may read with its open tasks, and the latest history across them. Recorded as `record_viewed`
     (what `patient`, and what `case` on each episode shown)."""
-    return CaseOut.of(get_patient_case(engine, user, patient_id, client, history))
+    return case_out(get_patient_case(engine, user, patient_id, client, history))
 
 
 @router.post("/{patient_id}/merge", response_model=MergeOut, responses=errors(404, 409, *BODY_ERRORS))

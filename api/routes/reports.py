@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from carepath.engine.usecases.periods import report_period
-from carepath.engine.usecases.reports import MISSES_PAGE, compliance_page, misses_csv_lines, report_csv, report_svg
+from carepath.engine.usecases.reports import MISSES_PAGE, compliance_page
 from carepath.engine.usecases.sdoh_figures import social_needs_figures
 
 from ..attachments import content_disposition
+from ..compliance_files import misses_csv_lines, report_csv, report_svg
 from ..deps import CurrentUser, EngineDep
 from ..params import INSTANT_OR_DAY, InstantOrDay
 from ..schemas import ERROR_RESPONSES, errors

@@ -29,12 +29,11 @@ from carepath.engine.usecases.reports import (
     REPORT_ROLES,
     CompliancePage,
     compliance_page,
-    misses_csv_lines,
-    report_csv,
 )
 from carepath.engine.usecases.verify_history import check_history, latest_checkpoint
 
 from ..attachments import content_disposition
+from ..compliance_files import misses_csv_lines, report_csv
 from .compliance_chart import chart_of
 from .cookies import client_of, engine_of
 from .pages import page, require_user

@@ -52,7 +52,7 @@ def get_patient_case(app: CarePath, principal: Principal, patient_id: str, clien
         patient = readable_patient(session, principal, survivor) if survivor != asked.id else asked
         episodes = case_episodes(session, linked_patients(session, patient.id), scope)
         entries = case_history(session, [e.id for e in episodes], history)
-        referrals = case_referrals(session, [e.id for e in episodes])
+        referrals = case_referrals(session, [e.id for e in episodes], principal)
     _record_view(app, principal, patient, episodes, client)
     return PatientCase(patient, patient_id, episodes, entries, referrals)
 

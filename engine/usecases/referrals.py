@@ -164,7 +164,7 @@ def _readable(session: Session, principal: Principal, referral_id: str) -> Refer
 
 def _facts(referral: Referral) -> ReferralFacts:
     """`readable`: `_readable` found it for this caller."""
-    return ReferralFacts(referral.id, ReferralStatus(referral.status), True, referral.partner_account)
+    return ReferralFacts.of(referral)
 
 
 def _view(referral: Referral, principal: Principal) -> ReferralView:

@@ -94,6 +94,10 @@ def test_a_case_manager_refers_the_food_need_and_follows_it_to_got_help(engine: 
     page.goto(visit.url(f"/app/patients/{_patient(case)}"))
     row = page.locator(f'table.case-referrals tr[data-referral-id="{food["id"]}"]')
     assert row.locator("td").nth(4).inner_text() == "Got help"  # the outcome in words, not its code
+    # The page offers what the referral rules let the case manager do now, as the API's `actions` says.
+    allowed = directory.get(f"/api/referrals/{food['id']}", case.manager).json()["actions"]
+    offered = row.get_by_role("button", name="Patient withdrew consent").count()
+    assert offered == ("withdraw_consent" in allowed)
     assert visit.serious() == []
     assert visit.console_errors == [] and visit.outside == []
 

@@ -107,3 +107,23 @@ def test_the_social_needs_figures_count_screenings_and_the_share_that_got_help(d
 def _browser(api: ApiClient, name: str) -> Any:
     set_password(api.engine, name, PASSWORD)
     return signed_in(api.client.app, name)
+
+
+def test_the_case_page_offers_on_a_referral_only_what_the_rules_let_its_reader_do(directory: ApiClient,
+                                                                                   clock: ManualClock) -> None:
+    case = Case(directory, clock)
+    case.consent_and_choose("food", "fict-svc-food-pantry")
+    food = case.referrals()["food"]
+    patient = directory.get(f"/api/instances/{case.id}", case.lead).json()["patient_ref"]
+
+    def withdraw_buttons(name: str) -> list[Any]:
+        html = page(_browser(directory, name).get(f"/app/patients/{patient}"))
+        [row] = html.xpath(f'//table[@class="case-referrals"]/tbody/tr[@data-referral-id="{food["id"]}"]')
+        return list(row.xpath('.//form[@class="withdraw-consent"]'))
+
+    auditor = directory.user("auditor")  # reads the case; REFERRAL_RULES["withdraw_consent"] is not theirs
+    assert withdraw_buttons(case.manager) and not withdraw_buttons(auditor)
+    assert directory.post(f"/api/referrals/{food['id']}/withdraw-consent", auditor, {}).status_code == 403
+    withdrawn = directory.post(f"/api/referrals/{food['id']}/withdraw-consent", case.manager, {})
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert not withdraw_buttons(case.manager)  # again would change nothing: not offered
