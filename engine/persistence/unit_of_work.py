@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
+from ..model import Snapshot
 from .chain import as_stored, chain_of, hash_of_row, read_head
 from .tables import Event, Instance
 
@@ -33,6 +34,9 @@ class UnitOfWork:
         self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row written so far
         self._history: list[Event] = []  # recorded, not yet written
         self.delivered_catches: set[str] = set()  # message catches handed a message in this transaction
+        # The engine's last snapshot of each instance saved (usecases/after_steps.py): the change's answer
+        # is built from it (usecases/change_answers.py).
+        self.snapshots: dict[str, Snapshot] = {}
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
