@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict
@@ -168,7 +168,7 @@ def _summary_query(start: Select[str, str | None]) -> Select[Any]:
 
 # Built once (the keys bound at execution): building the recursive query took longer than running it, on
 # every answer that names its patient.
-_KEYS = bindparam("keys", expanding=True)
+_KEYS: BindParameter[list[str]] = bindparam("keys", expanding=True)
 _BY_INSTANCE = _summary_query(select(Instance.id.label("key"), Instance.patient_ref.label("id"))
                               .where(Instance.id.in_(_KEYS), Instance.patient_ref.is_not(None)))
 _BY_PATIENT = _summary_query(select(Patient.id.label("key"), Patient.id.label("id")).where(Patient.id.in_(_KEYS)))
