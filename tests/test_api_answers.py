@@ -76,6 +76,17 @@ def test_each_answer_is_the_instance_as_a_get_right_after_reads_it(api: ApiClien
     assert seen_waits >= 6  # timers side by side and a message wait were in the answers compared
 
 
+def test_a_cancels_answer_is_the_instance_as_a_get_reads_it(api: ApiClient) -> None:
+    admin = api.user("admin")
+    api.deploy(admin, ("par.bpmn", parallel_with_timers("par")))
+    started = api.start(admin, "par", patient_id="pat-c").json()
+    assert len(started["waiting"]) == 2
+    answer = api.post(f"/api/instances/{started['id']}/cancel", admin, {"reason": "moved away"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == api.get(f"/api/instances/{started['id']}", admin).json()
+    assert answer.json()["status"] == "cancelled" and answer.json()["waiting"] == []
+
+
 def test_a_coordinators_answer_says_what_they_may_do(api: ApiClient) -> None:
     """Actions are the caller's: a coordinator who completes a task of their lane sees theirs, as a GET."""
     admin = api.user("admin")
