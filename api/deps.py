@@ -12,7 +12,8 @@ from carepath.engine.errors import PermissionDenied
 from carepath.engine.identity import Principal, acts_only_as_integration
 from carepath.engine.usecases.access import Client
 from carepath.engine.usecases.break_glass import with_break_glass
-from carepath.engine.usecases.users import authenticate, provider_principal
+from carepath.engine.usecases.token_principals import principal_of_token
+from carepath.engine.usecases.users import provider_principal
 
 from .oidc import OidcVerifier, looks_like_jwt
 
@@ -32,10 +33,11 @@ def current_principal(request: Request, engine: Annotated[CarePath, Depends(get_
     if token and verifier is not None and looks_like_jwt(token):
         principal = provider_principal(engine, verifier.principal(token), "oidc",
                                        request.app.state.settings.oidc_roles_from_provider)
-    else:
-        principal = authenticate(engine, token)
+        request.state.user = principal.name
+        return with_break_glass(engine, principal)
+    principal = principal_of_token(engine, token)
     request.state.user = principal.name
-    return with_break_glass(engine, principal)
+    return principal
 
 
 def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

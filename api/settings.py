@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     script_timeout_seconds: float = 5.0
     script_memory_mb: int = 256
     workflow_cache_size: int = 2000
+    # Who a bearer token stands for is kept this long per process (engine/usecases/token_principals.py); 0: off.
+    principal_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     timer_max_attempts: int = 5
     timer_retry_seconds: float = 30.0
     lane_groups: str = "{}"
@@ -359,6 +361,7 @@ class Settings(BaseSettings):
             script_timeout_s=self.script_timeout_seconds,
             script_memory_mb=self.script_memory_mb,
             workflow_cache_size=self.workflow_cache_size,
+            principal_cache_seconds=self.principal_cache_seconds,
             timer_max_attempts=attempts,
             timer_retry_base=retry_base,
             lane_groups=json.loads(self.lane_groups),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .bounds import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH
-from .caches import LRUCache
+from .caches import ExpiringCache, LRUCache
 from .calendars import Calendars, TimeContext
 from .clock import Clock
 from .directory.hsds import ImportLimits
@@ -30,6 +30,10 @@ class EngineConfig:
     script_memory_mb: int = 256
     workflow_cache_size: int = 2000
     spec_cache_size: int = 256
+    # Who a bearer token stands for (user, role, groups, break-glass grants) is kept this long per process
+    # (usecases/token_principals.py); 0: read on every request. Changes made in this process clear it.
+    principal_cache_seconds: float = 5.0
+    principal_cache_size: int = 4096
     timer_max_attempts: int = 5
     timer_retry_base: timedelta = timedelta(seconds=30)
     conflict_retries: int = 5
@@ -97,6 +101,8 @@ class CarePath:
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
         self.specs: LRUCache[int, Any] = LRUCache(self.config.spec_cache_size)
         self.workflows: LRUCache[str, Any] = LRUCache(self.config.workflow_cache_size)
+        self.version_numbers: LRUCache[int, int] = LRUCache(self.config.spec_cache_size)  # id -> number
+        self.principals: ExpiringCache[str, Any] = ExpiringCache(self.config.principal_cache_size)
         self._timer_listeners: list[Callable[[datetime], None]] = []
         self._script_engine: Any = None
         self.channels: list[NotificationChannel] = channels if channels is not None else [OutboxChannel()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from datetime import datetime
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -51,3 +52,33 @@ class LRUCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class ExpiringCache(Generic[K, V]):
+    """A bounded LRU whose entries each stop being served at their own instant (on the engine's clock).
+    `clear` also voids what lookups begun before it would put: a value read from the database before a
+    change committed is not kept after the change cleared the cache."""
+
+    def __init__(self, max_items: int) -> None:
+        self._items: LRUCache[K, tuple[datetime, V]] = LRUCache(max_items)
+        self._lock = threading.Lock()
+        self.generation = 0  # bumped by clear; `put` takes the one read before the lookup
+
+    def get(self, key: K, now: datetime) -> V | None:
+        entry = self._items.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= now:
+            self._items.take(key)
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V, until: datetime, generation: int) -> None:
+        with self._lock:
+            if generation == self.generation:
+                self._items.put(key, (until, value))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._items.clear()

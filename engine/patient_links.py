@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from .errors import Conflict
@@ -130,13 +130,12 @@ def summaries_of_instances(session: Session, instance_ids: Iterable[str]) -> dic
     ids = sorted(set(instance_ids))
     if not ids:
         return {}
-    return _summaries(session, summaries_query(ids))
+    return _summaries(session, _BY_INSTANCE, ids)
 
 
 def summaries_query(instance_ids: list[str]) -> Select[Any]:
     """The SQL of summaries_of_instances (for the benchmark's plans)."""
-    return _summary_query(select(Instance.id.label("key"), Instance.patient_ref.label("id"))
-                          .where(Instance.id.in_(instance_ids), Instance.patient_ref.is_not(None)))
+    return _BY_INSTANCE.params(keys=instance_ids)
 
 
 def summaries_of_patients(session: Session, patient_refs: Iterable[str | None]) -> dict[str, PatientSummary]:
@@ -144,13 +143,12 @@ def summaries_of_patients(session: Session, patient_refs: Iterable[str | None]) 
     refs = sorted({r for r in patient_refs if r is not None})
     if not refs:
         return {}
-    return _summaries(session, _summary_query(select(Patient.id.label("key"), Patient.id.label("id"))
-                                              .where(Patient.id.in_(refs))))
+    return _summaries(session, _BY_PATIENT, refs)
 
 
-def _summaries(session: Session, query: Select[Any]) -> dict[str, PatientSummary]:
+def _summaries(session: Session, query: Select[Any], keys: list[str]) -> dict[str, PatientSummary]:
     return {key: PatientSummary(id, family, given, born, number)
-            for key, id, family, given, born, number in session.execute(query)}
+            for key, id, family, given, born, number in session.execute(query, {"keys": keys})}
 
 
 def _summary_query(start: Select[str, str | None]) -> Select[Any]:
@@ -166,3 +164,11 @@ def _summary_query(start: Select[str, str | None]) -> Select[Any]:
         .order_by(PatientIdentifier.system, PatientIdentifier.value).limit(1).scalar_subquery())
     return (select(chain.c.key, Patient.id, Patient.family, Patient.given, Patient.birth_date, mrn)
             .join(Patient, Patient.id == chain.c.id).where(Patient.merged_into.is_(None)))
+
+
+# Built once (the keys bound at execution): building the recursive query took longer than running it, on
+# every answer that names its patient.
+_KEYS: BindParameter[list[str]] = bindparam("keys", expanding=True)
+_BY_INSTANCE = _summary_query(select(Instance.id.label("key"), Instance.patient_ref.label("id"))
+                              .where(Instance.id.in_(_KEYS), Instance.patient_ref.is_not(None)))
+_BY_PATIENT = _summary_query(select(Patient.id.label("key"), Patient.id.label("id")).where(Patient.id.in_(_KEYS)))

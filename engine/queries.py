@@ -111,17 +111,37 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
     if row is None:
         return None
     version = session.get(PathwayVersion, row.pathway_version_id)
-    tasks = session.scalars(select(Task).where(Task.instance_id == row.id, Task.state.in_(OPEN_TASK_STATES))
-                            .order_by(Task.created_at, Task.id))
     timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == TimerState.PENDING,
-                                                 Timer.kind == "bpmn").order_by(Timer.due_at))
-    subs = session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == row.id)
-                           .order_by(MessageSubscription.id))
+                                                 Timer.kind == "bpmn").order_by(*TIMER_ORDER))
     waiting = [WaitView("timer", t.element_id, due_at=t.due_at) for t in timers]
-    waiting += [WaitView("message", s.element_id, message_name=s.message_name, correlation_key=s.correlation_key)
-                for s in subs]
+    return assembled_instance_view(session, row, version.version if version else 0, waiting + message_waits(
+        session, row.id), now, reader)
+
+
+# Timers due at the same instant (parallel branches) in a stable order: the answer of a change sorts the
+# engine's snapshot the same way (usecases/change_answers.py).
+TIMER_ORDER = (Timer.due_at, Timer.element_id, Timer.task_id)
+
+
+def message_waits(session: Session, instance_id: str) -> list[WaitView]:
+    subs = session.scalars(select(MessageSubscription).where(MessageSubscription.instance_id == instance_id)
+                           .order_by(MessageSubscription.id))
+    return [WaitView("message", s.element_id, message_name=s.message_name, correlation_key=s.correlation_key)
+            for s in subs]
+
+
+# Built once: building it cost more than running it, in every answer of a change.
+_OPEN_TASKS_OF = (select(Task).where(Task.instance_id == bindparam("instance_id"), Task.state.in_(OPEN_TASK_STATES))
+                  .order_by(Task.created_at, Task.id))
+
+
+def assembled_instance_view(session: Session, row: Instance, version: int, waiting: list[WaitView],
+                            now: datetime | None, reader: Principal | None) -> InstanceView:
+    """The view of an instance row with its pathway version's number and its waits: its open tasks
+    are read (one query, and one for their patient)."""
+    tasks = session.scalars(_OPEN_TASKS_OF, {"instance_id": row.id})
     return InstanceView(
-        id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
+        id=row.id, pathway_key=row.pathway_key, version=version,
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
         incident=row.incident, created_at=row.created_at, updated_at=row.updated_at, ended_at=row.ended_at,
         started_by=row.started_by, open_tasks=task_views(session, list(tasks), now, reader), waiting=waiting,

@@ -64,6 +64,18 @@ def test_metrics_count_instances_and_open_tasks(api: ApiClient) -> None:
     assert "carepath_http_requests_total" in text
 
 
+def test_metrics_count_requests_by_route_and_status(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient")))
+    api.start(lead, "fu")
+    assert api.get("/api/instances/no-such-episode", lead).status_code == 404
+    text = api.client.get("/metrics").text
+    assert ('carepath_http_requests_total{method="POST",route="/api/pathways/{key}/instances",status="201"} 1.0'
+            in text)
+    assert 'carepath_http_requests_total{method="GET",route="/api/instances/{instance_id}",status="404"} 1.0' in text
+    assert 'carepath_http_request_seconds_count{method="POST",route="/api/pathways/{key}/instances"} 1.0' in text
+
+
 def test_models_and_migrations_agree(api: ApiClient) -> None:
     with api.engine.db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)

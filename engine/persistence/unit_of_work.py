@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from ..application import CarePath
+from ..model import Snapshot
 from .chain import GENESIS, as_stored, chain_of, hash_of_row, read_head
 from .tables import Event, Instance
 
@@ -37,6 +38,9 @@ class UnitOfWork:
         self._history: list[Event] = []  # recorded, not yet written
         self.delivered_catches: set[str] = set()  # message catches handed a message in this transaction
         self.migrated_instances: set[str] = set()  # moved to another pathway version in this transaction
+        # The engine's last snapshot of each instance saved (usecases/after_steps.py): the change's answer
+        # is built from it (usecases/change_answers.py).
+        self.snapshots: dict[str, Snapshot] = {}
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:

@@ -33,8 +33,9 @@ def after_engine_steps(uow: UnitOfWork, instance: Instance, workflow: RunningWor
         referral_step_completed(uow, instance, workflow, completed_task_id, actor)
     for _ in range(MAX_MESSAGE_CHAIN):
         if not snapshot.messages or not deliver_buffered(uow, instance, workflow):
-            return
+            break
         snapshot = save_workflow(uow, instance, workflow, actor)
+    uow.snapshots[instance.id] = snapshot
 
 
 def deliver_buffered(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow) -> bool:

@@ -89,6 +89,7 @@ def break_glass(app: CarePath, principal: Principal, patient_id: str, reason: st
         uow.record("break_glass_granted", principal.name, data={
             "grant": row.id, "user": principal.name, "patient_id": patient_id, "reason": reason,
             "minutes": minutes, "expires_at": row.expires_at.isoformat()})
+        uow.after_commit(app.principals.clear)  # the grant widens the next request's reads
         uow.commit()
         return _view(row, now, principal)
 
@@ -108,6 +109,7 @@ def end_grant(app: CarePath, principal: Principal, grant_id: int) -> GrantView:
         uow.record("break_glass_ended", principal.name, data={
             "grant": row.id, "user": row.user_name, "patient_id": row.patient_id, "ended_by": principal.name,
             "expires_at": row.expires_at.isoformat()})
+        uow.after_commit(app.principals.clear)
         uow.commit()
         return _view(row, now, principal)
 

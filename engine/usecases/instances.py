@@ -21,6 +21,7 @@ from ..rules import INSTANCE_RULES, Rule, check_role
 from ..runtime.workflow import RunningWorkflow
 from ..views import InstanceView
 from .after_steps import after_engine_steps
+from .change_answers import answer_of_change
 from .measures import record_measure_outcomes
 from .patients import patient_of_start
 from .specs import latest_version, resolve_specs
@@ -45,16 +46,16 @@ def start_instance(app: CarePath, principal: Principal, pathway_key: str, *, bus
     if patient_id is not None:
         _check_key("patient_id", patient_id)
 
-    def attempt() -> str:
+    def attempt() -> InstanceView:
         with UnitOfWork(app) as uow:
             pathway = _startable_version(uow, pathway_key, version)
             instance = begin_instance(uow, pathway, business_key, patient_id, data or {}, principal.name,
                                       patient=patient)
+            answer = answer_of_change(uow, instance, principal)
             uow.commit()
-            return instance.id
+            return answer
 
-    instance_id = with_conflict_retries(app, attempt)
-    return get_instance_view(app, instance_id, actions_for=principal)
+    return with_conflict_retries(app, attempt)
 
 
 def begin_instance(uow: UnitOfWork, pathway: PathwayVersion, business_key: str, patient_id: str | None,
@@ -135,14 +136,15 @@ def cancel_instance(app: CarePath, principal: Principal, instance_id: str, reaso
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationFailed("a reason is required to cancel an instance")
 
-    def attempt() -> None:
+    def attempt() -> InstanceView:
         with UnitOfWork(app) as uow:
             instance = locked_instance(uow, principal, rule, instance_id)
             end_cancelled(uow, instance, rule, principal.name, reason)
+            answer = answer_of_change(uow, instance, principal)
             uow.commit()
+            return answer
 
-    with_conflict_retries(app, attempt)
-    return get_instance_view(app, instance_id, actions_for=principal)
+    return with_conflict_retries(app, attempt)
 
 
 def end_cancelled(uow: UnitOfWork, instance: Instance, rule: Rule, actor: str, reason: str) -> None:
@@ -168,7 +170,7 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("retry data must be a JSON object")
 
-    def attempt() -> None:
+    def attempt() -> InstanceView:
         with UnitOfWork(app) as uow:
             instance = locked_instance(uow, principal, rule, instance_id)
             workflow = load_workflow(uow, instance)
@@ -179,10 +181,11 @@ def retry_instance(app: CarePath, principal: Principal, instance_id: str,
                              "changes": changes_of(current, data or {})})
             workflow.retry(app.clock, data or {})
             after_engine_steps(uow, instance, workflow, principal.name)
+            answer = answer_of_change(uow, instance, principal)
             uow.commit()
+            return answer
 
-    with_conflict_retries(app, attempt)
-    return get_instance_view(app, instance_id, actions_for=principal)
+    return with_conflict_retries(app, attempt)
 
 
 def get_instance_history(app: CarePath, instance_id: str, principal: Principal, *, limit: int = 200,

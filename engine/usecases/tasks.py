@@ -22,7 +22,7 @@ from ..rules import TASK_RULES, Rule, check, check_role, may_take
 from ..sdoh.instruments import with_instruments
 from ..views import InstanceView, TaskView
 from .after_steps import after_engine_steps
-from .instances import get_instance_view
+from .change_answers import answer_of_change
 from .notifications import schedule_alerts
 from .store import changes_of, load_workflow, lock_instance_and_task, with_conflict_retries
 from .transitions import (
@@ -43,7 +43,7 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
     if data is not None and not isinstance(data, dict):
         raise ValidationFailed("task data must be a JSON object")
 
-    def attempt() -> str:
+    def attempt() -> InstanceView:
         with UnitOfWork(app) as uow:
             task = load_task(uow, task_id)
             check_visible(uow, principal, task)  # before locking anything
@@ -59,10 +59,11 @@ def complete_task(app: CarePath, principal: Principal, task_id: str, data: dict[
                                     "changes": changes_of(instance.data or {}, data or {})})
             workflow.complete_task(task_id, with_instruments(form, data or {}), app.clock)
             after_engine_steps(uow, instance, workflow, principal.name, completed_task_id=task_id)
+            answer = answer_of_change(uow, instance, principal)
             uow.commit()
-            return instance.id
+            return answer
 
-    return get_instance_view(app, with_conflict_retries(app, attempt), actions_for=principal)
+    return with_conflict_retries(app, attempt)
 
 
 def claim_task(app: CarePath, principal: Principal, task_id: str) -> TaskView:

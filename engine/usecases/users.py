@@ -97,6 +97,7 @@ def revoke_token(app: CarePath, principal: Principal, name: str, token_id: int) 
         if token.revoked_at is None:
             token.revoked_at = app.now()
             uow.record("token_revoked", principal.name, data={"user": name, "token_id": token_id})
+            uow.after_commit(app.principals.clear)  # refused from now on in this process
         uow.commit()
 
 
@@ -123,6 +124,7 @@ def set_groups(app: CarePath, principal: Principal, name: str, groups: Iterable[
         uow.session.add_all([UserGroup(user_id=user.id, group_name=g) for g in wanted if g not in current])
         uow.record("user_groups_changed", principal.name,
                    data={"user": name, "field": "groups", "old": sorted(current), "new": wanted})
+        uow.after_commit(app.principals.clear)
         uow.commit()
     return get_user(app, principal, name)
 
@@ -142,6 +144,7 @@ def deactivate_user(app: CarePath, principal: Principal, name: str) -> UserView:
                                 .values(revoked_at=app.now()))
             _release_tasks_of(uow, principal, name)
             uow.record("user_deactivated", principal.name, data={"user": name})
+            uow.after_commit(app.principals.clear)
         uow.commit()
     return get_user(app, principal, name)
 
@@ -205,6 +208,12 @@ def list_groups(app: CarePath, principal: Principal) -> dict[str, list[str]]:
 
 
 def authenticate(app: CarePath, token: str | None) -> Principal:
+    return token_principal(app, token)[0]
+
+
+def token_principal(app: CarePath, token: str | None) -> tuple[Principal, datetime | None]:
+    """Who an API token stands for, and when the token expires (None: never); Unauthenticated for a
+    missing, unknown, revoked or expired token or a deactivated user."""
     if not token:
         raise Unauthenticated("missing bearer token")
     with app.db.read() as session:
@@ -216,7 +225,7 @@ def authenticate(app: CarePath, token: str | None) -> Principal:
         if expires_at is not None and expires_at <= app.now():
             raise Unauthenticated("the token has expired; ask an admin for a new one")
         groups = frozenset(session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
-    return Principal(user.name, Role(user.role), groups)
+    return Principal(user.name, Role(user.role), groups), expires_at
 
 
 def known_groups(app: CarePath) -> set[str]:
@@ -305,11 +314,13 @@ def sync_provider_user(uow: UnitOfWork, principal: Principal, provider: str,
         raise Unauthenticated(f"user '{name}' is deactivated")
     if not roles_from_provider:
         return user
+    current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
+    if user.role != principal.role.value or current != set(groups):
+        uow.after_commit(uow.app.principals.clear)  # served with the new role and groups from now on
     if user.role != principal.role.value:
         uow.record("user_role_changed", name, data={"user": name, "field": "role", "old": user.role,
                                                     "new": principal.role.value, "by": provider})
         user.role = principal.role.value
-    current = set(uow.session.scalars(select(UserGroup.group_name).where(UserGroup.user_id == user.id)))
     if current != set(groups):
         for group in current - set(groups):
             uow.session.delete(uow.session.get(UserGroup, (user.id, group)))
