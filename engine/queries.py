@@ -17,6 +17,7 @@ from .model import (
     ACTIVE_STATUSES,
     OPEN_TASK_STATES,
     RECORD_VIEWED,
+    ExternalTaskState,
     InstanceStatus,
     TaskState,
     TimerState,
@@ -29,6 +30,7 @@ from .patient_links import (
     summaries_of_instances,
     summaries_of_patients,
 )
+from .persistence.external_task_tables import ExternalTask
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -120,6 +122,11 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
     waiting = [WaitView("timer", t.element_id, due_at=t.due_at) for t in timers]
     waiting += [WaitView("message", s.element_id, message_name=s.message_name, correlation_key=s.correlation_key)
                 for s in subs]
+    waits_for_worker = (ExternalTaskState.AVAILABLE, ExternalTaskState.LOCKED)  # a failed one is the incident
+    external = session.scalars(select(ExternalTask).where(
+        ExternalTask.instance_id == row.id, ExternalTask.state.in_(waits_for_worker)).order_by(
+        ExternalTask.created_at, ExternalTask.id))
+    waiting += [WaitView("external_task", t.element_id, topic=t.topic) for t in external]
     return InstanceView(
         id=row.id, pathway_key=row.pathway_key, version=version.version if version else 0,
         business_key=row.business_key, patient_id=row.patient_id, status=row.status, data=shown(row.data),
