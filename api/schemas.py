@@ -212,6 +212,7 @@ class WaitOut(Out):
     due_at: datetime | None = None
     message_name: str | None = None
     correlation_key: str | None = None
+    topic: str | None = Field(default=None, description="an external task's topic (type external_task)")
 
 
 class InstanceSummaryOut(Out):

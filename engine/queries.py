@@ -17,6 +17,7 @@ from .model import (
     ACTIVE_STATUSES,
     OPEN_TASK_STATES,
     RECORD_VIEWED,
+    ExternalTaskState,
     InstanceStatus,
     TaskState,
     TimerState,
@@ -29,6 +30,7 @@ from .patient_links import (
     summaries_of_instances,
     summaries_of_patients,
 )
+from .persistence.external_task_tables import ExternalTask
 from .persistence.tables import (
     DeploymentFile,
     Event,
@@ -114,8 +116,8 @@ def instance_view(session: Session, instance_id: str, now: datetime | None = Non
     timers = session.scalars(select(Timer).where(Timer.instance_id == row.id, Timer.state == TimerState.PENDING,
                                                  Timer.kind == "bpmn").order_by(*TIMER_ORDER))
     waiting = [WaitView("timer", t.element_id, due_at=t.due_at) for t in timers]
-    return assembled_instance_view(session, row, version.version if version else 0, waiting + message_waits(
-        session, row.id), now, reader)
+    waiting += message_waits(session, row.id) + worker_waits(session, row.id)
+    return assembled_instance_view(session, row, version.version if version else 0, waiting, now, reader)
 
 
 # Timers due at the same instant (parallel branches) in a stable order: the answer of a change sorts the
@@ -128,6 +130,17 @@ def message_waits(session: Session, instance_id: str) -> list[WaitView]:
                            .order_by(MessageSubscription.id))
     return [WaitView("message", s.element_id, message_name=s.message_name, correlation_key=s.correlation_key)
             for s in subs]
+
+
+_WAITS_FOR_WORKER = (ExternalTaskState.AVAILABLE, ExternalTaskState.LOCKED)  # a failed one is the incident
+
+
+def worker_waits(session: Session, instance_id: str) -> list[WaitView]:
+    """Service tasks waiting for an external worker or a connector call, in the order they were created."""
+    external = session.scalars(select(ExternalTask).where(
+        ExternalTask.instance_id == instance_id, ExternalTask.state.in_(_WAITS_FOR_WORKER)).order_by(
+        ExternalTask.created_at, ExternalTask.id))
+    return [WaitView("external_task", t.element_id, topic=t.topic) for t in external]
 
 
 # Built once: building it cost more than running it, in every answer of a change.

@@ -116,6 +116,7 @@ class WaitView:
     due_at: datetime | None = None
     message_name: str | None = None
     correlation_key: str | None = None
+    topic: str | None = None  # an external task's (a built-in connector's: carepath.connector.*)
 
 
 @dataclass(frozen=True)

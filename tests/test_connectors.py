@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -473,3 +473,16 @@ def test_a_call_whose_episode_moved_on_meanwhile_is_dropped_and_the_next_call_st
     [other] = set(episodes.values()) - set(cancelled)
     assert view(api, cancelled[0])["status"] == "cancelled"
     assert view(api, other)["data"]["orderId"] == "o"
+
+
+def test_retrying_a_call_that_was_an_incident_wakes_the_deliverer_at_once(api: ApiClient, clock: ManualClock) -> None:
+    server = Recorder(httpx.Response(404), httpx.Response(200, json={"id": "ord-10"}))
+    use(api, server)
+    instance_id = started(api, pathway(http_json(), ZEEBE))
+    assert deliver_connector_calls(api.engine) == 1
+    assert view(api, instance_id)["status"] == "incident"
+    woken: list[datetime] = []
+    api.engine.on_timer_scheduled(woken.append)  # what a running scheduler listens to
+    assert api.post(f"/api/instances/{instance_id}/retry", api.user("clinical_lead"), {}).status_code == 200
+    assert woken == [clock()]  # not left for the next sweep, up to 30 s later
+    assert deliver_connector_calls(api.engine) == 1 and view(api, instance_id)["data"]["orderId"] == "ord-10"

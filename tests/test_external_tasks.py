@@ -246,3 +246,14 @@ def test_simulate_says_the_pathway_waits_for_a_worker_of_the_topic(tmp_path: Pat
     assert main(["simulate", str(diagram), "--data", '{"phone": "+1555"}']) == 0
     out = capsys.readouterr().out
     assert "waits for   an external worker of topic send-sms (send)" in out
+
+
+def test_the_episode_says_it_waits_for_a_worker_of_the_topic_until_the_task_is_done(worker_api: ApiClient) -> None:
+    api = worker_api
+    gateway, instance_id = started(api)
+    waits = [(w["type"], w["element_id"], w["topic"]) for w in instance(api, instance_id)["waiting"]]
+    assert waits == [("external_task", "send", "send-sms")]  # not an episode with nothing open or awaited
+    [task] = fetch(api, gateway)
+    assert [w["type"] for w in instance(api, instance_id)["waiting"]] == ["external_task"]  # locked: still waits
+    assert api.post(f"/api/external-tasks/{task['id']}/complete", gateway, {"worker_id": "w1"}).status_code == 204
+    assert instance(api, instance_id)["waiting"] == []

@@ -247,3 +247,24 @@ def test_the_episode_page_and_report_show_values_in_words_and_times_in_the_zone(
     assert "Episode started" in words and "Contact: Phone: 555-0100; Consent: No" in words
     for raw in RAW_NOTATION:
         assert raw not in words, raw
+
+
+def test_an_episode_in_incident_is_retried_from_its_page_by_a_clinical_lead_and_not_by_an_auditor(
+        api: ApiClient) -> None:
+    from tests.test_external_tasks import fetch, started
+
+    gateway, instance_id = started(api)
+    [task] = fetch(api, gateway)
+    assert api.post(f"/api/external-tasks/{task['id']}/failure", gateway,
+                    {"worker_id": "w1", "error_message": "gateway down", "retries": 0}).status_code == 204
+    path, retry = f"/app/episodes/{instance_id}", f"/app/episodes/{instance_id}/retry"
+    auditor = signed_in(api.client.app, web_and_api_user(api, "auditor", name="aud-retry"))
+    assert page(auditor.get(path)).xpath(f'//form[@action="{retry}"]') == []  # may not retry: no button
+    lead = signed_in(api.client.app, web_and_api_user(api, "clinical_lead", name="lead-retry"))
+    assert lead.submit(path, retry).status_code == 303
+    shown = lead.get(path)
+    assert "The failed step was run again" in shown.text
+    assert page(shown).xpath('//div[@class="error-summary"]') == []  # the problem is gone, and its button
+    assert text_of(page(shown).xpath('//span[contains(@class, "status")]')[0]) == "running"
+    [again] = fetch(api, gateway)  # the task is handed to a worker again
+    assert again["id"] == task["id"]

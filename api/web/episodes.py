@@ -32,14 +32,15 @@ from carepath.engine.usecases.audit import reads_audit_trail
 from carepath.engine.usecases.diagrams import instance_diagram
 from carepath.engine.usecases.instance_report import STYLE as REPORT_STYLE
 from carepath.engine.usecases.instance_report import instance_report
-from carepath.engine.usecases.instances import get_instance_history, get_instance_view
+from carepath.engine.usecases.instances import get_instance_history, get_instance_view, retry_instance
 from carepath.engine.usecases.measures import instance_measures
 from carepath.engine.usecases.patient_records import patient_of_instance
 from carepath.engine.usecases.periods import report_period
 
 from .cookies import client_of, engine_of
+from .flash import redirect_saying
 from .headers import policy_allowing_styles
-from .pages import page, require_user
+from .pages import page, posted_form, require_user
 from .search_values import (
     MAX_TEXT,
     PAGE_ROWS,
@@ -134,6 +135,17 @@ def episode(request: Request, instance_id: InstancePath, offset: OffsetQuery = 0
                 measures=[MeasureRow(m, _late_by(m, now)) for m in measures], zone=zone.key,
                 reads_audit_trail=reads_audit_trail(user.principal),
                 when=local_time(zone), span=span_words)
+
+
+@router.post(EPISODES + "/{instance_id}/retry")
+async def episode_retry(request: Request, instance_id: InstancePath) -> Response:
+    """Run the failed step of an episode in incident again, as `POST /api/instances/{id}/retry` does."""
+    user = require_user(request)
+    await posted_form(request, user)
+    view = retry_instance(engine_of(request), user.principal, instance_id)
+    said = ("The failed step was run again: the episode goes on." if view.incident is None
+            else "The step failed again: " + str(view.incident.get("message") or "see the problem below."))
+    return redirect_saying(request, f"{EPISODES}/{instance_id}", said)
 
 
 @router.get(EPISODES + "/{instance_id}/diagram.svg")

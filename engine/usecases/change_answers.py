@@ -14,7 +14,7 @@ from ..caches import LRUCache
 from ..identity import Principal
 from ..persistence.tables import Instance, PathwayVersion
 from ..persistence.unit_of_work import UnitOfWork
-from ..queries import assembled_instance_view, instance_view, message_waits
+from ..queries import assembled_instance_view, instance_view, message_waits, worker_waits
 from ..views import InstanceView, WaitView
 
 
@@ -31,6 +31,8 @@ def answer_of_change(uow: UnitOfWork, instance: Instance, reader: Principal) -> 
     waiting = [WaitView("timer", t.element_id, due_at=t.due_at) for t in due]
     if snapshot.messages:  # in the order they were awaited: the rows' ids
         waiting += message_waits(session, instance.id)
+    if snapshot.external_tasks:  # a worker's or a connector's: the rows say which still wait
+        waiting += worker_waits(session, instance.id)
     number = version_number(uow.app.version_numbers, session, instance.pathway_version_id)
     return assembled_instance_view(session, instance, number, waiting, uow.app.now(), reader)
 

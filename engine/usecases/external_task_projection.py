@@ -36,6 +36,7 @@ def sync_external_tasks(uow: UnitOfWork, instance: Instance, snapshot: Snapshot,
             if row.state == ExternalTaskState.FAILED:
                 advance(row, EXTERNAL_TASK_RULES, "engine_retry", f"external task {task_id}")
                 row.worker_id, row.lock_expires_at, row.retries = None, None, None
+                _wake_deliverer(uow, row.topic)
         elif not (row.state == ExternalTaskState.FAILED and task_id == incident_task):
             _cancel(uow, instance, row, actor, cause)
     for task_id, wait in waiting.items():
@@ -63,7 +64,13 @@ def _create(uow: UnitOfWork, instance: Instance, wait: ExternalWait, actor: str)
     uow.record(rule.event or rule.action, actor, instance_id=instance.id, task_id=wait.task_id,
                pathway_version_id=instance.pathway_version_id,
                data={"element_id": wait.element_id, "name": wait.name, "topic": wait.topic})
-    if wait.topic.startswith(CONNECTOR_TOPIC_PREFIX):  # wakes the scheduler's connector deliverer
+    _wake_deliverer(uow, wait.topic)
+
+
+def _wake_deliverer(uow: UnitOfWork, topic: str) -> None:
+    """A connector call made available (created, or retried after an incident) wakes the scheduler's
+    deliverer once committed, rather than waiting for its next sweep."""
+    if topic.startswith(CONNECTOR_TOPIC_PREFIX):
         now = uow.app.now()
         uow.after_commit(lambda: uow.app.timers_scheduled([now]))
 
