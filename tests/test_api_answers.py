@@ -37,11 +37,22 @@ def parallel_with_timers(pid: str) -> str:
         d.flow("f10", "escalate", "escalation"), d.flow("f11", "escalation", "end_e")))
 
 
+def task_then_worker(pid: str) -> str:
+    """A user task, then a service task that waits for an external worker of topic 'send-sms'."""
+    return d.definitions(d.process(
+        pid, d.node("startEvent", "start"), d.node("userTask", "prepare", "Prepare the message"),
+        d.node("serviceTask", "send", "Send SMS", **{"xmlns:carepath": "http://carepath.org/schema/bpmn/1.0",
+                                                     "carepath:topic": "send-sms"}),
+        d.node("endEvent", "end"),
+        d.flow("f1", "start", "prepare"), d.flow("f2", "prepare", "send"), d.flow("f3", "send", "end")))
+
+
 PATHWAYS: dict[str, Callable[[str], str]] = {
     "par": parallel_with_timers,
     "fu": lambda pid: d.linear_user_tasks(pid, "Call patient", "Book visit", lane="Care Coordinator"),
     "esc": d.boundary_timers,
     "msg": lambda pid: d.task_then_message(pid, "lab_result"),
+    "ext": task_then_worker,
 }
 
 
@@ -73,7 +84,7 @@ def test_each_answer_is_the_instance_as_a_get_right_after_reads_it(api: ApiClien
                 assert answer[field] == read[field], (key, step, field)
             assert answer.keys() == read.keys()
             seen_waits += len(answer["waiting"])
-    assert seen_waits >= 6  # timers side by side and a message wait were in the answers compared
+    assert seen_waits >= 7  # timers side by side, a message wait and a worker's task were in the answers compared
 
 
 def test_a_cancels_answer_is_the_instance_as_a_get_reads_it(api: ApiClient) -> None:
