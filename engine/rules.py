@@ -625,6 +625,17 @@ def check_delivery_reader(principal: Principal) -> None:
                                f"{principal.role.value}")
 
 
+def check_external_task_reader(principal: Principal) -> None:
+    """Who lists external tasks and connector calls (GET /api/external-tasks): their workers and admins. A
+    failed call's error may quote what a partner answered, so it is not for every reader of episodes; an
+    episode's incident shows on its page to whoever may read the episode."""
+    if principal.is_admin or principal.role in EXTERNAL_WORKERS:
+        return
+    raise PermissionDenied(f"listing external tasks and connector calls needs one of the roles integration, admin; "
+                           f"user '{principal.name}' is {principal.role.value} (an episode's failed step shows on "
+                           "its page, under Find episodes, status incident)")
+
+
 # Who works external tasks: systems, each signed in as an integration account (and admins). A worker reads only
 # the variables its task hands it and changes nothing but its own task: no role that reads records is needed.
 EXTERNAL_WORKERS = (Role.INTEGRATION,)
@@ -906,7 +917,7 @@ def render_markdown() -> str:
 
 
 __all__ = ["DELIVERY_RULES", "DIRECTORY_RULES", "EXTERNAL_TASK_RULES", "PARTNER_RULES", "PartnerFacts",
-           "REFERRAL_RULES", "ReferralFacts",
+           "REFERRAL_RULES", "ReferralFacts", "check_external_task_reader",
            "check_delivery_reader", "check_partner_reader", "GRANT_RULES", "INBOX_RULES", "INSTANCE_RULES",
            "PATHWAY_AUTHORS", "PATIENT_RULES", "TASK_RULES", "TABLES", "USER_RULES", "VERSION_RULES", "GrantFacts",
            "Guard", "InstanceFacts", "Rule", "TaskFacts", "UserFacts", "ExternalTaskFacts", "allowed_actions",

@@ -189,6 +189,17 @@ def test_only_integration_accounts_and_admins_work_external_tasks(worker_api: Ap
     assert len(fetch(api, api.user("admin"))) == 1
 
 
+def test_a_clinical_lead_listing_external_tasks_is_told_who_may_and_where_a_failed_step_shows(
+        worker_api: ApiClient) -> None:
+    lead = worker_api.user("clinical_lead")
+    refused = worker_api.get("/api/external-tasks", lead, params={"state": "failed"})
+    assert refused.status_code == 403
+    assert refused.json()["message"].startswith("listing external tasks and connector calls needs one of the roles "
+                                                "integration, admin")
+    assert "incident" in refused.json()["message"]
+    assert worker_api.get("/api/external-tasks", worker_api.user("admin")).status_code == 200
+
+
 def test_a_cancelled_episode_cancels_its_external_task(worker_api: ApiClient) -> None:
     api = worker_api
     gateway, instance_id = started(api)

@@ -25,7 +25,7 @@ from ..model import ExternalTaskState
 from ..persistence.external_task_tables import ExternalTask
 from ..persistence.tables import Instance
 from ..persistence.unit_of_work import UnitOfWork
-from ..rules import EXTERNAL_TASK_RULES, ExternalTaskFacts, Rule, check, check_role
+from ..rules import EXTERNAL_TASK_RULES, ExternalTaskFacts, Rule, check, check_external_task_reader, check_role
 from .after_steps import after_engine_steps
 from .store import load_workflow, lock_instance, with_conflict_retries
 
@@ -335,7 +335,7 @@ def list_external_tasks(app: CarePath, principal: Principal, *, topic: str | Non
                         instance_id: str | None = None, limit: int = 50, offset: int = 0) -> list[ExternalTaskView]:
     """External tasks, oldest first, by topic, state and episode (one SQL query on the projection; the variables
     are not read): for workers and admins, to see what waits and what failed."""
-    check_role(EXTERNAL_TASK_RULES["fetch_and_lock"], principal)
+    check_external_task_reader(principal)
     _check_count("limit", limit, 1, 200)
     _check_count("offset", offset, 0, 10_000_000)
     if state is not None and state not in {s.value for s in ExternalTaskState}:
