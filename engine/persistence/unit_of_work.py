@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..application import CarePath
-from .chain import as_stored, chain_of, hash_of_row, read_head
+from .chain import as_stored, chain_of, hash_of_row, read_heads
 from .tables import Event, Instance
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,12 @@ class UnitOfWork:
         self._heads: dict[str, tuple[int, str]] = {}  # chain -> (seq, hash) of its last row written so far
         self._history: list[Event] = []  # recorded, not yet written
         self.delivered_catches: set[str] = set()  # message catches handed a message in this transaction
+        # Several instances change in this transaction (a batch of timers): their saves leave every write to
+        # one flush, so that each table gets a few multi-row statements instead of a few per instance, and
+        # read their projection rows from `projection_rows` (usecases/projections.ProjectionRows by instance
+        # id), read for the whole batch at once.
+        self.batched = False
+        self.projection_rows: dict[str, Any] = {}
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
@@ -105,8 +111,7 @@ class UnitOfWork:
         chain and transaction). Called by `commit`; call it earlier only to read this transaction's rows."""
         events, self._history = self._history, []
         self._fill_pathway_versions(events)
-        for chain in sorted({e.chain for e in events} - self._heads.keys()):
-            self._heads[chain] = read_head(self.session, chain)
+        self._heads.update(read_heads(self.session, sorted({e.chain for e in events} - self._heads.keys())))
         for event in events:
             seq, prev_hash = self._heads[event.chain]
             event.seq, event.prev_hash = seq + 1, prev_hash

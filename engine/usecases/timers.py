@@ -29,6 +29,7 @@ from ..rules import TIMER_RULES, advance
 from .after_steps import after_engine_steps
 from .measures import MEASURE_TIMER, measure_window_closed
 from .notifications import fire_alert
+from .projections import read_projection_rows
 from .store import is_serialization_failure, load_workflow, lock_instance
 
 log = logging.getLogger("carepath.timers")
@@ -69,6 +70,11 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
         # The instances were read (and on PostgreSQL locked) with their timers; holding them here keeps
         # them in the session, so firing reads no instance row again.
         instances = {instance.id: instance for _, instance in claimed}
+        if not careful:  # one flush and three reads of projection rows for the batch, not a few per timer
+            uow.batched = True
+            uow.projection_rows = read_projection_rows(uow, {
+                timer.instance_id for timer, instance in claimed
+                if timer.kind == "bpmn" and instance.status in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT)})
         for timer, _ in claimed:
             if timer.state != TimerState.PENDING:  # an earlier timer of the batch cancelled it (same instance)
                 continue
