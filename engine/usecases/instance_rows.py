@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, inspect, update
+from sqlalchemy import Table, bindparam, inspect, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -23,7 +23,7 @@ from ..persistence.unit_of_work import UnitOfWork
 def write_instances(uow: UnitOfWork, instances: Iterable[Instance]) -> None:
     """UPDATE the changed ones among `instances`: one executemany per set of changed columns (one set,
     in a batch of timers of one kind of change)."""
-    table = Instance.__table__
+    table = cast(Table, Instance.__table__)
     groups: dict[tuple[str, ...], list[tuple[Instance, dict[str, Any]]]] = defaultdict(list)
     for instance in instances:
         state = inspect(instance)
