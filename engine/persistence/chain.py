@@ -90,3 +90,19 @@ def read_head(session: Session, chain: str) -> tuple[int, str]:
     head = session.execute(select(Event.seq, Event.hash).where(Event.chain == chain)
                            .order_by(Event.seq.desc()).limit(1)).first()
     return (head[0], head[1]) if head else (0, GENESIS)
+
+
+def read_heads(session: Session, chains: list[str]) -> dict[str, tuple[int, str]]:
+    """`read_head` of several chains (a batch of timers writes one per instance), in two statements on
+    PostgreSQL whatever their number: every lock first, in the given order, then every head, in a second
+    statement that sees what was committed before the last lock was granted (read committed)."""
+    if session.get_bind().dialect.name != "postgresql" or len(chains) < 2:
+        return {chain: read_head(session, chain) for chain in chains}
+    session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS BIGINT[])) AS k"),
+                    {"keys": [lock_key(chain) for chain in chains]})  # a function scan: in array order
+    rows = session.execute(text(
+        "SELECT c.chain, e.seq, e.hash FROM unnest(CAST(:chains AS VARCHAR[])) AS c(chain) "
+        "CROSS JOIN LATERAL (SELECT seq, hash FROM events WHERE events.chain = c.chain "
+        "ORDER BY seq DESC LIMIT 1) AS e"), {"chains": chains})
+    heads = {chain: (seq, hash_) for chain, seq, hash_ in rows}
+    return {chain: heads.get(chain, (0, GENESIS)) for chain in chains}

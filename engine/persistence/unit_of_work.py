@@ -22,7 +22,7 @@ from sqlalchemy.orm.util import identity_key
 
 from ..application import CarePath
 from ..model import Snapshot
-from .chain import GENESIS, as_stored, chain_of, hash_of_row, read_head
+from .chain import GENESIS, as_stored, chain_of, hash_of_row, read_heads
 from .tables import Event, Instance
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,12 @@ class UnitOfWork:
         # The engine's last snapshot of each instance saved (usecases/after_steps.py): the change's answer
         # is built from it (usecases/change_answers.py).
         self.snapshots: dict[str, Snapshot] = {}
+        # Several instances change in this transaction (a batch of timers): their saves leave every write to
+        # one flush, so that each table gets a few multi-row statements instead of a few per instance, and
+        # read their projection rows from `projection_rows` (usecases/projections.ProjectionRows by instance
+        # id), read for the whole batch at once.
+        self.batched = False
+        self.projection_rows: dict[str, Any] = {}
         self.session: Session
 
     def __enter__(self) -> UnitOfWork:
@@ -119,8 +125,7 @@ class UnitOfWork:
             return
         self.session.flush()  # every row lock of the transaction before any chain lock
         self._fill_pathway_versions(events)
-        for chain in sorted({e.chain for e in events} - self._heads.keys()):
-            self._heads[chain] = read_head(self.session, chain)
+        self._heads.update(read_heads(self.session, sorted({e.chain for e in events} - self._heads.keys())))
         for event in events:
             seq, prev_hash = self._heads[event.chain]
             event.seq, event.prev_hash = seq + 1, prev_hash

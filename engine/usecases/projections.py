@@ -7,7 +7,7 @@ SpiffWorkflow dropped (cancelled branches, interrupted activities) are marked ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -97,26 +97,53 @@ def diff_projections(snapshot: Snapshot, *, open_tasks: Iterable[str], pending: 
         waits_started=[(key, wait) for key, wait in wanted.items() if key not in had])
 
 
+@dataclass(frozen=True)
+class ProjectionRows:
+    """An instance's projection rows a save diffs the engine's snapshot against."""
+
+    open_tasks: dict[str, Task]
+    pending: dict[str, Timer]  # the engine's pending timers, by task id
+    subscriptions: dict[WaitKey, MessageSubscription]
+
+
+def read_projection_rows(uow: UnitOfWork, instance_ids: Collection[str], *,
+                         subscriptions: bool = True) -> dict[str, ProjectionRows]:
+    """The projection rows of the given instances, in three reads whatever their number (two without their
+    message subscriptions, for pathways that have no message event)."""
+    session = uow.session
+    rows = {instance_id: ProjectionRows({}, {}, {}) for instance_id in instance_ids}
+    with session.no_autoflush:
+        for task in session.scalars(select(Task).where(Task.instance_id.in_(rows),
+                                                       Task.state.in_(OPEN_TASK_STATES))):
+            rows[task.instance_id].open_tasks[task.id] = task
+        for timer in session.scalars(select(Timer).where(Timer.instance_id.in_(rows),
+                                                         Timer.state == TimerState.PENDING, Timer.kind == "bpmn")):
+            rows[timer.instance_id].pending[timer.task_id] = timer
+        waits = session.scalars(select(MessageSubscription).where(
+            MessageSubscription.instance_id.in_(rows))) if subscriptions else ()
+        for wait in waits:
+            rows[wait.instance_id].subscriptions[(wait.task_id, wait.message_name, wait.correlation_key)] = wait
+    return rows
+
+
 def sync_projections(uow: UnitOfWork, instance: Instance, snapshot: Snapshot, actor: str,
                      completed_task_id: str | None, completed: Callable[[Iterable[str]], set[str]]) -> None:
-    """Rows first (up to three reads), then every change, flushed together by the caller: an autoflush
-    between the reads would split the writes into a round trip each. An instance not yet inserted (its
-    start) has no rows to read; one whose pathway has no message event, no subscription (unless it was
-    just moved to that version, away from one that may have had)."""
+    """Rows first (up to three reads, or none when a batch read them), then every change, flushed together
+    by the caller: an autoflush between the reads would split the writes into a round trip each. An instance
+    not yet inserted (its start) has no rows to read; one whose pathway has no message event, no
+    subscription (unless it was just moved to that version, away from one that may have had)."""
     session = uow.session
     fresh = inspect(instance).pending
-    if session.new and not fresh:  # rows added earlier in this transaction (a previous save) must be visible
-        session.flush()
+    rows = uow.projection_rows.pop(instance.id, None)  # read for the batch: only for the first save
+    if rows is None and fresh:
+        rows = ProjectionRows({}, {}, {})
+    elif rows is None:
+        if session.new or (uow.batched and session.dirty):  # this transaction's changes must be visible
+            session.flush()
+        waits = snapshot.has_message_events or instance.id in uow.migrated_instances
+        rows = read_projection_rows(uow, [instance.id], subscriptions=waits)[instance.id]
+    open_rows, pending, subscriptions = rows.open_tasks, rows.pending, rows.subscriptions
     with session.no_autoflush:
-        open_rows: dict[str, Task] = {} if fresh else {t.id: t for t in session.scalars(
-            select(Task).where(Task.instance_id == instance.id, Task.state.in_(OPEN_TASK_STATES)))}
-        pending: dict[str, Timer] = {} if fresh else {t.task_id: t for t in session.scalars(
-            select(Timer).where(Timer.instance_id == instance.id, Timer.state == TimerState.PENDING,
-                                Timer.kind == "bpmn"))}
-        subscriptions: dict[WaitKey, MessageSubscription] = {}
-        if not fresh and (snapshot.has_message_events or instance.id in uow.migrated_instances):
-            subscriptions = {(s.task_id, s.message_name, s.correlation_key): s for s in session.scalars(
-                select(MessageSubscription).where(MessageSubscription.instance_id == instance.id))}
         diff = diff_projections(snapshot, open_tasks=open_rows, waits=subscriptions,
                                 pending={task_id: (t.due_at, t.element_id) for task_id, t in pending.items()},
                                 business_key=instance.business_key, now=uow.app.now(), completed=completed)

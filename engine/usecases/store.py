@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import undefer
 from sqlalchemy.orm.exc import StaleDataError
@@ -110,6 +110,10 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
     if instance.status != previous:
         _record_status_change(uow, instance, previous, actor, snapshot.incident)
     app = uow.app
+    if uow.batched:  # the batch's one flush writes this instance with the others (no savepoints there)
+        key = instance.id
+        uow.after_commit(lambda: _cache_flushed(app, key, instance, workflow))
+        return snapshot
     uow.session.flush()
     # Read now: after a later savepoint of the same transaction rolls back, the instance object is
     # expired and cannot be read once the session has closed; the database keeps this version.
@@ -120,6 +124,13 @@ def save_workflow(uow: UnitOfWork, instance: Instance, workflow: RunningWorkflow
 
     uow.after_commit(cache_after_commit)
     return snapshot
+
+
+def _cache_flushed(app: CarePath, key: str, instance: Instance, workflow: RunningWorkflow) -> None:
+    """Cache the workflow with the version its instance's row was last flushed with (it is committed)."""
+    version = inspect(instance).dict.get("lock_version")  # never a load: the session is closed
+    if version is not None:
+        app.workflows.put(key, (version, workflow))
 
 
 def changes_of(before: dict[str, Any], after: dict[str, Any], *, replaced: bool = False) -> dict[str, Any]:

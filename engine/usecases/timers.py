@@ -27,12 +27,14 @@ from ..persistence.tables import Instance, Timer
 from ..persistence.unit_of_work import UnitOfWork
 from ..rules import TIMER_RULES, advance
 from .after_steps import after_engine_steps
+from .instance_rows import write_instances
 from .measures import MEASURE_TIMER, measure_window_closed
 from .notifications import fire_alert
+from .projections import read_projection_rows
 from .store import is_serialization_failure, load_workflow, lock_instance
 
 log = logging.getLogger("carepath.timers")
-BATCH_SIZE = 20  # timers per transaction: holds at most this many instances locked for ~5 ms each
+BATCH_SIZE = 50  # timers per transaction: holds at most this many instances locked for ~2 ms each
 
 
 class _FiringFailed(Exception):
@@ -69,6 +71,11 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
         # The instances were read (and on PostgreSQL locked) with their timers; holding them here keeps
         # them in the session, so firing reads no instance row again.
         instances = {instance.id: instance for _, instance in claimed}
+        if not careful:  # one flush and three reads of projection rows for the batch, not a few per timer
+            uow.batched = True
+            uow.projection_rows = read_projection_rows(uow, {
+                timer.instance_id for timer, instance in claimed
+                if timer.kind == "bpmn" and instance.status in (InstanceStatus.RUNNING, InstanceStatus.INCIDENT)})
         for timer, _ in claimed:
             if timer.state != TimerState.PENDING:  # an earlier timer of the batch cancelled it (same instance)
                 continue
@@ -89,6 +96,8 @@ def _fire_batch(app: CarePath, size: int, *, careful: bool) -> int:
             except Exception as exc:  # a defect must not stop the batch nor spin on one timer
                 log.exception("firing timer %s failed", timer.id)
                 _retry_later(uow, timer, f"{type(exc).__name__}: {exc}")
+        if not careful:
+            write_instances(uow, instances.values())
         uow.commit()
         return len(claimed)
 
