@@ -32,7 +32,8 @@ PATHS_THAT_RUN_ENGINE_STEPS = {
     ("messages", "_deliver_to_subscribers"): "message",
     ("instances", "end_cancelled"): None,  # a cancelled episode waits for nothing: nothing to deliver
 }
-NOT_A_PATH = {("after_steps", "hand_over"), ("after_steps", "deliver_buffered")}  # the delivery itself
+NOT_A_PATH = {("after_steps", "hand_over"), ("after_steps", "deliver_buffered"),  # the delivery itself
+              ("connector_calls", "_complete")}  # an external task's completion (external_tasks.complete_task)
 SIMULATION = {"simulate"}  # no database, nothing buffered
 
 
