@@ -2,15 +2,16 @@
 
 A diagram's HTTP or FHIR connector writes a URL; it runs only when that URL lies under the base URL of a
 configured destination (CAREPATH_CONNECTOR_DESTINATIONS, docs/connectors.md): same scheme, host and port, and
-a path below the base's path, with no user info and no `..` segment. The deploy refuses a URL no destination
-covers, and every call checks again before it is sent (a destination removed since the deploy: an incident).
+a path below the base's path, with no user info and no `..` segment (percent-encoded or not). The deploy
+refuses a URL no destination covers, and every call checks again before it is sent (a destination removed
+since the deploy: an incident).
 Credentials are never in the diagram: a destination names the environment variable holding its token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 FHIR_DESTINATION = "fhir"  # the destination the FHIR connector sends to
 
@@ -37,7 +38,8 @@ def destination_for(url: str, destinations: dict[str, Destination]) -> Destinati
         raise OutsideDestinations(f"'{url[:200]}' is not a URL") from None
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise OutsideDestinations(f"'{url[:200]}' is not an http(s) URL with a host")
-    if "@" in parts.netloc or ".." in parts.path.split("/"):
+    segments = unquote(parts.path).replace("\\", "/").split("/")  # as a server may decode them
+    if "@" in parts.netloc or ".." in segments:
         raise OutsideDestinations(f"'{url[:200]}' carries user info or a '..' segment")
     covering = [d for d in destinations.values() if _covers(d.base_url, parts.scheme, parts.hostname, port,
                                                               parts.path)]

@@ -31,6 +31,9 @@ def test_a_url_under_a_base_url_goes_to_that_destination(url: str, name: str) ->
     "https://lab.example.org.evil.com/api",
     "https://user@lab.example.org/api/x",
     "https://lab.example.org/api/../secret",
+    "https://lab.example.org/api/%2e%2E/secret",  # the same, percent-encoded
+    "https://lab.example.org/api/..%2fsecret",
+    "https://lab.example.org/api/..\\secret",
     "http://127.0.0.1:8081/",
     "ftp://lab.example.org/api",
     "not a url",
