@@ -89,3 +89,15 @@ def test_concurrent_starts_with_one_business_key_start_once(api: ApiClient) -> N
     outcomes = _race(lambda: start_instance(api.engine, admin, "fu", business_key="discharge-1"))
     assert outcomes == Counter({"ok": 1, "conflict": THREADS - 1})
     assert api.get("/api/instances", lead, params={"business_key": "discharge-1"}).json()["total"] == 1
+
+
+def test_concurrent_starts_for_one_new_patient_all_start_with_one_patient(api: ApiClient) -> None:
+    lead = api.user("clinical_lead")
+    api.deploy(lead, ("fu.bpmn", d.linear_user_tasks("fu", "Call patient")))
+    admin = Principal("admin", Role.ADMIN)
+    keys = iter(range(THREADS))
+    outcomes = _race(lambda: start_instance(api.engine, admin, "fu", business_key=f"race-{next(keys)}",
+                                            patient_id="pat-new"))
+    assert outcomes == Counter({"ok": THREADS})
+    started = api.get("/api/instances", lead, params={"patient_id": "pat-new"}).json()["items"]
+    assert len(started) == THREADS and len({i["patient_ref"] for i in started}) == 1

@@ -102,6 +102,28 @@ def test_identifiers_find_the_patient_by_any_of_them_and_the_new_ones_are_added(
         assert row is not None and (row.family, row.given) == ("Müller", "Zoë")  # unknown ones filled, no overwrite
 
 
+def test_a_patient_created_meanwhile_by_another_start_is_found_and_no_second_one_is_left(
+        engine: CarePath, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race of two starts for one new patient: the other start committed the patient between this one's
+    look-up and its INSERT. The INSERT of the identifiers skips the one taken, the half-made patient is
+    removed in the same transaction, and the other start's patient is answered, given the new identifier."""
+    from carepath.engine.usecases import patients as module
+    patient = _find_or_create(engine, Identifier(MRN, "123"))
+    real, calls = module._matching_patient, []
+
+    def missed_once(session: Any, identifiers: list[Identifier]) -> PatientRow | None:
+        calls.append(1)
+        return None if len(calls) == 1 else real(session, identifiers)
+
+    monkeypatch.setattr(module, "_matching_patient", missed_once)
+    account = Identifier(v2_identifier_system("GENHOSP", "AN"), "A-9")
+    assert _find_or_create(engine, account, Identifier(MRN, "123")) == patient
+    assert len(calls) == 2
+    assert _identifiers(engine, patient) == {(MRN, "123"), (account.system, "A-9")}
+    with engine.db.read() as session:
+        assert session.scalars(select(PatientRow.id)).all() == [patient]
+
+
 def test_identifiers_of_two_different_patients_are_refused_until_they_are_merged(engine: CarePath) -> None:
     one = _find_or_create(engine, Identifier(MRN, "1"))
     two = _find_or_create(engine, Identifier(MRN, "2"))

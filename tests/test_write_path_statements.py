@@ -25,10 +25,10 @@ from carepath.engine.views import InstanceView
 from tests.support.api import ApiClient
 
 # (start, completion) at most, per database.
-CHAIN = {"sqlite": (19, 20), "postgresql": (17, 19)}
+CHAIN = {"sqlite": (12, 20), "postgresql": (11, 19)}
 # The post-ED pathway declares measures: its episode's standing (measure_states) is written with its state,
 # one INSERT at a start, a DELETE, the completions read and an INSERT at a completion.
-POST_ED = {"sqlite": (25, 27), "postgresql": (21, 25)}
+POST_ED = {"sqlite": (19, 27), "postgresql": (16, 25)}
 COORDINATOR = Principal("cora", Role.COORDINATOR, frozenset({"care-coordinator"}))
 LEAD = Principal("lee", Role.CLINICAL_LEAD, frozenset())
 

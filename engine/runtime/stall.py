@@ -9,7 +9,7 @@ that can no longer arrive.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -29,10 +29,10 @@ def stall_incident(workflow: BpmnWorkflow, kind_of: Callable[[Any], str]) -> Inc
     `kind_of` says what an element is in words ("service task")."""
     if workflow.is_completed():
         return None
-    tasks = [task for flow in (workflow, *workflow.subprocesses.values()) for task in flow.get_tasks()]
-    if any(task.has_state(TaskState.READY) or _waits_outside(task) for task in tasks):
+    # The walk stops at the first task that is ready or waits (the common case: no tree built for nothing).
+    if any(task.has_state(TaskState.READY) or _waits_outside(task) for task in _walk(workflow)):
         return None
-    stuck = _stuck_task(tasks)
+    stuck = _stuck_task(list(_walk(workflow)))
     spec = stuck.task_spec if stuck is not None else None
     element_id = getattr(spec, "bpmn_id", None)
     where = f"{kind_of(spec)} '{spec.bpmn_name or element_id}'" if spec is not None and element_id else "its last step"
@@ -41,6 +41,11 @@ def stall_incident(workflow: BpmnWorkflow, kind_of: Callable[[Any], str]) -> Inc
                  "so it would never go on. Correct the diagram, or move the instance on by hand."),
         element_id=element_id, task_id=str(stuck.id) if stuck is not None else None,
         detail=f"stalled at a {type(spec).__name__} in state {TaskState.get_name(stuck.state)}" if stuck else "stalled")
+
+
+def _walk(workflow: BpmnWorkflow) -> Iterator[Any]:
+    for flow in (workflow, *workflow.subprocesses.values()):
+        yield from flow.get_tasks_iterator()
 
 
 def _waits_outside(task: Any) -> bool:

@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,13 +62,12 @@ def find_or_create_by_identifiers(uow: UnitOfWork, identifiers: Iterable[Identif
         check_demographics(demographics, uow.app.now().date())
     row = _matching_patient(uow.session, wanted)
     if row is None:
-        try:
-            with uow.session.begin_nested():  # a concurrent start may create the same patient first
-                return _create(uow, wanted, demographics or Demographics())
-        except IntegrityError:
-            row = _matching_patient(uow.session, wanted)
-            if row is None:
-                raise Conflict("the patient was changed by another request at the same time; try again") from None
+        created = _create(uow, wanted, demographics or Demographics())
+        if created is not None:
+            return created
+        row = _matching_patient(uow.session, wanted)  # a concurrent start created the same patient first
+        if row is None:
+            raise Conflict("the patient was changed by another request at the same time; try again")
     _add_identifiers(uow, row, wanted)
     _fill_unknown(row, demographics, uow)
     return row
@@ -203,14 +203,27 @@ def _matching_patient(session: Session, identifiers: list[Identifier]) -> Patien
     return session.get(PatientRow, first)
 
 
-def _create(uow: UnitOfWork, identifiers: list[Identifier], demographics: Demographics) -> PatientRow:
+def _create(uow: UnitOfWork, identifiers: list[Identifier], demographics: Demographics) -> PatientRow | None:
+    """A new patient holding `identifiers`, in two statements (no savepoint); None, with nothing left written,
+    when another transaction holds one of them already (committed meanwhile: PostgreSQL's ON CONFLICT waits
+    for a concurrent insert of the same identifier to commit or roll back)."""
     now = uow.app.now()
     row = PatientRow(id=str(uuid.uuid4()), merged_into=None, created_at=now, updated_at=now,
                      **demographics.fields())
-    uow.session.add(row)
-    uow.session.add_all(PatientIdentifier(patient_ref=row.id, system=i.system, value=i.value) for i in identifiers)
-    uow.session.flush()
-    return row
+    session = uow.session
+    session.add(row)
+    session.flush()
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stored = session.execute(insert(PatientIdentifier).values(
+        [{"patient_ref": row.id, "system": i.system, "value": i.value} for i in identifiers]
+    ).on_conflict_do_nothing(index_elements=[PatientIdentifier.system, PatientIdentifier.value])
+        .returning(PatientIdentifier.id)).all()
+    if len(stored) == len(identifiers):
+        return row
+    session.execute(delete(PatientIdentifier).where(PatientIdentifier.patient_ref == row.id))
+    session.delete(row)
+    session.flush()
+    return None
 
 
 def _add_identifiers(uow: UnitOfWork, row: PatientRow, identifiers: list[Identifier]) -> None:
