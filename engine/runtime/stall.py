@@ -29,9 +29,12 @@ def stall_incident(workflow: BpmnWorkflow, kind_of: Callable[[Any], str]) -> Inc
     `kind_of` says what an element is in words ("service task")."""
     if workflow.is_completed():
         return None
-    tasks = [task for flow in (workflow, *workflow.subprocesses.values()) for task in flow.get_tasks()]
-    if any(task.has_state(TaskState.READY) or _waits_outside(task) for task in tasks):
+    flows = (workflow, *workflow.subprocesses.values())
+    # Lazily: a running instance has a ready or waiting task early in the walk, and this runs every step.
+    if any(task.has_state(TaskState.READY) or _waits_outside(task)
+           for flow in flows for task in flow.get_tasks_iterator()):
         return None
+    tasks = [task for flow in flows for task in flow.get_tasks()]
     stuck = _stuck_task(tasks)
     spec = stuck.task_spec if stuck is not None else None
     element_id = getattr(spec, "bpmn_id", None)
