@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from carepath.bench.compliance import load_episodes, measure_reports
 from carepath.bench.cycle import measure_engine_cycle
 from carepath.bench.pathway import BPMN
 from carepath.bench.report import render, targets
+from carepath.bench.request_cpu import measure
 from carepath.bench.web_worklist import WEB_PERSONAS, measure_web_worklist, set_passwords
 from carepath.bench.worklist import add_personas, bulk_load
 from carepath.engine.clock import ManualClock
@@ -97,3 +99,10 @@ def test_chain_loops_walk_whole_chains_of_the_one_diagram(api: ApiClient, clock:
     results["targets"] = targets(results)
     assert "chain_completions_vs_plain_loop" in results["targets"]
     assert "plain SpiffWorkflow loop" in render(results)
+
+
+def test_request_cpu_measures_each_completion_of_the_chain(tmp_path: Path) -> None:
+    profile = tmp_path / "completions.prof"
+    figures = asyncio.run(measure(f"sqlite:///{tmp_path / 'cpu.db'}", 3, str(profile)))
+    assert figures["completions"] == 3 and figures["cpu_ms_median"] > 0
+    assert profile.stat().st_size > 0

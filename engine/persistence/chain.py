@@ -15,7 +15,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from .tables import Event
@@ -81,14 +81,19 @@ def lock_key(chain: str) -> int:
     return int.from_bytes(hashlib.sha256(b"carepath-chain:" + chain.encode()).digest()[:8], "big", signed=True)
 
 
+# Built once: every change appends to a chain, and building these cost about what running them did.
+_LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:key)")
+_HEAD_OF_CHAIN = (select(Event.seq, Event.hash).where(Event.chain == bindparam("chain"))
+                  .order_by(Event.seq.desc()).limit(1))
+
+
 def read_head(session: Session, chain: str) -> tuple[int, str]:
     """The chain's last (seq, hash), locked for the rest of the transaction so that no other writer can
     append to it meanwhile: an advisory lock on PostgreSQL (read committed, so the read that follows sees
     the latest commit); SQLite writes are serialized by BEGIN IMMEDIATE already."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(chain)})
-    head = session.execute(select(Event.seq, Event.hash).where(Event.chain == chain)
-                           .order_by(Event.seq.desc()).limit(1)).first()
+        session.execute(_LOCK_CHAIN, {"key": lock_key(chain)})
+    head = session.execute(_HEAD_OF_CHAIN, {"chain": chain}).first()
     return (head[0], head[1]) if head else (0, GENESIS)
 
 

@@ -103,7 +103,7 @@ class RunningWorkflow:
             except Exception as exc:  # any failure of diagram code is the instance's incident
                 self.incident = describe_incident(exc)
                 return
-        if not self.workflow.get_tasks(state=SpiffState.ERROR):
+        if self.workflow.get_next_task(state=SpiffState.ERROR) is None:
             self.incident = stall_incident(self.workflow, element_kind)
 
     def _run_until_waiting(self, count_step: Any) -> None:
@@ -112,8 +112,7 @@ class RunningWorkflow:
         while True:
             self.workflow.refresh_timers()
             self.workflow.do_engine_steps(will_complete_task=count_step, did_complete_task=self._passed)
-            ready = self.workflow.get_tasks(state=SpiffState.READY, manual=False)
-            if not ready:
+            if self.workflow.get_next_task(state=SpiffState.READY, manual=False) is None:
                 return
 
     def complete_task(self, task_id: str, data: dict[str, Any], clock: Clock) -> None:

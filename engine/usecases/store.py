@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import undefer
 from sqlalchemy.orm.exc import StaleDataError
@@ -60,15 +60,20 @@ def lock_instance(uow: UnitOfWork, instance_id: str) -> Instance:
     return instance
 
 
+# Built once (with the stored state for a workflow not in the cache): every completion runs one.
+_LOCK_INSTANCE_AND_TASK = (
+    select(Instance, Task).join(Task, Task.instance_id == Instance.id)
+    .where(Instance.id == bindparam("instance_id"), Task.id == bindparam("task_id")).with_for_update()
+    .execution_options(populate_existing=True))
+_LOCK_INSTANCE_WITH_STATE_AND_TASK = _LOCK_INSTANCE_AND_TASK.options(undefer(Instance.state))
+
+
 def lock_instance_and_task(uow: UnitOfWork, instance_id: str, task_id: str) -> tuple[Instance, Task]:
     """`lock_instance`, and the task's row locked in the same statement (a completion changes both): on
     PostgreSQL the rows are locked in the order of the FROM list, the instance first, as `lock_instance`
     then `load_task` would."""
-    options = [] if instance_id in uow.app.workflows else [undefer(Instance.state)]
-    query = (select(Instance, Task).join(Task, Task.instance_id == Instance.id)
-             .where(Instance.id == instance_id, Task.id == task_id).with_for_update().options(*options)
-             .execution_options(populate_existing=True))
-    row = uow.session.execute(query).first()
+    query = _LOCK_INSTANCE_AND_TASK if instance_id in uow.app.workflows else _LOCK_INSTANCE_WITH_STATE_AND_TASK
+    row = uow.session.execute(query, {"instance_id": instance_id, "task_id": task_id}).first()
     if row is None:
         raise NotFound(f"task {task_id} of instance {instance_id} does not exist")
     return row[0], row[1]
