@@ -231,7 +231,7 @@ def test_concurrent_workers_never_lock_the_same_task(worker_api: ApiClient) -> N
     results: dict[int, list[str]] = {}
 
     def worker(number: int) -> None:
-        db = Database(api.engine.db.engine.url.render_as_string(hide_password=False))
+        db = Database(api.engine.db.url)  # as configured: behind PgBouncer, its ?pgbouncer=true too
         app = CarePath(db, api.engine.clock, api.engine.config)
         barrier.wait()
         found = fetch_and_lock(app, gateway, f"w{number}", [TopicRequest("send-sms", 60_000)], 3)
