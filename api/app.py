@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -90,6 +91,8 @@ def create_app(settings: Settings | None = None, engine: CarePath | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = None
+        # The pool sync endpoints run in, for this process's event loop (anyio's default: 40 threads).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_thread_count()
         if settings.deploy_shipped_pathways:
             for line in deploy_directory(engine, settings.pathways_path()):
                 log.info("pathway %s", line)

@@ -20,6 +20,7 @@ from carepath.engine.directory import ImportLimits, load_taxonomy_map
 from carepath.engine.errors import ValidationFailed
 from carepath.engine.notifications import NotificationChannel, alerts_by_pathway
 from carepath.engine.patients import DEFAULT_PATIENT_ID_SYSTEM
+from carepath.engine.persistence.database import is_sqlite
 
 from .channels import channels_from_settings
 
@@ -121,6 +122,10 @@ class Settings(BaseSettings):
     workflow_cache_size: int = 2000
     # Who a bearer token stands for is kept this long per process (engine/usecases/token_principals.py); 0: off.
     principal_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Requests a process works on at once (its thread pool; more wait their turn): a few threads hand the GIL
+    # round far less than anyio's default of 40 under load (docs/performance.md, issue 17). Unset: 4 on
+    # PostgreSQL, 2 on SQLite (one writer at a time anyway), see request_thread_count().
+    request_threads: int | None = Field(default=None, ge=1, le=200)
     timer_max_attempts: int = 5
     timer_retry_seconds: float = 30.0
     lane_groups: str = "{}"
@@ -417,6 +422,11 @@ class Settings(BaseSettings):
             raise ValueError("CAREPATH_MLLP_TLS_CERT and CAREPATH_MLLP_TLS_KEY go together (and "
                              "CAREPATH_MLLP_TLS_CLIENT_CA needs both)")
         return self
+
+    def request_thread_count(self) -> int:
+        if self.request_threads is not None:
+            return self.request_threads
+        return 2 if is_sqlite(self.database_url) else 4
 
     def pathways_path(self) -> Path:
         return Path(self.pathways_dir) if self.pathways_dir else shipped_pathways_dir()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from carepath.engine.persistence.tables import Instance
 
 from .audit import measure_audit
 from .chain import chain_bpmn, measure_chain_http, measure_plain_loop, measure_product_cycle, ratios
-from .common import BENCH_DB, add_user, fresh_database, log, running_server
+from .common import BENCH_DB, add_user, fresh_database, log, running_server, running_servers
 from .compliance import load_episodes, measure_reports
 from .cycle import measure_engine_cycle
 from .footprint import start_shipped, state_sizes, touch_instances
@@ -39,12 +40,12 @@ from .worklist import add_personas, bulk_load, explain, measure_worklist
 FULL: dict[str, Any] = {"cycles": 3000, "instances": 800, "worklist": (10_000, 100_000), "requests": 200, "shipped": 50,
         "touch": 3000, "timers": {"pending": 100_000, "burst": 10_000, "steady": 300},
         "audit": 1_000_000, "episodes": (10_000, 50_000), "report_requests": 10, "resources": 10_000,
-        "chain": {"cycles": 2000, "starts": 300, "instances": 160},
+        "chain": {"cycles": 2000, "starts": 300, "instances": 160, "http_starts": 640},
         "soak": {"serves": 2, "workers": 2, "clients": 8, "episodes_per_client": 25, "kill_every_s": 4.0}}
 QUICK: dict[str, Any] = {"cycles": 300, "instances": 64, "worklist": (2_000, 10_000), "requests": 30, "shipped": 5,
                          "touch": 200, "timers": {"pending": 5_000, "burst": 1_000, "steady": 50},
                          "audit": 20_000, "episodes": (500, 2_000), "report_requests": 3, "resources": 1_000,
-                         "chain": {"cycles": 200, "starts": 50, "instances": 32},
+                         "chain": {"cycles": 200, "starts": 50, "instances": 32, "http_starts": 64},
                          "soak": {"serves": 2, "workers": 2, "clients": 4, "episodes_per_client": 5,
                                   "kill_every_s": 4.0}}
 
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--api-nodes", type=int, default=None, metavar="N",
+                        help="chain phase on PostgreSQL: N `carepath serve` processes, each client on one of them "
+                        "(default: one per core; SQLite: always one)")
     parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance",
                                                    "resources", "chain", "soak"],
                         default="all",
@@ -224,12 +228,24 @@ def _chain_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, A
     log(f"chain: the product's engine cycle, {sizes['cycles']} cycles")
     product = measure_product_cycle(sizes["cycles"])
     admin = add_user(database_url, "bench-admin", "admin")
-    with running_server(database_url, args.out) as server:
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin}"}) as client:
+    nodes = api_nodes(args, database_url)
+    log(f"chain: {nodes} API node(s)")
+    with running_servers(database_url, args.out, nodes) as servers:
+        with httpx.Client(base_url=servers[0].url, headers={"Authorization": f"Bearer {admin}"}) as client:
             client.post("/api/pathways", files=[("files", ("chain.bpmn", chain_bpmn().encode(),
                                                            "application/xml"))]).raise_for_status()
-        http = measure_chain_http(server.url, admin, clients=args.clients, instances=sizes["instances"])
+        http = measure_chain_http([server.url for server in servers], admin, clients=args.clients,
+                                  instances=sizes["instances"], starts=sizes["http_starts"])
+    http["api_nodes"] = nodes
     return {"plain_loop": plain, "product_cycle": product, "http": http, "ratios": ratios(http, plain, product)}
+
+
+def api_nodes(args: argparse.Namespace, database_url: str) -> int:
+    """`--api-nodes`, or by default one `serve` process per core on PostgreSQL (the deployment's topology,
+    docs/deployment.md) and one on SQLite (one process only)."""
+    if is_sqlite(database_url):
+        return 1
+    return args.api_nodes or os.cpu_count() or 1
 
 
 def _deploy_shipped(database_url: str) -> None:

@@ -98,26 +98,45 @@ class Server:
 @contextmanager
 def running_server(database_url: str, workdir: Path) -> Iterator[Server]:
     """`carepath serve` as a real process on loopback; always stopped afterwards."""
-    port = free_port()
+    with running_servers(database_url, workdir, 1) as servers:
+        yield servers[0]
+
+
+@contextmanager
+def running_servers(database_url: str, workdir: Path, count: int) -> Iterator[list[Server]]:
+    """`count` `carepath serve` processes on loopback, each on its own port (API nodes, as behind a load
+    balancer), all on one database; always stopped afterwards. The logs are server.log, server-2.log, …"""
     env = {**os.environ, "CAREPATH_DATABASE_URL": database_url, "CAREPATH_DEPLOY_SHIPPED_PATHWAYS": "true"}
-    log_file = open(workdir / "server.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "serve", "--port", str(port)],
-                               env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process)
+    servers: list[Server] = []
+    logs = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"the server did not start; see {workdir / 'server.log'}")
-        yield server
+        for index in range(count):
+            port = free_port()
+            log_file = open(workdir / ("server.log" if index == 0 else f"server-{index + 1}.log"), "wb")  # noqa: SIM115
+            logs.append(log_file)
+            process = subprocess.Popen([sys.executable, "-m", "carepath.api.cli", "serve", "--port", str(port)],
+                                       env=env, stdout=log_file, stderr=subprocess.STDOUT)
+            servers.append(Server(f"http://127.0.0.1:{port}", process))
+            _wait_until_healthy(servers[-1], workdir)  # one at a time: the first one deploys the shipped pathways
+        yield servers
     finally:
-        stop(process)
-        log_file.close()
+        for server in servers:
+            stop(server.process)
+        for log_file in logs:
+            log_file.close()
+
+
+def _wait_until_healthy(server: Server, workdir: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server did not start; see the server logs in {workdir}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

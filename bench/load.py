@@ -15,14 +15,18 @@ from .pathway import KEY
 COMPLETIONS_PER_INSTANCE = 5
 
 
-def run_clients(clients: int, work: Callable[[int, httpx.Client, list[float]], int], base: str,
+def run_clients(clients: int, work: Callable[[int, httpx.Client, list[float]], int], base: str | list[str],
                  token: str) -> tuple[int, float, list[float]]:
+    """`clients` threads, each with its own connection; given several API nodes, client i talks to node
+    i mod N (a round-robin load balancer that keeps a client's connection on one node)."""
+    bases = [base] if isinstance(base, str) else base
     latencies: list[list[float]] = [[] for _ in range(clients)]
     counts = [0] * clients
     errors: list[str] = []
 
     def run(index: int) -> None:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        with httpx.Client(base_url=bases[index % len(bases)], headers={"Authorization": f"Bearer {token}"},
+                          timeout=60) as client:
             try:
                 counts[index] = work(index, client, latencies[index])
             except Exception as exc:  # reported, and the run is marked failed

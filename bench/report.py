@@ -194,7 +194,8 @@ def _render_chain(run: dict[str, Any] | None) -> list[str]:
             f"{plain['starts_per_second']} starts/s, {plain['state_bytes_mid_chain']:,} B state",
             f"    the product's cycle (spec-free state): {product['cycles_per_second']} cycles/s, "
             f"{product['state_bytes_mid_chain']:,} B state",
-            f"    HTTP, {http['clients']} clients: {http['tasks_per_second']} completions/s (p50/p95/p99 "
+            f"    HTTP, {http.get('api_nodes', 1)} API node(s), {http['clients']} clients: "
+            f"{http['tasks_per_second']} completions/s (p50/p95/p99 "
             f"{_lat(http['complete_latency'])}), {http['instances_per_second']} starts/s (p50/p95/p99 "
             f"{_lat(http['start_latency'])})",
             f"    ratios: completions {ratios['completions_vs_plain_loop']}x the plain loop, "

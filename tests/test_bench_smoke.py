@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import httpx
+import pytest
 
 import carepath.pathways as carepath_pathways
 from carepath.api.bootstrap import deploy_directory
@@ -13,11 +17,12 @@ from carepath.bench.chain import (
     CHAIN_KEY,
     CHAIN_TASKS,
     chain_bpmn,
+    measure_chain_http,
     measure_plain_loop,
     measure_product_cycle,
     ratios,
 )
-from carepath.bench.common import percentiles
+from carepath.bench.common import add_user, percentiles, running_servers
 from carepath.bench.compliance import load_episodes, measure_reports
 from carepath.bench.cycle import measure_engine_cycle
 from carepath.bench.pathway import BPMN
@@ -109,3 +114,27 @@ def test_request_cpu_measures_each_completion_of_the_chain(tmp_path: Path) -> No
         figures = pool.submit(asyncio.run, measure(f"sqlite:///{tmp_path / 'cpu.db'}", 3, str(profile))).result()
     assert figures["completions"] == 3 and figures["cpu_ms_median"] > 0
     assert profile.stat().st_size > 0
+
+
+def test_request_cpu_measures_each_start_of_the_chain(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        figures = pool.submit(asyncio.run, measure(f"sqlite:///{tmp_path / 'cpu.db'}", 3, None, True)).result()
+    assert figures["starts"] == 3 and figures["cpu_ms_median"] > 0
+
+
+def test_chain_clients_are_spread_over_the_api_nodes(database_url: str, tmp_path: Path) -> None:
+    """`--api-nodes 2`: two `carepath serve` processes on one database, client i on node i mod 2, every
+    started episode walked to its end."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite serves from one process")
+    admin = add_user(database_url, f"bench-admin-{uuid.uuid4().hex[:6]}", "admin")
+    with running_servers(database_url, tmp_path, 2) as servers:
+        deployed = httpx.post(f"{servers[0].url}/api/pathways", headers={"Authorization": f"Bearer {admin}"},
+                              files=[("files", ("chain.bpmn", chain_bpmn().encode(), "application/xml"))])
+        assert deployed.status_code == 201, deployed.text
+        http = measure_chain_http([s.url for s in servers], admin, clients=2, instances=2, starts=4)
+    assert http["instances_started"] == 4 and http["tasks_completed"] == 2 * CHAIN_TASKS
+    for log_name in ("server.log", "server-2.log"):
+        served = (tmp_path / log_name).read_text()
+        assert served.count("POST /api/pathways/bench-chain/instances") == 1 + 2  # the warm-up, then two timed
+        assert served.count("/complete") == CHAIN_TASKS
