@@ -24,6 +24,7 @@ from carepath.engine.persistence import migrate
 from carepath.engine.persistence.database import Database, behind_pgbouncer, is_sqlite
 from carepath.engine.persistence.tables import Base
 
+from .support import quick_check
 from .support.api import ApiClient
 
 PG_URL = os.environ.get("CAREPATH_TEST_DATABASE_URL", "")
@@ -56,6 +57,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _FASTAPI_CALL_CACHES = [getattr(fastapi_models, name) for name in (
     "_is_gen_callable_cached", "_is_async_gen_callable_cached", "_is_coroutine_callable_cached")
     if hasattr(getattr(fastapi_models, name, None), "cache_clear")]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_workflow_checked() -> Iterator[None]:
+    """The engine's quick ready-task search is compared with SpiffWorkflow's walk on every diagram run."""
+    quick_check.install()
+    yield
+    quick_check.uninstall()
+    assert not quick_check.mismatches, "\n".join(quick_check.mismatches[:20])
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from .external_tasks import register_external_tasks
 from .implicit_split import ImplicitSplit
 from .io_mappings import register_io_mappings
+from .quick_workflow import QuickWorkflow
 from .timers import PRODUCT_TIMER_CLASSES
 
 FAMILIES = ("bpmn", "camunda", "spiff")
@@ -51,7 +52,7 @@ class SpecFreeWorkflowConverter(BpmnWorkflowConverter):
 
     def restore(self, dct: dict[str, Any], spec: BpmnProcessSpec,
                 subprocess_specs: dict[str, BpmnProcessSpec]) -> BpmnWorkflow:
-        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow = QuickWorkflow(spec, subprocess_specs, deserializing=True)
         workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
         workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
         self.set_default_attributes(workflow, dct)

@@ -31,6 +31,7 @@ from ..errors import InvalidTransition, NotFound
 from ..model import Incident, PassedStep, Snapshot
 from .external_tasks import is_external, throw_bpmn_error
 from .io_mappings import local_inputs
+from .quick_workflow import QuickWorkflow
 from .serializer import serializer_for
 from .snapshot import describe_incident, json_values, take_snapshot
 from .stall import stall_incident
@@ -61,7 +62,7 @@ class RunningWorkflow:
     @classmethod
     def create(cls, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec], family: str,
                script_engine: Any, data: dict[str, Any], business_key: str | None = None) -> RunningWorkflow:
-        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine)
+        workflow = QuickWorkflow(spec, subprocess_specs, script_engine=script_engine)
         workflow.task_tree.data.update(deepcopy(data))
         # The start task hands its data to everything after it.
         for task in workflow.get_tasks(state=SpiffState.READY):
