@@ -64,7 +64,7 @@ VersionPath = Annotated[int, Path(ge=1, le=MAX_INT_ID, description="the version 
 IdPath = Annotated[int, Path(ge=1, le=MAX_INT_ID)]
 
 
-def no_nul_in_path(request: Request) -> None:
+async def no_nul_in_path(request: Request) -> None:
     """Every route's first dependency: a NUL character in a path parameter (an id, a name) is a 422 naming
     it, before it reaches PostgreSQL, which refuses it in text (query and body: api/guards.py)."""
     for name, value in request.path_params.items():

@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run of a minute or two")
     parser.add_argument("--skip-http", action="store_true", help="only the bare engine cycle")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--api-nodes", type=int, default=None, metavar="N",
+    parser.add_argument("--api-nodes", type=_at_least_one, default=None, metavar="N",
                         help="chain phase on PostgreSQL: N `carepath serve` processes, each client on one of them "
                         "(default: one per core; SQLite: always one)")
     parser.add_argument("--only", choices=["all", "worklist", "web-worklist", "timers", "audit", "compliance",
@@ -240,12 +240,24 @@ def _chain_phase(database_url: str, args: argparse.Namespace, sizes: dict[str, A
     return {"plain_loop": plain, "product_cycle": product, "http": http, "ratios": ratios(http, plain, product)}
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
+
+
 def api_nodes(args: argparse.Namespace, database_url: str) -> int:
     """`--api-nodes`, or by default one `serve` process per core on PostgreSQL (the deployment's topology,
     docs/deployment.md) and one on SQLite (one process only)."""
     if is_sqlite(database_url):
         return 1
-    return args.api_nodes or os.cpu_count() or 1
+    if args.api_nodes is not None:
+        return int(args.api_nodes)
+    return len(os.sched_getaffinity(0)) or 1  # the cores this process may use, not the machine's
 
 
 def _deploy_shipped(database_url: str) -> None:

@@ -145,7 +145,7 @@ def measure_chain_http(base: str | list[str], token: str, *, clients: int, insta
     per_client = max(walked, starts // clients)
     open_task: list[list[str]] = [[] for _ in range(clients)]
 
-    def start(index: int, client: Any, lat: list[float], count: int = per_client) -> int:
+    def start(index: int, client: Any, lat: list[float], count: int = per_client, timed: bool = True) -> int:
         for n in range(count):
             t0 = time.perf_counter()
             response = client.post(f"/api/pathways/{CHAIN_KEY}/instances",
@@ -153,11 +153,11 @@ def measure_chain_http(base: str | list[str], token: str, *, clients: int, insta
                                          "patient_id": f"chain-pat-{index}-{n}-{time.time_ns()}", "data": {}})
             lat.append(time.perf_counter() - t0)
             response.raise_for_status()
-            if count == per_client and len(open_task[index]) < walked:
+            if timed and len(open_task[index]) < walked:
                 open_task[index].append(response.json()["open_tasks"][0]["id"])
         return count
 
-    run_clients(clients, lambda index, client, lat: start(index, client, lat, 1), base, token)
+    run_clients(clients, lambda index, client, lat: start(index, client, lat, 1, timed=False), base, token)
     log(f"chain: {clients} clients start {per_client * clients} episodes of {tasks} tasks")
     started, start_secs, start_lat = run_clients(clients, start, base, token)
 

@@ -61,7 +61,7 @@ _FASTAPI_CALL_CACHES = [getattr(fastapi_models, name) for name in (
 
 @pytest.fixture(scope="session", autouse=True)
 def _quick_workflow_checked() -> Iterator[None]:
-    """The engine's quick ready-task search is compared with SpiffWorkflow's walk on every diagram run."""
+    """The engine's quick ready-task search is compared with SpiffWorkflow's walk on every diagram the engine runs."""
     quick_check.install()
     yield
     quick_check.uninstall()

@@ -71,3 +71,22 @@ def test_the_quick_answer_is_the_one_ready_task(api: ApiClient) -> None:
     assert quick == list(BpmnWorkflow.get_tasks(workflow, state=TaskState.READY))
     assert workflow.get_tasks(state=TaskState.READY, manual=False) == []
     assert [t.task_spec.name for t in workflow.get_tasks(state=TaskState.READY, manual=True)] == ["task_01"]
+
+
+def test_the_instance_data_reads_only_subprocesses_still_in_the_tree() -> None:
+    """A subprocess whose calling task SpiffWorkflow dropped (a cancelled multi-instance activity, a branch a
+    migration reset) is no longer reached by a walk of the tree, and its steps no longer count."""
+    from types import SimpleNamespace
+    from uuid import uuid4
+
+    from carepath.engine.runtime.snapshot import attached_subprocesses
+
+    call, inner_call, dropped, inner_task = uuid4(), uuid4(), uuid4(), uuid4()
+    child = SimpleNamespace(parent_task_id=call, tasks={inner_call: object()})
+    grandchild = SimpleNamespace(parent_task_id=inner_call, tasks={inner_task: object()})
+    orphan = SimpleNamespace(parent_task_id=dropped, tasks={uuid4(): object()})
+    orphans_child = SimpleNamespace(parent_task_id=next(iter(orphan.tasks)), tasks={})
+    workflow = SimpleNamespace(tasks={call: object()},
+                               subprocesses={inner_call: grandchild, call: child, dropped: orphan,
+                                             next(iter(orphan.tasks)): orphans_child})
+    assert {id(sp) for sp in attached_subprocesses(workflow)} == {id(child), id(grandchild)}

@@ -4,6 +4,7 @@ that nobody reads no longer built (docs/performance.md, issue 17)."""
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
 import pytest
@@ -66,3 +67,23 @@ def test_spiffworkflow_records_below_warning_are_not_built(name: str) -> None:
     """While SpiffWorkflow's loggers have no level of their own (0, below INFO) it lists every task id of the
     workflow in the extras of a record it builds at each workflow created, whether or not anyone logs it."""
     assert logging.getLogger(name).level == logging.WARNING
+
+
+def test_the_probes_answer_while_every_request_thread_is_busy(engine: CarePath, database_url: str) -> None:
+    """A node whose few request threads are all taken (slow reports, exports) still answers its load balancer's
+    probes: /healthz on the event loop, /readyz's database check on threads of its own."""
+    settings = Settings(database_url=database_url, deploy_shipped_pathways=False, scheduler_enabled=False,
+                        request_threads=1)
+    with TestClient(create_app(settings, engine)) as client:
+        limiter = client.portal.call(anyio.to_thread.current_default_thread_limiter)
+        holder = object()
+        client.portal.call(limiter.acquire_on_behalf_of, holder)
+        pool = ThreadPoolExecutor(2)
+        try:
+            health = pool.submit(client.get, "/healthz")
+            ready = pool.submit(client.get, "/readyz")
+            assert health.result(timeout=20).status_code == 200
+            assert ready.result(timeout=20).json()["status"] == "ready"
+        finally:  # a probe stuck behind the thread is let go, so that a failure does not hang the run
+            client.portal.call(limiter.release_on_behalf_of, holder)
+            pool.shutdown(wait=True)

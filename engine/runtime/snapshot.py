@@ -82,12 +82,12 @@ def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     instances of a multi-instance subprocess count as branches (their own variables, e.g. the item, show
     the latest instance's)."""
     data: dict[str, Any] = {}
-    # Every task of the workflow and of its subprocesses (all kept on the top workflow), read from their dicts:
-    # not SpiffWorkflow's filtered walk, which does not descend into a multi-instance activity still running
-    # (whose instances' completed steps count as soon as they complete), nor its unfiltered one, a costly
-    # generator over the whole tree; the order is the completion order either way.
+    # Every task of the workflow and of its subprocesses still in the tree, read from their dicts: not
+    # SpiffWorkflow's filtered walk, which does not descend into a multi-instance activity still running (whose
+    # instances' completed steps count as soon as they complete), nor its unfiltered one, a costly generator
+    # over the whole tree; the order is the completion order either way.
     every_task = chain(workflow.tasks.values(),
-                       *(subprocess.tasks.values() for subprocess in workflow.subprocesses.values()))
+                       *(subprocess.tasks.values() for subprocess in attached_subprocesses(workflow)))
     completed = sorted((task for task in every_task if task.state == SpiffState.COMPLETED),
                        key=lambda task: task.last_state_change)
     for task in completed:
@@ -101,6 +101,25 @@ def instance_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     if not data.get("data_objects"):
         data.pop("data_objects", None)
     return json_values(data)
+
+
+def attached_subprocesses(workflow: BpmnWorkflow) -> list[Any]:
+    """The subprocesses (all kept on the top workflow, nested ones too) whose calling task is still in the
+    tree: SpiffWorkflow can drop a call activity's task without deleting its subprocess (a running
+    multi-instance activity cancelled, a branch reset by a migration), and a walk of the tree never reaches
+    those."""
+    subprocesses = workflow.subprocesses
+    attached: dict[Any, Any] = {}
+    pending = dict(subprocesses)
+    known = workflow.tasks
+    while True:
+        found = {key: sp for key, sp in pending.items()
+                 if sp.parent_task_id in known or any(sp.parent_task_id in a.tasks for a in attached.values())}
+        if not found:
+            return list(attached.values())
+        attached.update(found)
+        for key in found:
+            del pending[key]
 
 
 def json_values(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Every quick answer QuickWorkflow gives while the tests run is compared with SpiffWorkflow's own tree walk
 (engine/runtime/quick_workflow.py): tests/conftest.py installs this for the whole session, so each diagram the
-suite runs (the shipped pathways, the test diagrams, the corpus) checks the shortcut, and a difference fails
-the session with the diagram, the filter and both answers."""
+suite runs through the engine (the shipped pathways, the test diagrams, the corpus) checks the shortcut, and a
+difference fails the session with the diagram, the filter and both answers."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def _checked(self: QuickWorkflow, first_task: Any = None, **kwargs: Any) -> list
 
 
 def install() -> None:
-    QuickWorkflow.get_tasks = _checked  # type: ignore[method-assign]
+    QuickWorkflow.get_tasks = _checked
 
 
 def uninstall() -> None:
-    QuickWorkflow.get_tasks = _quick  # type: ignore[method-assign]
+    QuickWorkflow.get_tasks = _quick
